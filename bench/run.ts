@@ -1,0 +1,157 @@
+/**
+ * `npm run bench`: prints the engine's figures. Medians and ratios, since the machines
+ * are shared and noisy. Uses the real built server as a child process, SQLite and a
+ * private PostgreSQL (started here when UPSHIFT_TEST_PG_URL is not set).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { batchCap, planBatches, type PlannableNode } from '../src/domain/batch-planner.js';
+import { startServerProcess, type ServerProcess } from '../test/support/server.js';
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+};
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((s.length * p) / 100))] ?? NaN;
+};
+const fmt = (n: number, digits = 2) => n.toFixed(digits);
+
+function benchPlanner(): void {
+  const nodes: PlannableNode[] = Array.from({ length: 100_000 }, (_, i) => ({
+    id: `n${i}`,
+    name: `node-${i + 1}`,
+    role: i < 5 ? 'manager' : 'worker',
+  }));
+  const times: number[] = [];
+  let batches = 0;
+  for (let run = 0; run < 7; run++) {
+    const t0 = performance.now();
+    batches = planBatches(nodes, batchCap(nodes.length, 10)).length;
+    times.push(performance.now() - t0);
+  }
+  console.log(`plan 100,000 nodes: median ${fmt(median(times), 1)} ms over 7 runs (${batches} batches)`);
+}
+
+async function upgradeMakespan(s: ServerProcess, name: string, nodes: number, seconds: number) {
+  const cluster = await s.api('/api/v1/clusters', {
+    body: { name, kind: 'simulated', simulation: { nodes, upgradeSeconds: seconds, versions: { agent: '1.1.0' } } },
+  });
+  if (cluster.status !== 201) throw new Error(cluster.text);
+  const up = (await s.api(`/api/v1/clusters/${cluster.body.id}/upgrades`, { body: { component: 'docker' } })).body;
+  let u;
+  for (;;) {
+    u = (await s.api(`/api/v1/upgrades/${up.id}`)).body;
+    if (u.state === 'Completed') break;
+    if (u.state !== 'Upgrading') throw new Error(`upgrade ended ${u.state}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const makespan = (Date.parse(u.finishedAt) - Date.parse(u.createdAt)) / 1000;
+  const batchSum = u.batches.reduce(
+    (a: number, b: { startedAt: string; finishedAt: string }) => a + (Date.parse(b.finishedAt) - Date.parse(b.startedAt)) / 1000,
+    0,
+  );
+  return { makespan, batchSum, batches: u.batches.length as number, ideal: u.batches.length * seconds };
+}
+
+async function benchEngine(label: string, database: string | undefined): Promise<void> {
+  const s = await startServerProcess({ database });
+  try {
+    const ratios: number[] = [];
+    for (let run = 0; run < 3; run++) {
+      const r = await upgradeMakespan(s, `bench-${run}`, 1000, 0.2);
+      ratios.push(r.makespan / r.batchSum);
+      if (run === 0)
+        console.log(
+          `  1,000 nodes × 0.2 s on ${label}: ${r.batches} batches, makespan ${fmt(r.makespan)} s, sum of batch durations ${fmt(r.batchSum)} s`,
+        );
+    }
+    console.log(
+      `engine makespan / sum of batch durations, 1,000 simulated nodes, ${label}: median ${fmt(median(ratios), 3)} (runs: ${ratios.map((x) => fmt(x, 3)).join(', ')})`,
+    );
+    const checks: number[] = [];
+    for (let run = 0; run < 3; run++) {
+      const r = await upgradeMakespan(s, `check-${run}`, 200, 0.25);
+      checks.push(r.makespan / r.ideal);
+    }
+    console.log(
+      `200 nodes × 0.25 s on ${label}: makespan / (batches × 0.25 s) median ${fmt(median(checks), 3)} (target ≤ 1.1; runs: ${checks.map((x) => fmt(x, 3)).join(', ')})`,
+    );
+  } finally {
+    await s.stop();
+    s.cleanup();
+  }
+}
+
+async function benchClusterList(): Promise<void> {
+  const s = await startServerProcess();
+  try {
+    for (let i = 0; i < 1000; i += 50) {
+      await Promise.all(
+        Array.from({ length: 50 }, (_, j) =>
+          s.api('/api/v1/clusters', { body: { name: `c-${String(i + j).padStart(4, '0')}`, kind: 'simulated', simulation: { nodes: 5 } } }),
+        ),
+      );
+    }
+    const loader = `
+      const url = process.argv[1], token = process.argv[2], concurrency = 8, durationMs = 8000;
+      const lat = []; const end = Date.now() + durationMs;
+      async function worker() { while (Date.now() < end) { const t0 = performance.now(); const r = await fetch(url, { headers: { authorization: 'Bearer ' + token } }); await r.arrayBuffer(); if (r.status !== 200) throw new Error('status ' + r.status); lat.push(performance.now() - t0); } }
+      Promise.all(Array.from({ length: concurrency }, worker)).then(() => { process.stdout.write(JSON.stringify(lat)); });
+    `;
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, ['-e', loader, `${s.url}/api/v1/clusters`, s.token], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+      child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`loader exited ${code}`))));
+    });
+    const lat = JSON.parse(out) as number[];
+    console.log(
+      `GET /api/v1/clusters with 1,000 clusters (5,000 nodes), 8 concurrent clients in a second process for 8 s: ${lat.length} requests, p50 ${fmt(pct(lat, 50), 1)} ms, p99 ${fmt(pct(lat, 99), 1)} ms`,
+    );
+  } finally {
+    await s.stop();
+    s.cleanup();
+  }
+}
+
+async function main(): Promise<void> {
+  console.log(
+    `Upshift bench on ${process.platform} ${process.arch}, node ${process.version}, ${(await import('node:os')).cpus().length} cores`,
+  );
+  benchPlanner();
+  await benchEngine('SQLite', undefined);
+  let pgUrl = process.env['UPSHIFT_TEST_PG_URL'];
+  let pgDir: string | undefined;
+  if (!pgUrl) {
+    pgDir = mkdtempSync(join(tmpdir(), 'upshift-bench-pg-'));
+    const out = execFileSync('bash', ['test/support/pg.sh', 'start', join(pgDir, 'pg')], { encoding: 'utf8' });
+    pgUrl = /UPSHIFT_TEST_PG_URL=(\S+)/.exec(out)?.[1];
+  }
+  try {
+    if (!pgUrl) throw new Error('PostgreSQL could not be started');
+    const { Client } = (await import('pg')).default;
+    const admin = new Client({ connectionString: pgUrl });
+    await admin.connect();
+    await admin.query('drop database if exists upshift_bench with (force)');
+    await admin.query('create database upshift_bench');
+    await admin.end();
+    const url = new URL(pgUrl);
+    url.pathname = '/upshift_bench';
+    await benchEngine('PostgreSQL', url.toString());
+  } finally {
+    if (pgDir) {
+      execFileSync('bash', ['test/support/pg.sh', 'stop', join(pgDir, 'pg')]);
+      rmSync(pgDir, { recursive: true, force: true });
+    }
+  }
+  await benchClusterList();
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,22 @@
+// Builds the command (dist/upshift.js) with esbuild and, when web/ exists, the console
+// (dist/web) with Vite. Dependencies stay external: they are in node_modules.
+import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { build } from 'esbuild';
+
+await build({
+  entryPoints: ['src/main.ts'],
+  outfile: 'dist/upshift.js',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  packages: 'external',
+  sourcemap: true,
+  logLevel: 'warning',
+});
+
+if (existsSync('web/index.html') && !process.argv.includes('--no-web')) {
+  const result = spawnSync('npx', ['vite', 'build', '--config', 'web/vite.config.ts', '--logLevel', 'warn'], { stdio: 'inherit' });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+}

@@ -1,0 +1,74 @@
+import { compareNatural } from './versions.js';
+import type { NodeRole } from './components.js';
+
+/**
+ * The batch policy of the spec. Batch k (k counted from the start or from the latest
+ * resume) holds `min(2^k, cap, remaining)` nodes with
+ * `cap = max(1, floor(total × maxBatchPercent / 100))`. Nodes go in a stable order:
+ * managers first, then natural order of names. A batch never holds two managers, so
+ * that a Swarm never loses more than one manager at a time; a batch that would take a
+ * second manager stops before it (it may hold a manager and workers once the last
+ * manager is reached, since workers do not vote).
+ */
+export interface PlannableNode {
+  id: string;
+  name: string;
+  role: NodeRole;
+}
+
+export const DEFAULT_MAX_BATCH_PERCENT = 10;
+
+export function batchCap(total: number, maxBatchPercent: number): number {
+  return Math.max(1, Math.floor((total * maxBatchPercent) / 100));
+}
+
+/** The size the ramp allows for batch k before the cap and the remaining count. */
+export function rampSize(k: number): number {
+  return k >= 30 ? 2 ** 30 : 2 ** k;
+}
+
+export function orderNodes<T extends PlannableNode>(nodes: readonly T[]): T[] {
+  return [...nodes].sort((a, b) => {
+    if (a.role !== b.role) {
+      if (a.role === 'manager') return -1;
+      if (b.role === 'manager') return 1;
+    }
+    return compareNatural(a.name, b.name) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  });
+}
+
+/**
+ * The next batch from nodes still to do, already in `orderNodes` order.
+ * @param k the batch's index since the start or the latest resume
+ */
+export function planNextBatch<T extends PlannableNode>(ordered: readonly T[], k: number, cap: number): T[] {
+  const size = Math.min(rampSize(k), cap, ordered.length);
+  const batch: T[] = [];
+  let managers = 0;
+  for (const node of ordered) {
+    if (batch.length >= size) break;
+    if (node.role === 'manager') {
+      if (managers === 1) break;
+      managers++;
+    }
+    batch.push(node);
+  }
+  return batch;
+}
+
+/**
+ * Every batch from `k` on, assuming each succeeds: what `plan` shows and what the
+ * engine will do if nothing fails or pauses.
+ */
+export function planBatches<T extends PlannableNode>(nodes: readonly T[], cap: number, startK = 0): T[][] {
+  let rest = orderNodes(nodes);
+  const batches: T[][] = [];
+  let k = startK;
+  while (rest.length > 0) {
+    const batch = planNextBatch(rest, k, cap);
+    batches.push(batch);
+    rest = rest.slice(batch.length);
+    k++;
+  }
+  return batches;
+}

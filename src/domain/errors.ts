@@ -1,0 +1,104 @@
+/**
+ * Every error Upshift reports has a stable `code` that clients may switch on, an HTTP
+ * status where the API maps it, and a message that tells the reader what to do next.
+ * `server/` turns these into the `{"error":{"code","message"}}` envelope of the spec.
+ */
+export const ErrorCode = {
+  /** The request body or query could not be parsed or has the wrong shape (400). */
+  BAD_REQUEST: 'BAD_REQUEST',
+  /** No or an unknown bearer token (401). */
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  /** The token is known but may not do this (403). */
+  FORBIDDEN: 'FORBIDDEN',
+  NOT_FOUND: 'NOT_FOUND',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  /** Well-formed but invalid: unknown component, version not in the catalog, … (422). */
+  VALIDATION_FAILED: 'VALIDATION_FAILED',
+  // Refusals by state (409): the codes of the spec.
+  NOTHING_TO_PAUSE: 'NOTHING_TO_PAUSE',
+  PAUSE_FIRST: 'PAUSE_FIRST',
+  UPGRADE_IN_PROGRESS: 'UPGRADE_IN_PROGRESS',
+  AGENT_OUTDATED: 'AGENT_OUTDATED',
+  FAILED_PODS_PRESENT: 'FAILED_PODS_PRESENT',
+  /** The command does not apply to the upgrade's current state (resume while Upgrading, …). */
+  INVALID_STATE: 'INVALID_STATE',
+  /** Every node already runs the target version. */
+  NOTHING_TO_UPGRADE: 'NOTHING_TO_UPGRADE',
+  /** A name that must be unique is taken. */
+  ALREADY_EXISTS: 'ALREADY_EXISTS',
+  /** The cluster kind does not support this operation (adding nodes by hand to a swarm, …). */
+  NOT_SUPPORTED: 'NOT_SUPPORTED',
+  /** The cluster could not be reached. */
+  CLUSTER_UNAVAILABLE: 'CLUSTER_UNAVAILABLE',
+  INTERNAL: 'INTERNAL',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const httpStatusOf: Record<ErrorCode, number> = {
+  BAD_REQUEST: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  PAYLOAD_TOO_LARGE: 413,
+  VALIDATION_FAILED: 422,
+  NOTHING_TO_PAUSE: 409,
+  PAUSE_FIRST: 409,
+  UPGRADE_IN_PROGRESS: 409,
+  AGENT_OUTDATED: 409,
+  FAILED_PODS_PRESENT: 409,
+  INVALID_STATE: 409,
+  NOTHING_TO_UPGRADE: 409,
+  ALREADY_EXISTS: 409,
+  NOT_SUPPORTED: 422,
+  CLUSTER_UNAVAILABLE: 503,
+  INTERNAL: 500,
+};
+
+export interface UpshiftErrorOptions {
+  cause?: unknown;
+  /** True when trying the same thing again later may succeed (a network blip). */
+  retryable?: boolean;
+  /** Extra machine-readable facts, returned to API clients as `error.details`. */
+  details?: Record<string, unknown>;
+}
+
+export class UpshiftError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: UpshiftErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'UpshiftError';
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    this.details = options.details;
+  }
+
+  get httpStatus(): number {
+    return httpStatusOf[this.code];
+  }
+}
+
+export function notFound(what: string, id: string): UpshiftError {
+  return new UpshiftError(ErrorCode.NOT_FOUND, `${what} ${JSON.stringify(id)} does not exist`);
+}
+
+export function invalid(message: string, details?: Record<string, unknown>): UpshiftError {
+  return new UpshiftError(ErrorCode.VALIDATION_FAILED, message, details ? { details } : {});
+}
+
+/** Turns anything thrown into an Error with a useful message, at a boundary. */
+export function coerceError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  if (typeof value === 'string') return new Error(value);
+  try {
+    return new Error(`non-error thrown: ${JSON.stringify(value)}`);
+  } catch {
+    return new Error(`non-error thrown: ${String(value)}`);
+  }
+}
+
+export function errorMessage(value: unknown): string {
+  return coerceError(value).message;
+}

@@ -1,0 +1,50 @@
+import type { Timestamp } from './model.js';
+
+/** Every operation becomes an event; these are the types the spec names, and a few more. */
+export const EventType = {
+  upgradeStarted: 'upgrade.started',
+  upgradePaused: 'upgrade.paused',
+  upgradeAutoPaused: 'upgrade.auto_paused',
+  upgradeResumed: 'upgrade.resumed',
+  upgradeCanceled: 'upgrade.canceled',
+  upgradeAutoCanceled: 'upgrade.auto_canceled',
+  upgradeCompleted: 'upgrade.completed',
+  upgradeContinued: 'upgrade.continued',
+  upgradeSnapshotFailed: 'upgrade.snapshot_failed',
+  upgradeRefused: 'upgrade.refused',
+  batchStarted: 'batch.started',
+  batchFinished: 'batch.finished',
+  nodeStarted: 'node.started',
+  nodeSucceeded: 'node.succeeded',
+  nodeFailed: 'node.failed',
+  nodeSkipped: 'node.skipped',
+  nodeReattached: 'node.reattached',
+  snapshotSucceeded: 'snapshot.succeeded',
+  snapshotFailed: 'snapshot.failed',
+  clusterCreated: 'cluster.created',
+  clusterDeleted: 'cluster.deleted',
+  clusterNodeAdded: 'cluster.node_added',
+  clusterNodeRemoved: 'cluster.node_removed',
+  clusterUnavailable: 'cluster.unavailable',
+  clusterAvailable: 'cluster.available',
+  requestRefused: 'request.refused',
+} as const;
+export type EventType = (typeof EventType)[keyof typeof EventType];
+
+export interface UpshiftEvent {
+  id: string;
+  at: Timestamp;
+  type: EventType;
+  /** Who did it: `admin`, a token's name, `engine` for automatic steps. */
+  actor: string;
+  clusterId: string | null;
+  upgradeId: string | null;
+  nodeId: string | null;
+  message: string;
+  data?: Record<string, unknown> | undefined;
+}
+
+export type NewEvent = Omit<UpshiftEvent, 'id' | 'at'> & { at?: Timestamp };
+
+/** The actor of what the engine does by itself. */
+export const ENGINE_ACTOR = 'engine';

@@ -1,0 +1,66 @@
+import type { Catalog } from './catalog.js';
+import { latestVersion } from './catalog.js';
+import type { Component, ComponentVersions } from './components.js';
+import { componentDisplayName, components } from './components.js';
+import type { ClusterRecord, UpgradeRecord } from './model.js';
+import type { UpgradeState } from './upgrade-state.js';
+import { compareReleases } from './versions.js';
+
+/** Per component: how many nodes run each version, the catalog's latest, and whether any node is behind. */
+export interface ComponentSummary {
+  versions: Record<string, number>;
+  latest: string | null;
+  upgradable: boolean;
+}
+
+export function summariseComponents(catalog: Catalog, nodeVersions: readonly ComponentVersions[]): Record<Component, ComponentSummary> {
+  const out = {} as Record<Component, ComponentSummary>;
+  for (const component of components) {
+    const latest = latestVersion(catalog, component) ?? null;
+    const versions: Record<string, number> = {};
+    for (const node of nodeVersions) {
+      const version = node[component];
+      if (version !== undefined) versions[version] = (versions[version] ?? 0) + 1;
+    }
+    // Compare each distinct version once, not once per node.
+    const upgradable = latest !== null && Object.keys(versions).some((v) => compareReleases(v, latest) < 0);
+    out[component] = { versions, latest, upgradable };
+  }
+  return out;
+}
+
+export type ClusterStatus = 'Running' | 'Upgrading' | 'Unavailable';
+
+/** The cluster's status and the sentence the seeds' consoles show beside it. */
+export function clusterStatus(
+  cluster: Pick<ClusterRecord, 'unavailableReason'>,
+  active: Pick<UpgradeRecord, 'component' | 'state'> | undefined,
+): { status: ClusterStatus; statusText: string } {
+  if (cluster.unavailableReason !== null) {
+    return { status: 'Unavailable', statusText: `Unavailable: ${cluster.unavailableReason}` };
+  }
+  if (!active) return { status: 'Running', statusText: 'Running' };
+  return { status: 'Upgrading', statusText: upgradeStatusText(active.component, active.state) };
+}
+
+export function upgradeStatusText(component: Component, state: UpgradeState): string {
+  const name = componentDisplayName[component];
+  switch (state) {
+    case 'BackingUp':
+      return `${name} is upgrading: backing up snapshots`;
+    case 'SnapshotFailed':
+      return `${name} upgrade is waiting: a snapshot failed`;
+    case 'Upgrading':
+      return `${name} is upgrading`;
+    case 'Paused':
+      return `${name} upgrade is paused`;
+    case 'Canceled':
+      return `${name} upgrade was canceled`;
+    case 'Completed':
+      return `${name} upgrade completed`;
+    default: {
+      const never: never = state;
+      return never;
+    }
+  }
+}

@@ -1,0 +1,122 @@
+import type { Catalog } from './catalog.js';
+import type { ClusterKind, Component, ComponentVersions, NodeRole } from './components.js';
+import type { ClusterRecord, NodeRecord } from './model.js';
+
+/**
+ * The seam between the engine and the world. One driver per cluster kind implements
+ * `ClusterDriver`; the engine never knows which kind it is talking to.
+ *
+ * The contract that makes the engine restart-safe: `runNodeTask` is idempotent per
+ * `taskKey`. Called for a task that the driver already started (before a crash of the
+ * server, say), it reattaches and reports that run's outcome; it never starts the work
+ * a second time. A Swarm or hosts driver keys the agent's task on it; a Kubernetes
+ * driver names the executor pod after it; the simulated driver derives the outcome from
+ * `startedAt`, so the simulation keeps running while the server is down.
+ */
+export interface NodeTaskSpec {
+  /** Unique per node task and attempt: `${nodeTaskId}.${attempt}`. */
+  taskKey: string;
+  nodeTaskId: string;
+  upgradeId: string;
+  node: NodeRecord;
+  component: Component;
+  fromVersion: string | null;
+  toVersion: string;
+  attempt: number;
+  /** When the engine marked the task running (persisted before the driver is called). */
+  startedAt: string;
+  catalog: Catalog;
+}
+
+export interface NodeTaskOutcome {
+  result: 'succeeded' | 'failed';
+  /** Why it failed, in words an operator can act on (the failing step and its output). */
+  error?: string;
+  /** What the node reports afterwards; the engine records it on the node. */
+  versions?: ComponentVersions;
+}
+
+export interface TaskContext {
+  /** Appends a line to the node task's log. */
+  log(line: string): void;
+  /** Aborted when the server shuts down: stop waiting, the task will be reattached. */
+  signal: AbortSignal;
+}
+
+export interface SnapshotSpec {
+  snapshotId: string;
+  upgradeId: string;
+  node: NodeRecord;
+  component: Component;
+}
+
+export interface SnapshotOutcome {
+  result: 'succeeded' | 'failed';
+  ref?: string;
+  error?: string;
+}
+
+export interface InventoryNode {
+  name: string;
+  role: NodeRole;
+  status: string;
+  versions: ComponentVersions;
+}
+
+export type InventoryResult = { reachable: true; nodes: InventoryNode[] } | { reachable: false; reason: string };
+
+export interface ClusterDriver {
+  readonly kind: ClusterKind;
+  /**
+   * Checks and normalises the kind-specific part of a create request. Throws a
+   * VALIDATION_FAILED error that names the offending field.
+   */
+  validateConfig(raw: Record<string, unknown>): Record<string, unknown>;
+  /** The nodes a new cluster starts with (a simulated cluster creates them). */
+  initialNodes(cluster: ClusterRecord): InventoryNode[];
+  /** Whether nodes can be added and removed through the API (true for simulated). */
+  readonly manualMembership: boolean;
+  /** Versions of a node added by hand. */
+  newNodeVersions(cluster: ClusterRecord): ComponentVersions;
+  /** The cluster as it reports itself now; `undefined` when the store is the truth (simulated). */
+  inventory(cluster: ClusterRecord, signal: AbortSignal): Promise<InventoryResult | undefined>;
+  runNodeTask(cluster: ClusterRecord, spec: NodeTaskSpec, ctx: TaskContext): Promise<NodeTaskOutcome>;
+  snapshotNode(cluster: ClusterRecord, spec: SnapshotSpec, ctx: TaskContext): Promise<SnapshotOutcome>;
+  /** Kubernetes: whether failed executor pods of the upgrade still exist; delete them when asked. */
+  failedPodsPresent?(cluster: ClusterRecord, upgradeId: string): Promise<boolean>;
+  deleteFailedPods?(cluster: ClusterRecord, upgradeId: string): Promise<void>;
+}
+
+/** Time, injectable so that a test can pass 15 days in a millisecond. */
+export interface Clock {
+  now(): number;
+  /** Calls `fn` after `ms`; returns a function that cancels it. */
+  setTimer(ms: number, fn: () => void): () => void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimer(ms, fn) {
+    const handle = setTimeout(fn, Math.max(0, Math.min(ms, 2 ** 31 - 1)));
+    return () => clearTimeout(handle);
+  },
+};
+
+/** Resolves after `ms` on `clock`, or rejects when `signal` aborts. */
+export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      cancel();
+      reject(signal?.reason);
+    };
+    const cancel = clock.setTimer(ms, () => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    });
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,153 @@
+import { ErrorCode, UpshiftError } from './errors.js';
+
+/**
+ * The states of an upgrade (normative, see the spec's lifecycle table).
+ *
+ * - `BackingUp`: every node to upgrade is being snapshotted. Exits: all snapshots
+ *   succeeded → Upgrading; one failed → SnapshotFailed; cancel → Canceled (nothing has
+ *   been upgraded yet, so stopping here is always safe).
+ * - `SnapshotFailed`: the operator decides. continue → Upgrading; quit (or cancel) →
+ *   Canceled.
+ * - `Upgrading`: batches are dispatched. pause → Paused (refused when no node is left
+ *   unstarted); a node failure → Paused automatically; every node succeeded →
+ *   Completed; cancel is refused: pause first, so that an operator never cancels while
+ *   a batch is being dispatched.
+ * - `Paused`: nothing new starts; started nodes finish. resume → Upgrading with the ramp
+ *   back at 1 and failed nodes retried; cancel → Canceled; paused longer than the TTL →
+ *   Canceled automatically, with the events and logs purged.
+ * - `Canceled`, `Completed`: final.
+ */
+export const UpgradeState = {
+  BackingUp: 'BackingUp',
+  SnapshotFailed: 'SnapshotFailed',
+  Upgrading: 'Upgrading',
+  Paused: 'Paused',
+  Canceled: 'Canceled',
+  Completed: 'Completed',
+} as const;
+export type UpgradeState = (typeof UpgradeState)[keyof typeof UpgradeState];
+export const upgradeStates: readonly UpgradeState[] = Object.values(UpgradeState);
+export const finalStates: readonly UpgradeState[] = ['Canceled', 'Completed'];
+
+export function isActiveState(state: UpgradeState): boolean {
+  return !finalStates.includes(state);
+}
+
+/** Why an upgrade is paused: by a person, or by the engine after a failure. */
+export type PauseReason = { kind: 'user'; actor: string; message: string } | { kind: 'error'; message: string; nodeId: string | null };
+
+/** What an operator can ask of an upgrade. */
+export type OperatorCommand =
+  { type: 'pause' } | { type: 'resume'; deleteFailedPods?: boolean } | { type: 'cancel' } | { type: 'continue' } | { type: 'quit' };
+
+/** What the engine observes. */
+export type EngineCommand =
+  | { type: 'snapshotsSucceeded' }
+  | { type: 'snapshotFailed' }
+  | { type: 'nodeFailed'; nodeId: string; message: string }
+  | { type: 'allSucceeded' }
+  | { type: 'pausedTtlExpired' };
+
+export type UpgradeCommand = OperatorCommand | EngineCommand;
+
+/** The facts a decision needs besides the state. */
+export interface UpgradeFacts {
+  state: UpgradeState;
+  /** Nodes neither started nor finished in this upgrade (pending, including failed ones to retry on resume: not counted). */
+  unstartedNodes: number;
+  /** Kubernetes: failed executor pods of this upgrade still exist. */
+  failedPodsPresent?: boolean;
+}
+
+export type Transition = { ok: true; from: UpgradeState; to: UpgradeState; automatic: boolean } | { ok: false; refusal: UpshiftError };
+
+function to(from: UpgradeState, next: UpgradeState, automatic = false): Transition {
+  return { ok: true, from, to: next, automatic };
+}
+
+function refuse(code: ErrorCode, message: string): Transition {
+  return { ok: false, refusal: new UpshiftError(code, message) };
+}
+
+function finished(state: UpgradeState, command: string): Transition {
+  return refuse(ErrorCode.INVALID_STATE, `the upgrade is ${state}; there is nothing to ${command}`);
+}
+
+/**
+ * The one place that decides a transition. Callers persist the result with a
+ * compare-and-set on `from`; nothing else writes an upgrade's state.
+ */
+export function decide(facts: UpgradeFacts, command: UpgradeCommand): Transition {
+  const { state } = facts;
+  switch (state) {
+    case 'BackingUp':
+      switch (command.type) {
+        case 'snapshotsSucceeded':
+          return to(state, 'Upgrading', true);
+        case 'snapshotFailed':
+          return to(state, 'SnapshotFailed', true);
+        case 'cancel':
+          return to(state, 'Canceled');
+        case 'pause':
+          return refuse(ErrorCode.INVALID_STATE, 'snapshots are being taken and no node has been touched; cancel to stop here');
+        default:
+          return refuse(ErrorCode.INVALID_STATE, `cannot ${command.type} while snapshots are being taken`);
+      }
+    case 'SnapshotFailed':
+      switch (command.type) {
+        case 'continue':
+          return to(state, 'Upgrading');
+        case 'quit':
+        case 'cancel':
+          return to(state, 'Canceled');
+        default:
+          return refuse(ErrorCode.INVALID_STATE, `a snapshot failed: continue without it or quit (cannot ${command.type})`);
+      }
+    case 'Upgrading':
+      switch (command.type) {
+        case 'pause':
+          if (facts.unstartedNodes === 0) {
+            return refuse(ErrorCode.NOTHING_TO_PAUSE, 'every node has already started; there is nothing left to pause');
+          }
+          return to(state, 'Paused');
+        case 'nodeFailed':
+          return to(state, 'Paused', true);
+        case 'allSucceeded':
+          return to(state, 'Completed', true);
+        case 'cancel':
+          return refuse(ErrorCode.PAUSE_FIRST, 'the upgrade is running: pause it first, then cancel');
+        case 'resume':
+          return refuse(ErrorCode.INVALID_STATE, 'the upgrade is already running');
+        default:
+          return refuse(ErrorCode.INVALID_STATE, `cannot ${command.type} while Upgrading`);
+      }
+    case 'Paused':
+      switch (command.type) {
+        case 'resume':
+          if (facts.failedPodsPresent && !command.deleteFailedPods) {
+            return refuse(
+              ErrorCode.FAILED_PODS_PRESENT,
+              'failed executor pods of this upgrade are still in the runtime-upgrade namespace: delete them after troubleshooting, or resume with deleteFailedPods',
+            );
+          }
+          return to(state, 'Upgrading');
+        case 'cancel':
+          return to(state, 'Canceled');
+        case 'pausedTtlExpired':
+          return to(state, 'Canceled', true);
+        case 'nodeFailed':
+          return refuse(ErrorCode.INVALID_STATE, 'already paused');
+        case 'pause':
+          return refuse(ErrorCode.INVALID_STATE, 'the upgrade is already paused');
+        default:
+          return refuse(ErrorCode.INVALID_STATE, `cannot ${command.type} while Paused`);
+      }
+    case 'Canceled':
+    case 'Completed':
+      return finished(state, command.type);
+    default: {
+      const never: never = state;
+      return never;
+    }
+  }
+}

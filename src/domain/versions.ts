@@ -1,0 +1,131 @@
+/**
+ * Version strings come from several worlds: plain releases (`20.10.24`), Debian package
+ * versions (`26.1.5+dfsg1-9`, `1.6.20~ds1-1+deb12u3`, with an optional `epoch:`) and
+ * gVisor's dates (`20240729`). Comparison follows dpkg's algorithm, which orders all of
+ * these correctly; `releaseOf` strips the packaging so that a node reporting
+ * `26.1.5+dfsg1` counts as running the catalog's `26.1.5`.
+ */
+
+const versionPattern = /^[0-9A-Za-z][0-9A-Za-z.+~:_-]{0,63}$/;
+
+/** True for a version string that is safe to store, show and hand to a recipe. */
+export function isValidVersion(value: string): boolean {
+  return versionPattern.test(value);
+}
+
+function charOrder(c: string | undefined): number {
+  if (c === undefined) return 0;
+  if (c === '~') return -1;
+  if (c >= '0' && c <= '9') return 0;
+  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) return c.charCodeAt(0);
+  return c.charCodeAt(0) + 256;
+}
+
+function isDigit(c: string | undefined): boolean {
+  return c !== undefined && c >= '0' && c <= '9';
+}
+
+/** dpkg's `verrevcmp`: alternating non-digit and digit runs. */
+function compareFragment(a: string, b: string): number {
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    let firstDiff = 0;
+    while ((i < a.length && !isDigit(a[i])) || (j < b.length && !isDigit(b[j]))) {
+      const ac = charOrder(i < a.length ? a[i] : undefined);
+      const bc = charOrder(j < b.length ? b[j] : undefined);
+      if (ac !== bc) return ac - bc;
+      i++;
+      j++;
+    }
+    while (a[i] === '0') i++;
+    while (b[j] === '0') j++;
+    while (isDigit(a[i]) && isDigit(b[j])) {
+      if (firstDiff === 0) firstDiff = a.charCodeAt(i) - b.charCodeAt(j);
+      i++;
+      j++;
+    }
+    if (isDigit(a[i])) return 1;
+    if (isDigit(b[j])) return -1;
+    if (firstDiff !== 0) return firstDiff;
+  }
+  return 0;
+}
+
+interface DebianVersion {
+  epoch: number;
+  upstream: string;
+  revision: string;
+}
+
+function parse(version: string): DebianVersion {
+  let rest = version.trim();
+  let epoch = 0;
+  const colon = rest.indexOf(':');
+  if (colon > 0 && /^\d+$/.test(rest.slice(0, colon))) {
+    epoch = Number(rest.slice(0, colon));
+    rest = rest.slice(colon + 1);
+  }
+  const dash = rest.lastIndexOf('-');
+  if (dash > 0) return { epoch, upstream: rest.slice(0, dash), revision: rest.slice(dash + 1) };
+  return { epoch, upstream: rest, revision: '' };
+}
+
+/** Negative, zero or positive as `a` is older than, the same as or newer than `b` (dpkg order). */
+export function compareVersions(a: string, b: string): number {
+  const pa = parse(a);
+  const pb = parse(b);
+  if (pa.epoch !== pb.epoch) return pa.epoch - pb.epoch;
+  const upstream = compareFragment(pa.upstream, pb.upstream);
+  if (upstream !== 0) return Math.sign(upstream);
+  return Math.sign(compareFragment(pa.revision, pb.revision));
+}
+
+/**
+ * The release a version string names, without epoch, Debian revision or the packager's
+ * `+dfsg1`/`~ds1` suffix: `1:26.1.5+dfsg1-9` → `26.1.5`; `0.0~20240729.0-1` → `20240729`.
+ */
+export function releaseOf(version: string): string {
+  let upstream = parse(version).upstream;
+  if (upstream.startsWith('0.0~')) upstream = upstream.slice(4);
+  const cut = upstream.search(/[+~]/);
+  if (cut > 0) upstream = upstream.slice(0, cut);
+  if (/^\d{8}\.0$/.test(upstream)) upstream = upstream.slice(0, 8);
+  return upstream;
+}
+
+/** Compares by release only, so that `26.1.5+dfsg1-9` equals `26.1.5`. */
+export function compareReleases(a: string, b: string): number {
+  return compareVersions(releaseOf(a), releaseOf(b));
+}
+
+export function sameRelease(a: string, b: string): boolean {
+  return compareReleases(a, b) === 0;
+}
+
+/** The newest of the given versions by release, or undefined for an empty list. */
+export function newestVersion(versions: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  for (const v of versions) if (best === undefined || compareReleases(v, best) > 0) best = v;
+  return best;
+}
+
+/** Natural order for node names: `sim-2` before `sim-10`. */
+export function compareNatural(a: string, b: string): number {
+  const ra = a.match(/\d+|\D+/g) ?? [];
+  const rb = b.match(/\d+|\D+/g) ?? [];
+  for (let i = 0; i < Math.min(ra.length, rb.length); i++) {
+    const x = ra[i] as string;
+    const y = rb[i] as string;
+    if (x === y) continue;
+    const xn = /^\d/.test(x);
+    const yn = /^\d/.test(y);
+    if (xn && yn) {
+      const diff = Number(x) - Number(y);
+      if (diff !== 0) return diff;
+      return x.length - y.length;
+    }
+    return x < y ? -1 : 1;
+  }
+  return ra.length - rb.length || (a < b ? -1 : a > b ? 1 : 0);
+}

@@ -1,0 +1,172 @@
+import type { ClusterKind } from '../domain/components.js';
+import { clusterKinds, isClusterKind } from '../domain/components.js';
+import { ErrorCode, UpshiftError, invalid, notFound } from '../domain/errors.js';
+import { EventType } from '../domain/events.js';
+import { newId, looksLikeId } from '../domain/ids.js';
+import type { ClusterRecord, NodeRecord } from '../domain/model.js';
+import type { ClusterDriver } from '../domain/ports.js';
+import type { Store } from '../store/store.js';
+import type { DriverRegistry } from './types.js';
+
+const namePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+export function validateName(what: string, name: unknown): string {
+  if (typeof name !== 'string' || !namePattern.test(name)) {
+    throw invalid(`${what} name must be 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  }
+  return name;
+}
+
+export interface CreateClusterInput {
+  name: unknown;
+  kind: unknown;
+  [key: string]: unknown;
+}
+
+/** Clusters and their membership: creation, deletion, adding and removing nodes. */
+export class FleetService {
+  constructor(
+    private readonly store: Store,
+    private readonly drivers: DriverRegistry,
+  ) {}
+
+  driverFor(kind: ClusterKind): ClusterDriver {
+    const driver = this.drivers[kind];
+    if (!driver) {
+      throw new UpshiftError(
+        ErrorCode.NOT_SUPPORTED,
+        `clusters of kind ${kind} are not available in this build; available: ${Object.keys(this.drivers).join(', ')}`,
+      );
+    }
+    return driver;
+  }
+
+  /** Finds a cluster by id or by name. */
+  async resolveCluster(ref: string): Promise<ClusterRecord> {
+    const byId = looksLikeId(ref) ? await this.store.getCluster(ref) : undefined;
+    const cluster = byId ?? (await this.store.findClusterByName(ref));
+    if (!cluster) throw notFound('cluster', ref);
+    return cluster;
+  }
+
+  async createCluster(input: CreateClusterInput, actor: string): Promise<ClusterRecord> {
+    const name = validateName('cluster', input.name);
+    if (typeof input.kind !== 'string' || !isClusterKind(input.kind)) {
+      throw invalid(`kind must be one of ${clusterKinds.join(', ')}`);
+    }
+    const driver = this.driverFor(input.kind);
+    const { name: _n, kind: _k, ...rest } = input;
+    const config = driver.validateConfig(rest);
+    const createdAt = new Date().toISOString();
+    const cluster: ClusterRecord = { id: newId('cl'), name, kind: input.kind, config, unavailableReason: null, createdAt };
+    const nodes: NodeRecord[] = driver.initialNodes(cluster).map((n) => ({ ...n, id: newId('nd'), clusterId: cluster.id, createdAt }));
+    await this.store.tx(async (tx) => {
+      await tx.insertCluster(cluster);
+      await tx.insertNodes(nodes);
+      await tx.appendEvent({
+        type: EventType.clusterCreated,
+        actor,
+        clusterId: cluster.id,
+        upgradeId: null,
+        nodeId: null,
+        message: `cluster ${name} (${input.kind}) created with ${nodes.length} node${nodes.length === 1 ? '' : 's'}`,
+      });
+    });
+    return cluster;
+  }
+
+  async deleteCluster(ref: string, actor: string): Promise<void> {
+    const cluster = await this.resolveCluster(ref);
+    await this.store.tx(async (tx) => {
+      await tx.lockCluster(cluster.id);
+      if (await tx.activeUpgradeOf(cluster.id)) {
+        throw new UpshiftError(
+          ErrorCode.UPGRADE_IN_PROGRESS,
+          `cluster ${cluster.name} has an active upgrade: cancel it before deleting the cluster`,
+        );
+      }
+      await tx.deleteCluster(cluster.id);
+      await tx.appendEvent({
+        type: EventType.clusterDeleted,
+        actor,
+        clusterId: cluster.id,
+        upgradeId: null,
+        nodeId: null,
+        message: `cluster ${cluster.name} deleted`,
+      });
+    });
+  }
+
+  async addNode(ref: string, input: { name: unknown }, actor: string): Promise<NodeRecord> {
+    const cluster = await this.resolveCluster(ref);
+    const name = validateName('node', input.name);
+    const driver = this.driverFor(cluster.kind);
+    if (!driver.manualMembership) {
+      throw new UpshiftError(
+        ErrorCode.NOT_SUPPORTED,
+        `nodes of a ${cluster.kind} cluster join by themselves; they cannot be added by hand`,
+      );
+    }
+    const node: NodeRecord = {
+      id: newId('nd'),
+      clusterId: cluster.id,
+      name,
+      role: 'worker',
+      status: 'Ready',
+      versions: driver.newNodeVersions(cluster),
+      createdAt: new Date().toISOString(),
+    };
+    await this.store.tx(async (tx) => {
+      await tx.lockCluster(cluster.id);
+      await this.refuseDuringUpgrade(tx, cluster, `add node ${name}`);
+      await tx.insertNodes([node]);
+      await tx.appendEvent({
+        type: EventType.clusterNodeAdded,
+        actor,
+        clusterId: cluster.id,
+        upgradeId: null,
+        nodeId: node.id,
+        message: `node ${name} added to ${cluster.name}`,
+      });
+    });
+    return node;
+  }
+
+  async removeNode(ref: string, nodeRef: string, actor: string): Promise<void> {
+    const cluster = await this.resolveCluster(ref);
+    const nodes = await this.store.listNodes(cluster.id);
+    const node = nodes.find((n) => n.id === nodeRef) ?? nodes.find((n) => n.name === nodeRef);
+    if (!node) throw notFound('node', nodeRef);
+    const driver = this.driverFor(cluster.kind);
+    if (!driver.manualMembership) {
+      throw new UpshiftError(
+        ErrorCode.NOT_SUPPORTED,
+        `nodes of a ${cluster.kind} cluster leave by themselves; remove the node from the cluster itself`,
+      );
+    }
+    await this.store.tx(async (tx) => {
+      await tx.lockCluster(cluster.id);
+      await this.refuseDuringUpgrade(tx, cluster, `remove node ${node.name}`);
+      await tx.deleteNode(node.id);
+      await tx.appendEvent({
+        type: EventType.clusterNodeRemoved,
+        actor,
+        clusterId: cluster.id,
+        upgradeId: null,
+        nodeId: node.id,
+        message: `node ${node.name} removed from ${cluster.name}`,
+      });
+    });
+  }
+
+  private async refuseDuringUpgrade(tx: Store, cluster: ClusterRecord, what: string): Promise<void> {
+    const active = await tx.activeUpgradeOf(cluster.id);
+    if (active) {
+      throw new UpshiftError(
+        ErrorCode.UPGRADE_IN_PROGRESS,
+        `cannot ${what}: cluster ${cluster.name} is being upgraded (upgrade ${active.id} is ${active.state}); membership is locked until it completes or is canceled`,
+        { details: { upgradeId: active.id } },
+      );
+    }
+  }
+}

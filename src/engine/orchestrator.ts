@@ -1,0 +1,665 @@
+import { setMaxListeners } from 'node:events';
+import { componentDisplayName } from '../domain/components.js';
+import { ErrorCode, UpshiftError, errorMessage } from '../domain/errors.js';
+import { ENGINE_ACTOR, EventType, type NewEvent } from '../domain/events.js';
+import { orderNodes, planNextBatch } from '../domain/batch-planner.js';
+import type { ClusterRecord, NodeRecord, NodeTaskRecord, SnapshotRecord, UpgradeRecord } from '../domain/model.js';
+import type { ClusterDriver, NodeTaskOutcome, SnapshotOutcome } from '../domain/ports.js';
+import { decide } from '../domain/upgrade-state.js';
+import { formatDuration } from '../domain/duration.js';
+import type { Store } from '../store/store.js';
+import type { EngineOptions, Logger } from './types.js';
+import { silentLogger } from './types.js';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * Drives every active upgrade forward. All work on one upgrade runs through one queue
+ * (`exclusive`), so that a node's outcome, an operator's command and the batch loop
+ * never interleave inside this process; across processes every write is a
+ * compare-and-set, so a lost race changes nothing.
+ *
+ * It is restart-safe by construction: the database holds the whole truth, `start()`
+ * reattaches to every task and snapshot that was running (drivers are idempotent per
+ * task key), and `advance` only ever derives the next step from what is stored.
+ */
+export class Orchestrator {
+  private readonly store: Store;
+  private readonly log: Logger;
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly kicked = new Set<string>();
+  private readonly timers = new Map<string, { at: number; cancel: () => void }>();
+  private readonly inflight = new Map<string, Promise<void>>();
+  private abort = new AbortController();
+  private running = false;
+  private inventoryTimer: (() => void) | undefined;
+
+  constructor(private readonly options: EngineOptions) {
+    this.store = options.store;
+    this.log = options.logger ?? silentLogger;
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  /** Picks up every active upgrade where the database says it is. Idempotent. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.abort = new AbortController();
+    // Every running task listens on the one signal; thousands may run at once.
+    setMaxListeners(0, this.abort.signal);
+    const running = await this.store.listRunningWork();
+    for (const task of running.tasks) {
+      const upgrade = await this.store.getUpgrade(task.upgradeId);
+      if (upgrade) this.dispatchTask(upgrade, task, true);
+    }
+    for (const snapshot of running.snapshots) {
+      const upgrade = await this.store.getUpgrade(snapshot.upgradeId);
+      if (upgrade) this.dispatchSnapshot(upgrade, snapshot);
+    }
+    for (const upgrade of await this.store.listActiveUpgrades()) this.kick(upgrade.id);
+    this.scheduleInventory();
+    this.scheduleLogFlush();
+  }
+
+  private logTimer: (() => void) | undefined;
+
+  private scheduleLogFlush(): void {
+    if (!this.running) return;
+    this.logTimer = this.options.clock.setTimer(250, () => {
+      void this.flushLogs().finally(() => this.scheduleLogFlush());
+    });
+  }
+
+  /**
+   * Stops dispatching and waits for the queued steps. Node tasks are not interrupted
+   * on the nodes: they are reattached by the next `start()`.
+   */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.abort.abort(new UpshiftError(ErrorCode.INTERNAL, 'the engine is stopping', { retryable: true }));
+    this.inventoryTimer?.();
+    this.logTimer?.();
+    for (const timer of this.timers.values()) timer.cancel();
+    this.timers.clear();
+    await Promise.allSettled([...this.queues.values()]);
+    await Promise.allSettled([...this.inflight.values()]);
+    await this.flushLogs();
+  }
+
+  /** Runs `fn` after everything already queued for this upgrade. */
+  exclusive<T>(upgradeId: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(upgradeId) ?? Promise.resolve();
+    const next = previous.then(fn, fn);
+    const settled = next.catch(() => undefined);
+    this.queues.set(upgradeId, settled);
+    void settled.then(() => {
+      if (this.queues.get(upgradeId) === settled) this.queues.delete(upgradeId);
+    });
+    return next;
+  }
+
+  /** Asks for the upgrade to be advanced soon; several kicks before it runs count once. */
+  kick(upgradeId: string): void {
+    if (!this.running || this.kicked.has(upgradeId)) return;
+    this.kicked.add(upgradeId);
+    this.exclusive(upgradeId, async () => {
+      this.kicked.delete(upgradeId);
+      if (!this.running) return;
+      await this.advance(upgradeId);
+    }).catch((error: unknown) => {
+      this.log.error({ err: error, upgradeId }, 'advancing the upgrade failed; retrying in 2 s');
+      this.setTimer(upgradeId, this.options.clock.now() + 2000);
+    });
+  }
+
+  private setTimer(upgradeId: string, at: number): void {
+    const existing = this.timers.get(upgradeId);
+    if (existing && existing.at <= at) return;
+    existing?.cancel();
+    const cancel = this.options.clock.setTimer(at - this.options.clock.now(), () => {
+      this.timers.delete(upgradeId);
+      this.kick(upgradeId);
+    });
+    this.timers.set(upgradeId, { at, cancel });
+  }
+
+  private clearTimer(upgradeId: string): void {
+    this.timers.get(upgradeId)?.cancel();
+    this.timers.delete(upgradeId);
+  }
+
+  private driverFor(cluster: ClusterRecord): ClusterDriver {
+    const driver = this.options.drivers[cluster.kind];
+    if (!driver) throw new UpshiftError(ErrorCode.NOT_SUPPORTED, `no driver for clusters of kind ${cluster.kind}`);
+    return driver;
+  }
+
+  private now(): number {
+    return this.options.clock.now();
+  }
+
+  /** One step: derive from the stored state what must happen next, and do it. */
+  private async advance(upgradeId: string): Promise<void> {
+    const upgrade = await this.store.getUpgrade(upgradeId);
+    if (!upgrade) return;
+    await this.closeBatches(upgrade);
+    switch (upgrade.state) {
+      case 'BackingUp':
+        await this.advanceSnapshots(upgrade);
+        return;
+      case 'SnapshotFailed':
+        return;
+      case 'Upgrading':
+        await this.advanceBatches(upgrade);
+        return;
+      case 'Paused':
+        await this.checkPausedTtl(upgrade);
+        return;
+      case 'Canceled':
+      case 'Completed':
+        this.clearTimer(upgradeId);
+        return;
+      default: {
+        const never: never = upgrade.state;
+        return never;
+      }
+    }
+  }
+
+  /** Closes every batch whose nodes have all finished, and starts the soak. */
+  private async closeBatches(upgrade: UpgradeRecord): Promise<void> {
+    const batches = (await this.store.listBatches(upgrade.id)).filter((b) => b.state === 'running');
+    for (const batch of batches) {
+      const counts = await this.store.batchTaskCounts(upgrade.id, batch.index);
+      if (counts.running > 0) continue;
+      const failed = counts.failed;
+      const succeeded = counts.succeeded;
+      const finishedAt = this.now();
+      const seconds = (finishedAt - Date.parse(batch.startedAt)) / 1000;
+      const closed = await this.store.tx(async (tx) => {
+        if (!(await tx.finishBatch(upgrade.id, batch.index, failed > 0 ? 'failed' : 'succeeded', iso(finishedAt)))) return false;
+        await tx.appendEvent({
+          type: EventType.batchFinished,
+          actor: ENGINE_ACTOR,
+          clusterId: upgrade.clusterId,
+          upgradeId: upgrade.id,
+          nodeId: null,
+          message: `batch ${batch.index + 1} finished in ${formatDuration(seconds * 1000)}: ${succeeded} succeeded, ${failed} failed`,
+          data: { index: batch.index, size: batch.size, succeeded, failed, seconds },
+        });
+        const soak = upgrade.policy.soakSeconds;
+        if (soak > 0 && upgrade.state === 'Upgrading' && (await tx.taskCounts(upgrade.id)).pending > 0) {
+          await tx.casUpgrade(upgrade.id, 'Upgrading', { next_batch_at: iso(finishedAt + soak * 1000) });
+        }
+        return true;
+      });
+      if (closed) this.options.observer?.batchFinished(upgrade.component, seconds);
+    }
+  }
+
+  private async advanceBatches(stale: UpgradeRecord): Promise<void> {
+    const upgrade = (await this.store.getUpgrade(stale.id)) ?? stale;
+    if (upgrade.state !== 'Upgrading') return;
+    const batches = await this.store.listBatches(upgrade.id);
+    if (batches.some((b) => b.state === 'running')) return;
+    const tasks = await this.store.listTasks(upgrade.id);
+    if (tasks.some((t) => t.state === 'running')) return;
+    const pending = tasks.filter((t) => t.state === 'pending');
+    if (pending.length === 0) {
+      const failed = tasks.find((t) => t.state === 'failed');
+      if (failed) {
+        await this.autoPause(upgrade, failed.nodeId, failed.error ?? 'a node failed');
+        return;
+      }
+      await this.complete(upgrade);
+      return;
+    }
+    if (upgrade.nextBatchAt !== null) {
+      const at = Date.parse(upgrade.nextBatchAt);
+      if (at > this.now()) {
+        this.setTimer(upgrade.id, at);
+        return;
+      }
+    }
+    const cluster = await this.store.getCluster(upgrade.clusterId);
+    if (!cluster) return;
+    const index = batches.length;
+    const plannable = pending.map((task) => ({ id: task.nodeId, name: task.nodeName, role: task.role, task }));
+    const chosen = planNextBatch(orderNodes(plannable), index - upgrade.rampStart, upgrade.cap).map((p) => p.task);
+    const startedAt = this.now();
+    const nodes = new Map((await this.store.listNodes(cluster.id)).map((n) => [n.id, n]));
+    const started = await this.store.tx(async (tx) => {
+      // The guard: a pause that landed meanwhile (here or on another replica) wins.
+      if (!(await tx.casUpgrade(upgrade.id, 'Upgrading', { next_batch_at: null }))) return [];
+      await tx.insertBatch({
+        upgradeId: upgrade.id,
+        index,
+        size: chosen.length,
+        state: 'running',
+        nodeIds: chosen.map((t) => t.nodeId),
+        startedAt: iso(startedAt),
+        finishedAt: null,
+      });
+      await tx.appendEvent({
+        type: EventType.batchStarted,
+        actor: ENGINE_ACTOR,
+        clusterId: upgrade.clusterId,
+        upgradeId: upgrade.id,
+        nodeId: null,
+        message: `batch ${index + 1} started: ${chosen.length} node${chosen.length === 1 ? '' : 's'} (${chosen.map((t) => t.nodeName).join(', ')})`,
+        data: { index, size: chosen.length, nodes: chosen.map((t) => t.nodeName) },
+      });
+      const out: NodeTaskRecord[] = [];
+      const events: NewEvent[] = [];
+      for (const task of chosen) {
+        const attempt = task.attempt + 1;
+        const fromVersion = nodes.get(task.nodeId)?.versions[upgrade.component] ?? task.fromVersion;
+        const ok = await tx.casTask(task.id, 'pending', task.attempt, {
+          state: 'running',
+          attempt,
+          batch_index: index,
+          started_at: iso(startedAt),
+          finished_at: null,
+          error: null,
+          from_version: fromVersion,
+        });
+        if (!ok) throw new UpshiftError(ErrorCode.INTERNAL, `node task ${task.id} changed while its batch was being started`);
+        events.push({
+          type: EventType.nodeStarted,
+          actor: ENGINE_ACTOR,
+          clusterId: upgrade.clusterId,
+          upgradeId: upgrade.id,
+          nodeId: task.nodeId,
+          message: `${task.nodeName}: ${componentDisplayName[upgrade.component]} ${fromVersion ?? '(none)'} → ${upgrade.toVersion}${attempt > 1 ? ` (attempt ${attempt})` : ''}`,
+          data: { attempt, batchIndex: index },
+        });
+        out.push({
+          ...task,
+          state: 'running',
+          attempt,
+          batchIndex: index,
+          startedAt: iso(startedAt),
+          error: null,
+          fromVersion,
+          finishedAt: null,
+        });
+      }
+      await tx.appendEvents(events);
+      return out;
+    });
+    for (const task of started) this.dispatchTask(upgrade, task, false, { cluster, node: nodes.get(task.nodeId) });
+  }
+
+  /** Hands a running task to its driver (or reattaches to it) and records the outcome. */
+  private dispatchTask(
+    upgrade: UpgradeRecord,
+    task: NodeTaskRecord,
+    reattach: boolean,
+    known: { cluster?: ClusterRecord | undefined; node?: NodeRecord | undefined } = {},
+  ): void {
+    const key = `${task.id}.${task.attempt}`;
+    if (this.inflight.has(key)) return;
+    const signal = this.abort.signal;
+    const work = (async () => {
+      const cluster = known.cluster ?? (await this.store.getCluster(upgrade.clusterId));
+      const node = known.node ?? (await this.store.getNode(task.nodeId));
+      const log = (line: string) => this.logs.push({ upgradeId: upgrade.id, nodeTaskId: task.id, at: iso(this.now()), line });
+      let outcome: NodeTaskOutcome;
+      try {
+        if (!cluster || !node) throw new UpshiftError(ErrorCode.NOT_FOUND, 'the node or its cluster was removed during the upgrade');
+        if (reattach) log(`reattaching to attempt ${task.attempt} after a restart of the control plane`);
+        outcome = await this.driverFor(cluster).runNodeTask(
+          cluster,
+          {
+            taskKey: key,
+            nodeTaskId: task.id,
+            upgradeId: upgrade.id,
+            node,
+            component: upgrade.component,
+            fromVersion: task.fromVersion,
+            toVersion: upgrade.toVersion,
+            attempt: task.attempt,
+            startedAt: task.startedAt ?? iso(this.now()),
+            catalog: this.options.catalog,
+          },
+          { log, signal },
+        );
+      } catch (error) {
+        if (signal.aborted) return;
+        outcome = { result: 'failed', error: errorMessage(error) };
+      }
+      if (signal.aborted) return;
+      await this.recordOutcome(upgrade, task, outcome);
+    })()
+      .catch((error: unknown) => {
+        this.log.error({ err: error, taskId: task.id }, 'recording a node outcome failed; it will be reattached at the next start');
+      })
+      .finally(() => this.inflight.delete(key));
+    this.inflight.set(key, work);
+  }
+
+  /** Node log lines wait here briefly and are written many at a time. */
+  private logs: Array<{ upgradeId: string; nodeTaskId: string; at: string; line: string }> = [];
+  private logFlush: Promise<void> = Promise.resolve();
+
+  private flushLogs(): Promise<void> {
+    this.logFlush = this.logFlush.then(async () => {
+      const rows = this.logs;
+      if (rows.length === 0) return;
+      this.logs = [];
+      await this.store.appendLogs(rows).catch((error: unknown) => this.log.warn({ err: error }, 'could not store node log lines'));
+    });
+    return this.logFlush;
+  }
+
+  /**
+   * Outcomes that arrive together (a batch finishing) are recorded in one transaction
+   * and followed by one advance, so a batch of a hundred nodes costs one step, not a
+   * hundred.
+   */
+  private readonly outcomes = new Map<
+    string,
+    Array<{ task: NodeTaskRecord; outcome: NodeTaskOutcome; done: () => void; fail: (error: unknown) => void }>
+  >();
+
+  private recordOutcome(upgrade: UpgradeRecord, task: NodeTaskRecord, outcome: NodeTaskOutcome): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let queue = this.outcomes.get(upgrade.id);
+      const first = !queue;
+      if (!queue) this.outcomes.set(upgrade.id, (queue = []));
+      queue.push({ task, outcome, done: resolve, fail: reject });
+      if (!first) return;
+      let items: Array<{ done: () => void; fail: (error: unknown) => void }> = [];
+      this.exclusive(upgrade.id, async () => {
+        // Nodes of a batch finish within milliseconds of each other: gather them.
+        await new Promise((r) => setTimeout(r, 5));
+        await this.flushLogs();
+        const taken = this.outcomes.get(upgrade.id) ?? [];
+        items = taken;
+        this.outcomes.delete(upgrade.id);
+        const recorded = await this.store.tx(async (tx) => {
+          const nodes = new Map((await tx.getNodes(taken.map((i) => i.task.nodeId))).map((n) => [n.id, n]));
+          const events: NewEvent[] = [];
+          const out: Array<'succeeded' | 'failed'> = [];
+          let failure: { nodeId: string; message: string } | undefined;
+          for (const item of taken) {
+            const result = await this.recordOne(tx, upgrade, item.task, item.outcome, nodes.get(item.task.nodeId));
+            if (!result) continue;
+            out.push(item.outcome.result);
+            events.push(result.event);
+            if (item.outcome.result === 'failed') failure ??= { nodeId: item.task.nodeId, message: result.event.message };
+          }
+          await tx.appendEvents(events);
+          if (failure) {
+            const current = await tx.getUpgrade(upgrade.id);
+            if (current?.state === 'Upgrading') await this.autoPauseIn(tx, current, failure.nodeId, failure.message);
+          }
+          return out;
+        });
+        for (const result of recorded) this.options.observer?.nodeTaskFinished(upgrade.component, result);
+        for (const item of taken) item.done();
+      }).then(
+        () => this.kick(upgrade.id),
+        (error: unknown) => {
+          for (const item of items) item.fail(error);
+        },
+      );
+    });
+  }
+
+  /** Records one node's outcome; returns the event to append, or nothing when another writer got there first. */
+  private async recordOne(
+    tx: Store,
+    upgrade: UpgradeRecord,
+    task: NodeTaskRecord,
+    outcome: NodeTaskOutcome,
+    node: NodeRecord | undefined,
+  ): Promise<{ event: NewEvent } | undefined> {
+    const ok = await tx.casTask(task.id, 'running', task.attempt, {
+      state: outcome.result,
+      finished_at: iso(this.now()),
+      error: outcome.result === 'failed' ? (outcome.error ?? 'failed without a reason') : null,
+    });
+    if (!ok) return undefined;
+    const base = { actor: ENGINE_ACTOR, clusterId: upgrade.clusterId, upgradeId: upgrade.id, nodeId: task.nodeId };
+    if (outcome.result === 'succeeded') {
+      if (node) {
+        await tx.updateNode(node.id, {
+          versions: {
+            ...node.versions,
+            ...(outcome.versions ?? {}),
+            [upgrade.component]: outcome.versions?.[upgrade.component] ?? upgrade.toVersion,
+          },
+        });
+      }
+      return {
+        event: {
+          ...base,
+          type: EventType.nodeSucceeded,
+          message: `${task.nodeName}: ${componentDisplayName[upgrade.component]} is now ${upgrade.toVersion}`,
+        },
+      };
+    }
+    return {
+      event: {
+        ...base,
+        type: EventType.nodeFailed,
+        message: `${task.nodeName}: ${outcome.error ?? 'failed without a reason'}`,
+        data: { attempt: task.attempt },
+      },
+    };
+  }
+
+  private async autoPause(upgrade: UpgradeRecord, nodeId: string | null, message: string): Promise<void> {
+    await this.store.tx((tx) => this.autoPauseIn(tx, upgrade, nodeId, message));
+  }
+
+  private async autoPauseIn(tx: Store, upgrade: UpgradeRecord, nodeId: string | null, message: string): Promise<void> {
+    const decision = decide({ state: upgrade.state, unstartedNodes: 0 }, { type: 'nodeFailed', nodeId: nodeId ?? '', message });
+    if (!decision.ok) return;
+    const pausedAt = this.now();
+    const won = await tx.casUpgrade(upgrade.id, decision.from, {
+      state: decision.to,
+      pause_reason: JSON.stringify({ kind: 'error', message, nodeId }),
+      paused_at: iso(pausedAt),
+      next_batch_at: null,
+    });
+    if (!won) return;
+    await tx.appendEvent({
+      type: EventType.upgradeAutoPaused,
+      actor: ENGINE_ACTOR,
+      clusterId: upgrade.clusterId,
+      upgradeId: upgrade.id,
+      nodeId,
+      message: `paused automatically: ${message}`,
+    });
+  }
+
+  private async complete(upgrade: UpgradeRecord): Promise<void> {
+    const decision = decide({ state: upgrade.state, unstartedNodes: 0 }, { type: 'allSucceeded' });
+    if (!decision.ok) return;
+    await this.store.tx(async (tx) => {
+      const finishedAt = iso(this.now());
+      if (!(await tx.casUpgrade(upgrade.id, decision.from, { state: decision.to, finished_at: finishedAt }))) return;
+      const counts = await tx.taskCounts(upgrade.id);
+      await tx.appendEvent({
+        type: EventType.upgradeCompleted,
+        actor: ENGINE_ACTOR,
+        clusterId: upgrade.clusterId,
+        upgradeId: upgrade.id,
+        nodeId: null,
+        message: `${componentDisplayName[upgrade.component]} ${upgrade.toVersion} is on all ${counts.succeeded} nodes`,
+      });
+    });
+    this.clearTimer(upgrade.id);
+  }
+
+  private async checkPausedTtl(upgrade: UpgradeRecord): Promise<void> {
+    if (upgrade.pausedAt === null) return;
+    const expiresAt = Date.parse(upgrade.pausedAt) + this.options.pausedTtlMs;
+    if (expiresAt > this.now()) {
+      this.setTimer(upgrade.id, expiresAt);
+      return;
+    }
+    const decision = decide({ state: upgrade.state, unstartedNodes: 0 }, { type: 'pausedTtlExpired' });
+    if (!decision.ok) return;
+    await this.store.tx(async (tx) => {
+      const finishedAt = iso(this.now());
+      if (!(await tx.casUpgrade(upgrade.id, decision.from, { state: decision.to, finished_at: finishedAt }))) return;
+      const skipped = await tx.moveTasks(upgrade.id, 'pending', 'skipped', finishedAt);
+      const purged = await tx.purgeUpgradeHistory(upgrade.id);
+      await tx.appendEvent({
+        type: EventType.upgradeAutoCanceled,
+        actor: ENGINE_ACTOR,
+        clusterId: upgrade.clusterId,
+        upgradeId: upgrade.id,
+        nodeId: null,
+        message: `canceled automatically after being paused for more than ${formatDuration(this.options.pausedTtlMs)}; its ${purged.events} events and ${purged.logLines} log lines were deleted, ${skipped} nodes were never started`,
+        data: { ...purged, skipped, pausedAt: upgrade.pausedAt },
+      });
+    });
+    this.clearTimer(upgrade.id);
+  }
+
+  private async advanceSnapshots(upgrade: UpgradeRecord): Promise<void> {
+    const snapshots = await this.store.listSnapshots(upgrade.id);
+    const running = snapshots.filter((s) => s.state === 'running').length;
+    const pending = snapshots.filter((s) => s.state === 'pending');
+    const room = Math.max(0, (this.options.snapshotConcurrency ?? 20) - running);
+    const startedAt = iso(this.now());
+    for (const snapshot of pending.slice(0, room)) {
+      if (await this.store.casSnapshot(snapshot.id, 'pending', { state: 'running', started_at: startedAt })) {
+        this.dispatchSnapshot(upgrade, { ...snapshot, state: 'running', startedAt });
+      }
+    }
+    if (running > 0 || pending.length > 0) return;
+    const failed = snapshots.filter((s) => s.state === 'failed');
+    const decision = decide(
+      { state: upgrade.state, unstartedNodes: 0 },
+      { type: failed.length > 0 ? 'snapshotFailed' : 'snapshotsSucceeded' },
+    );
+    if (!decision.ok) return;
+    await this.store.tx(async (tx) => {
+      if (!(await tx.casUpgrade(upgrade.id, decision.from, { state: decision.to }))) return;
+      if (decision.to === 'SnapshotFailed') {
+        await tx.appendEvent({
+          type: EventType.upgradeSnapshotFailed,
+          actor: ENGINE_ACTOR,
+          clusterId: upgrade.clusterId,
+          upgradeId: upgrade.id,
+          nodeId: null,
+          message: `${failed.length} of ${snapshots.length} snapshots failed (${failed.map((s) => s.nodeName).join(', ')}): continue without them or quit`,
+        });
+      }
+    });
+    this.kick(upgrade.id);
+  }
+
+  private dispatchSnapshot(upgrade: UpgradeRecord, snapshot: SnapshotRecord): void {
+    const key = `snapshot:${snapshot.id}`;
+    if (this.inflight.has(key)) return;
+    const signal = this.abort.signal;
+    const work = (async () => {
+      const cluster = await this.store.getCluster(upgrade.clusterId);
+      const node = await this.store.getNode(snapshot.nodeId);
+      let outcome: SnapshotOutcome;
+      try {
+        if (!cluster || !node) throw new UpshiftError(ErrorCode.NOT_FOUND, 'the node or its cluster was removed');
+        outcome = await this.driverFor(cluster).snapshotNode(
+          cluster,
+          { snapshotId: snapshot.id, upgradeId: upgrade.id, node, component: upgrade.component },
+          { log: () => undefined, signal },
+        );
+      } catch (error) {
+        if (signal.aborted) return;
+        outcome = { result: 'failed', error: errorMessage(error) };
+      }
+      if (signal.aborted) return;
+      await this.exclusive(upgrade.id, () =>
+        this.store.tx(async (tx) => {
+          const ok = await tx.casSnapshot(snapshot.id, 'running', {
+            state: outcome.result,
+            ref: outcome.ref ?? null,
+            error: outcome.result === 'failed' ? (outcome.error ?? 'failed without a reason') : null,
+            finished_at: iso(this.now()),
+          });
+          if (!ok) return;
+          await tx.appendEvent({
+            type: outcome.result === 'succeeded' ? EventType.snapshotSucceeded : EventType.snapshotFailed,
+            actor: ENGINE_ACTOR,
+            clusterId: upgrade.clusterId,
+            upgradeId: upgrade.id,
+            nodeId: snapshot.nodeId,
+            message:
+              outcome.result === 'succeeded'
+                ? `${snapshot.nodeName}: snapshot taken${outcome.ref ? ` (${outcome.ref})` : ''}`
+                : `${snapshot.nodeName}: snapshot failed: ${outcome.error ?? 'no reason given'}`,
+          });
+        }),
+      );
+      this.kick(upgrade.id);
+    })()
+      .catch((error: unknown) => this.log.error({ err: error, snapshotId: snapshot.id }, 'recording a snapshot failed'))
+      .finally(() => this.inflight.delete(key));
+    this.inflight.set(key, work);
+  }
+
+  /** Periodically asks real clusters for their nodes; marks unreachable ones Unavailable. */
+  private scheduleInventory(): void {
+    const every = this.options.inventoryIntervalMs ?? 15_000;
+    if (every <= 0 || !this.running) return;
+    this.inventoryTimer = this.options.clock.setTimer(every, () => {
+      void this.syncAllInventories().finally(() => this.scheduleInventory());
+    });
+  }
+
+  async syncAllInventories(): Promise<void> {
+    for (const cluster of await this.store.listClusters()) {
+      if (!this.running) return;
+      await this.syncInventory(cluster).catch((error: unknown) =>
+        this.log.warn({ err: error, clusterId: cluster.id }, 'inventory sync failed'),
+      );
+    }
+  }
+
+  /**
+   * Brings the stored nodes in line with what the cluster reports. New nodes are added
+   * (and left out of a running upgrade, whose tasks were fixed when it started); nodes
+   * that disappeared are removed only when no upgrade is active.
+   */
+  async syncInventory(cluster: ClusterRecord): Promise<void> {
+    const driver = this.driverFor(cluster);
+    const result = await driver.inventory(cluster, this.abort.signal);
+    if (result === undefined) return;
+    if (!result.reachable) {
+      if (await this.store.setClusterUnavailable(cluster.id, result.reason)) {
+        await this.store.appendEvent({
+          type: EventType.clusterUnavailable,
+          actor: ENGINE_ACTOR,
+          clusterId: cluster.id,
+          upgradeId: null,
+          nodeId: null,
+          message: `cluster ${cluster.name} cannot be reached: ${result.reason}`,
+        });
+      }
+      return;
+    }
+    await this.store.tx(async (tx) => {
+      if (await tx.setClusterUnavailable(cluster.id, null)) {
+        await tx.appendEvent({
+          type: EventType.clusterAvailable,
+          actor: ENGINE_ACTOR,
+          clusterId: cluster.id,
+          upgradeId: null,
+          nodeId: null,
+          message: `cluster ${cluster.name} is reachable again`,
+        });
+      }
+      await tx.reconcileNodes(cluster.id, result.nodes, ENGINE_ACTOR);
+    });
+  }
+}

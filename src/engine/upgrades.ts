@@ -1,0 +1,351 @@
+import type { Catalog } from '../domain/catalog.js';
+import { findCatalogVersion, latestVersion } from '../domain/catalog.js';
+import type { Component } from '../domain/components.js';
+import { componentDisplayName, components, isComponent, kindHasAgents } from '../domain/components.js';
+import { ErrorCode, UpshiftError, invalid, notFound } from '../domain/errors.js';
+import { EventType } from '../domain/events.js';
+import { newId } from '../domain/ids.js';
+import { DEFAULT_MAX_BATCH_PERCENT, batchCap, orderNodes, planBatches } from '../domain/batch-planner.js';
+import type { ClusterRecord, NodeRecord, SnapshotMode, UpgradePolicy, UpgradeRecord } from '../domain/model.js';
+import type { OperatorCommand } from '../domain/upgrade-state.js';
+import { decide } from '../domain/upgrade-state.js';
+import { compareReleases, isValidVersion, sameRelease } from '../domain/versions.js';
+import type { Store } from '../store/store.js';
+import type { FleetService } from './fleet.js';
+import type { Orchestrator } from './orchestrator.js';
+
+export interface UpgradeRequest {
+  component?: unknown;
+  toVersion?: unknown;
+  snapshot?: unknown;
+  policy?: { maxBatchPercent?: unknown; soakSeconds?: unknown } | undefined;
+}
+
+interface ValidRequest {
+  component: Component;
+  toVersion: string;
+  snapshot: SnapshotMode;
+  policy: UpgradePolicy;
+}
+
+export interface PlanResult {
+  component: Component;
+  toVersion: string;
+  total: number;
+  cap: number;
+  batches: string[][];
+}
+
+/** Starting, planning and steering upgrades. Every decision goes through `decide`. */
+export class UpgradeService {
+  constructor(
+    private readonly store: Store,
+    private readonly fleet: FleetService,
+    private readonly orchestrator: Orchestrator,
+    private readonly catalog: Catalog,
+  ) {}
+
+  private validate(request: UpgradeRequest): ValidRequest {
+    const { component } = request;
+    if (typeof component !== 'string' || !isComponent(component)) {
+      throw invalid(`component must be one of ${components.join(', ')}`, { field: 'component' });
+    }
+    let toVersion = latestVersion(this.catalog, component);
+    if (request.toVersion !== undefined) {
+      if (typeof request.toVersion !== 'string' || !isValidVersion(request.toVersion)) {
+        throw invalid('toVersion must be a version such as 26.1.5 (letters, digits and . + ~ : _ - only)', { field: 'toVersion' });
+      }
+      const entry = findCatalogVersion(this.catalog, component, request.toVersion);
+      if (!entry) {
+        const known = this.catalog[component].map((v) => v.version).join(', ');
+        throw invalid(`${component} ${request.toVersion} is not in the catalog; known versions: ${known}`, { field: 'toVersion' });
+      }
+      toVersion = entry.version;
+    }
+    if (toVersion === undefined) throw invalid(`the catalog has no version of ${component}`);
+    const snapshot = request.snapshot ?? 'none';
+    if (snapshot !== 'none' && snapshot !== 'before') throw invalid('snapshot must be "none" or "before"', { field: 'snapshot' });
+    const pct = request.policy?.maxBatchPercent ?? DEFAULT_MAX_BATCH_PERCENT;
+    if (typeof pct !== 'number' || !Number.isInteger(pct) || pct < 1 || pct > 100) {
+      throw invalid('policy.maxBatchPercent must be a whole number from 1 to 100', { field: 'policy.maxBatchPercent' });
+    }
+    const soak = request.policy?.soakSeconds ?? 0;
+    if (typeof soak !== 'number' || !Number.isFinite(soak) || soak < 0 || soak > 86_400) {
+      throw invalid('policy.soakSeconds must be a number of seconds from 0 to 86400', { field: 'policy.soakSeconds' });
+    }
+    return { component, toVersion, snapshot, policy: { maxBatchPercent: pct, soakSeconds: soak } };
+  }
+
+  /** Nodes that run the component at another release than the target. */
+  private targets(nodes: NodeRecord[], component: Component, toVersion: string): NodeRecord[] {
+    return nodes.filter((n) => {
+      const current = n.versions[component];
+      return current !== undefined && !sameRelease(current, toVersion);
+    });
+  }
+
+  async plan(clusterRef: string, request: UpgradeRequest): Promise<PlanResult> {
+    const cluster = await this.fleet.resolveCluster(clusterRef);
+    const valid = this.validate(request);
+    const targets = this.targets(await this.store.listNodes(cluster.id), valid.component, valid.toVersion);
+    const cap = batchCap(targets.length, valid.policy.maxBatchPercent);
+    return {
+      component: valid.component,
+      toVersion: valid.toVersion,
+      total: targets.length,
+      cap,
+      batches: planBatches(targets, cap).map((batch) => batch.map((n) => n.name)),
+    };
+  }
+
+  async start(clusterRef: string, request: UpgradeRequest, actor: string): Promise<UpgradeRecord> {
+    const cluster = await this.fleet.resolveCluster(clusterRef);
+    const valid = this.validate(request);
+    return this.recordingRefusals(cluster, null, actor, `start a ${valid.component} upgrade`, async () => {
+      const nodes = await this.store.listNodes(cluster.id);
+      this.checkAgents(cluster, nodes, valid.component);
+      const targets = orderNodes(this.targets(nodes, valid.component, valid.toVersion));
+      if (targets.length === 0) {
+        throw new UpshiftError(
+          ErrorCode.NOTHING_TO_UPGRADE,
+          `every node of ${cluster.name} already runs ${componentDisplayName[valid.component]} ${valid.toVersion}`,
+        );
+      }
+      const createdAt = new Date().toISOString();
+      const upgrade: UpgradeRecord = {
+        id: newId('upg'),
+        clusterId: cluster.id,
+        component: valid.component,
+        toVersion: valid.toVersion,
+        state: valid.snapshot === 'before' ? 'BackingUp' : 'Upgrading',
+        snapshot: valid.snapshot,
+        policy: valid.policy,
+        total: targets.length,
+        cap: batchCap(targets.length, valid.policy.maxBatchPercent),
+        rampStart: 0,
+        pauseReason: null,
+        createdBy: actor,
+        createdAt,
+        pausedAt: null,
+        finishedAt: null,
+        nextBatchAt: null,
+      };
+      await this.store.tx(async (tx) => {
+        await tx.lockCluster(cluster.id);
+        await tx.insertUpgrade(upgrade);
+        await tx.insertTasks(
+          targets.map((n, i) => ({
+            id: newId('nt'),
+            upgradeId: upgrade.id,
+            nodeId: n.id,
+            nodeName: n.name,
+            role: n.role,
+            sortKey: i,
+            state: 'pending' as const,
+            batchIndex: null,
+            attempt: 0,
+            startedAt: null,
+            finishedAt: null,
+            error: null,
+            fromVersion: n.versions[valid.component] ?? null,
+            toVersion: valid.toVersion,
+          })),
+        );
+        if (valid.snapshot === 'before') {
+          await tx.insertSnapshots(
+            targets.map((n) => ({
+              id: newId('snap'),
+              upgradeId: upgrade.id,
+              nodeId: n.id,
+              nodeName: n.name,
+              state: 'pending' as const,
+              ref: null,
+              error: null,
+              startedAt: null,
+              finishedAt: null,
+            })),
+          );
+        }
+        await tx.appendEvent({
+          type: EventType.upgradeStarted,
+          actor,
+          clusterId: cluster.id,
+          upgradeId: upgrade.id,
+          nodeId: null,
+          message: `${componentDisplayName[valid.component]} upgrade to ${valid.toVersion} started on ${targets.length} node${targets.length === 1 ? '' : 's'} of ${cluster.name} (batches up to ${upgrade.cap}${valid.snapshot === 'before' ? ', snapshots first' : ''})`,
+          data: {
+            component: valid.component,
+            toVersion: valid.toVersion,
+            total: upgrade.total,
+            cap: upgrade.cap,
+            snapshot: valid.snapshot,
+            policy: valid.policy,
+          },
+        });
+      });
+      this.orchestrator.kick(upgrade.id);
+      return upgrade;
+    });
+  }
+
+  private checkAgents(cluster: ClusterRecord, nodes: NodeRecord[], component: Component): void {
+    if (component === 'agent' || !kindHasAgents(cluster.kind)) return;
+    const latest = latestVersion(this.catalog, 'agent');
+    if (latest === undefined) return;
+    const outdated = nodes.filter((n) => n.versions.agent === undefined || compareReleases(n.versions.agent, latest) < 0);
+    if (outdated.length > 0) {
+      throw new UpshiftError(
+        ErrorCode.AGENT_OUTDATED,
+        `${outdated.length} of ${nodes.length} nodes run an agent older than ${latest} (for example ${outdated[0]?.name}): upgrade the agent component first`,
+        { details: { outdatedNodes: outdated.length, latestAgent: latest } },
+      );
+    }
+  }
+
+  async get(id: string): Promise<UpgradeRecord> {
+    const upgrade = await this.store.getUpgrade(id);
+    if (!upgrade) throw notFound('upgrade', id);
+    return upgrade;
+  }
+
+  /** pause, resume, cancel, continue, quit: decided by the state machine, persisted by compare-and-set. */
+  async command(id: string, command: OperatorCommand, actor: string): Promise<UpgradeRecord> {
+    const initial = await this.get(id);
+    const cluster = await this.store.getCluster(initial.clusterId);
+    if (!cluster) throw notFound('cluster', initial.clusterId);
+    return this.recordingRefusals(cluster, id, actor, command.type, () =>
+      this.orchestrator.exclusive(id, async () => {
+        for (let attempt = 0; attempt < 5; attempt++) {
+          const upgrade = await this.get(id);
+          const counts = await this.store.taskCounts(id);
+          const driver = this.fleet.driverFor(cluster.kind);
+          const failedPodsPresent =
+            command.type === 'resume' && upgrade.state === 'Paused' && driver.failedPodsPresent
+              ? await driver.failedPodsPresent(cluster, id)
+              : false;
+          const decision = decide({ state: upgrade.state, unstartedNodes: counts.pending, failedPodsPresent }, command);
+          if (!decision.ok) throw decision.refusal;
+          if (command.type === 'resume' && failedPodsPresent && command.deleteFailedPods && driver.deleteFailedPods) {
+            await driver.deleteFailedPods(cluster, id);
+          }
+          const won = await this.store.tx(async (tx) => {
+            const now = new Date().toISOString();
+            const name = componentDisplayName[upgrade.component];
+            switch (command.type) {
+              case 'pause': {
+                const ok = await tx.casUpgrade(id, decision.from, {
+                  state: decision.to,
+                  pause_reason: JSON.stringify({ kind: 'user', actor, message: `paused by ${actor}` }),
+                  paused_at: now,
+                });
+                if (ok)
+                  await this.event(
+                    tx,
+                    upgrade,
+                    EventType.upgradePaused,
+                    actor,
+                    `${name} upgrade paused by ${actor}; ${counts.running} running node(s) will finish, ${counts.pending} will wait`,
+                  );
+                return ok;
+              }
+              case 'resume': {
+                const batches = await tx.listBatches(id);
+                const ok = await tx.casUpgrade(id, decision.from, {
+                  state: decision.to,
+                  pause_reason: null,
+                  paused_at: null,
+                  next_batch_at: null,
+                  ramp_start: batches.length,
+                });
+                if (!ok) return false;
+                const retried = await tx.moveTasks(id, 'failed', 'pending', null);
+                await this.event(
+                  tx,
+                  upgrade,
+                  EventType.upgradeResumed,
+                  actor,
+                  `${name} upgrade resumed by ${actor}; batches ramp from 1 again${retried > 0 ? `, ${retried} failed node(s) will be retried` : ''}`,
+                );
+                return true;
+              }
+              case 'continue': {
+                const ok = await tx.casUpgrade(id, decision.from, { state: decision.to });
+                if (ok)
+                  await this.event(
+                    tx,
+                    upgrade,
+                    EventType.upgradeContinued,
+                    actor,
+                    `${actor} chose to continue the ${name} upgrade without the failed snapshots`,
+                  );
+                return ok;
+              }
+              case 'cancel':
+              case 'quit': {
+                const ok = await tx.casUpgrade(id, decision.from, { state: decision.to, finished_at: now });
+                if (!ok) return false;
+                const skipped = await tx.moveTasks(id, 'pending', 'skipped', now);
+                const verb = command.type === 'quit' ? 'quit after a failed snapshot' : 'canceled';
+                await this.event(
+                  tx,
+                  upgrade,
+                  EventType.upgradeCanceled,
+                  actor,
+                  `${name} upgrade ${verb} by ${actor}; ${skipped} node(s) will not be upgraded, ${counts.succeeded} stay upgraded${counts.running > 0 ? `, ${counts.running} running node(s) will finish` : ''}`,
+                );
+                return true;
+              }
+              default: {
+                const never: never = command;
+                return never;
+              }
+            }
+          });
+          if (won) {
+            this.orchestrator.kick(id);
+            return this.get(id);
+          }
+        }
+        throw new UpshiftError(ErrorCode.INVALID_STATE, 'the upgrade kept changing state while the command was applied; try again', {
+          retryable: true,
+        });
+      }),
+    );
+  }
+
+  private async event(
+    tx: Store,
+    upgrade: UpgradeRecord,
+    type: (typeof EventType)[keyof typeof EventType],
+    actor: string,
+    message: string,
+  ): Promise<void> {
+    await tx.appendEvent({ type, actor, clusterId: upgrade.clusterId, upgradeId: upgrade.id, nodeId: null, message });
+  }
+
+  /** Refusals by state (409) are operations too: they are recorded as events. */
+  private async recordingRefusals<T>(
+    cluster: ClusterRecord,
+    upgradeId: string | null,
+    actor: string,
+    what: string,
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      if (error instanceof UpshiftError && error.httpStatus === 409) {
+        await this.store.appendEvent({
+          type: EventType.upgradeRefused,
+          actor,
+          clusterId: cluster.id,
+          upgradeId,
+          nodeId: null,
+          message: `${what} refused (${error.code}): ${error.message}`,
+          data: { code: error.code, action: what },
+        });
+      }
+      throw error;
+    }
+  }
+}

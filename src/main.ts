@@ -1,0 +1,67 @@
+import { Command, Option } from 'commander';
+import { AGENT_VERSION } from './domain/catalog.js';
+import { errorMessage } from './domain/errors.js';
+import { ConfigError, loadServerConfig } from './server/config.js';
+import { startServer } from './server/run.js';
+
+/** `upshift <subcommand>`: parses the command line and starts one part of Upshift. */
+const program = new Command()
+  .name('upshift')
+  .description('Upgrades the container runtime on every node of a fleet, in growing batches.')
+  .version(AGENT_VERSION)
+  .showHelpAfterError();
+
+program
+  .command('server')
+  .description('run the control plane: API, console and upgrade engine')
+  .addOption(new Option('--host <host>', 'address to listen on (UPSHIFT_HOST, default 127.0.0.1)'))
+  .addOption(new Option('--port <port>', 'port to listen on (UPSHIFT_PORT, default 8420)'))
+  .addOption(new Option('--data-dir <dir>', 'state directory (UPSHIFT_DATA_DIR, default ./.upshift)'))
+  .addOption(new Option('--database <url>', 'postgres://… or a SQLite file (UPSHIFT_DATABASE_URL, default SQLite in the data dir)'))
+  .addOption(new Option('--paused-ttl <duration>', 'cancel upgrades paused longer than this (UPSHIFT_PAUSED_TTL, default 15d)'))
+  .addOption(new Option('--catalog <file>', 'a YAML/JSON catalog file merged over the built-in one (UPSHIFT_CATALOG)'))
+  .addOption(new Option('--config <file>', 'a YAML/JSON config file (UPSHIFT_CONFIG)'))
+  .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug (UPSHIFT_LOG_LEVEL, default info)'))
+  .addOption(new Option('--inventory-interval <duration>', 'how often real clusters are inventoried (default 15s)'))
+  .action(async (flags: Record<string, string | undefined>) => {
+    let config;
+    try {
+      config = loadServerConfig({
+        host: flags['host'],
+        port: flags['port'],
+        dataDir: flags['dataDir'],
+        database: flags['database'],
+        pausedTtl: flags['pausedTtl'],
+        catalog: flags['catalog'],
+        config: flags['config'],
+        logLevel: flags['logLevel'],
+        inventoryInterval: flags['inventoryInterval'],
+      });
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        process.stderr.write(`upshift server: ${error.message}\n`);
+        process.exit(2);
+      }
+      throw error;
+    }
+    let server;
+    try {
+      server = await startServer(config);
+    } catch (error) {
+      process.stderr.write(`upshift server: cannot start: ${errorMessage(error)}\n`);
+      process.exit(1);
+    }
+    const shutdown = (signal: string) => {
+      process.stderr.write(`upshift server: ${signal} received, shutting down\n`);
+      const force = setTimeout(() => process.exit(1), 10_000);
+      force.unref();
+      void server.close().then(() => process.exit(0));
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  process.stderr.write(`upshift: ${errorMessage(error)}\n`);
+  process.exit(1);
+});

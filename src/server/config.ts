@@ -1,0 +1,132 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import YAML from 'yaml';
+import { parseDuration } from '../domain/duration.js';
+
+/**
+ * The server's configuration, validated once at start and frozen. Precedence: flag >
+ * environment > config file > default. An invalid value stops the server with a
+ * message that names the key and where it came from.
+ */
+export interface ServerConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** `postgres://…` or a SQLite file path. */
+  database: string;
+  pausedTtlMs: number;
+  catalogFile: string | null;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Interval of inventory syncs of real clusters. */
+  inventoryIntervalMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+interface Key {
+  flag: string;
+  env: string;
+  file: string;
+}
+
+const keys = {
+  host: { flag: '--host', env: 'UPSHIFT_HOST', file: 'host' },
+  port: { flag: '--port', env: 'UPSHIFT_PORT', file: 'port' },
+  dataDir: { flag: '--data-dir', env: 'UPSHIFT_DATA_DIR', file: 'dataDir' },
+  database: { flag: '--database', env: 'UPSHIFT_DATABASE_URL', file: 'database' },
+  pausedTtl: { flag: '--paused-ttl', env: 'UPSHIFT_PAUSED_TTL', file: 'pausedTtl' },
+  catalog: { flag: '--catalog', env: 'UPSHIFT_CATALOG', file: 'catalog' },
+  logLevel: { flag: '--log-level', env: 'UPSHIFT_LOG_LEVEL', file: 'logLevel' },
+  inventoryInterval: { flag: '--inventory-interval', env: 'UPSHIFT_INVENTORY_INTERVAL', file: 'inventoryInterval' },
+} satisfies Record<string, Key>;
+type KeyName = keyof typeof keys;
+
+export type ServerFlags = Partial<Record<KeyName | 'config', string | undefined>>;
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`config file ${path} cannot be read: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = YAML.parse(text);
+  } catch (error) {
+    throw new ConfigError(`config file ${path} is not valid YAML or JSON: ${(error as Error).message}`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`config file ${path} must hold a mapping of keys`);
+  const known = new Set(Object.values(keys).map((k) => k.file));
+  for (const key of Object.keys(parsed)) {
+    if (!known.has(key)) throw new ConfigError(`config file ${path}: unknown key "${key}"; known keys: ${[...known].join(', ')}`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = process.env): Readonly<ServerConfig> {
+  const configPath = flags.config ?? env['UPSHIFT_CONFIG'];
+  const file = configPath ? readConfigFile(configPath) : {};
+  const pick = (name: KeyName): { value: string | undefined; source: string } => {
+    const key = keys[name];
+    const flag = flags[name];
+    if (flag !== undefined) return { value: flag, source: `flag ${key.flag}` };
+    const fromEnv = env[key.env];
+    if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, source: `environment ${key.env}` };
+    const fromFile = file[key.file];
+    if (fromFile !== undefined && fromFile !== null) return { value: String(fromFile), source: `config file key ${key.file}` };
+    return { value: undefined, source: 'default' };
+  };
+  const fail = (name: KeyName, source: string, message: string): never => {
+    throw new ConfigError(`invalid configuration: ${keys[name].file} (${source}): ${message}`);
+  };
+
+  const host = pick('host');
+  const hostValue = host.value ?? '127.0.0.1';
+  if (!/^[A-Za-z0-9.:-]{1,253}$/.test(hostValue)) fail('host', host.source, `"${hostValue}" is not a host name or address`);
+
+  const port = pick('port');
+  const portValue = port.value === undefined ? 8420 : Number(port.value);
+  if (!Number.isInteger(portValue) || portValue < 0 || portValue > 65535)
+    fail('port', port.source, `must be a port number from 0 to 65535, got "${port.value}"`);
+
+  const dataDir = resolve(pick('dataDir').value ?? './.upshift');
+
+  const database = pick('database');
+  const databaseValue = database.value ?? resolve(dataDir, 'upshift.db');
+  if (database.value !== undefined && /^[a-z]+:\/\//.test(database.value) && !/^postgres(ql)?:\/\//.test(database.value)) {
+    fail('database', database.source, 'must be a postgres:// URL or a SQLite file path');
+  }
+
+  const ttl = pick('pausedTtl');
+  const ttlMs = ttl.value === undefined ? 15 * 86_400_000 : parseDuration(ttl.value);
+  if (ttlMs === undefined) fail('pausedTtl', ttl.source, `"${ttl.value}" is not a duration such as 500ms, 3s, 10m or 15d`);
+
+  const inv = pick('inventoryInterval');
+  const invMs = inv.value === undefined ? 15_000 : parseDuration(inv.value);
+  if (invMs === undefined) fail('inventoryInterval', inv.source, `"${inv.value}" is not a duration such as 15s`);
+
+  const level = pick('logLevel');
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+  const levelValue = level.value ?? 'info';
+  if (!levels.includes(levelValue)) fail('logLevel', level.source, `must be one of ${levels.join(', ')}`);
+
+  const catalog = pick('catalog').value;
+
+  return Object.freeze({
+    host: hostValue,
+    port: portValue,
+    dataDir,
+    database: databaseValue,
+    pausedTtlMs: ttlMs as number,
+    catalogFile: catalog ? resolve(catalog) : null,
+    logLevel: levelValue as ServerConfig['logLevel'],
+    inventoryIntervalMs: invMs as number,
+  });
+}

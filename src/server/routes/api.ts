@@ -1,0 +1,185 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { latestVersion } from '../../domain/catalog.js';
+import { components } from '../../domain/components.js';
+import { UpshiftError, ErrorCode, invalid, notFound } from '../../domain/errors.js';
+import { compareNatural } from '../../domain/versions.js';
+import type { OperatorCommand } from '../../domain/upgrade-state.js';
+import type { Engine } from '../../engine/index.js';
+import type { Store } from '../../store/store.js';
+import { clusterView, clusterViews, nodeTaskView, nodeView, upgradeView } from '../views.js';
+import { ClusterBody, ClusterNodeParams, EventQuery, IdParam, NodeBody, ResumeBody, UpgradeBody, UpgradeListQuery } from './schemas.js';
+
+export interface ApiDeps {
+  engine: Engine;
+  store: Store;
+  pausedTtlMs: number;
+}
+
+/** The REST API of the spec, under /api/v1. Handlers translate; the engine decides. */
+export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engine, store, pausedTtlMs }) => {
+  const catalog = engine.options.catalog;
+  const actor = (request: { principal?: { name: string } }) => request.principal?.name ?? 'anonymous';
+
+  const viewCluster = async (id: string) => {
+    const cluster = await engine.fleet.resolveCluster(id);
+    const nodes = await store.listNodes(cluster.id);
+    return clusterView(
+      catalog,
+      cluster,
+      nodes.map((n) => n.versions),
+      await store.activeUpgradeOf(cluster.id),
+    );
+  };
+
+  app.get('/clusters', { schema: { tags: ['clusters'], summary: 'List clusters' } }, async () => ({
+    items: await clusterViews(store, catalog, await store.listClusters()),
+  }));
+
+  app.post('/clusters', { schema: { tags: ['clusters'], summary: 'Create a cluster', body: ClusterBody } }, async (request, reply) => {
+    const cluster = await engine.fleet.createCluster(request.body, actor(request));
+    return reply.code(201).send(await viewCluster(cluster.id));
+  });
+
+  app.get('/clusters/:id', { schema: { tags: ['clusters'], summary: 'Get a cluster by id or name', params: IdParam } }, async (request) =>
+    viewCluster(request.params.id),
+  );
+
+  app.delete(
+    '/clusters/:id',
+    { schema: { tags: ['clusters'], summary: 'Delete a cluster (refused while an upgrade is active)', params: IdParam } },
+    async (request, reply) => {
+      await engine.fleet.deleteCluster(request.params.id, actor(request));
+      return reply.code(204).send();
+    },
+  );
+
+  app.get('/clusters/:id/nodes', { schema: { tags: ['nodes'], summary: 'List a cluster’s nodes', params: IdParam } }, async (request) => {
+    const cluster = await engine.fleet.resolveCluster(request.params.id);
+    const nodes = await store.listNodes(cluster.id);
+    nodes.sort((a, b) => compareNatural(a.name, b.name));
+    return { items: nodes.map(nodeView) };
+  });
+
+  app.post(
+    '/clusters/:id/nodes',
+    { schema: { tags: ['nodes'], summary: 'Add a node (refused while an upgrade is active)', params: IdParam, body: NodeBody } },
+    async (request, reply) => {
+      const node = await engine.fleet.addNode(request.params.id, request.body, actor(request));
+      return reply.code(201).send(nodeView(node));
+    },
+  );
+
+  app.delete(
+    '/clusters/:id/nodes/:nodeId',
+    { schema: { tags: ['nodes'], summary: 'Remove a node (refused while an upgrade is active)', params: ClusterNodeParams } },
+    async (request, reply) => {
+      await engine.fleet.removeNode(request.params.id, request.params.nodeId, actor(request));
+      return reply.code(204).send();
+    },
+  );
+
+  app.post(
+    '/clusters/:id/upgrades/plan',
+    { schema: { tags: ['upgrades'], summary: 'Preview the batches without starting anything', params: IdParam, body: UpgradeBody } },
+    async (request) => engine.upgrades.plan(request.params.id, request.body),
+  );
+
+  app.post(
+    '/clusters/:id/upgrades',
+    { schema: { tags: ['upgrades'], summary: 'Start an upgrade', params: IdParam, body: UpgradeBody } },
+    async (request, reply) => {
+      const upgrade = await engine.upgrades.start(request.params.id, request.body, actor(request));
+      return reply.code(201).send(await upgradeView(store, upgrade, pausedTtlMs));
+    },
+  );
+
+  app.get(
+    '/upgrades',
+    { schema: { tags: ['upgrades'], summary: 'List upgrades, newest first', querystring: UpgradeListQuery } },
+    async (request) => {
+      const { clusterId, state } = request.query;
+      const resolved = clusterId ? (await engine.fleet.resolveCluster(clusterId)).id : undefined;
+      const upgrades = await store.listUpgrades({ clusterId: resolved, state });
+      return { items: await Promise.all(upgrades.map((u) => upgradeView(store, u, pausedTtlMs))) };
+    },
+  );
+
+  app.get('/upgrades/:id', { schema: { tags: ['upgrades'], summary: 'Get an upgrade', params: IdParam } }, async (request) =>
+    upgradeView(store, await engine.upgrades.get(request.params.id), pausedTtlMs),
+  );
+
+  const commands = ['pause', 'resume', 'cancel', 'continue', 'quit'] as const;
+  for (const type of commands) {
+    app.post(
+      `/upgrades/:id/${type}`,
+      {
+        schema: {
+          tags: ['upgrades'],
+          summary: `${type[0]?.toUpperCase()}${type.slice(1)} an upgrade`,
+          params: IdParam,
+          ...(type === 'resume' ? { body: ResumeBody } : {}),
+        },
+        // The body is optional: a bare POST is the common case.
+        preValidation: async (request) => {
+          if (request.body === undefined || request.body === null) request.body = {};
+        },
+      },
+      async (request) => {
+        const body = (request.body ?? {}) as { deleteFailedPods?: boolean };
+        const command: OperatorCommand = type === 'resume' ? { type, deleteFailedPods: body.deleteFailedPods === true } : { type };
+        const upgrade = await engine.upgrades.command(request.params.id, command, actor(request));
+        return upgradeView(store, upgrade, pausedTtlMs);
+      },
+    );
+  }
+
+  app.get(
+    '/upgrades/:id/nodes',
+    { schema: { tags: ['upgrades'], summary: 'The upgrade’s node tasks', params: IdParam } },
+    async (request) => {
+      const upgrade = await engine.upgrades.get(request.params.id);
+      const [tasks, snapshots] = await Promise.all([store.listTasks(upgrade.id), store.listSnapshots(upgrade.id)]);
+      const byNode = new Map(snapshots.map((s) => [s.nodeId, s]));
+      return { items: tasks.map((t) => nodeTaskView(t, byNode.get(t.nodeId))) };
+    },
+  );
+
+  app.get(
+    '/upgrades/:id/nodes/:nodeId/log',
+    { schema: { tags: ['upgrades'], summary: 'A node task’s log as text', params: ClusterNodeParams } },
+    async (request, reply) => {
+      const upgrade = await engine.upgrades.get(request.params.id);
+      const tasks = await store.listTasks(upgrade.id);
+      const task = tasks.find((t) => t.nodeId === request.params.nodeId) ?? tasks.find((t) => t.nodeName === request.params.nodeId);
+      if (!task) throw notFound('node in this upgrade', request.params.nodeId);
+      const lines = await store.readLog(task.id);
+      return reply.type('text/plain; charset=utf-8').send(lines.map((l) => `${l.at} ${l.line}\n`).join(''));
+    },
+  );
+
+  app.get('/events', { schema: { tags: ['events'], summary: 'Events, newest first', querystring: EventQuery } }, async (request) => {
+    const { clusterId, upgradeId, type, cursor } = request.query;
+    const limit = request.query.limit === undefined ? 50 : Number(request.query.limit);
+    if (limit < 1 || limit > 500) throw invalid('limit must be from 1 to 500');
+    const items = await store.listEvents({ clusterId, upgradeId, type, before: cursor, limit });
+    return { items, next: items.length === limit ? (items[items.length - 1]?.id ?? null) : null };
+  });
+
+  app.get('/catalog', { schema: { tags: ['catalog'], summary: 'The component catalog in use' } }, async () => {
+    return {
+      components: Object.fromEntries(
+        components.map((c) => [
+          c,
+          {
+            latest: latestVersion(catalog, c) ?? null,
+            versions: catalog[c].map((v) => ({ version: v.version, notes: v.notes ?? null, methods: v.artifacts.map((a) => a.method) })),
+          },
+        ]),
+      ),
+    };
+  });
+
+  app.setNotFoundHandler(() => {
+    throw new UpshiftError(ErrorCode.NOT_FOUND, 'no such API route; see /docs for the API');
+  });
+};

@@ -1,0 +1,107 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import YAML from 'yaml';
+import type { Catalog } from '../domain/catalog.js';
+import { AGENT_VERSION, defaultCatalog, mergeCatalog } from '../domain/catalog.js';
+import { errorMessage } from '../domain/errors.js';
+import type { Clock } from '../domain/ports.js';
+import { systemClock } from '../domain/ports.js';
+import { SimulatedDriver } from '../drivers/simulated/index.js';
+import { Engine } from '../engine/index.js';
+import { openStoreAdapter } from '../store/dialect.js';
+import { migrate } from '../store/migrate.js';
+import { Store } from '../store/store.js';
+import { buildApp } from './app.js';
+import { adminTokenAuthenticator, loadAdminToken } from './auth.js';
+import type { ServerConfig } from './config.js';
+import { ConfigError } from './config.js';
+import { Metrics } from './metrics.js';
+
+export function loadCatalog(file: string | null): Catalog {
+  if (!file) return defaultCatalog;
+  let raw: unknown;
+  try {
+    raw = YAML.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new ConfigError(`catalog file ${file} cannot be read: ${errorMessage(error)}`);
+  }
+  try {
+    return mergeCatalog(defaultCatalog, raw);
+  } catch (error) {
+    throw new ConfigError(`catalog file ${file}: ${errorMessage(error)}`);
+  }
+}
+
+/** Where the built console lives, relative to the bundle (dist/upshift.js → dist/web). */
+export function defaultWebRoot(): string {
+  return join(dirname(fileURLToPath(import.meta.url)), 'web');
+}
+
+export interface RunningServer {
+  url: string;
+  engine: Engine;
+  store: Store;
+  close(): Promise<void>;
+}
+
+/** Opens the database, migrates it, starts the engine and the HTTP server. */
+export async function startServer(
+  config: Readonly<ServerConfig>,
+  options: { clock?: Clock; webRoot?: string } = {},
+): Promise<RunningServer> {
+  const logger = pino({
+    level: config.logLevel,
+    redact: { paths: ['req.headers.authorization', '*.token', '*.password', '*.secret', 'headers.authorization'], censor: '[redacted]' },
+  });
+  const catalog = loadCatalog(config.catalogFile);
+  const admin = loadAdminToken(config.dataDir);
+  const adapter = openStoreAdapter(config.database);
+  const store = new Store(adapter);
+  const { applied } = await migrate(adapter);
+  if (applied.length > 0) logger.info({ applied, database: adapter.description }, 'database migrated');
+  const clock = options.clock ?? systemClock;
+  const metrics = new Metrics(store);
+  const engine = new Engine({
+    store,
+    catalog,
+    clock,
+    pausedTtlMs: config.pausedTtlMs,
+    drivers: { simulated: new SimulatedDriver(catalog, clock) },
+    logger,
+    observer: metrics,
+    inventoryIntervalMs: config.inventoryIntervalMs,
+  });
+  await engine.start();
+  const app = await buildApp({
+    engine,
+    store,
+    auth: adminTokenAuthenticator(admin.token),
+    metrics,
+    pausedTtlMs: config.pausedTtlMs,
+    logger,
+    webRoot: options.webRoot ?? defaultWebRoot(),
+    version: AGENT_VERSION,
+  });
+  const address = await app.listen({ host: config.host, port: config.port });
+  logger.info({ address, database: adapter.description, pausedTtlMs: config.pausedTtlMs }, 'upshift server listening');
+  if (admin.generated) {
+    // Printed once, on the terminal only, never through the logger.
+    process.stdout.write(`\nAdmin token (shown once; also saved in ${admin.file}):\n  ${admin.token}\n\n`);
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    url: address.replace('0.0.0.0', '127.0.0.1'),
+    engine,
+    store,
+    close() {
+      closing ??= (async () => {
+        await app.close();
+        await engine.stop();
+        await adapter.close();
+      })();
+      return closing;
+    },
+  };
+}

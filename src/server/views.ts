@@ -1,0 +1,114 @@
+import type { Catalog } from '../domain/catalog.js';
+import type { ComponentVersions } from '../domain/components.js';
+import { clusterStatus, summariseComponents, upgradeStatusText } from '../domain/fleet-summary.js';
+import type {
+  BatchRecord,
+  ClusterRecord,
+  NodeRecord,
+  NodeTaskRecord,
+  NodeTaskState,
+  SnapshotRecord,
+  UpgradeRecord,
+} from '../domain/model.js';
+import type { Store } from '../store/store.js';
+
+/** API representations. Extra fields beyond the spec's are welcome; the spec's names are fixed. */
+export function clusterView(
+  catalog: Catalog,
+  cluster: ClusterRecord,
+  nodeVersions: ComponentVersions[],
+  active: UpgradeRecord | undefined,
+) {
+  const { status, statusText } = clusterStatus(cluster, active);
+  return {
+    id: cluster.id,
+    name: cluster.name,
+    kind: cluster.kind,
+    status,
+    statusText,
+    nodeCount: nodeVersions.length,
+    activeUpgradeId: active?.id ?? null,
+    activeUpgradeState: active?.state ?? null,
+    components: summariseComponents(catalog, nodeVersions),
+    config: cluster.config,
+    createdAt: cluster.createdAt,
+  };
+}
+
+export async function clusterViews(store: Store, catalog: Catalog, clusters: ClusterRecord[]) {
+  const versions = new Map<string, ComponentVersions[]>();
+  for (const row of await store.listNodeVersions()) {
+    let list = versions.get(row.clusterId);
+    if (!list) versions.set(row.clusterId, (list = []));
+    list.push(row.versions);
+  }
+  const active = new Map((await store.listActiveUpgrades()).map((u) => [u.clusterId, u]));
+  return clusters.map((c) => clusterView(catalog, c, versions.get(c.id) ?? [], active.get(c.id)));
+}
+
+export function nodeView(node: NodeRecord) {
+  return { id: node.id, name: node.name, role: node.role, status: node.status, versions: node.versions, createdAt: node.createdAt };
+}
+
+function batchView(batch: BatchRecord) {
+  return {
+    index: batch.index,
+    size: batch.size,
+    state: batch.state,
+    nodes: batch.nodeIds,
+    startedAt: batch.startedAt,
+    finishedAt: batch.finishedAt,
+  };
+}
+
+export async function upgradeView(store: Store, upgrade: UpgradeRecord, pausedTtlMs: number) {
+  const [counts, batches, snapshots, cluster] = await Promise.all([
+    store.taskCounts(upgrade.id),
+    store.listBatches(upgrade.id),
+    upgrade.snapshot === 'before' ? store.listSnapshots(upgrade.id) : Promise.resolve([] as SnapshotRecord[]),
+    store.getCluster(upgrade.clusterId),
+  ]);
+  const total = Object.values(counts).reduce((a, b) => a + b, 0);
+  const snapshotCounts = { total: snapshots.length, pending: 0, running: 0, succeeded: 0, failed: 0 };
+  for (const s of snapshots) snapshotCounts[s.state]++;
+  return {
+    id: upgrade.id,
+    clusterId: upgrade.clusterId,
+    clusterName: cluster?.name ?? null,
+    component: upgrade.component,
+    toVersion: upgrade.toVersion,
+    state: upgrade.state,
+    statusText: upgradeStatusText(upgrade.component, upgrade.state),
+    pauseReason: upgrade.pauseReason,
+    createdAt: upgrade.createdAt,
+    createdBy: upgrade.createdBy,
+    pausedAt: upgrade.pausedAt,
+    finishedAt: upgrade.finishedAt,
+    autoCancelAt:
+      upgrade.state === 'Paused' && upgrade.pausedAt ? new Date(Date.parse(upgrade.pausedAt) + pausedTtlMs).toISOString() : null,
+    nextBatchAt: upgrade.nextBatchAt,
+    snapshot: upgrade.snapshot,
+    policy: upgrade.policy,
+    cap: upgrade.cap,
+    nodes: { total, ...counts } as { total: number } & Record<NodeTaskState, number>,
+    batches: batches.map(batchView),
+    snapshots: upgrade.snapshot === 'before' ? snapshotCounts : null,
+  };
+}
+
+export function nodeTaskView(task: NodeTaskRecord, snapshot: SnapshotRecord | undefined) {
+  return {
+    nodeId: task.nodeId,
+    nodeName: task.nodeName,
+    role: task.role,
+    state: task.state,
+    batchIndex: task.batchIndex,
+    attempt: task.attempt,
+    startedAt: task.startedAt,
+    finishedAt: task.finishedAt,
+    error: task.error,
+    fromVersion: task.fromVersion,
+    toVersion: task.toVersion,
+    snapshot: snapshot ? { state: snapshot.state, ref: snapshot.ref, error: snapshot.error } : null,
+  };
+}

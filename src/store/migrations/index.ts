@@ -1,0 +1,146 @@
+import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
+import type { StoreAdapter } from '../dialect.js';
+
+/**
+ * Numbered, append-only migrations. Never edit one that has shipped: add the next
+ * number. Each runs in its own transaction under the migration lock.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  up(db: Kysely<any>, adapter: StoreAdapter): Promise<void>;
+}
+
+export const migrations: Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    async up(db, adapter) {
+      await db.schema
+        .createTable('clusters')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('config', 'text', (c) => c.notNull())
+        .addColumn('unavailable_reason', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('nodes')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('cluster_id', 'text', (c) => c.notNull().references('clusters.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('versions', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('nodes_cluster_name', ['cluster_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('upgrades')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('cluster_id', 'text', (c) => c.notNull().references('clusters.id').onDelete('cascade'))
+        .addColumn('component', 'text', (c) => c.notNull())
+        .addColumn('to_version', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('snapshot', 'text', (c) => c.notNull())
+        .addColumn('policy', 'text', (c) => c.notNull())
+        .addColumn('total', 'integer', (c) => c.notNull())
+        .addColumn('cap', 'integer', (c) => c.notNull())
+        .addColumn('ramp_start', 'integer', (c) => c.notNull())
+        .addColumn('pause_reason', 'text')
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('paused_at', 'text')
+        .addColumn('finished_at', 'text')
+        .addColumn('next_batch_at', 'text')
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      // "One active upgrade per cluster" is the database's job, not a read-then-write.
+      await db.schema
+        .createIndex('upgrades_one_active_per_cluster')
+        .on('upgrades')
+        .column('cluster_id')
+        .unique()
+        .where(sql.ref('state'), 'not in', ['Completed', 'Canceled'])
+        .execute();
+      await db.schema.createIndex('upgrades_state').on('upgrades').column('state').execute();
+      await db.schema
+        .createTable('batches')
+        .addColumn('upgrade_id', 'text', (c) => c.notNull().references('upgrades.id').onDelete('cascade'))
+        .addColumn('idx', 'integer', (c) => c.notNull())
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('node_ids', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addColumn('finished_at', 'text')
+        .addPrimaryKeyConstraint('batches_pk', ['upgrade_id', 'idx'])
+        .execute();
+      await db.schema
+        .createTable('node_tasks')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('upgrade_id', 'text', (c) => c.notNull().references('upgrades.id').onDelete('cascade'))
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('node_name', 'text', (c) => c.notNull())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('sort_key', 'integer', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('batch_index', 'integer')
+        .addColumn('attempt', 'integer', (c) => c.notNull())
+        .addColumn('started_at', 'text')
+        .addColumn('finished_at', 'text')
+        .addColumn('error', 'text')
+        .addColumn('from_version', 'text')
+        .addColumn('to_version', 'text', (c) => c.notNull())
+        .addUniqueConstraint('node_tasks_upgrade_node', ['upgrade_id', 'node_id'])
+        .execute();
+      await db.schema.createIndex('node_tasks_upgrade_state').on('node_tasks').columns(['upgrade_id', 'state']).execute();
+      await db.schema
+        .createTable('snapshots')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('upgrade_id', 'text', (c) => c.notNull().references('upgrades.id').onDelete('cascade'))
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('node_name', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('ref', 'text')
+        .addColumn('error', 'text')
+        .addColumn('started_at', 'text')
+        .addColumn('finished_at', 'text')
+        .addUniqueConstraint('snapshots_upgrade_node', ['upgrade_id', 'node_id'])
+        .execute();
+      await db.schema
+        .createTable('events')
+        .addColumn('id', adapter.autoIncrementType, (c) =>
+          adapter.autoIncrementType === 'integer' ? c.primaryKey().autoIncrement() : c.primaryKey(),
+        )
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('cluster_id', 'text')
+        .addColumn('upgrade_id', 'text')
+        .addColumn('node_id', 'text')
+        .addColumn('message', 'text', (c) => c.notNull())
+        .addColumn('data', 'text')
+        .execute();
+      await db.schema.createIndex('events_upgrade').on('events').columns(['upgrade_id', 'id']).execute();
+      await db.schema.createIndex('events_cluster').on('events').columns(['cluster_id', 'id']).execute();
+      await db.schema
+        .createTable('node_logs')
+        .addColumn('id', adapter.autoIncrementType, (c) =>
+          adapter.autoIncrementType === 'integer' ? c.primaryKey().autoIncrement() : c.primaryKey(),
+        )
+        .addColumn('upgrade_id', 'text', (c) => c.notNull())
+        .addColumn('node_task_id', 'text', (c) => c.notNull())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('line', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('node_logs_task').on('node_logs').columns(['node_task_id', 'id']).execute();
+      await db.schema.createIndex('node_logs_upgrade').on('node_logs').column('upgrade_id').execute();
+    },
+  },
+];
+
+export const LATEST_SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version));

@@ -1,0 +1,123 @@
+import type { Generated } from 'kysely';
+
+/**
+ * Row types as stored. JSON columns are text in both dialects (parsed by the
+ * repositories), timestamps are ISO-8601 text, so that both dialects behave alike.
+ */
+export interface ClustersTable {
+  id: string;
+  name: string;
+  kind: string;
+  config: string;
+  unavailable_reason: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface NodesTable {
+  id: string;
+  cluster_id: string;
+  name: string;
+  role: string;
+  status: string;
+  versions: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface UpgradesTable {
+  id: string;
+  cluster_id: string;
+  component: string;
+  to_version: string;
+  state: string;
+  snapshot: string;
+  policy: string;
+  total: number;
+  cap: number;
+  ramp_start: number;
+  pause_reason: string | null;
+  created_by: string;
+  created_at: string;
+  paused_at: string | null;
+  finished_at: string | null;
+  next_batch_at: string | null;
+  updated_at: string;
+}
+
+export interface BatchesTable {
+  upgrade_id: string;
+  idx: number;
+  size: number;
+  state: string;
+  node_ids: string;
+  started_at: string;
+  finished_at: string | null;
+}
+
+export interface NodeTasksTable {
+  id: string;
+  upgrade_id: string;
+  node_id: string;
+  node_name: string;
+  role: string;
+  sort_key: number;
+  state: string;
+  batch_index: number | null;
+  attempt: number;
+  started_at: string | null;
+  finished_at: string | null;
+  error: string | null;
+  from_version: string | null;
+  to_version: string;
+}
+
+export interface SnapshotsTable {
+  id: string;
+  upgrade_id: string;
+  node_id: string;
+  node_name: string;
+  state: string;
+  ref: string | null;
+  error: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface EventsTable {
+  id: Generated<number>;
+  at: string;
+  type: string;
+  actor: string;
+  cluster_id: string | null;
+  upgrade_id: string | null;
+  node_id: string | null;
+  message: string;
+  data: string | null;
+}
+
+export interface NodeLogsTable {
+  id: Generated<number>;
+  upgrade_id: string;
+  node_task_id: string;
+  at: string;
+  line: string;
+}
+
+export interface SchemaMigrationsTable {
+  version: number;
+  name: string;
+  applied_at: string;
+}
+
+export interface Database {
+  clusters: ClustersTable;
+  nodes: NodesTable;
+  upgrades: UpgradesTable;
+  batches: BatchesTable;
+  node_tasks: NodeTasksTable;
+  snapshots: SnapshotsTable;
+  events: EventsTable;
+  node_logs: NodeLogsTable;
+  schema_migrations: SchemaMigrationsTable;
+}

@@ -1,0 +1,752 @@
+import { EventEmitter } from 'node:events';
+import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { ClusterKind, Component, ComponentVersions, NodeRole } from '../domain/components.js';
+import { ErrorCode, UpshiftError } from '../domain/errors.js';
+import { newId } from '../domain/ids.js';
+import type { InventoryNode } from '../domain/ports.js';
+import type { EventType, NewEvent, UpshiftEvent } from '../domain/events.js';
+import type {
+  BatchRecord,
+  BatchState,
+  ClusterRecord,
+  NodeRecord,
+  NodeTaskRecord,
+  NodeTaskState,
+  SnapshotRecord,
+  SnapshotState,
+  UpgradePolicy,
+  UpgradeRecord,
+} from '../domain/model.js';
+import type { PauseReason, UpgradeState } from '../domain/upgrade-state.js';
+import type { StoreAdapter } from './dialect.js';
+import type {
+  BatchesTable,
+  ClustersTable,
+  Database,
+  EventsTable,
+  NodesTable,
+  NodeTasksTable,
+  SnapshotsTable,
+  UpgradesTable,
+} from './schema.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+const nowIso = () => new Date().toISOString();
+
+function parseJson<T>(text: string | null, fallback: T): T {
+  if (text === null) return fallback;
+  return JSON.parse(text) as T;
+}
+
+function toCluster(row: Selectable<ClustersTable>): ClusterRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    kind: row.kind as ClusterKind,
+    config: parseJson(row.config, {}),
+    unavailableReason: row.unavailable_reason,
+    createdAt: row.created_at,
+  };
+}
+
+function toNode(row: Selectable<NodesTable>): NodeRecord {
+  return {
+    id: row.id,
+    clusterId: row.cluster_id,
+    name: row.name,
+    role: row.role as NodeRole,
+    status: row.status,
+    versions: parseJson<ComponentVersions>(row.versions, {}),
+    createdAt: row.created_at,
+  };
+}
+
+function toUpgrade(row: Selectable<UpgradesTable>): UpgradeRecord {
+  return {
+    id: row.id,
+    clusterId: row.cluster_id,
+    component: row.component as Component,
+    toVersion: row.to_version,
+    state: row.state as UpgradeState,
+    snapshot: row.snapshot === 'before' ? 'before' : 'none',
+    policy: parseJson<UpgradePolicy>(row.policy, { maxBatchPercent: 10, soakSeconds: 0 }),
+    total: Number(row.total),
+    cap: Number(row.cap),
+    rampStart: Number(row.ramp_start),
+    pauseReason: parseJson<PauseReason | null>(row.pause_reason, null),
+    createdBy: row.created_by,
+    createdAt: row.created_at,
+    pausedAt: row.paused_at,
+    finishedAt: row.finished_at,
+    nextBatchAt: row.next_batch_at,
+  };
+}
+
+function toTask(row: Selectable<NodeTasksTable>): NodeTaskRecord {
+  return {
+    id: row.id,
+    upgradeId: row.upgrade_id,
+    nodeId: row.node_id,
+    nodeName: row.node_name,
+    role: row.role as NodeRole,
+    state: row.state as NodeTaskState,
+    batchIndex: row.batch_index === null ? null : Number(row.batch_index),
+    attempt: Number(row.attempt),
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    error: row.error,
+    fromVersion: row.from_version,
+    toVersion: row.to_version,
+  };
+}
+
+function toBatch(row: Selectable<BatchesTable>): BatchRecord {
+  return {
+    upgradeId: row.upgrade_id,
+    index: Number(row.idx),
+    size: Number(row.size),
+    state: row.state as BatchState,
+    nodeIds: parseJson<string[]>(row.node_ids, []),
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+function toSnapshot(row: Selectable<SnapshotsTable>): SnapshotRecord {
+  return {
+    id: row.id,
+    upgradeId: row.upgrade_id,
+    nodeId: row.node_id,
+    nodeName: row.node_name,
+    state: row.state as SnapshotState,
+    ref: row.ref,
+    error: row.error,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+function toEvent(row: Selectable<EventsTable>): UpshiftEvent {
+  const event: UpshiftEvent = {
+    id: String(row.id),
+    at: row.at,
+    type: row.type as EventType,
+    actor: row.actor,
+    clusterId: row.cluster_id,
+    upgradeId: row.upgrade_id,
+    nodeId: row.node_id,
+    message: row.message,
+  };
+  if (row.data !== null) event.data = parseJson<Record<string, unknown>>(row.data, {});
+  return event;
+}
+
+export interface EventFilter {
+  clusterId?: string | undefined;
+  upgradeId?: string | undefined;
+  type?: string | undefined;
+  /** Only events with an id below this one (newest-first paging). */
+  before?: string | undefined;
+  /** Only events with an id above this one (replay after a reconnect). */
+  after?: string | undefined;
+  limit: number;
+}
+
+export type UpgradePatch = Partial<Pick<UpgradesTable, 'pause_reason' | 'paused_at' | 'finished_at' | 'next_batch_at' | 'ramp_start'>> & {
+  state?: UpgradeState;
+};
+
+export type TaskPatch = Partial<
+  Pick<NodeTasksTable, 'batch_index' | 'attempt' | 'started_at' | 'finished_at' | 'error' | 'from_version'>
+> & { state?: NodeTaskState };
+
+/**
+ * The repositories over one database. Every state change is a compare-and-set that
+ * names the state it expects and reports whether it won; callers act only on a win.
+ * Events written in a transaction are published on `bus` only after it commits.
+ */
+export class Store {
+  readonly bus: EventEmitter;
+  private readonly pending: UpshiftEvent[] | undefined;
+
+  constructor(
+    readonly adapter: StoreAdapter,
+    private readonly db: Db = adapter.db,
+    bus?: EventEmitter,
+    pending?: UpshiftEvent[],
+  ) {
+    this.bus = bus ?? new EventEmitter().setMaxListeners(0);
+    this.pending = pending;
+  }
+
+  /** Runs `fn` in one transaction; the events it appended are published after the commit. */
+  async tx<T>(fn: (store: Store) => Promise<T>): Promise<T> {
+    if (this.pending) return fn(this);
+    const events: UpshiftEvent[] = [];
+    const result = await this.adapter.db.transaction().execute((trx) => fn(new Store(this.adapter, trx, this.bus, events)));
+    for (const event of events) this.bus.emit('event', event);
+    return result;
+  }
+
+  // ---- clusters -------------------------------------------------------------------
+
+  async insertCluster(cluster: ClusterRecord): Promise<void> {
+    try {
+      await this.db
+        .insertInto('clusters')
+        .values({
+          id: cluster.id,
+          name: cluster.name,
+          kind: cluster.kind,
+          config: JSON.stringify(cluster.config),
+          unavailable_reason: cluster.unavailableReason,
+          created_at: cluster.createdAt,
+          updated_at: cluster.createdAt,
+        })
+        .execute();
+    } catch (error) {
+      if (this.adapter.isUniqueViolation(error)) {
+        throw new UpshiftError(
+          ErrorCode.ALREADY_EXISTS,
+          `a cluster named ${JSON.stringify(cluster.name)} already exists; choose another name`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  async listClusters(): Promise<ClusterRecord[]> {
+    const rows = await this.db.selectFrom('clusters').selectAll().orderBy('name').execute();
+    return rows.map(toCluster);
+  }
+
+  async getCluster(id: string): Promise<ClusterRecord | undefined> {
+    const row = await this.db.selectFrom('clusters').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? toCluster(row) : undefined;
+  }
+
+  async findClusterByName(name: string): Promise<ClusterRecord | undefined> {
+    const row = await this.db.selectFrom('clusters').selectAll().where('name', '=', name).executeTakeFirst();
+    return row ? toCluster(row) : undefined;
+  }
+
+  async deleteCluster(id: string): Promise<boolean> {
+    const upgradeIds = this.db.selectFrom('upgrades').select('id').where('cluster_id', '=', id);
+    await this.db.deleteFrom('node_logs').where('upgrade_id', 'in', upgradeIds).execute();
+    await this.db.deleteFrom('batches').where('upgrade_id', 'in', upgradeIds).execute();
+    await this.db.deleteFrom('node_tasks').where('upgrade_id', 'in', upgradeIds).execute();
+    await this.db.deleteFrom('snapshots').where('upgrade_id', 'in', upgradeIds).execute();
+    await this.db.deleteFrom('upgrades').where('cluster_id', '=', id).execute();
+    await this.db.deleteFrom('nodes').where('cluster_id', '=', id).execute();
+    const result = await this.db.deleteFrom('clusters').where('id', '=', id).executeTakeFirst();
+    return Number(result.numDeletedRows) === 1;
+  }
+
+  async setClusterUnavailable(id: string, reason: string | null): Promise<boolean> {
+    const result = await this.db
+      .updateTable('clusters')
+      .set({ unavailable_reason: reason, updated_at: nowIso() })
+      .where('id', '=', id)
+      .where((eb) =>
+        reason === null
+          ? eb('unavailable_reason', 'is not', null)
+          : eb.or([eb('unavailable_reason', 'is', null), eb('unavailable_reason', '!=', reason)]),
+      )
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /**
+   * Takes the cluster's row lock (PostgreSQL) for the rest of the transaction, so that
+   * a membership change and an upgrade start on one cluster are serialised. SQLite
+   * serialises every write transaction already.
+   */
+  async lockCluster(id: string): Promise<void> {
+    if (!this.adapter.supportsSkipLocked) return;
+    await this.db.selectFrom('clusters').select('id').where('id', '=', id).forUpdate().execute();
+  }
+
+  // ---- nodes ----------------------------------------------------------------------
+
+  async insertNodes(nodes: NodeRecord[]): Promise<void> {
+    const rows = nodes.map((n) => ({
+      id: n.id,
+      cluster_id: n.clusterId,
+      name: n.name,
+      role: n.role,
+      status: n.status,
+      versions: JSON.stringify(n.versions),
+      created_at: n.createdAt,
+      updated_at: n.createdAt,
+    }));
+    try {
+      for (let i = 0; i < rows.length; i += 500) {
+        await this.db
+          .insertInto('nodes')
+          .values(rows.slice(i, i + 500))
+          .execute();
+      }
+    } catch (error) {
+      if (this.adapter.isUniqueViolation(error)) {
+        throw new UpshiftError(ErrorCode.ALREADY_EXISTS, 'a node with that name already exists in the cluster; choose another name');
+      }
+      throw error;
+    }
+  }
+
+  async listNodes(clusterId: string): Promise<NodeRecord[]> {
+    const rows = await this.db.selectFrom('nodes').selectAll().where('cluster_id', '=', clusterId).execute();
+    return rows.map(toNode);
+  }
+
+  /** Node versions of every cluster at once, for the cluster list. */
+  async listNodeVersions(): Promise<Array<{ clusterId: string; versions: ComponentVersions }>> {
+    const rows = await this.db.selectFrom('nodes').select(['cluster_id', 'versions']).execute();
+    return rows.map((r) => ({ clusterId: r.cluster_id, versions: parseJson<ComponentVersions>(r.versions, {}) }));
+  }
+
+  async getNode(id: string): Promise<NodeRecord | undefined> {
+    const row = await this.db.selectFrom('nodes').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? toNode(row) : undefined;
+  }
+
+  async deleteNode(id: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('nodes').where('id', '=', id).executeTakeFirst();
+    return Number(result.numDeletedRows) === 1;
+  }
+
+  async setNodeVersion(id: string, component: Component, version: string): Promise<void> {
+    const node = await this.getNode(id);
+    if (!node) return;
+    const versions = { ...node.versions, [component]: version };
+    await this.db
+      .updateTable('nodes')
+      .set({ versions: JSON.stringify(versions), updated_at: nowIso() })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  async updateNode(id: string, patch: { status?: string; role?: NodeRole; versions?: ComponentVersions }): Promise<void> {
+    await this.db
+      .updateTable('nodes')
+      .set({
+        ...(patch.status !== undefined ? { status: patch.status } : {}),
+        ...(patch.role !== undefined ? { role: patch.role } : {}),
+        ...(patch.versions !== undefined ? { versions: JSON.stringify(patch.versions) } : {}),
+        updated_at: nowIso(),
+      })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  // ---- upgrades -------------------------------------------------------------------
+
+  /** Inserts an upgrade; the unique partial index refuses a second active one. */
+  async insertUpgrade(upgrade: UpgradeRecord): Promise<void> {
+    try {
+      await this.db
+        .insertInto('upgrades')
+        .values({
+          id: upgrade.id,
+          cluster_id: upgrade.clusterId,
+          component: upgrade.component,
+          to_version: upgrade.toVersion,
+          state: upgrade.state,
+          snapshot: upgrade.snapshot,
+          policy: JSON.stringify(upgrade.policy),
+          total: upgrade.total,
+          cap: upgrade.cap,
+          ramp_start: upgrade.rampStart,
+          pause_reason: upgrade.pauseReason === null ? null : JSON.stringify(upgrade.pauseReason),
+          created_by: upgrade.createdBy,
+          created_at: upgrade.createdAt,
+          paused_at: upgrade.pausedAt,
+          finished_at: upgrade.finishedAt,
+          next_batch_at: upgrade.nextBatchAt,
+          updated_at: upgrade.createdAt,
+        })
+        .execute();
+    } catch (error) {
+      if (this.adapter.isUniqueViolation(error)) {
+        throw new UpshiftError(
+          ErrorCode.UPGRADE_IN_PROGRESS,
+          'the cluster already has an active upgrade: finish or cancel it before starting another',
+        );
+      }
+      throw error;
+    }
+  }
+
+  async getUpgrade(id: string): Promise<UpgradeRecord | undefined> {
+    const row = await this.db.selectFrom('upgrades').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? toUpgrade(row) : undefined;
+  }
+
+  async listUpgrades(filter: { clusterId?: string | undefined; state?: string | undefined; limit?: number }): Promise<UpgradeRecord[]> {
+    let query = this.db.selectFrom('upgrades').selectAll();
+    if (filter.clusterId) query = query.where('cluster_id', '=', filter.clusterId);
+    if (filter.state) query = query.where('state', '=', filter.state);
+    const rows = await query
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(filter.limit ?? 500)
+      .execute();
+    return rows.map(toUpgrade);
+  }
+
+  async listActiveUpgrades(): Promise<UpgradeRecord[]> {
+    const rows = await this.db.selectFrom('upgrades').selectAll().where('state', 'not in', ['Completed', 'Canceled']).execute();
+    return rows.map(toUpgrade);
+  }
+
+  async activeUpgradeOf(clusterId: string): Promise<UpgradeRecord | undefined> {
+    const row = await this.db
+      .selectFrom('upgrades')
+      .selectAll()
+      .where('cluster_id', '=', clusterId)
+      .where('state', 'not in', ['Completed', 'Canceled'])
+      .executeTakeFirst();
+    return row ? toUpgrade(row) : undefined;
+  }
+
+  /** Compare-and-set on the upgrade's state: applies `patch` only if the state is `from`. */
+  async casUpgrade(id: string, from: UpgradeState, patch: UpgradePatch): Promise<boolean> {
+    const result = await this.db
+      .updateTable('upgrades')
+      .set({ ...patch, updated_at: nowIso() })
+      .where('id', '=', id)
+      .where('state', '=', from)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  // ---- node tasks -----------------------------------------------------------------
+
+  async insertTasks(tasks: Array<NodeTaskRecord & { sortKey: number }>): Promise<void> {
+    const rows = tasks.map((t) => ({
+      id: t.id,
+      upgrade_id: t.upgradeId,
+      node_id: t.nodeId,
+      node_name: t.nodeName,
+      role: t.role,
+      sort_key: t.sortKey,
+      state: t.state,
+      batch_index: t.batchIndex,
+      attempt: t.attempt,
+      started_at: t.startedAt,
+      finished_at: t.finishedAt,
+      error: t.error,
+      from_version: t.fromVersion,
+      to_version: t.toVersion,
+    }));
+    for (let i = 0; i < rows.length; i += 500) {
+      await this.db
+        .insertInto('node_tasks')
+        .values(rows.slice(i, i + 500))
+        .execute();
+    }
+  }
+
+  async listTasks(upgradeId: string, state?: NodeTaskState): Promise<NodeTaskRecord[]> {
+    let query = this.db.selectFrom('node_tasks').selectAll().where('upgrade_id', '=', upgradeId);
+    if (state) query = query.where('state', '=', state);
+    const rows = await query.orderBy('sort_key').execute();
+    return rows.map(toTask);
+  }
+
+  async getTask(id: string): Promise<NodeTaskRecord | undefined> {
+    const row = await this.db.selectFrom('node_tasks').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? toTask(row) : undefined;
+  }
+
+  async taskCounts(upgradeId: string): Promise<Record<NodeTaskState, number>> {
+    const rows = await this.db
+      .selectFrom('node_tasks')
+      .select(['state'])
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('upgrade_id', '=', upgradeId)
+      .groupBy('state')
+      .execute();
+    const counts: Record<NodeTaskState, number> = { pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0 };
+    for (const row of rows) counts[row.state as NodeTaskState] = Number(row.n);
+    return counts;
+  }
+
+  /** Compare-and-set on a task: applies `patch` only if it is in `from` at `attempt`. */
+  async casTask(id: string, from: NodeTaskState, attempt: number, patch: TaskPatch): Promise<boolean> {
+    const result = await this.db
+      .updateTable('node_tasks')
+      .set(patch)
+      .where('id', '=', id)
+      .where('state', '=', from)
+      .where('attempt', '=', attempt)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** Moves every task in `from` to `to`; returns how many moved. */
+  async moveTasks(upgradeId: string, from: NodeTaskState, to: NodeTaskState, finishedAt: string | null): Promise<number> {
+    const result = await this.db
+      .updateTable('node_tasks')
+      .set({ state: to, ...(finishedAt ? { finished_at: finishedAt } : {}) })
+      .where('upgrade_id', '=', upgradeId)
+      .where('state', '=', from)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
+  // ---- batches --------------------------------------------------------------------
+
+  async insertBatch(batch: BatchRecord): Promise<void> {
+    await this.db
+      .insertInto('batches')
+      .values({
+        upgrade_id: batch.upgradeId,
+        idx: batch.index,
+        size: batch.size,
+        state: batch.state,
+        node_ids: JSON.stringify(batch.nodeIds),
+        started_at: batch.startedAt,
+        finished_at: batch.finishedAt,
+      })
+      .execute();
+  }
+
+  async listBatches(upgradeId: string): Promise<BatchRecord[]> {
+    const rows = await this.db.selectFrom('batches').selectAll().where('upgrade_id', '=', upgradeId).orderBy('idx').execute();
+    return rows.map(toBatch);
+  }
+
+  async finishBatch(upgradeId: string, index: number, state: BatchState, finishedAt: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('batches')
+      .set({ state, finished_at: finishedAt })
+      .where('upgrade_id', '=', upgradeId)
+      .where('idx', '=', index)
+      .where('state', '=', 'running')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  // ---- snapshots ------------------------------------------------------------------
+
+  async insertSnapshots(snapshots: SnapshotRecord[]): Promise<void> {
+    const rows = snapshots.map((s) => ({
+      id: s.id,
+      upgrade_id: s.upgradeId,
+      node_id: s.nodeId,
+      node_name: s.nodeName,
+      state: s.state,
+      ref: s.ref,
+      error: s.error,
+      started_at: s.startedAt,
+      finished_at: s.finishedAt,
+    }));
+    for (let i = 0; i < rows.length; i += 500) {
+      await this.db
+        .insertInto('snapshots')
+        .values(rows.slice(i, i + 500))
+        .execute();
+    }
+  }
+
+  async listSnapshots(upgradeId: string): Promise<SnapshotRecord[]> {
+    const rows = await this.db.selectFrom('snapshots').selectAll().where('upgrade_id', '=', upgradeId).orderBy('node_name').execute();
+    return rows.map(toSnapshot);
+  }
+
+  async casSnapshot(
+    id: string,
+    from: SnapshotState,
+    patch: Partial<Pick<SnapshotsTable, 'ref' | 'error' | 'started_at' | 'finished_at'>> & { state: SnapshotState },
+  ): Promise<boolean> {
+    const result = await this.db.updateTable('snapshots').set(patch).where('id', '=', id).where('state', '=', from).executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  // ---- events and logs ------------------------------------------------------------
+
+  async appendEvent(event: NewEvent): Promise<UpshiftEvent> {
+    const row = await this.db
+      .insertInto('events')
+      .values({
+        at: event.at ?? nowIso(),
+        type: event.type,
+        actor: event.actor,
+        cluster_id: event.clusterId,
+        upgrade_id: event.upgradeId,
+        node_id: event.nodeId,
+        message: event.message,
+        data: event.data === undefined ? null : JSON.stringify(event.data),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    const stored = toEvent(row);
+    if (this.pending) this.pending.push(stored);
+    else this.bus.emit('event', stored);
+    return stored;
+  }
+
+  /** Several events in one statement (a batch starting, a batch of outcomes). */
+  async appendEvents(events: NewEvent[]): Promise<UpshiftEvent[]> {
+    if (events.length === 0) return [];
+    const stored: UpshiftEvent[] = [];
+    for (let i = 0; i < events.length; i += 500) {
+      const rows = await this.db
+        .insertInto('events')
+        .values(
+          events.slice(i, i + 500).map((event) => ({
+            at: event.at ?? nowIso(),
+            type: event.type,
+            actor: event.actor,
+            cluster_id: event.clusterId,
+            upgrade_id: event.upgradeId,
+            node_id: event.nodeId,
+            message: event.message,
+            data: event.data === undefined ? null : JSON.stringify(event.data),
+          })),
+        )
+        .returningAll()
+        .execute();
+      stored.push(...rows.map(toEvent).sort((a, b) => Number(a.id) - Number(b.id)));
+    }
+    if (this.pending) this.pending.push(...stored);
+    else for (const e of stored) this.bus.emit('event', e);
+    return stored;
+  }
+
+  async getNodes(ids: string[]): Promise<NodeRecord[]> {
+    if (ids.length === 0) return [];
+    const out: NodeRecord[] = [];
+    for (let i = 0; i < ids.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('nodes')
+        .selectAll()
+        .where('id', 'in', ids.slice(i, i + 500))
+        .execute();
+      out.push(...rows.map(toNode));
+    }
+    return out;
+  }
+
+  async listEvents(filter: EventFilter): Promise<UpshiftEvent[]> {
+    let query = this.db.selectFrom('events').selectAll();
+    if (filter.clusterId) query = query.where('cluster_id', '=', filter.clusterId);
+    if (filter.upgradeId) query = query.where('upgrade_id', '=', filter.upgradeId);
+    if (filter.type) query = query.where('type', '=', filter.type);
+    if (filter.before) query = query.where('id', '<', Number(filter.before));
+    if (filter.after) query = query.where('id', '>', Number(filter.after));
+    const rows = await query
+      .orderBy('id', filter.after ? 'asc' : 'desc')
+      .limit(filter.limit)
+      .execute();
+    return rows.map(toEvent);
+  }
+
+  /** Many log lines of many tasks in one statement per 500 rows. */
+  async appendLogs(rows: Array<{ upgradeId: string; nodeTaskId: string; at: string; line: string }>): Promise<void> {
+    for (let i = 0; i < rows.length; i += 500) {
+      await this.db
+        .insertInto('node_logs')
+        .values(rows.slice(i, i + 500).map((r) => ({ upgrade_id: r.upgradeId, node_task_id: r.nodeTaskId, at: r.at, line: r.line })))
+        .execute();
+    }
+  }
+
+  /** Task counts by state among the tasks of one batch. */
+  async batchTaskCounts(upgradeId: string, batchIndex: number): Promise<Record<NodeTaskState, number>> {
+    const rows = await this.db
+      .selectFrom('node_tasks')
+      .select(['state'])
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('upgrade_id', '=', upgradeId)
+      .where('batch_index', '=', batchIndex)
+      .groupBy('state')
+      .execute();
+    const counts: Record<NodeTaskState, number> = { pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0 };
+    for (const row of rows) counts[row.state as NodeTaskState] = Number(row.n);
+    return counts;
+  }
+
+  async appendLog(upgradeId: string, nodeTaskId: string, lines: string[]): Promise<void> {
+    if (lines.length === 0) return;
+    const at = nowIso();
+    await this.db
+      .insertInto('node_logs')
+      .values(lines.map((line) => ({ upgrade_id: upgradeId, node_task_id: nodeTaskId, at, line })))
+      .execute();
+  }
+
+  async readLog(nodeTaskId: string): Promise<Array<{ at: string; line: string }>> {
+    return this.db.selectFrom('node_logs').select(['at', 'line']).where('node_task_id', '=', nodeTaskId).orderBy('id').execute();
+  }
+
+  /** The paused-TTL purge: the upgrade's events and node logs go. */
+  async purgeUpgradeHistory(upgradeId: string): Promise<{ events: number; logLines: number }> {
+    const events = await this.db.deleteFrom('events').where('upgrade_id', '=', upgradeId).executeTakeFirst();
+    const logs = await this.db.deleteFrom('node_logs').where('upgrade_id', '=', upgradeId).executeTakeFirst();
+    return { events: Number(events.numDeletedRows), logLines: Number(logs.numDeletedRows) };
+  }
+
+  /** Tasks and snapshots that were running when the process last stopped, in any upgrade. */
+  async listRunningWork(): Promise<{ tasks: NodeTaskRecord[]; snapshots: SnapshotRecord[] }> {
+    const tasks = await this.db.selectFrom('node_tasks').selectAll().where('state', '=', 'running').execute();
+    const snapshots = await this.db.selectFrom('snapshots').selectAll().where('state', '=', 'running').execute();
+    return { tasks: tasks.map(toTask), snapshots: snapshots.map(toSnapshot) };
+  }
+
+  /**
+   * Makes the stored nodes match an inventory: updates known nodes, adds new ones and,
+   * when no upgrade is active, removes vanished ones (while one is active they are kept
+   * and marked Down, since the upgrade's membership is locked).
+   */
+  async reconcileNodes(clusterId: string, inventory: InventoryNode[], actor: string): Promise<void> {
+    const existing = new Map((await this.listNodes(clusterId)).map((n) => [n.name, n]));
+    const active = await this.activeUpgradeOf(clusterId);
+    const now = nowIso();
+    const seen = new Set<string>();
+    for (const item of inventory) {
+      seen.add(item.name);
+      const node = existing.get(item.name);
+      if (node) {
+        if (node.status !== item.status || node.role !== item.role || JSON.stringify(node.versions) !== JSON.stringify(item.versions)) {
+          await this.updateNode(node.id, { status: item.status, role: item.role, versions: item.versions });
+        }
+        continue;
+      }
+      const id = newId('nd');
+      await this.insertNodes([
+        { id, clusterId, name: item.name, role: item.role, status: item.status, versions: item.versions, createdAt: now },
+      ]);
+      await this.appendEvent({
+        type: 'cluster.node_added',
+        actor,
+        clusterId,
+        upgradeId: null,
+        nodeId: id,
+        message: active ? `node ${item.name} joined; it is left out of the running upgrade` : `node ${item.name} joined`,
+      });
+    }
+    for (const node of existing.values()) {
+      if (seen.has(node.name)) continue;
+      if (active) {
+        if (node.status !== 'Down') await this.updateNode(node.id, { status: 'Down' });
+        continue;
+      }
+      await this.deleteNode(node.id);
+      await this.appendEvent({
+        type: 'cluster.node_removed',
+        actor,
+        clusterId,
+        upgradeId: null,
+        nodeId: node.id,
+        message: `node ${node.name} left the cluster`,
+      });
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.db.selectFrom('schema_migrations').select('version').limit(1).execute();
+  }
+}

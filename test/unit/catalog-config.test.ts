@@ -1,0 +1,65 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { defaultCatalog, latestVersion, mergeCatalog } from '../../src/domain/catalog.js';
+import { parseDuration } from '../../src/domain/duration.js';
+import { loadServerConfig } from '../../src/server/config.js';
+
+describe('catalog', () => {
+  it('has the installable versions built in', () => {
+    expect(latestVersion(defaultCatalog, 'docker')).toBe('26.1.5');
+    expect(latestVersion(defaultCatalog, 'containerd')).toBe('1.7.24');
+    expect(latestVersion(defaultCatalog, 'sandboxed-runtime')).toBe('20240729');
+    expect(defaultCatalog.docker.map((v) => v.version)).toContain('20.10.24');
+  });
+  it('merges a user catalog and names the offending key', () => {
+    const merged = mergeCatalog(defaultCatalog, {
+      docker: [{ version: '27.0.1', artifacts: [{ method: 'deb', file: 'docker.io_27.deb', sha256: 'a'.repeat(64) }] }],
+    });
+    expect(latestVersion(merged, 'docker')).toBe('27.0.1');
+    expect(() => mergeCatalog(defaultCatalog, { podman: [] })).toThrow(/podman: unknown component/);
+    expect(() => mergeCatalog(defaultCatalog, { docker: [{ version: '1; rm -rf /' }] })).toThrow(/docker\[0\]\.version/);
+    expect(() => mergeCatalog(defaultCatalog, { docker: [{ version: '27.0.0', artifacts: [{ method: 'deb', sha256: 'xyz' }] }] })).toThrow(
+      /sha256/,
+    );
+    expect(() => mergeCatalog(defaultCatalog, { docker: [{ version: '27.0.0', colour: 'red' }] })).toThrow(
+      /docker\[0\]\.colour: unknown key/,
+    );
+  });
+});
+
+describe('configuration', () => {
+  it('parses durations', () => {
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('3s')).toBe(3000);
+    expect(parseDuration('10m')).toBe(600_000);
+    expect(parseDuration('15d')).toBe(15 * 86_400_000);
+    expect(parseDuration('15')).toBeUndefined();
+    expect(parseDuration('-3s')).toBeUndefined();
+  });
+  it('takes flags over environment over file over defaults', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'upshift-config-'));
+    const file = join(dir, 'config.yaml');
+    writeFileSync(file, 'port: 9001\npausedTtl: 1h\nhost: 0.0.0.0\n');
+    const defaults = loadServerConfig({}, {});
+    expect(defaults.port).toBe(8420);
+    expect(defaults.host).toBe('127.0.0.1');
+    expect(defaults.pausedTtlMs).toBe(15 * 86_400_000);
+    const fromFile = loadServerConfig({ config: file }, {});
+    expect(fromFile.port).toBe(9001);
+    expect(fromFile.pausedTtlMs).toBe(3_600_000);
+    const fromEnv = loadServerConfig({ config: file }, { UPSHIFT_PORT: '9002' });
+    expect(fromEnv.port).toBe(9002);
+    const fromFlag = loadServerConfig({ config: file, port: '9003' }, { UPSHIFT_PORT: '9002' });
+    expect(fromFlag.port).toBe(9003);
+    expect(Object.isFrozen(fromFlag)).toBe(true);
+  });
+  it('names the key of an invalid value', () => {
+    expect(() => loadServerConfig({ pausedTtl: 'soon' }, {})).toThrow(/pausedTtl \(flag --paused-ttl\)/);
+    expect(() => loadServerConfig({}, { UPSHIFT_PORT: 'abc' })).toThrow(/port \(environment UPSHIFT_PORT\)/);
+    const dir = mkdtempSync(join(tmpdir(), 'upshift-config-'));
+    writeFileSync(join(dir, 'c.yaml'), 'prot: 1\n');
+    expect(() => loadServerConfig({ config: join(dir, 'c.yaml') }, {})).toThrow(/unknown key "prot"/);
+  });
+});
