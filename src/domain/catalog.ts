@@ -91,8 +91,12 @@ export const defaultCatalog: Catalog = {
   ],
 };
 
+const latestCache = new WeakMap<CatalogVersion[], string | undefined>();
+
 export function latestVersion(catalog: Catalog, component: Component): string | undefined {
-  return newestVersion(catalog[component].map((v) => v.version));
+  const list = catalog[component];
+  if (!latestCache.has(list)) latestCache.set(list, newestVersion(list.map((v) => v.version)));
+  return latestCache.get(list);
 }
 
 export function oldestVersion(catalog: Catalog, component: Component): string | undefined {

@@ -13,14 +13,20 @@ export interface ComponentSummary {
   upgradable: boolean;
 }
 
-export function summariseComponents(catalog: Catalog, nodeVersions: readonly ComponentVersions[]): Record<Component, ComponentSummary> {
+/** Nodes that run the same versions of everything, and how many they are. */
+export interface VersionGroup {
+  versions: ComponentVersions;
+  count: number;
+}
+
+export function summariseComponents(catalog: Catalog, groups: readonly VersionGroup[]): Record<Component, ComponentSummary> {
   const out = {} as Record<Component, ComponentSummary>;
   for (const component of components) {
     const latest = latestVersion(catalog, component) ?? null;
     const versions: Record<string, number> = {};
-    for (const node of nodeVersions) {
-      const version = node[component];
-      if (version !== undefined) versions[version] = (versions[version] ?? 0) + 1;
+    for (const group of groups) {
+      const version = group.versions[component];
+      if (version !== undefined) versions[version] = (versions[version] ?? 0) + group.count;
     }
     // Compare each distinct version once, not once per node.
     const upgradable = latest !== null && Object.keys(versions).some((v) => compareReleases(v, latest) < 0);

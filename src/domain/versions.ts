@@ -94,9 +94,18 @@ export function releaseOf(version: string): string {
   return upstream;
 }
 
-/** Compares by release only, so that `26.1.5+dfsg1-9` equals `26.1.5`. */
+const releaseCompareCache = new Map<string, number>();
+
+/** Compares by release only, so that `26.1.5+dfsg1-9` equals `26.1.5`. Memoised: a fleet has few distinct versions. */
 export function compareReleases(a: string, b: string): number {
-  return compareVersions(releaseOf(a), releaseOf(b));
+  const key = `${a}\u0000${b}`;
+  let result = releaseCompareCache.get(key);
+  if (result === undefined) {
+    result = compareVersions(releaseOf(a), releaseOf(b));
+    if (releaseCompareCache.size > 10_000) releaseCompareCache.clear();
+    releaseCompareCache.set(key, result);
+  }
+  return result;
 }
 
 export function sameRelease(a: string, b: string): boolean {

@@ -1,6 +1,5 @@
 import type { Catalog } from '../domain/catalog.js';
-import type { ComponentVersions } from '../domain/components.js';
-import { clusterStatus, summariseComponents, upgradeStatusText } from '../domain/fleet-summary.js';
+import { type VersionGroup, clusterStatus, summariseComponents, upgradeStatusText } from '../domain/fleet-summary.js';
 import type {
   BatchRecord,
   ClusterRecord,
@@ -13,12 +12,7 @@ import type {
 import type { Store } from '../store/store.js';
 
 /** API representations. Extra fields beyond the spec's are welcome; the spec's names are fixed. */
-export function clusterView(
-  catalog: Catalog,
-  cluster: ClusterRecord,
-  nodeVersions: ComponentVersions[],
-  active: UpgradeRecord | undefined,
-) {
+export function clusterView(catalog: Catalog, cluster: ClusterRecord, groups: VersionGroup[], active: UpgradeRecord | undefined) {
   const { status, statusText } = clusterStatus(cluster, active);
   return {
     id: cluster.id,
@@ -26,21 +20,21 @@ export function clusterView(
     kind: cluster.kind,
     status,
     statusText,
-    nodeCount: nodeVersions.length,
+    nodeCount: groups.reduce((n, g) => n + g.count, 0),
     activeUpgradeId: active?.id ?? null,
     activeUpgradeState: active?.state ?? null,
-    components: summariseComponents(catalog, nodeVersions),
+    components: summariseComponents(catalog, groups),
     config: cluster.config,
     createdAt: cluster.createdAt,
   };
 }
 
 export async function clusterViews(store: Store, catalog: Catalog, clusters: ClusterRecord[]) {
-  const versions = new Map<string, ComponentVersions[]>();
-  for (const row of await store.listNodeVersions()) {
+  const versions = new Map<string, VersionGroup[]>();
+  for (const row of await store.nodeVersionGroups()) {
     let list = versions.get(row.clusterId);
     if (!list) versions.set(row.clusterId, (list = []));
-    list.push(row.versions);
+    list.push(row);
   }
   const active = new Map((await store.listActiveUpgrades()).map((u) => [u.clusterId, u]));
   return clusters.map((c) => clusterView(catalog, c, versions.get(c.id) ?? [], active.get(c.id)));

@@ -300,10 +300,16 @@ export class Store {
     return rows.map(toNode);
   }
 
-  /** Node versions of every cluster at once, for the cluster list. */
-  async listNodeVersions(): Promise<Array<{ clusterId: string; versions: ComponentVersions }>> {
-    const rows = await this.db.selectFrom('nodes').select(['cluster_id', 'versions']).execute();
-    return rows.map((r) => ({ clusterId: r.cluster_id, versions: parseJson<ComponentVersions>(r.versions, {}) }));
+  /** How many nodes of each cluster run each combination of versions, for the cluster list. */
+  async nodeVersionGroups(clusterId?: string): Promise<Array<{ clusterId: string; versions: ComponentVersions; count: number }>> {
+    let query = this.db
+      .selectFrom('nodes')
+      .select(['cluster_id', 'versions'])
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .groupBy(['cluster_id', 'versions']);
+    if (clusterId) query = query.where('cluster_id', '=', clusterId);
+    const rows = await query.execute();
+    return rows.map((r) => ({ clusterId: r.cluster_id, versions: parseJson<ComponentVersions>(r.versions, {}), count: Number(r.n) }));
   }
 
   async getNode(id: string): Promise<NodeRecord | undefined> {

@@ -22,13 +22,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   const viewCluster = async (id: string) => {
     const cluster = await engine.fleet.resolveCluster(id);
-    const nodes = await store.listNodes(cluster.id);
-    return clusterView(
-      catalog,
-      cluster,
-      nodes.map((n) => n.versions),
-      await store.activeUpgradeOf(cluster.id),
-    );
+    return clusterView(catalog, cluster, await store.nodeVersionGroups(cluster.id), await store.activeUpgradeOf(cluster.id));
   };
 
   app.get('/clusters', { schema: { tags: ['clusters'], summary: 'List clusters' } }, async () => ({
