@@ -16,6 +16,22 @@ await build({
   logLevel: 'warning',
 });
 
+// The agent: one self-contained file that the server serves for installs and self-upgrades.
+if (existsSync('src/agent/main.ts')) {
+  await build({
+    entryPoints: ['src/agent/main.ts'],
+    outfile: 'dist/agent.js',
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    banner: {
+      js: '#!/usr/bin/env node\nimport { createRequire as __upshiftRequire } from "node:module"; const require = __upshiftRequire(import.meta.url);',
+    },
+    logLevel: 'warning',
+  });
+}
+
 if (existsSync('web/index.html') && !process.argv.includes('--no-web')) {
   const result = spawnSync('npx', ['vite', 'build', '--config', 'web/vite.config.ts', '--logLevel', 'warn'], { stdio: 'inherit' });
   if (result.status !== 0) process.exit(result.status ?? 1);

@@ -19,6 +19,7 @@ export const EventType = {
   nodeFailed: 'node.failed',
   nodeSkipped: 'node.skipped',
   nodeReattached: 'node.reattached',
+  nodeDown: 'node.down',
   snapshotSucceeded: 'snapshot.succeeded',
   snapshotFailed: 'snapshot.failed',
   clusterCreated: 'cluster.created',
@@ -28,6 +29,7 @@ export const EventType = {
   clusterUnavailable: 'cluster.unavailable',
   clusterAvailable: 'cluster.available',
   requestRefused: 'request.refused',
+  artifactAdded: 'artifact.added',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 

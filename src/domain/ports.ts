@@ -1,3 +1,4 @@
+import type { RecipeName, SnapshotTaskParams, TaskArtifact, TaskResultRequest, UpgradeTaskParams } from './agent-protocol.js';
 import type { Catalog } from './catalog.js';
 import type { ClusterKind, Component, ComponentVersions, NodeRole } from './components.js';
 import type { ClusterRecord, NodeRecord } from './model.js';
@@ -119,4 +120,25 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<v
     });
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/**
+ * How drivers of kinds with agents (hosts, swarm) reach a node's agent: a task is
+ * queued under its idempotent key and its result awaited. The server's agent routes
+ * deliver it and take the result; the engine never talks to agents directly.
+ */
+export interface AgentTaskRequest {
+  taskKey: string;
+  nodeId: string;
+  upgradeId: string | null;
+  nodeTaskId: string | null;
+  recipe: RecipeName;
+  params: UpgradeTaskParams | SnapshotTaskParams;
+}
+
+export interface AgentPort {
+  /** Queues the task unless it exists, and resolves with its result (or a timeout failure). */
+  runAgentTask(task: AgentTaskRequest, signal: AbortSignal): Promise<TaskResultRequest>;
+  /** What a node can install `component` `version` from: mirror files first, then the catalog's methods. */
+  artifactsFor(component: Component, version: string, catalog: Catalog): Promise<TaskArtifact[]>;
 }

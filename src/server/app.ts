@@ -12,7 +12,11 @@ import type { Store } from '../store/store.js';
 import type { Authenticator, Principal } from './auth.js';
 import { errorHandler, sendError } from './errors.js';
 import type { Metrics } from './metrics.js';
+import type { AgentHub } from '../engine/agent-hub.js';
+import { agentRoutes } from './routes/agent.js';
 import { apiRoutes } from './routes/api.js';
+import { artifactRoutes } from './routes/artifacts.js';
+import { type AgentBundle, installRoutes } from './routes/install.js';
 import { streamRoutes } from './routes/stream.js';
 
 declare module 'fastify' {
@@ -31,12 +35,20 @@ export interface AppDeps {
   /** The built console (dist/web); served at `/` when present. */
   webRoot?: string;
   version: string;
+  hub: AgentHub;
+  artifactDir: string;
+  bundle: () => AgentBundle | undefined;
 }
 
 /** Paths that answer without a token: probes, the API docs and the console's static files. */
 function isPublic(url: string): boolean {
   const path = url.split('?')[0] ?? '';
   return !path.startsWith('/api/') && path !== '/metrics';
+}
+
+/** Agent routes authenticate node credentials themselves (routes/agent.ts). */
+function isAgentRoute(url: string): boolean {
+  return url.startsWith('/api/v1/agent/');
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance<any, any, any, any, any>> {
@@ -62,7 +74,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance<any, any,
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
   app.addHook('onRequest', async (request, reply) => {
-    if (isPublic(request.url)) return;
+    if (isPublic(request.url) || isAgentRoute(request.url)) return;
     const principal = deps.auth.authenticate(request.headers.authorization);
     if (!principal) {
       return sendError(
@@ -82,11 +94,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance<any, any,
 
   await app.register(
     async (api) => {
-      await api.register(apiRoutes, { engine: deps.engine, store: deps.store, pausedTtlMs: deps.pausedTtlMs });
+      await api.register(apiRoutes, { engine: deps.engine, store: deps.store, pausedTtlMs: deps.pausedTtlMs, hub: deps.hub });
+      await api.register(artifactRoutes, { store: deps.store, catalog: deps.engine.options.catalog, artifactDir: deps.artifactDir });
+      await api.register(agentRoutes, {
+        prefix: '/agent',
+        hub: deps.hub,
+        store: deps.store,
+        artifactDir: deps.artifactDir,
+        bundle: deps.bundle,
+      });
       await api.register(streamRoutes, { store: deps.store, streams });
     },
     { prefix: '/api/v1' },
   );
+
+  await app.register(installRoutes, { bundle: deps.bundle });
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
@@ -8,7 +9,9 @@ import { AGENT_VERSION, defaultCatalog, mergeCatalog } from '../domain/catalog.j
 import { errorMessage } from '../domain/errors.js';
 import type { Clock } from '../domain/ports.js';
 import { systemClock } from '../domain/ports.js';
+import { HostsDriver } from '../drivers/hosts/index.js';
 import { SimulatedDriver } from '../drivers/simulated/index.js';
+import { AgentHub } from '../engine/agent-hub.js';
 import { Engine } from '../engine/index.js';
 import { openStoreAdapter } from '../store/dialect.js';
 import { migrate } from '../store/migrate.js';
@@ -18,6 +21,7 @@ import { adminTokenAuthenticator, loadAdminToken } from './auth.js';
 import type { ServerConfig } from './config.js';
 import { ConfigError } from './config.js';
 import { Metrics } from './metrics.js';
+import type { AgentBundle } from './routes/install.js';
 
 export function loadCatalog(file: string | null): Catalog {
   if (!file) return defaultCatalog;
@@ -47,9 +51,15 @@ export interface RunningServer {
 }
 
 /** Opens the database, migrates it, starts the engine and the HTTP server. */
+/** The agent bundle (dist/agent.js) and its sha256, when it has been built. */
+export function loadAgentBundle(file: string): AgentBundle | undefined {
+  if (!existsSync(file)) return undefined;
+  return { file, sha256: createHash('sha256').update(readFileSync(file)).digest('hex') };
+}
+
 export async function startServer(
   config: Readonly<ServerConfig>,
-  options: { clock?: Clock; webRoot?: string } = {},
+  options: { clock?: Clock; webRoot?: string; agentBundle?: string } = {},
 ): Promise<RunningServer> {
   const logger = pino({
     level: config.logLevel,
@@ -63,17 +73,20 @@ export async function startServer(
   if (applied.length > 0) logger.info({ applied, database: adapter.description }, 'database migrated');
   const clock = options.clock ?? systemClock;
   const metrics = new Metrics(store);
+  const bundle = loadAgentBundle(options.agentBundle ?? join(dirname(fileURLToPath(import.meta.url)), 'agent.js'));
+  const hub = new AgentHub({ store, clock, logger, bundleSha256: () => bundle?.sha256 });
   const engine = new Engine({
     store,
     catalog,
     clock,
     pausedTtlMs: config.pausedTtlMs,
-    drivers: { simulated: new SimulatedDriver(catalog, clock) },
+    drivers: { simulated: new SimulatedDriver(catalog, clock), hosts: new HostsDriver(hub) },
     logger,
     observer: metrics,
     inventoryIntervalMs: config.inventoryIntervalMs,
   });
   await engine.start();
+  hub.startSweeper();
   const app = await buildApp({
     engine,
     store,
@@ -83,6 +96,9 @@ export async function startServer(
     logger,
     webRoot: options.webRoot ?? defaultWebRoot(),
     version: AGENT_VERSION,
+    hub,
+    artifactDir: join(config.dataDir, 'artifacts'),
+    bundle: () => bundle,
   });
   const address = await app.listen({ host: config.host, port: config.port });
   logger.info({ address, database: adapter.description, pausedTtlMs: config.pausedTtlMs }, 'upshift server listening');
@@ -98,6 +114,7 @@ export async function startServer(
     close() {
       closing ??= (async () => {
         await app.close();
+        hub.stopSweeper();
         await engine.stop();
         await adapter.close();
       })();

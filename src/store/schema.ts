@@ -15,6 +15,8 @@ export interface ClustersTable {
 }
 
 export interface NodesTable {
+  facts: string | null;
+  last_seen_at: string | null;
   id: string;
   cluster_id: string;
   name: string;
@@ -104,6 +106,45 @@ export interface NodeLogsTable {
   line: string;
 }
 
+export interface JoinTokensTable {
+  token_hash: string;
+  cluster_id: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface AgentCredentialsTable {
+  token_hash: string;
+  node_id: string;
+  created_at: string;
+}
+
+export interface AgentTasksTable {
+  task_key: string;
+  node_id: string;
+  upgrade_id: string | null;
+  node_task_id: string | null;
+  recipe: string;
+  params: string;
+  /** queued → delivered → succeeded | failed */
+  state: string;
+  result: string | null;
+  created_at: string;
+  delivered_at: string | null;
+  finished_at: string | null;
+}
+
+export interface ArtifactsTable {
+  file: string;
+  component: string;
+  version: string;
+  method: string;
+  sha256: string;
+  size: number;
+  created_at: string;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -120,4 +161,8 @@ export interface Database {
   events: EventsTable;
   node_logs: NodeLogsTable;
   schema_migrations: SchemaMigrationsTable;
+  join_tokens: JoinTokensTable;
+  agent_credentials: AgentCredentialsTable;
+  agent_tasks: AgentTasksTable;
+  artifacts: ArtifactsTable;
 }

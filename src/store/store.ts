@@ -277,6 +277,8 @@ export class Store {
       role: n.role,
       status: n.status,
       versions: JSON.stringify(n.versions),
+      facts: null,
+      last_seen_at: null,
       created_at: n.createdAt,
       updated_at: n.createdAt,
     }));
@@ -750,6 +752,173 @@ export class Store {
         message: `node ${node.name} left the cluster`,
       });
     }
+  }
+
+  // ---- agents ---------------------------------------------------------------------
+
+  async insertJoinToken(row: { tokenHash: string; clusterId: string; expiresAt: string | null }): Promise<void> {
+    await this.db
+      .insertInto('join_tokens')
+      .values({ token_hash: row.tokenHash, cluster_id: row.clusterId, created_at: nowIso(), expires_at: row.expiresAt, revoked_at: null })
+      .execute();
+  }
+
+  /** The cluster a join token admits to, when the token is known, not expired and not revoked. */
+  async clusterOfJoinToken(tokenHash: string, now: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('join_tokens')
+      .select(['cluster_id', 'expires_at', 'revoked_at'])
+      .where('token_hash', '=', tokenHash)
+      .executeTakeFirst();
+    if (!row || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) return undefined;
+    return row.cluster_id;
+  }
+
+  async revokeJoinTokens(clusterId: string): Promise<number> {
+    const result = await this.db
+      .updateTable('join_tokens')
+      .set({ revoked_at: nowIso() })
+      .where('cluster_id', '=', clusterId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
+  /** Replaces the node's credential (a re-join invalidates the old one). */
+  async setAgentCredential(nodeId: string, tokenHash: string): Promise<void> {
+    await this.db.deleteFrom('agent_credentials').where('node_id', '=', nodeId).execute();
+    await this.db.insertInto('agent_credentials').values({ token_hash: tokenHash, node_id: nodeId, created_at: nowIso() }).execute();
+  }
+
+  async nodeOfCredential(tokenHash: string): Promise<NodeRecord | undefined> {
+    const row = await this.db
+      .selectFrom('agent_credentials')
+      .innerJoin('nodes', 'nodes.id', 'agent_credentials.node_id')
+      .selectAll('nodes')
+      .where('agent_credentials.token_hash', '=', tokenHash)
+      .executeTakeFirst();
+    return row ? toNode(row) : undefined;
+  }
+
+  async recordHeartbeat(nodeId: string, facts: unknown, versions: ComponentVersions, at: string): Promise<void> {
+    await this.db
+      .updateTable('nodes')
+      .set({ facts: JSON.stringify(facts), versions: JSON.stringify(versions), status: 'Ready', last_seen_at: at, updated_at: at })
+      .where('id', '=', nodeId)
+      .execute();
+  }
+
+  /** Marks nodes Down whose agent has not been heard from since `before`; returns them. */
+  async markSilentNodesDown(before: string): Promise<NodeRecord[]> {
+    const rows = await this.db.selectFrom('nodes').selectAll().where('last_seen_at', '<', before).where('status', '!=', 'Down').execute();
+    if (rows.length > 0) {
+      await this.db
+        .updateTable('nodes')
+        .set({ status: 'Down', updated_at: nowIso() })
+        .where(
+          'id',
+          'in',
+          rows.map((r) => r.id),
+        )
+        .execute();
+    }
+    return rows.map(toNode);
+  }
+
+  /** Queues an agent task unless one with the same key exists (idempotent). */
+  async ensureAgentTask(task: {
+    taskKey: string;
+    nodeId: string;
+    upgradeId: string | null;
+    nodeTaskId: string | null;
+    recipe: string;
+    params: unknown;
+  }): Promise<void> {
+    const existing = await this.db.selectFrom('agent_tasks').select('task_key').where('task_key', '=', task.taskKey).executeTakeFirst();
+    if (existing) return;
+    try {
+      await this.db
+        .insertInto('agent_tasks')
+        .values({
+          task_key: task.taskKey,
+          node_id: task.nodeId,
+          upgrade_id: task.upgradeId,
+          node_task_id: task.nodeTaskId,
+          recipe: task.recipe,
+          params: JSON.stringify(task.params),
+          state: 'queued',
+          result: null,
+          created_at: nowIso(),
+          delivered_at: null,
+          finished_at: null,
+        })
+        .execute();
+    } catch (error) {
+      if (!this.adapter.isUniqueViolation(error)) throw error;
+    }
+  }
+
+  async getAgentTask(taskKey: string) {
+    return this.db.selectFrom('agent_tasks').selectAll().where('task_key', '=', taskKey).executeTakeFirst();
+  }
+
+  /** Tasks of a node that have no result yet, oldest first; marks them delivered. */
+  async openAgentTasks(nodeId: string) {
+    const rows = await this.db
+      .selectFrom('agent_tasks')
+      .selectAll()
+      .where('node_id', '=', nodeId)
+      .where('state', 'in', ['queued', 'delivered'])
+      .orderBy('created_at')
+      .execute();
+    const queued = rows.filter((r) => r.state === 'queued').map((r) => r.task_key);
+    if (queued.length > 0) {
+      await this.db
+        .updateTable('agent_tasks')
+        .set({ state: 'delivered', delivered_at: nowIso() })
+        .where('task_key', 'in', queued)
+        .execute();
+    }
+    return rows;
+  }
+
+  /** Records an agent task's result once; returns false when it already had one. */
+  async finishAgentTask(taskKey: string, nodeId: string, state: 'succeeded' | 'failed', result: unknown): Promise<boolean> {
+    const outcome = await this.db
+      .updateTable('agent_tasks')
+      .set({ state, result: JSON.stringify(result), finished_at: nowIso() })
+      .where('task_key', '=', taskKey)
+      .where('node_id', '=', nodeId)
+      .where('state', 'in', ['queued', 'delivered'])
+      .executeTakeFirst();
+    return Number(outcome.numUpdatedRows) === 1;
+  }
+
+  async upsertArtifact(row: {
+    file: string;
+    component: string;
+    version: string;
+    method: string;
+    sha256: string;
+    size: number;
+  }): Promise<void> {
+    await this.db.deleteFrom('artifacts').where('file', '=', row.file).execute();
+    await this.db
+      .insertInto('artifacts')
+      .values({ ...row, created_at: nowIso() })
+      .execute();
+  }
+
+  async listArtifacts(filter: { component?: string; file?: string } = {}) {
+    let query = this.db.selectFrom('artifacts').selectAll();
+    if (filter.component) query = query.where('component', '=', filter.component);
+    if (filter.file) query = query.where('file', '=', filter.file);
+    return query.orderBy('component').orderBy('version').orderBy('file').execute();
+  }
+
+  async deleteArtifact(file: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('artifacts').where('file', '=', file).executeTakeFirst();
+    return Number(result.numDeletedRows) === 1;
   }
 
   async ping(): Promise<void> {

@@ -1,4 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
+import type { AgentHub } from '../../engine/agent-hub.js';
+import { publicUrl } from './install.js';
 import { latestVersion } from '../../domain/catalog.js';
 import { components } from '../../domain/components.js';
 import { UpshiftError, ErrorCode, invalid, notFound } from '../../domain/errors.js';
@@ -10,13 +14,14 @@ import { clusterView, clusterViews, nodeTaskView, nodeView, upgradeView } from '
 import { ClusterBody, ClusterNodeParams, EventQuery, IdParam, NodeBody, ResumeBody, UpgradeBody, UpgradeListQuery } from './schemas.js';
 
 export interface ApiDeps {
+  hub: AgentHub;
   engine: Engine;
   store: Store;
   pausedTtlMs: number;
 }
 
 /** The REST API of the spec, under /api/v1. Handlers translate; the engine decides. */
-export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engine, store, pausedTtlMs }) => {
+export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engine, store, pausedTtlMs, hub }) => {
   const catalog = engine.options.catalog;
   const actor = (request: { principal?: { name: string } }) => request.principal?.name ?? 'anonymous';
 
@@ -29,10 +34,57 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     items: await clusterViews(store, catalog, await store.listClusters()),
   }));
 
+  const joinInstructions = (request: FastifyRequest, joinToken: string) => {
+    const server = publicUrl(request) ?? 'http://SERVER:8420';
+    return {
+      joinToken,
+      joinCommand: `curl -fsSL ${server}/install/agent.sh | sudo sh -s -- --join-token ${joinToken}`,
+      agentCommand: `upshift agent --server ${server} --join-token ${joinToken}`,
+    };
+  };
+
   app.post('/clusters', { schema: { tags: ['clusters'], summary: 'Create a cluster', body: ClusterBody } }, async (request, reply) => {
     const cluster = await engine.fleet.createCluster(request.body, actor(request));
-    return reply.code(201).send(await viewCluster(cluster.id));
+    const view = await viewCluster(cluster.id);
+    if (cluster.kind === 'hosts' || cluster.kind === 'swarm') {
+      // The join token is shown here once; only its hash is kept.
+      const { joinToken } = await hub.createJoinToken(cluster.id);
+      return reply.code(201).send({ ...view, ...joinInstructions(request, joinToken) });
+    }
+    return reply.code(201).send(view);
   });
+
+  app.post(
+    '/clusters/:id/join-tokens',
+    {
+      schema: {
+        tags: ['clusters'],
+        summary: 'Create a join token for agents (shown once)',
+        params: IdParam,
+        body: Type.Object(
+          { ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 31_536_000 })) },
+          { additionalProperties: false },
+        ),
+      },
+      preValidation: async (request) => {
+        if (request.body === undefined || request.body === null) request.body = {};
+      },
+    },
+    async (request, reply) => {
+      const cluster = await engine.fleet.resolveCluster(request.params.id);
+      const { joinToken, expiresAt } = await hub.createJoinToken(cluster.id, request.body.ttlSeconds);
+      return reply.code(201).send({ ...joinInstructions(request, joinToken), expiresAt });
+    },
+  );
+
+  app.delete(
+    '/clusters/:id/join-tokens',
+    { schema: { tags: ['clusters'], summary: 'Revoke every join token of the cluster', params: IdParam } },
+    async (request) => {
+      const cluster = await engine.fleet.resolveCluster(request.params.id);
+      return { revoked: await store.revokeJoinTokens(cluster.id) };
+    },
+  );
 
   app.get('/clusters/:id', { schema: { tags: ['clusters'], summary: 'Get a cluster by id or name', params: IdParam } }, async (request) =>
     viewCluster(request.params.id),

@@ -141,6 +141,54 @@ export const migrations: Migration[] = [
       await db.schema.createIndex('node_logs_upgrade').on('node_logs').column('upgrade_id').execute();
     },
   },
+  {
+    version: 2,
+    name: 'agents: join tokens, node credentials, agent tasks, artifact mirror',
+    async up(db) {
+      await db.schema.alterTable('nodes').addColumn('facts', 'text').execute();
+      await db.schema.alterTable('nodes').addColumn('last_seen_at', 'text').execute();
+      await db.schema
+        .createTable('join_tokens')
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('cluster_id', 'text', (c) => c.notNull().references('clusters.id').onDelete('cascade'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text')
+        .addColumn('revoked_at', 'text')
+        .execute();
+      await db.schema
+        .createTable('agent_credentials')
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('node_id', 'text', (c) => c.notNull().references('nodes.id').onDelete('cascade'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('agent_credentials_node').on('agent_credentials').column('node_id').execute();
+      await db.schema
+        .createTable('agent_tasks')
+        .addColumn('task_key', 'text', (c) => c.primaryKey())
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('upgrade_id', 'text')
+        .addColumn('node_task_id', 'text')
+        .addColumn('recipe', 'text', (c) => c.notNull())
+        .addColumn('params', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('result', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('delivered_at', 'text')
+        .addColumn('finished_at', 'text')
+        .execute();
+      await db.schema.createIndex('agent_tasks_node_state').on('agent_tasks').columns(['node_id', 'state']).execute();
+      await db.schema
+        .createTable('artifacts')
+        .addColumn('file', 'text', (c) => c.primaryKey())
+        .addColumn('component', 'text', (c) => c.notNull())
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('method', 'text', (c) => c.notNull())
+        .addColumn('sha256', 'text', (c) => c.notNull())
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version));

@@ -1,0 +1,135 @@
+import type { Component, ComponentVersions } from './components.js';
+
+/**
+ * The wire protocol between `upshift agent` and the server. Agents dial out (nodes
+ * behind NAT work); every call but `join` carries the node's own credential as
+ * `Authorization: Bearer <credential>`; an agent acts only as its own node.
+ *
+ *   POST /api/v1/agent/join                  JoinRequest → JoinResponse        (join token in the body)
+ *   POST /api/v1/agent/heartbeat             HeartbeatRequest → HeartbeatResponse
+ *   GET  /api/v1/agent/tasks?waitSeconds=N   long poll → TaskPollResponse      (tasks not yet finished, oldest first)
+ *   POST /api/v1/agent/tasks/{taskKey}/log   TaskLogRequest → 204
+ *   POST /api/v1/agent/tasks/{taskKey}/result TaskResultRequest → 204          (idempotent: a second report is ignored)
+ *   GET  /api/v1/agent/artifacts/{file}      the file's bytes (sha256 in the task's params; verify before use)
+ *   GET  /api/v1/agent/bundle                the current agent bundle (self-upgrade), header x-upshift-sha256
+ *
+ * Task keys are idempotent: the server re-delivers a task until its result arrives, and
+ * the agent keeps a journal of the task keys it has started, so that after a restart of
+ * either side a task is resumed or its outcome reported, never run a second time.
+ */
+export const AGENT_PROTOCOL_VERSION = 1;
+
+export interface AgentFacts {
+  hostname: string;
+  os: string;
+  arch: string;
+  agentVersion: string;
+  /** What the agent found: docker (Engine API `Version`), containerd, sandboxed-runtime (runsc release, e.g. `20240729`). */
+  versions: ComponentVersions;
+  /** The Engine API answered on the configured socket. */
+  engineReachable: boolean;
+  engineError?: string;
+}
+
+export interface JoinRequest {
+  joinToken: string;
+  /** Node name; defaults to the hostname. */
+  name: string;
+  facts: AgentFacts;
+  protocol: number;
+}
+
+export interface JoinResponse {
+  nodeId: string;
+  clusterId: string;
+  clusterName: string;
+  /** The node's own credential; the agent stores it (mode 0600) and never logs it. */
+  credential: string;
+  heartbeatSeconds: number;
+}
+
+export interface HeartbeatRequest {
+  facts: AgentFacts;
+}
+
+export interface HeartbeatResponse {
+  serverTime: string;
+  heartbeatSeconds: number;
+}
+
+/** Recipes the agent ships with; the server only ever names one and passes validated parameters. */
+export const RecipeName = {
+  dockerEngine: 'docker-engine',
+  containerd: 'containerd',
+  gvisorRunsc: 'gvisor-runsc',
+  agentSelfUpgrade: 'agent-self-upgrade',
+  snapshot: 'snapshot',
+} as const;
+export type RecipeName = (typeof RecipeName)[keyof typeof RecipeName];
+
+export function recipeFor(component: Component): RecipeName {
+  switch (component) {
+    case 'docker':
+      return RecipeName.dockerEngine;
+    case 'containerd':
+      return RecipeName.containerd;
+    case 'sandboxed-runtime':
+      return RecipeName.gvisorRunsc;
+    case 'agent':
+      return RecipeName.agentSelfUpgrade;
+    default: {
+      const never: never = component;
+      return never;
+    }
+  }
+}
+
+export interface TaskArtifact {
+  method: 'deb' | 'apt' | 'binary' | 'agent-bundle';
+  /** For deb/binary/agent-bundle: file name to fetch from /api/v1/agent/artifacts/{file} (or the bundle route). */
+  file?: string;
+  sha256?: string;
+  /** For apt: the package and exact version to install from the node's own repositories. */
+  package?: string;
+  packageVersion?: string;
+}
+
+export interface UpgradeTaskParams {
+  component: Component;
+  fromVersion: string | null;
+  toVersion: string;
+  artifacts: TaskArtifact[];
+}
+
+export interface SnapshotTaskParams {
+  /** Labels the snapshot (`upshift-<upgradeId>`). */
+  label: string;
+}
+
+export interface AgentTask {
+  taskKey: string;
+  recipe: RecipeName;
+  params: UpgradeTaskParams | SnapshotTaskParams;
+  createdAt: string;
+}
+
+export interface TaskPollResponse {
+  tasks: AgentTask[];
+}
+
+export interface TaskLogRequest {
+  lines: string[];
+}
+
+export interface TaskResultRequest {
+  result: 'succeeded' | 'failed';
+  /** The failing step (`preflight`, `backup`, `stop`, `install`, `start`, `verify`, `rollback`) and its output. */
+  error?: string;
+  step?: string;
+  /** What the node runs afterwards. */
+  versions?: ComponentVersions;
+  /** Snapshot tasks: the provider's handle to restore from. */
+  ref?: string;
+  /** True when a failed upgrade was rolled back to the previous version. */
+  rolledBack?: boolean;
+}

@@ -1,0 +1,139 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { createReadStream, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { JoinRequest, TaskResultRequest } from '../../domain/agent-protocol.js';
+import { ErrorCode, UpshiftError } from '../../domain/errors.js';
+import type { NodeRecord } from '../../domain/model.js';
+import type { AgentHub } from '../../engine/agent-hub.js';
+import type { Store } from '../../store/store.js';
+import { sendError } from '../errors.js';
+import type { AgentBundle } from './install.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    agentNode?: NodeRecord;
+  }
+}
+
+const TaskKeyParams = Type.Object({ taskKey: Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,200}$' }) });
+const FileParams = Type.Object({ file: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._+~-]{0,200}$' }) });
+
+/**
+ * The agent side of the API (see domain/agent-protocol.ts), under /api/v1/agent. Every
+ * route but `join` authenticates the node's own credential; an agent sees and reports
+ * only its own tasks.
+ */
+export const agentRoutes: FastifyPluginAsyncTypebox<{
+  hub: AgentHub;
+  store: Store;
+  artifactDir: string;
+  bundle: () => AgentBundle | undefined;
+}> = async (app, { hub, artifactDir, bundle }) => {
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.url.split('?')[0] === '/api/v1/agent/join') return;
+    const node = await hub.authenticate(request.headers.authorization);
+    if (!node) return sendError(reply, 401, ErrorCode.UNAUTHENTICATED, 'missing or unknown node credential: the agent must join first');
+    request.agentNode = node;
+  });
+  const nodeOf = (request: { agentNode?: NodeRecord }): NodeRecord => {
+    if (!request.agentNode) throw new UpshiftError(ErrorCode.UNAUTHENTICATED, 'no node credential');
+    return request.agentNode;
+  };
+
+  app.post(
+    '/join',
+    {
+      schema: {
+        tags: ['agent'],
+        summary: 'Exchange a join token for a node credential',
+        body: Type.Object({
+          joinToken: Type.String({ maxLength: 200 }),
+          name: Type.String({ maxLength: 63 }),
+          facts: Type.Object({}, { additionalProperties: true }),
+          protocol: Type.Optional(Type.Integer()),
+        }),
+      },
+    },
+    async (request, reply) => reply.code(201).send(await hub.join(request.body as JoinRequest)),
+  );
+
+  app.post(
+    '/heartbeat',
+    {
+      schema: {
+        tags: ['agent'],
+        summary: 'Report facts and liveness',
+        body: Type.Object({ facts: Type.Object({}, { additionalProperties: true }) }),
+      },
+    },
+    async (request) => hub.heartbeat(nodeOf(request), request.body.facts),
+  );
+
+  app.get(
+    '/tasks',
+    {
+      schema: {
+        tags: ['agent'],
+        summary: 'Long-poll the node’s open tasks',
+        querystring: Type.Object({ waitSeconds: Type.Optional(Type.String({ pattern: '^[0-9]{1,2}$' })) }),
+      },
+    },
+    async (request) => {
+      const abort = new AbortController();
+      request.raw.on('close', () => abort.abort());
+      const tasks = await hub.poll(nodeOf(request), Number(request.query.waitSeconds ?? 0), abort.signal);
+      return { tasks };
+    },
+  );
+
+  app.post(
+    '/tasks/:taskKey/log',
+    {
+      schema: {
+        tags: ['agent'],
+        summary: 'Append lines to a task’s log',
+        params: TaskKeyParams,
+        body: Type.Object({ lines: Type.Array(Type.String(), { maxItems: 1000 }) }),
+      },
+    },
+    async (request, reply) => {
+      await hub.appendLog(nodeOf(request), request.params.taskKey, request.body.lines);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post(
+    '/tasks/:taskKey/result',
+    {
+      schema: {
+        tags: ['agent'],
+        summary: 'Report a task’s result (idempotent)',
+        params: TaskKeyParams,
+        body: Type.Object({ result: Type.String({ enum: ['succeeded', 'failed'] }) }, { additionalProperties: true }),
+      },
+    },
+    async (request, reply) => {
+      await hub.reportResult(nodeOf(request), request.params.taskKey, request.body as TaskResultRequest);
+      return reply.code(204).send();
+    },
+  );
+
+  app.get('/bundle', { schema: { tags: ['agent'], summary: 'The current agent bundle, for self-upgrades' } }, async (request, reply) => {
+    nodeOf(request);
+    const b = bundle();
+    if (!b) throw new UpshiftError(ErrorCode.NOT_FOUND, 'the agent bundle is not built on the server: run npm run build');
+    return reply.type('application/javascript; charset=utf-8').header('x-upshift-sha256', b.sha256).send(createReadStream(b.file));
+  });
+
+  app.get(
+    '/artifacts/:file',
+    { schema: { tags: ['agent'], summary: 'Download a mirrored artifact', params: FileParams } },
+    async (request, reply) => {
+      nodeOf(request);
+      const path = join(artifactDir, request.params.file);
+      if (!existsSync(path)) throw new UpshiftError(ErrorCode.NOT_FOUND, `artifact ${request.params.file} is not in the mirror`);
+      return reply.type('application/octet-stream').send(createReadStream(path));
+    },
+  );
+};

@@ -1,0 +1,175 @@
+import { createHash } from 'node:crypto';
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ServerProcess, startServerProcess } from '../support/server.js';
+
+/**
+ * The server's side of the agent protocol, spoken over HTTP as an agent would: join,
+ * heartbeat, long-poll, logs, results, the artifact mirror and the membership lock.
+ * (The real agent is exercised against real Docker hosts in test/e2e/hosts.)
+ */
+describe('agent protocol', () => {
+  let s: ServerProcess;
+  beforeAll(async () => {
+    s = await startServerProcess();
+  });
+  afterAll(async () => {
+    await s?.stop();
+    s?.cleanup();
+  });
+
+  const facts = (docker: string, agent = '1.1.0') => ({
+    hostname: 'h',
+    os: 'linux',
+    arch: 'x64',
+    agentVersion: agent,
+    versions: { docker, containerd: '1.6.20~ds1-1+deb12u3' },
+    engineReachable: true,
+  });
+  const agentCall = async (credential: string, path: string, body?: unknown) => {
+    const res = await fetch(`${s.url}/api/v1/agent${path}`, {
+      method: body === undefined ? 'GET' : 'POST',
+      headers: { authorization: `Bearer ${credential}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
+
+  it('joins, heartbeats, receives a docker task with a mirrored artifact, and completes the upgrade', async () => {
+    const created = await s.api('/api/v1/clusters', { body: { name: 'hosts-a', kind: 'hosts' } });
+    expect(created.status).toBe(201);
+    expect(created.body.joinToken).toMatch(/^upj_/);
+    expect(created.body.joinCommand).toContain('/install/agent.sh');
+    expect(created.body.nodeCount).toBe(0);
+
+    const badJoin = await fetch(`${s.url}/api/v1/agent/join`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ joinToken: 'upj_wrongwrongwrong', name: 'n1', facts: facts('20.10.24') }),
+    });
+    expect(badJoin.status).toBe(401);
+
+    const join = async (name: string) => {
+      const res = await fetch(`${s.url}/api/v1/agent/join`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ joinToken: created.body.joinToken, name, facts: facts('20.10.24+dfsg1'), protocol: 1 }),
+      });
+      return { status: res.status, body: (await res.json()) as { credential: string; nodeId: string; error?: { code: string } } };
+    };
+    const n1 = await join('node-1');
+    expect(n1.status).toBe(201);
+    expect(n1.body.credential).toMatch(/^upa_/);
+    const n2 = await join('node-2');
+
+    const nodes = (await s.api('/api/v1/clusters/hosts-a/nodes')).body.items;
+    expect(nodes.map((n: { name: string }) => n.name)).toEqual(['node-1', 'node-2']);
+    expect(nodes[0].versions).toMatchObject({ agent: '1.1.0', docker: '20.10.24+dfsg1' });
+    expect((await agentCall(n1.body.credential, '/heartbeat', { facts: facts('20.10.24+dfsg1') })).status).toBe(200);
+    expect((await agentCall('upa_not-a-real-credential-at-all', '/heartbeat', { facts: facts('x') })).status).toBe(401);
+    expect((await agentCall(s.token, '/tasks')).status).toBe(401);
+
+    const bytes = Buffer.from('pretend this is docker 26.1.5 binaries');
+    const put = await fetch(`${s.url}/api/v1/artifacts/docker/26.1.5/docker-26.1.5.tar.gz`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/octet-stream' },
+      body: bytes,
+    });
+    expect(put.status).toBe(201);
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    expect((await put.json()) as object).toMatchObject({ sha256: sha, method: 'binary', size: bytes.length });
+    const notInCatalog = await fetch(`${s.url}/api/v1/artifacts/docker/99.0.0/x.tar.gz`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/octet-stream' },
+      body: bytes,
+    });
+    expect(notInCatalog.status).toBe(422);
+
+    const start = await s.api('/api/v1/clusters/hosts-a/upgrades', { body: { component: 'docker' } });
+    expect(start.status).toBe(201);
+    const late = await join('node-3');
+    expect(late.status).toBe(409);
+    expect(late.body.error?.code).toBe('UPGRADE_IN_PROGRESS');
+
+    const poll = await agentCall(n1.body.credential, '/tasks?waitSeconds=5');
+    expect(poll.status).toBe(200);
+    expect(poll.body.tasks).toHaveLength(1);
+    const task = poll.body.tasks[0];
+    expect(task.recipe).toBe('docker-engine');
+    expect(task.params).toMatchObject({ component: 'docker', toVersion: '26.1.5', fromVersion: '20.10.24+dfsg1' });
+    expect(task.params.artifacts[0]).toEqual({ method: 'binary', file: 'docker-26.1.5.tar.gz', sha256: sha });
+
+    const download = await fetch(`${s.url}/api/v1/agent/artifacts/docker-26.1.5.tar.gz`, {
+      headers: { authorization: `Bearer ${n1.body.credential}` },
+    });
+    expect(Buffer.from(await download.arrayBuffer()).equals(bytes)).toBe(true);
+    expect((await fetch(`${s.url}/api/v1/agent/artifacts/docker-26.1.5.tar.gz`)).status).toBe(401);
+
+    // node-2 cannot see or report node-1's task.
+    expect((await agentCall(n2.body.credential, '/tasks')).body.tasks).toEqual([]);
+    expect((await agentCall(n2.body.credential, `/tasks/${task.taskKey}/result`, { result: 'succeeded' })).status).toBe(404);
+
+    expect(
+      (await agentCall(n1.body.credential, `/tasks/${task.taskKey}/log`, { lines: ['stopping docker', 'installing 26.1.5'] })).status,
+    ).toBe(204);
+    expect(
+      (await agentCall(n1.body.credential, `/tasks/${task.taskKey}/result`, { result: 'succeeded', versions: { docker: '26.1.5+dfsg1' } }))
+        .status,
+    ).toBe(204);
+    // A second report of the same task changes nothing.
+    expect((await agentCall(n1.body.credential, `/tasks/${task.taskKey}/result`, { result: 'failed', error: 'late' })).status).toBe(204);
+
+    const second = await agentCall(n2.body.credential, '/tasks?waitSeconds=10');
+    expect(second.body.tasks).toHaveLength(1);
+    await agentCall(n2.body.credential, `/tasks/${second.body.tasks[0].taskKey}/result`, {
+      result: 'failed',
+      step: 'start',
+      error: 'dockerd exited with status 1',
+      rolledBack: true,
+    });
+    let upgrade;
+    for (;;) {
+      upgrade = (await s.api(`/api/v1/upgrades/${start.body.id}`)).body;
+      if (upgrade.state === 'Paused') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(upgrade.pauseReason.message).toMatch(/node-2: start: dockerd exited with status 1; rolled back to 20.10.24\+dfsg1/);
+    const tasks = (await s.api(`/api/v1/upgrades/${start.body.id}/nodes`)).body.items;
+    const log = await s.api(`/api/v1/upgrades/${start.body.id}/nodes/${tasks[0].nodeId}/log`);
+    expect(log.text).toMatch(/installing 26.1.5/);
+    const after = (await s.api('/api/v1/clusters/hosts-a/nodes')).body.items;
+    expect(after[0].versions.docker).toBe('26.1.5+dfsg1');
+
+    await s.api(`/api/v1/upgrades/${start.body.id}/resume`, { method: 'POST' });
+    const retry = await agentCall(n2.body.credential, '/tasks?waitSeconds=10');
+    expect(retry.body.tasks[0].taskKey).not.toBe(second.body.tasks[0].taskKey);
+    await agentCall(n2.body.credential, `/tasks/${retry.body.tasks[0].taskKey}/result`, {
+      result: 'succeeded',
+      versions: { docker: '26.1.5' },
+    });
+    for (;;) {
+      upgrade = (await s.api(`/api/v1/upgrades/${start.body.id}`)).body;
+      if (upgrade.state === 'Completed') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(upgrade.nodes.succeeded).toBe(2);
+  });
+
+  it('serves the install script without a token and refuses a forged Host header', async () => {
+    const script = await fetch(`${s.url}/install/agent.sh`);
+    expect(script.status).toBe(200);
+    expect(await script.text()).toContain(`SERVER='${s.url}'`);
+    // fetch will not forge a Host header; node:http will.
+    const status = await new Promise<number>((resolve, reject) => {
+      const url = new URL(`${s.url}/install/agent.sh`);
+      const req = request({ host: url.hostname, port: url.port, path: url.pathname, headers: { host: "evil'; rm -rf / #" } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(400);
+  });
+});
