@@ -66,8 +66,20 @@ export interface InventoryNode {
 
 export type InventoryResult = { reachable: true; nodes: InventoryNode[] } | { reachable: false; reason: string };
 
+/** A cluster's secrets (a kubeconfig, an Engine TLS key), decrypted on demand for its driver. */
+export interface SecretReader {
+  read(clusterId: string, name: string): Promise<string | undefined>;
+}
+
 export interface ClusterDriver {
   readonly kind: ClusterKind;
+  /**
+   * Top-level fields of a create request that are secrets: they are taken out before
+   * `validateConfig`, checked by `validateSecrets`, stored encrypted, never returned by
+   * the API, and read back through a `SecretReader`.
+   */
+  readonly secretFields?: readonly string[];
+  validateSecrets?(secrets: Record<string, string>): void;
   /**
    * Checks and normalises the kind-specific part of a create request. Throws a
    * VALIDATION_FAILED error that names the offending field.
@@ -83,6 +95,11 @@ export interface ClusterDriver {
   inventory(cluster: ClusterRecord, signal: AbortSignal): Promise<InventoryResult | undefined>;
   runNodeTask(cluster: ClusterRecord, spec: NodeTaskSpec, ctx: TaskContext): Promise<NodeTaskOutcome>;
   snapshotNode(cluster: ClusterRecord, spec: SnapshotSpec, ctx: TaskContext): Promise<SnapshotOutcome>;
+  /** Kubernetes: the manifests the driver would create for these nodes, for review (`plan --output manifests`). */
+  renderManifests?(
+    cluster: ClusterRecord,
+    plan: { upgradeId: string; component: Component; toVersion: string; nodes: NodeRecord[]; catalog: Catalog },
+  ): Promise<unknown[]>;
   /** Kubernetes: whether failed executor pods of the upgrade still exist; delete them when asked. */
   failedPodsPresent?(cluster: ClusterRecord, upgradeId: string): Promise<boolean>;
   deleteFailedPods?(cluster: ClusterRecord, upgradeId: string): Promise<void>;

@@ -28,6 +28,7 @@ export class FleetService {
   constructor(
     private readonly store: Store,
     private readonly drivers: DriverRegistry,
+    private readonly sealSecret?: (plaintext: string) => string,
   ) {}
 
   driverFor(kind: ClusterKind): ClusterDriver {
@@ -56,12 +57,25 @@ export class FleetService {
     }
     const driver = this.driverFor(input.kind);
     const { name: _n, kind: _k, ...rest } = input;
+    const secrets: Record<string, string> = {};
+    for (const field of driver.secretFields ?? []) {
+      const value = rest[field];
+      delete rest[field];
+      if (value === undefined) continue;
+      if (typeof value !== 'string' || value.length === 0 || value.length > 1_000_000) throw invalid(`${field} must be a non-empty string`);
+      secrets[field] = value;
+    }
     const config = driver.validateConfig(rest);
+    driver.validateSecrets?.(secrets);
+    if (Object.keys(secrets).length > 0 && !this.sealSecret) {
+      throw new UpshiftError(ErrorCode.INTERNAL, 'no secret key is configured, so secrets cannot be stored');
+    }
     const createdAt = new Date().toISOString();
     const cluster: ClusterRecord = { id: newId('cl'), name, kind: input.kind, config, unavailableReason: null, createdAt };
     const nodes: NodeRecord[] = driver.initialNodes(cluster).map((n) => ({ ...n, id: newId('nd'), clusterId: cluster.id, createdAt }));
     await this.store.tx(async (tx) => {
       await tx.insertCluster(cluster);
+      for (const [field, value] of Object.entries(secrets)) await tx.putClusterSecret(cluster.id, field, this.sealSecret!(value));
       await tx.insertNodes(nodes);
       await tx.appendEvent({
         type: EventType.clusterCreated,

@@ -231,7 +231,7 @@ export class Orchestrator {
     const plannable = pending.map((task) => ({ id: task.nodeId, name: task.nodeName, role: task.role, task }));
     const chosen = planNextBatch(orderNodes(plannable), index - upgrade.rampStart, upgrade.cap).map((p) => p.task);
     const startedAt = this.now();
-    const nodes = new Map((await this.store.listNodes(cluster.id)).map((n) => [n.id, n]));
+    const nodes = new Map((await this.store.getNodes(chosen.map((t) => t.nodeId))).map((n) => [n.id, n]));
     const started = await this.store.tx(async (tx) => {
       // The guard: a pause that landed meanwhile (here or on another replica) wins.
       if (!(await tx.casUpgrade(upgrade.id, 'Upgrading', { next_batch_at: null }))) return [];
@@ -376,7 +376,7 @@ export class Orchestrator {
       let items: Array<{ done: () => void; fail: (error: unknown) => void }> = [];
       this.exclusive(upgrade.id, async () => {
         // Nodes of a batch finish within milliseconds of each other: gather them.
-        await new Promise((r) => setTimeout(r, 5));
+        await new Promise((r) => setTimeout(r, 2));
         await this.flushLogs();
         const taken = this.outcomes.get(upgrade.id) ?? [];
         items = taken;

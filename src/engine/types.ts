@@ -31,6 +31,8 @@ export interface EngineOptions {
   observer?: EngineObserver;
   /** How many snapshots one upgrade takes at once. */
   snapshotConcurrency?: number;
+  /** Encrypts a cluster secret for storage (SecretVault.seal). */
+  sealSecret?: (plaintext: string) => string;
   /** How often real clusters' inventories are synced; 0 turns it off. */
   inventoryIntervalMs?: number;
 }

@@ -34,6 +34,8 @@ export interface PlanResult {
   total: number;
   cap: number;
   batches: string[][];
+  /** With `manifests`: what the driver would create (Kubernetes executor pods), for review. */
+  manifests?: unknown[];
 }
 
 /** Starting, planning and steering upgrades. Every decision goes through `decide`. */
@@ -84,18 +86,32 @@ export class UpgradeService {
     });
   }
 
-  async plan(clusterRef: string, request: UpgradeRequest): Promise<PlanResult> {
+  async plan(clusterRef: string, request: UpgradeRequest, options: { manifests?: boolean } = {}): Promise<PlanResult> {
     const cluster = await this.fleet.resolveCluster(clusterRef);
     const valid = this.validate(request);
     const targets = this.targets(await this.store.listNodes(cluster.id), valid.component, valid.toVersion);
     const cap = batchCap(targets.length, valid.policy.maxBatchPercent);
-    return {
+    const result: PlanResult = {
       component: valid.component,
       toVersion: valid.toVersion,
       total: targets.length,
       cap,
       batches: planBatches(targets, cap).map((batch) => batch.map((n) => n.name)),
     };
+    if (options.manifests) {
+      const driver = this.fleet.driverFor(cluster.kind);
+      if (!driver.renderManifests) {
+        throw new UpshiftError(ErrorCode.NOT_SUPPORTED, `a ${cluster.kind} cluster creates no manifests; only kubernetes clusters do`);
+      }
+      result.manifests = await driver.renderManifests(cluster, {
+        upgradeId: 'upg_plan',
+        component: valid.component,
+        toVersion: valid.toVersion,
+        nodes: orderNodes(targets),
+        catalog: this.catalog,
+      });
+    }
+    return result;
   }
 
   async start(clusterRef: string, request: UpgradeRequest, actor: string): Promise<UpgradeRecord> {

@@ -12,6 +12,7 @@ import { systemClock } from '../domain/ports.js';
 import { HostsDriver } from '../drivers/hosts/index.js';
 import { SimulatedDriver } from '../drivers/simulated/index.js';
 import { AgentHub } from '../engine/agent-hub.js';
+import { SecretBox, SecretVault } from '../engine/secrets.js';
 import { Engine } from '../engine/index.js';
 import { openStoreAdapter } from '../store/dialect.js';
 import { migrate } from '../store/migrate.js';
@@ -74,6 +75,7 @@ export async function startServer(
   const clock = options.clock ?? systemClock;
   const metrics = new Metrics(store);
   const bundle = loadAgentBundle(options.agentBundle ?? join(dirname(fileURLToPath(import.meta.url)), 'agent.js'));
+  const vault = new SecretVault(store, SecretBox.load(config.dataDir));
   const hub = new AgentHub({ store, clock, logger, bundleSha256: () => bundle?.sha256 });
   const engine = new Engine({
     store,
@@ -81,6 +83,7 @@ export async function startServer(
     clock,
     pausedTtlMs: config.pausedTtlMs,
     drivers: { simulated: new SimulatedDriver(catalog, clock), hosts: new HostsDriver(hub) },
+    sealSecret: (plaintext) => vault.seal(plaintext),
     logger,
     observer: metrics,
     inventoryIntervalMs: config.inventoryIntervalMs,

@@ -23,6 +23,7 @@ export function clusterView(catalog: Catalog, cluster: ClusterRecord, groups: Ve
     nodeCount: groups.reduce((n, g) => n + g.count, 0),
     activeUpgradeId: active?.id ?? null,
     activeUpgradeState: active?.state ?? null,
+    activeUpgradeComponent: active?.component ?? null,
     components: summariseComponents(catalog, groups),
     config: cluster.config,
     createdAt: cluster.createdAt,

@@ -145,6 +145,14 @@ export interface ArtifactsTable {
   created_at: string;
 }
 
+export interface ClusterSecretsTable {
+  cluster_id: string;
+  name: string;
+  /** `v1:` + base64 of AES-256-GCM iv, tag and ciphertext; never plaintext. */
+  sealed: string;
+  created_at: string;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -165,4 +173,5 @@ export interface Database {
   agent_credentials: AgentCredentialsTable;
   agent_tasks: AgentTasksTable;
   artifacts: ArtifactsTable;
+  cluster_secrets: ClusterSecretsTable;
 }

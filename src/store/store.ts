@@ -239,6 +239,8 @@ export class Store {
     await this.db.deleteFrom('snapshots').where('upgrade_id', 'in', upgradeIds).execute();
     await this.db.deleteFrom('upgrades').where('cluster_id', '=', id).execute();
     await this.db.deleteFrom('nodes').where('cluster_id', '=', id).execute();
+    await this.db.deleteFrom('cluster_secrets').where('cluster_id', '=', id).execute();
+    await this.db.deleteFrom('join_tokens').where('cluster_id', '=', id).execute();
     const result = await this.db.deleteFrom('clusters').where('id', '=', id).executeTakeFirst();
     return Number(result.numDeletedRows) === 1;
   }
@@ -752,6 +754,23 @@ export class Store {
         message: `node ${node.name} left the cluster`,
       });
     }
+  }
+
+  // ---- secrets (sealed by the caller; the store never sees plaintext) ----
+
+  async putClusterSecret(clusterId: string, name: string, sealed: string): Promise<void> {
+    await this.db.deleteFrom('cluster_secrets').where('cluster_id', '=', clusterId).where('name', '=', name).execute();
+    await this.db.insertInto('cluster_secrets').values({ cluster_id: clusterId, name, sealed, created_at: nowIso() }).execute();
+  }
+
+  async getClusterSecret(clusterId: string, name: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('cluster_secrets')
+      .select('sealed')
+      .where('cluster_id', '=', clusterId)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return row?.sealed;
   }
 
   // ---- agents ---------------------------------------------------------------------

@@ -126,8 +126,16 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.post(
     '/clusters/:id/upgrades/plan',
-    { schema: { tags: ['upgrades'], summary: 'Preview the batches without starting anything', params: IdParam, body: UpgradeBody } },
-    async (request) => engine.upgrades.plan(request.params.id, request.body),
+    {
+      schema: {
+        tags: ['upgrades'],
+        summary: 'Preview the batches without starting anything (?output=manifests adds the Kubernetes manifests)',
+        params: IdParam,
+        body: UpgradeBody,
+        querystring: Type.Object({ output: Type.Optional(Type.String({ enum: ['manifests'] })) }, { additionalProperties: false }),
+      },
+    },
+    async (request) => engine.upgrades.plan(request.params.id, request.body, { manifests: request.query.output === 'manifests' }),
   );
 
   app.post(

@@ -45,6 +45,12 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ store: Store; streams: Se
       streams.add(close);
       request.raw.on('close', close);
       const lastEventId = request.headers['last-event-id'];
+      if (typeof lastEventId !== 'string') {
+        // Tell a fresh client where the stream starts (an id-only block dispatches no event),
+        // so that it can reconnect without a gap.
+        const [latest] = await store.listEvents({ limit: 1 });
+        if (latest) res.write(`id: ${latest.id}\n\n`);
+      }
       if (typeof lastEventId === 'string' && /^\d{1,19}$/.test(lastEventId)) {
         let after = lastEventId;
         for (;;) {

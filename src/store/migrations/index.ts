@@ -189,6 +189,20 @@ export const migrations: Migration[] = [
         .execute();
     },
   },
+  {
+    version: 3,
+    name: 'encrypted cluster secrets',
+    async up(db) {
+      await db.schema
+        .createTable('cluster_secrets')
+        .addColumn('cluster_id', 'text', (c) => c.notNull().references('clusters.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('sealed', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('cluster_secrets_pk', ['cluster_id', 'name'])
+        .execute();
+    },
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version));

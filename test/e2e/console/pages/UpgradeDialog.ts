@@ -1,0 +1,36 @@
+import type { Locator, Page } from 'playwright-core';
+
+/** The Upgrade dialog: component, target version, the batch preview, and the start buttons. */
+export class UpgradeDialog {
+  readonly root: Locator;
+  readonly component: Locator;
+  readonly version: Locator;
+  readonly planSummary: Locator;
+  readonly agentOutdated: Locator;
+  readonly activeUpgrade: Locator;
+  readonly upgradeAgentFirst: Locator;
+  readonly startAgent: Locator;
+  readonly upgradeDirectly: Locator;
+  readonly backUpSnapshot: Locator;
+  readonly startError: Locator;
+
+  constructor(readonly page: Page) {
+    this.root = page.getByTestId('upgrade-dialog');
+    this.component = this.root.getByLabel('Component');
+    this.version = this.root.getByLabel('Target version');
+    this.planSummary = this.root.getByTestId('plan-summary');
+    this.agentOutdated = this.root.getByTestId('agent-outdated');
+    this.activeUpgrade = this.root.getByTestId('active-upgrade-notice');
+    this.upgradeAgentFirst = this.agentOutdated.getByRole('button', { name: 'Upgrade Agent' });
+    this.startAgent = this.root.locator('.actions').getByRole('button', { name: 'Upgrade Agent' });
+    this.upgradeDirectly = this.root.getByRole('button', { name: 'Upgrade directly' });
+    this.backUpSnapshot = this.root.getByRole('button', { name: 'Back up snapshot before upgrade' });
+    this.startError = this.root.getByTestId('start-error');
+  }
+
+  async waitOpen(): Promise<this> {
+    await this.root.waitFor();
+    await this.planSummary.waitFor();
+    return this;
+  }
+}

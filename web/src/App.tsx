@@ -1,0 +1,139 @@
+import { useEffect, useRef, useState, type ReactNode } from 'react';
+import { Link, matchPath, navigate, useLocation } from './lib/router';
+import { readToken, SessionProvider, storeToken, useSession, useStreamStatus } from './lib/session';
+import { useTheme, type ThemeChoice } from './lib/theme';
+import { ThemeToggle } from './components/ThemeToggle';
+import { ClusterPage } from './pages/ClusterPage';
+import { ClustersPage } from './pages/ClustersPage';
+import { EventsPage } from './pages/EventsPage';
+import { SignInPage } from './pages/SignInPage';
+import { UpgradePage } from './pages/UpgradePage';
+import { UpgradesPage } from './pages/UpgradesPage';
+
+/** The console: sign-in, then the pages behind a header with navigation and the live status. */
+export function App() {
+  const [token, setToken] = useState<string | null>(readToken);
+  const [signedOutReason, setSignedOutReason] = useState<string | undefined>();
+  const [theme, setTheme] = useTheme();
+
+  const signIn = (value: string) => {
+    storeToken(value);
+    setSignedOutReason(undefined);
+    setToken(value);
+  };
+  const signOut = (reason?: string) => {
+    storeToken(null);
+    setSignedOutReason(reason);
+    setToken(null);
+  };
+
+  if (!token) return <SignInPage onSignIn={signIn} reason={signedOutReason} theme={theme} onTheme={setTheme} />;
+  return (
+    <SessionProvider key={token} token={token} onSignOut={signOut}>
+      <Shell theme={theme} onTheme={setTheme}>
+        <Routes />
+      </Shell>
+    </SessionProvider>
+  );
+}
+
+function Routes() {
+  const { pathname } = useLocation();
+  let params: Record<string, string> | null;
+  if (pathname === '/' || pathname === '') {
+    return <Redirect to="/clusters" />;
+  }
+  if (matchPath('/clusters', pathname)) return <ClustersPage />;
+  if ((params = matchPath('/clusters/:id', pathname))) return <ClusterPage key={params['id']} clusterId={params['id'] as string} />;
+  if (matchPath('/upgrades', pathname)) return <UpgradesPage />;
+  if ((params = matchPath('/upgrades/:id', pathname))) return <UpgradePage key={params['id']} upgradeId={params['id'] as string} />;
+  if (matchPath('/events', pathname)) return <EventsPage />;
+  return (
+    <section className="page">
+      <h1>Page not found</h1>
+      <p>
+        There is nothing at <code>{pathname}</code>. <Link to="/clusters">Go to the clusters</Link>.
+      </p>
+    </section>
+  );
+}
+
+function Redirect({ to }: { to: string }) {
+  useEffect(() => navigate(to, { replace: true }), [to]);
+  return null;
+}
+
+function LiveIndicator() {
+  const status = useStreamStatus();
+  const text =
+    status === 'live' ? 'Live' : status === 'reconnecting' ? 'Reconnecting…' : status === 'connecting' ? 'Connecting…' : 'Offline';
+  return (
+    <span className={`live ${status}`} role="status" data-testid="live-status" title="Updates from the server's event stream">
+      <span className="dot" aria-hidden="true" />
+      {text}
+    </span>
+  );
+}
+
+const nav = [
+  { to: '/clusters', label: 'Clusters' },
+  { to: '/upgrades', label: 'Upgrades' },
+  { to: '/events', label: 'Events' },
+];
+
+function Shell({ theme, onTheme, children }: { theme: ThemeChoice; onTheme: (t: ThemeChoice) => void; children: ReactNode }) {
+  const { signOut } = useSession();
+  const { pathname } = useLocation();
+  const main = useRef<HTMLElement>(null);
+  const first = useRef(true);
+
+  // After a navigation, start reading at the top of the new page, as a page load would.
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    window.scrollTo(0, 0);
+    main.current?.focus({ preventScroll: true });
+  }, [pathname]);
+
+  return (
+    <>
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <Link to="/clusters" className="brand" aria-label="Upshift home">
+          <svg viewBox="0 0 16 16" width="20" height="20" aria-hidden="true">
+            <path d="M8 1l6 7h-4v7H6V8H2z" fill="currentColor" />
+          </svg>
+          Upshift
+        </Link>
+        <nav aria-label="Main">
+          <ul>
+            {nav.map((item) => {
+              const current = pathname === item.to || pathname.startsWith(`${item.to}/`);
+              return (
+                <li key={item.to}>
+                  <Link to={item.to} aria-current={current ? 'page' : undefined}>
+                    {item.label}
+                  </Link>
+                </li>
+              );
+            })}
+          </ul>
+        </nav>
+        <div className="topbar-tools">
+          <LiveIndicator />
+          <ThemeToggle theme={theme} onTheme={onTheme} />
+          <button type="button" className="ghost" onClick={() => signOut()}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      <main id="main" ref={main} tabIndex={-1}>
+        {children}
+      </main>
+    </>
+  );
+}

@@ -1,0 +1,144 @@
+import type { Catalog, Cluster, ClusterNode, NodeTask, Plan, Upgrade, UpgradeRequest, UpshiftEvent } from './types';
+
+/** A refusal or failure as the API reports it: `{"error":{"code","message"}}`, or a network failure (status 0). */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(status: number, code: string, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export type UpgradeCommand = 'pause' | 'resume' | 'cancel' | 'continue' | 'quit';
+
+export interface EventQuery {
+  clusterId?: string;
+  upgradeId?: string;
+  type?: string;
+  cursor?: string;
+  limit?: number;
+}
+
+function query(params: Record<string, string | number | undefined>): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) if (value !== undefined && value !== '') search.set(key, String(value));
+  const text = search.toString();
+  return text ? `?${text}` : '';
+}
+
+/**
+ * The REST client of the console. Every call carries the bearer token; a 401 calls
+ * `onUnauthorized` (the console signs out) before the error reaches the caller.
+ */
+export class ApiClient {
+  constructor(
+    readonly token: string,
+    private readonly onUnauthorized: () => void = () => {},
+    readonly base = '/api/v1',
+  ) {}
+
+  async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? null : JSON.stringify(body),
+        signal: signal ?? null,
+      });
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      throw new ApiError(0, 'NETWORK', `the server did not answer (${(error as Error).message})`);
+    }
+    if (res.status === 401) this.onUnauthorized();
+    const text = await res.text();
+    if (!res.ok) {
+      let code = `HTTP_${res.status}`;
+      let message = text || res.statusText;
+      let details: Record<string, unknown> | undefined;
+      try {
+        const parsed = JSON.parse(text) as { error?: { code?: string; message?: string; details?: Record<string, unknown> } };
+        if (parsed.error) {
+          code = parsed.error.code ?? code;
+          message = parsed.error.message ?? message;
+          details = parsed.error.details;
+        }
+      } catch {
+        // not JSON: keep the text
+      }
+      throw new ApiError(res.status, code, message, details);
+    }
+    if (res.status === 204 || text === '') return undefined as T;
+    const type = res.headers.get('content-type') ?? '';
+    return (type.includes('json') ? JSON.parse(text) : text) as T;
+  }
+
+  listClusters(signal?: AbortSignal) {
+    return this.request<{ items: Cluster[] }>('GET', '/clusters', undefined, signal).then((r) => r.items);
+  }
+  getCluster(id: string, signal?: AbortSignal) {
+    return this.request<Cluster>('GET', `/clusters/${encodeURIComponent(id)}`, undefined, signal);
+  }
+  createCluster(body: Record<string, unknown>) {
+    return this.request<Cluster>('POST', '/clusters', body);
+  }
+  deleteCluster(id: string) {
+    return this.request<void>('DELETE', `/clusters/${encodeURIComponent(id)}`);
+  }
+  listNodes(clusterId: string, signal?: AbortSignal) {
+    return this.request<{ items: ClusterNode[] }>('GET', `/clusters/${encodeURIComponent(clusterId)}/nodes`, undefined, signal).then(
+      (r) => r.items,
+    );
+  }
+  catalog(signal?: AbortSignal) {
+    return this.request<Catalog>('GET', '/catalog', undefined, signal);
+  }
+  plan(clusterId: string, body: UpgradeRequest, signal?: AbortSignal) {
+    return this.request<Plan>('POST', `/clusters/${encodeURIComponent(clusterId)}/upgrades/plan`, body, signal);
+  }
+  startUpgrade(clusterId: string, body: UpgradeRequest) {
+    return this.request<Upgrade>('POST', `/clusters/${encodeURIComponent(clusterId)}/upgrades`, body);
+  }
+  listUpgrades(params: { clusterId?: string; state?: string } = {}, signal?: AbortSignal) {
+    return this.request<{ items: Upgrade[] }>('GET', `/upgrades${query(params)}`, undefined, signal).then((r) => r.items);
+  }
+  getUpgrade(id: string, signal?: AbortSignal) {
+    return this.request<Upgrade>('GET', `/upgrades/${encodeURIComponent(id)}`, undefined, signal);
+  }
+  command(id: string, command: UpgradeCommand, body?: Record<string, unknown>) {
+    return this.request<Upgrade>('POST', `/upgrades/${encodeURIComponent(id)}/${command}`, body ?? {});
+  }
+  upgradeNodes(id: string, signal?: AbortSignal) {
+    return this.request<{ items: NodeTask[] }>('GET', `/upgrades/${encodeURIComponent(id)}/nodes`, undefined, signal).then((r) => r.items);
+  }
+  nodeLog(id: string, nodeId: string, signal?: AbortSignal) {
+    return this.request<string>('GET', `/upgrades/${encodeURIComponent(id)}/nodes/${encodeURIComponent(nodeId)}/log`, undefined, signal);
+  }
+  events(params: EventQuery, signal?: AbortSignal) {
+    const { clusterId, upgradeId, type, cursor, limit } = params;
+    return this.request<{ items: UpshiftEvent[]; next: string | null }>(
+      'GET',
+      `/events${query({ clusterId, upgradeId, type, cursor, limit })}`,
+      undefined,
+      signal,
+    );
+  }
+}
+
+/** Says what went wrong in a sentence for the person at the console. */
+export function describeError(error: unknown): string {
+  if (error instanceof ApiError) {
+    if (error.status === 0) return error.message;
+    return `${error.message} (${error.code})`;
+  }
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,294 @@
+import { useEffect, useMemo, useState } from 'react';
+import { describeError } from '../api/client';
+import {
+  componentIds,
+  runtimeComponents,
+  type Catalog,
+  type Cluster,
+  type ComponentId,
+  type Plan,
+  type UpgradeRequest,
+} from '../api/types';
+import { compareNatural, displayComponent, plural, summariseSizes, versionEntries } from '../lib/format';
+import { Link, navigate } from '../lib/router';
+import { useSession } from '../lib/session';
+import { Dialog } from './Dialog';
+import { Notice } from './Notice';
+import { VersionSummary } from './Versions';
+
+let catalogCache: Promise<Catalog> | null = null;
+
+/** How many nodes run an agent older than the latest. */
+export function outdatedAgents(cluster: Cluster): number {
+  const agent = cluster.components.agent;
+  if (!agent?.latest) return 0;
+  const latest = agent.latest;
+  return versionEntries(agent.versions).reduce((n, [version, count]) => (compareNatural(version, latest) < 0 ? n + count : n), 0);
+}
+
+/**
+ * Starts an upgrade of one component of one cluster: target version from the catalog,
+ * upgrade directly or back up snapshots first, and a preview of the batches (the server's
+ * plan) before anything starts. When agents are outdated a runtime upgrade would be
+ * refused, so the dialog says so and offers the agent upgrade first.
+ */
+export function UpgradeDialog({
+  cluster,
+  initialComponent,
+  onClose,
+}: {
+  cluster: Cluster;
+  initialComponent: ComponentId;
+  onClose: () => void;
+}) {
+  const { api } = useSession();
+  const [catalog, setCatalog] = useState<Catalog | null>(null);
+  const [catalogError, setCatalogError] = useState<unknown>(null);
+  const [component, setComponent] = useState<ComponentId>(initialComponent);
+  const [toVersion, setToVersion] = useState<string>('');
+  const [maxBatchPercent, setMaxBatchPercent] = useState('10');
+  const [soakSeconds, setSoakSeconds] = useState('0');
+  const [plan, setPlan] = useState<{ key: string; plan?: Plan; error?: unknown } | null>(null);
+  const [startError, setStartError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  useEffect(() => {
+    catalogCache ??= api.catalog();
+    const pending = catalogCache;
+    pending.then(setCatalog, (e: unknown) => {
+      catalogCache = null;
+      setCatalogError(e);
+    });
+  }, [api]);
+
+  const versions = useMemo(
+    () => (catalog?.components[component]?.versions ?? []).map((v) => v.version).sort((a, b) => compareNatural(b, a)),
+    [catalog, component],
+  );
+  const latest = catalog?.components[component]?.latest ?? cluster.components[component]?.latest ?? null;
+  const target = toVersion && versions.includes(toVersion) ? toVersion : (latest ?? '');
+
+  const policy = useMemo(() => {
+    const p: NonNullable<UpgradeRequest['policy']> = {};
+    const percent = Number(maxBatchPercent);
+    const soak = Number(soakSeconds);
+    if (maxBatchPercent !== '' && Number.isInteger(percent) && percent !== 10) p.maxBatchPercent = percent;
+    if (soakSeconds !== '' && Number.isFinite(soak) && soak !== 0) p.soakSeconds = soak;
+    return p;
+  }, [maxBatchPercent, soakSeconds]);
+
+  const request = (snapshot: 'none' | 'before'): UpgradeRequest => ({
+    component,
+    ...(target ? { toVersion: target } : {}),
+    snapshot,
+    ...(Object.keys(policy).length ? { policy } : {}),
+  });
+
+  const planKey = JSON.stringify([cluster.id, component, target, policy]);
+  useEffect(() => {
+    if (!catalog) return;
+    const controller = new AbortController();
+    const timer = setTimeout(() => {
+      api
+        .plan(
+          cluster.id,
+          { component, ...(target ? { toVersion: target } : {}), ...(Object.keys(policy).length ? { policy } : {}) },
+          controller.signal,
+        )
+        .then(
+          (result) => setPlan({ key: planKey, plan: result }),
+          (error: unknown) => {
+            if (!controller.signal.aborted) setPlan({ key: planKey, error });
+          },
+        );
+    }, 150);
+    return () => {
+      clearTimeout(timer);
+      controller.abort();
+    };
+    // planKey covers every input of the request; nodeCount re-plans after membership changes.
+  }, [api, catalog, planKey, cluster.nodeCount]);
+
+  const outdated = outdatedAgents(cluster);
+  const agentGate = runtimeComponents.includes(component) && outdated > 0;
+  const activeGate = cluster.activeUpgradeId !== null;
+  const currentPlan = plan?.key === planKey ? plan : null;
+  const planReady = currentPlan?.plan !== undefined && currentPlan.plan.batches.length > 0;
+  const canStart = !busy && !agentGate && !activeGate && planReady;
+
+  const start = async (snapshot: 'none' | 'before') => {
+    setBusy(true);
+    setStartError(null);
+    try {
+      const upgrade = await api.startUpgrade(cluster.id, request(snapshot));
+      onClose();
+      navigate(`/upgrades/${upgrade.id}`);
+    } catch (e) {
+      setStartError(describeError(e));
+      setBusy(false);
+    }
+  };
+
+  const sizes = currentPlan?.plan?.batches.map((b) => b.length) ?? [];
+  const planned = sizes.reduce((a, b) => a + b, 0);
+  const biggest = Math.max(1, ...sizes);
+
+  return (
+    <Dialog title={`Upgrade ${cluster.name}`} onClose={onClose} wide testId="upgrade-dialog">
+      <div className="upgrade-form">
+        <div className="form-grid">
+          <label htmlFor="ud-component">Component</label>
+          <select
+            id="ud-component"
+            value={component}
+            onChange={(e) => {
+              setComponent(e.target.value as ComponentId);
+              setToVersion('');
+              setStartError(null);
+            }}
+          >
+            {componentIds.map((c) => (
+              <option key={c} value={c} disabled={Object.keys(cluster.components[c]?.versions ?? {}).length === 0}>
+                {displayComponent(c)}
+              </option>
+            ))}
+          </select>
+          <span className="form-label">In use</span>
+          <div data-testid="versions-in-use">
+            <VersionSummary summary={cluster.components[component]} />
+          </div>
+          <label htmlFor="ud-version">Target version</label>
+          <select id="ud-version" value={target} onChange={(e) => setToVersion(e.target.value)} disabled={!catalog}>
+            {versions.map((v) => (
+              <option key={v} value={v}>
+                {v}
+                {v === latest ? ' (latest)' : ''}
+              </option>
+            ))}
+          </select>
+        </div>
+        <details className="advanced">
+          <summary>Batch policy</summary>
+          <div className="form-grid">
+            <label htmlFor="ud-percent">Largest batch, % of nodes</label>
+            <input
+              id="ud-percent"
+              type="number"
+              min={1}
+              max={100}
+              value={maxBatchPercent}
+              onChange={(e) => setMaxBatchPercent(e.target.value)}
+            />
+            <label htmlFor="ud-soak">Wait between batches (s)</label>
+            <input id="ud-soak" type="number" min={0} value={soakSeconds} onChange={(e) => setSoakSeconds(e.target.value)} />
+          </div>
+        </details>
+
+        {catalogError ? (
+          <Notice tone="bad" alert>
+            Could not load the catalog: {describeError(catalogError)}
+          </Notice>
+        ) : null}
+        {activeGate ? (
+          <Notice tone="warn" title="An upgrade is already active on this cluster" testId="active-upgrade-notice">
+            {cluster.statusText}. Only one upgrade runs per cluster: let it finish, or pause and cancel it.{' '}
+            <Link to={`/upgrades/${cluster.activeUpgradeId}`} onClick={onClose}>
+              View the active upgrade
+            </Link>
+          </Notice>
+        ) : null}
+        {agentGate ? (
+          <Notice tone="warn" title="Upgrade the agent first" testId="agent-outdated">
+            <p>
+              {outdated === cluster.nodeCount
+                ? `All ${plural(outdated, 'node')}`
+                : `${plural(outdated, 'node')} of ${cluster.nodeCount.toLocaleString('en')}`}{' '}
+              run an Upshift agent older than {cluster.components.agent.latest}. {displayComponent(component)} upgrades are refused until
+              every agent is current.
+            </p>
+            <button type="button" className="primary" onClick={() => setComponent('agent')} disabled={activeGate}>
+              Upgrade Agent
+            </button>
+          </Notice>
+        ) : null}
+
+        <section className="plan" aria-labelledby="plan-title" aria-live="polite" data-testid="plan-preview">
+          <h3 id="plan-title">Batches</h3>
+          {!currentPlan ? <p className="muted">Planning…</p> : null}
+          {currentPlan?.error ? (
+            <Notice tone="warn" alert>
+              {describeError(currentPlan.error)}
+            </Notice>
+          ) : null}
+          {currentPlan?.plan ? (
+            <>
+              <p data-testid="plan-summary">
+                {plural(planned, 'node')} to upgrade to {displayComponent(component)} {currentPlan.plan.toVersion ?? target} in{' '}
+                {plural(sizes.length, 'batch', 'batches')}: {summariseSizes(sizes)}.
+                {currentPlan.plan.cap ? ` At most ${plural(currentPlan.plan.cap, 'node')} at a time.` : ''}
+              </p>
+              <ol className="plan-bars" aria-label="batch sizes">
+                {sizes.slice(0, 60).map((size, i) => (
+                  <li key={i} title={`Batch ${i + 1}: ${size} nodes`} style={{ height: `${Math.max(8, (size / biggest) * 56)}px` }}>
+                    <span className="visually-hidden">
+                      Batch {i + 1}: {size} nodes
+                    </span>
+                  </li>
+                ))}
+              </ol>
+              <details>
+                <summary>Nodes in each batch</summary>
+                <ol className="plan-list">
+                  {currentPlan.plan.batches.slice(0, 200).map((batch, i) => (
+                    <li key={i}>
+                      <strong>Batch {i + 1}</strong> ({batch.length}):{' '}
+                      {batch.length > 12 ? `${batch.slice(0, 12).join(', ')}, … ${batch[batch.length - 1]}` : batch.join(', ')}
+                    </li>
+                  ))}
+                </ol>
+              </details>
+            </>
+          ) : null}
+        </section>
+
+        {startError ? (
+          <Notice tone="bad" alert testId="start-error">
+            {startError}
+          </Notice>
+        ) : null}
+
+        <div className="actions">
+          <button type="button" onClick={onClose}>
+            Close
+          </button>
+          {component === 'agent' ? (
+            <button type="button" className="primary" disabled={!canStart} onClick={() => start('none')}>
+              {busy ? 'Starting…' : 'Upgrade Agent'}
+            </button>
+          ) : (
+            <>
+              <button type="button" disabled={!canStart} onClick={() => start('none')}>
+                Upgrade directly
+              </button>
+              <button
+                type="button"
+                className="primary"
+                disabled={!canStart}
+                onClick={() => start('before')}
+                aria-describedby="ud-snapshot-help"
+              >
+                Back up snapshot before upgrade
+              </button>
+            </>
+          )}
+        </div>
+        {component !== 'agent' ? (
+          <p id="ud-snapshot-help" className="help">
+            Backing up snapshots takes every node's snapshot first; if one fails you choose to continue without it or quit before anything
+            is upgraded.
+          </p>
+        ) : null}
+      </div>
+    </Dialog>
+  );
+}

@@ -1,0 +1,272 @@
+import { useMemo, useRef, useState } from 'react';
+import { describeError } from '../api/client';
+import { componentIds, type ClusterNode, type ComponentId } from '../api/types';
+import { ClusterStatusBadge, NodeStatusBadge } from '../components/Badges';
+import { Dialog } from '../components/Dialog';
+import { ErrorNotice, Loading, Notice } from '../components/Notice';
+import { UpgradeDialog } from '../components/UpgradeDialog';
+import { UpgradesTable } from '../components/UpgradesTable';
+import { VersionSummary } from '../components/Versions';
+import { VirtualTable, type Column } from '../components/VirtualTable';
+import { compareNatural, displayComponent, formatTime } from '../lib/format';
+import { useLiveResource, useTitle } from '../lib/live';
+import { Link, navigate } from '../lib/router';
+import { useSession } from '../lib/session';
+
+/**
+ * One cluster: its status, each component's versions with an Upgrade action, its
+ * upgrades, and every node (role, status, versions) in a windowed table that stays fast
+ * with 10,000 nodes.
+ */
+export function ClusterPage({ clusterId }: { clusterId: string }) {
+  const { api } = useSession();
+  // The route may carry a name; events carry the id.
+  const resolvedId = useRef(clusterId);
+  const cluster = useLiveResource((signal) => api.getCluster(clusterId, signal), `cluster:${clusterId}`, {
+    relevant: (e) => e.clusterId === resolvedId.current,
+    debounceMs: 300,
+    maxWaitMs: 1000,
+  });
+  const id = cluster.data?.id ?? clusterId;
+  resolvedId.current = id;
+  const big = (cluster.data?.nodeCount ?? 0) > 2000;
+  const nodes = useLiveResource((signal) => api.listNodes(clusterId, signal), `nodes:${clusterId}`, {
+    relevant: (e) => e.clusterId === id && (e.type === 'node.succeeded' || e.type.startsWith('cluster.')),
+    debounceMs: big ? 1500 : 300,
+    maxWaitMs: big ? 5000 : 1000,
+  });
+  const upgrades = useLiveResource((signal) => api.listUpgrades({ clusterId }, signal), `upgrades:${clusterId}`, {
+    relevant: (e) => e.clusterId === id && (e.type.startsWith('upgrade.') || e.type.startsWith('batch.')),
+    debounceMs: 300,
+    maxWaitMs: 1500,
+  });
+  useTitle(cluster.data?.name ?? 'Cluster');
+
+  const [filter, setFilter] = useState('');
+  const [role, setRole] = useState('');
+  const [outdatedOnly, setOutdatedOnly] = useState<ComponentId | ''>('');
+  const [upgrading, setUpgrading] = useState<ComponentId | null>(null);
+  const [deleting, setDeleting] = useState(false);
+
+  const c = cluster.data;
+  const latest = (component: ComponentId) => c?.components[component]?.latest ?? null;
+
+  const rows = useMemo(() => {
+    const needle = filter.trim().toLowerCase();
+    const list = nodes.data ?? [];
+    if (!needle && !role && !outdatedOnly) return list;
+    return list.filter((n) => {
+      if (needle && !n.name.toLowerCase().includes(needle)) return false;
+      if (role && n.role !== role) return false;
+      if (outdatedOnly) {
+        const version = n.versions[outdatedOnly];
+        const want = c?.components[outdatedOnly]?.latest;
+        if (!version || !want || compareNatural(version, want) >= 0) return false;
+      }
+      return true;
+    });
+  }, [nodes.data, filter, role, outdatedOnly, c]);
+
+  const columns: Column<ClusterNode>[] = [
+    { key: 'name', header: 'Node', width: 'minmax(8rem, 1.2fr)', render: (n) => <span className="mono">{n.name}</span> },
+    { key: 'role', header: 'Role', width: '6rem', render: (n) => n.role },
+    { key: 'status', header: 'Status', width: '7rem', render: (n) => <NodeStatusBadge status={n.status} /> },
+    ...componentIds.map<Column<ClusterNode>>((component) => ({
+      key: component,
+      header: displayComponent(component),
+      width: component === 'sandboxed-runtime' ? 'minmax(11rem, 1fr)' : 'minmax(7rem, 1fr)',
+      render: (n) => {
+        const version = n.versions[component];
+        if (!version) return <span className="muted">—</span>;
+        const want = latest(component);
+        const behind = want !== null && compareNatural(version, want) < 0;
+        return (
+          <span className={behind ? 'version outdated' : 'version'} title={behind ? `older than ${want}` : undefined}>
+            {version}
+          </span>
+        );
+      },
+    })),
+  ];
+
+  if (!c) {
+    return (
+      <section className="page">
+        <Breadcrumb name={clusterId} />
+        {cluster.error ? <ErrorNotice error={cluster.error} prefix="Could not load the cluster" /> : <Loading what="the cluster" />}
+      </section>
+    );
+  }
+
+  return (
+    <section className="page" aria-labelledby="page-title">
+      <Breadcrumb name={c.name} />
+      <div className="page-head">
+        <div>
+          <h1 id="page-title">{c.name}</h1>
+          <p className="subtitle">
+            <span className="tag">{c.kind}</span> <ClusterStatusBadge status={c.status} upgradeState={c.activeUpgradeState} />{' '}
+            {c.statusText !== c.status ? <span data-testid="cluster-status-text">{c.statusText}</span> : null} ·{' '}
+            {c.nodeCount.toLocaleString('en')} nodes
+            {c.createdAt ? ` · created ${formatTime(c.createdAt)}` : ''}
+          </p>
+        </div>
+        <div className="toolbar">
+          <Link className="button" to={`/events?clusterId=${c.id}`}>
+            Events
+          </Link>
+          <button type="button" className="danger-outline" onClick={() => setDeleting(true)}>
+            Delete cluster
+          </button>
+        </div>
+      </div>
+      <ErrorNotice error={cluster.error} prefix="Could not refresh the cluster" />
+      {c.activeUpgradeId ? (
+        <Notice tone="info" title={c.statusText} testId="active-upgrade">
+          <Link to={`/upgrades/${c.activeUpgradeId}`}>Open the upgrade</Link> to follow it, pause it or cancel it.
+        </Notice>
+      ) : null}
+
+      <h2>Components</h2>
+      <div className="component-grid">
+        {componentIds.map((component) => {
+          const summary = c.components[component];
+          const installed = Object.keys(summary?.versions ?? {}).length > 0;
+          return (
+            <article className="card component-card" key={component} data-component={component} aria-labelledby={`comp-${component}`}>
+              <h3 id={`comp-${component}`}>{displayComponent(component)}</h3>
+              <div className="component-versions">
+                <VersionSummary summary={summary} />
+              </div>
+              <p className="muted small">
+                {!installed ? 'Not installed on this cluster' : summary?.upgradable ? `Latest: ${summary.latest}` : 'Up to date'}
+              </p>
+              {summary?.upgradable ? (
+                <button
+                  type="button"
+                  className="primary small"
+                  onClick={() => setUpgrading(component)}
+                  aria-label={`Upgrade ${displayComponent(component)}`}
+                >
+                  {component === 'agent' ? 'Upgrade Agent' : 'Upgrade'}
+                </button>
+              ) : null}
+            </article>
+          );
+        })}
+      </div>
+
+      <h2>Upgrades</h2>
+      {upgrades.data === undefined ? (
+        upgrades.error ? (
+          <ErrorNotice error={upgrades.error} />
+        ) : (
+          <Loading what="upgrades" />
+        )
+      ) : upgrades.data.length === 0 ? (
+        <p className="muted">No upgrades on this cluster yet.</p>
+      ) : (
+        <UpgradesTable upgrades={upgrades.data.slice(0, 10)} showCluster={false} />
+      )}
+      {upgrades.data && upgrades.data.length > 10 ? (
+        <p>
+          <Link to={`/upgrades?clusterId=${c.id}`}>
+            All {upgrades.data.length} upgrades of {c.name}
+          </Link>
+        </p>
+      ) : null}
+
+      <h2 id="nodes-title">Nodes</h2>
+      <div className="toolbar filters">
+        <label>
+          <span>Name</span>
+          <input type="search" value={filter} onChange={(e) => setFilter(e.target.value)} placeholder="sim-042" />
+        </label>
+        <label>
+          <span>Role</span>
+          <select value={role} onChange={(e) => setRole(e.target.value)}>
+            <option value="">Any</option>
+            <option value="manager">Manager</option>
+            <option value="worker">Worker</option>
+          </select>
+        </label>
+        <label>
+          <span>Outdated</span>
+          <select value={outdatedOnly} onChange={(e) => setOutdatedOnly(e.target.value as ComponentId | '')}>
+            <option value="">Show all</option>
+            {componentIds.map((component) => (
+              <option key={component} value={component}>
+                {displayComponent(component)} older than latest
+              </option>
+            ))}
+          </select>
+        </label>
+        <span className="muted count-line" data-testid="node-count" aria-live="polite">
+          {nodes.data
+            ? rows.length === nodes.data.length
+              ? `${rows.length.toLocaleString('en')} nodes`
+              : `${rows.length.toLocaleString('en')} of ${nodes.data.length.toLocaleString('en')} nodes`
+            : ''}
+        </span>
+      </div>
+      <ErrorNotice error={nodes.error} prefix="Could not load the nodes" />
+      {nodes.data === undefined && !nodes.error ? (
+        <Loading what="nodes" />
+      ) : (
+        <VirtualTable rows={rows} columns={columns} rowKey={(n) => n.id} label="Nodes" testId="nodes-table" empty="No node matches." />
+      )}
+
+      {upgrading ? <UpgradeDialog cluster={c} initialComponent={upgrading} onClose={() => setUpgrading(null)} /> : null}
+      {deleting ? <DeleteClusterDialog clusterId={c.id} name={c.name} onClose={() => setDeleting(false)} /> : null}
+    </section>
+  );
+}
+
+function Breadcrumb({ name }: { name: string }) {
+  return (
+    <nav aria-label="Breadcrumb" className="breadcrumb">
+      <ol>
+        <li>
+          <Link to="/clusters">Clusters</Link>
+        </li>
+        <li aria-current="page">{name}</li>
+      </ol>
+    </nav>
+  );
+}
+
+function DeleteClusterDialog({ clusterId, name, onClose }: { clusterId: string; name: string; onClose: () => void }) {
+  const { api } = useSession();
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const remove = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await api.deleteCluster(clusterId);
+      onClose();
+      navigate('/clusters');
+    } catch (e) {
+      setError(describeError(e));
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog title={`Delete ${name}?`} onClose={onClose}>
+      <p>Upshift forgets the cluster, its nodes and its upgrade history. Nothing is changed on the nodes themselves.</p>
+      {error ? (
+        <Notice tone="bad" alert>
+          {error}
+        </Notice>
+      ) : null}
+      <div className="actions">
+        <button type="button" onClick={onClose} autoFocus>
+          Keep it
+        </button>
+        <button type="button" className="danger" onClick={remove} disabled={busy}>
+          Delete cluster
+        </button>
+      </div>
+    </Dialog>
+  );
+}
