@@ -1,12 +1,20 @@
 // Builds the command (dist/upshift.js) with esbuild and, when web/ exists, the console
 // (dist/web) with Vite. Dependencies stay external: they are in node_modules.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
 
+for (const name of existsSync('dist') ? readdirSync('dist') : []) {
+  if (name.startsWith('chunk-') || name === 'chunks') rmSync(`dist/${name}`, { recursive: true, force: true });
+}
+
 await build({
-  entryPoints: ['src/main.ts'],
-  outfile: 'dist/upshift.js',
+  entryPoints: { upshift: 'src/main.ts' },
+  outdir: 'dist',
+  // Chunks let the client commands start without loading the server's modules.
+  splitting: true,
+  // Chunks sit beside upshift.js: the server finds web/ and agent.js relative to its own file.
+  chunkNames: 'chunk-[hash]',
   bundle: true,
   platform: 'node',
   format: 'esm',

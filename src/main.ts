@@ -1,8 +1,8 @@
 import { Command, Option } from 'commander';
+import { registerClientCommands } from './cli/index.js';
 import { AGENT_VERSION } from './domain/catalog.js';
 import { errorMessage } from './domain/errors.js';
 import { ConfigError, loadServerConfig } from './server/config.js';
-import { startServer } from './server/run.js';
 
 /** `upshift <subcommand>`: parses the command line and starts one part of Upshift. */
 const program = new Command()
@@ -46,6 +46,8 @@ program
     }
     let server;
     try {
+      // Loaded here, not at the top: client commands start without the server's code.
+      const { startServer } = await import('./server/run.js');
       server = await startServer(config);
     } catch (error) {
       process.stderr.write(`upshift server: cannot start: ${errorMessage(error)}\n`);
@@ -60,6 +62,8 @@ program
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
+
+registerClientCommands(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`upshift: ${errorMessage(error)}\n`);

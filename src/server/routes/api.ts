@@ -212,7 +212,9 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
   );
 
   app.get('/events', { schema: { tags: ['events'], summary: 'Events, newest first', querystring: EventQuery } }, async (request) => {
-    const { clusterId, upgradeId, type, cursor } = request.query;
+    const { upgradeId, type, cursor } = request.query;
+    // A cluster may be named by name here too, as everywhere else.
+    const clusterId = request.query.clusterId ? (await engine.fleet.resolveCluster(request.query.clusterId)).id : undefined;
     const limit = request.query.limit === undefined ? 50 : Number(request.query.limit);
     if (limit < 1 || limit > 500) throw invalid('limit must be from 1 to 500');
     const items = await store.listEvents({ clusterId, upgradeId, type, before: cursor, limit });

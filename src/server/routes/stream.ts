@@ -1,5 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { notFound } from '../../domain/errors.js';
 import type { UpshiftEvent } from '../../domain/events.js';
+import { looksLikeId } from '../../domain/ids.js';
 import type { Store } from '../../store/store.js';
 import { StreamQuery } from './schemas.js';
 
@@ -12,7 +14,13 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ store: Store; streams: Se
     '/stream',
     { schema: { tags: ['events'], summary: 'Live events (text/event-stream)', querystring: StreamQuery } },
     async (request, reply) => {
-      const { clusterId, upgradeId, type } = request.query;
+      const { upgradeId, type } = request.query;
+      let clusterId = request.query.clusterId;
+      if (clusterId && !looksLikeId(clusterId)) {
+        const byName = await store.findClusterByName(clusterId);
+        if (!byName) throw notFound('cluster', clusterId);
+        clusterId = byName.id;
+      }
       const matches = (e: UpshiftEvent) =>
         (!clusterId || e.clusterId === clusterId) && (!upgradeId || e.upgradeId === upgradeId) && (!type || e.type === type);
       reply.hijack();

@@ -1,0 +1,179 @@
+import { readFileSync } from 'node:fs';
+import { type Command, Option } from 'commander';
+import { parse } from 'yaml';
+import { clusterKinds, components, isComponent, type Component } from '../../domain/components.js';
+import type { ClusterView, ComponentSummaryView, ItemList } from '../api-types.js';
+import { clientCommand, parseNameList, parseSeconds, parseWholeNumber, runAction } from '../command.js';
+import { usageError } from '../errors.js';
+import { age, type Column, type Output } from '../output.js';
+import { clusterPath } from '../resolve.js';
+
+/** `1.0.0`, or `1.0.0(48),1.1.0(2)` when the nodes disagree. */
+export function versionSummary(summary: ComponentSummaryView | undefined): string {
+  if (!summary) return '';
+  const entries = Object.entries(summary.versions);
+  if (entries.length === 1) return entries[0]?.[0] ?? '';
+  return entries.map(([version, count]) => `${version}(${count})`).join(',');
+}
+
+function upgradable(cluster: ClusterView): string {
+  return components.filter((c) => cluster.components[c]?.upgradable).join(',');
+}
+
+function clusterColumns(out: Output): Column<ClusterView>[] {
+  return [
+    { header: 'NAME', value: (c) => c.name },
+    { header: 'ID', value: (c) => c.id, wide: true },
+    { header: 'KIND', value: (c) => c.kind },
+    { header: 'STATUS', value: (c) => out.state(c.status) },
+    { header: 'NODES', value: (c) => String(c.nodeCount) },
+    { header: 'UPGRADABLE', value: upgradable },
+    ...components.map((component): Column<ClusterView> => ({
+      header: component.toUpperCase(),
+      value: (c) => versionSummary(c.components[component]),
+      wide: true,
+    })),
+    { header: 'UPGRADE', value: (c) => c.activeUpgradeId ?? '', wide: true },
+    { header: 'MESSAGE', value: (c) => (c.statusText === c.status ? '' : c.statusText), wide: true },
+    { header: 'AGE', value: (c) => age(c.createdAt) },
+  ];
+}
+
+interface CreateOptions {
+  kind: string;
+  nodes?: number;
+  managers?: number;
+  upgradeSeconds?: number;
+  failNodes?: string[];
+  snapshotFailNodes?: string[];
+  version?: string[];
+  file?: string;
+}
+
+/** `--version docker=20.10.24 --version agent=1.0.0` (or several after one flag) as the simulation's `versions`. */
+export function parseVersions(entries: readonly string[]): Partial<Record<Component, string>> {
+  const versions: Partial<Record<Component, string>> = {};
+  for (const entry of entries.flatMap((e) => e.split(','))) {
+    const match = /^([a-z-]+)=(\S+)$/.exec(entry.trim());
+    if (!match) throw usageError(`--version ${JSON.stringify(entry)}: expected component=version, such as docker=20.10.24`);
+    const [, component, version] = match as unknown as [string, string, string];
+    if (!isComponent(component))
+      throw usageError(`--version ${entry}: unknown component ${JSON.stringify(component)}; known: ${components.join(', ')}`);
+    versions[component] = version;
+  }
+  return versions;
+}
+
+function readBodyFile(file: string): Record<string, unknown> {
+  let raw: unknown;
+  try {
+    raw = parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw usageError(`--file ${file}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw usageError(`--file ${file}: expected a YAML or JSON object of cluster settings`);
+  return raw as Record<string, unknown>;
+}
+
+export function createClusterBody(name: string, options: CreateOptions): Record<string, unknown> {
+  const body: Record<string, unknown> = { ...(options.file ? readBodyFile(options.file) : {}), name, kind: options.kind };
+  const simulation: Record<string, unknown> = {};
+  if (options.nodes !== undefined) simulation['nodes'] = options.nodes;
+  if (options.managers !== undefined) simulation['managers'] = options.managers;
+  if (options.upgradeSeconds !== undefined) simulation['upgradeSeconds'] = options.upgradeSeconds;
+  if (options.failNodes !== undefined) simulation['failNodes'] = options.failNodes;
+  if (options.snapshotFailNodes !== undefined) simulation['snapshotFailNodes'] = options.snapshotFailNodes;
+  if (options.version !== undefined) simulation['versions'] = parseVersions(options.version);
+  if (Object.keys(simulation).length > 0) {
+    if (options.kind !== 'simulated') {
+      throw usageError(
+        '--nodes, --managers, --upgrade-seconds, --fail-nodes, --snapshot-fail-nodes and --version describe a simulated cluster; use --kind simulated',
+      );
+    }
+    const fromFile = body['simulation'];
+    body['simulation'] = { ...(fromFile && typeof fromFile === 'object' ? fromFile : {}), ...simulation };
+  }
+  return body;
+}
+
+function printClusterDetail(out: Output, cluster: ClusterView): void {
+  out.table(clusterColumns(out), [cluster]);
+  out.line();
+  const rows = components
+    .map((component) => ({ component, summary: cluster.components[component] }))
+    .filter((r): r is { component: Component; summary: ComponentSummaryView } => r.summary !== undefined);
+  out.table<{ component: Component; summary: ComponentSummaryView }>(
+    [
+      { header: 'COMPONENT', value: (r) => r.component },
+      { header: 'VERSIONS', value: (r) => versionSummary(r.summary) },
+      { header: 'LATEST', value: (r) => r.summary.latest ?? '' },
+      { header: 'UPGRADABLE', value: (r) => (r.summary.upgradable ? out.paint.yellow('yes') : 'no') },
+    ],
+    rows,
+  );
+  if (cluster.activeUpgradeId) {
+    out.line();
+    out.line(`${cluster.statusText}: upgrade ${cluster.activeUpgradeId} (\`upshift upgrade get ${cluster.name}\`)`);
+  }
+}
+
+export function registerClusterCommands(program: Command): void {
+  const cluster = program.command('cluster').description('list, inspect, create and delete clusters');
+
+  runAction(clientCommand(cluster, 'list', 'list clusters').alias('ls'), async ({ cli }) => {
+    const list = await cli.client.get<ItemList<ClusterView>>('/clusters');
+    if (cli.out.structured) return cli.out.data(list);
+    if (list.items.length === 0) {
+      process.stderr.write('No clusters. Create one with `upshift cluster create NAME --kind simulated --nodes 50`.\n');
+      return;
+    }
+    cli.out.table(clusterColumns(cli.out), list.items);
+  });
+
+  runAction(clientCommand(cluster, 'get <cluster>', 'show a cluster (by name or id) and its components'), async ({ cli, args }) => {
+    const view = await cli.client.get<ClusterView>(clusterPath(args[0] as string));
+    if (cli.out.structured) return cli.out.data(view);
+    printClusterDetail(cli.out, view);
+  });
+
+  const create = clientCommand(cluster, 'create <name>', 'create a cluster; simulated clusters take the simulation options')
+    .addOption(new Option('--kind <kind>', 'cluster kind').choices(clusterKinds).default('simulated'))
+    .addOption(
+      new Option('--nodes <n>', 'simulated: number of nodes, named sim-001… (server default 10)').argParser(parseWholeNumber(1, 100_000)),
+    )
+    .addOption(
+      new Option('--managers <n>', 'simulated: how many of the first nodes are Swarm managers').argParser(parseWholeNumber(0, 100_000)),
+    )
+    .addOption(new Option('--upgrade-seconds <s>', 'simulated: how long one node takes to upgrade (1.5, 300ms)').argParser(parseSeconds))
+    .addOption(
+      new Option('--fail-nodes <names>', 'simulated: comma-separated nodes whose first upgrade attempt fails').argParser(parseNameList),
+    )
+    .addOption(
+      new Option('--snapshot-fail-nodes <names>', 'simulated: comma-separated nodes whose snapshots fail').argParser(parseNameList),
+    )
+    .addOption(
+      new Option('--version <component=version...>', 'simulated: starting version of a component, such as docker=20.10.24 (repeatable)'),
+    )
+    .addOption(
+      new Option(
+        '-f, --file <file>',
+        'YAML or JSON object of further cluster settings, merged into the request (for swarm, hosts, kubernetes)',
+      ),
+    );
+  runAction<CreateOptions>(create, async ({ cli, args, opts }) => {
+    const name = args[0] as string;
+    const view = await cli.client.post<ClusterView>('/clusters', createClusterBody(name, opts));
+    if (cli.out.structured) return cli.out.data(view);
+    cli.out.line(`cluster ${view.name} created: ${view.kind}, ${view.nodeCount} node${view.nodeCount === 1 ? '' : 's'} (id ${view.id})`);
+  });
+
+  runAction(
+    clientCommand(cluster, 'delete <cluster>', 'delete a cluster (refused while an upgrade is active)').alias('rm'),
+    async ({ cli, args }) => {
+      const ref = args[0] as string;
+      await cli.client.delete(clusterPath(ref));
+      if (!cli.out.structured) cli.out.line(`cluster ${ref} deleted`);
+    },
+  );
+}

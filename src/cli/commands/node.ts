@@ -1,0 +1,53 @@
+import type { Command } from 'commander';
+import { components } from '../../domain/components.js';
+import type { ItemList, NodeView } from '../api-types.js';
+import { clientCommand, runAction } from '../command.js';
+import { age, type Column, type Output } from '../output.js';
+import { clusterPath } from '../resolve.js';
+
+function nodeColumns(out: Output): Column<NodeView>[] {
+  return [
+    { header: 'NAME', value: (n) => n.name },
+    { header: 'ID', value: (n) => n.id, wide: true },
+    { header: 'ROLE', value: (n) => n.role },
+    { header: 'STATUS', value: (n) => out.state(n.status) },
+    ...components.map((component): Column<NodeView> => ({ header: component.toUpperCase(), value: (n) => n.versions[component] ?? '' })),
+    { header: 'AGE', value: (n) => age(n.createdAt), wide: true },
+  ];
+}
+
+export function registerNodeCommands(program: Command): void {
+  const node = program.command('node').description('list, add and remove a cluster’s nodes');
+
+  runAction(
+    clientCommand(node, 'list <cluster>', 'list a cluster’s nodes and the versions they run').alias('ls'),
+    async ({ cli, args }) => {
+      const list = await cli.client.get<ItemList<NodeView>>(`${clusterPath(args[0] as string)}/nodes`);
+      if (cli.out.structured) return cli.out.data(list);
+      if (list.items.length === 0) {
+        process.stderr.write(`Cluster ${args[0]} has no nodes.\n`);
+        return;
+      }
+      cli.out.table(nodeColumns(cli.out), list.items);
+    },
+  );
+
+  runAction(
+    clientCommand(node, 'add <cluster> <name>', 'add a node (simulated and hosts clusters; refused while an upgrade is active)'),
+    async ({ cli, args }) => {
+      const [cluster, name] = args as [string, string];
+      const view = await cli.client.post<NodeView>(`${clusterPath(cluster)}/nodes`, { name });
+      if (cli.out.structured) return cli.out.data(view);
+      cli.out.line(`node ${view.name} added to ${cluster} (id ${view.id})`);
+    },
+  );
+
+  runAction(
+    clientCommand(node, 'remove <cluster> <name>', 'remove a node, by name or id (refused while an upgrade is active)').alias('rm'),
+    async ({ cli, args }) => {
+      const [cluster, name] = args as [string, string];
+      await cli.client.delete(`${clusterPath(cluster)}/nodes/${encodeURIComponent(name)}`);
+      if (!cli.out.structured) cli.out.line(`node ${name} removed from ${cluster}`);
+    },
+  );
+}
