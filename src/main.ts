@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { registerAgentCommand } from './agent/command.js';
 import { registerClientCommands } from './cli/index.js';
 import { AGENT_VERSION } from './domain/catalog.js';
 import { errorMessage } from './domain/errors.js';
@@ -23,6 +24,9 @@ program
   .addOption(new Option('--config <file>', 'a YAML/JSON config file (UPSHIFT_CONFIG)'))
   .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug (UPSHIFT_LOG_LEVEL, default info)'))
   .addOption(new Option('--inventory-interval <duration>', 'how often real clusters are inventoried (default 15s)'))
+  .addOption(new Option('--sign-in-limit <n>', 'failed sign-ins per address and minute before 429 (UPSHIFT_SIGN_IN_LIMIT, default 20)'))
+  .addOption(new Option('--tls-cert <file>', 'PEM certificate; with --tls-key the server speaks HTTPS (UPSHIFT_TLS_CERT)'))
+  .addOption(new Option('--tls-key <file>', 'PEM private key (UPSHIFT_TLS_KEY)'))
   .action(async (flags: Record<string, string | undefined>) => {
     let config;
     try {
@@ -36,6 +40,9 @@ program
         config: flags['config'],
         logLevel: flags['logLevel'],
         inventoryInterval: flags['inventoryInterval'],
+        signInLimit: flags['signInLimit'],
+        tlsCert: flags['tlsCert'],
+        tlsKey: flags['tlsKey'],
       });
     } catch (error) {
       if (error instanceof ConfigError) {
@@ -63,6 +70,7 @@ program
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
 
+registerAgentCommand(program);
 registerClientCommands(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {

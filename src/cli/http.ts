@@ -9,6 +9,7 @@ export type Query = Record<string, string | number | undefined>;
 export interface RequestOptions {
   query?: Query;
   body?: unknown;
+  rawBody?: Uint8Array;
   signal?: AbortSignal;
 }
 
@@ -52,6 +53,13 @@ export class ApiClient {
     return (await this.call('POST', path, { body })) as T;
   }
 
+  /** Uploads bytes (an artifact) with PUT as application/octet-stream; no timeout, files can be large. */
+  async put<T>(path: string, bytes: Uint8Array, query: Query = {}): Promise<T> {
+    const response = await this.send('PUT', path, { query, rawBody: bytes }, {}, false);
+    const text = await response.text();
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
   async delete(path: string): Promise<void> {
     await this.call('DELETE', path, {});
   }
@@ -90,8 +98,11 @@ export class ApiClient {
     timeout = true,
   ): Promise<Response> {
     const headers = this.headers(extraHeaders);
-    let body: string | undefined;
-    if (options.body !== undefined) {
+    let body: string | Uint8Array | undefined;
+    if (options.rawBody !== undefined) {
+      body = options.rawBody;
+      headers['content-type'] = 'application/octet-stream';
+    } else if (options.body !== undefined) {
       body = JSON.stringify(options.body);
       headers['content-type'] = 'application/json';
     }

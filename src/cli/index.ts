@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
+import { registerArtifactCommands } from './commands/artifact.js';
 import { registerClusterCommands } from './commands/cluster.js';
+import { registerTokenCommands } from './commands/token.js';
 import { registerCompletionCommands } from './commands/completion.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerEventCommands } from './commands/events.js';
@@ -43,6 +45,8 @@ ${exitCodeHelp}`,
   registerClusterCommands(program);
   registerNodeCommands(program);
   registerUpgradeCommands(program);
+  registerArtifactCommands(program);
+  registerTokenCommands(program);
   registerEventCommands(program);
   registerConfigCommands(program);
   registerCompletionCommands(program);

@@ -2,7 +2,8 @@ import { stringify } from 'yaml';
 import { formatDuration } from '../domain/duration.js';
 
 /** `-o`: aligned tables (`table`, `wide` with more columns) for people; the API's objects as they are for programs. */
-export const outputFormats = ['table', 'wide', 'json', 'yaml'] as const;
+/** `manifests` is for `upgrade plan` (the Kubernetes manifests an upgrade would create); elsewhere it prints YAML. */
+export const outputFormats = ['table', 'wide', 'json', 'yaml', 'manifests'] as const;
 export type OutputFormat = (typeof outputFormats)[number];
 
 /** ANSI colours, or nothing when colour is off. */
@@ -69,7 +70,7 @@ export class Output {
 
   /** `-o json` or `-o yaml`: print API objects, nothing else. */
   get structured(): boolean {
-    return this.format === 'json' || this.format === 'yaml';
+    return this.format === 'json' || this.format === 'yaml' || this.format === 'manifests';
   }
 
   get wide(): boolean {
@@ -86,7 +87,7 @@ export class Output {
 
   /** An API object, exactly as the server sent it. */
   data(value: unknown): void {
-    if (this.format === 'yaml') this.stream.write(stringify(value, { lineWidth: 0 }));
+    if (this.format === 'yaml' || this.format === 'manifests') this.stream.write(stringify(value, { lineWidth: 0 }));
     else this.stream.write(`${JSON.stringify(value, null, 2)}\n`);
   }
 

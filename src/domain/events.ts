@@ -30,6 +30,10 @@ export const EventType = {
   clusterAvailable: 'cluster.available',
   requestRefused: 'request.refused',
   artifactAdded: 'artifact.added',
+  tokenCreated: 'token.created',
+  tokenRevoked: 'token.revoked',
+  authFailed: 'auth.failed',
+  auditRequest: 'audit.request',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 

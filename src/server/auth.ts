@@ -1,23 +1,33 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { invalid } from '../domain/errors.js';
+import { newId } from '../domain/ids.js';
+import type { Store } from '../store/store.js';
 
 /**
- * Bearer-token authentication. Tokens are compared by their SHA-256 digests in
- * constant time, so neither the comparison's timing nor a heap dump of the comparison
- * reveals the token.
+ * Who may do what. Three roles: `viewer` reads; `operator` also plans, starts, pauses,
+ * resumes, cancels, continues and quits upgrades; `admin` also manages clusters, nodes,
+ * tokens, join tokens and artifacts. Tokens are stored as SHA-256 hashes only and the
+ * bootstrap admin token is compared by digest in constant time.
  */
+export const roles = ['viewer', 'operator', 'admin'] as const;
+export type Role = (typeof roles)[number];
+const rank: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
+
+export function roleAllows(have: Role, need: Role): boolean {
+  return rank[have] >= rank[need];
+}
+
 export interface Principal {
   /** Recorded as the actor of every event the request causes. */
   name: string;
-  role: 'admin' | 'operator' | 'viewer';
+  role: Role;
+  tokenId: string | null;
 }
 
-export interface Authenticator {
-  authenticate(header: string | undefined): Principal | undefined;
-}
-
-const digest = (token: string) => createHash('sha256').update(token, 'utf8').digest();
+const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest();
+const sha256hex = (text: string) => sha256(text).toString('hex');
 
 export function bearerToken(header: string | undefined): string | undefined {
   if (!header) return undefined;
@@ -25,16 +35,119 @@ export function bearerToken(header: string | undefined): string | undefined {
   return match?.[1];
 }
 
-/** Only the bootstrap admin token, for now. */
-export function adminTokenAuthenticator(adminToken: string): Authenticator {
-  const expected = digest(adminToken);
-  return {
-    authenticate(header) {
-      const token = bearerToken(header);
-      if (token === undefined) return undefined;
-      return timingSafeEqual(digest(token), expected) ? { name: 'admin', role: 'admin' } : undefined;
-    },
-  };
+export const SESSION_COOKIE = 'upshift_session';
+const SESSION_HOURS = 12;
+
+/** Tokens, sessions and the bootstrap admin token. */
+export class AccessControl {
+  private readonly adminDigest: Buffer;
+
+  constructor(
+    private readonly store: Store,
+    adminToken: string,
+  ) {
+    this.adminDigest = sha256(adminToken);
+  }
+
+  /** The principal of a bearer token, or undefined for an unknown, expired or revoked one. */
+  async authenticateToken(token: string): Promise<Principal | undefined> {
+    if (timingSafeEqual(sha256(token), this.adminDigest)) return { name: 'admin', role: 'admin', tokenId: null };
+    const row = await this.store.findApiTokenByHash(sha256hex(token));
+    if (!row || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= new Date().toISOString())) return undefined;
+    return { name: `token:${row.name}`, role: row.role as Role, tokenId: row.id };
+  }
+
+  async createToken(input: { name: unknown; role: unknown; expiresInSeconds?: unknown }, createdBy: string) {
+    if (typeof input.name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(input.name)) {
+      throw invalid('name must be 1 to 63 letters, digits, ., _ or -');
+    }
+    if (typeof input.role !== 'string' || !(roles as readonly string[]).includes(input.role))
+      throw invalid(`role must be one of ${roles.join(', ')}`);
+    let expiresAt: string | null = null;
+    if (input.expiresInSeconds !== undefined) {
+      if (typeof input.expiresInSeconds !== 'number' || !Number.isInteger(input.expiresInSeconds) || input.expiresInSeconds < 60) {
+        throw invalid('expiresInSeconds must be a whole number of seconds, at least 60');
+      }
+      expiresAt = new Date(Date.now() + input.expiresInSeconds * 1000).toISOString();
+    }
+    const token = `upt_${randomBytes(30).toString('base64url')}`;
+    const id = `tok_${newId('nd').slice(3)}`;
+    await this.store.insertApiToken({ id, name: input.name, role: input.role, tokenHash: sha256hex(token), createdBy, expiresAt });
+    return { id, name: input.name, role: input.role as Role, token, expiresAt };
+  }
+
+  /** Signs a console in: a session id for an httpOnly cookie and a CSRF token for mutations. */
+  async createSession(principal: Principal): Promise<{ sessionId: string; csrfToken: string; expiresAt: string }> {
+    const sessionId = randomBytes(32).toString('base64url');
+    const csrfToken = randomBytes(24).toString('base64url');
+    const expiresAt = new Date(Date.now() + SESSION_HOURS * 3_600_000).toISOString();
+    await this.store.insertSession({
+      sessionHash: sha256hex(sessionId),
+      csrfHash: sha256hex(csrfToken),
+      principal: principal.name,
+      role: principal.role,
+      tokenId: principal.tokenId,
+      expiresAt,
+    });
+    return { sessionId, csrfToken, expiresAt };
+  }
+
+  /** The session's principal, and whether `csrfToken` matches it. */
+  async authenticateSession(
+    sessionId: string,
+    csrfToken: string | undefined,
+  ): Promise<{ principal: Principal; csrfOk: boolean } | undefined> {
+    const row = await this.store.findSession(sha256hex(sessionId));
+    if (!row || row.expires_at <= new Date().toISOString()) return undefined;
+    const csrfOk = csrfToken !== undefined && timingSafeEqual(sha256(csrfToken), Buffer.from(row.csrf_hash, 'hex'));
+    return { principal: { name: row.principal, role: row.role as Role, tokenId: row.token_id }, csrfOk };
+  }
+
+  async endSession(sessionId: string): Promise<void> {
+    await this.store.deleteSession(sha256hex(sessionId));
+  }
+}
+
+export function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const [key, ...rest] = part.trim().split('=');
+    if (key === name) return rest.join('=');
+  }
+  return undefined;
+}
+
+/**
+ * Failed sign-ins per client address in a sliding minute; past the limit the address is
+ * refused (429) until the window moves on, so a token cannot be guessed at speed.
+ */
+export class SignInLimiter {
+  private readonly failures = new Map<string, number[]>();
+
+  constructor(
+    private readonly limit = 20,
+    private readonly windowMs = 60_000,
+  ) {}
+
+  private recent(address: string, now: number): number[] {
+    const list = (this.failures.get(address) ?? []).filter((t) => now - t < this.windowMs);
+    if (list.length === 0) this.failures.delete(address);
+    else this.failures.set(address, list);
+    return list;
+  }
+
+  isBlocked(address: string, now = Date.now()): boolean {
+    return this.recent(address, now).length >= this.limit;
+  }
+
+  /** Records a failure; returns how many the address has in the window. */
+  fail(address: string, now = Date.now()): number {
+    const list = this.recent(address, now);
+    list.push(now);
+    this.failures.set(address, list);
+    if (this.failures.size > 10_000) this.failures.clear();
+    return list.length;
+  }
 }
 
 /**

@@ -19,6 +19,11 @@ export interface ServerConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Interval of inventory syncs of real clusters. */
   inventoryIntervalMs: number;
+  /** Failed sign-ins per client address and minute before it is refused (429). */
+  signInLimit: number;
+  /** PEM files: when both are set the server speaks HTTPS only. */
+  tlsCert: string | null;
+  tlsKey: string | null;
 }
 
 export class ConfigError extends Error {
@@ -43,6 +48,9 @@ const keys = {
   catalog: { flag: '--catalog', env: 'UPSHIFT_CATALOG', file: 'catalog' },
   logLevel: { flag: '--log-level', env: 'UPSHIFT_LOG_LEVEL', file: 'logLevel' },
   inventoryInterval: { flag: '--inventory-interval', env: 'UPSHIFT_INVENTORY_INTERVAL', file: 'inventoryInterval' },
+  signInLimit: { flag: '--sign-in-limit', env: 'UPSHIFT_SIGN_IN_LIMIT', file: 'signInLimit' },
+  tlsCert: { flag: '--tls-cert', env: 'UPSHIFT_TLS_CERT', file: 'tlsCert' },
+  tlsKey: { flag: '--tls-key', env: 'UPSHIFT_TLS_KEY', file: 'tlsKey' },
 } satisfies Record<string, Key>;
 type KeyName = keyof typeof keys;
 
@@ -119,6 +127,21 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = pr
 
   const catalog = pick('catalog').value;
 
+  const limit = pick('signInLimit');
+  const limitValue = limit.value === undefined ? 20 : Number(limit.value);
+  if (!Number.isInteger(limitValue) || limitValue < 1)
+    fail('signInLimit', limit.source, `must be a whole number of at least 1, got "${limit.value}"`);
+
+  const cert = pick('tlsCert');
+  const key = pick('tlsKey');
+  if ((cert.value === undefined) !== (key.value === undefined)) {
+    fail(
+      cert.value === undefined ? 'tlsCert' : 'tlsKey',
+      cert.value === undefined ? cert.source : key.source,
+      'tlsCert and tlsKey go together: give both or neither',
+    );
+  }
+
   return Object.freeze({
     host: hostValue,
     port: portValue,
@@ -128,5 +151,8 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = pr
     catalogFile: catalog ? resolve(catalog) : null,
     logLevel: levelValue as ServerConfig['logLevel'],
     inventoryIntervalMs: invMs as number,
+    signInLimit: limitValue,
+    tlsCert: cert.value ? resolve(cert.value) : null,
+    tlsKey: key.value ? resolve(key.value) : null,
   });
 }

@@ -10,6 +10,7 @@ import { errorMessage } from '../domain/errors.js';
 import type { Clock } from '../domain/ports.js';
 import { systemClock } from '../domain/ports.js';
 import { HostsDriver } from '../drivers/hosts/index.js';
+import { KubernetesDriver } from '../drivers/kubernetes/index.js';
 import { SimulatedDriver } from '../drivers/simulated/index.js';
 import { AgentHub } from '../engine/agent-hub.js';
 import { SecretBox, SecretVault } from '../engine/secrets.js';
@@ -17,8 +18,8 @@ import { Engine } from '../engine/index.js';
 import { openStoreAdapter } from '../store/dialect.js';
 import { migrate } from '../store/migrate.js';
 import { Store } from '../store/store.js';
-import { buildApp } from './app.js';
-import { adminTokenAuthenticator, loadAdminToken } from './auth.js';
+import { type RouteRule, buildApp } from './app.js';
+import { AccessControl, loadAdminToken } from './auth.js';
 import type { ServerConfig } from './config.js';
 import { ConfigError } from './config.js';
 import { Metrics } from './metrics.js';
@@ -46,6 +47,8 @@ export function defaultWebRoot(): string {
 
 export interface RunningServer {
   url: string;
+  /** Every route with the role it needs (for the authorization matrix). */
+  routes: RouteRule[];
   engine: Engine;
   store: Store;
   close(): Promise<void>;
@@ -76,13 +79,14 @@ export async function startServer(
   const metrics = new Metrics(store);
   const bundle = loadAgentBundle(options.agentBundle ?? join(dirname(fileURLToPath(import.meta.url)), 'agent.js'));
   const vault = new SecretVault(store, SecretBox.load(config.dataDir));
+  const kubernetes = new KubernetesDriver({ secrets: vault, clock, logger });
   const hub = new AgentHub({ store, clock, logger, bundleSha256: () => bundle?.sha256 });
   const engine = new Engine({
     store,
     catalog,
     clock,
     pausedTtlMs: config.pausedTtlMs,
-    drivers: { simulated: new SimulatedDriver(catalog, clock), hosts: new HostsDriver(hub) },
+    drivers: { simulated: new SimulatedDriver(catalog, clock), hosts: new HostsDriver(hub), kubernetes },
     sealSecret: (plaintext) => vault.seal(plaintext),
     logger,
     observer: metrics,
@@ -90,19 +94,26 @@ export async function startServer(
   });
   await engine.start();
   hub.startSweeper();
-  const app = await buildApp({
-    engine,
-    store,
-    auth: adminTokenAuthenticator(admin.token),
-    metrics,
-    pausedTtlMs: config.pausedTtlMs,
-    logger,
-    webRoot: options.webRoot ?? defaultWebRoot(),
-    version: AGENT_VERSION,
-    hub,
-    artifactDir: join(config.dataDir, 'artifacts'),
-    bundle: () => bundle,
-  });
+  const routes: RouteRule[] = [];
+  const app = await buildApp(
+    {
+      engine,
+      store,
+      access: new AccessControl(store, admin.token),
+      signInLimit: config.signInLimit,
+      secureCookies: config.tlsCert !== null,
+      ...(config.tlsCert && config.tlsKey ? { tls: { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) } } : {}),
+      metrics,
+      pausedTtlMs: config.pausedTtlMs,
+      logger,
+      webRoot: options.webRoot ?? defaultWebRoot(),
+      version: AGENT_VERSION,
+      hub,
+      artifactDir: join(config.dataDir, 'artifacts'),
+      bundle: () => bundle,
+    },
+    routes,
+  );
   const address = await app.listen({ host: config.host, port: config.port });
   logger.info({ address, database: adapter.description, pausedTtlMs: config.pausedTtlMs }, 'upshift server listening');
   if (admin.generated) {
@@ -112,6 +123,7 @@ export async function startServer(
   let closing: Promise<void> | undefined;
   return {
     url: address.replace('0.0.0.0', '127.0.0.1'),
+    routes,
     engine,
     store,
     close() {
@@ -119,6 +131,7 @@ export async function startServer(
         await app.close();
         hub.stopSweeper();
         await engine.stop();
+        await kubernetes.close();
         await adapter.close();
       })();
       return closing;

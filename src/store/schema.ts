@@ -153,6 +153,28 @@ export interface ClusterSecretsTable {
   created_at: string;
 }
 
+export interface ApiTokensTable {
+  id: string;
+  name: string;
+  role: string;
+  /** sha256 hex of the token; the token itself is shown once and never stored. */
+  token_hash: string;
+  created_by: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface SessionsTable {
+  session_hash: string;
+  csrf_hash: string;
+  principal: string;
+  role: string;
+  token_id: string | null;
+  created_at: string;
+  expires_at: string;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -174,4 +196,6 @@ export interface Database {
   agent_tasks: AgentTasksTable;
   artifacts: ArtifactsTable;
   cluster_secrets: ClusterSecretsTable;
+  api_tokens: ApiTokensTable;
+  sessions: SessionsTable;
 }

@@ -644,7 +644,9 @@ export class Store {
     let query = this.db.selectFrom('events').selectAll();
     if (filter.clusterId) query = query.where('cluster_id', '=', filter.clusterId);
     if (filter.upgradeId) query = query.where('upgrade_id', '=', filter.upgradeId);
+    // The audit trail (one event per mutating request) is listed only when asked for by type.
     if (filter.type) query = query.where('type', '=', filter.type);
+    else query = query.where('type', '!=', 'audit.request');
     if (filter.before) query = query.where('id', '<', Number(filter.before));
     if (filter.after) query = query.where('id', '>', Number(filter.after));
     const rows = await query
@@ -754,6 +756,84 @@ export class Store {
         message: `node ${node.name} left the cluster`,
       });
     }
+  }
+
+  // ---- API tokens and console sessions (hashes only) ----
+
+  async insertApiToken(row: {
+    id: string;
+    name: string;
+    role: string;
+    tokenHash: string;
+    createdBy: string;
+    expiresAt: string | null;
+  }): Promise<void> {
+    await this.db
+      .insertInto('api_tokens')
+      .values({
+        id: row.id,
+        name: row.name,
+        role: row.role,
+        token_hash: row.tokenHash,
+        created_by: row.createdBy,
+        created_at: nowIso(),
+        expires_at: row.expiresAt,
+        revoked_at: null,
+      })
+      .execute();
+  }
+
+  async findApiTokenByHash(tokenHash: string) {
+    return this.db.selectFrom('api_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+  }
+
+  async listApiTokens() {
+    return this.db
+      .selectFrom('api_tokens')
+      .select(['id', 'name', 'role', 'created_by', 'created_at', 'expires_at', 'revoked_at'])
+      .orderBy('created_at')
+      .execute();
+  }
+
+  async revokeApiToken(id: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('api_tokens')
+      .set({ revoked_at: nowIso() })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) === 1) await this.db.deleteFrom('sessions').where('token_id', '=', id).execute();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async insertSession(row: {
+    sessionHash: string;
+    csrfHash: string;
+    principal: string;
+    role: string;
+    tokenId: string | null;
+    expiresAt: string;
+  }): Promise<void> {
+    await this.db
+      .insertInto('sessions')
+      .values({
+        session_hash: row.sessionHash,
+        csrf_hash: row.csrfHash,
+        principal: row.principal,
+        role: row.role,
+        token_id: row.tokenId,
+        created_at: nowIso(),
+        expires_at: row.expiresAt,
+      })
+      .execute();
+  }
+
+  async findSession(sessionHash: string) {
+    return this.db.selectFrom('sessions').selectAll().where('session_hash', '=', sessionHash).executeTakeFirst();
+  }
+
+  async deleteSession(sessionHash: string): Promise<void> {
+    await this.db.deleteFrom('sessions').where('session_hash', '=', sessionHash).execute();
   }
 
   // ---- secrets (sealed by the caller; the store never sees plaintext) ----

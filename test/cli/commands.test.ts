@@ -239,7 +239,7 @@ describe.concurrent('the CLI against a server', () => {
         cli.run(['cluster', 'create', 'x', '--version', 'kernel=6.1']),
       ]);
       expect(format.code).toBe(2);
-      expect(format.stderr).toContain("argument 'xml' is invalid. Allowed choices are table, wide, json, yaml.");
+      expect(format.stderr).toContain("argument 'xml' is invalid. Allowed choices are table, wide, json, yaml, manifests.");
       expect(number.code).toBe(2);
       expect(number.stderr).toContain("option '--nodes <n>' argument 'many' is invalid");
       expect(missing.code).toBe(2);
@@ -262,7 +262,7 @@ describe.concurrent('the CLI against a server', () => {
       expect(missing.code).toBe(4);
       expect(missing.stderr).toContain('error: no upgrade with id "no-such-cluster" and no cluster named "no-such-cluster"');
       expect(badToken.code).toBe(5);
-      expect(badToken.stderr).toMatch(/^error: missing or unknown token: send "Authorization: Bearer <token>"/);
+      expect(badToken.stderr).toMatch(/^error: unknown, expired or revoked token: /);
       expect(noToken.code).toBe(5);
       expect(noToken.stderr).toContain('hint: no token is configured: pass --token, set UPSHIFT_TOKEN');
       expect(down.code).toBe(6);

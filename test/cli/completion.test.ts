@@ -95,7 +95,7 @@ describe('bash', () => {
       ]),
     );
     expect(kinds).toEqual(['swarm', 'hosts', 'kubernetes', 'simulated']);
-    expect(outputs).toEqual(['table', 'wide', 'json', 'yaml']);
+    expect(outputs).toEqual(['table', 'wide', 'json', 'yaml', 'manifests']);
     expect(components).toEqual(['docker']);
     expect(shells).toEqual(['bash', 'zsh']);
   });

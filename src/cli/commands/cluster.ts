@@ -163,9 +163,18 @@ export function registerClusterCommands(program: Command): void {
     );
   runAction<CreateOptions>(create, async ({ cli, args, opts }) => {
     const name = args[0] as string;
-    const view = await cli.client.post<ClusterView>('/clusters', createClusterBody(name, opts));
+    const view = await cli.client.post<ClusterView & { joinCommand?: string; agentCommand?: string }>(
+      '/clusters',
+      createClusterBody(name, opts),
+    );
     if (cli.out.structured) return cli.out.data(view);
     cli.out.line(`cluster ${view.name} created: ${view.kind}, ${view.nodeCount} node${view.nodeCount === 1 ? '' : 's'} (id ${view.id})`);
+    if (view.joinCommand) {
+      cli.out.line('');
+      cli.out.line('Join each node (as root; the join token is shown only now):');
+      cli.out.line(`  ${view.joinCommand}`);
+      if (view.agentCommand) cli.out.line(`or run the agent yourself:\n  ${view.agentCommand}`);
+    }
   });
 
   runAction(

@@ -1,3 +1,4 @@
+import { stringify } from 'yaml';
 import { type Command, Option } from 'commander';
 import { componentDisplayName, components, type Component } from '../../domain/components.js';
 import { formatDuration } from '../../domain/duration.js';
@@ -127,6 +128,15 @@ export function registerUpgradeCommands(program: Command): void {
     .addOption(maxBatchOption());
   runAction<PolicyOptions>(plan, async ({ cli, args, opts }) => {
     const cluster = args[0] as string;
+    if (cli.out.format === 'manifests') {
+      // The manifests the driver would create, as YAML documents for review (kubernetes clusters).
+      const withManifests = await cli.client.post<PlanView & { manifests?: unknown[] }>(
+        `${clusterPath(cluster)}/upgrades/plan?output=manifests`,
+        upgradeBody(opts),
+      );
+      process.stdout.write((withManifests.manifests ?? []).map((m) => stringify(m, { lineWidth: 0 })).join('---\n'));
+      return;
+    }
     const view = await cli.client.post<PlanView>(`${clusterPath(cluster)}/upgrades/plan`, upgradeBody(opts));
     if (cli.out.structured) return cli.out.data(view);
     const total = view.total ?? view.batches.reduce((n, b) => n + b.length, 0);

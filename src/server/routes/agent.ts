@@ -44,6 +44,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
   app.post(
     '/join',
     {
+      config: { public: true },
       schema: {
         tags: ['agent'],
         summary: 'Exchange a join token for a node credential',

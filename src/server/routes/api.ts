@@ -43,20 +43,29 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     };
   };
 
-  app.post('/clusters', { schema: { tags: ['clusters'], summary: 'Create a cluster', body: ClusterBody } }, async (request, reply) => {
-    const cluster = await engine.fleet.createCluster(request.body, actor(request));
-    const view = await viewCluster(cluster.id);
-    if (cluster.kind === 'hosts' || cluster.kind === 'swarm') {
-      // The join token is shown here once; only its hash is kept.
-      const { joinToken } = await hub.createJoinToken(cluster.id);
-      return reply.code(201).send({ ...view, ...joinInstructions(request, joinToken) });
-    }
-    return reply.code(201).send(view);
-  });
+  app.post(
+    '/clusters',
+    { config: { role: 'admin' }, schema: { tags: ['clusters'], summary: 'Create a cluster', body: ClusterBody } },
+    async (request, reply) => {
+      const cluster = await engine.fleet.createCluster(request.body, actor(request));
+      // Real kinds report their nodes at once rather than at the next periodic sync.
+      await engine.orchestrator
+        .syncInventory(cluster)
+        .catch((error: unknown) => request.log.warn({ err: error }, 'first inventory sync failed'));
+      const view = await viewCluster(cluster.id);
+      if (cluster.kind === 'hosts' || cluster.kind === 'swarm') {
+        // The join token is shown here once; only its hash is kept.
+        const { joinToken } = await hub.createJoinToken(cluster.id);
+        return reply.code(201).send({ ...view, ...joinInstructions(request, joinToken) });
+      }
+      return reply.code(201).send(view);
+    },
+  );
 
   app.post(
     '/clusters/:id/join-tokens',
     {
+      config: { role: 'admin' },
       schema: {
         tags: ['clusters'],
         summary: 'Create a join token for agents (shown once)',
@@ -79,7 +88,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.delete(
     '/clusters/:id/join-tokens',
-    { schema: { tags: ['clusters'], summary: 'Revoke every join token of the cluster', params: IdParam } },
+    { config: { role: 'admin' }, schema: { tags: ['clusters'], summary: 'Revoke every join token of the cluster', params: IdParam } },
     async (request) => {
       const cluster = await engine.fleet.resolveCluster(request.params.id);
       return { revoked: await store.revokeJoinTokens(cluster.id) };
@@ -92,7 +101,10 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.delete(
     '/clusters/:id',
-    { schema: { tags: ['clusters'], summary: 'Delete a cluster (refused while an upgrade is active)', params: IdParam } },
+    {
+      config: { role: 'admin' },
+      schema: { tags: ['clusters'], summary: 'Delete a cluster (refused while an upgrade is active)', params: IdParam },
+    },
     async (request, reply) => {
       await engine.fleet.deleteCluster(request.params.id, actor(request));
       return reply.code(204).send();
@@ -108,7 +120,10 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.post(
     '/clusters/:id/nodes',
-    { schema: { tags: ['nodes'], summary: 'Add a node (refused while an upgrade is active)', params: IdParam, body: NodeBody } },
+    {
+      config: { role: 'admin' },
+      schema: { tags: ['nodes'], summary: 'Add a node (refused while an upgrade is active)', params: IdParam, body: NodeBody },
+    },
     async (request, reply) => {
       const node = await engine.fleet.addNode(request.params.id, request.body, actor(request));
       return reply.code(201).send(nodeView(node));
@@ -117,7 +132,10 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.delete(
     '/clusters/:id/nodes/:nodeId',
-    { schema: { tags: ['nodes'], summary: 'Remove a node (refused while an upgrade is active)', params: ClusterNodeParams } },
+    {
+      config: { role: 'admin' },
+      schema: { tags: ['nodes'], summary: 'Remove a node (refused while an upgrade is active)', params: ClusterNodeParams },
+    },
     async (request, reply) => {
       await engine.fleet.removeNode(request.params.id, request.params.nodeId, actor(request));
       return reply.code(204).send();

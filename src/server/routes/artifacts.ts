@@ -29,6 +29,7 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<{ store: Store; catalog: 
   app.put(
     '/artifacts/:component/:version/:file',
     {
+      config: { role: 'admin' },
       bodyLimit: 4 * 1024 * 1024 * 1024,
       schema: {
         tags: ['artifacts'],
@@ -98,6 +99,7 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<{ store: Store; catalog: 
   app.delete(
     '/artifacts/:file',
     {
+      config: { role: 'admin' },
       schema: {
         tags: ['artifacts'],
         summary: 'Remove a file from the mirror',

@@ -22,7 +22,10 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ store: Store; streams: Se
         clusterId = byName.id;
       }
       const matches = (e: UpshiftEvent) =>
-        (!clusterId || e.clusterId === clusterId) && (!upgradeId || e.upgradeId === upgradeId) && (!type || e.type === type);
+        (!clusterId || e.clusterId === clusterId) &&
+        (!upgradeId || e.upgradeId === upgradeId) &&
+        // The audit trail is streamed only when asked for by type.
+        (type ? e.type === type : e.type !== 'audit.request');
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {

@@ -1,0 +1,107 @@
+import { Command, Option } from 'commander';
+import { Agent, AgentFatalError } from './agent.js';
+import { AgentConfigError, loadAgentConfig } from './config.js';
+import { stderrLogger } from './log.js';
+import { snapshotProviderFor } from './recipes/snapshot.js';
+import { agentVersion } from './version.js';
+
+interface AgentFlags {
+  server?: string;
+  joinToken?: string;
+  dataDir?: string;
+  name?: string;
+  config?: string;
+  restoreSnapshot?: string;
+}
+
+/**
+ * Adds the agent's options and action to `cmd`. `agentFile` is the standalone bundle the
+ * process runs from (what a self-upgrade replaces); undefined inside the `upshift` CLI.
+ */
+export function configureAgentCommand(cmd: Command, agentFile: string | undefined): Command {
+  return cmd
+    .addOption(new Option('--server <url>', 'the Upshift server, e.g. http://10.0.0.1:8420').env('UPSHIFT_SERVER'))
+    .addOption(new Option('--join-token <token>', 'the cluster’s join token (needed for the first start only)').env('UPSHIFT_JOIN_TOKEN'))
+    .addOption(
+      new Option('--data-dir <dir>', 'credential, journal, backups and downloads (default /var/lib/upshift-agent)').env(
+        'UPSHIFT_AGENT_DATA_DIR',
+      ),
+    )
+    .addOption(new Option('--name <name>', 'node name (default: the hostname)'))
+    .addOption(
+      new Option('--config <file>', 'the agent config file (YAML or JSON): install methods, services, hooks, snapshots').env(
+        'UPSHIFT_AGENT_CONFIG',
+      ),
+    )
+    .addOption(new Option('--restore-snapshot <ref>', 'restore a snapshot taken before an upgrade (stop the services first), then exit'))
+    .action(async (flags: AgentFlags) => {
+      const log = stderrLogger();
+      let config;
+      try {
+        config = loadAgentConfig(flags.config, {
+          ...(flags.server !== undefined ? { server: flags.server } : {}),
+          ...(flags.joinToken !== undefined ? { joinToken: flags.joinToken } : {}),
+          ...(flags.name !== undefined ? { name: flags.name } : {}),
+          ...(flags.dataDir !== undefined ? { dataDir: flags.dataDir } : {}),
+        });
+      } catch (e) {
+        if (e instanceof AgentConfigError) {
+          process.stderr.write(`upshift agent: ${e.message}\n`);
+          process.exit(2);
+        }
+        throw e;
+      }
+      if (flags.restoreSnapshot !== undefined) {
+        const provider = snapshotProviderFor(config);
+        if (!provider) {
+          process.stderr.write('upshift agent: no snapshot provider is configured (snapshot: in the config file)\n');
+          process.exit(2);
+        }
+        try {
+          await provider.restore(flags.restoreSnapshot, (l) => log.info(l));
+          process.exit(0);
+        } catch (e) {
+          process.stderr.write(`upshift agent: restore failed: ${(e as Error).message}\n`);
+          process.exit(1);
+        }
+      }
+      const agent = new Agent({ config, version: agentVersion(), logger: log, agentFile });
+      let signals = 0;
+      const onSignal = (sig: string) => {
+        signals++;
+        if (signals > 1) {
+          log.warn(`${sig} again: exiting now; an interrupted task is resumed from the journal at the next start`);
+          process.exit(1);
+        }
+        log.info(`${sig}: stopping after the running task, if any`);
+        agent.stop();
+      };
+      process.on('SIGTERM', () => onSignal('SIGTERM'));
+      process.on('SIGINT', () => onSignal('SIGINT'));
+      log.info(`upshift agent ${agentVersion()} starting (data dir ${config.dataDir}${agentFile ? `, file ${agentFile}` : ''})`);
+      try {
+        const how = await agent.run();
+        log.info(how === 'handed-over' ? 'handed over to the new agent; exiting' : 'stopped');
+        process.exit(0);
+      } catch (e) {
+        if (e instanceof AgentFatalError) {
+          process.stderr.write(`upshift agent: ${e.message}\n`);
+          process.exit(2);
+        }
+        if (signals > 0) {
+          log.info('stopped');
+          process.exit(0);
+        }
+        process.stderr.write(`upshift agent: ${(e as Error).stack ?? String(e)}\n`);
+        process.exit(1);
+      }
+    });
+}
+
+/** `upshift agent …`: the node agent, run from the CLI (it cannot replace itself there; the standalone bundle can). */
+export function registerAgentCommand(program: Command): void {
+  configureAgentCommand(
+    program.command('agent').description('run the node agent: join a hosts cluster and run its upgrade tasks'),
+    undefined,
+  );
+}

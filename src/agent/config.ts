@@ -1,0 +1,309 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+
+/**
+ * The agent's local configuration: how this host runs its runtime (install method, where
+ * binaries live, how its services are stopped and started), the operator's hooks and the
+ * snapshot provider. It is read once at start from `--config FILE` (YAML or JSON),
+ * validated (unknown keys are refused, naming the key) and frozen.
+ *
+ * Everything that is ever executed on the host comes from here, never from the server:
+ * the server names a recipe and passes versions, file names and checksums.
+ */
+
+/** How a component's service is stopped and started. */
+export type ServiceControl =
+  /** `systemctl stop|start UNIT` (the default for docker and containerd). */
+  | { kind: 'systemd'; unit: string }
+  /** The operator's own argv for each action (hosts without systemd, containers, test beds). */
+  | { kind: 'command'; start: string[]; stop: string[] }
+  /** Nothing to stop or start (gVisor's runsc is run per container by the engine). */
+  | { kind: 'none' };
+
+export type InstallMethodName = 'deb' | 'apt' | 'binary';
+export const installMethodNames: readonly InstallMethodName[] = ['deb', 'apt', 'binary'];
+
+/** The components a recipe installs (the agent itself upgrades through `agent-self-upgrade`). */
+export type RuntimeComponent = 'docker' | 'containerd' | 'sandboxed-runtime';
+export const runtimeComponents: readonly RuntimeComponent[] = ['docker', 'containerd', 'sandboxed-runtime'];
+
+export interface ComponentConfig {
+  /** Install methods this host accepts, in order of preference. */
+  methods: InstallMethodName[];
+  /** For `binary`: archives unpack into `<installRoot>/versions/<version>`, `<installRoot>/current` points at one. */
+  installRoot: string | undefined;
+  service: ServiceControl;
+  /** Files backed up before the upgrade (the daemon configuration). */
+  configFiles: string[];
+}
+
+export type SnapshotConfig =
+  | { provider: 'none' }
+  | { provider: 'btrfs'; paths: string[]; directory: string | undefined }
+  | { provider: 'command'; create: string[]; restore: string[] | undefined };
+
+export interface HookConfig {
+  /** Run after the built-in preflight checks; a failure stops the upgrade before anything changed. */
+  preflight: string[][];
+  /** Run right before the service is stopped. */
+  beforeStop: string[][];
+  /** Run after the new version verified; a failure rolls back. */
+  afterStart: string[][];
+}
+
+export interface AgentConfig {
+  server: string | undefined;
+  joinToken: string | undefined;
+  name: string | undefined;
+  dataDir: string;
+  /** The Engine API socket. */
+  dockerSocket: string;
+  components: Record<RuntimeComponent, ComponentConfig>;
+  hooks: HookConfig;
+  snapshot: SnapshotConfig;
+  timeouts: { stopSeconds: number; startSeconds: number; verifySeconds: number; selfUpgradeSeconds: number; hookSeconds: number };
+  /** Preflight refuses an upgrade when less than this is free where files are written. */
+  minFreeMegabytes: number;
+  /** How many backups (`<dataDir>/backups/*`) are kept. */
+  keepBackups: number;
+}
+
+export class AgentConfigError extends Error {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
+    super(`agent config: ${key}: ${message}`);
+    this.name = 'AgentConfigError';
+  }
+}
+
+const DEFAULT_DATA_DIR = '/var/lib/upshift-agent';
+
+type Raw = Record<string, unknown>;
+
+function isRecord(v: unknown): v is Raw {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function onlyKeys(raw: Raw, where: string, keys: readonly string[]): void {
+  for (const k of Object.keys(raw)) {
+    if (!keys.includes(k)) throw new AgentConfigError(where ? `${where}.${k}` : k, `unknown key; known keys: ${keys.join(', ')}`);
+  }
+}
+
+function str(raw: Raw, key: string, where: string): string | undefined {
+  const v = raw[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || v.trim() === '') throw new AgentConfigError(`${where}${key}`, 'must be a non-empty string');
+  return v;
+}
+
+function absPath(raw: Raw, key: string, where: string): string | undefined {
+  const v = str(raw, key, where);
+  if (v !== undefined && !path.isAbsolute(v)) throw new AgentConfigError(`${where}${key}`, 'must be an absolute path');
+  return v;
+}
+
+function argv(v: unknown, where: string): string[] {
+  if (!Array.isArray(v) || v.length === 0 || !v.every((a) => typeof a === 'string') || (v[0] as string) === '') {
+    throw new AgentConfigError(where, 'must be a non-empty list of strings (a program and its arguments; no shell)');
+  }
+  return [...(v as string[])];
+}
+
+function argvList(v: unknown, where: string): string[][] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new AgentConfigError(where, 'must be a list of commands, each a list of strings');
+  return v.map((c, i) => argv(c, `${where}[${i}]`));
+}
+
+function positive(raw: Raw, key: string, where: string, fallback: number): number {
+  const v = raw[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new AgentConfigError(`${where}${key}`, 'must be a positive number');
+  return v;
+}
+
+function parseService(v: unknown, where: string, fallback: ServiceControl): ServiceControl {
+  if (v === undefined) return fallback;
+  if (!isRecord(v)) throw new AgentConfigError(where, 'must be an object with kind: systemd | command | none');
+  const kind = v['kind'];
+  switch (kind) {
+    case 'systemd':
+      onlyKeys(v, where, ['kind', 'unit']);
+      return { kind, unit: str(v, 'unit', `${where}.`) ?? (fallback.kind === 'systemd' ? fallback.unit : 'docker') };
+    case 'command':
+      onlyKeys(v, where, ['kind', 'start', 'stop']);
+      return { kind, start: argv(v['start'], `${where}.start`), stop: argv(v['stop'], `${where}.stop`) };
+    case 'none':
+      onlyKeys(v, where, ['kind']);
+      return { kind };
+    default:
+      throw new AgentConfigError(`${where}.kind`, 'must be systemd, command or none');
+  }
+}
+
+const defaultServices: Record<RuntimeComponent, ServiceControl> = {
+  docker: { kind: 'systemd', unit: 'docker' },
+  containerd: { kind: 'systemd', unit: 'containerd' },
+  'sandboxed-runtime': { kind: 'none' },
+};
+
+const defaultConfigFiles: Record<RuntimeComponent, string[]> = {
+  docker: ['/etc/docker/daemon.json'],
+  containerd: ['/etc/containerd/config.toml'],
+  'sandboxed-runtime': [],
+};
+
+function parseComponent(raw: unknown, c: RuntimeComponent): ComponentConfig {
+  const where = `components.${c}`;
+  const r: Raw = raw === undefined ? {} : isRecord(raw) ? raw : {};
+  if (raw !== undefined && !isRecord(raw)) throw new AgentConfigError(where, 'must be an object');
+  onlyKeys(r, where, ['methods', 'installRoot', 'service', 'configFiles']);
+  const installRoot = absPath(r, 'installRoot', `${where}.`);
+  let methods: InstallMethodName[];
+  if (r['methods'] === undefined) methods = installRoot ? ['binary'] : ['deb', 'apt'];
+  else {
+    const m = r['methods'];
+    if (!Array.isArray(m) || m.length === 0 || !m.every((x) => installMethodNames.includes(x as InstallMethodName))) {
+      throw new AgentConfigError(`${where}.methods`, `must be a non-empty list of ${installMethodNames.join(', ')}`);
+    }
+    methods = [...(m as InstallMethodName[])];
+  }
+  if (methods.includes('binary') && !installRoot) throw new AgentConfigError(`${where}.installRoot`, 'is required for the binary method');
+  let configFiles = defaultConfigFiles[c];
+  if (r['configFiles'] !== undefined) {
+    const f = r['configFiles'];
+    if (!Array.isArray(f) || !f.every((x) => typeof x === 'string' && path.isAbsolute(x))) {
+      throw new AgentConfigError(`${where}.configFiles`, 'must be a list of absolute paths');
+    }
+    configFiles = [...(f as string[])];
+  }
+  return { methods, installRoot, service: parseService(r['service'], `${where}.service`, defaultServices[c]), configFiles };
+}
+
+function parseSnapshot(raw: unknown): SnapshotConfig {
+  if (raw === undefined) return { provider: 'none' };
+  if (!isRecord(raw)) throw new AgentConfigError('snapshot', 'must be an object with provider: btrfs | command | none');
+  switch (raw['provider']) {
+    case 'none':
+      onlyKeys(raw, 'snapshot', ['provider']);
+      return { provider: 'none' };
+    case 'btrfs': {
+      onlyKeys(raw, 'snapshot', ['provider', 'paths', 'directory']);
+      const paths = raw['paths'];
+      if (!Array.isArray(paths) || paths.length === 0 || !paths.every((p) => typeof p === 'string' && path.isAbsolute(p))) {
+        throw new AgentConfigError('snapshot.paths', 'must be a non-empty list of absolute paths of btrfs subvolumes');
+      }
+      return { provider: 'btrfs', paths: [...(paths as string[])], directory: absPath(raw, 'directory', 'snapshot.') };
+    }
+    case 'command': {
+      onlyKeys(raw, 'snapshot', ['provider', 'create', 'restore']);
+      return {
+        provider: 'command',
+        create: argv(raw['create'], 'snapshot.create'),
+        restore: raw['restore'] === undefined ? undefined : argv(raw['restore'], 'snapshot.restore'),
+      };
+    }
+    default:
+      throw new AgentConfigError('snapshot.provider', 'must be btrfs, command or none');
+  }
+}
+
+/** Validates a parsed config document; `overrides` are the command-line flags, which win. */
+export function parseAgentConfig(
+  raw: unknown,
+  overrides: { server?: string; joinToken?: string; name?: string; dataDir?: string } = {},
+): AgentConfig {
+  const r: Raw = raw === undefined || raw === null ? {} : isRecord(raw) ? raw : {};
+  if (raw !== undefined && raw !== null && !isRecord(raw)) throw new AgentConfigError('(root)', 'must be a mapping of keys');
+  onlyKeys(r, '', [
+    'server',
+    'joinToken',
+    'name',
+    'dataDir',
+    'dockerSocket',
+    'components',
+    'hooks',
+    'snapshot',
+    'timeouts',
+    'minFreeMegabytes',
+    'keepBackups',
+  ]);
+  const comps = r['components'];
+  if (comps !== undefined && !isRecord(comps)) throw new AgentConfigError('components', 'must be an object');
+  if (comps) onlyKeys(comps, 'components', runtimeComponents);
+  const hooksRaw = r['hooks'];
+  if (hooksRaw !== undefined && !isRecord(hooksRaw)) throw new AgentConfigError('hooks', 'must be an object');
+  const hooks: Raw = hooksRaw ?? {};
+  onlyKeys(hooks, 'hooks', ['preflight', 'beforeStop', 'afterStart']);
+  const t = r['timeouts'];
+  if (t !== undefined && !isRecord(t)) throw new AgentConfigError('timeouts', 'must be an object');
+  const timeouts: Raw = t ?? {};
+  onlyKeys(timeouts, 'timeouts', ['stopSeconds', 'startSeconds', 'verifySeconds', 'selfUpgradeSeconds', 'hookSeconds']);
+  const server = overrides.server ?? str(r, 'server', '');
+  if (server !== undefined && !/^https?:\/\/[^\s/]+/.test(server))
+    throw new AgentConfigError('server', 'must be an http:// or https:// URL');
+  const name = overrides.name ?? str(r, 'name', '');
+  const dataDir = overrides.dataDir ?? absPath(r, 'dataDir', '') ?? DEFAULT_DATA_DIR;
+  const keepBackups = positive(r, 'keepBackups', '', 5);
+  const config: AgentConfig = {
+    server: server?.replace(/\/+$/, ''),
+    joinToken: overrides.joinToken ?? str(r, 'joinToken', ''),
+    name,
+    dataDir: path.resolve(dataDir),
+    dockerSocket: absPath(r, 'dockerSocket', '') ?? '/var/run/docker.sock',
+    components: {
+      docker: parseComponent(comps?.['docker'], 'docker'),
+      containerd: parseComponent(comps?.['containerd'], 'containerd'),
+      'sandboxed-runtime': parseComponent(comps?.['sandboxed-runtime'], 'sandboxed-runtime'),
+    },
+    hooks: {
+      preflight: argvList(hooks['preflight'], 'hooks.preflight'),
+      beforeStop: argvList(hooks['beforeStop'], 'hooks.beforeStop'),
+      afterStart: argvList(hooks['afterStart'], 'hooks.afterStart'),
+    },
+    snapshot: parseSnapshot(r['snapshot']),
+    timeouts: {
+      stopSeconds: positive(timeouts, 'stopSeconds', 'timeouts.', 90),
+      startSeconds: positive(timeouts, 'startSeconds', 'timeouts.', 90),
+      verifySeconds: positive(timeouts, 'verifySeconds', 'timeouts.', 120),
+      selfUpgradeSeconds: positive(timeouts, 'selfUpgradeSeconds', 'timeouts.', 90),
+      hookSeconds: positive(timeouts, 'hookSeconds', 'timeouts.', 300),
+    },
+    minFreeMegabytes: positive(r, 'minFreeMegabytes', '', 1024),
+    keepBackups: Math.floor(keepBackups),
+  };
+  return deepFreeze(config);
+}
+
+/** Reads and validates `file` (YAML or JSON); no file means every default. */
+export function loadAgentConfig(
+  file: string | undefined,
+  overrides: { server?: string; joinToken?: string; name?: string; dataDir?: string } = {},
+): AgentConfig {
+  if (file === undefined) return parseAgentConfig(undefined, overrides);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new AgentConfigError('(file)', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new AgentConfigError('(file)', `${file} is not valid YAML or JSON: ${(e as Error).message}`);
+  }
+  return parseAgentConfig(doc, overrides);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

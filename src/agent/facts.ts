@@ -1,0 +1,117 @@
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { AgentFacts } from '../domain/agent-protocol.js';
+import type { ComponentVersions } from '../domain/components.js';
+import type { AgentConfig } from './config.js';
+import { EngineApi } from './engine-api.js';
+import { runCommand } from './exec.js';
+import { normaliseDockerVersion, parseContainerdVersion, parseDockerdVersion, parseRunscVersion } from './versions.js';
+
+/** Debian's architecture names, which the catalog uses. */
+export function debianArch(nodeArch: string = process.arch): string {
+  switch (nodeArch) {
+    case 'x64':
+      return 'amd64';
+    case 'ia32':
+      return 'i386';
+    case 'arm':
+      return 'armhf';
+    case 'ppc64':
+      return 'ppc64el';
+    default:
+      return nodeArch;
+  }
+}
+
+async function osName(): Promise<string> {
+  try {
+    const text = await readFile('/etc/os-release', 'utf8');
+    const m = /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(text);
+    if (m?.[1]) return m[1];
+  } catch {
+    // not every system has it
+  }
+  return `${os.type()} ${os.release()}`;
+}
+
+/** Where a component's binary is on this host: under a binary install's `current` first, then PATH. */
+export function binaryCandidates(config: AgentConfig, name: string, own: 'docker' | 'containerd' | 'sandboxed-runtime'): string[] {
+  const out: string[] = [];
+  const roots = [config.components[own].installRoot, own !== 'docker' ? config.components.docker.installRoot : undefined];
+  for (const root of roots) if (root) out.push(path.join(root, 'current', 'bin', name));
+  out.push(name);
+  return out;
+}
+
+async function probe(candidates: string[], args: string[], parse: (out: string) => string | undefined): Promise<string | undefined> {
+  for (const bin of candidates) {
+    const r = await runCommand([bin, ...args], { timeoutMs: 15_000 });
+    if (r.code === 127) continue;
+    const v = parse(`${r.stdout}\n${r.stderr}`);
+    if (v !== undefined) return v;
+  }
+  return undefined;
+}
+
+export async function probeContainerd(config: AgentConfig): Promise<string | undefined> {
+  return probe(binaryCandidates(config, 'containerd', 'containerd'), ['--version'], parseContainerdVersion);
+}
+
+export async function probeRunsc(config: AgentConfig): Promise<string | undefined> {
+  return probe(binaryCandidates(config, 'runsc', 'sandboxed-runtime'), ['--version'], parseRunscVersion);
+}
+
+/** The installed dockerd's version when the engine does not answer (it is stopped). */
+export async function probeDockerd(config: AgentConfig): Promise<string | undefined> {
+  return probe(binaryCandidates(config, 'dockerd', 'docker'), ['--version'], parseDockerdVersion);
+}
+
+/**
+ * Collects what the agent reports on join and with every heartbeat. The engine's version
+ * comes from its API (what really runs); containerd and runsc from their binaries. Binary
+ * probes are cached for `cacheMs`, so a heartbeat does not start processes every time.
+ */
+export class FactCollector {
+  private cached: { at: number; containerd: string | undefined; runsc: string | undefined } | undefined;
+  private readonly engine: EngineApi;
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly agentVersion: string,
+    private readonly cacheMs = 30_000,
+  ) {
+    this.engine = new EngineApi(config.dockerSocket);
+  }
+
+  invalidate(): void {
+    this.cached = undefined;
+  }
+
+  async collect(): Promise<AgentFacts> {
+    const versions: ComponentVersions = { agent: this.agentVersion };
+    let engineReachable = false;
+    let engineError: string | undefined;
+    try {
+      const v = normaliseDockerVersion(await this.engine.version());
+      if (v) versions.docker = v;
+      engineReachable = true;
+    } catch (e) {
+      engineError = `${this.config.dockerSocket}: ${(e as Error).message}`;
+    }
+    if (!this.cached || Date.now() - this.cached.at > this.cacheMs) {
+      this.cached = { at: Date.now(), containerd: await probeContainerd(this.config), runsc: await probeRunsc(this.config) };
+    }
+    if (this.cached.containerd) versions.containerd = this.cached.containerd;
+    if (this.cached.runsc) versions['sandboxed-runtime'] = this.cached.runsc;
+    return {
+      hostname: os.hostname(),
+      os: await osName(),
+      arch: debianArch(),
+      agentVersion: this.agentVersion,
+      versions,
+      engineReachable,
+      ...(engineError ? { engineError } : {}),
+    };
+  }
+}

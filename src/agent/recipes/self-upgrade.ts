@@ -1,0 +1,204 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmod, copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { AgentTask, TaskResultRequest } from '../../domain/agent-protocol.js';
+import { RecipeName } from '../../domain/agent-protocol.js';
+import { sameRelease } from '../../domain/versions.js';
+import type { DownloadResult } from '../client.js';
+import { outputTail, runCommand } from '../exec.js';
+import type { JournalEntry } from '../journal.js';
+import { taskKeyFileName, validateUpgradeParams } from '../params.js';
+import type { Recipe, RecipeContext, RecipeOutcome } from './types.js';
+
+/** What the self-upgrade needs from the running agent process. */
+export interface SelfUpgradeHost {
+  /** The standalone agent file this process runs from; undefined when it runs inside the `upshift` CLI. */
+  readonly agentFile: string | undefined;
+  downloadBundle(dest: string, signal: AbortSignal): Promise<DownloadResult>;
+  /** The program and arguments that start this agent again (from `agentFile`). */
+  successorArgv(): string[];
+  /** Pauses (true) or resumes (false) this process's heartbeats, so that they do not report the old version beside the successor's. */
+  quiesce(paused: boolean): void;
+  /** Stops taking tasks; the process ends once the successor has taken over. */
+  handOver(): void;
+}
+
+/** The environment variable that tells a new agent process it takes over from an old one: `<taskKey>:<pid>`. */
+export const HANDOVER_ENV = 'UPSHIFT_AGENT_HANDOVER';
+
+export function handoverReadyFile(dataDir: string, taskKey: string): string {
+  return path.join(dataDir, 'handover', `${taskKeyFileName(taskKey)}.ready`);
+}
+
+const sha256Of = async (file: string) =>
+  createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex');
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * `agent-self-upgrade`: the agent replaces its own file and hands over to the new one.
+ *
+ * The handover, step by step (old process A, new process B):
+ * 1. A downloads `/api/v1/agent/bundle` beside its file and checks the sha256 against the
+ *    task's parameter and the `x-upshift-sha256` header, then runs `node NEW --version`,
+ *    which must print the target version (a file that cannot even start is never swapped in).
+ * 2. A copies its own file to `<dataDir>/agent-backups/`, journals `swapped` with the
+ *    backup's path, and renames the new file over its own: one atomic rename(2).
+ * 3. A spawns B from that file with the same arguments (detached, same stdout/stderr) and
+ *    `UPSHIFT_AGENT_HANDOVER=<taskKey>:<A's pid>`. A stops taking tasks.
+ * 4. B loads the credential and heartbeats with its version: that heartbeat is the
+ *    check-in the server sees. B then writes `<dataDir>/handover/<task>.ready`.
+ * 5. A sees the ready file and exits. B waits for A to be gone, takes the instance lock,
+ *    reads the journal (A never writes it after step 2), and, when the task is delivered
+ *    again, resumes it: it runs the target version, so it reports success.
+ * 6. If B exits, or no ready file appears before `timeouts.selfUpgradeSeconds`, A kills B
+ *    (by the PID it spawned), renames the backup back over the file, reports the task
+ *    failed with that cause and goes on working as the old version.
+ *
+ * Under systemd (`KillMode=control-group`, `Restart=always`), A's exit also stops B; the
+ * unit restarts the file, which is now the checked-in new version, and it reports the
+ * task. A restart at any point is resumed from the journal: the version that runs decides
+ * success, and an old version restores the backup if the file was already swapped.
+ */
+export class SelfUpgradeRecipe implements Recipe {
+  constructor(private readonly host: SelfUpgradeHost) {}
+
+  async run(task: AgentTask, ctx: RecipeContext): Promise<RecipeOutcome> {
+    const params = validateUpgradeParams(RecipeName.agentSelfUpgrade, task.params);
+    if (sameRelease(ctx.agentVersion, params.toVersion)) {
+      ctx.log(`this agent runs ${ctx.agentVersion} already`);
+      return { result: 'succeeded', versions: { agent: ctx.agentVersion } };
+    }
+    const bundle = params.artifacts.find((a) => a.method === 'agent-bundle');
+    const agentFile = this.host.agentFile;
+    if (!agentFile) {
+      return {
+        result: 'failed',
+        step: 'preflight',
+        error:
+          'this agent runs inside the upshift CLI, which it cannot replace: install the standalone agent (curl SERVER/install/agent.sh | sh) to let it upgrade itself',
+      };
+    }
+    if (!bundle?.sha256) return { result: 'failed', step: 'preflight', error: 'the task carries no agent-bundle artifact with a sha256' };
+
+    // Node picks the module format by extension: the staged file keeps the agent file's.
+    const staged = `${agentFile}.new-${process.pid}${path.extname(agentFile) || '.js'}`;
+    ctx.journal.checkpoint('downloading');
+    try {
+      ctx.log(`downloading the agent bundle to ${staged}`);
+      const d = await this.host.downloadBundle(staged, ctx.signal);
+      if (d.sha256 !== bundle.sha256 || (d.announcedSha256 !== undefined && d.announcedSha256 !== d.sha256)) {
+        await rm(staged, { force: true });
+        return {
+          result: 'failed',
+          step: 'preflight',
+          error: `checksum mismatch for the agent bundle: the task expects sha256 ${bundle.sha256}, the server announced ${d.announcedSha256 ?? '(nothing)'}, the file hashes to ${d.sha256}`,
+        };
+      }
+      ctx.log(`bundle: ${d.size} bytes, sha256 ${d.sha256} verified`);
+      await chmod(staged, 0o755);
+      const probe = await runCommand([process.execPath, staged, '--version'], { timeoutMs: 30_000 });
+      const printed = probe.stdout.trim().split('\n').pop() ?? '';
+      if (probe.code !== 0 || !sameRelease(printed, params.toVersion)) {
+        await rm(staged, { force: true });
+        return { result: 'failed', step: 'preflight', error: `the new bundle does not report ${params.toVersion}: ${outputTail(probe)}` };
+      }
+    } catch (e) {
+      await rm(staged, { force: true });
+      return { result: 'failed', step: 'preflight', error: `the agent bundle could not be fetched: ${(e as Error).message}` };
+    }
+
+    const backupDir = path.join(ctx.config.dataDir, 'agent-backups');
+    await mkdir(backupDir, { recursive: true, mode: 0o700 });
+    const backup = path.join(backupDir, `agent-${ctx.agentVersion}.js`);
+    await copyFile(agentFile, backup);
+    const oldSha = await sha256Of(backup);
+    ctx.journal.checkpoint('swapped', { agentFile, backup, oldSha, fromVersion: ctx.agentVersion, toVersion: params.toVersion });
+    await rename(staged, agentFile);
+    ctx.log(`${agentFile} is now ${params.toVersion} (the ${ctx.agentVersion} file is kept as ${backup}); starting it`);
+
+    const ready = handoverReadyFile(ctx.config.dataDir, task.taskKey);
+    await mkdir(path.dirname(ready), { recursive: true, mode: 0o700 });
+    await rm(ready, { force: true });
+    const [cmd, ...args] = this.host.successorArgv();
+    this.host.quiesce(true);
+    let exited: string | undefined;
+    const child = spawn(cmd as string, args, {
+      detached: true,
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, [HANDOVER_ENV]: `${task.taskKey}:${process.pid}` },
+    });
+    child.on('exit', (code, signal) => {
+      exited = signal ? `signal ${signal}` : `code ${code}`;
+    });
+    child.on('error', (e) => {
+      exited = e.message;
+    });
+    child.unref();
+    const deadline = Date.now() + ctx.config.timeouts.selfUpgradeSeconds * 1000;
+    while (exited === undefined && Date.now() < deadline) {
+      const text = await readFile(ready, 'utf8').catch(() => undefined);
+      if (text !== undefined) {
+        const info = JSON.parse(text) as { pid?: number; version?: string };
+        if (info.pid === child.pid && typeof info.version === 'string' && sameRelease(info.version, params.toVersion)) {
+          ctx.log(`the new agent ${info.version} (pid ${info.pid}) checked in; handing over`);
+          this.host.handOver();
+          return { handedOver: true };
+        }
+      }
+      await sleep(200);
+    }
+    const cause =
+      exited !== undefined
+        ? `the new agent ${params.toVersion} exited (${exited}) before it checked in`
+        : `the new agent ${params.toVersion} did not check in within ${ctx.config.timeouts.selfUpgradeSeconds} s`;
+    if (exited === undefined && child.pid !== undefined) {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // it exited meanwhile
+      }
+    }
+    await this.restore(agentFile, backup);
+    this.host.quiesce(false);
+    ctx.log(`${cause}; restored ${ctx.agentVersion} in ${agentFile}`);
+    return {
+      result: 'failed',
+      step: 'verify',
+      error: `${cause}; the agent ${ctx.agentVersion} was restored and keeps running`,
+      rolledBack: true,
+      versions: { agent: ctx.agentVersion },
+    };
+  }
+
+  private async restore(agentFile: string, backup: string): Promise<void> {
+    const tmp = `${agentFile}.restore-${process.pid}`;
+    await copyFile(backup, tmp);
+    await chmod(tmp, 0o755);
+    await rename(tmp, agentFile);
+  }
+
+  async resume(task: AgentTask, entry: JournalEntry, ctx: RecipeContext): Promise<TaskResultRequest> {
+    const params = validateUpgradeParams(RecipeName.agentSelfUpgrade, task.params);
+    await rm(handoverReadyFile(ctx.config.dataDir, task.taskKey), { force: true });
+    if (sameRelease(ctx.agentVersion, params.toVersion)) {
+      ctx.log(`the agent ${ctx.agentVersion} took over and checked in`);
+      return { result: 'succeeded', versions: { agent: ctx.agentVersion } };
+    }
+    const { agentFile, backup, oldSha } = entry.data as { agentFile?: string; backup?: string; oldSha?: string };
+    let restored = '';
+    if (entry.step === 'swapped' && agentFile && backup && oldSha && (await sha256Of(agentFile).catch(() => '')) !== oldSha) {
+      await this.restore(agentFile, backup);
+      restored = `; ${agentFile} was restored to ${ctx.agentVersion}`;
+    }
+    return {
+      result: 'failed',
+      step: entry.step === 'swapped' ? 'verify' : 'preflight',
+      error: `the agent restarted during its self-upgrade (at ${entry.step ?? 'the start'}) and runs ${ctx.agentVersion}, not ${params.toVersion}${restored}`,
+      rolledBack: entry.step === 'swapped',
+      versions: { agent: ctx.agentVersion },
+    };
+  }
+}

@@ -1,0 +1,125 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { ErrorCode, UpshiftError } from '../../domain/errors.js';
+import { EventType } from '../../domain/events.js';
+import type { Store } from '../../store/store.js';
+import { type AccessControl, SESSION_COOKIE, bearerToken, readCookie, roles } from '../auth.js';
+import { sendError } from '../errors.js';
+
+/** API tokens (admin) and console sessions (sign-in with a token, then an httpOnly cookie). */
+export const accessRoutes: FastifyPluginAsyncTypebox<{
+  access: AccessControl;
+  store: Store;
+  secureCookies: boolean;
+  onSignInFailure: (ip: string) => Promise<boolean>;
+}> = async (app, { access, store, secureCookies, onSignInFailure }) => {
+  const actor = (request: { principal?: { name: string } }) => request.principal?.name ?? 'anonymous';
+
+  app.post(
+    '/tokens',
+    {
+      config: { role: 'admin' },
+      schema: {
+        tags: ['access'],
+        summary: 'Create an API token (shown once)',
+        body: Type.Object(
+          { name: Type.String(), role: Type.String({ enum: [...roles] }), expiresInSeconds: Type.Optional(Type.Integer({ minimum: 60 })) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request, reply) => {
+      const created = await access.createToken(request.body, actor(request));
+      await store.appendEvent({
+        type: EventType.tokenCreated,
+        actor: actor(request),
+        clusterId: null,
+        upgradeId: null,
+        nodeId: null,
+        message: `token ${created.name} (${created.role}) created${created.expiresAt ? `, expires ${created.expiresAt}` : ''}`,
+      });
+      return reply.code(201).send(created);
+    },
+  );
+
+  app.get(
+    '/tokens',
+    { config: { role: 'admin' }, schema: { tags: ['access'], summary: 'List API tokens (never their secrets)' } },
+    async () => ({
+      items: (await store.listApiTokens()).map((t) => ({
+        id: t.id,
+        name: t.name,
+        role: t.role,
+        createdBy: t.created_by,
+        createdAt: t.created_at,
+        expiresAt: t.expires_at,
+        revokedAt: t.revoked_at,
+      })),
+    }),
+  );
+
+  app.delete(
+    '/tokens/:id',
+    {
+      config: { role: 'admin' },
+      schema: {
+        tags: ['access'],
+        summary: 'Revoke an API token and its console sessions',
+        params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
+      },
+    },
+    async (request, reply) => {
+      if (!(await store.revokeApiToken(request.params.id)))
+        throw new UpshiftError(ErrorCode.NOT_FOUND, `token ${request.params.id} does not exist or is already revoked`);
+      await store.appendEvent({
+        type: EventType.tokenRevoked,
+        actor: actor(request),
+        clusterId: null,
+        upgradeId: null,
+        nodeId: null,
+        message: `token ${request.params.id} revoked`,
+      });
+      return reply.code(204).send();
+    },
+  );
+
+  /** Sign-in: a token in the body; answers with a CSRF token and sets the session cookie. */
+  app.post(
+    '/session',
+    {
+      config: { public: true },
+      schema: {
+        tags: ['access'],
+        summary: 'Console sign-in with an API token',
+        body: Type.Object({ token: Type.String({ maxLength: 600 }) }, { additionalProperties: false }),
+      },
+    },
+    async (request, reply) => {
+      const token = bearerToken(`Bearer ${request.body.token}`);
+      const principal = token === undefined ? undefined : await access.authenticateToken(token);
+      if (!principal) {
+        const limited = await onSignInFailure(request.ip);
+        return limited
+          ? sendError(reply, 429, 'TOO_MANY_REQUESTS', 'too many failed sign-ins from this address; wait a minute')
+          : sendError(reply, 401, ErrorCode.UNAUTHENTICATED, 'unknown, expired or revoked token');
+      }
+      const session = await access.createSession(principal);
+      reply.header(
+        'set-cookie',
+        `${SESSION_COOKIE}=${session.sessionId}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${12 * 3600}${secureCookies ? '; Secure' : ''}`,
+      );
+      return { csrfToken: session.csrfToken, expiresAt: session.expiresAt, principal: { name: principal.name, role: principal.role } };
+    },
+  );
+
+  app.get('/session', { schema: { tags: ['access'], summary: 'Who is signed in' } }, async (request) => ({
+    principal: { name: request.principal?.name, role: request.principal?.role },
+  }));
+
+  app.delete('/session', { config: { role: 'viewer' }, schema: { tags: ['access'], summary: 'Sign out' } }, async (request, reply) => {
+    const sessionId = readCookie(request.headers.cookie, SESSION_COOKIE);
+    if (sessionId) await access.endSession(sessionId);
+    reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);
+    return reply.code(204).send();
+  });
+};

@@ -1,0 +1,47 @@
+import type { SnapshotProvider } from './provider.js';
+import { describeFailure, runProgram } from './provider.js';
+
+export interface CommandSnapshotOptions {
+  /** The operator's program that takes a snapshot (a cloud CLI, an LVM/ZFS script, …). */
+  create: readonly string[];
+  /** The program that restores one; absent: restores are done by hand. */
+  restore?: readonly string[] | undefined;
+  timeoutMs?: number;
+}
+
+/**
+ * The operator's own snapshot hook. The programs get `UPSHIFT_SNAPSHOT_ACTION`
+ * (`create`/`restore`), `UPSHIFT_SNAPSHOT_LABEL` and, for a restore, `UPSHIFT_SNAPSHOT_REF`.
+ * The last non-empty line `create` prints is the ref (at most 500 characters); a silent
+ * hook gets `command:<label>`. Exit code 0 means success.
+ */
+export class CommandSnapshotProvider implements SnapshotProvider {
+  readonly name = 'command';
+
+  constructor(private readonly options: CommandSnapshotOptions) {
+    if (options.create.length === 0) throw new Error('the command snapshot provider needs a create command');
+  }
+
+  async create(label: string, log: (line: string) => void): Promise<{ ref: string }> {
+    const argv = this.options.create;
+    log(`snapshot: ${argv.join(' ')}`);
+    const r = await runProgram(argv, { UPSHIFT_SNAPSHOT_ACTION: 'create', UPSHIFT_SNAPSHOT_LABEL: label }, this.options.timeoutMs);
+    for (const line of `${r.stdout}${r.stderr}`.split('\n')) if (line.trim()) log(`  ${line}`);
+    if (r.code !== 0) throw new Error(describeFailure(argv, r));
+    const last = r.stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '')
+      .pop();
+    return { ref: (last ?? `command:${label}`).slice(0, 500) };
+  }
+
+  async restore(ref: string, log: (line: string) => void): Promise<void> {
+    const argv = this.options.restore;
+    if (!argv || argv.length === 0) throw new Error('no restore command is configured (snapshot.restore); restore the snapshot by hand');
+    log(`restore: ${argv.join(' ')}`);
+    const r = await runProgram(argv, { UPSHIFT_SNAPSHOT_ACTION: 'restore', UPSHIFT_SNAPSHOT_REF: ref }, this.options.timeoutMs);
+    for (const line of `${r.stdout}${r.stderr}`.split('\n')) if (line.trim()) log(`  ${line}`);
+    if (r.code !== 0) throw new Error(describeFailure(argv, r));
+  }
+}

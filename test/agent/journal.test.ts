@@ -1,0 +1,71 @@
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Journal, dispositionOf } from '../../src/agent/journal.js';
+
+describe('the task journal', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'upshift-journal-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('runs a new task, resumes a started one and only reports a finished one', () => {
+    const j = new Journal(dir);
+    expect(dispositionOf(j.get('t.1'))).toBe('run');
+    j.begin('t.1', 'docker-engine');
+    expect(dispositionOf(j.get('t.1'))).toBe('resume');
+    j.finish('t.1', { result: 'succeeded', versions: { docker: '26.1.5' } });
+    expect(dispositionOf(j.get('t.1'))).toBe('report');
+    expect(j.unreported().map((e) => e.taskKey)).toEqual(['t.1']);
+    j.markReported('t.1');
+    expect(j.unreported()).toEqual([]);
+    expect(dispositionOf(j.get('t.1'))).toBe('report');
+  });
+
+  it('never starts a journaled task key again', () => {
+    const j = new Journal(dir);
+    j.begin('t.1', 'docker-engine');
+    expect(() => j.begin('t.1', 'docker-engine')).toThrow(/never started again/);
+    j.finish('t.1', { result: 'failed', step: 'start', error: 'x' });
+    expect(() => j.begin('t.1', 'docker-engine')).toThrow(/never started again/);
+  });
+
+  it('survives a restart: checkpoints, data and results are read back', async () => {
+    const j = new Journal(dir);
+    j.begin('t.1', 'docker-engine');
+    j.checkpoint('t.1', 'prepared', { prepared: { fromVersion: '20.10.24', previousTarget: 'versions/20.10.24' } });
+    j.checkpoint('t.1', 'stopping');
+    j.begin('t.2', 'snapshot');
+    j.finish('t.2', { result: 'succeeded', ref: 'btrfs:upshift-u1' });
+
+    const after = new Journal(dir);
+    const e1 = after.get('t.1');
+    expect(dispositionOf(e1)).toBe('resume');
+    expect(e1?.step).toBe('stopping');
+    expect(e1?.data['prepared']).toEqual({ fromVersion: '20.10.24', previousTarget: 'versions/20.10.24' });
+    expect(dispositionOf(after.get('t.2'))).toBe('report');
+    expect(after.get('t.2')?.result?.ref).toBe('btrfs:upshift-u1');
+    expect(after.unreported().map((e) => e.taskKey)).toEqual(['t.2']);
+    expect((await stat(after.file)).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(await readFile(after.file, 'utf8')).version).toBe(1);
+  });
+
+  it('prunes old reported entries and keeps unfinished ones', () => {
+    const j = new Journal(dir);
+    const long = new Date(Date.now() - 30 * 24 * 3600_000);
+    j.begin('old', 'docker-engine', long);
+    j.finish('old', { result: 'succeeded' }, long);
+    j.markReported('old');
+    j.begin('open', 'docker-engine', long);
+    j.begin('unreported', 'snapshot', long);
+    j.finish('unreported', { result: 'succeeded' }, long);
+    j.prune();
+    expect(j.get('old')).toBeUndefined();
+    expect(j.get('open')).toBeDefined();
+    expect(j.get('unreported')).toBeDefined();
+  });
+});

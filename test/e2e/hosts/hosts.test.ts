@@ -1,0 +1,381 @@
+/**
+ * A `hosts` cluster of four real Docker hosts (network-namespace hosts of the testbed, each
+ * with dockerd 20.10.24 on a btrfs data root and its own agent), driven through the real
+ * server's API as an operator would:
+ *
+ *   1. four 1.0.0 agents join with the cluster's join token; a Docker upgrade is refused
+ *      (AGENT_OUTDATED) until the agent component is upgraded to the server's bundle
+ *   2. the Docker Engine 26.1.5 binary archive is uploaded to the mirror; a docker upgrade
+ *      with snapshots before: every host is snapshotted (btrfs), then upgraded in batches
+ *   3. one host is broken (its daemon.json holds a key 26.1.5 refuses): the upgrade pauses
+ *      with that cause, that host is rolled back and answers on 20.10.24
+ *   4. the fix (the key removed) and a resume complete the upgrade: every Engine API
+ *      reports 26.1.5 and the restart=always containers started before run again
+ *
+ *   npm run build && npx vitest run test/e2e/hosts
+ *
+ * Everything is torn down in afterAll, and by the testbed's cleanup after a crash (agents
+ * and engines live in the testbed's cgroup subtree, the btrfs mount under its root).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { AGENT_VERSION } from '../../../src/domain/catalog.js';
+import { createTestbed, engineJson, engineVersion, importBusybox, run, type Testbed } from '../testbed/hosts.js';
+import {
+  REPO,
+  agentConfig,
+  agentPid,
+  buildAgentBundle,
+  dockerArchive,
+  prepareHost,
+  serverCgroupProcs,
+  service,
+  startAgent,
+  stopAgent,
+  writeDaemonJson,
+  type AgentProcess,
+  type PreparedHost,
+} from './support.js';
+
+const isRoot = process.getuid?.() === 0;
+const ci = process.env.CI === 'true';
+const suite = isRoot || ci ? describe : describe.skip;
+const TOKEN = 'hosts-e2e-admin-token-0123456789';
+const OLD_AGENT = '1.0.0';
+
+interface Inspect {
+  State: { Running: boolean; StartedAt: string };
+}
+interface Upgrade {
+  id: string;
+  state: string;
+  pauseReason: { kind: string; message: string; nodeId?: string } | null;
+  nodes: Record<string, number>;
+}
+interface NodeView {
+  id: string;
+  name: string;
+  status: string;
+  versions: Record<string, string>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Builds dist/ when it is missing or older than the sources the agent bundle is made of. */
+async function ensureBuilt(): Promise<void> {
+  const bundle = path.join(REPO, 'dist', 'agent.js');
+  const server = path.join(REPO, 'dist', 'upshift.js');
+  let newest = 0;
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (p.endsWith('.ts')) newest = Math.max(newest, (await stat(p)).mtimeMs);
+    }
+  };
+  for (const d of ['agent', 'domain', 'snapshots']) await walk(path.join(REPO, 'src', d));
+  if (existsSync(bundle) && existsSync(server) && statSync(bundle).mtimeMs >= newest) return;
+  const r = await run([process.execPath, path.join(REPO, 'scripts/build.mjs'), '--no-web'], { timeoutMs: 300_000 });
+  if (r.code !== 0 || !existsSync(bundle)) throw new Error(`the build (scripts/build.mjs --no-web) failed: ${r.stderr}${r.stdout}`);
+}
+
+suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots, rollback and resume', () => {
+  let bed: Testbed | undefined;
+  const hosts: PreparedHost[] = [];
+  const agents: AgentProcess[] = [];
+  let serverChild: ChildProcess | undefined;
+  let serverOut = '';
+  let serverData = '';
+  let btrfsMount = '';
+  let base = '';
+  let clusterId = '';
+  let joinToken = '';
+  const startedBefore = new Map<string, string>();
+
+  const api = async <T = any>(method: string, p: string, body?: unknown, raw?: Buffer): Promise<{ status: number; body: T }> => {
+    const res = await fetch(`${base}/api/v1${p}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${TOKEN}`,
+        ...(raw ? { 'content-type': 'application/octet-stream' } : body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(raw ? { body: raw } : body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+  };
+
+  const nodes = async (): Promise<NodeView[]> => (await api<{ items: NodeView[] }>('GET', `/clusters/${clusterId}/nodes`)).body.items;
+
+  const waitFor = async <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> => {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown;
+    for (;;) {
+      try {
+        const v = await probe();
+        if (v !== undefined) return v;
+      } catch (e) {
+        last = e;
+      }
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}\n${await diagnostics()}`);
+      await sleep(500);
+    }
+  };
+
+  const waitUpgrade = (id: string, states: string[], timeoutMs: number) =>
+    waitFor(
+      `upgrade ${id} to reach ${states.join('/')}`,
+      async () => {
+        const u = (await api<Upgrade>('GET', `/upgrades/${id}`)).body;
+        return states.includes(u.state) ? u : undefined;
+      },
+      timeoutMs,
+    );
+
+  const diagnostics = async (): Promise<string> => {
+    const parts = [`--- server ---\n${serverOut.slice(-3000)}`];
+    for (const p of hosts) {
+      const log = await readFile(path.join(p.host.dir, 'agent.log'), 'utf8').catch(() => '');
+      parts.push(`--- ${p.host.name} agent ---\n${log.split('\n').slice(-25).join('\n')}`);
+    }
+    return parts.join('\n');
+  };
+
+  beforeAll(async () => {
+    if (!isRoot) throw new Error('the hosts end-to-end test needs root (network namespaces, cgroups, loop mounts)');
+    for (const tool of ['nsenter', 'mkfs.btrfs', 'btrfs', 'curl', 'tar']) {
+      if ((await run(['sh', '-c', `command -v ${tool}`])).code !== 0)
+        throw new Error(`${tool} is missing (scripts/testbed/fetch-packages.sh installs the testbed's packages)`);
+    }
+    await ensureBuilt();
+    bed = await createTestbed({ hosts: 4 });
+    const b = bed;
+
+    // One btrfs file system under the testbed root (its cleanup unmounts it), one
+    // subvolume per host holding that host's Docker data root: what is snapshotted.
+    const img = path.join(b.root, 'btrfs.img');
+    btrfsMount = path.join(b.root, 'btrfs');
+    await mkdir(btrfsMount);
+    for (const argv of [
+      ['truncate', '-s', '3G', img],
+      ['mkfs.btrfs', '-q', img],
+      ['mount', '-o', 'loop', img, btrfsMount],
+    ]) {
+      const r = await run(argv);
+      if (r.code !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr}`);
+    }
+    for (const h of b.hosts) {
+      const sub = path.join(btrfsMount, `${h.name}-data`);
+      const r = await run(['btrfs', 'subvolume', 'create', sub]);
+      if (r.code !== 0) throw new Error(r.stderr);
+      hosts.push(await prepareHost(b, h, { dataRoot: sub }));
+    }
+    await Promise.all(hosts.map((p) => service(p, 'start')));
+    await Promise.all(
+      hosts.map(async (p) => {
+        expect(await engineVersion(p.host)).toMatch(/^20\.10\.24/);
+        await importBusybox(p.host);
+        const r = await b.exec(p.host, [
+          'docker',
+          'run',
+          '-d',
+          '--name',
+          'keeper',
+          '--restart',
+          'always',
+          '--network',
+          'none',
+          'local/busybox:1',
+          'sleep',
+          '100000',
+        ]);
+        if (r.code !== 0) throw new Error(`${p.host.name}: docker run: ${r.stderr}`);
+        startedBefore.set(p.host.name, (await engineJson<Inspect>(p.host, 'GET', '/containers/keeper/json')).State.StartedAt);
+      }),
+    );
+
+    // The server, on the testbed bridge so that the hosts reach it. Its data dir is under
+    // the testbed root and it runs in the testbed's cgroup subtree, so the testbed's
+    // cleanup removes both even after a crash of this process.
+    serverData = path.join(b.root, 'server');
+    await mkdir(serverData);
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    base = `http://${b.bridgeIp}:${port}`;
+    serverChild = spawn(
+      '/bin/sh',
+      [
+        '-c',
+        'echo $$ > "$1" && shift && exec "$@"',
+        'sh',
+        await serverCgroupProcs(b),
+        process.execPath,
+        path.join(REPO, 'bin/upshift.js'),
+        'server',
+        '--host',
+        b.bridgeIp,
+        '--port',
+        String(port),
+        '--data-dir',
+        serverData,
+        '--log-level',
+        'warn',
+      ],
+      { env: { ...process.env, UPSHIFT_ADMIN_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    serverChild.stdout?.on('data', (d: Buffer) => (serverOut += d.toString()));
+    serverChild.stderr?.on('data', (d: Buffer) => (serverOut += d.toString()));
+    await waitFor('the server', async () => ((await fetch(`${base}/healthz`).catch(() => undefined))?.ok ? true : undefined), 30_000);
+
+    const created = await api<{ id: string; joinToken: string; joinCommand: string }>('POST', '/clusters', {
+      name: 'docker-hosts',
+      kind: 'hosts',
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.joinCommand).toContain(created.body.joinToken);
+    clusterId = created.body.id;
+    joinToken = created.body.joinToken;
+
+    // Each host gets its own copy of an old (1.0.0) standalone agent: a self-upgrade
+    // replaces the file it runs from, and the hosts share one file system.
+    const old = await buildAgentBundle(path.join(b.root, `agent-${OLD_AGENT}.js`), OLD_AGENT);
+    for (const p of hosts) {
+      const file = path.join(p.host.dir, 'upshift-agent.js');
+      await writeFile(file, await readFile(old), { mode: 0o755 });
+      await writeFile(p.agentConfigFile, stringify(agentConfig(p, { snapshot: { provider: 'btrfs', paths: [p.dataRoot] } })));
+      // The join token goes in the environment, where `ps` does not show it.
+      agents.push(startAgent(p, file, ['--server', base, '--config', p.agentConfigFile], { UPSHIFT_JOIN_TOKEN: joinToken }));
+    }
+    await waitFor(
+      'four agents to join',
+      async () => {
+        const n = await nodes();
+        return n.length === 4 && n.every((x) => x.versions['agent'] === OLD_AGENT && x.versions['docker'] === '20.10.24') ? n : undefined;
+      },
+      60_000,
+    );
+  }, 300_000);
+
+  afterAll(async () => {
+    await Promise.allSettled(hosts.map((p) => stopAgent(p)));
+    for (const a of agents) if (a.child.exitCode === null && a.child.pid) process.kill(a.child.pid, 'SIGKILL');
+    if (serverChild && serverChild.exitCode === null) {
+      serverChild.kill('SIGTERM');
+      await new Promise((r) => serverChild?.once('exit', r));
+    }
+    await Promise.allSettled(hosts.map((p) => service(p, 'stop')));
+    if (btrfsMount) await run(['umount', btrfsMount]);
+    if (bed) await bed.teardown();
+  }, 180_000);
+
+  it('joined every host with its hostname, facts and versions', async () => {
+    const n = await nodes();
+    expect(n.map((x) => x.name).sort()).toEqual(hosts.map((p) => p.host.name).sort());
+    for (const x of n) expect(x.versions['containerd']).toBe('1.6.20');
+    // The credential is stored privately and never printed.
+    for (const p of hosts) {
+      expect((await stat(path.join(p.agentDataDir, 'credential.json'))).mode & 0o777).toBe(0o600);
+      const cred = JSON.parse(await readFile(path.join(p.agentDataDir, 'credential.json'), 'utf8')) as { credential: string };
+      expect(await readFile(path.join(p.host.dir, 'agent.log'), 'utf8')).not.toContain(cred.credential);
+    }
+  });
+
+  it('refuses a Docker upgrade until the agents are current, then upgrades the agents in place', async () => {
+    const refused = await api<{ error: { code: string; message: string } }>('POST', `/clusters/${clusterId}/upgrades`, {
+      component: 'docker',
+      toVersion: '26.1.5',
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('AGENT_OUTDATED');
+
+    const pidsBefore = await Promise.all(hosts.map((p) => agentPid(p)));
+    const started = await api<Upgrade>('POST', `/clusters/${clusterId}/upgrades`, { component: 'agent', policy: { maxBatchPercent: 100 } });
+    expect(started.status).toBe(201);
+    const done = await waitUpgrade(started.body.id, ['Completed', 'Paused'], 180_000);
+    expect(done.pauseReason).toBeNull();
+    expect(done.state).toBe('Completed');
+    for (const x of await nodes()) expect(x.versions['agent']).toBe(AGENT_VERSION);
+    for (const [i, p] of hosts.entries()) {
+      const v = await run([process.execPath, path.join(p.host.dir, 'upshift-agent.js'), '--version']);
+      expect(v.stdout.trim()).toBe(AGENT_VERSION);
+      const pid = await agentPid(p);
+      expect(pid).toBeDefined();
+      expect(pid).not.toBe(pidsBefore[i]);
+    }
+  }, 240_000);
+
+  it('upgrades Docker Engine to 26.1.5 from the mirror with snapshots; a broken host pauses the upgrade and is rolled back; a resume completes', async () => {
+    const b = bed as Testbed;
+    const archive = await dockerArchive(b.packages);
+    const upload = await api<{ sha256: string }>(
+      'PUT',
+      `/artifacts/docker/26.1.5/${archive.name}?method=binary&sha256=${archive.sha256}`,
+      undefined,
+      await readFile(archive.file),
+    );
+    expect(upload.status).toBe(201);
+    expect(upload.body.sha256).toBe(archive.sha256);
+
+    // Host 3 holds a daemon option that 20.10.24 accepts and 26.1.5 refuses at start.
+    const broken = hosts[2] as PreparedHost;
+    await writeDaemonJson(broken.host, { 'oom-score-adjust': -500 });
+
+    const started = await api<Upgrade>('POST', `/clusters/${clusterId}/upgrades`, {
+      component: 'docker',
+      toVersion: '26.1.5',
+      snapshot: 'before',
+      policy: { maxBatchPercent: 50 },
+    });
+    expect(started.status).toBe(201);
+    const id = started.body.id;
+    const paused = await waitUpgrade(id, ['Paused', 'Completed', 'SnapshotFailed'], 240_000);
+    expect(paused.state).toBe('Paused');
+    expect(paused.pauseReason?.kind).toBe('error');
+    expect(paused.pauseReason?.message).toContain('oom-score-adjust');
+    const brokenNode = (await nodes()).find((x) => x.name === broken.host.name);
+    expect(paused.pauseReason?.nodeId).toBe(brokenNode?.id);
+
+    // Snapshots were taken of every host before anything was upgraded.
+    const events = (await api<{ items: { type: string }[] }>('GET', `/events?upgradeId=${id}&limit=200`)).body.items;
+    expect(events.filter((e) => e.type === 'snapshot.succeeded')).toHaveLength(4);
+    for (const p of hosts) {
+      const snap = path.join(btrfsMount, '.upshift-snapshots', `${path.basename(p.dataRoot)}@upshift-${id}`);
+      expect((await run(['btrfs', 'subvolume', 'show', snap])).code, snap).toBe(0);
+    }
+
+    // The broken host is back on 20.10.24 with its container running; the log says why.
+    expect(await engineVersion(broken.host)).toMatch(/^20\.10\.24/);
+    expect((await engineJson<Inspect>(broken.host, 'GET', '/containers/keeper/json')).State.Running).toBe(true);
+    const tasks = (await api<{ items: { nodeId: string; state: string; error: string | null }[] }>('GET', `/upgrades/${id}/nodes`)).body
+      .items;
+    const failed = tasks.find((t) => t.nodeId === brokenNode?.id);
+    expect(failed?.state).toBe('failed');
+    expect(failed?.error).toMatch(/^start: /);
+    expect(failed?.error).toContain('rolled back');
+    const log = await fetch(`${base}/api/v1/upgrades/${id}/nodes/${brokenNode?.id}/log`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    }).then((r) => r.text());
+    expect(log).toContain('[rollback]');
+    expect(log).toContain('Docker Engine 20.10.24 runs again');
+
+    // The fix, then a resume: the failed host is retried, the rest go on.
+    await writeDaemonJson(broken.host, {});
+    const resumed = await api<Upgrade>('POST', `/upgrades/${id}/resume`);
+    expect(resumed.status).toBe(200);
+    const done = await waitUpgrade(id, ['Completed', 'Paused'], 240_000);
+    expect(done.pauseReason).toBeNull();
+    expect(done.state).toBe('Completed');
+
+    for (const p of hosts) {
+      expect(await engineVersion(p.host)).toMatch(/^26\.1\.5/);
+      const keeper = await engineJson<Inspect>(p.host, 'GET', '/containers/keeper/json');
+      expect(keeper.State.Running).toBe(true);
+      expect(Date.parse(keeper.State.StartedAt)).toBeGreaterThan(Date.parse(startedBefore.get(p.host.name) ?? ''));
+    }
+    for (const x of await nodes()) expect(x.versions['docker']).toBe('26.1.5');
+  }, 420_000);
+});
