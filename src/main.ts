@@ -24,6 +24,9 @@ program
   .addOption(new Option('--config <file>', 'a YAML/JSON config file (UPSHIFT_CONFIG)'))
   .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug (UPSHIFT_LOG_LEVEL, default info)'))
   .addOption(new Option('--inventory-interval <duration>', 'how often real clusters are inventoried (default 15s)'))
+  .addOption(
+    new Option('--lease-ttl <duration>', 'replicas: a dead replica’s upgrades are taken over after this (UPSHIFT_LEASE_TTL, default 15s)'),
+  )
   .addOption(new Option('--sign-in-limit <n>', 'failed sign-ins per address and minute before 429 (UPSHIFT_SIGN_IN_LIMIT, default 20)'))
   .addOption(new Option('--tls-cert <file>', 'PEM certificate; with --tls-key the server speaks HTTPS (UPSHIFT_TLS_CERT)'))
   .addOption(new Option('--tls-key <file>', 'PEM private key (UPSHIFT_TLS_KEY)'))
@@ -41,6 +44,7 @@ program
         logLevel: flags['logLevel'],
         inventoryInterval: flags['inventoryInterval'],
         signInLimit: flags['signInLimit'],
+        leaseTtl: flags['leaseTtl'],
         tlsCert: flags['tlsCert'],
         tlsKey: flags['tlsKey'],
       });

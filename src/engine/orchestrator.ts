@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { hostname } from 'node:os';
 import { componentDisplayName } from '../domain/components.js';
 import { ErrorCode, UpshiftError, errorMessage } from '../domain/errors.js';
 import { ENGINE_ACTOR, EventType, type NewEvent } from '../domain/events.js';
@@ -43,25 +45,80 @@ export class Orchestrator {
     return this.running;
   }
 
-  /** Picks up every active upgrade where the database says it is. Idempotent. */
+  /** This replica's name in leases: host, process and a random part. */
+  readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  /** Upgrades this replica holds the lease of and therefore drives. */
+  private readonly owned = new Set<string>();
+  private leaseTimer: (() => void) | undefined;
+  private stopListening: (() => Promise<void>) | undefined;
+  private readonly onRemoteEvent = (event: { upgradeId: string | null }) => {
+    // Another replica changed an upgrade this one drives (a pause, a resume): act now.
+    if (event.upgradeId && this.owned.has(event.upgradeId)) this.kick(event.upgradeId);
+  };
+
+  private get leaseTtlMs(): number {
+    return this.options.leaseTtlMs ?? 15_000;
+  }
+
+  /**
+   * Claims the upgrades no live replica drives and picks each up where the database
+   * says it is: running nodes and snapshots are reattached, then it is advanced.
+   * Idempotent.
+   */
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
     this.abort = new AbortController();
     // Every running task listens on the one signal; thousands may run at once.
     setMaxListeners(0, this.abort.signal);
-    const running = await this.store.listRunningWork();
-    for (const task of running.tasks) {
-      const upgrade = await this.store.getUpgrade(task.upgradeId);
-      if (upgrade) this.dispatchTask(upgrade, task, true);
-    }
-    for (const snapshot of running.snapshots) {
-      const upgrade = await this.store.getUpgrade(snapshot.upgradeId);
-      if (upgrade) this.dispatchSnapshot(upgrade, snapshot);
-    }
-    for (const upgrade of await this.store.listActiveUpgrades()) this.kick(upgrade.id);
+    this.store.bus.on('remote-event', this.onRemoteEvent);
+    this.stopListening = this.store.listenToReplicas((error) =>
+      this.log.warn({ err: error }, 'listening to other replicas failed; retrying'),
+    );
+    await this.leaseTick();
+    this.scheduleLeases();
     this.scheduleInventory();
     this.scheduleLogFlush();
+  }
+
+  private scheduleLeases(): void {
+    if (!this.running) return;
+    this.leaseTimer = this.options.clock.setTimer(Math.max(200, Math.floor(this.leaseTtlMs / 3)), () => {
+      void this.leaseTick()
+        .catch((error: unknown) => this.log.warn({ err: error }, 'renewing upgrade leases failed; retrying'))
+        .finally(() => this.scheduleLeases());
+    });
+  }
+
+  /** Renews this replica's leases, takes over expired ones, lets go of lost ones. */
+  private async leaseTick(only?: string): Promise<void> {
+    const now = this.now();
+    const claimed = await this.store.claimUpgrades(this.owner, iso(now), iso(now + this.leaseTtlMs), only);
+    if (!this.running) return;
+    if (!only) {
+      const held = new Set(claimed);
+      for (const id of [...this.owned]) {
+        if (held.has(id)) continue;
+        this.owned.delete(id);
+        this.clearTimer(id);
+      }
+    }
+    for (const id of claimed) {
+      if (this.owned.has(id)) continue;
+      this.owned.add(id);
+      await this.recover(id);
+      this.kick(id);
+    }
+  }
+
+  /** Reattaches the running nodes and snapshots of an upgrade this replica just took. */
+  private async recover(upgradeId: string): Promise<void> {
+    const upgrade = await this.store.getUpgrade(upgradeId);
+    if (!upgrade) return;
+    for (const task of await this.store.listTasks(upgradeId, 'running')) this.dispatchTask(upgrade, task, true);
+    for (const snapshot of (await this.store.listSnapshots(upgradeId)).filter((s) => s.state === 'running')) {
+      this.dispatchSnapshot(upgrade, snapshot);
+    }
   }
 
   private logTimer: (() => void) | undefined;
@@ -81,6 +138,9 @@ export class Orchestrator {
     if (!this.running) return;
     this.running = false;
     this.abort.abort(new UpshiftError(ErrorCode.INTERNAL, 'the engine is stopping', { retryable: true }));
+    this.leaseTimer?.();
+    this.store.bus.off('remote-event', this.onRemoteEvent);
+    await this.stopListening?.();
     this.inventoryTimer?.();
     this.logTimer?.();
     for (const timer of this.timers.values()) timer.cancel();
@@ -88,6 +148,9 @@ export class Orchestrator {
     await Promise.allSettled([...this.queues.values()]);
     await Promise.allSettled([...this.inflight.values()]);
     await this.flushLogs();
+    // Hand the upgrades over at once instead of when the leases expire.
+    await this.store.releaseUpgrades(this.owner).catch((error: unknown) => this.log.warn({ err: error }, 'releasing leases failed'));
+    this.owned.clear();
   }
 
   /** Runs `fn` after everything already queued for this upgrade. */
@@ -102,13 +165,21 @@ export class Orchestrator {
     return next;
   }
 
-  /** Asks for the upgrade to be advanced soon; several kicks before it runs count once. */
+  /**
+   * Asks for the upgrade to be advanced soon; several kicks before it runs count once.
+   * An upgrade another replica drives is left to it (a new one is claimed first).
+   */
   kick(upgradeId: string): void {
-    if (!this.running || this.kicked.has(upgradeId)) return;
+    if (!this.running) return;
+    if (!this.owned.has(upgradeId)) {
+      void this.leaseTick(upgradeId).catch((error: unknown) => this.log.warn({ err: error, upgradeId }, 'claiming the upgrade failed'));
+      return;
+    }
+    if (this.kicked.has(upgradeId)) return;
     this.kicked.add(upgradeId);
     this.exclusive(upgradeId, async () => {
       this.kicked.delete(upgradeId);
-      if (!this.running) return;
+      if (!this.running || !this.owned.has(upgradeId)) return;
       await this.advance(upgradeId);
     }).catch((error: unknown) => {
       this.log.error({ err: error, upgradeId }, 'advancing the upgrade failed; retrying in 2 s');

@@ -33,6 +33,11 @@ export interface EngineOptions {
   snapshotConcurrency?: number;
   /** Encrypts a cluster secret for storage (SecretVault.seal). */
   sealSecret?: (plaintext: string) => string;
+  /**
+   * How long a replica's claim on an upgrade lasts without renewal; another replica takes
+   * the upgrade over after that (renewed every third of it). Default 15 s.
+   */
+  leaseTtlMs?: number;
   /** How often real clusters' inventories are synced; 0 turns it off. */
   inventoryIntervalMs?: number;
 }

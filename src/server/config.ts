@@ -19,6 +19,8 @@ export interface ServerConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Interval of inventory syncs of real clusters. */
   inventoryIntervalMs: number;
+  /** How long a replica's claim on an upgrade lasts without renewal (another takes over after). */
+  leaseTtlMs: number;
   /** Failed sign-ins per client address and minute before it is refused (429). */
   signInLimit: number;
   /** PEM files: when both are set the server speaks HTTPS only. */
@@ -48,6 +50,7 @@ const keys = {
   catalog: { flag: '--catalog', env: 'UPSHIFT_CATALOG', file: 'catalog' },
   logLevel: { flag: '--log-level', env: 'UPSHIFT_LOG_LEVEL', file: 'logLevel' },
   inventoryInterval: { flag: '--inventory-interval', env: 'UPSHIFT_INVENTORY_INTERVAL', file: 'inventoryInterval' },
+  leaseTtl: { flag: '--lease-ttl', env: 'UPSHIFT_LEASE_TTL', file: 'leaseTtl' },
   signInLimit: { flag: '--sign-in-limit', env: 'UPSHIFT_SIGN_IN_LIMIT', file: 'signInLimit' },
   tlsCert: { flag: '--tls-cert', env: 'UPSHIFT_TLS_CERT', file: 'tlsCert' },
   tlsKey: { flag: '--tls-key', env: 'UPSHIFT_TLS_KEY', file: 'tlsKey' },
@@ -127,6 +130,11 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = pr
 
   const catalog = pick('catalog').value;
 
+  const lease = pick('leaseTtl');
+  const leaseMs = lease.value === undefined ? 15_000 : parseDuration(lease.value);
+  if (leaseMs === undefined || leaseMs < 600)
+    fail('leaseTtl', lease.source, `"${lease.value}" is not a duration of at least 600ms, such as 15s`);
+
   const limit = pick('signInLimit');
   const limitValue = limit.value === undefined ? 20 : Number(limit.value);
   if (!Number.isInteger(limitValue) || limitValue < 1)
@@ -152,6 +160,7 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = pr
     logLevel: levelValue as ServerConfig['logLevel'],
     inventoryIntervalMs: invMs as number,
     signInLimit: limitValue,
+    leaseTtlMs: leaseMs as number,
     tlsCert: cert.value ? resolve(cert.value) : null,
     tlsKey: key.value ? resolve(key.value) : null,
   });

@@ -91,6 +91,7 @@ export async function startServer(
     logger,
     observer: metrics,
     inventoryIntervalMs: config.inventoryIntervalMs,
+    leaseTtlMs: config.leaseTtlMs,
   });
   await engine.start();
   hub.startSweeper();

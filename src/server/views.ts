@@ -57,11 +57,12 @@ function batchView(batch: BatchRecord) {
 }
 
 export async function upgradeView(store: Store, upgrade: UpgradeRecord, pausedTtlMs: number) {
-  const [counts, batches, snapshots, cluster] = await Promise.all([
+  const [counts, batches, snapshots, cluster, driver] = await Promise.all([
     store.taskCounts(upgrade.id),
     store.listBatches(upgrade.id),
     upgrade.snapshot === 'before' ? store.listSnapshots(upgrade.id) : Promise.resolve([] as SnapshotRecord[]),
     store.getCluster(upgrade.clusterId),
+    store.leaseOwnerOf(upgrade.id),
   ]);
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
   const snapshotCounts = { total: snapshots.length, pending: 0, running: 0, succeeded: 0, failed: 0 };
@@ -88,6 +89,8 @@ export async function upgradeView(store: Store, upgrade: UpgradeRecord, pausedTt
     nodes: { total, ...counts } as { total: number } & Record<NodeTaskState, number>,
     batches: batches.map(batchView),
     snapshots: upgrade.snapshot === 'before' ? snapshotCounts : null,
+    /** The replica driving it (`host:pid:…`), while one does. */
+    drivenBy: driver,
   };
 }
 

@@ -18,6 +18,12 @@ export interface StoreAdapter {
   /** Runs `fn` while holding the database-wide migration lock. */
   withMigrationLock<T>(fn: () => Promise<T>): Promise<T>;
   isUniqueViolation(error: unknown): boolean;
+  /**
+   * Cross-process notifications (PostgreSQL LISTEN/NOTIFY): `listen` calls back with each
+   * payload on `channel` and reconnects by itself; undefined where there is no such thing
+   * (SQLite: one process owns the file).
+   */
+  listen?(channel: string, onPayload: (payload: string) => void, onError: (error: unknown) => void): () => Promise<void>;
   /** A short description for logs, without credentials. */
   readonly description: string;
   close(): Promise<void>;
@@ -78,6 +84,42 @@ export function openPostgres(url: string, options: { schema?: string; max?: numb
       });
     },
     isUniqueViolation: (error) => typeof error === 'object' && error !== null && 'code' in error && error.code === '23505',
+    listen(channel, onPayload, onError) {
+      let client: pg.Client | undefined;
+      let stopped = false;
+      let retry: NodeJS.Timeout | undefined;
+      const again = () => {
+        if (!stopped) retry = setTimeout(() => void connect(), 1000);
+      };
+      const connect = async () => {
+        if (stopped) return;
+        const next = new pg.Client({ connectionString: url, ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}) });
+        next.on('notification', (message) => {
+          if (message.channel === channel && message.payload) onPayload(message.payload);
+        });
+        next.on('error', (error) => {
+          onError(error);
+          if (client === next) client = undefined;
+          void next.end().catch(() => undefined);
+          again();
+        });
+        try {
+          await next.connect();
+          await next.query(`LISTEN ${channel}`);
+          client = next;
+        } catch (error) {
+          onError(error);
+          void next.end().catch(() => undefined);
+          again();
+        }
+      };
+      void connect();
+      return async () => {
+        stopped = true;
+        if (retry) clearTimeout(retry);
+        await client?.end().catch(() => undefined);
+      };
+    },
     description: `postgres ${safe.host}${safe.pathname}${options.schema ? ` schema ${options.schema}` : ''}`,
     close: () => db.destroy(),
   };

@@ -45,6 +45,9 @@ export interface UpgradesTable {
   finished_at: string | null;
   next_batch_at: string | null;
   updated_at: string;
+  /** The replica driving this upgrade, until `lease_expires_at`. */
+  lease_owner: string | null;
+  lease_expires_at: string | null;
 }
 
 export interface BatchesTable {

@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import { type Kysely, type Selectable, type Transaction, sql } from 'kysely';
 import type { ClusterKind, Component, ComponentVersions, NodeRole } from '../domain/components.js';
 import { ErrorCode, UpshiftError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
@@ -166,8 +167,12 @@ export type TaskPatch = Partial<
  * names the state it expects and reports whether it won; callers act only on a win.
  * Events written in a transaction are published on `bus` only after it commits.
  */
+const EVENTS_CHANNEL = 'upshift_events';
+
 export class Store {
   readonly bus: EventEmitter;
+  /** Tells this process's own notifications apart from other replicas'. */
+  readonly origin: string = randomBytes(8).toString('hex');
   private readonly pending: UpshiftEvent[] | undefined;
 
   constructor(
@@ -175,16 +180,18 @@ export class Store {
     private readonly db: Db = adapter.db,
     bus?: EventEmitter,
     pending?: UpshiftEvent[],
+    origin?: string,
   ) {
     this.bus = bus ?? new EventEmitter().setMaxListeners(0);
     this.pending = pending;
+    if (origin) this.origin = origin;
   }
 
   /** Runs `fn` in one transaction; the events it appended are published after the commit. */
   async tx<T>(fn: (store: Store) => Promise<T>): Promise<T> {
     if (this.pending) return fn(this);
     const events: UpshiftEvent[] = [];
-    const result = await this.adapter.db.transaction().execute((trx) => fn(new Store(this.adapter, trx, this.bus, events)));
+    const result = await this.adapter.db.transaction().execute((trx) => fn(new Store(this.adapter, trx, this.bus, events, this.origin)));
     for (const event of events) this.bus.emit('event', event);
     return result;
   }
@@ -593,6 +600,7 @@ export class Store {
       .returningAll()
       .executeTakeFirstOrThrow();
     const stored = toEvent(row);
+    await this.notifyReplicas([stored.id]);
     if (this.pending) this.pending.push(stored);
     else this.bus.emit('event', stored);
     return stored;
@@ -619,7 +627,9 @@ export class Store {
         )
         .returningAll()
         .execute();
-      stored.push(...rows.map(toEvent).sort((a, b) => Number(a.id) - Number(b.id)));
+      const chunk = rows.map(toEvent).sort((a, b) => Number(a.id) - Number(b.id));
+      await this.notifyReplicas(chunk.map((e) => e.id));
+      stored.push(...chunk);
     }
     if (this.pending) this.pending.push(...stored);
     else for (const e of stored) this.bus.emit('event', e);
@@ -638,6 +648,97 @@ export class Store {
       out.push(...rows.map(toNode));
     }
     return out;
+  }
+
+  /**
+   * Tells the other replicas (PostgreSQL NOTIFY, delivered when the transaction commits)
+   * which events were written, so that their streams and engines see them at once.
+   */
+  private async notifyReplicas(ids: string[]): Promise<void> {
+    if (!this.adapter.listen || ids.length === 0) return;
+    const payload = JSON.stringify({ origin: this.origin, ids });
+    await sql`select pg_notify(${EVENTS_CHANNEL}, ${payload})`.execute(this.db);
+  }
+
+  /**
+   * Receives the other replicas' events and emits them on the bus as `event` (for
+   * streams) and `remote-event` (for the engine). Returns a stopper.
+   */
+  listenToReplicas(onError: (error: unknown) => void): () => Promise<void> {
+    if (!this.adapter.listen) return async () => undefined;
+    return this.adapter.listen(
+      EVENTS_CHANNEL,
+      (payload) => {
+        let message: { origin?: string; ids?: string[] };
+        try {
+          message = JSON.parse(payload) as { origin?: string; ids?: string[] };
+        } catch {
+          return;
+        }
+        if (message.origin === this.origin || !Array.isArray(message.ids) || message.ids.length === 0) return;
+        const ids = message.ids.map(Number).filter(Number.isFinite);
+        void this.adapter.db
+          .selectFrom('events')
+          .selectAll()
+          .where('id', 'in', ids)
+          .orderBy('id')
+          .execute()
+          .then((rows) => {
+            for (const row of rows) {
+              const event = toEvent(row);
+              this.bus.emit('event', event);
+              this.bus.emit('remote-event', event);
+            }
+          })
+          .catch(onError);
+      },
+      onError,
+    );
+  }
+
+  // ---- leases: which replica drives which upgrade ----------------------------------
+
+  /**
+   * Claims (or renews) upgrades for `owner` until `expiresAt`: every active upgrade, and
+   * every finished one that still has a running node, whose lease is free, expired or
+   * already this owner's. Each claim is a conditional UPDATE, so two replicas never
+   * hold the same upgrade. `only` restricts it to one upgrade.
+   */
+  async claimUpgrades(owner: string, now: string, expiresAt: string, only?: string): Promise<string[]> {
+    const claimable = (eb: any) => eb.or([eb('lease_owner', 'is', null), eb('lease_expires_at', '<', now), eb('lease_owner', '=', owner)]);
+    let query = this.db
+      .selectFrom('upgrades')
+      .select('id')
+      .where((eb) =>
+        eb.or([
+          eb('state', 'not in', ['Completed', 'Canceled']),
+          eb('id', 'in', eb.selectFrom('node_tasks').select('upgrade_id').where('state', '=', 'running')),
+        ]),
+      )
+      .where(claimable);
+    if (only) query = query.where('id', '=', only);
+    const candidates = await query.execute();
+    const claimed: string[] = [];
+    for (const { id } of candidates) {
+      const result = await this.db
+        .updateTable('upgrades')
+        .set({ lease_owner: owner, lease_expires_at: expiresAt })
+        .where('id', '=', id)
+        .where(claimable)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 1) claimed.push(id);
+    }
+    return claimed;
+  }
+
+  /** Lets go of every lease of `owner` (a graceful stop): another replica takes over at once. */
+  async releaseUpgrades(owner: string): Promise<void> {
+    await this.db.updateTable('upgrades').set({ lease_owner: null, lease_expires_at: null }).where('lease_owner', '=', owner).execute();
+  }
+
+  async leaseOwnerOf(upgradeId: string): Promise<string | null> {
+    const row = await this.db.selectFrom('upgrades').select('lease_owner').where('id', '=', upgradeId).executeTakeFirst();
+    return row?.lease_owner ?? null;
   }
 
   async listEvents(filter: EventFilter): Promise<UpshiftEvent[]> {

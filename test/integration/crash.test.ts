@@ -23,7 +23,7 @@ for (const dialect of dialects) {
         database = db.url;
         drop = db.drop;
       }
-      s = await startServerProcess({ database });
+      s = await startServerProcess({ database, args: ['--lease-ttl', '1s'] });
       const created = await s.api('/api/v1/clusters', {
         body: { name: 'crashy', kind: 'simulated', simulation: { nodes: 40, upgradeSeconds: 0.3, versions: { agent: '1.1.0' } } },
       });

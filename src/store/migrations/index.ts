@@ -230,6 +230,14 @@ export const migrations: Migration[] = [
         .execute();
     },
   },
+  {
+    version: 5,
+    name: 'upgrade leases for several replicas',
+    async up(db) {
+      await db.schema.alterTable('upgrades').addColumn('lease_owner', 'text').execute();
+      await db.schema.alterTable('upgrades').addColumn('lease_expires_at', 'text').execute();
+    },
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version));
