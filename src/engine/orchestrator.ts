@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
-import { componentDisplayName } from '../domain/components.js';
+import { type ComponentVersions, componentDisplayName } from '../domain/components.js';
 import { ErrorCode, UpshiftError, errorMessage } from '../domain/errors.js';
 import { ENGINE_ACTOR, EventType, type NewEvent } from '../domain/events.js';
 import { orderNodes, planNextBatch } from '../domain/batch-planner.js';
@@ -326,38 +326,49 @@ export class Orchestrator {
       });
       const out: NodeTaskRecord[] = [];
       const events: NewEvent[] = [];
+      // One compare-and-set per (attempt, previous version) group, not one per node.
+      const groups = new Map<string, NodeTaskRecord[]>();
       for (const task of chosen) {
-        const attempt = task.attempt + 1;
         const fromVersion = nodes.get(task.nodeId)?.versions[upgrade.component] ?? task.fromVersion;
-        const ok = await tx.casTask(task.id, 'pending', task.attempt, {
-          state: 'running',
-          attempt,
-          batch_index: index,
-          started_at: iso(startedAt),
-          finished_at: null,
-          error: null,
-          from_version: fromVersion,
-        });
-        if (!ok) throw new UpshiftError(ErrorCode.INTERNAL, `node task ${task.id} changed while its batch was being started`);
-        events.push({
-          type: EventType.nodeStarted,
-          actor: ENGINE_ACTOR,
-          clusterId: upgrade.clusterId,
-          upgradeId: upgrade.id,
-          nodeId: task.nodeId,
-          message: `${task.nodeName}: ${componentDisplayName[upgrade.component]} ${fromVersion ?? '(none)'} → ${upgrade.toVersion}${attempt > 1 ? ` (attempt ${attempt})` : ''}`,
-          data: { attempt, batchIndex: index },
-        });
-        out.push({
-          ...task,
-          state: 'running',
-          attempt,
-          batchIndex: index,
-          startedAt: iso(startedAt),
-          error: null,
-          fromVersion,
-          finishedAt: null,
-        });
+        const key = JSON.stringify([task.attempt, fromVersion]);
+        let group = groups.get(key);
+        if (!group) groups.set(key, (group = []));
+        group.push({ ...task, fromVersion });
+      }
+      for (const group of groups.values()) {
+        const first = group[0] as NodeTaskRecord;
+        const attempt = first.attempt + 1;
+        const moved = await tx.casTasks(
+          group.map((t) => t.id),
+          'pending',
+          first.attempt,
+          {
+            state: 'running',
+            attempt,
+            batch_index: index,
+            started_at: iso(startedAt),
+            finished_at: null,
+            error: null,
+            from_version: first.fromVersion,
+          },
+        );
+        if (moved.size !== group.length) {
+          throw new UpshiftError(ErrorCode.INTERNAL, `node tasks of batch ${index + 1} changed while it was being started`, {
+            retryable: true,
+          });
+        }
+        for (const task of group) {
+          events.push({
+            type: EventType.nodeStarted,
+            actor: ENGINE_ACTOR,
+            clusterId: upgrade.clusterId,
+            upgradeId: upgrade.id,
+            nodeId: task.nodeId,
+            message: `${task.nodeName}: ${componentDisplayName[upgrade.component]} ${task.fromVersion ?? '(none)'} → ${upgrade.toVersion}${attempt > 1 ? ` (attempt ${attempt})` : ''}`,
+            data: { attempt, batchIndex: index },
+          });
+          out.push({ ...task, state: 'running', attempt, batchIndex: index, startedAt: iso(startedAt), error: null, finishedAt: null });
+        }
       }
       await tx.appendEvents(events);
       return out;
@@ -452,25 +463,7 @@ export class Orchestrator {
         const taken = this.outcomes.get(upgrade.id) ?? [];
         items = taken;
         this.outcomes.delete(upgrade.id);
-        const recorded = await this.store.tx(async (tx) => {
-          const nodes = new Map((await tx.getNodes(taken.map((i) => i.task.nodeId))).map((n) => [n.id, n]));
-          const events: NewEvent[] = [];
-          const out: Array<'succeeded' | 'failed'> = [];
-          let failure: { nodeId: string; message: string } | undefined;
-          for (const item of taken) {
-            const result = await this.recordOne(tx, upgrade, item.task, item.outcome, nodes.get(item.task.nodeId));
-            if (!result) continue;
-            out.push(item.outcome.result);
-            events.push(result.event);
-            if (item.outcome.result === 'failed') failure ??= { nodeId: item.task.nodeId, message: result.event.message };
-          }
-          await tx.appendEvents(events);
-          if (failure) {
-            const current = await tx.getUpgrade(upgrade.id);
-            if (current?.state === 'Upgrading') await this.autoPauseIn(tx, current, failure.nodeId, failure.message);
-          }
-          return out;
-        });
+        const recorded = await this.store.tx((tx) => this.recordMany(tx, upgrade, taken));
         for (const result of recorded) this.options.observer?.nodeTaskFinished(upgrade.component, result);
         for (const item of taken) item.done();
       }).then(
@@ -482,47 +475,74 @@ export class Orchestrator {
     });
   }
 
-  /** Records one node's outcome; returns the event to append, or nothing when another writer got there first. */
-  private async recordOne(
+  /**
+   * Records the outcomes of many nodes in a few statements: a compare-and-set per
+   * (result, attempt, error) group, the new versions per group of identical versions,
+   * the events in one insert, and at most one automatic pause.
+   */
+  private async recordMany(
     tx: Store,
     upgrade: UpgradeRecord,
-    task: NodeTaskRecord,
-    outcome: NodeTaskOutcome,
-    node: NodeRecord | undefined,
-  ): Promise<{ event: NewEvent } | undefined> {
-    const ok = await tx.casTask(task.id, 'running', task.attempt, {
-      state: outcome.result,
-      finished_at: iso(this.now()),
-      error: outcome.result === 'failed' ? (outcome.error ?? 'failed without a reason') : null,
-    });
-    if (!ok) return undefined;
-    const base = { actor: ENGINE_ACTOR, clusterId: upgrade.clusterId, upgradeId: upgrade.id, nodeId: task.nodeId };
-    if (outcome.result === 'succeeded') {
-      if (node) {
-        await tx.updateNode(node.id, {
-          versions: {
-            ...node.versions,
-            ...(outcome.versions ?? {}),
-            [upgrade.component]: outcome.versions?.[upgrade.component] ?? upgrade.toVersion,
-          },
-        });
-      }
-      return {
-        event: {
-          ...base,
-          type: EventType.nodeSucceeded,
-          message: `${task.nodeName}: ${componentDisplayName[upgrade.component]} is now ${upgrade.toVersion}`,
-        },
-      };
+    items: Array<{ task: NodeTaskRecord; outcome: NodeTaskOutcome }>,
+  ): Promise<Array<'succeeded' | 'failed'>> {
+    const finishedAt = iso(this.now());
+    const groups = new Map<string, Array<{ task: NodeTaskRecord; outcome: NodeTaskOutcome }>>();
+    for (const item of items) {
+      const error = item.outcome.result === 'failed' ? (item.outcome.error ?? 'failed without a reason') : null;
+      const key = JSON.stringify([item.outcome.result, item.task.attempt, error]);
+      let group = groups.get(key);
+      if (!group) groups.set(key, (group = []));
+      group.push(item);
     }
-    return {
-      event: {
-        ...base,
-        type: EventType.nodeFailed,
-        message: `${task.nodeName}: ${outcome.error ?? 'failed without a reason'}`,
-        data: { attempt: task.attempt },
-      },
-    };
+    const won: Array<{ task: NodeTaskRecord; outcome: NodeTaskOutcome }> = [];
+    for (const group of groups.values()) {
+      const first = group[0] as { task: NodeTaskRecord; outcome: NodeTaskOutcome };
+      const moved = await tx.casTasks(
+        group.map((i) => i.task.id),
+        'running',
+        first.task.attempt,
+        {
+          state: first.outcome.result,
+          finished_at: finishedAt,
+          error: first.outcome.result === 'failed' ? (first.outcome.error ?? 'failed without a reason') : null,
+        },
+      );
+      for (const item of group) if (moved.has(item.task.id)) won.push(item);
+    }
+    const succeeded = won.filter((i) => i.outcome.result === 'succeeded');
+    const nodes = new Map((await tx.getNodes(succeeded.map((i) => i.task.nodeId))).map((n) => [n.id, n]));
+    const byVersions = new Map<string, string[]>();
+    for (const item of succeeded) {
+      const node = nodes.get(item.task.nodeId);
+      if (!node) continue;
+      const reported = item.outcome.versions ?? {};
+      const versions = { ...node.versions, ...reported, [upgrade.component]: reported[upgrade.component] ?? upgrade.toVersion };
+      const key = JSON.stringify(versions);
+      let ids = byVersions.get(key);
+      if (!ids) byVersions.set(key, (ids = []));
+      ids.push(node.id);
+    }
+    for (const [versions, ids] of byVersions) await tx.setNodesVersions(ids, JSON.parse(versions) as ComponentVersions);
+    const name = componentDisplayName[upgrade.component];
+    const events: NewEvent[] = won.map(({ task, outcome }) => {
+      const base = { actor: ENGINE_ACTOR, clusterId: upgrade.clusterId, upgradeId: upgrade.id, nodeId: task.nodeId };
+      return outcome.result === 'succeeded'
+        ? { ...base, type: EventType.nodeSucceeded, message: `${task.nodeName}: ${name} is now ${upgrade.toVersion}` }
+        : {
+            ...base,
+            type: EventType.nodeFailed,
+            message: `${task.nodeName}: ${outcome.error ?? 'failed without a reason'}`,
+            data: { attempt: task.attempt },
+          };
+    });
+    await tx.appendEvents(events);
+    const failure = won.find((i) => i.outcome.result === 'failed');
+    if (failure) {
+      const current = await tx.getUpgrade(upgrade.id);
+      const message = `${failure.task.nodeName}: ${failure.outcome.error ?? 'failed without a reason'}`;
+      if (current?.state === 'Upgrading') await this.autoPauseIn(tx, current, failure.task.nodeId, message);
+    }
+    return won.map((i) => i.outcome.result);
   }
 
   private async autoPause(upgrade: UpgradeRecord, nodeId: string | null, message: string): Promise<void> {

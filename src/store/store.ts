@@ -502,6 +502,39 @@ export class Store {
     return Number(result.numUpdatedRows) === 1;
   }
 
+  /**
+   * Compare-and-set on many tasks at once: applies `patch` to those of `ids` that are in
+   * `from` at `attempt`, and returns the ids that moved (one statement, RETURNING).
+   */
+  async casTasks(ids: string[], from: NodeTaskState, attempt: number, patch: TaskPatch): Promise<Set<string>> {
+    const moved = new Set<string>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const rows = await this.db
+        .updateTable('node_tasks')
+        .set(patch)
+        .where('id', 'in', ids.slice(i, i + 500))
+        .where('state', '=', from)
+        .where('attempt', '=', attempt)
+        .returning('id')
+        .execute();
+      for (const row of rows) moved.add(row.id);
+    }
+    return moved;
+  }
+
+  /** Sets the same versions on many nodes (one statement per 500). */
+  async setNodesVersions(ids: string[], versions: ComponentVersions): Promise<void> {
+    const text = JSON.stringify(versions);
+    const now = nowIso();
+    for (let i = 0; i < ids.length; i += 500) {
+      await this.db
+        .updateTable('nodes')
+        .set({ versions: text, updated_at: now })
+        .where('id', 'in', ids.slice(i, i + 500))
+        .execute();
+    }
+  }
+
   /** Moves every task in `from` to `to`; returns how many moved. */
   async moveTasks(upgradeId: string, from: NodeTaskState, to: NodeTaskState, finishedAt: string | null): Promise<number> {
     const result = await this.db

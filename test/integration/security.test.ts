@@ -207,7 +207,20 @@ for (const dialect of dialects) {
         body: JSON.stringify({ joinToken: hosts.joinToken, name: 'n1', facts: { hostname: 'n1', agentVersion: '1.1.0', versions: {} } }),
       });
       const { credential } = (await joined.json()) as { credential: string };
-      const secrets = [ADMIN, tokens.operator, tokens.admin2, hosts.joinToken as string, credential];
+      const kubeToken = 'kube-bearer-9f8e7d6c5b4a3f2e1d0c';
+      const kubeconfig = [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]',
+        `users: [{name: u, user: {token: ${kubeToken}}}]`,
+        'contexts: [{name: x, context: {cluster: c, user: u}}]',
+        'current-context: x',
+      ].join('\n');
+      const kube = await c.raw('POST', '/api/v1/clusters', { body: { name: 'secret-kube', kind: 'kubernetes', kubeconfig } });
+      expect(kube.status).toBe(201);
+      expect(await kube.text()).not.toContain(kubeToken);
+      expect(JSON.stringify(await c.json('GET', '/api/v1/clusters/secret-kube'))).not.toContain(kubeToken);
+      const secrets = [ADMIN, tokens.operator, tokens.admin2, hosts.joinToken as string, credential, kubeToken];
       let dump = '';
       if (dialect === 'sqlite') {
         for (const file of readdirSync(dataDir).filter((f) => f.startsWith('upshift.db')))
@@ -224,6 +237,7 @@ for (const dialect of dialects) {
       }
       expect(dump.length).toBeGreaterThan(1000);
       expect(dump).toContain('secret-hosts');
+      expect(dump).toContain('secret-kube');
       for (const secret of secrets) expect(dump.includes(secret), `a secret is stored in plaintext`).toBe(false);
     });
   });

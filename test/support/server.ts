@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request as httpsRequestRaw } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,7 +28,7 @@ export interface ServerProcess {
   api(
     path: string,
     init?: { method?: string; body?: unknown; token?: string | null; rawBody?: string; headers?: Record<string, string> },
-  ): Promise<{ status: number; body: any; text: string }>;
+  ): Promise<{ status: number; body: any; text: string; headers: Record<string, string | string[] | undefined> }>;
 }
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
@@ -51,6 +52,26 @@ export interface StartOptions {
   env?: Record<string, string>;
   database?: string;
   dataDir?: string;
+  /** `https` when the server is given --tls-cert/--tls-key (its self-signed certificate is not checked here). */
+  scheme?: 'http' | 'https';
+}
+
+/** A loopback HTTPS request that accepts the test's self-signed certificate. */
+function httpsRequest(
+  url: string,
+  init: { method: string; headers: Record<string, string>; body?: string },
+): Promise<{ status: number; text: string; headers: Record<string, string | string[] | undefined> }> {
+  return new Promise((resolvePromise, reject) => {
+    const req = httpsRequestRaw(url, { method: init.method, headers: init.headers, rejectUnauthorized: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, text, headers: res.headers }));
+    });
+    req.on('error', reject);
+    if (init.body !== undefined) req.write(init.body);
+    req.end();
+  });
 }
 
 export async function startServerProcess(options: StartOptions = {}): Promise<ServerProcess> {
@@ -58,7 +79,8 @@ export async function startServerProcess(options: StartOptions = {}): Promise<Se
   const port = await freePort();
   let child!: ChildProcess;
   let out = '';
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${options.scheme ?? 'http'}://127.0.0.1:${port}`;
+  const https = options.scheme === 'https';
   const launch = async (extra: string[] = []) => {
     out = '';
     child = spawn(
@@ -84,8 +106,10 @@ export async function startServerProcess(options: StartOptions = {}): Promise<Se
     for (;;) {
       if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${out}`);
       try {
-        const res = await fetch(`${url}/readyz`);
-        if (res.ok) return;
+        const status = https
+          ? (await httpsRequest(`${url}/readyz`, { method: 'GET', headers: {} })).status
+          : (await fetch(`${url}/readyz`)).status;
+        if (status === 200) return;
       } catch {
         // not listening yet
       }
@@ -133,15 +157,29 @@ export async function startServerProcess(options: StartOptions = {}): Promise<Se
         body = JSON.stringify(init.body);
         headers['content-type'] = 'application/json';
       }
-      const res = await fetch(`${url}${path}`, { method: init.method ?? (body !== undefined ? 'POST' : 'GET'), headers, body });
-      const text = await res.text();
+      const method = init.method ?? (body !== undefined ? 'POST' : 'GET');
+      let status: number;
+      let text: string;
+      let responseHeaders: Record<string, string | string[] | undefined>;
+      if (https) {
+        ({
+          status,
+          text,
+          headers: responseHeaders,
+        } = await httpsRequest(`${url}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) }));
+      } else {
+        const res = await fetch(`${url}${path}`, { method, headers, body });
+        status = res.status;
+        text = await res.text();
+        responseHeaders = Object.fromEntries(res.headers.entries());
+      }
       let parsed: unknown = undefined;
       try {
         parsed = text ? JSON.parse(text) : undefined;
       } catch {
         parsed = undefined;
       }
-      return { status: res.status, body: parsed, text };
+      return { status, body: parsed, text, headers: responseHeaders };
     },
   };
   return proc;

@@ -19,13 +19,14 @@ export function publicUrl(request: FastifyRequest): string | undefined {
 function installScript(server: string): string {
   return `#!/bin/sh
 # Installs the Upshift agent as a systemd service and joins this node to a cluster.
-#   curl -fsSL ${server}/install/agent.sh | sh -s -- --join-token TOKEN [--name NAME] [--config FILE]
+#   curl -fsSL ${server}/install/agent.sh | sh -s -- --join-token TOKEN [--name NAME] [--config FILE] [--ca-file CA.pem]
 # Needs: root, curl, sha256sum, Node.js 20 or newer, systemd.
 set -eu
 SERVER='${server}'
 TOKEN=""
 NAME=""
 CONFIG=""
+CA_FILE=""
 DATA_DIR=/var/lib/upshift-agent
 PREFIX=/opt/upshift
 while [ $# -gt 0 ]; do
@@ -34,20 +35,25 @@ while [ $# -gt 0 ]; do
     --name) NAME="$2"; shift 2 ;;
     --data-dir) DATA_DIR="$2"; shift 2 ;;
     --config) CONFIG="$2"; shift 2 ;;
+    --ca-file) CA_FILE="$2"; shift 2 ;;
     *) echo "agent.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[ -n "$TOKEN" ] || { echo "usage: agent.sh --join-token TOKEN [--name NAME] [--data-dir DIR] [--config FILE]" >&2; exit 2; }
+[ -n "$TOKEN" ] || { echo "usage: agent.sh --join-token TOKEN [--name NAME] [--data-dir DIR] [--config FILE] [--ca-file CA.pem]" >&2; exit 2; }
 command -v node >/dev/null 2>&1 || { echo "agent.sh: the agent needs Node.js 20 or newer (apt-get install nodejs)" >&2; exit 1; }
 mkdir -p "$PREFIX" "$DATA_DIR"
 chmod 700 "$DATA_DIR"
-curl -fsSL "$SERVER/install/upshift-agent.js" -o "$PREFIX/agent.js.new"
-expected=$(curl -fsSL "$SERVER/install/upshift-agent.js.sha256")
+set -- -fsSL
+[ -n "$CA_FILE" ] && set -- -fsSL --cacert "$CA_FILE"
+curl "$@" "$SERVER/install/upshift-agent.js" -o "$PREFIX/agent.js.new"
+expected=$(curl "$@" "$SERVER/install/upshift-agent.js.sha256")
 actual=$(sha256sum "$PREFIX/agent.js.new" | cut -d' ' -f1)
 [ "$expected" = "$actual" ] || { rm -f "$PREFIX/agent.js.new"; echo "agent.sh: checksum mismatch ($actual, expected $expected)" >&2; exit 1; }
 mv "$PREFIX/agent.js.new" "$PREFIX/agent.js"
 ( umask 077; printf 'UPSHIFT_JOIN_TOKEN=%s\\n' "$TOKEN" > "$DATA_DIR/join.env"
-  [ -n "$CONFIG" ] && printf 'UPSHIFT_AGENT_CONFIG=%s\\n' "$CONFIG" >> "$DATA_DIR/join.env" || true )
+  [ -n "$CONFIG" ] && printf 'UPSHIFT_AGENT_CONFIG=%s\\n' "$CONFIG" >> "$DATA_DIR/join.env"
+  # A private CA that signed the server's certificate: the agent verifies the server with it.
+  [ -n "$CA_FILE" ] && printf 'NODE_EXTRA_CA_CERTS=%s\\n' "$CA_FILE" >> "$DATA_DIR/join.env" || true )
 NAME_ARG=""
 [ -n "$NAME" ] && NAME_ARG="--name $NAME"
 cat > /etc/systemd/system/upshift-agent.service <<UNIT
