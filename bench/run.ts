@@ -72,7 +72,7 @@ async function benchEngine(label: string, database: string | undefined): Promise
           `  1,000 nodes × 0.2 s on ${label}: ${r.batches} batches, makespan ${fmt(r.makespan)} s, sum of batch durations ${fmt(r.batchSum)} s`,
         );
     }
-    console.log(
+    report(
       `engine makespan / sum of batch durations, 1,000 simulated nodes, ${label}: median ${fmt(median(ratios), 3)} (runs: ${ratios.map((x) => fmt(x, 3)).join(', ')})`,
     );
     const checks: number[] = [];
@@ -80,7 +80,7 @@ async function benchEngine(label: string, database: string | undefined): Promise
       const r = await upgradeMakespan(s, `check-${run}`, 200, 0.25);
       checks.push(r.makespan / r.ideal);
     }
-    console.log(
+    report(
       `200 nodes × 0.25 s on ${label}: makespan / (batches × 0.25 s) median ${fmt(median(checks), 3)} (target ≤ 1.1; runs: ${checks.map((x) => fmt(x, 3)).join(', ')})`,
     );
   } finally {
@@ -186,6 +186,12 @@ async function benchFleet(label: string, database: string | undefined): Promise<
 
 const results: string[] = [];
 
+/** Prints a figure and keeps it for BENCHMARKS.md. */
+function report(line: string): void {
+  console.log(line);
+  results.push(line);
+}
+
 async function main(): Promise<void> {
   console.log(
     `Upshift bench on ${process.platform} ${process.arch}, node ${process.version}, ${(await import('node:os')).cpus().length} cores`,
@@ -237,6 +243,8 @@ function writeBenchmarks(): void {
     `Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}. Machine: ${machine}; other work was running, so read medians and ratios, not absolute times.`,
     '',
     ...results.map((r) => `- ${r}`),
+    '',
+    'Command: `npm run bench` (it starts its own server processes and a private PostgreSQL unless `UPSHIFT_TEST_PG_URL` is set).',
     '',
     'Not measured yet: 1,000 agent processes on loopback, and the side-by-side run with Ansible `serial` (see the open issue).',
     '',

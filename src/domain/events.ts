@@ -33,6 +33,7 @@ export const EventType = {
   tokenCreated: 'token.created',
   tokenRevoked: 'token.revoked',
   authFailed: 'auth.failed',
+  authSignedIn: 'auth.signed_in',
   auditRequest: 'audit.request',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];

@@ -157,11 +157,13 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0] ?? '';
     if (isPublic(path) || isAgentRoute(path) || (path === '/api/v1/session' && request.method === 'POST')) return;
-    if (limiter.isBlocked(request.ip)) {
-      return sendError(reply, 429, 'TOO_MANY_REQUESTS', 'too many failed sign-ins from this address; wait a minute');
-    }
     const header = request.headers.authorization;
     if (header !== undefined) {
+      // Only token attempts are held back after failures; an open console session (an
+      // unguessable cookie) from the same address keeps working.
+      if (limiter.isBlocked(request.ip)) {
+        return sendError(reply, 429, 'TOO_MANY_REQUESTS', 'too many failed sign-ins from this address; wait a minute');
+      }
       const token = bearerToken(header);
       const principal = token === undefined ? undefined : await deps.access.authenticateToken(token);
       if (!principal) {

@@ -36,7 +36,7 @@ export function bearerToken(header: string | undefined): string | undefined {
 }
 
 export const SESSION_COOKIE = 'upshift_session';
-const SESSION_HOURS = 12;
+export const SESSION_HOURS = 12;
 
 /** Tokens, sessions and the bootstrap admin token. */
 export class AccessControl {
@@ -98,7 +98,13 @@ export class AccessControl {
     csrfToken: string | undefined,
   ): Promise<{ principal: Principal; csrfOk: boolean } | undefined> {
     const row = await this.store.findSession(sha256hex(sessionId));
-    if (!row || row.expires_at <= new Date().toISOString()) return undefined;
+    const now = new Date().toISOString();
+    if (!row || row.expires_at <= now) return undefined;
+    if (row.token_id !== null) {
+      // A session lives no longer than the token it was opened with.
+      const token = await this.store.getApiToken(row.token_id);
+      if (!token || token.revoked_at !== null || (token.expires_at !== null && token.expires_at <= now)) return undefined;
+    }
     const csrfOk = csrfToken !== undefined && timingSafeEqual(sha256(csrfToken), Buffer.from(row.csrf_hash, 'hex'));
     return { principal: { name: row.principal, role: row.role as Role, tokenId: row.token_id }, csrfOk };
   }

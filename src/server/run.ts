@@ -11,6 +11,7 @@ import type { Clock } from '../domain/ports.js';
 import { systemClock } from '../domain/ports.js';
 import { HostsDriver } from '../drivers/hosts/index.js';
 import { KubernetesDriver } from '../drivers/kubernetes/index.js';
+import { SwarmDriver } from '../drivers/swarm/index.js';
 import { SimulatedDriver } from '../drivers/simulated/index.js';
 import { AgentHub } from '../engine/agent-hub.js';
 import { SecretBox, SecretVault } from '../engine/secrets.js';
@@ -86,7 +87,12 @@ export async function startServer(
     catalog,
     clock,
     pausedTtlMs: config.pausedTtlMs,
-    drivers: { simulated: new SimulatedDriver(catalog, clock), hosts: new HostsDriver(hub), kubernetes },
+    drivers: {
+      simulated: new SimulatedDriver(catalog, clock),
+      hosts: new HostsDriver(hub),
+      swarm: new SwarmDriver({ agents: hub, secrets: vault, clock, logger }),
+      kubernetes,
+    },
     sealSecret: (plaintext) => vault.seal(plaintext),
     logger,
     observer: metrics,

@@ -856,8 +856,11 @@ export class Store {
       seen.add(item.name);
       const node = existing.get(item.name);
       if (node) {
-        if (node.status !== item.status || node.role !== item.role || JSON.stringify(node.versions) !== JSON.stringify(item.versions)) {
-          await this.updateNode(node.id, { status: item.status, role: item.role, versions: item.versions });
+        // What the cluster reports is merged over what agents reported (a Swarm knows the
+        // Engine's version, not the agent's or runsc's).
+        const versions = { ...node.versions, ...item.versions };
+        if (node.status !== item.status || node.role !== item.role || JSON.stringify(node.versions) !== JSON.stringify(versions)) {
+          await this.updateNode(node.id, { status: item.status, role: item.role, versions });
         }
         continue;
       }
@@ -919,6 +922,10 @@ export class Store {
 
   async findApiTokenByHash(tokenHash: string) {
     return this.db.selectFrom('api_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+  }
+
+  async getApiToken(id: string) {
+    return this.db.selectFrom('api_tokens').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
   async listApiTokens() {

@@ -1,35 +1,37 @@
 import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { Link, matchPath, navigate, useLocation } from './lib/router';
-import { readToken, SessionProvider, storeToken, useSession, useStreamStatus } from './lib/session';
+import type { Role, SessionInfo } from './api/types';
+import { readSession, SessionProvider, storeSession, useSession, useStreamStatus } from './lib/session';
 import { useTheme, type ThemeChoice } from './lib/theme';
 import { ThemeToggle } from './components/ThemeToggle';
 import { ClusterPage } from './pages/ClusterPage';
 import { ClustersPage } from './pages/ClustersPage';
 import { EventsPage } from './pages/EventsPage';
 import { SignInPage } from './pages/SignInPage';
+import { TokensPage } from './pages/TokensPage';
 import { UpgradePage } from './pages/UpgradePage';
 import { UpgradesPage } from './pages/UpgradesPage';
 
 /** The console: sign-in, then the pages behind a header with navigation and the live status. */
 export function App() {
-  const [token, setToken] = useState<string | null>(readToken);
+  const [session, setSession] = useState<SessionInfo | null>(readSession);
   const [signedOutReason, setSignedOutReason] = useState<string | undefined>();
   const [theme, setTheme] = useTheme();
 
-  const signIn = (value: string) => {
-    storeToken(value);
+  const signIn = (info: SessionInfo) => {
+    storeSession(info);
     setSignedOutReason(undefined);
-    setToken(value);
+    setSession(info);
   };
-  const signOut = (reason?: string) => {
-    storeToken(null);
+  const signedOut = (reason?: string) => {
+    storeSession(null);
     setSignedOutReason(reason);
-    setToken(null);
+    setSession(null);
   };
 
-  if (!token) return <SignInPage onSignIn={signIn} reason={signedOutReason} theme={theme} onTheme={setTheme} />;
+  if (!session) return <SignInPage onSignIn={signIn} reason={signedOutReason} theme={theme} onTheme={setTheme} />;
   return (
-    <SessionProvider key={token} token={token} onSignOut={signOut}>
+    <SessionProvider key={session.csrfToken} info={session} onSignedOut={signedOut}>
       <Shell theme={theme} onTheme={setTheme}>
         <Routes />
       </Shell>
@@ -48,6 +50,7 @@ function Routes() {
   if (matchPath('/upgrades', pathname)) return <UpgradesPage />;
   if ((params = matchPath('/upgrades/:id', pathname))) return <UpgradePage key={params['id']} upgradeId={params['id'] as string} />;
   if (matchPath('/events', pathname)) return <EventsPage />;
+  if (matchPath('/tokens', pathname)) return <TokensPage />;
   return (
     <section className="page">
       <h1>Page not found</h1>
@@ -75,14 +78,31 @@ function LiveIndicator() {
   );
 }
 
-const nav = [
+const nav: { to: string; label: string; role?: Role }[] = [
   { to: '/clusters', label: 'Clusters' },
   { to: '/upgrades', label: 'Upgrades' },
   { to: '/events', label: 'Events' },
+  { to: '/tokens', label: 'Tokens', role: 'admin' },
 ];
 
+const roleHelp: Record<Role, string> = {
+  viewer: 'viewer: can look at everything, change nothing',
+  operator: 'operator: can plan, start, pause, continue and cancel upgrades',
+  admin: 'admin: can also manage clusters and API tokens',
+};
+
+function WhoAmI() {
+  const { principal } = useSession();
+  return (
+    <span className="whoami" data-testid="principal" title={`Signed in as ${principal.name}, ${roleHelp[principal.role]}`}>
+      <span className="whoami-name">{principal.name}</span>
+      <span className={`role-badge role-${principal.role}`}>{principal.role}</span>
+    </span>
+  );
+}
+
 function Shell({ theme, onTheme, children }: { theme: ThemeChoice; onTheme: (t: ThemeChoice) => void; children: ReactNode }) {
-  const { signOut } = useSession();
+  const { signOut, can } = useSession();
   const { pathname } = useLocation();
   const main = useRef<HTMLElement>(null);
   const first = useRef(true);
@@ -111,22 +131,25 @@ function Shell({ theme, onTheme, children }: { theme: ThemeChoice; onTheme: (t: 
         </Link>
         <nav aria-label="Main">
           <ul>
-            {nav.map((item) => {
-              const current = pathname === item.to || pathname.startsWith(`${item.to}/`);
-              return (
-                <li key={item.to}>
-                  <Link to={item.to} aria-current={current ? 'page' : undefined}>
-                    {item.label}
-                  </Link>
-                </li>
-              );
-            })}
+            {nav
+              .filter((item) => !item.role || can(item.role))
+              .map((item) => {
+                const current = pathname === item.to || pathname.startsWith(`${item.to}/`);
+                return (
+                  <li key={item.to}>
+                    <Link to={item.to} aria-current={current ? 'page' : undefined}>
+                      {item.label}
+                    </Link>
+                  </li>
+                );
+              })}
           </ul>
         </nav>
         <div className="topbar-tools">
           <LiveIndicator />
+          <WhoAmI />
           <ThemeToggle theme={theme} onTheme={onTheme} />
-          <button type="button" className="ghost" onClick={() => signOut()}>
+          <button type="button" className="ghost" onClick={() => void signOut()}>
             Sign out
           </button>
         </div>

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { ErrorCode, UpshiftError } from '../../domain/errors.js';
 import { EventType } from '../../domain/events.js';
 import type { Store } from '../../store/store.js';
-import { type AccessControl, SESSION_COOKIE, bearerToken, readCookie, roles } from '../auth.js';
+import { type AccessControl, SESSION_COOKIE, SESSION_HOURS, bearerToken, readCookie, roles } from '../auth.js';
 import { sendError } from '../errors.js';
 
 /** API tokens (admin) and console sessions (sign-in with a token, then an httpOnly cookie). */
@@ -104,9 +104,17 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
           : sendError(reply, 401, ErrorCode.UNAUTHENTICATED, 'unknown, expired or revoked token');
       }
       const session = await access.createSession(principal);
+      await store.appendEvent({
+        type: EventType.authSignedIn,
+        actor: principal.name,
+        clusterId: null,
+        upgradeId: null,
+        nodeId: null,
+        message: `${principal.name} (${principal.role}) signed in to the console from ${request.ip}`,
+      });
       reply.header(
         'set-cookie',
-        `${SESSION_COOKIE}=${session.sessionId}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${12 * 3600}${secureCookies ? '; Secure' : ''}`,
+        `${SESSION_COOKIE}=${session.sessionId}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${SESSION_HOURS * 3600}${secureCookies ? '; Secure' : ''}`,
       );
       return { csrfToken: session.csrfToken, expiresAt: session.expiresAt, principal: { name: principal.name, role: principal.role } };
     },

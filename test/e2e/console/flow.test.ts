@@ -217,14 +217,14 @@ describe.runIf(browserAvailable())('console: the upgrade flow on a 50-node clust
     expect(await shell.theme()).toBe('dark');
     expect(await shell.backgroundColor()).not.toBe(light);
     await page.reload();
-    await clusters.heading.waitFor(); // the token survives a reload of the tab…
+    await clusters.heading.waitFor(); // the session survives a reload of the tab…
     expect(await shell.theme()).toBe('dark'); // …and so does the theme
     await screenshot(page, 'clusters-dark-toggle');
     await shell.themeToggle.click(); // Dark → System
     expect(await shell.theme()).toBe(null);
     await shell.signOut.click();
     await signIn.heading.waitFor();
-    expect(await page.evaluate('sessionStorage.getItem("upshift.token")')).toBe(null);
+    expect(await page.evaluate('sessionStorage.getItem("upshift.session")')).toBe(null);
     await page.reload();
     await signIn.heading.waitFor();
   });

@@ -113,13 +113,21 @@ describe.runIf(browserAvailable())('console: refusals', () => {
     const { page } = await h.newPage();
     const signIn = await new SignInPage(page).goto();
     await signIn.signIn('wrong');
-    await expect.poll(() => signIn.error.textContent()).toBe('The server does not know this token. Check it and try again.');
+    await expect
+      .poll(() => signIn.error.textContent())
+      .toBe('The server does not know this token (or it expired or was revoked). Check it and try again.');
     await signIn.signIn('');
     await expect.poll(() => signIn.error.textContent()).toBe('Enter an API token.');
-    // A token in the tab that the server does not accept (revoked) brings back the sign-in with a reason.
-    await page.evaluate('sessionStorage.setItem("upshift.token", "revoked-token")');
-    await page.goto('/clusters');
+    // Signed in with a token that is then revoked: the next request answers 401 and the
+    // sign-in page comes back with the reason.
+    const created = await h.server.api('/api/v1/tokens', { body: { name: 'short-lived', role: 'operator' } });
+    expect(created.status).toBe(201);
+    await signIn.signIn((created.body as { token: string }).token);
+    await new ClustersPage(page).heading.waitFor();
+    expect((await h.server.api(`/api/v1/tokens/${(created.body as { id: string }).id}`, { method: 'DELETE' })).status).toBe(204);
+    await page.goto('/upgrades');
     await signIn.heading.waitFor();
-    await expect.poll(() => page.getByRole('status').filter({ hasText: 'no longer accepts this token' }).count()).toBe(1);
+    await expect.poll(() => page.getByRole('status').filter({ hasText: 'its token was revoked' }).count()).toBe(1);
+    expect(await page.evaluate('sessionStorage.getItem("upshift.session")')).toBe(null);
   });
 });

@@ -1,4 +1,18 @@
-import type { Catalog, Cluster, ClusterNode, NodeTask, Plan, Upgrade, UpgradeRequest, UpshiftEvent } from './types';
+import type {
+  ApiToken,
+  Catalog,
+  Cluster,
+  ClusterNode,
+  CreatedToken,
+  NodeTask,
+  Plan,
+  Principal,
+  Role,
+  SessionInfo,
+  Upgrade,
+  UpgradeRequest,
+  UpshiftEvent,
+} from './types';
 
 /** A refusal or failure as the API reports it: `{"error":{"code","message"}}`, or a network failure (status 0). */
 export class ApiError extends Error {
@@ -32,20 +46,27 @@ function query(params: Record<string, string | number | undefined>): string {
   return text ? `?${text}` : '';
 }
 
+/** Why the console lost its session: the server stopped accepting it (401), or this tab's CSRF token no longer matches (403). */
+export type SessionLoss = 'unauthorized' | 'csrf';
+
 /**
- * The REST client of the console. Every call carries the bearer token; a 401 calls
- * `onUnauthorized` (the console signs out) before the error reaches the caller.
+ * The REST client of the console. It authenticates with the httpOnly session cookie set
+ * at sign-in (the browser sends it; the console never sees it) and sends the session's
+ * CSRF token on every request that changes something. It never sends an API token. A 401
+ * (or a CSRF refusal) calls `onSessionLost` (the console signs out) before the error
+ * reaches the caller.
  */
 export class ApiClient {
   constructor(
-    readonly token: string,
-    private readonly onUnauthorized: () => void = () => {},
+    private readonly csrfToken: string | null,
+    private readonly onSessionLost: (why: SessionLoss) => void = () => {},
     readonly base = '/api/v1',
   ) {}
 
   async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept: 'application/json' };
+    const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
+    if (method !== 'GET' && method !== 'HEAD' && this.csrfToken) headers['x-csrf-token'] = this.csrfToken;
     let res: Response;
     try {
       res = await fetch(`${this.base}${path}`, {
@@ -53,12 +74,13 @@ export class ApiClient {
         headers,
         body: body === undefined ? null : JSON.stringify(body),
         signal: signal ?? null,
+        credentials: 'same-origin',
       });
     } catch (error) {
       if (signal?.aborted) throw error;
       throw new ApiError(0, 'NETWORK', `the server did not answer (${(error as Error).message})`);
     }
-    if (res.status === 401) this.onUnauthorized();
+    if (res.status === 401) this.onSessionLost('unauthorized');
     const text = await res.text();
     if (!res.ok) {
       let code = `HTTP_${res.status}`;
@@ -74,6 +96,7 @@ export class ApiClient {
       } catch {
         // not JSON: keep the text
       }
+      if (res.status === 403 && code === 'CSRF_FAILED') this.onSessionLost('csrf');
       throw new ApiError(res.status, code, message, details);
     }
     if (res.status === 204 || text === '') return undefined as T;
@@ -81,6 +104,26 @@ export class ApiClient {
     return (type.includes('json') ? JSON.parse(text) : text) as T;
   }
 
+  /** Sign-in: trades an API token for the session cookie and a CSRF token; the API token is not kept. */
+  signIn(token: string) {
+    return this.request<SessionInfo>('POST', '/session', { token });
+  }
+  /** Who this session is (the role may differ from what was kept if the session was replaced). */
+  whoAmI(signal?: AbortSignal) {
+    return this.request<{ principal: Principal }>('GET', '/session', undefined, signal).then((r) => r.principal);
+  }
+  signOut() {
+    return this.request<void>('DELETE', '/session');
+  }
+  listTokens(signal?: AbortSignal) {
+    return this.request<{ items: ApiToken[] }>('GET', '/tokens', undefined, signal).then((r) => r.items);
+  }
+  createToken(body: { name: string; role: Role; expiresInSeconds?: number }) {
+    return this.request<CreatedToken>('POST', '/tokens', body);
+  }
+  revokeToken(id: string) {
+    return this.request<void>('DELETE', `/tokens/${encodeURIComponent(id)}`);
+  }
   listClusters(signal?: AbortSignal) {
     return this.request<{ items: Cluster[] }>('GET', '/clusters', undefined, signal).then((r) => r.items);
   }

@@ -3,7 +3,6 @@ import type { UpshiftEvent } from './types';
 export type StreamStatus = 'connecting' | 'live' | 'reconnecting' | 'stopped';
 
 export interface StreamOptions {
-  token: string;
   url?: string;
   onUnauthorized?: () => void;
 }
@@ -77,9 +76,9 @@ export class SseParser {
 }
 
 /**
- * The live event stream (`GET /api/v1/stream`). EventSource cannot send the bearer token,
- * so this reads the stream with fetch and parses it; after a drop it reconnects with
- * `Last-Event-ID` and the server replays what was missed. Listeners get every event;
+ * The live event stream (`GET /api/v1/stream`), authenticated by the session cookie. It
+ * is read with fetch and parsed here (EventSource cannot tell a 401 from a drop); after a
+ * drop it reconnects with `Last-Event-ID` and the server replays what was missed. Listeners get every event;
  * `onReconnect` listeners are told when the stream is back after a gap, so that views
  * re-fetch what they show.
  */
@@ -132,9 +131,10 @@ export class EventStream {
     while (!signal.aborted) {
       this.setStatus(this.everConnected ? 'reconnecting' : 'connecting');
       try {
-        const headers: Record<string, string> = { authorization: `Bearer ${this.options.token}`, accept: 'text/event-stream' };
+        const headers: Record<string, string> = { accept: 'text/event-stream' };
         if (this.lastEventId) headers['last-event-id'] = this.lastEventId;
-        const res = await fetch(this.options.url ?? '/api/v1/stream', { headers, signal, cache: 'no-store' });
+        // The session cookie goes with it (same origin): no header to send.
+        const res = await fetch(this.options.url ?? '/api/v1/stream', { headers, signal, cache: 'no-store', credentials: 'same-origin' });
         if (res.status === 401) {
           this.options.onUnauthorized?.();
           return;

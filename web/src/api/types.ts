@@ -158,4 +158,43 @@ export const eventTypes = [
   'cluster.unavailable',
   'cluster.available',
   'request.refused',
+  'token.created',
+  'token.revoked',
+  'auth.failed',
+  'audit.request',
 ] as const;
+
+/** Who may do what: `viewer` reads; `operator` also plans and runs upgrades; `admin` also manages clusters and tokens. */
+export const roles = ['viewer', 'operator', 'admin'] as const;
+export type Role = (typeof roles)[number];
+
+export interface Principal {
+  name: string;
+  role: Role;
+}
+
+/** The answer to a sign-in (`POST /session`); the session itself is an httpOnly cookie. */
+export interface SessionInfo {
+  csrfToken: string;
+  expiresAt: string;
+  principal: Principal;
+}
+
+export interface ApiToken {
+  id: string;
+  name: string;
+  role: Role;
+  createdBy: string;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+}
+
+/** A new token: `token` is the secret, answered once. */
+export interface CreatedToken {
+  id: string;
+  name: string;
+  role: Role;
+  token: string;
+  expiresAt: string | null;
+}

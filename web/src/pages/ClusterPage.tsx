@@ -4,6 +4,7 @@ import { componentIds, type ClusterNode, type ComponentId } from '../api/types';
 import { ClusterStatusBadge, NodeStatusBadge } from '../components/Badges';
 import { Dialog } from '../components/Dialog';
 import { ErrorNotice, Loading, Notice } from '../components/Notice';
+import { RoleButton, RoleNote } from '../components/RoleGate';
 import { UpgradeDialog } from '../components/UpgradeDialog';
 import { UpgradesTable } from '../components/UpgradesTable';
 import { VersionSummary } from '../components/Versions';
@@ -19,7 +20,7 @@ import { useSession } from '../lib/session';
  * with 10,000 nodes.
  */
 export function ClusterPage({ clusterId }: { clusterId: string }) {
-  const { api } = useSession();
+  const { api, can } = useSession();
   // The route may carry a name; events carry the id.
   const resolvedId = useRef(clusterId);
   const cluster = useLiveResource((signal) => api.getCluster(clusterId, signal), `cluster:${clusterId}`, {
@@ -115,9 +116,9 @@ export function ClusterPage({ clusterId }: { clusterId: string }) {
           <Link className="button" to={`/events?clusterId=${c.id}`}>
             Events
           </Link>
-          <button type="button" className="danger-outline" onClick={() => setDeleting(true)}>
+          <RoleButton need="admin" className="danger-outline" onClick={() => setDeleting(true)}>
             Delete cluster
-          </button>
+          </RoleButton>
         </div>
       </div>
       <ErrorNotice error={cluster.error} prefix="Could not refresh the cluster" />
@@ -128,6 +129,7 @@ export function ClusterPage({ clusterId }: { clusterId: string }) {
       ) : null}
 
       <h2>Components</h2>
+      <RoleNote need="operator" what="Upgrading a component" />
       <div className="component-grid">
         {componentIds.map((component) => {
           const summary = c.components[component];
@@ -141,7 +143,7 @@ export function ClusterPage({ clusterId }: { clusterId: string }) {
               <p className="muted small">
                 {!installed ? 'Not installed on this cluster' : summary?.upgradable ? `Latest: ${summary.latest}` : 'Up to date'}
               </p>
-              {summary?.upgradable ? (
+              {summary?.upgradable && can('operator') ? (
                 <button
                   type="button"
                   className="primary small"

@@ -3,6 +3,7 @@ import { runtimeComponents, type Cluster, type ComponentId } from '../api/types'
 import { ClusterStatusBadge } from '../components/Badges';
 import { CreateClusterDialog } from '../components/CreateClusterDialog';
 import { ErrorNotice, Loading } from '../components/Notice';
+import { RoleButton, RoleNote } from '../components/RoleGate';
 import { UpgradeDialog } from '../components/UpgradeDialog';
 import { VersionSummary } from '../components/Versions';
 import { compareNatural, displayComponent, plural, versionEntries } from '../lib/format';
@@ -40,7 +41,8 @@ function compareBy(key: SortKey): (a: Cluster, b: Cluster) => number {
  */
 export function ClustersPage() {
   useTitle('Clusters');
-  const { api } = useSession();
+  const { api, can } = useSession();
+  const canUpgrade = can('operator');
   const { search } = useLocation();
   const clusters = useLiveResource((signal) => api.listClusters(signal), 'clusters', {
     relevant: (e) => e.clusterId !== null || e.type.startsWith('cluster.'),
@@ -120,20 +122,21 @@ export function ClustersPage() {
             <span className="visually-hidden">Search clusters</span>
             <input type="search" placeholder="Search clusters" value={q} onChange={(e) => setQuery({ q: e.target.value })} />
           </label>
-          <button type="button" className="primary" onClick={() => setCreating(true)}>
+          <RoleButton need="admin" className="primary" onClick={() => setCreating(true)}>
             Create simulated cluster
-          </button>
+          </RoleButton>
         </div>
       </div>
+      <RoleNote need="operator" what="Upgrading a cluster" />
       <ErrorNotice error={clusters.error} prefix="Could not load the clusters" />
       {clusters.data === undefined && !clusters.error ? <Loading what="clusters" /> : null}
       {clusters.data !== undefined && clusters.data.length === 0 ? (
         <div className="empty card">
           <h2>No clusters yet</h2>
           <p>Add a Swarm, Docker-host or Kubernetes cluster with the CLI or the API, or create a simulated one here to try Upshift.</p>
-          <button type="button" className="primary" onClick={() => setCreating(true)}>
+          <RoleButton need="admin" className="primary" onClick={() => setCreating(true)}>
             Create simulated cluster
-          </button>
+          </RoleButton>
         </div>
       ) : null}
       {clusters.data !== undefined && clusters.data.length > 0 ? (
@@ -189,7 +192,7 @@ export function ClustersPage() {
                       <td key={component} data-label={displayComponent(component)} data-component={component}>
                         <div className="version-cell">
                           <VersionSummary summary={cluster.components[component]} />
-                          {cluster.components[component]?.upgradable ? (
+                          {canUpgrade && cluster.components[component]?.upgradable ? (
                             <button
                               type="button"
                               className="action-chip"
@@ -206,7 +209,7 @@ export function ClustersPage() {
                     <td data-label="Agent" data-component="agent">
                       <div className="version-cell">
                         <VersionSummary summary={cluster.components.agent} />
-                        {cluster.components.agent?.upgradable ? (
+                        {canUpgrade && cluster.components.agent?.upgradable ? (
                           <button
                             type="button"
                             className="action-chip"

@@ -1,18 +1,23 @@
 import { useState, type FormEvent } from 'react';
 import { ApiClient, ApiError, describeError } from '../api/client';
+import type { SessionInfo } from '../api/types';
 import { Notice } from '../components/Notice';
 import { ThemeToggle } from '../components/ThemeToggle';
 import { useTitle } from '../lib/live';
 import type { ThemeChoice } from '../lib/theme';
 
-/** Sign-in with an API token; the token is checked against the API before it is kept. */
+/**
+ * Sign-in with an API token: the token is posted once to `POST /api/v1/session`, which
+ * answers with an httpOnly session cookie and a CSRF token. The API token is then
+ * forgotten (the field is cleared); only the CSRF token and who signed in are kept.
+ */
 export function SignInPage({
   onSignIn,
   reason,
   theme,
   onTheme,
 }: {
-  onSignIn: (token: string) => void;
+  onSignIn: (session: SessionInfo) => void;
   reason: string | undefined;
   theme: ThemeChoice;
   onTheme: (t: ThemeChoice) => void;
@@ -32,11 +37,16 @@ export function SignInPage({
     setBusy(true);
     setError(null);
     try {
-      await new ApiClient(value).listClusters();
-      onSignIn(value);
+      const session = await new ApiClient(null).signIn(value);
+      setToken('');
+      onSignIn(session);
     } catch (e) {
       setError(
-        e instanceof ApiError && e.status === 401 ? 'The server does not know this token. Check it and try again.' : describeError(e),
+        e instanceof ApiError && e.status === 401
+          ? 'The server does not know this token (or it expired or was revoked). Check it and try again.'
+          : e instanceof ApiError && e.status === 429
+            ? `Too many failed sign-ins from this address: wait a minute, then try again.`
+            : describeError(e),
       );
     } finally {
       setBusy(false);
@@ -71,8 +81,8 @@ export function SignInPage({
           aria-invalid={error ? true : undefined}
         />
         <p id="token-help" className="help">
-          The admin token is printed when the server first starts and kept in its data directory as <code>admin-token</code>. It is kept in
-          this tab only.
+          The admin token is printed when the server first starts and kept in its data directory as <code>admin-token</code>; an admin can
+          create tokens for others. The token is exchanged for a session of this browser and is not kept.
         </p>
         {error ? (
           <Notice tone="bad" alert testId="signin-error">

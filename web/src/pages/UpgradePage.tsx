@@ -5,6 +5,7 @@ import { TaskStateBadge, UpgradeStateBadge } from '../components/Badges';
 import { BatchTimeline } from '../components/BatchTimeline';
 import { Dialog } from '../components/Dialog';
 import { ErrorNotice, Loading, Notice } from '../components/Notice';
+import { RoleNote } from '../components/RoleGate';
 import { ProgressBar } from '../components/ProgressBar';
 import { VirtualTable, type Column } from '../components/VirtualTable';
 import { displayComponent, durationBetween, formatClock, formatDuration, formatTime, plural } from '../lib/format';
@@ -333,7 +334,8 @@ function Controls({
   nodeName: (nodeId: string | null) => string | null;
   tasks: NodeTask[];
 }) {
-  const { api } = useSession();
+  const { api, can } = useSession();
+  const operator = can('operator');
   const [busy, setBusy] = useState<UpgradeCommand | null>(null);
   const [refusal, setRefusal] = useState<Refusal | null>(null);
   const [confirm, setConfirm] = useState<'cancel' | 'quit' | null>(null);
@@ -419,18 +421,24 @@ function Controls({
             . No node has been upgraded.
           </p>
           <p>Continue to upgrade without those snapshots, or Quit to give up the upgrade.</p>
-          <div className="actions start">
-            <button type="button" className="primary" disabled={busy !== null} onClick={() => run('continue')}>
-              Continue
-            </button>
-            <button type="button" className="danger-outline" disabled={busy !== null} onClick={() => setConfirm('quit')}>
-              Quit
-            </button>
-          </div>
+          <RoleNote need="operator" what="Continuing or quitting the upgrade" />
+          {operator ? (
+            <div className="actions start">
+              <button type="button" className="primary" disabled={busy !== null} onClick={() => run('continue')}>
+                Continue
+              </button>
+              <button type="button" className="danger-outline" disabled={busy !== null} onClick={() => setConfirm('quit')}>
+                Quit
+              </button>
+            </div>
+          ) : null}
         </Notice>
       ) : null}
 
-      {!final && s !== 'SnapshotFailed' ? (
+      {!final && s !== 'SnapshotFailed' && !operator ? (
+        <RoleNote need="operator" what="Pausing, continuing or canceling the upgrade" />
+      ) : null}
+      {!final && s !== 'SnapshotFailed' && operator ? (
         <div className="controls" role="group" aria-label="Upgrade controls">
           <button type="button" disabled={!canPause || busy !== null} onClick={() => run('pause')}>
             {busy === 'pause' ? 'Pausing…' : 'Pause'}

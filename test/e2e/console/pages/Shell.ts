@@ -1,18 +1,21 @@
 import type { Locator, Page } from 'playwright-core';
 
-/** The header every signed-in page has: navigation, live status, theme, sign-out. */
+/** The header every signed-in page has: navigation, live status, who is signed in, theme, sign-out. */
 export class Shell {
   readonly live: Locator;
+  /** The signed-in principal's name and role badge. */
+  readonly principal: Locator;
   readonly themeToggle: Locator;
   readonly signOut: Locator;
 
   constructor(readonly page: Page) {
     this.live = page.getByTestId('live-status');
+    this.principal = page.getByTestId('principal');
     this.themeToggle = page.getByTestId('theme-toggle').first();
     this.signOut = page.getByRole('button', { name: 'Sign out' });
   }
 
-  nav(name: 'Clusters' | 'Upgrades' | 'Events'): Locator {
+  nav(name: 'Clusters' | 'Upgrades' | 'Events' | 'Tokens'): Locator {
     return this.page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true });
   }
 

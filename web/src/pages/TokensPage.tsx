@@ -1,0 +1,344 @@
+import { useRef, useState, type FormEvent } from 'react';
+import { describeError } from '../api/client';
+import { roles, type ApiToken, type CreatedToken, type Role } from '../api/types';
+import { Dialog } from '../components/Dialog';
+import { ErrorNotice, Loading, Notice } from '../components/Notice';
+import { RoleNote } from '../components/RoleGate';
+import { formatTime } from '../lib/format';
+import { useLiveResource, useNow, useTitle } from '../lib/live';
+import { useSession } from '../lib/session';
+
+const expiryChoices: { label: string; seconds: number | undefined }[] = [
+  { label: 'Never', seconds: undefined },
+  { label: '1 hour', seconds: 3600 },
+  { label: '1 day', seconds: 86_400 },
+  { label: '7 days', seconds: 7 * 86_400 },
+  { label: '30 days', seconds: 30 * 86_400 },
+  { label: '90 days', seconds: 90 * 86_400 },
+  { label: '1 year', seconds: 365 * 86_400 },
+];
+
+const roleDescription: Record<Role, string> = {
+  viewer: 'Viewer: sees clusters, upgrades and events; changes nothing.',
+  operator: 'Operator: also plans, starts, pauses, continues and cancels upgrades.',
+  admin: 'Admin: also creates and deletes clusters and manages tokens.',
+};
+
+function tokenStatus(t: ApiToken, now: number): { label: string; tone: string } {
+  if (t.revokedAt) return { label: 'Revoked', tone: 'muted' };
+  if (t.expiresAt && Date.parse(t.expiresAt) <= now) return { label: 'Expired', tone: 'muted' };
+  return { label: 'Active', tone: 'ok' };
+}
+
+/**
+ * API tokens (admin only): who has one and with which role, a new one (its secret shown
+ * once), and revocation, which also ends the console sessions signed in with it.
+ */
+export function TokensPage() {
+  useTitle('Tokens');
+  const { api, can } = useSession();
+  const admin = can('admin');
+  const now = useNow(30_000);
+  const tokens = useLiveResource((signal) => (admin ? api.listTokens(signal) : Promise.resolve([])), 'tokens', {
+    relevant: (e) => e.type === 'token.created' || e.type === 'token.revoked',
+  });
+  const [creating, setCreating] = useState(false);
+  const [revoking, setRevoking] = useState<ApiToken | null>(null);
+
+  if (!admin) {
+    return (
+      <section className="page" aria-labelledby="page-title">
+        <h1 id="page-title">Tokens</h1>
+        <RoleNote need="admin" what="Managing API tokens" />
+      </section>
+    );
+  }
+
+  const items = tokens.data ?? [];
+  return (
+    <section className="page" aria-labelledby="page-title">
+      <div className="page-head">
+        <div>
+          <h1 id="page-title">Tokens</h1>
+          <p className="subtitle">
+            API tokens for the CLI, scripts and the console’s sign-in. Only a digest of each token is stored: a lost token cannot be shown
+            again, only replaced.
+          </p>
+        </div>
+        <div className="toolbar">
+          <button type="button" className="primary" onClick={() => setCreating(true)}>
+            Create token
+          </button>
+        </div>
+      </div>
+      <ErrorNotice error={tokens.error} prefix="Could not load the tokens" />
+      {tokens.data === undefined && !tokens.error ? <Loading what="tokens" /> : null}
+      {tokens.data !== undefined && items.length === 0 ? (
+        <p className="muted">No API token yet. The admin token of the server’s data directory is not listed here.</p>
+      ) : null}
+      {items.length > 0 ? (
+        <div className="table-wrap">
+          <table className="tokens-table" data-testid="tokens-table">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Role</th>
+                <th scope="col">Status</th>
+                <th scope="col">Created</th>
+                <th scope="col">Created by</th>
+                <th scope="col">Expires</th>
+                <th scope="col">
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((t) => {
+                const status = tokenStatus(t, now);
+                return (
+                  <tr key={t.id} data-token={t.name}>
+                    <th scope="row">
+                      {t.name}
+                      <div className="muted small mono">{t.id}</div>
+                    </th>
+                    <td>
+                      <span className={`role-badge role-${t.role}`}>{t.role}</span>
+                    </td>
+                    <td>
+                      <span className={`badge ${status.tone}`} data-testid="token-status">
+                        {status.label}
+                      </span>
+                      {t.revokedAt ? <div className="muted small">{formatTime(t.revokedAt)}</div> : null}
+                    </td>
+                    <td>{formatTime(t.createdAt)}</td>
+                    <td>{t.createdBy}</td>
+                    <td>{t.expiresAt ? formatTime(t.expiresAt) : 'Never'}</td>
+                    <td className="actions-cell">
+                      {status.label === 'Revoked' ? null : (
+                        <button
+                          type="button"
+                          className="danger-outline small"
+                          aria-label={`Revoke ${t.name}`}
+                          onClick={() => setRevoking(t)}
+                        >
+                          Revoke
+                        </button>
+                      )}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+      {creating ? <CreateTokenDialog onClose={() => setCreating(false)} onCreated={tokens.reload} /> : null}
+      {revoking ? (
+        <RevokeTokenDialog
+          token={revoking}
+          onClose={() => setRevoking(null)}
+          onRevoked={() => {
+            setRevoking(null);
+            tokens.reload();
+          }}
+        />
+      ) : null}
+    </section>
+  );
+}
+
+function CreateTokenDialog({ onClose, onCreated }: { onClose: () => void; onCreated: () => void }) {
+  const { api } = useSession();
+  const [name, setName] = useState('');
+  const [role, setRole] = useState<Role>('viewer');
+  const [expiry, setExpiry] = useState('0');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [created, setCreated] = useState<CreatedToken | null>(null);
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    const trimmed = name.trim();
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(trimmed)) {
+      setError('The name is 1 to 63 letters, digits, ".", "_" or "-", starting with a letter or digit.');
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    try {
+      const seconds = expiryChoices[Number(expiry)]?.seconds;
+      const result = await api.createToken({ name: trimmed, role, ...(seconds === undefined ? {} : { expiresInSeconds: seconds }) });
+      setCreated(result);
+      onCreated();
+    } catch (e) {
+      setError(describeError(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (created) {
+    return (
+      <Dialog title={`Token ${created.name} created`} onClose={onClose} wide testId="token-created-dialog">
+        <div>
+          <Notice tone="warn" title="Copy the token now" testId="token-secret-warning">
+            This is the only time it is shown: Upshift keeps only a digest of it. Store it in a password manager or a secret store; if it is
+            lost, revoke it and create another.
+          </Notice>
+          <SecretField value={created.token} />
+          <p className="muted">
+            Role <strong>{created.role}</strong>
+            {created.expiresAt ? `, expires ${formatTime(created.expiresAt)}` : ', does not expire'}. Use it to sign in to the console, or
+            with the CLI as <code>UPSHIFT_TOKEN</code>.
+          </p>
+        </div>
+        <div className="actions">
+          <button type="button" className="primary" onClick={onClose} autoFocus>
+            Done
+          </button>
+        </div>
+      </Dialog>
+    );
+  }
+
+  return (
+    <Dialog title="Create token" onClose={onClose} testId="create-token-dialog">
+      <form className="form-grid" onSubmit={submit} noValidate>
+        <label htmlFor="tk-name">Name</label>
+        <input
+          id="tk-name"
+          value={name}
+          onChange={(e) => setName(e.target.value)}
+          autoFocus
+          required
+          maxLength={63}
+          pattern="[A-Za-z0-9][A-Za-z0-9._\-]*"
+          placeholder="ci-pipeline"
+          aria-describedby="tk-name-help"
+        />
+        <p id="tk-name-help" className="help span-field">
+          Who or what uses it; events record its actions as <code>token:{name.trim() || 'name'}</code>.
+        </p>
+        <label htmlFor="tk-role">Role</label>
+        <select id="tk-role" value={role} onChange={(e) => setRole(e.target.value as Role)} aria-describedby="tk-role-help">
+          {roles.map((r) => (
+            <option key={r} value={r}>
+              {r}
+            </option>
+          ))}
+        </select>
+        <p id="tk-role-help" className="help span-field">
+          {roleDescription[role]}
+        </p>
+        <label htmlFor="tk-expiry">Expires after</label>
+        <select id="tk-expiry" value={expiry} onChange={(e) => setExpiry(e.target.value)}>
+          {expiryChoices.map((c, i) => (
+            <option key={c.label} value={String(i)}>
+              {c.label}
+            </option>
+          ))}
+        </select>
+        {error ? (
+          <div className="span-all">
+            <Notice tone="bad" alert testId="create-token-error">
+              {error}
+            </Notice>
+          </div>
+        ) : null}
+        <div className="actions span-all">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary" disabled={busy}>
+            {busy ? 'Creating…' : 'Create token'}
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
+
+/** The new secret, read-only and selected on focus, with a Copy button. */
+function SecretField({ value }: { value: string }) {
+  const input = useRef<HTMLInputElement>(null);
+  const [copied, setCopied] = useState<'yes' | 'select' | null>(null);
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(value);
+      setCopied('yes');
+    } catch {
+      // No clipboard permission (or not a secure context): select it for Ctrl+C.
+      input.current?.focus();
+      input.current?.select();
+      setCopied('select');
+    }
+  };
+  return (
+    <div className="secret-field">
+      <label htmlFor="tk-secret">Token</label>
+      <div className="secret-row">
+        <input
+          id="tk-secret"
+          ref={input}
+          className="mono"
+          readOnly
+          value={value}
+          spellCheck={false}
+          autoComplete="off"
+          onFocus={(e) => e.currentTarget.select()}
+          data-testid="token-secret"
+        />
+        <button type="button" onClick={() => void copy()}>
+          {copied === 'yes' ? 'Copied' : 'Copy'}
+        </button>
+      </div>
+      <p className="help" role="status">
+        {copied === 'yes'
+          ? 'Copied to the clipboard.'
+          : copied === 'select'
+            ? 'The clipboard is not available here: press Ctrl+C to copy.'
+            : ''}
+      </p>
+    </div>
+  );
+}
+
+function RevokeTokenDialog({ token, onClose, onRevoked }: { token: ApiToken; onClose: () => void; onRevoked: () => void }) {
+  const { api } = useSession();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const revoke = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await api.revokeToken(token.id);
+      onRevoked();
+    } catch (e) {
+      setError(describeError(e));
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog title={`Revoke ${token.name}?`} onClose={onClose} testId="revoke-token-dialog">
+      <p>
+        Anything using this {token.role} token stops working at once, and consoles signed in with it are signed out. This cannot be undone:
+        to give access again, create a new token.
+      </p>
+      {error ? (
+        <div>
+          <Notice tone="bad" alert>
+            {error}
+          </Notice>
+        </div>
+      ) : null}
+      <div className="actions">
+        <button type="button" onClick={onClose} autoFocus>
+          Keep it
+        </button>
+        <button type="button" className="danger" onClick={() => void revoke()} disabled={busy}>
+          {busy ? 'Revoking…' : 'Revoke token'}
+        </button>
+      </div>
+    </Dialog>
+  );
+}
