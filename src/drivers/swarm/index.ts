@@ -1,4 +1,3 @@
-import { recipeFor } from '../../domain/agent-protocol.js';
 import type { ComponentVersions } from '../../domain/components.js';
 import { componentDisplayName } from '../../domain/components.js';
 import { errorMessage } from '../../domain/errors.js';
@@ -18,6 +17,7 @@ import type {
 } from '../../domain/ports.js';
 import { sleep } from '../../domain/ports.js';
 import { isValidVersion, releaseOf, sameRelease } from '../../domain/versions.js';
+import { snapshotThroughAgent, upgradeThroughAgent } from '../agent-tasks.js';
 import type { SwarmClusterConfig } from './config.js';
 import { TLS_KEY_FIELD, storedSwarmConfig, validateSwarmConfig, validateSwarmSecrets } from './config.js';
 import { EngineApiError, EngineClient } from './engine-client.js';
@@ -340,34 +340,8 @@ export class SwarmDriver implements ClusterDriver {
     return short;
   }
 
-  private async runAgent(spec: NodeTaskSpec, ctx: TaskContext): Promise<NodeTaskOutcome> {
-    const name = componentDisplayName[spec.component];
-    const artifacts = await this.agents.artifactsFor(spec.component, spec.toVersion, spec.catalog);
-    if (artifacts.length === 0) {
-      return {
-        result: 'failed',
-        error: `no artifact for ${name} ${spec.toVersion}: add one to the mirror (upshift artifact add FILE --component ${spec.component} --version ${spec.toVersion}) or list one in the catalog`,
-      };
-    }
-    ctx.log(`queued ${recipeFor(spec.component)} for the agent on ${spec.node.name} (${artifacts.map((a) => a.method).join(', ')})`);
-    const result = await this.agents.runAgentTask(
-      {
-        taskKey: spec.taskKey,
-        nodeId: spec.node.id,
-        upgradeId: spec.upgradeId,
-        nodeTaskId: spec.nodeTaskId,
-        recipe: recipeFor(spec.component),
-        params: { component: spec.component, fromVersion: spec.fromVersion, toVersion: spec.toVersion, artifacts },
-      },
-      ctx.signal,
-    );
-    if (result.result === 'succeeded') return { result: 'succeeded', ...(result.versions ? { versions: result.versions } : {}) };
-    const rolledBack = result.rolledBack ? `; rolled back to ${spec.fromVersion ?? 'the previous version'}` : '';
-    return {
-      result: 'failed',
-      error: `${result.step ? `${result.step}: ` : ''}${result.error ?? 'the agent reported a failure'}${rolledBack}`,
-      ...(result.versions ? { versions: result.versions } : {}),
-    };
+  private runAgent(spec: NodeTaskSpec, ctx: TaskContext): Promise<NodeTaskOutcome> {
+    return upgradeThroughAgent(this.agents, spec, ctx);
   }
 
   /** Polls the swarm until the node is Ready on `version` (and a manager is reachable again). */
@@ -436,20 +410,7 @@ export class SwarmDriver implements ClusterDriver {
     this.logger.warn({ node: spec.node.name }, 'swarm node left drained after a failed upgrade');
   }
 
-  async snapshotNode(_cluster: ClusterRecord, spec: SnapshotSpec, ctx: TaskContext): Promise<SnapshotOutcome> {
-    const result = await this.agents.runAgentTask(
-      {
-        taskKey: `snapshot.${spec.snapshotId}`,
-        nodeId: spec.node.id,
-        upgradeId: spec.upgradeId,
-        nodeTaskId: null,
-        recipe: 'snapshot',
-        params: { label: `upshift-${spec.upgradeId}` },
-      },
-      ctx.signal,
-    );
-    return result.result === 'succeeded'
-      ? { result: 'succeeded', ...(result.ref ? { ref: result.ref } : {}) }
-      : { result: 'failed', error: result.error ?? 'the agent reported a failure' };
+  snapshotNode(_cluster: ClusterRecord, spec: SnapshotSpec, ctx: TaskContext): Promise<SnapshotOutcome> {
+    return snapshotThroughAgent(this.agents, spec, ctx);
   }
 }
