@@ -27,6 +27,18 @@ program
   .addOption(
     new Option('--lease-ttl <duration>', 'replicas: a dead replica’s upgrades are taken over after this (UPSHIFT_LEASE_TTL, default 15s)'),
   )
+  .addOption(
+    new Option(
+      '--agent-heartbeat <duration>',
+      'agents heartbeat this often; three missed = unreachable (UPSHIFT_AGENT_HEARTBEAT, default 10s)',
+    ),
+  )
+  .addOption(
+    new Option(
+      '--agent-task-timeout <duration>',
+      'an agent task without a result fails after this (UPSHIFT_AGENT_TASK_TIMEOUT, default 30m)',
+    ),
+  )
   .addOption(new Option('--sign-in-limit <n>', 'failed sign-ins per address and minute before 429 (UPSHIFT_SIGN_IN_LIMIT, default 20)'))
   .addOption(new Option('--tls-cert <file>', 'PEM certificate; with --tls-key the server speaks HTTPS (UPSHIFT_TLS_CERT)'))
   .addOption(new Option('--tls-key <file>', 'PEM private key (UPSHIFT_TLS_KEY)'))
@@ -44,6 +56,8 @@ program
         logLevel: flags['logLevel'],
         inventoryInterval: flags['inventoryInterval'],
         signInLimit: flags['signInLimit'],
+        agentHeartbeat: flags['agentHeartbeat'],
+        agentTaskTimeout: flags['agentTaskTimeout'],
         leaseTtl: flags['leaseTtl'],
         tlsCert: flags['tlsCert'],
         tlsKey: flags['tlsKey'],

@@ -23,7 +23,7 @@ export interface AgentHubOptions {
   clock: Clock;
   logger?: Logger;
   heartbeatSeconds?: number;
-  /** A task the agent has not finished after this long fails (the node is unreachable). */
+  /** A task the agent has not finished after this long fails, even if the agent still heartbeats. */
   taskTimeoutMs?: number;
   /** sha256 of the agent bundle this server serves, for self-upgrades. */
   bundleSha256?: () => string | undefined;
@@ -41,12 +41,15 @@ export class AgentHub implements AgentPort {
   private readonly log: Logger;
   readonly heartbeatSeconds: number;
   private readonly taskTimeoutMs: number;
+  /** A node whose agent missed three heartbeats is unreachable: its open task fails. */
+  readonly unreachableAfterMs: number;
 
   constructor(private readonly options: AgentHubOptions) {
     this.store = options.store;
     this.log = options.logger ?? silentLogger;
     this.heartbeatSeconds = options.heartbeatSeconds ?? 10;
     this.taskTimeoutMs = options.taskTimeoutMs ?? 30 * 60_000;
+    this.unreachableAfterMs = 3 * this.heartbeatSeconds * 1000;
   }
 
   private nowIso(): string {
@@ -221,7 +224,27 @@ export class AgentHub implements AgentPort {
       ...(raw.rolledBack === true ? { rolledBack: true } : {}),
       versions,
     };
-    if (await this.store.finishAgentTask(taskKey, node.id, raw.result, result)) this.signals.emit(`finished:${taskKey}`);
+    if (await this.store.finishAgentTask(taskKey, node.id, raw.result, result)) {
+      this.signals.emit(`finished:${taskKey}`);
+      return;
+    }
+    // The task was already ended (timed out, node unreachable): keep what the agent says
+    // it did in the node's log, where the operator looks before resuming.
+    const task = await this.store.getAgentTask(taskKey);
+    if (task?.upgrade_id && task.node_task_id && task.state !== raw.result) {
+      const ended = (JSON.parse(task.result ?? '{}') as TaskResultRequest).error ?? task.state;
+      await this.store.appendLogs([
+        {
+          upgradeId: task.upgrade_id,
+          nodeTaskId: task.node_task_id,
+          at: this.nowIso(),
+          line: `late result from the agent: ${raw.result}${result.error ? ` (${result.error})` : ''}; the task had already ended: ${ended}`.slice(
+            0,
+            4000,
+          ),
+        },
+      ]);
+    }
   }
 
   private sweeper: (() => void) | undefined;
@@ -264,14 +287,11 @@ export class AgentHub implements AgentPort {
       const row = await this.store.getAgentTask(task.taskKey);
       if (!row) throw new UpshiftError(ErrorCode.INTERNAL, `agent task ${task.taskKey} vanished`);
       if (row.state === 'succeeded' || row.state === 'failed') return JSON.parse(row.result ?? '{}') as TaskResultRequest;
-      const age = this.options.clock.now() - Date.parse(row.created_at);
-      if (age > this.taskTimeoutMs) {
-        const timeout: TaskResultRequest = {
-          result: 'failed',
-          error: `the agent did not report a result within ${Math.round(this.taskTimeoutMs / 1000)} s (node unreachable or agent stopped)`,
-          step: row.state === 'queued' ? 'delivery' : 'timeout',
-        };
-        if (await this.store.finishAgentTask(task.taskKey, task.nodeId, 'failed', timeout)) return timeout;
+      const now = this.options.clock.now();
+      const age = now - Date.parse(row.created_at);
+      const ended = await this.overdue(task.nodeId, row.state, Date.parse(row.created_at), now);
+      if (ended) {
+        if (await this.store.finishAgentTask(task.taskKey, task.nodeId, 'failed', ended)) return ended;
         continue;
       }
       if (signal.aborted) throw signal.reason;
@@ -287,6 +307,34 @@ export class AgentHub implements AgentPort {
         signal.addEventListener('abort', done, { once: true });
       });
     }
+  }
+
+  /**
+   * Why an open task must end now, if it must: its agent went silent for three heartbeats
+   * (counted from the later of its last heartbeat and the task's creation: the link is
+   * cut, the host is down or the agent stopped), or the task ran past the task timeout.
+   * What the task did on the node is then unknown; the node's next heartbeat tells its
+   * versions, and a resume runs the task again (recipes skip what is already done).
+   */
+  private async overdue(nodeId: string, state: string, createdAt: number, now: number): Promise<TaskResultRequest | undefined> {
+    const step = state === 'queued' ? 'delivery' : 'timeout';
+    const lastSeen = Date.parse((await this.store.nodeLastSeen(nodeId)) ?? '') || 0;
+    const silentMs = now - Math.max(lastSeen, createdAt);
+    if (silentMs > this.unreachableAfterMs) {
+      return {
+        result: 'failed',
+        step: 'unreachable',
+        error: `node unreachable: no heartbeat from its agent for ${Math.round(silentMs / 1000)} s during the task (link cut, host down or agent stopped); its outcome on the node is unknown. Check the node, then resume to run the task again`,
+      };
+    }
+    if (now - createdAt > this.taskTimeoutMs) {
+      return {
+        result: 'failed',
+        step,
+        error: `the agent did not report a result within ${Math.round(this.taskTimeoutMs / 1000)} s (the task timeout)`,
+      };
+    }
+    return undefined;
   }
 
   async artifactsFor(component: Component, version: string, catalog: Catalog): Promise<TaskArtifact[]> {

@@ -21,6 +21,10 @@ export interface ServerConfig {
   inventoryIntervalMs: number;
   /** How long a replica's claim on an upgrade lasts without renewal (another takes over after). */
   leaseTtlMs: number;
+  /** How often agents heartbeat; a node that misses three is unreachable and its open task fails. */
+  agentHeartbeatSeconds: number;
+  /** An agent task without a result after this long fails, even if its agent still heartbeats. */
+  agentTaskTimeoutMs: number;
   /** Failed sign-ins per client address and minute before it is refused (429). */
   signInLimit: number;
   /** PEM files: when both are set the server speaks HTTPS only. */
@@ -51,6 +55,8 @@ const keys = {
   logLevel: { flag: '--log-level', env: 'UPSHIFT_LOG_LEVEL', file: 'logLevel' },
   inventoryInterval: { flag: '--inventory-interval', env: 'UPSHIFT_INVENTORY_INTERVAL', file: 'inventoryInterval' },
   leaseTtl: { flag: '--lease-ttl', env: 'UPSHIFT_LEASE_TTL', file: 'leaseTtl' },
+  agentHeartbeat: { flag: '--agent-heartbeat', env: 'UPSHIFT_AGENT_HEARTBEAT', file: 'agentHeartbeat' },
+  agentTaskTimeout: { flag: '--agent-task-timeout', env: 'UPSHIFT_AGENT_TASK_TIMEOUT', file: 'agentTaskTimeout' },
   signInLimit: { flag: '--sign-in-limit', env: 'UPSHIFT_SIGN_IN_LIMIT', file: 'signInLimit' },
   tlsCert: { flag: '--tls-cert', env: 'UPSHIFT_TLS_CERT', file: 'tlsCert' },
   tlsKey: { flag: '--tls-key', env: 'UPSHIFT_TLS_KEY', file: 'tlsKey' },
@@ -135,6 +141,16 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = pr
   if (leaseMs === undefined || leaseMs < 600)
     fail('leaseTtl', lease.source, `"${lease.value}" is not a duration of at least 600ms, such as 15s`);
 
+  const beat = pick('agentHeartbeat');
+  const beatMs = beat.value === undefined ? 10_000 : parseDuration(beat.value);
+  if (beatMs === undefined || beatMs < 1000 || beatMs > 300_000 || beatMs % 1000 !== 0)
+    fail('agentHeartbeat', beat.source, `"${beat.value}" is not a whole number of seconds from 1s to 5m, such as 10s`);
+
+  const taskTimeout = pick('agentTaskTimeout');
+  const taskTimeoutMs = taskTimeout.value === undefined ? 30 * 60_000 : parseDuration(taskTimeout.value);
+  if (taskTimeoutMs === undefined || taskTimeoutMs < 10_000)
+    fail('agentTaskTimeout', taskTimeout.source, `"${taskTimeout.value}" is not a duration of at least 10s, such as 30m`);
+
   const limit = pick('signInLimit');
   const limitValue = limit.value === undefined ? 20 : Number(limit.value);
   if (!Number.isInteger(limitValue) || limitValue < 1)
@@ -160,6 +176,8 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = pr
     logLevel: levelValue as ServerConfig['logLevel'],
     inventoryIntervalMs: invMs as number,
     signInLimit: limitValue,
+    agentHeartbeatSeconds: (beatMs as number) / 1000,
+    agentTaskTimeoutMs: taskTimeoutMs as number,
     leaseTtlMs: leaseMs as number,
     tlsCert: cert.value ? resolve(cert.value) : null,
     tlsKey: key.value ? resolve(key.value) : null,

@@ -81,7 +81,14 @@ export async function startServer(
   const bundle = loadAgentBundle(options.agentBundle ?? join(dirname(fileURLToPath(import.meta.url)), 'agent.js'));
   const vault = new SecretVault(store, SecretBox.load(config.dataDir));
   const kubernetes = new KubernetesDriver({ secrets: vault, clock, logger });
-  const hub = new AgentHub({ store, clock, logger, bundleSha256: () => bundle?.sha256 });
+  const hub = new AgentHub({
+    store,
+    clock,
+    logger,
+    heartbeatSeconds: config.agentHeartbeatSeconds,
+    taskTimeoutMs: config.agentTaskTimeoutMs,
+    bundleSha256: () => bundle?.sha256,
+  });
   const engine = new Engine({
     store,
     catalog,

@@ -1048,6 +1048,12 @@ export class Store {
       .execute();
   }
 
+  /** When the node's agent was last heard from (join or heartbeat), if ever. */
+  async nodeLastSeen(nodeId: string): Promise<string | null> {
+    const row = await this.db.selectFrom('nodes').select('last_seen_at').where('id', '=', nodeId).executeTakeFirst();
+    return row?.last_seen_at ?? null;
+  }
+
   /** Marks nodes Down whose agent has not been heard from since `before`; returns them. */
   async markSilentNodesDown(before: string): Promise<NodeRecord[]> {
     const rows = await this.db.selectFrom('nodes').selectAll().where('last_seen_at', '<', before).where('status', '!=', 'Down').execute();

@@ -3,6 +3,17 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ServerProcess, startServerProcess } from '../support/server.js';
 
+/** One call of the agent protocol with a node credential, as an agent makes it. */
+async function callAgent(s: ServerProcess, credential: string, path: string, body?: unknown) {
+  const res = await fetch(`${s.url}/api/v1/agent${path}`, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: { authorization: `Bearer ${credential}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
 /**
  * The server's side of the agent protocol, spoken over HTTP as an agent would: join,
  * heartbeat, long-poll, logs, results, the artifact mirror and the membership lock.
@@ -26,15 +37,7 @@ describe('agent protocol', () => {
     versions: { docker, containerd: '1.6.20~ds1-1+deb12u3' },
     engineReachable: true,
   });
-  const agentCall = async (credential: string, path: string, body?: unknown) => {
-    const res = await fetch(`${s.url}/api/v1/agent${path}`, {
-      method: body === undefined ? 'GET' : 'POST',
-      headers: { authorization: `Bearer ${credential}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  };
+  const agentCall = (credential: string, path: string, body?: unknown) => callAgent(s, credential, path, body);
 
   it('joins, heartbeats, receives a docker task with a mirrored artifact, and completes the upgrade', async () => {
     const created = await s.api('/api/v1/clusters', { body: { name: 'hosts-a', kind: 'hosts' } });
@@ -172,4 +175,83 @@ describe('agent protocol', () => {
     });
     expect(status).toBe(400);
   });
+});
+
+/**
+ * A node whose agent goes silent during its task (link cut, host down): with heartbeats
+ * every second the task fails after three missed ones, the upgrade pauses with that
+ * cause, and what the agent reports later is kept in the node's log.
+ */
+describe('an agent that goes silent during its task', () => {
+  let s: ServerProcess;
+  beforeAll(async () => {
+    s = await startServerProcess({ args: ['--agent-heartbeat', '1s'] });
+  });
+  afterAll(async () => {
+    await s?.stop();
+    s?.cleanup();
+  });
+
+  const call = (credential: string, path: string, body?: unknown) => callAgent(s, credential, path, body);
+  const facts = { hostname: 'h', os: 'linux', arch: 'x64', agentVersion: '1.1.0', versions: { docker: '20.10.24' } };
+
+  it('fails the task as unreachable after three missed heartbeats and pauses the upgrade with that cause', async () => {
+    const created = await s.api('/api/v1/clusters', { body: { name: 'silent', kind: 'hosts' } });
+    const joined = await fetch(`${s.url}/api/v1/agent/join`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ joinToken: created.body.joinToken, name: 'quiet-1', facts, protocol: 1 }),
+    });
+    const { credential, heartbeatSeconds } = (await joined.json()) as { credential: string; heartbeatSeconds: number };
+    expect(heartbeatSeconds).toBe(1);
+    const put = await fetch(`${s.url}/api/v1/artifacts/docker/26.1.5/docker-26.1.5.tar.gz`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/octet-stream' },
+      body: Buffer.from('docker 26.1.5'),
+    });
+    expect(put.status).toBe(201);
+    const start = await s.api('/api/v1/clusters/silent/upgrades', { body: { component: 'docker' } });
+    expect(start.status).toBe(201);
+    const delivered = await call(credential, '/tasks?waitSeconds=5');
+    const task = delivered.body.tasks[0];
+    expect(task.recipe).toBe('docker-engine');
+
+    // From here the agent is silent. The task fails within a few seconds, not the 30 min task timeout.
+    const t0 = Date.now();
+    let upgrade;
+    for (;;) {
+      upgrade = (await s.api(`/api/v1/upgrades/${start.body.id}`)).body;
+      if (upgrade.state !== 'Upgrading') break;
+      if (Date.now() - t0 > 20_000) throw new Error('the silent node’s task did not end within 20 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(upgrade.state).toBe('Paused');
+    expect(upgrade.pauseReason.message).toMatch(
+      /quiet-1: unreachable: node unreachable: no heartbeat from its agent for [3-9] s during the task/,
+    );
+    const nodeTask = (await s.api(`/api/v1/upgrades/${start.body.id}/nodes`)).body.items[0];
+    expect(nodeTask.state).toBe('failed');
+
+    // The link comes back: the agent reports what it did; the node's log keeps it, the
+    // failed task stays failed, and the heartbeat tells the node's versions.
+    expect((await call(credential, `/tasks/${task.taskKey}/result`, { result: 'succeeded', versions: { docker: '26.1.5' } })).status).toBe(
+      204,
+    );
+    const log = await s.api(`/api/v1/upgrades/${start.body.id}/nodes/${nodeTask.nodeId}/log`);
+    expect(log.text).toMatch(/late result from the agent: succeeded; the task had already ended: node unreachable/);
+    expect((await s.api(`/api/v1/upgrades/${start.body.id}/nodes`)).body.items[0].state).toBe('failed');
+    expect((await call(credential, '/heartbeat', { facts: { ...facts, versions: { docker: '26.1.5' } } })).status).toBe(200);
+
+    // A resume runs the task again under a new key; the agent finds the work done.
+    expect((await s.api(`/api/v1/upgrades/${start.body.id}/resume`, { method: 'POST' })).status).toBe(200);
+    const again = await call(credential, '/tasks?waitSeconds=5');
+    expect(again.body.tasks[0].taskKey).not.toBe(task.taskKey);
+    await call(credential, `/tasks/${again.body.tasks[0].taskKey}/result`, { result: 'succeeded', versions: { docker: '26.1.5' } });
+    for (;;) {
+      upgrade = (await s.api(`/api/v1/upgrades/${start.body.id}`)).body;
+      if (upgrade.state === 'Completed') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(upgrade.nodes.succeeded).toBe(1);
+  }, 40_000);
 });

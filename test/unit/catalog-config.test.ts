@@ -46,6 +46,12 @@ describe('configuration', () => {
     expect(defaults.port).toBe(8420);
     expect(defaults.host).toBe('127.0.0.1');
     expect(defaults.pausedTtlMs).toBe(15 * 86_400_000);
+    expect(defaults.agentHeartbeatSeconds).toBe(10);
+    expect(defaults.agentTaskTimeoutMs).toBe(30 * 60_000);
+    expect(loadServerConfig({ agentHeartbeat: '5s', agentTaskTimeout: '2h' }, {})).toMatchObject({
+      agentHeartbeatSeconds: 5,
+      agentTaskTimeoutMs: 7_200_000,
+    });
     const fromFile = loadServerConfig({ config: file }, {});
     expect(fromFile.port).toBe(9001);
     expect(fromFile.pausedTtlMs).toBe(3_600_000);
@@ -58,6 +64,10 @@ describe('configuration', () => {
   it('names the key of an invalid value', () => {
     expect(() => loadServerConfig({ pausedTtl: 'soon' }, {})).toThrow(/pausedTtl \(flag --paused-ttl\)/);
     expect(() => loadServerConfig({}, { UPSHIFT_PORT: 'abc' })).toThrow(/port \(environment UPSHIFT_PORT\)/);
+    expect(() => loadServerConfig({ agentHeartbeat: '1500ms' }, {})).toThrow(
+      /agentHeartbeat \(flag --agent-heartbeat\).*whole number of seconds/,
+    );
+    expect(() => loadServerConfig({}, { UPSHIFT_AGENT_TASK_TIMEOUT: '1s' })).toThrow(/agentTaskTimeout .*at least 10s/);
     const dir = mkdtempSync(join(tmpdir(), 'upshift-config-'));
     writeFileSync(join(dir, 'c.yaml'), 'prot: 1\n');
     expect(() => loadServerConfig({ config: join(dir, 'c.yaml') }, {})).toThrow(/unknown key "prot"/);

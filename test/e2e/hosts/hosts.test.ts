@@ -12,6 +12,15 @@
  *   4. the fix (the key removed) and a resume complete the upgrade: every Engine API
  *      reports 26.1.5 and the restart=always containers started before run again
  *
+ * Two faults are injected into that Docker upgrade while tasks run (each host has an
+ * operator post-start check that records that it ran and takes 3 s: the window):
+ *   - the agent of the first host is killed -9 in the middle of its task and started
+ *     again: it resumes the task from its journal, the outcome (succeeded) reaches the
+ *     server, and the node is not upgraded twice
+ *   - the last host's link is cut during its task: with heartbeats every 5 s the server
+ *     fails the task as unreachable after three missed ones and the upgrade pauses with
+ *     that cause; with the link back, a resume finds the work done and completes
+ *
  *   npm run build && npx vitest run test/e2e/hosts
  *
  * Everything is torn down in afterAll, and by the testbed's cleanup after a crash (agents
@@ -64,6 +73,10 @@ interface NodeView {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The file the post-start check of a host appends the task key to, each time it runs. */
+const checkMarks = (p: PreparedHost) => path.join(p.host.dir, 'post-start-check.marks');
+const marksOf = async (p: PreparedHost) => (await readFile(checkMarks(p), 'utf8').catch(() => '')).split('\n').filter(Boolean);
 
 /** Builds dist/ when it is missing or older than the sources the agent bundle is made of. */
 async function ensureBuilt(): Promise<void> {
@@ -224,6 +237,8 @@ suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots
         serverData,
         '--log-level',
         'warn',
+        '--agent-heartbeat',
+        '5s',
       ],
       { env: { ...process.env, UPSHIFT_ADMIN_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -246,7 +261,15 @@ suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots
     for (const p of hosts) {
       const file = path.join(p.host.dir, 'upshift-agent.js');
       await writeFile(file, await readFile(old), { mode: 0o755 });
-      await writeFile(p.agentConfigFile, stringify(agentConfig(p, { snapshot: { provider: 'btrfs', paths: [p.dataRoot] } })));
+      await writeFile(
+        p.agentConfigFile,
+        stringify(
+          agentConfig(p, {
+            snapshot: { provider: 'btrfs', paths: [p.dataRoot] },
+            hooks: { afterStart: [['/bin/sh', '-c', 'echo "$UPSHIFT_TASK_KEY" >> "$0"; sleep 3', checkMarks(p)]] },
+          }),
+        ),
+      );
       // The join token goes in the environment, where `ps` does not show it.
       agents.push(startAgent(p, file, ['--server', base, '--config', p.agentConfigFile], { UPSHIFT_JOIN_TOKEN: joinToken }));
     }
@@ -308,7 +331,7 @@ suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots
     }
   }, 240_000);
 
-  it('upgrades Docker Engine to 26.1.5 from the mirror with snapshots; a broken host pauses the upgrade and is rolled back; a resume completes', async () => {
+  it('upgrades Docker Engine to 26.1.5 from the mirror with snapshots; survives an agent killed mid-task and a host cut off mid-task; a broken host pauses the upgrade and is rolled back; resumes complete', async () => {
     const b = bed as Testbed;
     const archive = await dockerArchive(b.packages);
     const upload = await api<{ sha256: string }>(
@@ -332,6 +355,33 @@ suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots
     });
     expect(started.status).toBe(201);
     const id = started.body.id;
+
+    // Fault: the first host's agent dies (kill -9) during its task's post-start check, and
+    // is started again as its service manager would.
+    const victim = await waitFor(
+      'the first host to reach its post-start check',
+      async () => {
+        for (const p of hosts) if ((await marksOf(p)).length > 0) return p;
+        return undefined;
+      },
+      240_000,
+    );
+    const killed = (await agentPid(victim)) as number;
+    process.kill(killed, 'SIGKILL');
+    await waitFor(
+      'the killed agent to be gone',
+      async () => {
+        try {
+          process.kill(killed, 0);
+          return undefined;
+        } catch {
+          return true;
+        }
+      },
+      10_000,
+    );
+    agents.push(startAgent(victim, path.join(victim.host.dir, 'upshift-agent.js'), ['--server', base, '--config', victim.agentConfigFile]));
+
     const paused = await waitUpgrade(id, ['Paused', 'Completed', 'SnapshotFailed'], 240_000);
     expect(paused.state).toBe('Paused');
     expect(paused.pauseReason?.kind).toBe('error');
@@ -362,10 +412,60 @@ suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots
     expect(log).toContain('[rollback]');
     expect(log).toContain('Docker Engine 20.10.24 runs again');
 
-    // The fix, then a resume: the failed host is retried, the rest go on.
+    // The killed agent's task was resumed from its journal, not run again: one attempt,
+    // succeeded, the post-start check ran twice (before the kill and in the resume).
+    const victimNode = (await nodes()).find((x) => x.name === victim.host.name);
+    const victimTask = (
+      await api<{ items: { nodeId: string; state: string; attempt: number }[] }>('GET', `/upgrades/${id}/nodes`)
+    ).body.items.find((t) => t.nodeId === victimNode?.id);
+    expect(victimTask).toMatchObject({ state: 'succeeded', attempt: 1 });
+    const victimLog = await fetch(`${base}/api/v1/upgrades/${id}/nodes/${victimNode?.id}/log`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    }).then((r) => r.text());
+    expect(victimLog).toMatch(/resumes docker-engine .* at verifying/);
+    expect(victimLog).toContain('the interrupted upgrade had completed');
+    const victimEvents = (await api<{ items: { type: string; nodeId: string | null }[] }>('GET', `/events?upgradeId=${id}&limit=500`)).body
+      .items;
+    expect(victimEvents.filter((e) => e.type === 'node.started' && e.nodeId === victimNode?.id)).toHaveLength(1);
+    expect(await marksOf(victim)).toHaveLength(2);
+    expect(new Set(await marksOf(victim)).size).toBe(1);
+    expect(await engineVersion(victim.host)).toMatch(/^26\.1\.5/);
+
+    // The fix, then a resume: the failed host is retried, the rest go on. Fault: the last
+    // host's link is cut during its task's post-start check.
     await writeDaemonJson(broken.host, {});
+    const last = hosts[hosts.length - 1] as PreparedHost;
+    expect(last).not.toBe(victim);
+    expect(await marksOf(last)).toHaveLength(0);
     const resumed = await api<Upgrade>('POST', `/upgrades/${id}/resume`);
     expect(resumed.status).toBe(200);
+    await waitFor(
+      'the last host to reach its post-start check',
+      async () => ((await marksOf(last)).length > 0 ? true : undefined),
+      240_000,
+    );
+    const cutAt = Date.now();
+    expect((await b.exec(last.host, ['ip', 'link', 'set', 'eth0', 'down'])).code).toBe(0);
+    const cut = await waitUpgrade(id, ['Paused', 'Completed'], 120_000);
+    const detectedAfter = (Date.now() - cutAt) / 1000;
+    console.info(`hosts e2e: the cut link paused the upgrade ${detectedAfter.toFixed(1)} s after the cut`);
+    expect((await b.exec(last.host, ['ip', 'link', 'set', 'eth0', 'up'])).code).toBe(0);
+    expect(cut.state).toBe('Paused');
+    expect(cut.pauseReason?.message).toContain(`${last.host.name}: unreachable: node unreachable: no heartbeat from its agent`);
+    // Three missed 5 s heartbeats, plus the server's 2 s check interval and this poll.
+    expect(detectedAfter).toBeGreaterThan(10);
+    expect(detectedAfter).toBeLessThan(40);
+    // With the link back the agent heartbeats again, and its node shows what the task did.
+    await waitFor(
+      'the cut host to be heard from again',
+      async () => {
+        const n = (await nodes()).find((x) => x.name === last.host.name);
+        return n?.status === 'Ready' && n.versions['docker'] === '26.1.5' ? n : undefined;
+      },
+      90_000,
+    );
+    const again = await api<Upgrade>('POST', `/upgrades/${id}/resume`);
+    expect(again.status).toBe(200);
     const done = await waitUpgrade(id, ['Completed', 'Paused'], 240_000);
     expect(done.pauseReason).toBeNull();
     expect(done.state).toBe('Completed');
