@@ -66,7 +66,7 @@ export interface PreparedHost {
 export async function prepareHost(
   bed: Testbed,
   host: TestHost,
-  options: { dataRoot?: string; daemonJson?: Record<string, unknown> } = {},
+  options: { dataRoot?: string; daemonJson?: Record<string, unknown>; tcpHost?: string } = {},
 ): Promise<PreparedHost> {
   const tracking = await trackingHierarchy();
   const cgroup = `upshift-tb/${bed.prefix}/n${host.index}`;
@@ -90,6 +90,8 @@ export async function prepareHost(
     DATA_ROOT: dataRoot,
     SOCKET: host.dockerSocket,
     BIP: `10.200.${64 + host.index}.1/24`,
+    // A second API endpoint (`tcp://IP:2376`, TLS settings in daemon.json), if any.
+    ...(options.tcpHost ? { TCP_HOST: options.tcpHost } : {}),
   };
   await writeFile(
     path.join(host.dir, 'service.env'),

@@ -11,7 +11,8 @@
 # the same daemon options as test/e2e/testbed/hosts.ts. `start` returns once the Engine
 # API answers, or fails with the log tail when dockerd exits first (like systemd's
 # Type=notify); `stop` is SIGTERM, then SIGKILL after 60 s, and waits for containerd.
-# HOSTDIR/service.env (written by the test) holds the host's coordinates.
+# HOSTDIR/service.env (written by the test) holds the host's coordinates, and TCP_HOST
+# when the Engine API is also served on TCP (its TLS settings are in daemon.json).
 set -euo pipefail
 action="${1:?start|stop}"
 dir="${2:?HOSTDIR}"
@@ -41,7 +42,7 @@ start)
     nsenter "--net=/run/netns/$NETNS" "--uts=$UTS_FILE" -- \
     env -i "PATH=$bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "HOME=$dir" LANG=C.UTF-8 \
     "$bin/dockerd" \
-    "--data-root=$DATA_ROOT" "--exec-root=$dir/exec" "--pidfile=$pidfile" "--host=unix://$SOCKET" \
+    "--data-root=$DATA_ROOT" "--exec-root=$dir/exec" "--pidfile=$pidfile" "--host=unix://$SOCKET" ${TCP_HOST:+"--host=$TCP_HOST"} \
     "--config-file=$dir/daemon.json" --storage-driver=overlay2 "--bip=$BIP" \
     --default-address-pool=base=10.200.192.0/18,size=24 "--cgroup-parent=$CGROUP_PARENT" \
     --exec-opt=native.cgroupdriver=cgroupfs \

@@ -18,10 +18,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { makeEngineTls, type EngineTls } from './tls.js';
 import { createTestbed, engineJson, engineRequest, engineVersion, importBusybox, run, type Testbed } from '../testbed/hosts.js';
 import {
   REPO,
@@ -86,6 +88,7 @@ suite('swarm cluster: drain-aware Docker Engine upgrade under load, quorum kept,
   let serverOut = '';
   let base = '';
   let clusterId = '';
+  let tls!: EngineTls;
 
   const api = async <T = any>(method: string, p: string, body?: unknown, raw?: Buffer): Promise<{ status: number; body: T }> => {
     const res = await fetch(`${base}/api/v1${p}`, {
@@ -150,6 +153,14 @@ suite('swarm cluster: drain-aware Docker Engine upgrade under load, quorum kept,
     }
     bed = await createTestbed({ hosts: 5 });
     const b = bed;
+    // The managers serve their Engine API on tcp://IP:2376 with TLS and require a client
+    // certificate, as production managers do; the control plane reaches them only there.
+    const tlsDir = path.join(b.root, 'tls');
+    await mkdir(tlsDir);
+    tls = await makeEngineTls(
+      tlsDir,
+      b.hosts.slice(0, 3).map((h) => h.ip),
+    );
     for (const h of b.hosts) {
       // gVisor installed the way the agent's binary method expects: versions/<release>/bin/runsc,
       // `current` → the running one, registered with dockerd through `current` (ptrace, no network).
@@ -158,8 +169,10 @@ suite('swarm cluster: drain-aware Docker Engine upgrade under load, quorum kept,
       await mkdir(old, { recursive: true });
       await symlink(path.join(b.packages.gvisor.old.bin, 'runsc'), path.join(old, 'runsc'));
       await symlink(path.join('versions', '20221219'), path.join(gvisorRoot, 'current'));
-      const p = await prepareHost(b, h);
+      const server = tls.servers.get(h.ip);
+      const p = await prepareHost(b, h, server ? { tcpHost: `tcp://${h.ip}:2376` } : {});
       await writeDaemonJson(h, {
+        ...(server ? { tlsverify: true, tlscacert: tls.caFile, tlscert: server.cert, tlskey: server.key } : {}),
         runtimes: {
           runsc: { path: path.join(gvisorRoot, 'current', 'bin', 'runsc'), runtimeArgs: ['--platform=ptrace', '--network=none'] },
         },
@@ -252,7 +265,9 @@ suite('swarm cluster: drain-aware Docker Engine upgrade under load, quorum kept,
     const created = await api<{ id: string; joinToken: string }>('POST', '/clusters', {
       name: 'swarm-e2e',
       kind: 'swarm',
-      manager: hosts.slice(0, 3).map((p) => `unix://${p.host.dockerSocket}`),
+      manager: hosts.slice(0, 3).map((p) => `tcp://${p.host.ip}:2376`),
+      tls: { ca: tls.ca, cert: tls.clientCert },
+      tlsKey: tls.clientKey,
       drain: { enabled: true, timeoutSeconds: 60 },
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
@@ -312,6 +327,34 @@ suite('swarm cluster: drain-aware Docker Engine upgrade under load, quorum kept,
     await Promise.allSettled(hosts.map((p) => service(p, 'stop')));
     if (bed) await bed.teardown();
   }, 180_000);
+
+  it('reaches the managers only over TCP with a TLS client certificate, and never shows the key', async () => {
+    const view = await api<Record<string, unknown>>('GET', `/clusters/${clusterId}`);
+    expect(JSON.stringify(view.body)).not.toContain('PRIVATE KEY');
+    expect(JSON.stringify(view.body)).toContain(`tcp://${hosts[0]?.host.ip}:2376`);
+    const ping = (withCert: boolean) =>
+      new Promise<string>((resolve) => {
+        const req = https.request(
+          {
+            host: hosts[0]?.host.ip,
+            port: 2376,
+            path: '/_ping',
+            ca: tls.ca,
+            ...(withCert ? { cert: tls.clientCert, key: tls.clientKey } : {}),
+            timeout: 10_000,
+          },
+          (res) => {
+            res.resume();
+            resolve(`HTTP ${res.statusCode}`);
+          },
+        );
+        req.on('error', (e) => resolve(`refused: ${e.message}`));
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+        req.end();
+      });
+    expect(await ping(true)).toBe('HTTP 200');
+    expect(await ping(false)).toMatch(/^refused: /);
+  });
 
   it('upgrades every engine to 26.1.5 with drain while the service keeps answering and two managers stay reachable', async () => {
     const b = bed as Testbed;
