@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { invalid } from '../domain/errors.js';
@@ -76,10 +76,16 @@ export class AccessControl {
     return { id, name: input.name, role: input.role as Role, token, expiresAt };
   }
 
-  /** Signs a console in: a session id for an httpOnly cookie and a CSRF token for mutations. */
+  /**
+   * Signs a console in: a session id for an httpOnly cookie and a CSRF token for mutations.
+   * The CSRF token is derived from the session id (`csrfTokenOf`), so that another tab of
+   * the same browser can get it with GET /session and share the session instead of
+   * signing in again (which would end the first tab's session). A page of another site
+   * can neither read the cookie nor the answer of that GET.
+   */
   async createSession(principal: Principal): Promise<{ sessionId: string; csrfToken: string; expiresAt: string }> {
     const sessionId = randomBytes(32).toString('base64url');
-    const csrfToken = randomBytes(24).toString('base64url');
+    const csrfToken = csrfTokenOf(sessionId);
     const expiresAt = new Date(Date.now() + SESSION_HOURS * 3_600_000).toISOString();
     await this.store.insertSession({
       sessionHash: sha256hex(sessionId),
@@ -96,7 +102,7 @@ export class AccessControl {
   async authenticateSession(
     sessionId: string,
     csrfToken: string | undefined,
-  ): Promise<{ principal: Principal; csrfOk: boolean } | undefined> {
+  ): Promise<{ principal: Principal; csrfOk: boolean; expiresAt: string } | undefined> {
     const row = await this.store.findSession(sha256hex(sessionId));
     const now = new Date().toISOString();
     if (!row || row.expires_at <= now) return undefined;
@@ -106,12 +112,17 @@ export class AccessControl {
       if (!token || token.revoked_at !== null || (token.expires_at !== null && token.expires_at <= now)) return undefined;
     }
     const csrfOk = csrfToken !== undefined && timingSafeEqual(sha256(csrfToken), Buffer.from(row.csrf_hash, 'hex'));
-    return { principal: { name: row.principal, role: row.role as Role, tokenId: row.token_id }, csrfOk };
+    return { principal: { name: row.principal, role: row.role as Role, tokenId: row.token_id }, csrfOk, expiresAt: row.expires_at };
   }
 
   async endSession(sessionId: string): Promise<void> {
     await this.store.deleteSession(sha256hex(sessionId));
   }
+}
+
+/** The CSRF token of a console session: an HMAC of its (secret, cookie-only) session id. */
+export function csrfTokenOf(sessionId: string): string {
+  return createHmac('sha256', sessionId).update('upshift console csrf v1').digest('base64url');
 }
 
 export function readCookie(header: string | undefined, name: string): string | undefined {

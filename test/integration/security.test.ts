@@ -192,6 +192,12 @@ for (const dialect of dialects) {
           body: { component: 'docker' },
         }),
       ).toBe(200);
+      // Another tab of the same browser shares the session: GET /session (cookie only)
+      // gives it the same CSRF token; a token-authenticated caller gets none.
+      const shared = await c.json('GET', '/api/v1/session', { token: null, headers: { cookie: session } });
+      expect(shared).toMatchObject({ principal: { name: 'token:t-operator', role: 'operator' }, csrfToken });
+      expect(Date.parse(shared.expiresAt)).toBeGreaterThan(Date.now());
+      expect(await c.json('GET', '/api/v1/session', { token: tokens.operator })).not.toHaveProperty('csrfToken');
       expect(await c.status('DELETE', '/api/v1/session', { token: null, headers: { cookie: session, 'x-csrf-token': csrfToken } })).toBe(
         204,
       );

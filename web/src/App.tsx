@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { Link, matchPath, navigate, useLocation } from './lib/router';
 import type { Role, SessionInfo } from './api/types';
-import { readSession, SessionProvider, storeSession, useSession, useStreamStatus } from './lib/session';
+import { adoptOpenSession, readSession, SessionProvider, storeSession, useSession, useStreamStatus } from './lib/session';
 import { useTheme, type ThemeChoice } from './lib/theme';
 import { ThemeToggle } from './components/ThemeToggle';
 import { ClusterPage } from './pages/ClusterPage';
@@ -15,8 +15,24 @@ import { UpgradesPage } from './pages/UpgradesPage';
 /** The console: sign-in, then the pages behind a header with navigation and the live status. */
 export function App() {
   const [session, setSession] = useState<SessionInfo | null>(readSession);
+  // Without a session of its own, the tab first asks for the browser's open one.
+  const [adopting, setAdopting] = useState(() => session === null);
   const [signedOutReason, setSignedOutReason] = useState<string | undefined>();
   const [theme, setTheme] = useTheme();
+
+  useEffect(() => {
+    if (!adopting) return;
+    const controller = new AbortController();
+    void adoptOpenSession(controller.signal).then((info) => {
+      if (controller.signal.aborted) return;
+      if (info) {
+        storeSession(info);
+        setSession(info);
+      }
+      setAdopting(false);
+    });
+    return () => controller.abort();
+  }, [adopting]);
 
   const signIn = (info: SessionInfo) => {
     storeSession(info);
@@ -29,6 +45,7 @@ export function App() {
     setSession(null);
   };
 
+  if (!session && adopting) return null;
   if (!session) return <SignInPage onSignIn={signIn} reason={signedOutReason} theme={theme} onTheme={setTheme} />;
   return (
     <SessionProvider key={session.csrfToken} info={session} onSignedOut={signedOut}>

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { ErrorCode, UpshiftError } from '../../domain/errors.js';
 import { EventType } from '../../domain/events.js';
 import type { Store } from '../../store/store.js';
-import { type AccessControl, SESSION_COOKIE, SESSION_HOURS, bearerToken, readCookie, roles } from '../auth.js';
+import { type AccessControl, SESSION_COOKIE, SESSION_HOURS, bearerToken, csrfTokenOf, readCookie, roles } from '../auth.js';
 import { sendError } from '../errors.js';
 
 /** API tokens (admin) and console sessions (sign-in with a token, then an httpOnly cookie). */
@@ -120,9 +120,22 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
     },
   );
 
-  app.get('/session', { schema: { tags: ['access'], summary: 'Who is signed in' } }, async (request) => ({
-    principal: { name: request.principal?.name, role: request.principal?.role },
-  }));
+  app.get(
+    '/session',
+    {
+      schema: {
+        tags: ['access'],
+        summary: 'Who is signed in; for a console session also its CSRF token, so that a new tab can share it',
+      },
+    },
+    async (request) => {
+      const principal = { name: request.principal?.name, role: request.principal?.role };
+      const sessionId = request.headers.authorization === undefined ? readCookie(request.headers.cookie, SESSION_COOKIE) : undefined;
+      const session = sessionId ? await access.authenticateSession(sessionId, undefined) : undefined;
+      if (!sessionId || !session) return { principal };
+      return { principal, csrfToken: csrfTokenOf(sessionId), expiresAt: session.expiresAt };
+    },
+  );
 
   app.delete('/session', { config: { role: 'viewer' }, schema: { tags: ['access'], summary: 'Sign out' } }, async (request, reply) => {
     const sessionId = readCookie(request.headers.cookie, SESSION_COOKIE);

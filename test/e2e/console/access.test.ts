@@ -75,6 +75,20 @@ describe.runIf(browserAvailable())('console: sessions, roles and tokens', () => 
     // The session survives a reload; sign-out ends it on the server (with the CSRF token) and clears the cookie.
     await page.reload();
     await shell.principal.waitFor();
+
+    // A second tab of the same browser (a link opened from chat) shares the session
+    // without a sign-in, with the same CSRF token; the first tab keeps working.
+    const second = await context.newPage();
+    await second.goto('/clusters');
+    await new ClustersPage(second).heading.waitFor();
+    expect(await new Shell(second).principal.innerText()).toMatch(/^admin\s+admin$/i);
+    expect(await second.getByRole('heading', { name: 'Sign in' }).count()).toBe(0);
+    const csrfOf = async (p: Page) =>
+      (JSON.parse((await p.evaluate('sessionStorage.getItem("upshift.session")')) as string) as { csrfToken: string }).csrfToken;
+    expect(await csrfOf(second)).toBe(await csrfOf(page));
+    await page.reload();
+    await shell.principal.waitFor();
+    expect(await page.getByRole('heading', { name: 'Sign in' }).count()).toBe(0);
     await shell.signOut.click();
     await signIn.heading.waitFor();
     const signOutRequest = apiRequests.find((r) => r.method() === 'DELETE' && r.url().endsWith('/api/v1/session'));
@@ -82,6 +96,10 @@ describe.runIf(browserAvailable())('console: sessions, roles and tokens', () => 
     expect((await context.cookies()).find((c) => c.name === 'upshift_session')).toBeUndefined();
     expect(await webStorage(page)).not.toContain('csrfToken');
     expect((await page.request.get('/api/v1/session')).status()).toBe(401);
+    // The session is over for the second tab too.
+    await second.reload();
+    await new SignInPage(second).heading.waitFor();
+    await second.close();
     expect(pageErrors(page)).toEqual([]);
   });
 

@@ -109,6 +109,10 @@ export class ApiClient {
     return this.request<SessionInfo>('POST', '/session', { token });
   }
   /** Who this session is (the role may differ from what was kept if the session was replaced). */
+  /** The browser's open console session, if any: another tab signed in (cookie only). */
+  openSession(signal?: AbortSignal) {
+    return this.request<{ principal: Principal; csrfToken?: string; expiresAt?: string }>('GET', '/session', undefined, signal);
+  }
   whoAmI(signal?: AbortSignal) {
     return this.request<{ principal: Principal }>('GET', '/session', undefined, signal).then((r) => r.principal);
   }

@@ -33,6 +33,21 @@ export function storeSession(session: SessionInfo | null): void {
   }
 }
 
+/**
+ * A new tab (or one whose storage was cleared) shares the browser's open session: the
+ * cookie is the browser's, and GET /session gives its CSRF token to this origin only.
+ * Without it the tab would have to sign in again, which would end the other tabs' session.
+ */
+export async function adoptOpenSession(signal?: AbortSignal): Promise<SessionInfo | null> {
+  try {
+    const open = await new ApiClient(null).openSession(signal);
+    if (typeof open.csrfToken !== 'string' || typeof open.principal?.name !== 'string') return null;
+    return { csrfToken: open.csrfToken, expiresAt: open.expiresAt ?? '', principal: open.principal };
+  } catch {
+    return null;
+  }
+}
+
 const rank: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
 
 /** Whether a role includes another (admin ⊃ operator ⊃ viewer), as the server decides. */
