@@ -36,6 +36,12 @@ export interface ComponentConfig {
   service: ServiceControl;
   /** Files backed up before the upgrade (the daemon configuration). */
   configFiles: string[];
+  /**
+   * sandboxed-runtime only: the runsc flags of the check that a sandbox boots on the
+   * installed runsc (`runsc FLAGS --root DIR do /bin/true`); null when the operator turned
+   * it off (`sandboxCheck: false`). Always null for the other components.
+   */
+  sandboxCheck: string[] | null;
 }
 
 export type SnapshotConfig =
@@ -161,7 +167,13 @@ function parseComponent(raw: unknown, c: RuntimeComponent): ComponentConfig {
   const where = `components.${c}`;
   const r: Raw = raw === undefined ? {} : isRecord(raw) ? raw : {};
   if (raw !== undefined && !isRecord(raw)) throw new AgentConfigError(where, 'must be an object');
-  onlyKeys(r, where, ['methods', 'installRoot', 'service', 'configFiles']);
+  onlyKeys(
+    r,
+    where,
+    c === 'sandboxed-runtime'
+      ? ['methods', 'installRoot', 'service', 'configFiles', 'sandboxCheck']
+      : ['methods', 'installRoot', 'service', 'configFiles'],
+  );
   const installRoot = absPath(r, 'installRoot', `${where}.`);
   let methods: InstallMethodName[];
   if (r['methods'] === undefined) methods = installRoot ? ['binary'] : ['deb', 'apt'];
@@ -181,7 +193,26 @@ function parseComponent(raw: unknown, c: RuntimeComponent): ComponentConfig {
     }
     configFiles = [...(f as string[])];
   }
-  return { methods, installRoot, service: parseService(r['service'], `${where}.service`, defaultServices[c]), configFiles };
+  let sandboxCheck: string[] | null = null;
+  if (c === 'sandboxed-runtime') {
+    const v = r['sandboxCheck'];
+    if (v === undefined || v === true) sandboxCheck = ['--network=none'];
+    else if (v === false) sandboxCheck = null;
+    else if (Array.isArray(v) && v.every((x) => typeof x === 'string' && /^--[a-z][a-z0-9-]*(=[^\s]*)?$/.test(x)))
+      sandboxCheck = [...(v as string[])];
+    else
+      throw new AgentConfigError(
+        `${where}.sandboxCheck`,
+        'must be false (no check), true, or a list of runsc flags such as [--platform=ptrace, --network=none]',
+      );
+  }
+  return {
+    methods,
+    installRoot,
+    service: parseService(r['service'], `${where}.service`, defaultServices[c]),
+    configFiles,
+    sandboxCheck,
+  };
 }
 
 function parseSnapshot(raw: unknown): SnapshotConfig {

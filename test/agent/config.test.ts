@@ -11,6 +11,16 @@ describe('the agent config file', () => {
     expect(c.components.docker.service).toEqual({ kind: 'systemd', unit: 'docker' });
     expect(c.components.containerd.service).toEqual({ kind: 'systemd', unit: 'containerd' });
     expect(c.components['sandboxed-runtime'].service).toEqual({ kind: 'none' });
+    expect(c.components['sandboxed-runtime'].sandboxCheck).toEqual(['--network=none']);
+    expect(c.components.docker.sandboxCheck).toBeNull();
+    expect(
+      parseAgentConfig({ components: { 'sandboxed-runtime': { sandboxCheck: ['--platform=ptrace', '--network=none'] } } }).components[
+        'sandboxed-runtime'
+      ].sandboxCheck,
+    ).toEqual(['--platform=ptrace', '--network=none']);
+    expect(
+      parseAgentConfig({ components: { 'sandboxed-runtime': { sandboxCheck: false } } }).components['sandboxed-runtime'].sandboxCheck,
+    ).toBeNull();
     expect(c.snapshot).toEqual({ provider: 'none' });
     expect(Object.isFrozen(c.components.docker)).toBe(true);
   });
@@ -61,6 +71,8 @@ timeouts: {startSeconds: 20}
       [{ snapshot: { provider: 'btrfs', paths: ['var/lib/docker'] } }, 'snapshot.paths'],
       [{ dataDir: 'relative' }, 'dataDir'],
       [{ timeouts: { startSeconds: -1 } }, 'timeouts.startSeconds'],
+      [{ components: { 'sandboxed-runtime': { sandboxCheck: ['--root /x; rm -rf /'] } } }, 'components.sandboxed-runtime.sandboxCheck'],
+      [{ components: { docker: { sandboxCheck: false } } }, 'components.docker.sandboxCheck'],
     ];
     for (const [raw, key] of cases) {
       let error: unknown;

@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AgentTask, RecipeName, TaskArtifact, TaskResultRequest, UpgradeTaskParams } from '../../domain/agent-protocol.js';
 import { RecipeName as Recipes } from '../../domain/agent-protocol.js';
@@ -7,7 +7,7 @@ import { releaseOf, sameRelease } from '../../domain/versions.js';
 import type { AgentConfig, InstallMethodName, RuntimeComponent } from '../config.js';
 import { EngineApi } from '../engine-api.js';
 import { outputTail, runCommand } from '../exec.js';
-import { FactCollector, probeContainerd, probeDockerd, probeRunsc } from '../facts.js';
+import { FactCollector, binaryCandidates, probeContainerd, probeDockerd, probeRunsc } from '../facts.js';
 import type { JournalEntry } from '../journal.js';
 import { taskKeyFileName, validateUpgradeParams } from '../params.js';
 import { parseContainerdVersion, parseDockerdVersion, parseRunscVersion } from '../versions.js';
@@ -72,6 +72,15 @@ export interface RuntimeDefinition {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The first of `candidates` whose `--version` parses: the binary the host really uses. */
+async function firstAnswering(candidates: string[], parse: (out: string) => string | undefined): Promise<string | undefined> {
+  for (const bin of candidates) {
+    const r = await runCommand([bin, '--version'], { timeoutMs: 15_000 });
+    if (r.code !== 127 && parse(`${r.stdout}\n${r.stderr}`) !== undefined) return bin;
+  }
+  return undefined;
+}
 
 async function versionOfBinary(file: string, parse: (out: string) => string | undefined): Promise<string | undefined> {
   const r = await runCommand([file, '--version'], { timeoutMs: 15_000 });
@@ -189,6 +198,33 @@ export const containerd: RuntimeDefinition = {
   ...noWorkloads,
 };
 
+/**
+ * Proves that a sandbox boots on the runsc the host now uses: `runsc FLAGS --root DIR do
+ * /bin/true` (a throwaway sandbox over the host's root file system, no container engine
+ * involved; ~0.3 s). A runsc that reports the right version but cannot start a sandbox
+ * (a platform the kernel refuses, a broken static binary) fails the verify step and rolls
+ * back. The check's state directory is under the agent's data dir and removed after.
+ */
+async function bootSandbox(config: AgentConfig, timeoutMs: number, signal: AbortSignal, log: (l: string) => void): Promise<void> {
+  const flags = config.components['sandboxed-runtime'].sandboxCheck;
+  if (flags === null) {
+    log('no sandbox check (components.sandboxed-runtime.sandboxCheck: false)');
+    return;
+  }
+  const runsc = await firstAnswering(binaryCandidates(config, 'runsc', 'sandboxed-runtime'), parseRunscVersion);
+  if (runsc === undefined) throw new Error('no runsc answers --version: cannot check that a sandbox boots');
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const root = await mkdtemp(path.join(config.dataDir, 'runsc-check-'));
+  try {
+    const argv = [runsc, ...flags, '--root', root, 'do', '/bin/true'];
+    const r = await runCommand(argv, { timeoutMs: Math.min(timeoutMs, 60_000), signal });
+    if (r.code !== 0 || r.timedOut) throw new Error(`a gVisor sandbox did not boot: ${outputTail(r)}`);
+    log(`a gVisor sandbox boots on ${runsc} (${flags.join(' ')} do /bin/true)`);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
 export const gvisorRunsc: RuntimeDefinition = {
   recipe: Recipes.gvisorRunsc,
   component: 'sandboxed-runtime',
@@ -198,6 +234,7 @@ export const gvisorRunsc: RuntimeDefinition = {
   stagedVersion: (dir) => versionOfBinary(path.join(dir, 'bin', 'runsc'), parseRunscVersion),
   waitReady: async () => undefined,
   ...noWorkloads,
+  verifyWorkloads: (config, _ids, timeoutMs, signal, log) => bootSandbox(config, timeoutMs, signal, log),
 };
 
 /** What preflight and backup found; kept in the journal so a rollback works after a restart. */
