@@ -1,25 +1,41 @@
 /**
- * `npm run bench`: prints the engine's figures. Medians and ratios, since the machines
- * are shared and noisy. Uses the real built server as a child process, SQLite and a
- * private PostgreSQL (started here when UPSHIFT_TEST_PG_URL is not set).
+ * `npm run bench`: prints the engine's figures and writes BENCHMARKS.md. Medians and
+ * ratios, since the machines are shared and noisy. Uses the real built server as a child
+ * process, SQLite and a private PostgreSQL (started here when UPSHIFT_TEST_PG_URL is not set).
+ *
+ * Parts, in the order they run (all by default):
+ *   planner   the batch planner on 100,000 nodes
+ *   engine    makespan on 1,000 and 200 simulated nodes, SQLite
+ *   fleet     100 simulated clusters upgrading at once, SQLite
+ *   postgres  engine and fleet again on PostgreSQL
+ *   list      GET /api/v1/clusters with 1,000 clusters
+ *   agents    1,000 real agents (20 processes × 50) on loopback, a docker upgrade (bench/agents.ts)
+ *   ansible   side by side with Ansible `serial` on 100 hosts (bench/ansible.ts; root, installs
+ *             ansible and openssh-server with apt-get when missing)
+ *
+ * `npm run bench -- --only agents,ansible` runs some parts; BENCHMARKS.md then keeps the
+ * other parts' figures from its previous run (each part's block is marked in the file).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, release, totalmem } from 'node:os';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { batchCap, planBatches, type PlannableNode } from '../src/domain/batch-planner.js';
-import { startServerProcess, type ServerProcess } from '../test/support/server.js';
+import { startServerProcess, type ServerProcess, type StartOptions } from '../test/support/server.js';
+import { AGENTS_METHOD, benchAgents } from './agents.js';
+import { benchSideBySide, SIDE_BY_SIDE_METHOD } from './ansible.js';
+import { deferCleanup, runPendingCleanups } from './cleanup.js';
+import { fmt, median, pct, processStats } from './stats.js';
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
-};
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((s.length * p) / 100))] ?? NaN;
-};
-const fmt = (n: number, digits = 2) => n.toFixed(digits);
+/** A server process that is stopped and removed also when the bench is interrupted. */
+async function startServer(options: StartOptions = {}): Promise<{ s: ServerProcess; done: () => Promise<void> }> {
+  const s = await startServerProcess(options);
+  const done = deferCleanup(async () => {
+    await s.stop();
+    s.cleanup();
+  });
+  return { s, done };
+}
 
 function benchPlanner(): void {
   const nodes: PlannableNode[] = Array.from({ length: 100_000 }, (_, i) => ({
@@ -34,9 +50,7 @@ function benchPlanner(): void {
     batches = planBatches(nodes, batchCap(nodes.length, 10)).length;
     times.push(performance.now() - t0);
   }
-  const line = `plan 100,000 nodes: median ${fmt(median(times), 1)} ms over 7 runs (${batches} batches)`;
-  console.log(line);
-  results.push(line);
+  report(`plan 100,000 nodes: median ${fmt(median(times), 1)} ms over 7 runs (${batches} batches)`);
 }
 
 async function upgradeMakespan(s: ServerProcess, name: string, nodes: number, seconds: number) {
@@ -61,7 +75,7 @@ async function upgradeMakespan(s: ServerProcess, name: string, nodes: number, se
 }
 
 async function benchEngine(label: string, database: string | undefined): Promise<void> {
-  const s = await startServerProcess({ database });
+  const { s, done } = await startServer({ database });
   try {
     const ratios: number[] = [];
     for (let run = 0; run < 3; run++) {
@@ -84,13 +98,12 @@ async function benchEngine(label: string, database: string | undefined): Promise
       `200 nodes × 0.25 s on ${label}: makespan / (batches × 0.25 s) median ${fmt(median(checks), 3)} (target ≤ 1.1; runs: ${checks.map((x) => fmt(x, 3)).join(', ')})`,
     );
   } finally {
-    await s.stop();
-    s.cleanup();
+    await done();
   }
 }
 
 async function benchClusterList(): Promise<void> {
-  const s = await startServerProcess();
+  const { s, done } = await startServer();
   try {
     for (let i = 0; i < 1000; i += 50) {
       await Promise.all(
@@ -112,26 +125,16 @@ async function benchClusterList(): Promise<void> {
       child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`loader exited ${code}`))));
     });
     const lat = JSON.parse(out) as number[];
-    const listLine = `GET /api/v1/clusters with 1,000 clusters (5,000 nodes), 8 concurrent clients in a second process for 8 s: ${lat.length} requests, p50 ${fmt(pct(lat, 50), 1)} ms, p99 ${fmt(pct(lat, 99), 1)} ms`;
-    console.log(listLine);
-    results.push(listLine);
+    report(
+      `GET /api/v1/clusters with 1,000 clusters (5,000 nodes), 8 concurrent clients in a second process for 8 s: ${lat.length} requests, p50 ${fmt(pct(lat, 50), 1)} ms, p99 ${fmt(pct(lat, 99), 1)} ms`,
+    );
   } finally {
-    await s.stop();
-    s.cleanup();
+    await done();
   }
 }
 
-/** CPU seconds and peak resident memory of a process, from /proc. */
-function processStats(pid: number): { cpuSeconds: number; peakMiB: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  const ticks = Number(stat[11]) + Number(stat[12]);
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
-  return { cpuSeconds: ticks / 100, peakMiB: hwm / 1024 };
-}
-
 async function benchFleet(label: string, database: string | undefined): Promise<void> {
-  const s = await startServerProcess({ database });
+  const { s, done } = await startServer({ database });
   try {
     const ids: string[] = [];
     for (let i = 0; i < 100; i += 20) {
@@ -175,34 +178,43 @@ async function benchFleet(label: string, database: string | undefined): Promise<
         );
         return makespan / sum;
       });
-    const line = `10,000 simulated nodes in 100 clusters upgrading at once (0.5 s a node), ${label}: all done in ${fmt(wall, 1)} s; makespan / sum of batch durations median ${fmt(median(ratios), 3)} (p90 ${fmt(pct(ratios, 90), 3)}); server CPU ${fmt(after.cpuSeconds - before.cpuSeconds, 1)} s; peak memory ${fmt(after.peakMiB, 0)} MiB`;
-    console.log(line);
-    results.push(line);
+    report(
+      `10,000 simulated nodes in 100 clusters upgrading at once (0.5 s a node), ${label}: all done in ${fmt(wall, 1)} s; makespan / sum of batch durations median ${fmt(median(ratios), 3)} (p90 ${fmt(pct(ratios, 90), 3)}); server CPU ${fmt(after.cpuSeconds - before.cpuSeconds, 1)} s; peak memory ${fmt(after.peakMiB, 0)} MiB`,
+    );
   } finally {
-    await s.stop();
-    s.cleanup();
+    await done();
   }
 }
 
-const results: string[] = [];
+/** The parts in the order they run; `--only` picks some. */
+const PARTS = ['planner', 'engine', 'fleet', 'postgres', 'list', 'agents', 'ansible'] as const;
+type Part = (typeof PARTS)[number];
 
-/** Prints a figure and keeps it for BENCHMARKS.md. */
+/** This run's figures by part: the report() lines, and Markdown that goes below them (a chart). */
+const results = new Map<Part, { lines: string[]; markdown: string[] }>();
+let current: Part = PARTS[0];
+
+const resultsOf = (part: Part) => {
+  const r = results.get(part) ?? { lines: [], markdown: [] };
+  results.set(part, r);
+  return r;
+};
+
+/** Prints a figure and keeps it for BENCHMARKS.md, under the part that is running. */
 function report(line: string): void {
   console.log(line);
-  results.push(line);
+  resultsOf(current).lines.push(line);
 }
 
-async function main(): Promise<void> {
-  console.log(
-    `Upshift bench on ${process.platform} ${process.arch}, node ${process.version}, ${(await import('node:os')).cpus().length} cores`,
-  );
-  benchPlanner();
-  await benchEngine('SQLite', undefined);
-  await benchFleet('SQLite', undefined);
+async function benchPostgres(): Promise<void> {
   let pgUrl = process.env['UPSHIFT_TEST_PG_URL'];
-  let pgDir: string | undefined;
+  let stopPg = async (): Promise<void> => undefined;
   if (!pgUrl) {
-    pgDir = mkdtempSync(join(tmpdir(), 'upshift-bench-pg-'));
+    const pgDir = mkdtempSync(join(tmpdir(), 'upshift-bench-pg-'));
+    stopPg = deferCleanup(() => {
+      if (existsSync(join(pgDir, 'pg'))) execFileSync('bash', ['test/support/pg.sh', 'stop', join(pgDir, 'pg')]);
+      rmSync(pgDir, { recursive: true, force: true });
+    });
     const out = execFileSync('bash', ['test/support/pg.sh', 'start', join(pgDir, 'pg')], { encoding: 'utf8' });
     pgUrl = /UPSHIFT_TEST_PG_URL=(\S+)/.exec(out)?.[1];
   }
@@ -225,35 +237,171 @@ async function main(): Promise<void> {
     url.pathname = '/upshift_bench_fleet';
     await benchFleet('PostgreSQL', url.toString());
   } finally {
-    if (pgDir) {
-      execFileSync('bash', ['test/support/pg.sh', 'stop', join(pgDir, 'pg')]);
-      rmSync(pgDir, { recursive: true, force: true });
-    }
+    await stopPg();
   }
-  await benchClusterList();
-  writeBenchmarks();
 }
 
-/** BENCHMARKS.md: the figures of this run, the machine and the command. */
-function writeBenchmarks(): void {
+const runners: Record<Part, () => Promise<void>> = {
+  planner: async () => benchPlanner(),
+  engine: () => benchEngine('SQLite', undefined),
+  fleet: () => benchFleet('SQLite', undefined),
+  postgres: benchPostgres,
+  list: benchClusterList,
+  agents: () => benchAgents(report),
+  ansible: async () => {
+    resultsOf('ansible').markdown.push(...(await benchSideBySide(report)));
+  },
+};
+
+/** `--only a,b` or `--only=a,b`; every part when absent. */
+function selectedParts(argv: readonly string[]): Part[] {
+  const i = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
+  if (i < 0) return [...PARTS];
+  const flag = argv[i] as string;
+  const value = flag.startsWith('--only=') ? flag.slice('--only='.length) : argv[i + 1];
+  const names = (value ?? '')
+    .split(',')
+    .map((n) => n.trim())
+    .filter(Boolean);
+  const unknown = names.filter((n) => !(PARTS as readonly string[]).includes(n));
+  if (names.length === 0 || unknown.length > 0)
+    throw new Error(
+      `--only takes a comma-separated list of parts (${PARTS.join(', ')})${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}`,
+    );
+  return PARTS.filter((p) => names.includes(p));
+}
+
+async function main(): Promise<void> {
+  const parts = selectedParts(process.argv.slice(2));
+  let interrupted = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      interrupted = true;
+      console.error(`\n${signal}: stopping the bench and cleaning up; BENCHMARKS.md is not written`);
+      void runPendingCleanups().finally(() => process.exit(130));
+    });
+  }
+  console.log(
+    `Upshift bench on ${process.platform} ${process.arch}, node ${process.version}, ${cpus().length} cores; parts: ${parts.join(', ')}`,
+  );
+  const failed: Part[] = [];
+  const took = new Map<Part, number>();
+  for (const part of parts) {
+    if (interrupted) return;
+    current = part;
+    const t0 = Date.now();
+    console.log(`\n== ${part}`);
+    try {
+      await runners[part]();
+      took.set(part, (Date.now() - t0) / 1000);
+      console.log(`== ${part} took ${fmt((Date.now() - t0) / 1000, 0)} s`);
+    } catch (error) {
+      // The signal handler cleans up and exits; the part only failed because of it.
+      if (interrupted) return;
+      failed.push(part);
+      results.delete(part);
+      console.error(`== ${part} FAILED after ${fmt((Date.now() - t0) / 1000, 0)} s: ${(error as Error).stack ?? String(error)}`);
+      await runPendingCleanups();
+    }
+  }
+  writeBenchmarks(took);
+  if (failed.length > 0) {
+    console.error(`\nbench parts failed: ${failed.join(', ')} (their figures in BENCHMARKS.md are left as they were)`);
+    process.exit(1);
+  }
+}
+
+const BENCHMARKS = 'BENCHMARKS.md';
+
+/** A part's block in BENCHMARKS.md: when it was measured, how long it took, its figures. */
+interface Block {
+  date: string;
+  seconds: number | undefined;
+  body: string;
+}
+
+/** Each part's block in BENCHMARKS.md: `<!-- bench:PART DATE [SECONDS] -->` … `<!-- /bench:PART -->`. */
+function previousBlocks(): Map<string, Block> {
+  const text = existsSync(BENCHMARKS) ? readFileSync(BENCHMARKS, 'utf8') : '';
+  const out = new Map<string, Block>();
+  for (const m of text.matchAll(/<!-- bench:(\w+) (\S+)(?: (\d+))? -->\n([\s\S]*?)<!-- \/bench:\1 -->/g)) {
+    out.set(m[1] as string, { date: m[2] as string, seconds: m[3] === undefined ? undefined : Number(m[3]), body: m[4] as string });
+  }
+  return out;
+}
+
+/** This run's block of a part it measured. */
+function freshBlock(part: Part, seconds: number): Block | undefined {
+  const r = results.get(part);
+  if (!r) return undefined;
+  const body = [
+    ...r.lines.map((l) => (l.startsWith('  ') ? `  - ${l.trim()}` : `- ${l}`)),
+    ...(r.markdown.length ? ['', ...r.markdown] : []),
+  ].join('\n');
+  return { date: new Date().toISOString().slice(0, 10), seconds: Math.round(seconds), body };
+}
+
+/**
+ * BENCHMARKS.md: the figures by part, the machine and the commands. Parts this run did not
+ * measure (left out with --only, or failed) keep their block from the previous file.
+ */
+function writeBenchmarks(took: Map<Part, number>): void {
+  const previous = previousBlocks();
+  const blocks = new Map<Part, Block>();
+  for (const part of PARTS) {
+    const seconds = took.get(part);
+    const block = (seconds !== undefined ? freshBlock(part, seconds) : undefined) ?? previous.get(part);
+    blocks.set(part, block ?? { date: 'never', seconds: undefined, body: `- not measured yet: \`npm run bench -- --only ${part}\`` });
+  }
+  const render = (part: Part) => {
+    const b = blocks.get(part) as Block;
+    return [
+      `<!-- bench:${part} ${b.date}${b.seconds === undefined ? '' : ` ${b.seconds}`} -->`,
+      b.body.trimEnd(),
+      `<!-- /bench:${part} -->`,
+    ];
+  };
+  const when = (ps: Part[]) =>
+    ps
+      .map((p) => {
+        const b = blocks.get(p) as Block;
+        return `${p} ${b.date}${b.seconds === undefined ? '' : ` (${b.seconds} s)`}`;
+      })
+      .join(', ');
+  /** A section of one part: its title, when it was measured, how, and its figures. */
+  const section = (title: string, part: Part, method: string) => [
+    `## ${title}`,
+    '',
+    `Measured on: ${when([part])}. ${method}`,
+    '',
+    ...render(part),
+    '',
+  ];
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, ${process.platform} ${release()}, node ${process.version}`;
+  const engineParts: Part[] = ['planner', 'engine', 'fleet', 'postgres', 'list'];
   const text = [
     '# Benchmarks',
     '',
-    `Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}. Machine: ${machine}; other work was running, so read medians and ratios, not absolute times.`,
+    `Written by \`npm run bench\`. Machine: ${machine}; other work was running, so read medians and ratios, not absolute times.`,
     '',
-    ...results.map((r) => `- ${r}`),
+    '## Engine and API, simulated clusters',
     '',
-    'Command: `npm run bench` (it starts its own server processes and a private PostgreSQL unless `UPSHIFT_TEST_PG_URL` is set).',
+    `Measured on (and how long the part took): ${when(engineParts)}.`,
     '',
-    'Not measured yet: 1,000 agent processes on loopback, and the side-by-side run with Ansible `serial` (see the open issue).',
+    ...engineParts.flatMap(render),
+    '',
+    ...section('1,000 agents on loopback', 'agents', AGENTS_METHOD),
+    ...section('Side by side with Ansible `serial`', 'ansible', SIDE_BY_SIDE_METHOD),
+    '## Commands',
+    '',
+    '`npm run bench` runs every part; it starts its own server processes, agent processes, sshd and a private PostgreSQL (unless `UPSHIFT_TEST_PG_URL` is set), and stops them and removes their temp dirs also when it fails or is interrupted. `npm run bench -- --only agents,ansible` runs some parts and keeps the other figures in this file; the parts are planner, engine, fleet, postgres, list, agents and ansible (see bench/run.ts). The ansible part needs root the first time, to install `ansible` and `openssh-server` with apt-get.',
     '',
   ].join('\n');
-  writeFileSync('BENCHMARKS.md', text);
-  console.log('wrote BENCHMARKS.md');
+  writeFileSync(BENCHMARKS, text);
+  console.log(`wrote ${BENCHMARKS} (fresh: ${[...took.keys()].join(', ') || 'nothing'})`);
 }
 
 main().catch((error: unknown) => {
   console.error(error);
-  process.exit(1);
+  void runPendingCleanups().finally(() => process.exit(1));
 });

@@ -2,12 +2,13 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, write
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { AgentTask, JoinResponse, TaskResultRequest } from '../domain/agent-protocol.js';
+import type { AgentTask, JoinResponse, RecipeName, TaskResultRequest } from '../domain/agent-protocol.js';
 import { AGENT_PROTOCOL_VERSION } from '../domain/agent-protocol.js';
 import { MirrorArtifactSource } from './artifacts.js';
 import type { AgentConfig } from './config.js';
 import { ServerClient, ServerError, backoffMs, delay } from './client.js';
 import { FactCollector } from './facts.js';
+import type { FactSource } from './facts.js';
 import type { JournalEntry } from './journal.js';
 import { Journal, dispositionOf } from './journal.js';
 import type { AgentLogger } from './log.js';
@@ -43,6 +44,13 @@ export interface AgentOptions {
   agentFile: string | undefined;
   /** Seconds a task long poll waits on the server. */
   pollSeconds?: number;
+  /**
+   * Recipes that replace shipped ones of the same name. Only for benchmarks and tests that
+   * run many agents on one machine: a stand-in must not touch the host's runtime.
+   */
+  recipes?: Partial<Record<RecipeName, Recipe>>;
+  /** Where join and heartbeat facts come from; by default the host is probed (FactCollector). */
+  facts?: FactSource;
 }
 
 /** `<taskKey>:<pid>` from UPSHIFT_AGENT_HANDOVER, when this process takes over from an old agent. */
@@ -93,7 +101,7 @@ function writePrivate(file: string, content: string): void {
 export class Agent {
   private readonly config: AgentConfig;
   private readonly log: AgentLogger;
-  private readonly facts: FactCollector;
+  private readonly facts: FactSource;
   private client: ServerClient | undefined;
   private journal: Journal | undefined;
   private heartbeatSeconds = 10;
@@ -108,7 +116,7 @@ export class Agent {
   constructor(private readonly options: AgentOptions) {
     this.config = options.config;
     this.log = options.logger;
-    this.facts = new FactCollector(this.config, options.version);
+    this.facts = options.facts ?? new FactCollector(this.config, options.version);
     this.lockFile = path.join(this.config.dataDir, 'agent.pid');
     this.credentialFile = path.join(this.config.dataDir, 'credential.json');
   }
@@ -366,7 +374,7 @@ export class Agent {
       return;
     }
     const stream = new TaskLogStream(client, task.taskKey, (l) => this.log.info(`[${task.taskKey}] ${l}`));
-    const recipe: Recipe = recipeBook(this.selfUpgradeHost(client))[task.recipe];
+    const recipe: Recipe = this.options.recipes?.[task.recipe] ?? recipeBook(this.selfUpgradeHost(client))[task.recipe];
     const ctx = {
       config: this.config,
       taskKey: task.taskKey,

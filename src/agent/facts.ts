@@ -67,12 +67,19 @@ export async function probeDockerd(config: AgentConfig): Promise<string | undefi
   return probe(binaryCandidates(config, 'dockerd', 'docker'), ['--version'], parseDockerdVersion);
 }
 
+/** What the agent reports on join and with every heartbeat, and how it learns the host changed. */
+export interface FactSource {
+  collect(): Promise<AgentFacts>;
+  /** Called after a task changed the host: cached probes are stale. */
+  invalidate(): void;
+}
+
 /**
  * Collects what the agent reports on join and with every heartbeat. The engine's version
  * comes from its API (what really runs); containerd and runsc from their binaries. Binary
  * probes are cached for `cacheMs`, so a heartbeat does not start processes every time.
  */
-export class FactCollector {
+export class FactCollector implements FactSource {
   private cached: { at: number; containerd: string | undefined; runsc: string | undefined } | undefined;
   private readonly engine: EngineApi;
 
