@@ -311,6 +311,17 @@ export class Store {
     return rows.map(toNode);
   }
 
+  /** The node of a cluster with this name (unique per cluster), if any. */
+  async findNodeByName(clusterId: string, name: string): Promise<NodeRecord | undefined> {
+    const row = await this.db
+      .selectFrom('nodes')
+      .selectAll()
+      .where('cluster_id', '=', clusterId)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return row ? toNode(row) : undefined;
+  }
+
   /** How many nodes of each cluster run each combination of versions, for the cluster list. */
   async nodeVersionGroups(clusterId?: string): Promise<Array<{ clusterId: string; versions: ComponentVersions; count: number }>> {
     let query = this.db
@@ -681,6 +692,11 @@ export class Store {
       out.push(...rows.map(toNode));
     }
     return out;
+  }
+
+  /** Whether other server processes may write to this database (PostgreSQL); SQLite has one. */
+  get sharedWithReplicas(): boolean {
+    return this.adapter.listen !== undefined;
   }
 
   /**
