@@ -44,27 +44,37 @@ export function binaryCandidates(config: AgentConfig, name: string, own: 'docker
   return out;
 }
 
-async function probe(candidates: string[], args: string[], parse: (out: string) => string | undefined): Promise<string | undefined> {
+/** The first candidate whose output of `args` parses: the binary the host really uses, and its version. */
+async function probe(
+  candidates: string[],
+  args: string[],
+  parse: (out: string) => string | undefined,
+): Promise<{ bin: string; version: string } | undefined> {
   for (const bin of candidates) {
     const r = await runCommand([bin, ...args], { timeoutMs: 15_000 });
     if (r.code === 127) continue;
-    const v = parse(`${r.stdout}\n${r.stderr}`);
-    if (v !== undefined) return v;
+    const version = parse(`${r.stdout}\n${r.stderr}`);
+    if (version !== undefined) return { bin, version };
   }
   return undefined;
 }
 
 export async function probeContainerd(config: AgentConfig): Promise<string | undefined> {
-  return probe(binaryCandidates(config, 'containerd', 'containerd'), ['--version'], parseContainerdVersion);
+  return (await probe(binaryCandidates(config, 'containerd', 'containerd'), ['--version'], parseContainerdVersion))?.version;
+}
+
+/** The runsc this host uses (under a binary install's `current`, else on PATH) and its version. */
+export function findRunsc(config: AgentConfig): Promise<{ bin: string; version: string } | undefined> {
+  return probe(binaryCandidates(config, 'runsc', 'sandboxed-runtime'), ['--version'], parseRunscVersion);
 }
 
 export async function probeRunsc(config: AgentConfig): Promise<string | undefined> {
-  return probe(binaryCandidates(config, 'runsc', 'sandboxed-runtime'), ['--version'], parseRunscVersion);
+  return (await findRunsc(config))?.version;
 }
 
 /** The installed dockerd's version when the engine does not answer (it is stopped). */
 export async function probeDockerd(config: AgentConfig): Promise<string | undefined> {
-  return probe(binaryCandidates(config, 'dockerd', 'docker'), ['--version'], parseDockerdVersion);
+  return (await probe(binaryCandidates(config, 'dockerd', 'docker'), ['--version'], parseDockerdVersion))?.version;
 }
 
 /** What the agent reports on join and with every heartbeat, and how it learns the host changed. */

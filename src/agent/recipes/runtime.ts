@@ -7,7 +7,7 @@ import { releaseOf, sameRelease } from '../../domain/versions.js';
 import type { AgentConfig, InstallMethodName, RuntimeComponent } from '../config.js';
 import { EngineApi } from '../engine-api.js';
 import { outputTail, runCommand } from '../exec.js';
-import { FactCollector, binaryCandidates, probeContainerd, probeDockerd, probeRunsc } from '../facts.js';
+import { FactCollector, findRunsc, probeContainerd, probeDockerd, probeRunsc } from '../facts.js';
 import type { JournalEntry } from '../journal.js';
 import { taskKeyFileName, validateUpgradeParams } from '../params.js';
 import { parseContainerdVersion, parseDockerdVersion, parseRunscVersion } from '../versions.js';
@@ -72,15 +72,6 @@ export interface RuntimeDefinition {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** The first of `candidates` whose `--version` parses: the binary the host really uses. */
-async function firstAnswering(candidates: string[], parse: (out: string) => string | undefined): Promise<string | undefined> {
-  for (const bin of candidates) {
-    const r = await runCommand([bin, '--version'], { timeoutMs: 15_000 });
-    if (r.code !== 127 && parse(`${r.stdout}\n${r.stderr}`) !== undefined) return bin;
-  }
-  return undefined;
-}
 
 async function versionOfBinary(file: string, parse: (out: string) => string | undefined): Promise<string | undefined> {
   const r = await runCommand([file, '--version'], { timeoutMs: 15_000 });
@@ -211,7 +202,7 @@ async function bootSandbox(config: AgentConfig, timeoutMs: number, signal: Abort
     log('no sandbox check (components.sandboxed-runtime.sandboxCheck: false)');
     return;
   }
-  const runsc = await firstAnswering(binaryCandidates(config, 'runsc', 'sandboxed-runtime'), parseRunscVersion);
+  const runsc = (await findRunsc(config))?.bin;
   if (runsc === undefined) throw new Error('no runsc answers --version: cannot check that a sandbox boots');
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const root = await mkdtemp(path.join(config.dataDir, 'runsc-check-'));
