@@ -5,6 +5,8 @@ import { AGENT_VERSION } from './domain/catalog.js';
 import { errorMessage } from './domain/errors.js';
 import { ConfigError, loadServerConfig } from './server/config.js';
 
+const flagText = (value: unknown): string | undefined => (value === undefined ? undefined : String(value));
+
 /** `upshift <subcommand>`: parses the command line and starts one part of Upshift. */
 const program = new Command()
   .name('upshift')
@@ -42,6 +44,20 @@ program
   .addOption(new Option('--sign-in-limit <n>', 'failed sign-ins per address and minute before 429 (UPSHIFT_SIGN_IN_LIMIT, default 20)'))
   .addOption(new Option('--tls-cert <file>', 'PEM certificate; with --tls-key the server speaks HTTPS (UPSHIFT_TLS_CERT)'))
   .addOption(new Option('--tls-key <file>', 'PEM private key (UPSHIFT_TLS_KEY)'))
+  .addOption(
+    new Option(
+      '--trusted-proxies <list>',
+      'comma-separated proxy addresses/CIDRs whose X-Forwarded-For names the client (UPSHIFT_TRUSTED_PROXIES)',
+    ),
+  )
+  .addOption(new Option('--swarm-socket <path>', 'the one Docker socket a swarm cluster may use as manager (UPSHIFT_SWARM_SOCKET)'))
+  .addOption(
+    new Option(
+      '--allow-link-local-targets [bool]',
+      'let clusters name link-local/metadata addresses (UPSHIFT_ALLOW_LINK_LOCAL_TARGETS, default false)',
+    ),
+  )
+  .addOption(new Option('--join-token-ttl <duration>', 'lifetime of a join token by default (UPSHIFT_JOIN_TOKEN_TTL, default 24h)'))
   .action(async (flags: Record<string, string | undefined>) => {
     let config;
     try {
@@ -61,6 +77,11 @@ program
         leaseTtl: flags['leaseTtl'],
         tlsCert: flags['tlsCert'],
         tlsKey: flags['tlsKey'],
+        trustedProxies: flags['trustedProxies'],
+        swarmSocket: flags['swarmSocket'],
+        // A bare flag means true (commander gives `true`); `--allow-link-local-targets false` is accepted too.
+        allowLinkLocalTargets: flagText(flags['allowLinkLocalTargets']),
+        joinTokenTtl: flags['joinTokenTtl'],
       });
     } catch (error) {
       if (error instanceof ConfigError) {

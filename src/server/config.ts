@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import YAML from 'yaml';
 import { parseDuration } from '../domain/duration.js';
@@ -30,6 +31,28 @@ export interface ServerConfig {
   /** PEM files: when both are set the server speaks HTTPS only. */
   tlsCert: string | null;
   tlsKey: string | null;
+  /**
+   * Addresses or CIDR ranges of reverse proxies whose `X-Forwarded-For` is believed for
+   * the client address (sign-in limits, audit). Empty: the peer address is the client.
+   */
+  trustedProxies: string[];
+  /** The one Docker socket path a `swarm` cluster may name as its manager (`unix://PATH`); null: only tcp:// with TLS. */
+  swarmSocket: string | null;
+  /** Let clusters name link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10) as API targets. */
+  allowLinkLocalTargets: boolean;
+  /** Lifetime of a join token created without an explicit `ttlSeconds`. */
+  joinTokenTtlSeconds: number;
+}
+
+/** An IPv4 or IPv6 address, optionally with a /prefix. */
+export function isAddressOrCidr(text: string): boolean {
+  const [address, prefix, ...rest] = text.split('/');
+  if (rest.length > 0 || address === undefined) return false;
+  const family = isIP(address);
+  if (family === 0) return false;
+  if (prefix === undefined) return true;
+  if (!/^\d{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
 export class ConfigError extends Error {
@@ -60,6 +83,10 @@ const keys = {
   signInLimit: { flag: '--sign-in-limit', env: 'UPSHIFT_SIGN_IN_LIMIT', file: 'signInLimit' },
   tlsCert: { flag: '--tls-cert', env: 'UPSHIFT_TLS_CERT', file: 'tlsCert' },
   tlsKey: { flag: '--tls-key', env: 'UPSHIFT_TLS_KEY', file: 'tlsKey' },
+  trustedProxies: { flag: '--trusted-proxies', env: 'UPSHIFT_TRUSTED_PROXIES', file: 'trustedProxies' },
+  swarmSocket: { flag: '--swarm-socket', env: 'UPSHIFT_SWARM_SOCKET', file: 'swarmSocket' },
+  allowLinkLocalTargets: { flag: '--allow-link-local-targets', env: 'UPSHIFT_ALLOW_LINK_LOCAL_TARGETS', file: 'allowLinkLocalTargets' },
+  joinTokenTtl: { flag: '--join-token-ttl', env: 'UPSHIFT_JOIN_TOKEN_TTL', file: 'joinTokenTtl' },
 } satisfies Record<string, Key>;
 type KeyName = keyof typeof keys;
 
@@ -166,6 +193,29 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = pr
     );
   }
 
+  const proxies = pick('trustedProxies');
+  const proxyList = (proxies.value ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
+  for (const entry of proxyList) {
+    if (!isAddressOrCidr(entry))
+      fail('trustedProxies', proxies.source, `"${entry}" is not an IP address or CIDR range such as 10.0.0.0/8 (comma-separated)`);
+  }
+
+  const socket = pick('swarmSocket');
+  if (socket.value !== undefined && !/^\/[A-Za-z0-9._/-]{1,200}$/.test(socket.value))
+    fail('swarmSocket', socket.source, `"${socket.value}" is not an absolute socket path such as /var/run/docker.sock`);
+
+  const linkLocal = pick('allowLinkLocalTargets');
+  const linkLocalValue = linkLocal.value === undefined ? 'false' : linkLocal.value;
+  if (!['true', 'false'].includes(linkLocalValue)) fail('allowLinkLocalTargets', linkLocal.source, 'must be true or false');
+
+  const joinTtl = pick('joinTokenTtl');
+  const joinTtlMs = joinTtl.value === undefined ? 86_400_000 : parseDuration(joinTtl.value);
+  if (joinTtlMs === undefined || joinTtlMs < 60_000 || joinTtlMs > 365 * 86_400_000 || joinTtlMs % 1000 !== 0)
+    fail('joinTokenTtl', joinTtl.source, `"${joinTtl.value}" is not a duration from 1m to 365d, such as 24h`);
+
   return Object.freeze({
     host: hostValue,
     port: portValue,
@@ -181,5 +231,9 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = pr
     leaseTtlMs: leaseMs as number,
     tlsCert: cert.value ? resolve(cert.value) : null,
     tlsKey: key.value ? resolve(key.value) : null,
+    trustedProxies: proxyList,
+    swarmSocket: socket.value ?? null,
+    allowLinkLocalTargets: linkLocalValue === 'true',
+    joinTokenTtlSeconds: (joinTtlMs as number) / 1000,
   });
 }
