@@ -114,6 +114,15 @@ export async function* followEvents(client: ApiClient, options: FollowOptions): 
       for await (const message of parseEventStream(response.body)) {
         if (message.retry !== undefined) retryMs = Math.min(message.retry, 10_000);
         if (message.data === '') continue;
+        if (message.event === 'reload') {
+          // Too far behind for the server to catch this client up: go on from now, and say so.
+          if (message.id !== undefined) lastEventId = message.id;
+          options.onStatus?.(
+            'reconnecting',
+            'this client fell too far behind the server; events in between were skipped (list them with `upshift events`)',
+          );
+          continue;
+        }
         const event = JSON.parse(message.data) as UpshiftEvent;
         if (message.id !== undefined) lastEventId = message.id;
         yield event;

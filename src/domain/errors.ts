@@ -31,6 +31,16 @@ export const ErrorCode = {
   /** The cluster could not be reached. */
   CLUSTER_UNAVAILABLE: 'CLUSTER_UNAVAILABLE',
   INTERNAL: 'INTERNAL',
+  /** Too many failed sign-ins from the client's address in the last minute (429). */
+  TOO_MANY_REQUESTS: 'TOO_MANY_REQUESTS',
+  /** A change made with a console session cookie came without its CSRF token (403). */
+  CSRF_FAILED: 'CSRF_FAILED',
+  /** The body's content type is not one the route reads (415). */
+  UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  /** The server cannot serve yet: its database or engine is not up (503). */
+  NOT_READY: 'NOT_READY',
+  /** Another upload of the same artifact file is in progress (409). */
+  ARTIFACT_BUSY: 'ARTIFACT_BUSY',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -52,6 +62,11 @@ const httpStatusOf: Record<ErrorCode, number> = {
   NOT_SUPPORTED: 422,
   CLUSTER_UNAVAILABLE: 503,
   INTERNAL: 500,
+  TOO_MANY_REQUESTS: 429,
+  CSRF_FAILED: 403,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  NOT_READY: 503,
+  ARTIFACT_BUSY: 409,
 };
 
 export interface UpshiftErrorOptions {

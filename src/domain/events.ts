@@ -34,6 +34,7 @@ export const EventType = {
   tokenRevoked: 'token.revoked',
   authFailed: 'auth.failed',
   authSignedIn: 'auth.signed_in',
+  sessionRevoked: 'session.revoked',
   auditRequest: 'audit.request',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];

@@ -9,6 +9,8 @@ import type { Logger as PinoLogger } from 'pino';
 import { ErrorCode } from '../domain/errors.js';
 import type { Engine } from '../engine/index.js';
 import type { Store } from '../store/store.js';
+import { ArtifactMirror } from './artifact-mirror.js';
+import { AuditTrail } from './audit.js';
 import {
   type AccessControl,
   type Principal,
@@ -18,6 +20,7 @@ import {
   bearerToken,
   readCookie,
   roleAllows,
+  roles,
 } from './auth.js';
 import { accessRoutes } from './routes/access.js';
 import { EventType } from '../domain/events.js';
@@ -35,16 +38,22 @@ declare module 'fastify' {
     principal?: Principal;
   }
   interface FastifyContextConfig {
-    role?: Role;
-    public?: boolean;
+    /**
+     * Who may call the route; every route declares it. `public`: anyone; `agent`: a node
+     * credential; a role: a user token or console session with at least that role. A
+     * route without it is refused (see `buildApp`).
+     */
+    access?: RouteAccess;
   }
 }
 
-/** Every route with the role it needs; `public` and `agent` routes authenticate otherwise. */
+export type RouteAccess = Role | 'public' | 'agent';
+
+/** Every route with what it needs, as the router matches it. */
 export interface RouteRule {
   method: string;
   url: string;
-  role: Role | 'public' | 'agent';
+  access: RouteAccess | 'undeclared';
 }
 
 export interface AppDeps {
@@ -54,6 +63,8 @@ export interface AppDeps {
   /** Set the cookie's Secure flag (the server speaks TLS). */
   secureCookies?: boolean;
   signInLimit?: number;
+  /** Proxies (addresses, CIDRs) whose X-Forwarded-For names the client; none by default. */
+  trustedProxies?: readonly string[];
   /** HTTPS: PEM certificate and key. */
   tls?: { cert: Buffer; key: Buffer };
   metrics: Metrics;
@@ -65,19 +76,26 @@ export interface AppDeps {
   hub: AgentHub;
   artifactDir: string;
   bundle: () => AgentBundle | undefined;
+  /** Window of the refused-request audit aggregation (tests shorten it). */
+  auditWindowMs?: number;
 }
 
-/** Paths that answer without a token: probes, the API docs and the console's static files. */
-function isPublic(url: string): boolean {
-  const path = url.split('?')[0] ?? '';
-  return !path.startsWith('/api/') && path !== '/metrics';
+/** Marks every route registered in a scope as public: the probes, the API docs, the console's files. */
+function publicScope(scope: FastifyInstance<any, any, any, any, any>) {
+  scope.addHook('onRoute', (route) => {
+    route.config = { ...(route.config ?? {}), access: 'public' };
+  });
 }
 
-/** Agent routes authenticate node credentials themselves (routes/agent.ts). */
-function isAgentRoute(url: string): boolean {
-  return url.startsWith('/api/v1/agent/');
-}
+const isRole = (value: unknown): value is Role => typeof value === 'string' && (roles as readonly string[]).includes(value);
+const isChange = (method: string) => method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
 
+/**
+ * The HTTP application. Who may call what is decided from the route the router matched
+ * and the access it declares (`config.access`), never from the raw URL, so that no
+ * spelling of a path (`/%61pi/…`, `//api`, `/api/v1/x/..`) reaches a handler other than
+ * through that decision; a route that declares nothing is refused. See docs/design.md.
+ */
 export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Promise<FastifyInstance<any, any, any, any, any>> {
   const app = Fastify({
     ...(deps.tls ? { https: deps.tls } : {}),
@@ -85,12 +103,30 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
     bodyLimit: 1024 * 1024,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
     return503OnClosing: true,
+    trustProxy: deps.trustedProxies && deps.trustedProxies.length > 0 ? [...deps.trustedProxies] : false,
+    // Artifact names are up to 201 characters; longer path parameters are refused.
+    routerOptions: { maxParamLength: 256 },
+    frameworkErrors: (error, _request, reply) => {
+      const code = (error as { code?: string }).code;
+      if (code === 'FST_ERR_BAD_URL') return sendError(reply, 400, ErrorCode.BAD_REQUEST, 'the path is not validly percent-encoded');
+      if (code === 'FST_ERR_MAX_PARAM_LENGTH')
+        return sendError(reply, 414, ErrorCode.BAD_REQUEST, 'a path parameter is longer than 256 characters');
+      return sendError(reply, 400, ErrorCode.BAD_REQUEST, `the request is malformed: ${error.message}`);
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // Bodies are JSON (and octet streams where a route says so); a text body is refused (415).
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) =>
-    sendError(reply, 404, ErrorCode.NOT_FOUND, `no route ${request.method} ${request.url.split('?')[0]}`),
+    sendError(reply, 404, ErrorCode.NOT_FOUND, `no route ${request.method} ${boundedUrl(request.url)}`),
   );
+
+  // The route table: the authorization matrix test walks it, so a new route is checked.
+  const declared: Array<{ route: { method: string | string[]; url: string; config?: unknown } }> = [];
+  app.addHook('onRoute', (route) => {
+    declared.push({ route });
+  });
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -98,26 +134,6 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
-  });
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
-
-  // Every route's required role: GET needs viewer, other methods operator, unless the
-  // route says otherwise (admin for clusters, nodes, tokens, artifacts). The table is
-  // what the authorization matrix test walks, so a new route cannot be forgotten.
-  app.addHook('onRoute', (route) => {
-    const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const method of methods) {
-      if (method === 'HEAD' || method === 'OPTIONS') continue;
-      const url = route.url ?? route.path;
-      const config = (route.config ?? {}) as { role?: Role; public?: boolean };
-      const role: Role | 'public' | 'agent' =
-        config.public || isPublic(url)
-          ? 'public'
-          : isAgentRoute(url)
-            ? 'agent'
-            : (config.role ?? (method === 'GET' ? 'viewer' : 'operator'));
-      routeTable.push({ method, url, role });
-    }
   });
 
   const limiter = new SignInLimiter(deps.signInLimit ?? 20);
@@ -136,13 +152,52 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
     }
     return limiter.isBlocked(ip);
   };
+  const tooMany = (reply: FastifyReply) =>
+    sendError(reply, 429, ErrorCode.TOO_MANY_REQUESTS, 'too many failed sign-ins from this address; wait a minute');
 
-  // The role check runs with authentication, before the body is even parsed: a caller
-  // without the role learns nothing about what the route would have accepted.
-  const authorize = (request: FastifyRequest, reply: FastifyReply) => {
-    const config = request.routeOptions.config as { role?: Role; public?: boolean };
-    if (!request.principal || config.public) return;
-    const need: Role = config.role ?? (request.method === 'GET' || request.method === 'HEAD' ? 'viewer' : 'operator');
+  /** A user principal from the bearer token or the console session, with at least `need`. */
+  const authenticateUser = async (request: FastifyRequest, reply: FastifyReply, need: Role) => {
+    const header = request.headers.authorization;
+    if (header !== undefined) {
+      // Checked before any token is compared: a blocked address learns nothing. Only token
+      // attempts are held back; an open console session (an unguessable cookie) from the
+      // same address keeps working.
+      if (limiter.isBlocked(request.ip)) return tooMany(reply);
+      const token = bearerToken(header);
+      const principal = token === undefined ? undefined : await deps.access.authenticateToken(token);
+      if (!principal) {
+        if (await signInFailure(request.ip)) return tooMany(reply);
+        return sendError(
+          reply,
+          401,
+          ErrorCode.UNAUTHENTICATED,
+          'unknown, expired or revoked token: check --token / UPSHIFT_TOKEN, or ask an admin for a new one (upshift token create)',
+        );
+      }
+      request.principal = principal;
+    } else {
+      const sessionId = readCookie(request.headers.cookie, SESSION_COOKIE);
+      if (!sessionId)
+        return sendError(
+          reply,
+          401,
+          ErrorCode.UNAUTHENTICATED,
+          'missing token: send "Authorization: Bearer <token>" (the admin token is printed at first start and kept in the data dir as admin-token)',
+        );
+      const csrf = request.headers['x-csrf-token'];
+      const session = await deps.access.authenticateSession(sessionId, typeof csrf === 'string' ? csrf : undefined);
+      if (!session) return sendError(reply, 401, ErrorCode.UNAUTHENTICATED, 'the console session expired or was ended: sign in again');
+      if (isChange(request.method) && !session.csrfOk)
+        return sendError(
+          reply,
+          403,
+          ErrorCode.CSRF_FAILED,
+          'a change made with a session cookie needs the x-csrf-token header from sign-in',
+        );
+      request.principal = session.principal;
+    }
+    // The role is checked before the body is even parsed: a caller without the role
+    // learns nothing about what the route would have accepted.
     if (!roleAllows(request.principal.role, need)) {
       return sendError(
         reply,
@@ -155,65 +210,56 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
   };
 
   app.addHook('onRequest', async (request, reply) => {
-    const path = request.url.split('?')[0] ?? '';
-    if (isPublic(path) || isAgentRoute(path) || (path === '/api/v1/session' && request.method === 'POST')) return;
-    const header = request.headers.authorization;
-    if (header !== undefined) {
-      // Only token attempts are held back after failures; an open console session (an
-      // unguessable cookie) from the same address keeps working.
-      if (limiter.isBlocked(request.ip)) {
-        return sendError(reply, 429, 'TOO_MANY_REQUESTS', 'too many failed sign-ins from this address; wait a minute');
-      }
-      const token = bearerToken(header);
-      const principal = token === undefined ? undefined : await deps.access.authenticateToken(token);
-      if (!principal) {
-        if (await signInFailure(request.ip))
-          return sendError(reply, 429, 'TOO_MANY_REQUESTS', 'too many failed sign-ins from this address; wait a minute');
-        return sendError(
-          reply,
-          401,
-          ErrorCode.UNAUTHENTICATED,
-          'unknown, expired or revoked token: check --token / UPSHIFT_TOKEN, or ask an admin for a new one (upshift token create)',
-        );
-      }
-      request.principal = principal;
-      return authorize(request, reply);
+    // No route matched: the not-found handler answers, and nothing is behind it.
+    if (request.is404) return undefined;
+    const access = request.routeOptions.config.access;
+    if (access === 'public') return undefined;
+    if (access === 'agent') {
+      const node = await deps.hub.authenticate(request.headers.authorization);
+      if (!node) return sendError(reply, 401, ErrorCode.UNAUTHENTICATED, 'missing or unknown node credential: the agent must join first');
+      request.agentNode = node;
+      return undefined;
     }
-    const sessionId = readCookie(request.headers.cookie, SESSION_COOKIE);
-    if (sessionId) {
-      const csrf = request.headers['x-csrf-token'];
-      const session = await deps.access.authenticateSession(sessionId, typeof csrf === 'string' ? csrf : undefined);
-      if (!session) return sendError(reply, 401, ErrorCode.UNAUTHENTICATED, 'the console session expired or was ended: sign in again');
-      const safe = request.method === 'GET' || request.method === 'HEAD';
-      if (!safe && !session.csrfOk)
-        return sendError(reply, 403, 'CSRF_FAILED', 'a change made with a session cookie needs the x-csrf-token header from sign-in');
-      request.principal = session.principal;
-      return authorize(request, reply);
-    }
-    return sendError(
-      reply,
-      401,
-      ErrorCode.UNAUTHENTICATED,
-      'missing token: send "Authorization: Bearer <token>" (the admin token is printed at first start and kept in the data dir as admin-token)',
-    );
+    if (isRole(access)) return authenticateUser(request, reply, access);
+    request.log.error({ route: request.routeOptions.url }, 'route declares no access; refused');
+    return sendError(reply, 403, ErrorCode.FORBIDDEN, 'this route declares who may call it nowhere, so nobody may');
   });
 
-  // Audit: every mutating API request becomes an event with its actor (never its body).
-  app.addHook('onResponse', async (request, reply) => {
-    if (request.method === 'GET' || request.method === 'HEAD' || !request.principal) return;
-    const route = request.routeOptions.url ?? request.url.split('?')[0];
-    await deps.store
-      .appendEvent({
-        type: EventType.auditRequest,
-        actor: request.principal.name,
-        clusterId: null,
-        upgradeId: null,
-        nodeId: null,
-        message: `${request.method} ${route} → ${reply.statusCode}`,
-        data: { method: request.method, route, status: reply.statusCode, address: request.ip },
-      })
-      .catch((error: unknown) => request.log.warn({ err: error }, 'could not record the audit event'));
+  // Every answer: no framing (clickjacking), no type sniffing, no referrer, a strict
+  // content policy; API answers are never cached (some carry new secrets).
+  app.addHook('onSend', async (request, reply, payload) => {
+    reply.header('x-frame-options', 'DENY');
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    reply.header('cross-origin-opener-policy', 'same-origin');
+    const docs = !request.is404 && (request.routeOptions.url ?? '').startsWith('/docs');
+    reply.header('content-security-policy', docs ? DOCS_CSP : CONSOLE_CSP);
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    return payload;
   });
+
+  // Audit: every change that went through is an event with its actor (never its body);
+  // refusals, anonymous ones included, are counted per kind and minute (audit.ts).
+  const audit = new AuditTrail(deps.store, (error) => app.log.warn({ err: error }, 'could not record the audit event'), deps.auditWindowMs);
+  audit.start();
+  app.addHook('onClose', async () => audit.stop());
+  app.addHook('onResponse', async (request, reply) => {
+    const status = reply.statusCode;
+    const refused = status === 401 || status === 403 || status === 429 || (request.is404 && isChange(request.method));
+    if (!refused && (!isChange(request.method) || !request.principal)) return;
+    await audit.record({
+      method: request.method,
+      route: request.is404 ? undefined : request.routeOptions.url,
+      path: request.url,
+      status,
+      actor: request.principal?.name,
+      address: request.ip,
+      refused,
+    });
+  });
+
+  const mirror = new ArtifactMirror(deps.artifactDir, deps.store);
+  await mirror.adoptLegacyFiles((message) => app.log.warn(message));
 
   const streams = new Set<() => void>();
   app.addHook('preClose', async () => {
@@ -226,15 +272,16 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
         access: deps.access,
         store: deps.store,
         secureCookies: deps.secureCookies ?? false,
+        isBlocked: (ip: string) => limiter.isBlocked(ip),
         onSignInFailure: signInFailure,
       });
       await api.register(apiRoutes, { engine: deps.engine, store: deps.store, pausedTtlMs: deps.pausedTtlMs, hub: deps.hub });
-      await api.register(artifactRoutes, { store: deps.store, catalog: deps.engine.options.catalog, artifactDir: deps.artifactDir });
+      await api.register(artifactRoutes, { store: deps.store, catalog: deps.engine.options.catalog, mirror });
       await api.register(agentRoutes, {
         prefix: '/agent',
         hub: deps.hub,
         store: deps.store,
-        artifactDir: deps.artifactDir,
+        mirror,
         bundle: deps.bundle,
       });
       await api.register(streamRoutes, { store: deps.store, streams });
@@ -242,33 +289,71 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
     { prefix: '/api/v1' },
   );
 
-  await app.register(installRoutes, { bundle: deps.bundle });
-
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
-  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
-    try {
-      await deps.store.ping();
-    } catch (error) {
-      return sendError(reply, 503, 'NOT_READY', `the database does not answer: ${(error as Error).message}`);
+  await app.register(async (scope) => {
+    publicScope(scope);
+    await scope.register(fastifySwaggerUi, { routePrefix: '/docs' });
+    await scope.register(installRoutes, { bundle: deps.bundle });
+    scope.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+    scope.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+      try {
+        await deps.store.ping();
+      } catch (error) {
+        return sendError(reply, 503, ErrorCode.NOT_READY, `the database does not answer: ${(error as Error).message}`);
+      }
+      if (!deps.engine.orchestrator.isRunning) return sendError(reply, 503, ErrorCode.NOT_READY, 'the engine is not running');
+      return { status: 'ready' };
+    });
+    const webRoot = deps.webRoot;
+    if (webRoot && existsSync(join(webRoot, 'index.html'))) {
+      await scope.register(fastifyStatic, { root: webRoot, prefix: '/', wildcard: false, index: ['index.html'] });
+      // Client-side routes of the console fall back to its index page; the API's unknown
+      // routes do not (the path is read as the router decoded it).
+      scope.get('/*', { schema: { hide: true } }, (request, reply) => {
+        const rest = (request.params as { '*'?: string })['*'] ?? '';
+        if (rest === 'api' || rest.startsWith('api/'))
+          return sendError(reply, 404, ErrorCode.NOT_FOUND, 'no such API route; see /docs for the API');
+        return reply.sendFile('index.html');
+      });
+    } else {
+      scope.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/docs'));
     }
-    if (!deps.engine.orchestrator.isRunning) return sendError(reply, 503, 'NOT_READY', 'the engine is not running');
-    return { status: 'ready' };
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+
+  app.get('/metrics', { config: { access: 'viewer' }, schema: { hide: true } }, async (_request, reply) => {
     const body = await deps.metrics.registry.metrics();
     return reply.type(deps.metrics.registry.contentType).send(body);
   });
 
-  const webRoot = deps.webRoot;
-  if (webRoot && existsSync(join(webRoot, 'index.html'))) {
-    await app.register(fastifyStatic, { root: webRoot, prefix: '/', wildcard: false, index: ['index.html'] });
-    // Client-side routes of the console fall back to its index page.
-    app.get('/*', { schema: { hide: true } }, (request, reply) => {
-      if (request.url.startsWith('/api/')) return sendError(reply, 404, ErrorCode.NOT_FOUND, 'no such API route');
-      return reply.sendFile('index.html');
-    });
-  } else {
-    app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/docs'));
+  await app.ready();
+  for (const { route } of declared) {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const access = (route.config as { access?: RouteAccess } | undefined)?.access;
+    for (const method of methods) {
+      if (method === 'HEAD' || method === 'OPTIONS') continue;
+      routeTable.push({ method, url: route.url, access: access ?? 'undeclared' });
+    }
   }
   return app;
+}
+
+/** The console's policy: its own scripts and styles only, talks to its own origin, never framed. */
+const CONSOLE_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "font-src 'self'",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/** Swagger UI (at /docs) sets inline styles; everything else as strict as the console. */
+const DOCS_CSP = CONSOLE_CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'");
+
+function boundedUrl(url: string): string {
+  const path = url.split('?')[0] ?? '';
+  return path.length > 200 ? `${path.slice(0, 200)}…` : path;
 }

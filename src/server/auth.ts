@@ -26,6 +26,20 @@ export interface Principal {
   tokenId: string | null;
 }
 
+/** An open console session as admins see it. */
+export interface SessionInfo {
+  id: string;
+  principal: string;
+  role: Role;
+  /** The API token it was opened with; null for the bootstrap admin token. */
+  tokenId: string | null;
+  address: string | null;
+  createdAt: string;
+  expiresAt: string;
+}
+
+const BOOTSTRAP_PREFIX = 'bootstrap:';
+
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest();
 const sha256hex = (text: string) => sha256(text).toString('hex');
 
@@ -41,17 +55,24 @@ export const SESSION_HOURS = 12;
 /** Tokens, sessions and the bootstrap admin token. */
 export class AccessControl {
   private readonly adminDigest: Buffer;
+  /**
+   * Stands for the bootstrap admin token where a token record's id would be (its
+   * sessions): a digest of the token, so that sessions opened with it end when
+   * `UPSHIFT_ADMIN_TOKEN` is rotated.
+   */
+  private readonly bootstrapId: string;
 
   constructor(
     private readonly store: Store,
     adminToken: string,
   ) {
     this.adminDigest = sha256(adminToken);
+    this.bootstrapId = `${BOOTSTRAP_PREFIX}${sha256hex(`upshift bootstrap admin ${adminToken}`).slice(0, 24)}`;
   }
 
   /** The principal of a bearer token, or undefined for an unknown, expired or revoked one. */
   async authenticateToken(token: string): Promise<Principal | undefined> {
-    if (timingSafeEqual(sha256(token), this.adminDigest)) return { name: 'admin', role: 'admin', tokenId: null };
+    if (timingSafeEqual(sha256(token), this.adminDigest)) return { name: 'admin', role: 'admin', tokenId: this.bootstrapId };
     const row = await this.store.findApiTokenByHash(sha256hex(token));
     if (!row || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= new Date().toISOString())) return undefined;
     return { name: `token:${row.name}`, role: row.role as Role, tokenId: row.id };
@@ -83,11 +104,17 @@ export class AccessControl {
    * signing in again (which would end the first tab's session). A page of another site
    * can neither read the cookie nor the answer of that GET.
    */
-  async createSession(principal: Principal): Promise<{ sessionId: string; csrfToken: string; expiresAt: string }> {
+  async createSession(
+    principal: Principal,
+    address: string,
+  ): Promise<{ id: string; sessionId: string; csrfToken: string; expiresAt: string }> {
     const sessionId = randomBytes(32).toString('base64url');
     const csrfToken = csrfTokenOf(sessionId);
     const expiresAt = new Date(Date.now() + SESSION_HOURS * 3_600_000).toISOString();
+    const id = `ses_${randomBytes(12).toString('base64url')}`;
     await this.store.insertSession({
+      id,
+      address: address.slice(0, 64),
       sessionHash: sha256hex(sessionId),
       csrfHash: sha256hex(csrfToken),
       principal: principal.name,
@@ -95,24 +122,54 @@ export class AccessControl {
       tokenId: principal.tokenId,
       expiresAt,
     });
-    return { sessionId, csrfToken, expiresAt };
+    return { id, sessionId, csrfToken, expiresAt };
   }
 
   /** The session's principal, and whether `csrfToken` matches it. */
   async authenticateSession(
     sessionId: string,
     csrfToken: string | undefined,
-  ): Promise<{ principal: Principal; csrfOk: boolean; expiresAt: string } | undefined> {
+  ): Promise<{ id: string; principal: Principal; csrfOk: boolean; expiresAt: string } | undefined> {
     const row = await this.store.findSession(sha256hex(sessionId));
     const now = new Date().toISOString();
     if (!row || row.expires_at <= now) return undefined;
-    if (row.token_id !== null) {
+    if (row.token_id === null || row.token_id.startsWith(BOOTSTRAP_PREFIX)) {
+      // Opened with the bootstrap admin token: valid while that token is the one in force.
+      if (row.token_id !== this.bootstrapId) return undefined;
+    } else {
       // A session lives no longer than the token it was opened with.
       const token = await this.store.getApiToken(row.token_id);
       if (!token || token.revoked_at !== null || (token.expires_at !== null && token.expires_at <= now)) return undefined;
     }
     const csrfOk = csrfToken !== undefined && timingSafeEqual(sha256(csrfToken), Buffer.from(row.csrf_hash, 'hex'));
-    return { principal: { name: row.principal, role: row.role as Role, tokenId: row.token_id }, csrfOk, expiresAt: row.expires_at };
+    return {
+      id: row.id,
+      principal: { name: row.principal, role: row.role as Role, tokenId: row.token_id },
+      csrfOk,
+      expiresAt: row.expires_at,
+    };
+  }
+
+  /** Open console sessions (never their secrets), those of a rotated bootstrap token left out. */
+  async listSessions(): Promise<SessionInfo[]> {
+    const now = new Date().toISOString();
+    const rows = await this.store.listSessions(now);
+    return rows
+      .filter((r) => !(r.token_id === null || r.token_id.startsWith(BOOTSTRAP_PREFIX)) || r.token_id === this.bootstrapId)
+      .map((r) => ({
+        id: r.id,
+        principal: r.principal,
+        role: r.role as Role,
+        tokenId: r.token_id?.startsWith(BOOTSTRAP_PREFIX) ? null : r.token_id,
+        address: r.address,
+        createdAt: r.created_at,
+        expiresAt: r.expires_at,
+      }));
+  }
+
+  /** Ends a session by its id; false when there is none. */
+  async revokeSession(id: string): Promise<boolean> {
+    return this.store.deleteSessionById(id);
   }
 
   async endSession(sessionId: string): Promise<void> {
@@ -135,36 +192,79 @@ export function readCookie(header: string | undefined, name: string): string | u
 }
 
 /**
- * Failed sign-ins per client address in a sliding minute; past the limit the address is
- * refused (429) until the window moves on, so a token cannot be guessed at speed.
+ * Failed sign-ins per client address in a sliding window; past the limit the address is
+ * refused (429) until the window moves on, so a token cannot be guessed at speed. It is
+ * consulted before any token is compared, so a blocked address learns nothing, not even
+ * from a correct guess.
+ *
+ * The table is bounded: past `maxAddresses` it forgets the addresses that are not blocked,
+ * oldest first, and never an address that is blocked (a block lasts one window, so blocked
+ * entries cannot pile up faster than `limit` failures each).
  */
 export class SignInLimiter {
+  /** Address → times of its failures in the window, oldest first (at most `limit`). */
   private readonly failures = new Map<string, number[]>();
 
   constructor(
     private readonly limit = 20,
     private readonly windowMs = 60_000,
+    private readonly maxAddresses = 10_000,
   ) {}
 
-  private recent(address: string, now: number): number[] {
-    const list = (this.failures.get(address) ?? []).filter((t) => now - t < this.windowMs);
-    if (list.length === 0) this.failures.delete(address);
-    else this.failures.set(address, list);
+  private recent(address: string, now: number): number[] | undefined {
+    const list = this.failures.get(address);
+    if (!list) return undefined;
+    while (list.length > 0 && now - (list[0] as number) >= this.windowMs) list.shift();
+    if (list.length === 0) {
+      this.failures.delete(address);
+      return undefined;
+    }
     return list;
   }
 
   isBlocked(address: string, now = Date.now()): boolean {
-    return this.recent(address, now).length >= this.limit;
+    return (this.recent(address, now)?.length ?? 0) >= this.limit;
   }
 
   /** Records a failure; returns how many the address has in the window. */
   fail(address: string, now = Date.now()): number {
-    const list = this.recent(address, now);
+    const list = this.recent(address, now) ?? [];
     list.push(now);
+    if (list.length > this.limit) list.shift();
+    // Re-inserted, so that the map's order is the order of the latest failure.
+    this.failures.delete(address);
     this.failures.set(address, list);
-    if (this.failures.size > 10_000) this.failures.clear();
+    if (this.failures.size > this.maxAddresses) this.forget(now);
     return list.length;
   }
+
+  /** How many addresses are tracked (for tests and metrics). */
+  get size(): number {
+    return this.failures.size;
+  }
+
+  private forget(now: number): void {
+    for (const [address, list] of this.failures) {
+      if (this.failures.size <= this.maxAddresses) return;
+      const blocked = list.length >= this.limit && now - (list[0] as number) < this.windowMs;
+      if (!blocked) this.failures.delete(address);
+    }
+  }
+}
+
+/**
+ * Why a bootstrap admin token is too weak to be one, or undefined. The token is a full
+ * admin of every node of the fleet: 32 characters at least, and not a short pattern
+ * repeated (estimated from the variety of its characters).
+ */
+export function adminTokenWeakness(token: string): string | undefined {
+  if (token.length < 32) return `it has ${token.length} characters; it needs at least 32`;
+  const counts = new Map<string, number>();
+  for (const ch of token) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  let bits = 0;
+  for (const n of counts.values()) bits -= n * Math.log2(n / token.length);
+  if (counts.size < 10 || bits < 90) return 'it repeats too few different characters to be hard to guess';
+  return undefined;
 }
 
 /**
@@ -177,11 +277,23 @@ export function loadAdminToken(dataDir: string, env: NodeJS.ProcessEnv = process
   const fromEnv = env['UPSHIFT_ADMIN_TOKEN'];
   if (fromEnv !== undefined && fromEnv !== '') {
     if (bearerToken(`Bearer ${fromEnv}`) === undefined) {
-      throw new Error('UPSHIFT_ADMIN_TOKEN must be 8 to 512 characters of letters, digits and ._~+/=-');
+      throw new Error('UPSHIFT_ADMIN_TOKEN must be 32 to 512 characters of letters, digits and ._~+/=-');
+    }
+    const weakness = adminTokenWeakness(fromEnv);
+    if (weakness) {
+      throw new Error(
+        `UPSHIFT_ADMIN_TOKEN is too weak: ${weakness}. Generate one with: openssl rand -hex 32 (or unset it and the server writes a random one to the data dir)`,
+      );
     }
     return { token: fromEnv, generated: false, file: '(UPSHIFT_ADMIN_TOKEN)' };
   }
-  if (existsSync(file)) return { token: readFileSync(file, 'utf8').trim(), generated: false, file };
+  if (existsSync(file)) {
+    const token = readFileSync(file, 'utf8').trim();
+    const weakness =
+      bearerToken(`Bearer ${token}`) === undefined ? 'it is not 32 to 512 letters, digits or ._~+/=-' : adminTokenWeakness(token);
+    if (weakness) throw new Error(`the admin token in ${file} is too weak: ${weakness}. Delete the file and restart to generate a new one`);
+    return { token, generated: false, file };
+  }
   mkdirSync(dataDir, { recursive: true });
   const token = `ups_${randomBytes(24).toString('base64url')}`;
   writeFileSync(file, `${token}\n`, { mode: 0o600 });

@@ -60,7 +60,7 @@ export function errorHandler(error: FastifyError | UpshiftError | Error, request
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return sendError(reply, 413, ErrorCode.PAYLOAD_TOO_LARGE, 'the request body is larger than the 1 MiB limit');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return sendError(reply, 415, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json');
+      return sendError(reply, 415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'send the body as application/json');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return sendError(reply, 400, ErrorCode.BAD_REQUEST, 'the body is empty; send a JSON object');
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
@@ -46,6 +46,23 @@ export function defaultWebRoot(): string {
   return join(dirname(fileURLToPath(import.meta.url)), 'web');
 }
 
+/**
+ * The data dir 0700 and everything in it 0600 (directories 0700), also for a data dir
+ * made by an earlier version with looser modes.
+ */
+export function makePrivate(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const walk = (path: string) => {
+    const stat = lstatSync(path);
+    if (stat.isSymbolicLink()) return;
+    if (stat.isDirectory()) {
+      if ((stat.mode & 0o777) !== 0o700) chmodSync(path, 0o700);
+      for (const entry of readdirSync(path)) walk(join(path, entry));
+    } else if ((stat.mode & 0o777) !== 0o600) chmodSync(path, 0o600);
+  };
+  walk(dir);
+}
+
 export interface RunningServer {
   url: string;
   /** Every route with the role it needs (for the authorization matrix). */
@@ -71,6 +88,10 @@ export async function startServer(
     redact: { paths: ['req.headers.authorization', '*.token', '*.password', '*.secret', 'headers.authorization'], censor: '[redacted]' },
   });
   const catalog = loadCatalog(config.catalogFile);
+  // Nothing the server writes is for other users of the host: the database holds the
+  // fleet's state and sealed secrets, the data dir the key that unseals them.
+  process.umask(0o077);
+  makePrivate(config.dataDir);
   const admin = loadAdminToken(config.dataDir);
   const adapter = openStoreAdapter(config.database);
   const store = new Store(adapter);
@@ -115,6 +136,7 @@ export async function startServer(
       store,
       access: new AccessControl(store, admin.token),
       signInLimit: config.signInLimit,
+      trustedProxies: config.trustedProxies,
       secureCookies: config.tlsCert !== null,
       ...(config.tlsCert && config.tlsKey ? { tls: { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) } } : {}),
       metrics,

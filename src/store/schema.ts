@@ -176,6 +176,10 @@ export interface SessionsTable {
   token_id: string | null;
   created_at: string;
   expires_at: string;
+  /** Public handle of the session for admins (`upshift session revoke ID`); never the secret. */
+  id: string;
+  /** Client address that signed in. */
+  address: string | null;
 }
 
 export interface SchemaMigrationsTable {

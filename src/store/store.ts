@@ -964,6 +964,8 @@ export class Store {
   }
 
   async insertSession(row: {
+    id: string;
+    address: string | null;
     sessionHash: string;
     csrfHash: string;
     principal: string;
@@ -974,6 +976,8 @@ export class Store {
     await this.db
       .insertInto('sessions')
       .values({
+        id: row.id,
+        address: row.address,
         session_hash: row.sessionHash,
         csrf_hash: row.csrfHash,
         principal: row.principal,
@@ -991,6 +995,17 @@ export class Store {
 
   async deleteSession(sessionHash: string): Promise<void> {
     await this.db.deleteFrom('sessions').where('session_hash', '=', sessionHash).execute();
+  }
+
+  /** Sessions not yet expired, newest first; expired ones are deleted on the way. */
+  async listSessions(now: string) {
+    await this.db.deleteFrom('sessions').where('expires_at', '<=', now).execute();
+    return this.db.selectFrom('sessions').selectAll().orderBy('created_at', 'desc').limit(5000).execute();
+  }
+
+  async deleteSessionById(id: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('sessions').where('id', '=', id).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
   }
 
   // ---- secrets (sealed by the caller; the store never sees plaintext) ----

@@ -8,7 +8,7 @@ import { type RunningServer, startServer } from '../../src/server/run.js';
 import { dialects, freshPgDatabase } from '../support/databases.js';
 import { startServerProcess } from '../support/server.js';
 
-const ADMIN = 'security-admin-token-0123456789';
+const ADMIN = 'security-admin-token-5b1e8d3f9a7c2e6b4d0f8a3c7e1b9d5f';
 
 interface Client {
   status(
@@ -111,15 +111,15 @@ for (const dialect of dialects) {
         const body = route.method === 'GET' || route.method === 'DELETE' ? undefined : {};
         const check = async (who: string, token: string | null, expected: (status: number) => boolean) => {
           const status = await c.status(route.method, path, { token, body });
-          if (!expected(status)) failures.push(`${route.method} ${route.url} as ${who}: ${status} (needs ${route.role})`);
+          if (!expected(status)) failures.push(`${route.method} ${route.url} as ${who}: ${status} (needs ${route.access})`);
         };
-        if (route.role === 'public') {
+        if (route.access === 'public') {
           await check('nobody', null, (s) => s !== 401 && s !== 403);
           continue;
         }
         await check('nobody', null, (s) => s === 401);
         await check('a wrong token', 'upt_wrong-wrong-wrong-wrong', (s) => s === 401);
-        if (route.role === 'agent') {
+        if (route.access === 'agent') {
           for (const [who, token] of [
             ['admin', ADMIN],
             ['viewer', tokens.viewer],
@@ -127,7 +127,11 @@ for (const dialect of dialects) {
             await check(who, token, (s) => s === 401);
           continue;
         }
-        const need = rank[route.role];
+        if (route.access === 'undeclared') {
+          failures.push(`${route.method} ${route.url} declares no access`);
+          continue;
+        }
+        const need = rank[route.access];
         for (const [who, token, have] of [
           ['viewer', tokens.viewer, 1],
           ['operator', tokens.operator, 2],

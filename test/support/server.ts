@@ -32,7 +32,7 @@ export interface ServerProcess {
 }
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
-export const TEST_TOKEN = 'test-admin-token-0123456789';
+export const TEST_TOKEN = 'test-admin-token-7f3a9c2e4b8d1f6a0c5e9b3d7a2f8c4e';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {

@@ -11,14 +11,16 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
   access: AccessControl;
   store: Store;
   secureCookies: boolean;
+  /** The sign-in limit, consulted before any token is compared. */
+  isBlocked: (ip: string) => boolean;
   onSignInFailure: (ip: string) => Promise<boolean>;
-}> = async (app, { access, store, secureCookies, onSignInFailure }) => {
+}> = async (app, { access, store, secureCookies, isBlocked, onSignInFailure }) => {
   const actor = (request: { principal?: { name: string } }) => request.principal?.name ?? 'anonymous';
 
   app.post(
     '/tokens',
     {
-      config: { role: 'admin' },
+      config: { access: 'admin' },
       schema: {
         tags: ['access'],
         summary: 'Create an API token (shown once)',
@@ -44,7 +46,7 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
 
   app.get(
     '/tokens',
-    { config: { role: 'admin' }, schema: { tags: ['access'], summary: 'List API tokens (never their secrets)' } },
+    { config: { access: 'admin' }, schema: { tags: ['access'], summary: 'List API tokens (never their secrets)' } },
     async () => ({
       items: (await store.listApiTokens()).map((t) => ({
         id: t.id,
@@ -61,7 +63,7 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
   app.delete(
     '/tokens/:id',
     {
-      config: { role: 'admin' },
+      config: { access: 'admin' },
       schema: {
         tags: ['access'],
         summary: 'Revoke an API token and its console sessions',
@@ -87,7 +89,7 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
   app.post(
     '/session',
     {
-      config: { public: true },
+      config: { access: 'public' },
       schema: {
         tags: ['access'],
         summary: 'Console sign-in with an API token',
@@ -95,15 +97,17 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request, reply) => {
+      const tooMany = () => sendError(reply, 429, ErrorCode.TOO_MANY_REQUESTS, 'too many failed sign-ins from this address; wait a minute');
+      // Before the token is even looked at: a blocked address learns nothing from a guess.
+      if (isBlocked(request.ip)) return tooMany();
       const token = bearerToken(`Bearer ${request.body.token}`);
       const principal = token === undefined ? undefined : await access.authenticateToken(token);
       if (!principal) {
-        const limited = await onSignInFailure(request.ip);
-        return limited
-          ? sendError(reply, 429, 'TOO_MANY_REQUESTS', 'too many failed sign-ins from this address; wait a minute')
+        return (await onSignInFailure(request.ip))
+          ? tooMany()
           : sendError(reply, 401, ErrorCode.UNAUTHENTICATED, 'unknown, expired or revoked token');
       }
-      const session = await access.createSession(principal);
+      const session = await access.createSession(principal, request.ip);
       await store.appendEvent({
         type: EventType.authSignedIn,
         actor: principal.name,
@@ -123,6 +127,7 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
   app.get(
     '/session',
     {
+      config: { access: 'viewer' },
       schema: {
         tags: ['access'],
         summary: 'Who is signed in; for a console session also its CSRF token, so that a new tab can share it',
@@ -137,7 +142,38 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
     },
   );
 
-  app.delete('/session', { config: { role: 'viewer' }, schema: { tags: ['access'], summary: 'Sign out' } }, async (request, reply) => {
+  app.get(
+    '/sessions',
+    { config: { access: 'admin' }, schema: { tags: ['access'], summary: 'Open console sessions (never their secrets)' } },
+    async () => ({ items: await access.listSessions() }),
+  );
+
+  app.delete(
+    '/sessions/:id',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['access'],
+        summary: 'End a console session',
+        params: Type.Object({ id: Type.String({ pattern: '^ses_[A-Za-z0-9_-]{1,40}$' }) }),
+      },
+    },
+    async (request, reply) => {
+      if (!(await access.revokeSession(request.params.id)))
+        throw new UpshiftError(ErrorCode.NOT_FOUND, `session ${request.params.id} does not exist or has ended`);
+      await store.appendEvent({
+        type: EventType.sessionRevoked,
+        actor: actor(request),
+        clusterId: null,
+        upgradeId: null,
+        nodeId: null,
+        message: `console session ${request.params.id} ended by ${actor(request)}`,
+      });
+      return reply.code(204).send();
+    },
+  );
+
+  app.delete('/session', { config: { access: 'viewer' }, schema: { tags: ['access'], summary: 'Sign out' } }, async (request, reply) => {
     const sessionId = readCookie(request.headers.cookie, SESSION_COOKIE);
     if (sessionId) await access.endSession(sessionId);
     reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);

@@ -1,13 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { createReadStream, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { createReadStream } from 'node:fs';
 import type { JoinRequest, TaskResultRequest } from '../../domain/agent-protocol.js';
 import { ErrorCode, UpshiftError } from '../../domain/errors.js';
 import type { NodeRecord } from '../../domain/model.js';
 import type { AgentHub } from '../../engine/agent-hub.js';
 import type { Store } from '../../store/store.js';
-import { sendError } from '../errors.js';
+import type { ArtifactMirror } from '../artifact-mirror.js';
 import type { AgentBundle } from './install.js';
 
 declare module 'fastify' {
@@ -27,15 +26,9 @@ const FileParams = Type.Object({ file: Type.String({ pattern: '^[A-Za-z0-9][A-Za
 export const agentRoutes: FastifyPluginAsyncTypebox<{
   hub: AgentHub;
   store: Store;
-  artifactDir: string;
+  mirror: ArtifactMirror;
   bundle: () => AgentBundle | undefined;
-}> = async (app, { hub, artifactDir, bundle }) => {
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.url.split('?')[0] === '/api/v1/agent/join') return;
-    const node = await hub.authenticate(request.headers.authorization);
-    if (!node) return sendError(reply, 401, ErrorCode.UNAUTHENTICATED, 'missing or unknown node credential: the agent must join first');
-    request.agentNode = node;
-  });
+}> = async (app, { hub, mirror, bundle }) => {
   const nodeOf = (request: { agentNode?: NodeRecord }): NodeRecord => {
     if (!request.agentNode) throw new UpshiftError(ErrorCode.UNAUTHENTICATED, 'no node credential');
     return request.agentNode;
@@ -44,7 +37,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
   app.post(
     '/join',
     {
-      config: { public: true },
+      config: { access: 'public' },
       schema: {
         tags: ['agent'],
         summary: 'Exchange a join token for a node credential',
@@ -62,6 +55,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
   app.post(
     '/heartbeat',
     {
+      config: { access: 'agent' },
       schema: {
         tags: ['agent'],
         summary: 'Report facts and liveness',
@@ -74,6 +68,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
   app.get(
     '/tasks',
     {
+      config: { access: 'agent' },
       schema: {
         tags: ['agent'],
         summary: 'Long-poll the node’s open tasks',
@@ -91,6 +86,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
   app.post(
     '/tasks/:taskKey/log',
     {
+      config: { access: 'agent' },
       schema: {
         tags: ['agent'],
         summary: 'Append lines to a task’s log',
@@ -107,6 +103,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
   app.post(
     '/tasks/:taskKey/result',
     {
+      config: { access: 'agent' },
       schema: {
         tags: ['agent'],
         summary: 'Report a task’s result (idempotent)',
@@ -120,21 +117,25 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
     },
   );
 
-  app.get('/bundle', { schema: { tags: ['agent'], summary: 'The current agent bundle, for self-upgrades' } }, async (request, reply) => {
-    nodeOf(request);
-    const b = bundle();
-    if (!b) throw new UpshiftError(ErrorCode.NOT_FOUND, 'the agent bundle is not built on the server: run npm run build');
-    return reply.type('application/javascript; charset=utf-8').header('x-upshift-sha256', b.sha256).send(createReadStream(b.file));
-  });
+  app.get(
+    '/bundle',
+    { config: { access: 'agent' }, schema: { tags: ['agent'], summary: 'The current agent bundle, for self-upgrades' } },
+    async (request, reply) => {
+      nodeOf(request);
+      const b = bundle();
+      if (!b) throw new UpshiftError(ErrorCode.NOT_FOUND, 'the agent bundle is not built on the server: run npm run build');
+      return reply.type('application/javascript; charset=utf-8').header('x-upshift-sha256', b.sha256).send(createReadStream(b.file));
+    },
+  );
 
   app.get(
     '/artifacts/:file',
-    { schema: { tags: ['agent'], summary: 'Download a mirrored artifact', params: FileParams } },
+    { config: { access: 'agent' }, schema: { tags: ['agent'], summary: 'Download a mirrored artifact', params: FileParams } },
     async (request, reply) => {
       nodeOf(request);
-      const path = join(artifactDir, request.params.file);
-      if (!existsSync(path)) throw new UpshiftError(ErrorCode.NOT_FOUND, `artifact ${request.params.file} is not in the mirror`);
-      return reply.type('application/octet-stream').send(createReadStream(path));
+      const blob = await mirror.open(request.params.file);
+      if (!blob) throw new UpshiftError(ErrorCode.NOT_FOUND, `artifact ${request.params.file} is not in the mirror`);
+      return reply.type('application/octet-stream').header('x-upshift-sha256', blob.sha256).send(blob.stream);
     },
   );
 };

@@ -30,7 +30,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     return clusterView(catalog, cluster, await store.nodeVersionGroups(cluster.id), await store.activeUpgradeOf(cluster.id));
   };
 
-  app.get('/clusters', { schema: { tags: ['clusters'], summary: 'List clusters' } }, async () => ({
+  app.get('/clusters', { config: { access: 'viewer' }, schema: { tags: ['clusters'], summary: 'List clusters' } }, async () => ({
     items: await clusterViews(store, catalog, await store.listClusters()),
   }));
 
@@ -45,7 +45,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.post(
     '/clusters',
-    { config: { role: 'admin' }, schema: { tags: ['clusters'], summary: 'Create a cluster', body: ClusterBody } },
+    { config: { access: 'admin' }, schema: { tags: ['clusters'], summary: 'Create a cluster', body: ClusterBody } },
     async (request, reply) => {
       const cluster = await engine.fleet.createCluster(request.body, actor(request));
       // Real kinds report their nodes at once rather than at the next periodic sync.
@@ -65,7 +65,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
   app.post(
     '/clusters/:id/join-tokens',
     {
-      config: { role: 'admin' },
+      config: { access: 'admin' },
       schema: {
         tags: ['clusters'],
         summary: 'Create a join token for agents (shown once)',
@@ -88,21 +88,23 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.delete(
     '/clusters/:id/join-tokens',
-    { config: { role: 'admin' }, schema: { tags: ['clusters'], summary: 'Revoke every join token of the cluster', params: IdParam } },
+    { config: { access: 'admin' }, schema: { tags: ['clusters'], summary: 'Revoke every join token of the cluster', params: IdParam } },
     async (request) => {
       const cluster = await engine.fleet.resolveCluster(request.params.id);
       return { revoked: await store.revokeJoinTokens(cluster.id) };
     },
   );
 
-  app.get('/clusters/:id', { schema: { tags: ['clusters'], summary: 'Get a cluster by id or name', params: IdParam } }, async (request) =>
-    viewCluster(request.params.id),
+  app.get(
+    '/clusters/:id',
+    { config: { access: 'viewer' }, schema: { tags: ['clusters'], summary: 'Get a cluster by id or name', params: IdParam } },
+    async (request) => viewCluster(request.params.id),
   );
 
   app.delete(
     '/clusters/:id',
     {
-      config: { role: 'admin' },
+      config: { access: 'admin' },
       schema: { tags: ['clusters'], summary: 'Delete a cluster (refused while an upgrade is active)', params: IdParam },
     },
     async (request, reply) => {
@@ -111,17 +113,21 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     },
   );
 
-  app.get('/clusters/:id/nodes', { schema: { tags: ['nodes'], summary: 'List a cluster’s nodes', params: IdParam } }, async (request) => {
-    const cluster = await engine.fleet.resolveCluster(request.params.id);
-    const nodes = await store.listNodes(cluster.id);
-    nodes.sort((a, b) => compareNatural(a.name, b.name));
-    return { items: nodes.map(nodeView) };
-  });
+  app.get(
+    '/clusters/:id/nodes',
+    { config: { access: 'viewer' }, schema: { tags: ['nodes'], summary: 'List a cluster’s nodes', params: IdParam } },
+    async (request) => {
+      const cluster = await engine.fleet.resolveCluster(request.params.id);
+      const nodes = await store.listNodes(cluster.id);
+      nodes.sort((a, b) => compareNatural(a.name, b.name));
+      return { items: nodes.map(nodeView) };
+    },
+  );
 
   app.post(
     '/clusters/:id/nodes',
     {
-      config: { role: 'admin' },
+      config: { access: 'admin' },
       schema: { tags: ['nodes'], summary: 'Add a node (refused while an upgrade is active)', params: IdParam, body: NodeBody },
     },
     async (request, reply) => {
@@ -133,7 +139,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
   app.delete(
     '/clusters/:id/nodes/:nodeId',
     {
-      config: { role: 'admin' },
+      config: { access: 'admin' },
       schema: { tags: ['nodes'], summary: 'Remove a node (refused while an upgrade is active)', params: ClusterNodeParams },
     },
     async (request, reply) => {
@@ -145,6 +151,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
   app.post(
     '/clusters/:id/upgrades/plan',
     {
+      config: { access: 'operator' },
       schema: {
         tags: ['upgrades'],
         summary: 'Preview the batches without starting anything (?output=manifests adds the Kubernetes manifests)',
@@ -158,7 +165,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.post(
     '/clusters/:id/upgrades',
-    { schema: { tags: ['upgrades'], summary: 'Start an upgrade', params: IdParam, body: UpgradeBody } },
+    { config: { access: 'operator' }, schema: { tags: ['upgrades'], summary: 'Start an upgrade', params: IdParam, body: UpgradeBody } },
     async (request, reply) => {
       const upgrade = await engine.upgrades.start(request.params.id, request.body, actor(request));
       return reply.code(201).send(await upgradeView(store, upgrade, pausedTtlMs));
@@ -167,7 +174,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.get(
     '/upgrades',
-    { schema: { tags: ['upgrades'], summary: 'List upgrades, newest first', querystring: UpgradeListQuery } },
+    { config: { access: 'viewer' }, schema: { tags: ['upgrades'], summary: 'List upgrades, newest first', querystring: UpgradeListQuery } },
     async (request) => {
       const { clusterId, state } = request.query;
       const resolved = clusterId ? (await engine.fleet.resolveCluster(clusterId)).id : undefined;
@@ -176,8 +183,10 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     },
   );
 
-  app.get('/upgrades/:id', { schema: { tags: ['upgrades'], summary: 'Get an upgrade', params: IdParam } }, async (request) =>
-    upgradeView(store, await engine.upgrades.get(request.params.id), pausedTtlMs),
+  app.get(
+    '/upgrades/:id',
+    { config: { access: 'viewer' }, schema: { tags: ['upgrades'], summary: 'Get an upgrade', params: IdParam } },
+    async (request) => upgradeView(store, await engine.upgrades.get(request.params.id), pausedTtlMs),
   );
 
   const commands = ['pause', 'resume', 'cancel', 'continue', 'quit'] as const;
@@ -185,6 +194,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     app.post(
       `/upgrades/:id/${type}`,
       {
+        config: { access: 'operator' },
         schema: {
           tags: ['upgrades'],
           summary: `${type[0]?.toUpperCase()}${type.slice(1)} an upgrade`,
@@ -207,7 +217,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.get(
     '/upgrades/:id/nodes',
-    { schema: { tags: ['upgrades'], summary: 'The upgrade’s node tasks', params: IdParam } },
+    { config: { access: 'viewer' }, schema: { tags: ['upgrades'], summary: 'The upgrade’s node tasks', params: IdParam } },
     async (request) => {
       const upgrade = await engine.upgrades.get(request.params.id);
       const [tasks, snapshots] = await Promise.all([store.listTasks(upgrade.id), store.listSnapshots(upgrade.id)]);
@@ -218,7 +228,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.get(
     '/upgrades/:id/nodes/:nodeId/log',
-    { schema: { tags: ['upgrades'], summary: 'A node task’s log as text', params: ClusterNodeParams } },
+    { config: { access: 'viewer' }, schema: { tags: ['upgrades'], summary: 'A node task’s log as text', params: ClusterNodeParams } },
     async (request, reply) => {
       const upgrade = await engine.upgrades.get(request.params.id);
       const tasks = await store.listTasks(upgrade.id);
@@ -229,29 +239,37 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     },
   );
 
-  app.get('/events', { schema: { tags: ['events'], summary: 'Events, newest first', querystring: EventQuery } }, async (request) => {
-    const { upgradeId, type, cursor } = request.query;
-    // A cluster may be named by name here too, as everywhere else.
-    const clusterId = request.query.clusterId ? (await engine.fleet.resolveCluster(request.query.clusterId)).id : undefined;
-    const limit = request.query.limit === undefined ? 50 : Number(request.query.limit);
-    if (limit < 1 || limit > 500) throw invalid('limit must be from 1 to 500');
-    const items = await store.listEvents({ clusterId, upgradeId, type, before: cursor, limit });
-    return { items, next: items.length === limit ? (items[items.length - 1]?.id ?? null) : null };
-  });
+  app.get(
+    '/events',
+    { config: { access: 'viewer' }, schema: { tags: ['events'], summary: 'Events, newest first', querystring: EventQuery } },
+    async (request) => {
+      const { upgradeId, type, cursor } = request.query;
+      // A cluster may be named by name here too, as everywhere else.
+      const clusterId = request.query.clusterId ? (await engine.fleet.resolveCluster(request.query.clusterId)).id : undefined;
+      const limit = request.query.limit === undefined ? 50 : Number(request.query.limit);
+      if (limit < 1 || limit > 500) throw invalid('limit must be from 1 to 500');
+      const items = await store.listEvents({ clusterId, upgradeId, type, before: cursor, limit });
+      return { items, next: items.length === limit ? (items[items.length - 1]?.id ?? null) : null };
+    },
+  );
 
-  app.get('/catalog', { schema: { tags: ['catalog'], summary: 'The component catalog in use' } }, async () => {
-    return {
-      components: Object.fromEntries(
-        components.map((c) => [
-          c,
-          {
-            latest: latestVersion(catalog, c) ?? null,
-            versions: catalog[c].map((v) => ({ version: v.version, notes: v.notes ?? null, methods: v.artifacts.map((a) => a.method) })),
-          },
-        ]),
-      ),
-    };
-  });
+  app.get(
+    '/catalog',
+    { config: { access: 'viewer' }, schema: { tags: ['catalog'], summary: 'The component catalog in use' } },
+    async () => {
+      return {
+        components: Object.fromEntries(
+          components.map((c) => [
+            c,
+            {
+              latest: latestVersion(catalog, c) ?? null,
+              versions: catalog[c].map((v) => ({ version: v.version, notes: v.notes ?? null, methods: v.artifacts.map((a) => a.method) })),
+            },
+          ]),
+        ),
+      };
+    },
+  );
 
   app.setNotFoundHandler(() => {
     throw new UpshiftError(ErrorCode.NOT_FOUND, 'no such API route; see /docs for the API');

@@ -1,10 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { createHash } from 'node:crypto';
-import { createWriteStream, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
+import type { ArtifactMirror } from '../artifact-mirror.js';
 import type { Catalog } from '../../domain/catalog.js';
 import { findCatalogVersion } from '../../domain/catalog.js';
 import { components, isComponent } from '../../domain/components.js';
@@ -20,16 +17,16 @@ const UploadParams = Type.Object({
 });
 
 /** The artifact mirror: files the server stores and serves to agents, so nodes need no internet access. */
-export const artifactRoutes: FastifyPluginAsyncTypebox<{ store: Store; catalog: Catalog; artifactDir: string }> = async (
+export const artifactRoutes: FastifyPluginAsyncTypebox<{ store: Store; catalog: Catalog; mirror: ArtifactMirror }> = async (
   app,
-  { store, catalog, artifactDir },
+  { store, catalog, mirror },
 ) => {
   app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
 
   app.put(
     '/artifacts/:component/:version/:file',
     {
-      config: { role: 'admin' },
+      config: { access: 'admin' },
       bodyLimit: 4 * 1024 * 1024 * 1024,
       schema: {
         tags: ['artifacts'],
@@ -53,33 +50,7 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<{ store: Store; catalog: 
       if (!request.body || typeof (request.body as Readable).pipe !== 'function') {
         throw new UpshiftError(ErrorCode.BAD_REQUEST, 'send the file as the request body with content-type application/octet-stream');
       }
-      mkdirSync(artifactDir, { recursive: true });
-      const partial = join(artifactDir, `.${file}.partial`);
-      const hash = createHash('sha256');
-      let size = 0;
-      try {
-        await pipeline(
-          request.body as Readable,
-          async function* (source: AsyncIterable<Buffer>) {
-            for await (const chunk of source) {
-              hash.update(chunk);
-              size += chunk.length;
-              yield chunk;
-            }
-          },
-          createWriteStream(partial),
-        );
-      } catch (error) {
-        rmSync(partial, { force: true });
-        throw error;
-      }
-      const sha256 = hash.digest('hex');
-      if (request.query.sha256 && request.query.sha256 !== sha256) {
-        rmSync(partial, { force: true });
-        throw invalid(`the upload's sha256 is ${sha256}, not the expected ${request.query.sha256}; nothing was stored`);
-      }
-      renameSync(partial, join(artifactDir, file));
-      await store.upsertArtifact({ file, component, version, method, sha256, size });
+      const { sha256, size } = await mirror.put({ file, component, version, method }, request.body as Readable, request.query.sha256);
       await store.appendEvent({
         type: EventType.artifactAdded,
         actor: request.principal?.name ?? 'unknown',
@@ -92,14 +63,14 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<{ store: Store; catalog: 
     },
   );
 
-  app.get('/artifacts', { schema: { tags: ['artifacts'], summary: 'List the mirror' } }, async () => ({
+  app.get('/artifacts', { config: { access: 'viewer' }, schema: { tags: ['artifacts'], summary: 'List the mirror' } }, async () => ({
     items: await store.listArtifacts(),
   }));
 
   app.delete(
     '/artifacts/:file',
     {
-      config: { role: 'admin' },
+      config: { access: 'admin' },
       schema: {
         tags: ['artifacts'],
         summary: 'Remove a file from the mirror',
@@ -107,9 +78,8 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<{ store: Store; catalog: 
       },
     },
     async (request, reply) => {
-      if (!(await store.deleteArtifact(request.params.file)))
+      if (!(await mirror.remove(request.params.file)))
         throw new UpshiftError(ErrorCode.NOT_FOUND, `artifact ${request.params.file} is not in the mirror`);
-      rmSync(join(artifactDir, request.params.file), { force: true });
       return reply.code(204).send();
     },
   );

@@ -5,14 +5,25 @@ import { looksLikeId } from '../../domain/ids.js';
 import type { Store } from '../../store/store.js';
 import { StreamQuery } from './schemas.js';
 
+/** Events replayed to a reconnecting client before it is told to reload instead. */
+export const REPLAY_LIMIT = 10_000;
+/** Bytes of live events queued for a client that does not read before it is let go. */
+export const LIVE_QUEUE_BYTES = 4 * 1024 * 1024;
+/** The SSE event that tells a client it fell too far behind: reload what it shows. */
+export const RELOAD_EVENT = 'reload';
+const REPLAY_PAGE = 500;
+
 /**
  * `GET /api/v1/stream`: Server-Sent Events of the event objects, live. A client that
- * reconnects with `Last-Event-ID` first gets what it missed, from the database.
+ * reconnects with `Last-Event-ID` first gets what it missed, from the database, page by
+ * page as its socket drains, up to `REPLAY_LIMIT` events; further behind, or not reading
+ * live events (`LIVE_QUEUE_BYTES` waiting), it gets a `reload` event (with the current
+ * id) and is disconnected, so one slow client costs the server a bounded amount of memory.
  */
 export const streamRoutes: FastifyPluginAsyncTypebox<{ store: Store; streams: Set<() => void> }> = async (app, { store, streams }) => {
   app.get(
     '/stream',
-    { schema: { tags: ['events'], summary: 'Live events (text/event-stream)', querystring: StreamQuery } },
+    { config: { access: 'viewer' }, schema: { tags: ['events'], summary: 'Live events (text/event-stream)', querystring: StreamQuery } },
     async (request, reply) => {
       const { upgradeId, type } = request.query;
       let clusterId = request.query.clusterId;
@@ -28,33 +39,74 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ store: Store; streams: Se
         (type ? e.type === type : e.type !== 'audit.request');
       reply.hijack();
       const res = reply.raw;
+      // Hijacked: the onSend hook does not run, so the answer carries its headers itself.
       res.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache, no-transform',
+        'cache-control': 'no-store, no-transform',
         connection: 'keep-alive',
         'x-accel-buffering': 'no',
+        'x-content-type-options': 'nosniff',
+        'x-frame-options': 'DENY',
+        'referrer-policy': 'no-referrer',
       });
-      res.write(': connected\nretry: 2000\n\n');
+      let closed = false;
       let lastSent = 0;
-      const send = (e: UpshiftEvent) => {
-        const id = Number(e.id);
-        if (id <= lastSent || !matches(e)) return;
-        lastSent = id;
-        res.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
-      };
       const buffered: UpshiftEvent[] = [];
       let replaying = true;
-      const onEvent = (e: UpshiftEvent) => (replaying ? buffered.push(e) : send(e));
-      store.bus.on('event', onEvent);
-      const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+      const format = (e: UpshiftEvent) => `id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
+      const heartbeat = setInterval(() => {
+        if (!closed) res.write(': keep-alive\n\n');
+      }, 15_000);
       const close = () => {
+        if (closed) return;
+        closed = true;
         clearInterval(heartbeat);
         store.bus.off('event', onEvent);
         streams.delete(close);
         if (!res.writableEnded) res.end();
       };
+      /**
+       * The client is too far behind to be caught up event by event: it is told to reload
+       * what it shows (and where the stream is now), then disconnected.
+       */
+      const tooFarBehind = async (reason: string) => {
+        if (closed) return;
+        const [latest] = await store.listEvents({ limit: 1 });
+        res.write(`${latest ? `id: ${latest.id}\n` : ''}event: ${RELOAD_EVENT}\ndata: ${JSON.stringify({ reason })}\n\n`);
+        close();
+        res.destroy();
+      };
+      const send = (e: UpshiftEvent) => {
+        const id = Number(e.id);
+        if (closed || id <= lastSent || !matches(e)) return;
+        lastSent = id;
+        res.write(format(e));
+        // A client that does not read: its queue is bounded, then it is let go.
+        if (res.writableLength > LIVE_QUEUE_BYTES)
+          void tooFarBehind(`more than ${LIVE_QUEUE_BYTES} bytes of events were waiting for this client`);
+      };
+      const onEvent = (e: UpshiftEvent) => {
+        if (!replaying) return send(e);
+        buffered.push(e);
+        if (buffered.length > REPLAY_LIMIT) void tooFarBehind(`more than ${REPLAY_LIMIT} events arrived while catching up`);
+      };
+      /** Waits until the socket has room again (back-pressure), or the client left. */
+      const drained = () =>
+        new Promise<void>((resolve) => {
+          if (closed || !res.writableNeedDrain) return resolve();
+          const done = () => {
+            res.off('drain', done);
+            res.off('close', done);
+            resolve();
+          };
+          res.on('drain', done);
+          res.on('close', done);
+        });
+      store.bus.on('event', onEvent);
       streams.add(close);
       request.raw.on('close', close);
+      res.on('close', close);
+      res.write(': connected\nretry: 2000\n\n');
       const lastEventId = request.headers['last-event-id'];
       if (typeof lastEventId !== 'string') {
         // Tell a fresh client where the stream starts (an id-only block dispatches no event),
@@ -64,15 +116,22 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ store: Store; streams: Se
       }
       if (typeof lastEventId === 'string' && /^\d{1,19}$/.test(lastEventId)) {
         let after = lastEventId;
-        for (;;) {
-          const missed = await store.listEvents({ clusterId, upgradeId, type, after, limit: 500 });
+        let replayed = 0;
+        while (!closed) {
+          const missed = await store.listEvents({ clusterId, upgradeId, type, after, limit: REPLAY_PAGE });
           for (const e of missed) send(e);
-          if (missed.length < 500) break;
+          replayed += missed.length;
+          if (missed.length < REPLAY_PAGE) break;
+          if (replayed >= REPLAY_LIMIT) {
+            await tooFarBehind(`more than ${REPLAY_LIMIT} events were missed`);
+            return;
+          }
           after = missed[missed.length - 1]?.id ?? after;
+          await drained();
         }
       }
       replaying = false;
-      for (const e of buffered) send(e);
+      for (const e of buffered.splice(0)) send(e);
     },
   );
 };

@@ -238,6 +238,18 @@ export const migrations: Migration[] = [
       await db.schema.alterTable('upgrades').addColumn('lease_expires_at', 'text').execute();
     },
   },
+  {
+    version: 6,
+    name: 'events indexed by type; console sessions with a public id and the address that opened them',
+    async up(db) {
+      await db.schema.createIndex('events_type').on('events').columns(['type', 'id']).execute();
+      // Sessions opened before cannot be listed or revoked by id: their users sign in again.
+      await db.deleteFrom('sessions').execute();
+      await db.schema.alterTable('sessions').addColumn('id', 'text').execute();
+      await db.schema.alterTable('sessions').addColumn('address', 'text').execute();
+      await db.schema.createIndex('sessions_id').on('sessions').column('id').unique().execute();
+    },
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version));

@@ -53,7 +53,7 @@ import {
 const isRoot = process.getuid?.() === 0;
 const ci = process.env.CI === 'true';
 const suite = isRoot || ci ? describe : describe.skip;
-const TOKEN = 'hosts-e2e-admin-token-0123456789';
+const TOKEN = 'hosts-e2e-admin-token-2c8f4a6e0b9d3f7a1c5e8b2d6f0a4c9e';
 const OLD_AGENT = '1.0.0';
 
 interface Inspect {

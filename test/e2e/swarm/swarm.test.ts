@@ -42,7 +42,7 @@ import {
 const isRoot = process.getuid?.() === 0;
 const ci = process.env.CI === 'true';
 const suite = isRoot || ci ? describe : describe.skip;
-const TOKEN = 'swarm-e2e-admin-token-0123456789';
+const TOKEN = 'swarm-e2e-admin-token-9e3b7d1f5a0c8e4b2d6f9a3c7e1b5d0f';
 const PORT = 8080;
 
 interface Upgrade {

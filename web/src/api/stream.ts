@@ -175,6 +175,9 @@ export class EventStream {
         if (retry !== undefined) this.retryMs = retry;
         for (const message of messages) {
           if (message.id !== undefined) this.lastEventId = message.id;
+          // The server let this client go (too far behind): it resumes from the id given
+          // with `reload`, and the reconnect listeners re-fetch what the views show.
+          if (message.event === 'reload') continue;
           let event: UpshiftEvent;
           try {
             event = JSON.parse(message.data) as UpshiftEvent;
