@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { registerArtifactCommands } from './commands/artifact.js';
 import { registerClusterCommands } from './commands/cluster.js';
+import { registerSessionCommands } from './commands/session.js';
 import { registerTokenCommands } from './commands/token.js';
 import { registerCompletionCommands } from './commands/completion.js';
 import { registerConfigCommands } from './commands/config.js';
@@ -47,6 +48,7 @@ ${exitCodeHelp}`,
   registerUpgradeCommands(program);
   registerArtifactCommands(program);
   registerTokenCommands(program);
+  registerSessionCommands(program);
   registerEventCommands(program);
   registerConfigCommands(program);
   registerCompletionCommands(program);

@@ -23,7 +23,6 @@ import {
   roles,
 } from './auth.js';
 import { accessRoutes } from './routes/access.js';
-import { EventType } from '../domain/events.js';
 import { errorHandler, sendError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import type { AgentHub } from '../engine/agent-hub.js';
@@ -106,6 +105,18 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
     trustProxy: deps.trustedProxies && deps.trustedProxies.length > 0 ? [...deps.trustedProxies] : false,
     // Artifact names are up to 201 characters; longer path parameters are refused.
     routerOptions: { maxParamLength: 256 },
+    // A request the HTTP parser cannot read (a request target without a leading slash, a
+    // bad header) is answered in the error envelope too, then the connection is closed.
+    clientErrorHandler: (error, socket) => {
+      if ((error as { code?: string }).code === 'ECONNRESET' || socket.destroyed) return;
+      const tooLarge = (error as { code?: string }).code === 'HPE_HEADER_OVERFLOW';
+      const body = JSON.stringify({
+        error: { code: ErrorCode.BAD_REQUEST, message: tooLarge ? 'the request headers are too large' : 'the request is not valid HTTP' },
+      });
+      socket.end(
+        `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n\r\n${body}`,
+      );
+    },
     frameworkErrors: (error, _request, reply) => {
       const code = (error as { code?: string }).code;
       if (code === 'FST_ERR_BAD_URL') return sendError(reply, 400, ErrorCode.BAD_REQUEST, 'the path is not validly percent-encoded');
@@ -136,20 +147,15 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
     },
   });
 
+  // Audit: every change that went through is an event with its actor (never its body);
+  // refusals, anonymous ones included, are counted per kind and minute (audit.ts).
+  const audit = new AuditTrail(deps.store, (error) => app.log.warn({ err: error }, 'could not record the audit event'), deps.auditWindowMs);
+  audit.start();
+  app.addHook('onClose', async () => audit.stop());
+
   const limiter = new SignInLimiter(deps.signInLimit ?? 20);
   const signInFailure = async (ip: string): Promise<boolean> => {
-    const count = limiter.fail(ip);
-    // Recorded, but not one event per attempt of a flood.
-    if (count <= 3 || count % 20 === 0) {
-      await deps.store.appendEvent({
-        type: EventType.authFailed,
-        actor: `address:${ip}`,
-        clusterId: null,
-        upgradeId: null,
-        nodeId: null,
-        message: `failed sign-in from ${ip} (${count} in the last minute)`,
-      });
-    }
+    await audit.recordSignInFailure(ip, limiter.fail(ip));
     return limiter.isBlocked(ip);
   };
   const tooMany = (reply: FastifyReply) =>
@@ -238,11 +244,6 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
     return payload;
   });
 
-  // Audit: every change that went through is an event with its actor (never its body);
-  // refusals, anonymous ones included, are counted per kind and minute (audit.ts).
-  const audit = new AuditTrail(deps.store, (error) => app.log.warn({ err: error }, 'could not record the audit event'), deps.auditWindowMs);
-  audit.start();
-  app.addHook('onClose', async () => audit.stop());
   app.addHook('onResponse', async (request, reply) => {
     const status = reply.statusCode;
     const refused = status === 401 || status === 403 || status === 429 || (request.is404 && isChange(request.method));
@@ -306,12 +307,12 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
     const webRoot = deps.webRoot;
     if (webRoot && existsSync(join(webRoot, 'index.html'))) {
       await scope.register(fastifyStatic, { root: webRoot, prefix: '/', wildcard: false, index: ['index.html'] });
-      // Client-side routes of the console fall back to its index page; the API's unknown
-      // routes do not (the path is read as the router decoded it).
+      // The console's own client-side routes fall back to its index page; any other path
+      // (an unknown API route, another spelling of one) is not found.
       scope.get('/*', { schema: { hide: true } }, (request, reply) => {
         const rest = (request.params as { '*'?: string })['*'] ?? '';
-        if (rest === 'api' || rest.startsWith('api/'))
-          return sendError(reply, 404, ErrorCode.NOT_FOUND, 'no such API route; see /docs for the API');
+        if (!CONSOLE_ROUTE.test(rest))
+          return sendError(reply, 404, ErrorCode.NOT_FOUND, `nothing at ${boundedUrl(request.url)}; the API is under /api/v1 (see /docs)`);
         return reply.sendFile('index.html');
       });
     } else {
@@ -335,6 +336,9 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
   }
   return app;
 }
+
+/** Paths of the console's pages (web/src/App.tsx), as the router decoded them. */
+const CONSOLE_ROUTE = /^(?:(?:clusters|upgrades)(?:\/(?!\.\.?$)[^/]{1,256})?|events|tokens)$/;
 
 /** The console's policy: its own scripts and styles only, talks to its own origin, never framed. */
 const CONSOLE_CSP = [

@@ -18,6 +18,8 @@ export interface AuditedRequest {
 
 /** Audit rows keep at most this much of the path a client sent. */
 export const AUDIT_PATH_LIMIT = 200;
+/** Failed sign-ins recorded one by one per window; the others are counted. */
+const SIGN_IN_EVENTS_PER_WINDOW = 100;
 /** Distinct refusal kinds counted per window; past it they share one bucket. */
 const MAX_REFUSAL_KEYS = 1000;
 
@@ -42,6 +44,8 @@ interface RefusalCount {
  */
 export class AuditTrail {
   private refusals = new Map<string, RefusalCount>();
+  /** Failed sign-ins recorded one by one in this window, and those only counted. */
+  private signInFailures = { recorded: 0, counted: 0, addresses: new Set<string>() };
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -78,11 +82,49 @@ export class AuditTrail {
     return this.write([eventOf(entry, `refused: ${entry.method} ${entry.path} → ${entry.status}${refusedFrom(entry)}`)]);
   }
 
+  /**
+   * A failed sign-in: the first three of an address in its minute and every twentieth are
+   * events of their own, up to `SIGN_IN_EVENTS_PER_WINDOW` a window (many addresses at
+   * once: a distributed guess); the rest are counted into one event when the window ends.
+   */
+  async recordSignInFailure(address: string, countForAddress: number): Promise<void> {
+    if (countForAddress > 3 && countForAddress % 20 !== 0) return;
+    const window = this.signInFailures;
+    if (window.recorded < SIGN_IN_EVENTS_PER_WINDOW) {
+      window.recorded += 1;
+      return this.write([
+        {
+          type: EventType.authFailed,
+          actor: `address:${address}`,
+          clusterId: null,
+          upgradeId: null,
+          nodeId: null,
+          message: `failed sign-in from ${address} (${countForAddress} in the last minute)`,
+        },
+      ]);
+    }
+    window.counted += 1;
+    if (window.addresses.size < 100_000) window.addresses.add(address);
+  }
+
   /** Writes the counts of the window that ends now. */
   async flush(): Promise<void> {
     const ended = this.refusals;
     this.refusals = new Map();
     const events: NewEvent[] = [];
+    const signIns = this.signInFailures;
+    this.signInFailures = { recorded: 0, counted: 0, addresses: new Set() };
+    if (signIns.counted > 0) {
+      events.push({
+        type: EventType.authFailed,
+        actor: 'engine',
+        clusterId: null,
+        upgradeId: null,
+        nodeId: null,
+        message: `${signIns.counted} more failed sign-ins from ${signIns.addresses.size} addresses in the last minute (only the first ${SIGN_IN_EVENTS_PER_WINDOW} are recorded one by one)`,
+        data: { count: signIns.counted, addresses: signIns.addresses.size },
+      });
+    }
     for (const { first, firstAt, lastAt, more } of ended.values()) {
       if (more === 0) continue;
       const route = first.route ?? '(no route)';

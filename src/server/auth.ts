@@ -277,7 +277,9 @@ export function loadAdminToken(dataDir: string, env: NodeJS.ProcessEnv = process
   const fromEnv = env['UPSHIFT_ADMIN_TOKEN'];
   if (fromEnv !== undefined && fromEnv !== '') {
     if (bearerToken(`Bearer ${fromEnv}`) === undefined) {
-      throw new Error('UPSHIFT_ADMIN_TOKEN must be 32 to 512 characters of letters, digits and ._~+/=-');
+      throw new Error(
+        'UPSHIFT_ADMIN_TOKEN must be 32 to 512 characters of letters, digits and ._~+/=-; generate one with: openssl rand -hex 32',
+      );
     }
     const weakness = adminTokenWeakness(fromEnv);
     if (weakness) {

@@ -67,7 +67,7 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags: ['access'],
         summary: 'Revoke an API token and its console sessions',
-        params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
+        params: Type.Object({ id: Type.String({ pattern: '^tok_[A-Za-z0-9_-]{1,60}$' }) }),
       },
     },
     async (request, reply) => {

@@ -1,11 +1,18 @@
 import { Type } from '@sinclair/typebox';
 import { components } from '../../domain/components.js';
 
+/**
+ * An id or a name in a path or a query: what ids and names are made of, nothing more,
+ * so that no other byte (a NUL, a slash from `%2F`, a control character) reaches a lookup.
+ */
+const Ref = (description: string, maxLength = 128) =>
+  Type.String({ pattern: `^[A-Za-z0-9][A-Za-z0-9._:-]{0,${maxLength - 1}}$`, description });
+
 /** Request schemas shared by the routes. Types are checked here (400); values that are the right type but unacceptable give 422. */
-export const IdParam = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128, description: 'id, or name for clusters' }) });
+export const IdParam = Type.Object({ id: Ref('id, or name for clusters') });
 export const ClusterNodeParams = Type.Object({
-  id: Type.String({ minLength: 1, maxLength: 128 }),
-  nodeId: Type.String({ minLength: 1, maxLength: 128 }),
+  id: Ref('id, or name for clusters'),
+  nodeId: Ref('node id, or node name'),
 });
 
 export const VersionString = Type.String({
@@ -45,7 +52,7 @@ export const ResumeBody = Type.Object({ deleteFailedPods: Type.Optional(Type.Boo
 
 export const UpgradeListQuery = Type.Object(
   {
-    clusterId: Type.Optional(Type.String({ maxLength: 128 })),
+    clusterId: Type.Optional(Ref('cluster id or name')),
     state: Type.Optional(Type.String({ enum: ['BackingUp', 'SnapshotFailed', 'Upgrading', 'Paused', 'Canceled', 'Completed'] })),
   },
   { additionalProperties: false },
@@ -53,9 +60,9 @@ export const UpgradeListQuery = Type.Object(
 
 export const EventQuery = Type.Object(
   {
-    clusterId: Type.Optional(Type.String({ maxLength: 128 })),
-    upgradeId: Type.Optional(Type.String({ maxLength: 128 })),
-    type: Type.Optional(Type.String({ maxLength: 64 })),
+    clusterId: Type.Optional(Ref('cluster id or name')),
+    upgradeId: Type.Optional(Ref('upgrade id')),
+    type: Type.Optional(Ref('event type such as upgrade.paused', 64)),
     cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,19}$' })),
     limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: '1 to 500, default 50' })),
   },
@@ -64,9 +71,9 @@ export const EventQuery = Type.Object(
 
 export const StreamQuery = Type.Object(
   {
-    clusterId: Type.Optional(Type.String({ maxLength: 128 })),
-    upgradeId: Type.Optional(Type.String({ maxLength: 128 })),
-    type: Type.Optional(Type.String({ maxLength: 64 })),
+    clusterId: Type.Optional(Ref('cluster id or name')),
+    upgradeId: Type.Optional(Ref('upgrade id')),
+    type: Type.Optional(Ref('event type such as upgrade.paused', 64)),
   },
   { additionalProperties: false },
 );
