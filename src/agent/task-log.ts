@@ -1,15 +1,31 @@
-import type { ServerClient } from './client.js';
+import { type ServerClient, ServerError } from './client.js';
+
+/** The server cuts longer lines; cutting them here keeps a batch's size known. */
+const MAX_LINE_CHARS = 4000;
+/** Lines per request (the server takes at most 1000). */
+const MAX_BATCH_LINES = 500;
+/** Characters per request, well under the server's 1 MiB body limit even for multi-byte text. */
+const MAX_BATCH_CHARS = 256 * 1024;
+/** Lines kept while the server is unreachable; older ones are dropped (and counted). */
+const MAX_BUFFERED_LINES = 5000;
 
 /**
  * Streams a task's log lines to the server in small batches (every half second, or at 200
  * lines). Lines that cannot be sent yet are kept (up to 5000) and sent with the next batch;
  * `close()` sends what is left before the result is reported.
+ *
+ * The server takes lines only while the task is open: once it answers that the task is
+ * over (409 TASK_ENDED: reported, or ended by the server as timed out or unreachable) or
+ * unknown (404), the stream stops shipping and drops what it holds; the lines still go to
+ * the agent's own log (`echo`). A batch the server refuses as such (400, 413, 422) is
+ * dropped rather than sent again and again.
  */
 export class TaskLogStream {
   private buffer: string[] = [];
   private timer: NodeJS.Timeout | undefined;
   private sending: Promise<void> = Promise.resolve();
   private dropped = 0;
+  private ended = false;
 
   constructor(
     private readonly client: ServerClient,
@@ -19,8 +35,9 @@ export class TaskLogStream {
 
   write(line: string): void {
     this.echo(line);
-    const stamped = `${new Date().toISOString().slice(11, 23)} ${line}`;
-    if (this.buffer.length >= 5000) {
+    if (this.ended) return;
+    const stamped = `${new Date().toISOString().slice(11, 23)} ${line}`.slice(0, MAX_LINE_CHARS);
+    if (this.buffer.length >= MAX_BUFFERED_LINES) {
       this.buffer.shift();
       this.dropped++;
     }
@@ -38,17 +55,41 @@ export class TaskLogStream {
     }, ms);
   }
 
+  /** The next request's lines: at most MAX_BATCH_LINES and MAX_BATCH_CHARS (one line at least). */
+  private nextBatch(): string[] {
+    const batch: string[] = [];
+    let chars = 0;
+    for (const line of this.buffer) {
+      if (batch.length > 0 && (batch.length >= MAX_BATCH_LINES || chars + line.length > MAX_BATCH_CHARS)) break;
+      batch.push(line);
+      chars += line.length;
+    }
+    return batch;
+  }
+
   private async send(): Promise<void> {
-    while (this.buffer.length > 0) {
-      const batch = this.buffer.slice(0, 500);
-      if (this.dropped > 0) batch.unshift(`(${this.dropped} log lines were dropped while the server was unreachable)`);
+    while (this.buffer.length > 0 && !this.ended) {
+      const batch = this.nextBatch();
+      const notice = this.dropped > 0 ? [`(${this.dropped} log lines were dropped while the server was unreachable)`] : [];
       try {
-        await this.client.log(this.taskKey, batch);
-        this.buffer.splice(0, this.dropped > 0 ? batch.length - 1 : batch.length);
-        this.dropped = 0;
-      } catch {
+        await this.client.log(this.taskKey, [...notice, ...batch]);
+      } catch (e) {
+        if (e instanceof ServerError && (e.status === 409 || e.status === 404)) {
+          this.ended = true;
+          this.buffer = [];
+          this.echo(`the server takes no more log lines for this task (${e.message}); they stay in this agent's own log`);
+          return;
+        }
+        if (e instanceof ServerError && (e.status === 400 || e.status === 413 || e.status === 422)) {
+          this.buffer.splice(0, batch.length);
+          this.echo(`the server refused ${batch.length} log lines (${e.message}); they stay in this agent's own log`);
+          continue;
+        }
+        // Unreachable or restarting: keep the lines for the next try.
         return;
       }
+      this.buffer.splice(0, batch.length);
+      this.dropped = 0;
     }
   }
 

@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { errorMessage } from '../domain/errors.js';
+import { escapeControls } from '../domain/text.js';
 import { addGlobalOptions, type Cli, createCli } from './context.js';
 import { CliError, ExitCode } from './errors.js';
 
@@ -45,12 +46,13 @@ export function runLocalAction<O>(command: Command, handler: (input: Omit<Action
 }
 
 export function reportError(error: unknown): number {
+  // An error's text may quote what a server or a file said: control characters are shown as escapes.
   if (error instanceof CliError) {
-    process.stderr.write(`error: ${error.message}\n`);
-    if (error.hint) process.stderr.write(`hint: ${error.hint}\n`);
+    process.stderr.write(`error: ${escapeControls(error.message, { newlines: true })}\n`);
+    if (error.hint) process.stderr.write(`hint: ${escapeControls(error.hint, { newlines: true })}\n`);
     return error.exitCode;
   }
-  process.stderr.write(`error: ${errorMessage(error)}\n`);
+  process.stderr.write(`error: ${escapeControls(errorMessage(error), { newlines: true })}\n`);
   return ExitCode.apiError;
 }
 

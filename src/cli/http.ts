@@ -1,10 +1,13 @@
 import { errorMessage } from '../domain/errors.js';
+import { escapeControls, escapeControlsDeep } from '../domain/text.js';
 import { ApiError, CliError, ExitCode } from './errors.js';
 
 /** How long one API call may take before the server counts as unreachable. */
 const REQUEST_TIMEOUT_MS = 30_000;
 
 export type Query = Record<string, string | number | undefined>;
+
+const multiLine = { tabs: true, newlines: true } as const;
 
 export interface RequestOptions {
   query?: Query;
@@ -15,8 +18,15 @@ export interface RequestOptions {
 
 /**
  * The HTTP client of the REST API (`/api/v1`). Every call sends the bearer token; an
- * error response becomes an `ApiError` carrying the server's message as it is, a
- * connection failure a `CliError` with exit code 6.
+ * error response becomes an `ApiError` carrying the server's message, a connection
+ * failure a `CliError` with exit code 6.
+ *
+ * Whatever the server says reaches the operator's terminal through here, so every string
+ * of an answer (objects, error messages, the log's text) comes out with its control
+ * characters shown as escapes (`\x1b`, `\u202e`; domain/text.ts): a hostile agent's text
+ * that the server stored cannot set the terminal's title, clear it or fake colours,
+ * whichever command and output format shows it. Only a log, which is multi-line text,
+ * keeps its newlines and tabs.
  */
 export class ApiClient {
   readonly server: string;
@@ -57,17 +67,24 @@ export class ApiClient {
   async put<T>(path: string, bytes: Uint8Array, query: Query = {}): Promise<T> {
     const response = await this.send('PUT', path, { query, rawBody: bytes }, {}, false);
     const text = await response.text();
-    return (text ? JSON.parse(text) : undefined) as T;
+    return (text ? escapeControlsDeep(JSON.parse(text) as unknown) : undefined) as T;
   }
 
   async delete(path: string): Promise<void> {
     await this.call('DELETE', path, {});
   }
 
-  /** A text resource (a node task's log). */
-  async text(path: string): Promise<string> {
+  /** A text resource (a node task's log), as it arrives; newlines and tabs kept, other control characters escaped. */
+  async *text(path: string): AsyncGenerator<string> {
     const response = await this.send('GET', path, {}, { accept: 'text/plain, application/json' });
-    return response.text();
+    if (!response.body) return;
+    const decoder = new TextDecoder();
+    for await (const chunk of response.body) {
+      const text = decoder.decode(chunk as Uint8Array, { stream: true });
+      if (text) yield escapeControls(text, multiLine);
+    }
+    const rest = decoder.decode();
+    if (rest) yield escapeControls(rest, multiLine);
   }
 
   /** Opens a long-lived response (the SSE stream); the caller reads and closes the body. */
@@ -80,14 +97,16 @@ export class ApiClient {
     if (response.status === 204) return undefined;
     const text = await response.text();
     if (text === '') return undefined;
+    let parsed: unknown;
     try {
-      return JSON.parse(text) as unknown;
+      parsed = JSON.parse(text) as unknown;
     } catch {
       throw new CliError(
         ExitCode.apiError,
-        `the server at ${this.server} answered ${method} ${path} with something that is not JSON: ${text.slice(0, 200)}`,
+        `the server at ${this.server} answered ${method} ${path} with something that is not JSON: ${escapeControls(text.slice(0, 200))}`,
       );
     }
+    return escapeControlsDeep(parsed);
   }
 
   private async send(
@@ -139,14 +158,15 @@ export class ApiClient {
   private async apiError(response: Response): Promise<ApiError> {
     const text = await response.text().catch(() => '');
     let code = `HTTP_${response.status}`;
-    let message = `${response.status} ${response.statusText}${text ? `: ${text.slice(0, 200)}` : ''}`;
+    let message = `${response.status} ${escapeControls(response.statusText)}${text ? `: ${escapeControls(text.slice(0, 200))}` : ''}`;
     let details: Record<string, unknown> | undefined;
     try {
       const parsed = JSON.parse(text) as { error?: { code?: unknown; message?: unknown; details?: unknown } };
       if (parsed.error && typeof parsed.error.message === 'string') {
-        message = parsed.error.message;
-        if (typeof parsed.error.code === 'string') code = parsed.error.code;
-        if (parsed.error.details && typeof parsed.error.details === 'object') details = parsed.error.details as Record<string, unknown>;
+        message = escapeControls(parsed.error.message);
+        if (typeof parsed.error.code === 'string') code = escapeControls(parsed.error.code);
+        if (parsed.error.details && typeof parsed.error.details === 'object')
+          details = escapeControlsDeep(parsed.error.details as Record<string, unknown>);
       }
     } catch {
       // Not the API's envelope (a proxy's page): the status line and the start of the body say enough.

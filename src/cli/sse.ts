@@ -1,3 +1,4 @@
+import { escapeControls, escapeControlsDeep } from '../domain/text.js';
 import type { UpshiftEvent } from './api-types.js';
 import { ApiError, CliError, ExitCode } from './errors.js';
 import type { ApiClient, Query } from './http.js';
@@ -123,7 +124,8 @@ export async function* followEvents(client: ApiClient, options: FollowOptions): 
           );
           continue;
         }
-        const event = JSON.parse(message.data) as UpshiftEvent;
+        // Shown as the API's other answers are: control characters escaped (see http.ts).
+        const event = escapeControlsDeep(JSON.parse(message.data) as UpshiftEvent);
         if (message.id !== undefined) lastEventId = message.id;
         yield event;
       }
@@ -138,7 +140,7 @@ export async function* followEvents(client: ApiClient, options: FollowOptions): 
     if (Date.now() - failingSince > giveUpAfter) {
       throw problem instanceof CliError ? problem : client.unreachable(problem);
     }
-    options.onStatus?.('reconnecting', problem instanceof Error ? problem.message : String(problem));
+    options.onStatus?.('reconnecting', escapeControls(problem instanceof Error ? problem.message : String(problem)));
     await sleep(retryMs, options.signal);
   }
 }

@@ -22,6 +22,8 @@ export const ErrorCode = {
   FAILED_PODS_PRESENT: 'FAILED_PODS_PRESENT',
   /** The command does not apply to the upgrade's current state (resume while Upgrading, …). */
   INVALID_STATE: 'INVALID_STATE',
+  /** An agent wrote to a task that is not open: never delivered, or already reported or ended by the server. */
+  TASK_ENDED: 'TASK_ENDED',
   /** Every node already runs the target version. */
   NOTHING_TO_UPGRADE: 'NOTHING_TO_UPGRADE',
   /** A name that must be unique is taken. */
@@ -57,6 +59,7 @@ const httpStatusOf: Record<ErrorCode, number> = {
   AGENT_OUTDATED: 409,
   FAILED_PODS_PRESENT: 409,
   INVALID_STATE: 409,
+  TASK_ENDED: 409,
   NOTHING_TO_UPGRADE: 409,
   ALREADY_EXISTS: 409,
   NOT_SUPPORTED: 422,

@@ -1,5 +1,6 @@
 import { recipeFor } from '../domain/agent-protocol.js';
-import { componentDisplayName } from '../domain/components.js';
+import { type Component, type ComponentVersions, componentDisplayName } from '../domain/components.js';
+import { sameRelease } from '../domain/versions.js';
 import type { AgentPort, NodeTaskOutcome, NodeTaskSpec, SnapshotOutcome, SnapshotSpec, TaskContext } from '../domain/ports.js';
 
 /**
@@ -28,13 +29,38 @@ export async function upgradeThroughAgent(agents: AgentPort, spec: NodeTaskSpec,
     },
     ctx.signal,
   );
-  if (result.result === 'succeeded') return { result: 'succeeded', ...(result.versions ? { versions: result.versions } : {}) };
+  if (result.result === 'succeeded') {
+    const mismatch = versionMismatch(spec.component, spec.toVersion, result.versions);
+    if (mismatch) {
+      ctx.log(mismatch);
+      return { result: 'failed', error: mismatch, ...(result.versions ? { versions: result.versions } : {}) };
+    }
+    return { result: 'succeeded', ...(result.versions ? { versions: result.versions } : {}) };
+  }
   const rolledBack = result.rolledBack ? `; rolled back to ${spec.fromVersion ?? 'the previous version'}` : '';
   return {
     result: 'failed',
     error: `${result.step ? `${result.step}: ` : ''}${result.error ?? 'the agent reported a failure'}${rolledBack}`,
     ...(result.versions ? { versions: result.versions } : {}),
   };
+}
+
+/**
+ * Why an agent's success cannot be believed, if it cannot: every recipe reports what
+ * the node runs afterwards (the Engine API's version for docker, the binaries' for
+ * containerd and runsc, its own for the agent), and that must be the task's target
+ * release (`26.1.5+dfsg1` is `26.1.5`). A success without it, or with another version,
+ * fails the task: the node's versions would otherwise say what the agent claimed.
+ */
+export function versionMismatch(component: Component, toVersion: string, versions: ComponentVersions | undefined): string | undefined {
+  const reported = versions?.[component];
+  if (reported === undefined) {
+    return `the agent reported success, but not which ${component} version the node runs (the target is ${toVersion})`;
+  }
+  if (!sameRelease(reported, toVersion)) {
+    return `the agent reported success, but the node runs ${component} ${reported}, not the target ${toVersion}`;
+  }
+  return undefined;
 }
 
 /** A snapshot taken by the node's agent with its configured provider. */

@@ -10,11 +10,17 @@ import { EventType } from '../domain/events.js';
 import { newId } from '../domain/ids.js';
 import type { NodeRecord } from '../domain/model.js';
 import type { AgentPort, AgentTaskRequest, Clock } from '../domain/ports.js';
+import { type TextShape, stripControls } from '../domain/text.js';
 import { isValidVersion, releaseOf } from '../domain/versions.js';
 import type { Store } from '../store/store.js';
 import { validateName } from './fleet.js';
 import type { Logger } from './types.js';
 import { silentLogger } from './types.js';
+
+/** Text an agent sent, as the server keeps it: no control characters (domain/text.ts), at most `max` characters. */
+function agentText(value: string, max: number, shape: TextShape = {}): string {
+  return stripControls(value.slice(0, max), shape);
+}
 
 export const hashSecret = (secret: string): string => createHash('sha256').update(secret, 'utf8').digest('hex');
 
@@ -69,6 +75,11 @@ export class AgentHub implements AgentPort {
     return { joinToken, expiresAt };
   }
 
+  /**
+   * What an agent reports about its host, as the server keeps it: known keys only,
+   * versions that are valid version strings, and text without control characters (it
+   * reaches events, the API and operators' terminals; see domain/text.ts).
+   */
   private static checkFacts(raw: unknown): AgentFacts {
     if (typeof raw !== 'object' || raw === null) throw invalid('facts must be an object');
     const facts = raw as Record<string, unknown>;
@@ -81,15 +92,15 @@ export class AgentHub implements AgentPort {
         versions[key] = value;
       }
     }
-    const text = (key: string) => (typeof facts[key] === 'string' ? (facts[key] as string).slice(0, 200) : '');
+    const text = (key: string, max: number) => (typeof facts[key] === 'string' ? agentText(facts[key] as string, max) : '');
     return {
-      hostname: text('hostname'),
-      os: text('os'),
-      arch: text('arch'),
-      agentVersion: text('agentVersion'),
+      hostname: text('hostname', 200),
+      os: text('os', 200),
+      arch: text('arch', 200),
+      agentVersion: text('agentVersion', 200),
       versions,
       engineReachable: facts['engineReachable'] === true,
-      ...(typeof facts['engineError'] === 'string' ? { engineError: (facts['engineError'] as string).slice(0, 500) } : {}),
+      ...(typeof facts['engineError'] === 'string' ? { engineError: text('engineError', 500) } : {}),
     };
   }
 
@@ -199,11 +210,26 @@ export class AgentHub implements AgentPort {
     return task;
   }
 
+  /**
+   * Appends an agent's log lines to its task's log. Only a task the agent was given and
+   * has not reported is open for lines (`409 TASK_ENDED` otherwise: an agent must not
+   * write to the log of a task that is over). Each line loses its control characters
+   * (tabs stay; a line holds no newline) and is cut at 4,000 characters; the store keeps
+   * at most `LOG_CAP_BYTES` per node task (see store.appendLogs).
+   */
   async appendLog(node: NodeRecord, taskKey: string, lines: unknown): Promise<void> {
     if (!Array.isArray(lines) || lines.length > 1000 || !lines.every((l) => typeof l === 'string')) {
       throw invalid('lines must be a list of at most 1000 strings');
     }
     const task = await this.ownTask(node, taskKey);
+    if (task.state !== 'delivered') {
+      throw new UpshiftError(
+        ErrorCode.TASK_ENDED,
+        task.state === 'queued'
+          ? `task ${taskKey} has not been delivered to the agent yet: it takes no log lines`
+          : `task ${taskKey} is over (${task.state}): it takes no more log lines`,
+      );
+    }
     if (!task.upgrade_id || !task.node_task_id) return;
     const at = this.nowIso();
     await this.store.appendLogs(
@@ -211,7 +237,7 @@ export class AgentHub implements AgentPort {
         upgradeId: task.upgrade_id as string,
         nodeTaskId: task.node_task_id as string,
         at,
-        line: line.slice(0, 4000),
+        line: agentText(line, 4000, { tabs: true }),
       })),
     );
   }
@@ -223,11 +249,12 @@ export class AgentHub implements AgentPort {
     for (const [key, value] of Object.entries(raw.versions ?? {})) {
       if (isComponent(key) && typeof value === 'string' && isValidVersion(value)) versions[key] = value;
     }
+    // The error is multi-line text (a step's output); the step and the snapshot's ref are one line.
     const result: TaskResultRequest = {
       result: raw.result,
-      ...(typeof raw.error === 'string' ? { error: raw.error.slice(0, 4000) } : {}),
-      ...(typeof raw.step === 'string' ? { step: raw.step.slice(0, 40) } : {}),
-      ...(typeof raw.ref === 'string' ? { ref: raw.ref.slice(0, 500) } : {}),
+      ...(typeof raw.error === 'string' ? { error: agentText(raw.error, 4000, { tabs: true, newlines: true }) } : {}),
+      ...(typeof raw.step === 'string' ? { step: agentText(raw.step, 40) } : {}),
+      ...(typeof raw.ref === 'string' ? { ref: agentText(raw.ref, 500) } : {}),
       ...(raw.rolledBack === true ? { rolledBack: true } : {}),
       versions,
     };
@@ -245,9 +272,10 @@ export class AgentHub implements AgentPort {
           upgradeId: task.upgrade_id,
           nodeTaskId: task.node_task_id,
           at: this.nowIso(),
-          line: `late result from the agent: ${raw.result}${result.error ? ` (${result.error})` : ''}; the task had already ended: ${ended}`.slice(
-            0,
+          line: agentText(
+            `late result from the agent: ${raw.result}${result.error ? ` (${result.error})` : ''}; the task had already ended: ${ended}`,
             4000,
+            { tabs: true },
           ),
         },
       ]);

@@ -509,14 +509,20 @@ export class Orchestrator {
       );
       for (const item of group) if (moved.has(item.task.id)) won.push(item);
     }
-    const succeeded = won.filter((i) => i.outcome.result === 'succeeded');
-    const nodes = new Map((await tx.getNodes(succeeded.map((i) => i.task.nodeId))).map((n) => [n.id, n]));
+    // A node's versions follow what it reports, whether its task succeeded or failed (a
+    // rollback, or a success the agent driver refused because the node runs another
+    // version); a success without a report (simulated, Kubernetes) means the target.
+    const reporting = won.filter((i) => i.outcome.result === 'succeeded' || Object.keys(i.outcome.versions ?? {}).length > 0);
+    const nodes = new Map((await tx.getNodes(reporting.map((i) => i.task.nodeId))).map((n) => [n.id, n]));
     const byVersions = new Map<string, string[]>();
-    for (const item of succeeded) {
+    for (const item of reporting) {
       const node = nodes.get(item.task.nodeId);
       if (!node) continue;
       const reported = item.outcome.versions ?? {};
-      const versions = { ...node.versions, ...reported, [upgrade.component]: reported[upgrade.component] ?? upgrade.toVersion };
+      const versions =
+        item.outcome.result === 'succeeded'
+          ? { ...node.versions, ...reported, [upgrade.component]: reported[upgrade.component] ?? upgrade.toVersion }
+          : { ...node.versions, ...reported };
       const key = JSON.stringify(versions);
       let ids = byVersions.get(key);
       if (!ids) byVersions.set(key, (ids = []));

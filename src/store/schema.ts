@@ -107,6 +107,23 @@ export interface NodeLogsTable {
   node_task_id: string;
   at: string;
   line: string;
+  /** The line's size as served (`<at> <line>\n`, UTF-8); 0 on lines from before migration 8. */
+  bytes: Generated<number>;
+  /** 1 for a line of the log's tail, 0 for its head (store.appendLogs). */
+  tail: Generated<number>;
+}
+
+/**
+ * How much log a node task holds, kept beside its lines so that appending never sums
+ * them: the head's and the tail's bytes as served and the bytes dropped between them.
+ * A table of its own (not columns of node_tasks) so that log appends lock no row the
+ * engine updates.
+ */
+export interface NodeLogSizesTable {
+  node_task_id: string;
+  head_bytes: Generated<number>;
+  tail_bytes: Generated<number>;
+  dropped_bytes: Generated<number>;
 }
 
 export interface JoinTokensTable {
@@ -197,6 +214,7 @@ export interface Database {
   snapshots: SnapshotsTable;
   events: EventsTable;
   node_logs: NodeLogsTable;
+  node_log_sizes: NodeLogSizesTable;
   schema_migrations: SchemaMigrationsTable;
   join_tokens: JoinTokensTable;
   agent_credentials: AgentCredentialsTable;

@@ -35,6 +35,41 @@ type Db = Kysely<Database> | Transaction<Database>;
 
 const nowIso = () => new Date().toISOString();
 
+/**
+ * The bound of a node task's log: 1 MiB of text as served, its first 512 KiB (how the
+ * task started) and its last 512 KiB (how it ended), with one marker line between them
+ * when lines were dropped. One task of a flooding agent costs at most that much.
+ */
+export const LOG_HEAD_BYTES = 512 * 1024;
+export const LOG_TAIL_BYTES = 512 * 1024;
+
+/** The line a log read shows where lines were dropped. */
+export function logMarker(droppedBytes: number): string {
+  return `… ${droppedBytes} bytes of log were dropped here (the log of a task keeps its first ${LOG_HEAD_BYTES / 1024} KiB and its last ${LOG_TAIL_BYTES / 1024} KiB) …`;
+}
+
+/** A log row's size as the log read serves it: `<at> <line>\n` in UTF-8. */
+function servedBytes(at: string, line: string): number {
+  return Buffer.byteLength(at, 'utf8') + Buffer.byteLength(line, 'utf8') + 2;
+}
+
+interface LogSizes {
+  head: number;
+  tail: number;
+  dropped: number;
+}
+
+/** Where a log read stopped: the part (0 head, 1 tail) and id of its last row. */
+export interface LogCursor {
+  tail: number;
+  id: number;
+}
+
+export interface LogLine extends LogCursor {
+  at: string;
+  line: string;
+}
+
 function parseJson<T>(text: string | null, fallback: T): T {
   if (text === null) return fallback;
   return JSON.parse(text) as T;
@@ -483,6 +518,25 @@ export class Store {
     return rows.map(toTask);
   }
 
+  /** The task of one node in an upgrade, by node id, else by node name (one row, not the upgrade's list). */
+  async findTaskOfNode(upgradeId: string, nodeRef: string): Promise<NodeTaskRecord | undefined> {
+    const byId = await this.db
+      .selectFrom('node_tasks')
+      .selectAll()
+      .where('upgrade_id', '=', upgradeId)
+      .where('node_id', '=', nodeRef)
+      .executeTakeFirst();
+    const row =
+      byId ??
+      (await this.db
+        .selectFrom('node_tasks')
+        .selectAll()
+        .where('upgrade_id', '=', upgradeId)
+        .where('node_name', '=', nodeRef)
+        .executeTakeFirst());
+    return row ? toTask(row) : undefined;
+  }
+
   async getTask(id: string): Promise<NodeTaskRecord | undefined> {
     const row = await this.db.selectFrom('node_tasks').selectAll().where('id', '=', id).executeTakeFirst();
     return row ? toTask(row) : undefined;
@@ -806,16 +860,6 @@ export class Store {
     return rows.map(toEvent);
   }
 
-  /** Many log lines of many tasks in one statement per 500 rows. */
-  async appendLogs(rows: Array<{ upgradeId: string; nodeTaskId: string; at: string; line: string }>): Promise<void> {
-    for (let i = 0; i < rows.length; i += 500) {
-      await this.db
-        .insertInto('node_logs')
-        .values(rows.slice(i, i + 500).map((r) => ({ upgrade_id: r.upgradeId, node_task_id: r.nodeTaskId, at: r.at, line: r.line })))
-        .execute();
-    }
-  }
-
   /** Task counts by state among the tasks of one batch. */
   async batchTaskCounts(upgradeId: string, batchIndex: number): Promise<Record<NodeTaskState, number>> {
     const rows = await this.db
@@ -831,23 +875,188 @@ export class Store {
     return counts;
   }
 
-  async appendLog(upgradeId: string, nodeTaskId: string, lines: string[]): Promise<void> {
-    if (lines.length === 0) return;
-    const at = nowIso();
-    await this.db
-      .insertInto('node_logs')
-      .values(lines.map((line) => ({ upgrade_id: upgradeId, node_task_id: nodeTaskId, at, line })))
-      .execute();
+  /**
+   * Appends log lines of many node tasks (one transaction, one insert per 500 rows),
+   * keeping each task's log bounded: its first `LOG_HEAD_BYTES` (the head: how the task
+   * started) and its last `LOG_TAIL_BYTES` (the tail: how it ended), sizes counted as
+   * served (`<at> <line>\n`). Once the head is full every line goes to the tail, and
+   * the oldest tail lines make room for the new ones; what was dropped between the two
+   * is counted, and the log read shows a marker there (`logMarker`). The sizes are kept
+   * per task in `node_log_sizes`, so an append reads and writes one small row per task
+   * and deletes about as many old lines as it adds, never summing the log. Lines of a
+   * task that no longer exists are dropped.
+   */
+  async appendLogs(rows: Array<{ upgradeId: string; nodeTaskId: string; at: string; line: string }>): Promise<void> {
+    if (rows.length === 0) return;
+    const byTask = new Map<string, typeof rows>();
+    for (const row of rows) {
+      let list = byTask.get(row.nodeTaskId);
+      if (!list) byTask.set(row.nodeTaskId, (list = []));
+      list.push(row);
+    }
+    // Sorted, so that two appends lock the same tasks' sizes in the same order.
+    const taskIds = [...byTask.keys()].sort();
+    await this.tx(async (tx) => {
+      const sizes = new Map<string, LogSizes>();
+      for (let i = 0; i < taskIds.length; i += 500) {
+        const chunk = taskIds.slice(i, i + 500);
+        await tx.db
+          .insertInto('node_log_sizes')
+          .columns(['node_task_id'])
+          .expression((eb) => eb.selectFrom('node_tasks').select('id').where('id', 'in', chunk))
+          .onConflict((oc) => oc.column('node_task_id').doNothing())
+          .execute();
+        let query = tx.db.selectFrom('node_log_sizes').selectAll().where('node_task_id', 'in', chunk).orderBy('node_task_id');
+        if (this.adapter.supportsSkipLocked) query = query.forUpdate();
+        for (const r of await query.execute()) {
+          sizes.set(r.node_task_id, { head: Number(r.head_bytes), tail: Number(r.tail_bytes), dropped: Number(r.dropped_bytes) });
+        }
+      }
+      const inserts: Array<{ upgrade_id: string; node_task_id: string; at: string; line: string; bytes: number; tail: number }> = [];
+      const changed: Array<[string, LogSizes]> = [];
+      for (const taskId of taskIds) {
+        const before = sizes.get(taskId);
+        if (!before) continue;
+        const after = { ...before };
+        const tail: typeof inserts = [];
+        for (const r of byTask.get(taskId) ?? []) {
+          const row = { upgrade_id: r.upgradeId, node_task_id: taskId, at: r.at, line: r.line, bytes: servedBytes(r.at, r.line), tail: 0 };
+          if (after.tail === 0 && after.dropped === 0 && tail.length === 0 && after.head + row.bytes <= LOG_HEAD_BYTES) {
+            after.head += row.bytes;
+            inserts.push(row);
+          } else tail.push({ ...row, tail: 1 });
+        }
+        // New tail lines beyond the tail's size are dropped before they are written…
+        let newBytes = tail.reduce((n, r) => n + r.bytes, 0);
+        while (newBytes > LOG_TAIL_BYTES) {
+          const oldest = tail.shift() as (typeof tail)[number];
+          newBytes -= oldest.bytes;
+          after.dropped += oldest.bytes;
+        }
+        // …and the oldest stored tail lines make room for the others.
+        const excess = after.tail + newBytes - LOG_TAIL_BYTES;
+        if (excess > 0) {
+          const freed = await tx.dropOldestTailLines(taskId, excess);
+          after.tail -= freed;
+          after.dropped += freed;
+        }
+        after.tail += newBytes;
+        inserts.push(...tail);
+        if (after.head !== before.head || after.tail !== before.tail || after.dropped !== before.dropped) changed.push([taskId, after]);
+      }
+      for (let i = 0; i < inserts.length; i += 500) {
+        await tx.db
+          .insertInto('node_logs')
+          .values(inserts.slice(i, i + 500))
+          .execute();
+      }
+      for (let i = 0; i < changed.length; i += 200) {
+        const chunk = changed.slice(i, i + 200);
+        const pick = (column: 'head_bytes' | 'tail_bytes' | 'dropped_bytes', value: (s: LogSizes) => number) =>
+          sql<number>`case node_task_id ${sql.join(
+            chunk.map(([id, s]) => sql`when ${id} then cast(${value(s)} as bigint)`),
+            sql` `,
+          )} else ${sql.ref(column)} end`;
+        await tx.db
+          .updateTable('node_log_sizes')
+          .set({
+            head_bytes: pick('head_bytes', (s) => s.head),
+            tail_bytes: pick('tail_bytes', (s) => s.tail),
+            dropped_bytes: pick('dropped_bytes', (s) => s.dropped),
+          })
+          .where(
+            'node_task_id',
+            'in',
+            chunk.map(([id]) => id),
+          )
+          .execute();
+      }
+    });
   }
 
+  /** Deletes the oldest tail lines of a task until at least `bytes` are freed (or the tail is empty); returns the bytes freed. */
+  private async dropOldestTailLines(nodeTaskId: string, bytes: number): Promise<number> {
+    let freed = 0;
+    let last: number | string | undefined;
+    while (freed < bytes) {
+      let query = this.db
+        .selectFrom('node_logs')
+        .select(['id', 'bytes'])
+        .where('node_task_id', '=', nodeTaskId)
+        .where('tail', '=', 1)
+        .orderBy('id')
+        .limit(1000);
+      if (last !== undefined) query = query.where('id', '>', last as number);
+      const rows = await query.execute();
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        freed += Number(row.bytes);
+        last = row.id;
+        if (freed >= bytes) break;
+      }
+    }
+    if (last !== undefined) {
+      await this.db
+        .deleteFrom('node_logs')
+        .where('node_task_id', '=', nodeTaskId)
+        .where('tail', '=', 1)
+        .where('id', '<=', last as number)
+        .execute();
+    }
+    return freed;
+  }
+
+  /** How many bytes of a node task's log were dropped between its head and its tail (0: none, the log is whole). */
+  async logDroppedBytes(nodeTaskId: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('node_log_sizes')
+      .select('dropped_bytes')
+      .where('node_task_id', '=', nodeTaskId)
+      .executeTakeFirst();
+    return Number(row?.dropped_bytes ?? 0);
+  }
+
+  /**
+   * One page of a node task's log in order (head, then tail), after `after` (the last
+   * row of the previous page): a reader holds one page at a time, whatever the log's size.
+   */
+  async readLogPage(nodeTaskId: string, after: LogCursor | undefined, limit: number): Promise<LogLine[]> {
+    let query = this.db
+      .selectFrom('node_logs')
+      .select(['id', 'at', 'line', 'tail'])
+      .where('node_task_id', '=', nodeTaskId)
+      .orderBy('tail')
+      .orderBy('id')
+      .limit(limit);
+    if (after) {
+      const { tail, id } = after;
+      query = query.where((eb) => eb.or([eb('tail', '>', tail), eb.and([eb('tail', '=', tail), eb('id', '>', id)])]));
+    }
+    const rows = await query.execute();
+    return rows.map((r) => ({ id: Number(r.id), at: r.at, line: r.line, tail: Number(r.tail) }));
+  }
+
+  /** A node task's whole log (without the marker), page by page: at most the bound (1 MiB) for logs written since migration 8. */
   async readLog(nodeTaskId: string): Promise<Array<{ at: string; line: string }>> {
-    return this.db.selectFrom('node_logs').select(['at', 'line']).where('node_task_id', '=', nodeTaskId).orderBy('id').execute();
+    const out: Array<{ at: string; line: string }> = [];
+    let after: LogCursor | undefined;
+    for (;;) {
+      const page = await this.readLogPage(nodeTaskId, after, 1000);
+      for (const { at, line } of page) out.push({ at, line });
+      const last = page[page.length - 1];
+      if (!last || page.length < 1000) return out;
+      after = last;
+    }
   }
 
   /** The paused-TTL purge: the upgrade's events and node logs go. */
   async purgeUpgradeHistory(upgradeId: string): Promise<{ events: number; logLines: number }> {
     const events = await this.db.deleteFrom('events').where('upgrade_id', '=', upgradeId).executeTakeFirst();
     const logs = await this.db.deleteFrom('node_logs').where('upgrade_id', '=', upgradeId).executeTakeFirst();
+    await this.db
+      .deleteFrom('node_log_sizes')
+      .where('node_task_id', 'in', (eb) => eb.selectFrom('node_tasks').select('id').where('upgrade_id', '=', upgradeId))
+      .execute();
     return { events: Number(events.numDeletedRows), logLines: Number(logs.numDeletedRows) };
   }
 

@@ -270,7 +270,6 @@ export function registerUpgradeCommands(program: Command): void {
   runAction(clientCommand(upgrade, 'log <upgrade> <node>', 'a node’s log in this upgrade (node name or id)'), async ({ cli, args }) => {
     const [ref, node] = args as [string, string];
     const id = await resolveUpgradeId(cli.client, ref);
-    const text = await cli.client.text(`${upgradePath(id)}/nodes/${encodeURIComponent(node)}/log`);
-    cli.out.write(text);
+    for await (const text of cli.client.text(`${upgradePath(id)}/nodes/${encodeURIComponent(node)}/log`)) cli.out.write(text);
   });
 }

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
+import { Readable } from 'node:stream';
 import type { AgentHub } from '../../engine/agent-hub.js';
 import { publicUrl } from './install.js';
 import { latestVersion } from '../../domain/catalog.js';
@@ -9,7 +10,7 @@ import { UpshiftError, ErrorCode, invalid, notFound } from '../../domain/errors.
 import { compareNatural } from '../../domain/versions.js';
 import type { OperatorCommand } from '../../domain/upgrade-state.js';
 import type { Engine } from '../../engine/index.js';
-import type { Store } from '../../store/store.js';
+import { type LogCursor, type Store, logMarker } from '../../store/store.js';
 import { clusterView, clusterViews, nodeTaskView, nodeView, upgradeView } from '../views.js';
 import { ClusterBody, ClusterNodeParams, EventQuery, IdParam, NodeBody, ResumeBody, UpgradeBody, UpgradeListQuery } from './schemas.js';
 
@@ -231,11 +232,11 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     { config: { access: 'viewer' }, schema: { tags: ['upgrades'], summary: 'A node task’s log as text', params: ClusterNodeParams } },
     async (request, reply) => {
       const upgrade = await engine.upgrades.get(request.params.id);
-      const tasks = await store.listTasks(upgrade.id);
-      const task = tasks.find((t) => t.nodeId === request.params.nodeId) ?? tasks.find((t) => t.nodeName === request.params.nodeId);
+      const task = await store.findTaskOfNode(upgrade.id, request.params.nodeId);
       if (!task) throw notFound('node in this upgrade', request.params.nodeId);
-      const lines = await store.readLog(task.id);
-      return reply.type('text/plain; charset=utf-8').send(lines.map((l) => `${l.at} ${l.line}\n`).join(''));
+      // Streamed a page of rows at a time, as the client reads: a reader of a long log
+      // holds one page, never the whole text.
+      return reply.type('text/plain; charset=utf-8').send(Readable.from(logText(store, task.id), { objectMode: true, highWaterMark: 1 }));
     },
   );
 
@@ -275,3 +276,30 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     throw new UpshiftError(ErrorCode.NOT_FOUND, 'no such API route; see /docs for the API');
   });
 };
+
+/**
+ * A node task's log as text, one chunk per page of 500 rows (`<at> <line>` lines), with
+ * the marker line where lines were dropped between the head and the tail. Pulled by the
+ * response stream, so a slow reader holds at most a page of it.
+ */
+async function* logText(store: Store, nodeTaskId: string): AsyncGenerator<string> {
+  const dropped = await store.logDroppedBytes(nodeTaskId);
+  let marked = dropped === 0;
+  let after: LogCursor | undefined;
+  for (;;) {
+    const page = await store.readLogPage(nodeTaskId, after, 500);
+    let text = '';
+    for (const row of page) {
+      if (!marked && row.tail === 1) {
+        text += `${logMarker(dropped)}\n`;
+        marked = true;
+      }
+      text += `${row.at} ${row.line}\n`;
+    }
+    if (text) yield text;
+    const last = page[page.length - 1];
+    if (!last || page.length < 500) break;
+    after = last;
+  }
+  if (!marked) yield `${logMarker(dropped)}\n`;
+}

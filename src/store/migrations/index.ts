@@ -250,6 +250,37 @@ export const migrations: Migration[] = [
       await db.schema.createIndex('sessions_id').on('sessions').column('id').unique().execute();
     },
   },
+  {
+    version: 8,
+    name: 'bounded node logs: head and tail lines, their sizes per node task',
+    async up(db) {
+      await db.schema
+        .alterTable('node_logs')
+        .addColumn('bytes', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema
+        .alterTable('node_logs')
+        .addColumn('tail', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      // Head lines come before tail lines in id order, so (task, tail, id) serves both the
+      // log read in order and finding the oldest tail lines to drop.
+      await db.schema.dropIndex('node_logs_task').execute();
+      await db.schema.createIndex('node_logs_task_tail').on('node_logs').columns(['node_task_id', 'tail', 'id']).execute();
+      await db.schema
+        .createTable('node_log_sizes')
+        .addColumn('node_task_id', 'text', (c) => c.primaryKey().references('node_tasks.id').onDelete('cascade'))
+        .addColumn('head_bytes', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('tail_bytes', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('dropped_bytes', 'bigint', (c) => c.notNull().defaultTo(0))
+        .execute();
+      // A task running across the upgrade of the server keeps the lines it has, counted
+      // as its head (characters for bytes: close enough for a bound).
+      await sql`insert into node_log_sizes (node_task_id, head_bytes)
+        select node_task_id, sum(length(line) + length(at) + 2) from node_logs
+        where node_task_id in (select id from node_tasks where state = 'running')
+        group by node_task_id`.execute(db);
+    },
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version));
