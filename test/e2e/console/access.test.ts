@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_TOKEN } from '../../support/server.js';
@@ -198,5 +200,33 @@ describe.runIf(browserAvailable())('console: sessions, roles and tokens', () => 
       .toBe('The server does not know this token (or it expired or was revoked). Check it and try again.');
     expect(pageErrors(page)).toEqual([]);
     expect(pageErrors(other.page)).toEqual([]);
+  });
+
+  it('cannot be framed by a page of another origin (no clickjacking)', async () => {
+    const { context, page } = await h.newPage();
+    // Signed in: a framed console would be live.
+    const signIn = await new SignInPage(page).goto();
+    await signIn.signIn(TEST_TOKEN);
+    await new ClustersPage(page).heading.waitFor();
+    const attacker = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(`<!doctype html><h1>Win a prize</h1><iframe id="victim" src="${h.server.url}/clusters" width="800" height="600"></iframe>`);
+    });
+    await new Promise<void>((resolve) => attacker.listen(0, '127.0.0.1', resolve));
+    try {
+      const evil = await context.newPage();
+      const blocked: string[] = [];
+      evil.on('console', (m) => blocked.push(m.text()));
+      await evil.goto(`http://127.0.0.1:${(attacker.address() as AddressInfo).port}/`);
+      await evil.getByRole('heading', { name: 'Win a prize' }).waitFor();
+      await expect
+        .poll(() => blocked.some((t) => /frame-ancestors|X-Frame-Options|refused to (display|connect)/i.test(t)), { timeout: 10_000 })
+        .toBe(true);
+      const frame = evil.frames().find((f) => f !== evil.mainFrame());
+      const framedText = frame ? await frame.evaluate('document.body ? document.body.innerText : ""').then(String, () => '') : '';
+      expect(framedText).not.toMatch(/Clusters|Pause|Sign in/);
+    } finally {
+      attacker.close();
+    }
   });
 });

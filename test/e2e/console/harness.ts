@@ -74,6 +74,10 @@ export async function startConsole(): Promise<ConsoleHarness> {
       page.setDefaultTimeout(15_000);
       const errors: string[] = [];
       page.on('pageerror', (error) => errors.push(error.message));
+      // A style or script the server's Content-Security-Policy blocks is a broken console too.
+      page.on('console', (message) => {
+        if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) errors.push(`CSP: ${message.text()}`);
+      });
       uncaught.set(page, errors);
       return { context, page };
     },
