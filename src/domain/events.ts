@@ -29,7 +29,7 @@ export const EventType = {
   clusterUnavailable: 'cluster.unavailable',
   clusterAvailable: 'cluster.available',
   requestRefused: 'request.refused',
-  /** An agent claimed an existing node that held no credential (made by an inventory sync, by hand, or reset). */
+  /** An agent claimed an existing node that held no credential (made by an inventory sync, or reset by an admin). */
   agentJoined: 'agent.joined',
   /** A join named a node whose agent holds a credential; the node, cluster and client address are in `data`. */
   agentJoinRefused: 'agent.join_refused',

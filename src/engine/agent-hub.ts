@@ -135,7 +135,7 @@ export class AgentHub implements AgentPort {
 
   /**
    * Exchanges a join token for a node credential. A join creates a node, or claims an
-   * existing node that holds no credential (one an inventory sync or an admin made, or
+   * existing node that holds no credential (one a Swarm inventory sync made, or
    * one an admin reset). It never replaces a credential: a join naming a node whose agent
    * holds one is refused with NODE_NAME_TAKEN and recorded with the client's address, so
    * that a host holding a join token cannot impersonate another node of its cluster. New

@@ -140,7 +140,7 @@ command -v sha256sum >/dev/null 2>&1 || fail 'sha256sum is needed (coreutils)'
 # Every download: fail on HTTP errors; with --ca-file, https only and that CA only.
 fetch() {
   if [ -n "$CURL_TLS" ]; then
-    curl -fsSL --proto '=https' --cacert "$CA_FILE" "$@"
+    curl -fsSL --proto '=https' --proto-redir '=https' --cacert "$CA_FILE" "$@"
   else
     curl -fsSL "$@"
   fi
