@@ -196,6 +196,7 @@ export class Agent {
     try {
       const client = await this.connect();
       await this.heartbeatOnce(client, true);
+      this.forgetLegacyJoinToken();
       if (this.options.joinOnly) return 'joined';
       if (handover) await this.takeOver(handover);
       this.journal = new Journal(this.config.dataDir);
@@ -279,6 +280,26 @@ export class Agent {
       // none yet
     }
     return undefined;
+  }
+
+  /**
+   * Install scripts before 1.2 kept the join token in `<dataDir>/join.env` for the service,
+   * forever. Once the node's credential works, the token is not needed: its line is
+   * removed (the file stays, with its other settings, since an old unit requires it).
+   */
+  private forgetLegacyJoinToken(): void {
+    const file = path.join(this.config.dataDir, 'join.env');
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return;
+    }
+    const lines = text.split('\n');
+    const kept = lines.filter((line) => !/^\s*(export\s+)?UPSHIFT_JOIN_TOKEN=/.test(line));
+    if (kept.length === lines.length) return;
+    writePrivate(file, kept.join('\n'));
+    this.log.info(`removed the join token from ${file}: this node holds its own credential`);
   }
 
   private readCa(): Buffer | undefined {

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -200,6 +200,19 @@ describe('the agent against the protocol', () => {
     expect(server.results.get('x.1')?.error).toMatch(/unknown recipe "run-shell"/);
     expect(server.results.get('x.2')).toMatchObject({ result: 'failed', step: 'preflight' });
     expect(server.results.get('x.2')?.error).toMatch(/toVersion is not a valid version/);
+  }, 30_000);
+
+  it('removes the join token that an older install script left in join.env, once its credential works', async () => {
+    await mkdir(path.join(dir, 'data'), { recursive: true });
+    const envFile = path.join(dir, 'data', 'join.env');
+    await writeFile(envFile, 'UPSHIFT_JOIN_TOKEN=upj_token-0123456789\nUPSHIFT_AGENT_CONFIG=/etc/upshift/agent.yaml\n', { mode: 0o600 });
+    const { agent } = makeAgent();
+    const running = agent.run();
+    await waitFor('a heartbeat', () => server.heartbeats.length > 0);
+    agent.stop();
+    await running;
+    expect(await readFile(envFile, 'utf8')).toBe('UPSHIFT_AGENT_CONFIG=/etc/upshift/agent.yaml\n');
+    expect((await stat(envFile)).mode & 0o777).toBe(0o600);
   }, 30_000);
 
   it('stops at a refused join with advice a person can act on, after one attempt', async () => {
