@@ -38,7 +38,7 @@ interface StoredCredential {
   name?: string;
   credential: string;
   /**
-   * sha256 of the join token this credential was obtained with. When the server refuses
+   * Fingerprint of the join token this credential was obtained with. When the server refuses
    * the credential (an admin reset or removed the node), the agent joins again only with
    * a different token, one an operator gave it since: a token left in its environment
    * must not undo the admin's reset by itself.
@@ -46,7 +46,8 @@ interface StoredCredential {
   joinedWith?: string;
 }
 
-const sha256Hex = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
+/** A fingerprint of a join token: enough to tell two tokens apart, not the server's lookup hash of it. */
+const tokenFingerprint = (token: string): string => createHash('sha256').update(`upshift-agent-joined-with:${token}`, 'utf8').digest('hex');
 
 /**
  * A refused join in words a person can act on. The server's error code decides the
@@ -350,7 +351,7 @@ export class Agent {
             clusterName: r.clusterName,
             name,
             credential: r.credential,
-            joinedWith: sha256Hex(joinToken),
+            joinedWith: tokenFingerprint(joinToken),
           } satisfies StoredCredential),
         );
         client.setCredential(r.credential);
@@ -385,7 +386,7 @@ export class Agent {
       const token = this.config.joinToken;
       const fresh =
         token !== undefined &&
-        (this.options.joinOnly === true || (stored?.joinedWith !== undefined && stored.joinedWith !== sha256Hex(token)));
+        (this.options.joinOnly === true || (stored?.joinedWith !== undefined && stored.joinedWith !== tokenFingerprint(token)));
       const name = stored?.name ?? this.config.name ?? os.hostname();
       const cluster = stored?.clusterName ?? 'CLUSTER';
       if (!fresh) {
