@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -33,7 +34,50 @@ interface StoredCredential {
   nodeId: string;
   clusterId: string;
   clusterName: string;
+  /** The node name the agent joined as (absent in files written before 1.2). */
+  name?: string;
   credential: string;
+  /**
+   * Fingerprint of the join token this credential was obtained with. When the server refuses
+   * the credential (an admin reset or removed the node), the agent joins again only with
+   * a different token, one an operator gave it since: a token left in its environment
+   * must not undo the admin's reset by itself.
+   */
+  joinedWith?: string;
+}
+
+/** A fingerprint of a join token: enough to tell two tokens apart, not the server's lookup hash of it. */
+const tokenFingerprint = (token: string): string => createHash('sha256').update(`upshift-agent-joined-with:${token}`, 'utf8').digest('hex');
+
+/**
+ * A refused join in words a person can act on. The server's error code decides the
+ * advice; the cluster's name comes from the error's details when the server knows it.
+ */
+export function explainJoinRefusal(e: ServerError, name: string): string {
+  const cluster = typeof e.details['cluster'] === 'string' ? e.details['cluster'] : 'CLUSTER';
+  const server = `(server: ${e.status} ${e.code})`;
+  switch (e.code) {
+    case 'NODE_NAME_TAKEN':
+      return `a node named ${name} already holds a credential in cluster ${cluster}: if this host replaces it, an admin runs \`upshift node reset ${cluster} ${name}\`; otherwise start the agent with --name OTHER ${server}`;
+    case 'UNAUTHENTICATED': {
+      const reason = e.details['reason'];
+      const why =
+        reason === 'expired'
+          ? 'the join token has expired'
+          : reason === 'used'
+            ? 'the join token was for one join only and has been used'
+            : reason === 'revoked'
+              ? 'the join token was revoked'
+              : 'the server does not know this join token (mistyped, or made by another server)';
+      return `${why}: ask an admin for a new one: upshift cluster join-token ${cluster} ${server}`;
+    }
+    case 'UPGRADE_IN_PROGRESS':
+      return `cluster ${cluster} is being upgraded, and a new node joins only when that upgrade completes or is canceled ${server}`;
+    case 'VALIDATION_FAILED':
+      return `the server refused the join as ${name}: ${e.message}; if the name is the problem, start the agent with --name NAME`;
+    default:
+      return `the server refused to let ${name} join: ${e.message}`;
+  }
 }
 
 export interface AgentOptions {
@@ -44,6 +88,12 @@ export interface AgentOptions {
   agentFile: string | undefined;
   /** Seconds a task long poll waits on the server. */
   pollSeconds?: number;
+  /**
+   * Join (or check the stored credential), store the credential and return: what the
+   * install script runs once, so that the join token never has to be written to disk.
+   * Gives up after a few tries instead of waiting for an upgrade or an unreachable server.
+   */
+  joinOnly?: boolean;
   /**
    * Recipes that replace shipped ones of the same name. Only for benchmarks and tests that
    * run many agents on one machine: a stand-in must not touch the host's runtime.
@@ -112,6 +162,12 @@ export class Agent {
   private readonly lockFile: string;
   private readonly credentialFile: string;
   private holdsLock = false;
+  /** A refusal that ends the agent, found by a background loop; `run()` rethrows it. */
+  private fatal: AgentFatalError | undefined;
+  /** One recovery from a refused credential at a time (heartbeat loop and task code may both hit the 401). */
+  private recovering: Promise<void> | undefined;
+  /** Tries of a join or first heartbeat before giving up on a retryable error (join-only mode: a few). */
+  private readonly maxAttempts: number;
 
   constructor(private readonly options: AgentOptions) {
     this.config = options.config;
@@ -119,6 +175,7 @@ export class Agent {
     this.facts = options.facts ?? new FactCollector(this.config, options.version);
     this.lockFile = path.join(this.config.dataDir, 'agent.pid');
     this.credentialFile = path.join(this.config.dataDir, 'credential.json');
+    this.maxAttempts = options.joinOnly ? 5 : Number.POSITIVE_INFINITY;
   }
 
   /** Asks the agent to stop after the task it is running, if any. */
@@ -127,15 +184,21 @@ export class Agent {
     this.wake.abort();
   }
 
-  /** Runs until `stop()` or a handover; resolves with which of the two ended it. */
-  async run(): Promise<'stopped' | 'handed-over'> {
+  /**
+   * Runs until `stop()` or a handover; resolves with which of the two ended it. In
+   * join-only mode it returns `joined` once the node holds a working credential.
+   * Throws AgentFatalError for what waiting will not cure (a refused join or credential).
+   */
+  async run(): Promise<'stopped' | 'handed-over' | 'joined'> {
     await mkdir(this.config.dataDir, { recursive: true, mode: 0o700 });
-    const handover = parseHandover(process.env[HANDOVER_ENV]);
+    const handover = this.options.joinOnly ? undefined : parseHandover(process.env[HANDOVER_ENV]);
     delete process.env[HANDOVER_ENV];
     if (!handover) this.acquireLock(undefined);
     try {
       const client = await this.connect();
       await this.heartbeatOnce(client, true);
+      this.forgetLegacyJoinToken();
+      if (this.options.joinOnly) return 'joined';
       if (handover) await this.takeOver(handover);
       this.journal = new Journal(this.config.dataDir);
       this.journal.prune();
@@ -144,6 +207,7 @@ export class Agent {
       await this.pollLoop(client);
       this.stopping = true;
       await beating;
+      if (this.fatal) throw this.fatal;
       return this.handedOver ? 'handed-over' : 'stopped';
     } finally {
       this.releaseLock();
@@ -219,15 +283,48 @@ export class Agent {
     return undefined;
   }
 
+  /**
+   * Install scripts before 1.2 kept the join token in `<dataDir>/join.env` for the service,
+   * forever. Once the node's credential works, the token is not needed: its line is
+   * removed (the file stays, with its other settings, since an old unit requires it).
+   */
+  private forgetLegacyJoinToken(): void {
+    const file = path.join(this.config.dataDir, 'join.env');
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return;
+    }
+    const lines = text.split('\n');
+    const kept = lines.filter((line) => !/^\s*(export\s+)?UPSHIFT_JOIN_TOKEN=/.test(line));
+    if (kept.length === lines.length) return;
+    writePrivate(file, kept.join('\n'));
+    this.log.info(`removed the join token from ${file}: this node holds its own credential`);
+  }
+
+  private readCa(): Buffer | undefined {
+    if (!this.config.caFile) return undefined;
+    try {
+      return readFileSync(this.config.caFile);
+    } catch (e) {
+      throw new AgentFatalError(`cannot read the CA file ${this.config.caFile} (--ca-file): ${(e as Error).message}`);
+    }
+  }
+
   private async connect(): Promise<ServerClient> {
     const stored = this.loadCredential();
     const server = this.config.server ?? stored?.server;
     if (!server) throw new AgentFatalError('no server: pass --server URL (or set server: in the config file)');
-    const client = new ServerClient(server);
+    const ca = this.readCa();
+    const client = new ServerClient(server, ca ? { ca } : {});
     this.client = client;
     if (stored && stored.server === server) {
       client.setCredential(stored.credential);
-      this.log.info(`node ${stored.nodeId} of cluster ${stored.clusterName}; server ${server}`);
+      this.log.info(`node ${stored.name ?? stored.nodeId} (${stored.nodeId}) of cluster ${stored.clusterName}; server ${server}`);
+      if (this.options.joinOnly && this.config.joinToken) {
+        this.log.info('this host holds a credential already; the join token is used only if the server refuses it');
+      }
       return client;
     }
     await this.join(client, server);
@@ -238,7 +335,7 @@ export class Agent {
     const joinToken = this.config.joinToken;
     if (!joinToken)
       throw new AgentFatalError(
-        'this agent has no credential for this server yet: pass --join-token (from `upshift cluster create NAME --kind hosts`)',
+        'this agent has no credential for this server yet: pass --join-token (from `upshift cluster join-token CLUSTER`, or the join command `upshift cluster create` printed)',
       );
     const name = this.config.name ?? os.hostname();
     for (let attempt = 0; ; attempt++) {
@@ -252,7 +349,9 @@ export class Agent {
             nodeId: r.nodeId,
             clusterId: r.clusterId,
             clusterName: r.clusterName,
+            name,
             credential: r.credential,
+            joinedWith: tokenFingerprint(joinToken),
           } satisfies StoredCredential),
         );
         client.setCredential(r.credential);
@@ -260,24 +359,58 @@ export class Agent {
         this.log.info(`joined cluster ${r.clusterName} as node ${name} (${r.nodeId}); credential stored in ${this.credentialFile}`);
         return;
       } catch (e) {
-        if (e instanceof ServerError && !e.retryable) {
-          throw new AgentFatalError(`the server refused to let ${name} join: ${e.message}`);
+        if (e instanceof ServerError && !e.retryable) throw new AgentFatalError(`join refused: ${explainJoinRefusal(e, name)}`);
+        // The install script's one-shot join must not wait hours for an upgrade to end.
+        if (e instanceof ServerError && e.code === 'UPGRADE_IN_PROGRESS' && this.options.joinOnly) {
+          throw new AgentFatalError(`join refused for now: ${explainJoinRefusal(e, name)}; run the install command again then`);
         }
         if (this.stopping) throw e;
+        if (attempt + 1 >= this.maxAttempts) throw new AgentFatalError(`join failed ${attempt + 1} times: ${(e as Error).message}`);
         const wait = backoffMs(attempt, 60_000);
-        const why =
-          e instanceof ServerError && e.code === 'UPGRADE_IN_PROGRESS'
-            ? 'the cluster is being upgraded; new nodes join when it is done'
-            : (e as Error).message;
+        const why = e instanceof ServerError && e.code === 'UPGRADE_IN_PROGRESS' ? explainJoinRefusal(e, name) : (e as Error).message;
         this.log.warn(`join: ${why}; retrying in ${Math.round(wait / 1000)} s`);
         await delay(wait, this.wake.signal).catch(() => undefined);
       }
     }
   }
 
+  /**
+   * The server refused the node's credential (401): an admin reset the node, or removed
+   * it. The agent joins again only with a join token it did not join with before (one
+   * an operator gave it since, or any token in join-only mode, which an operator runs);
+   * otherwise it stops and says what to do. It never retries in a loop.
+   */
+  private recoverCredential(client: ServerClient): Promise<void> {
+    this.recovering ??= (async () => {
+      const stored = this.loadCredential();
+      const token = this.config.joinToken;
+      const fresh =
+        token !== undefined &&
+        (this.options.joinOnly === true || (stored?.joinedWith !== undefined && stored.joinedWith !== tokenFingerprint(token)));
+      const name = stored?.name ?? this.config.name ?? os.hostname();
+      const cluster = stored?.clusterName ?? 'CLUSTER';
+      if (!fresh) {
+        throw new AgentFatalError(
+          `the server refused this node's credential (node ${name} of cluster ${cluster}): an admin reset or removed the node. ` +
+            `If this host should be node ${name} again, an admin runs \`upshift node reset ${cluster} ${name}\` (if the node still exists) ` +
+            `and \`upshift cluster join-token ${cluster}\`; then run the join command it prints on this host ` +
+            `(or the agent once with --join-only --join-token NEW)`,
+        );
+      }
+      this.log.warn(
+        `the server refused this node's credential (node ${name} of cluster ${cluster}); joining again with the join token given`,
+      );
+      rmSync(this.credentialFile, { force: true });
+      await this.join(client, client.baseUrl);
+    })().finally(() => {
+      this.recovering = undefined;
+    });
+    return this.recovering;
+  }
+
   // ---- heartbeats --------------------------------------------------------------------
 
-  /** One heartbeat; with `retry` it keeps trying (backoff) until it is through. A rejected credential rejoins. */
+  /** One heartbeat; with `retry` it keeps trying (backoff) until it is through. A refused credential is recovered or ends the agent. */
   private async heartbeatOnce(client: ServerClient, retry: boolean): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -285,13 +418,12 @@ export class Agent {
         this.heartbeatSeconds = r.heartbeatSeconds > 0 ? r.heartbeatSeconds : this.heartbeatSeconds;
         return;
       } catch (e) {
-        if (e instanceof ServerError && e.status === 401 && this.config.joinToken) {
-          this.log.warn('the server no longer knows this node credential; joining again');
-          rmSync(this.credentialFile, { force: true });
-          await this.join(client, client.baseUrl);
+        if (e instanceof ServerError && e.status === 401) {
+          await this.recoverCredential(client);
           continue;
         }
         if (!retry || this.stopping) throw e;
+        if (attempt + 1 >= this.maxAttempts) throw new AgentFatalError(`heartbeat failed ${attempt + 1} times: ${(e as Error).message}`);
         const wait = backoffMs(attempt, 30_000);
         this.log.warn(`heartbeat: ${(e as Error).message}; retrying in ${Math.round(wait / 1000)} s`);
         await delay(wait, this.wake.signal).catch(() => undefined);
@@ -307,6 +439,11 @@ export class Agent {
       try {
         await this.heartbeatOnce(client, false);
       } catch (e) {
+        if (e instanceof AgentFatalError) {
+          this.fatal = e;
+          this.stop();
+          return;
+        }
         this.log.warn(`heartbeat: ${(e as Error).message}`);
       }
     }

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { Readable, Transform } from 'node:stream';
+import http from 'node:http';
+import https from 'node:https';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type {
   AgentTask,
   HeartbeatRequest,
@@ -16,7 +17,8 @@ import type {
 /**
  * A refusal or failure from the server. `retryable` is true for what time may cure: the
  * server unreachable or restarting (network errors, 5xx, 429) and a cluster whose
- * membership is locked by a running upgrade (409 UPGRADE_IN_PROGRESS).
+ * membership is locked by a running upgrade (409 UPGRADE_IN_PROGRESS). `details` are the
+ * machine-readable facts of the server's error envelope (`error.details`).
  */
 export class ServerError extends Error {
   constructor(
@@ -24,6 +26,7 @@ export class ServerError extends Error {
     readonly code: string,
     message: string,
     readonly retryable: boolean,
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
     this.name = 'ServerError';
@@ -41,11 +44,29 @@ export interface DownloadResult {
   announcedSha256: string | undefined;
 }
 
-/** The agent's side of domain/agent-protocol.ts over HTTP (Node's fetch). */
+export interface ServerClientOptions {
+  /**
+   * PEM of the CA that signed the server's certificate (`--ca-file`). When set, it is the
+   * only CA trusted for the server: a certificate from any other CA, public ones
+   * included, is refused. Without it the system's CAs (and NODE_EXTRA_CA_CERTS) apply.
+   */
+  ca?: Buffer;
+}
+
+/** Why a request never got an answer, in a few words (the error code when Node gives one). */
+function transportReason(e: unknown): string {
+  const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  return err.code ?? err.cause?.code ?? err.message ?? String(e);
+}
+
+/** The agent's side of domain/agent-protocol.ts over HTTP(S) (node:http, so that a pinned CA applies to every call). */
 export class ServerClient {
   private credential: string | undefined;
 
-  constructor(readonly baseUrl: string) {}
+  constructor(
+    readonly baseUrl: string,
+    private readonly options: ServerClientOptions = {},
+  ) {}
 
   setCredential(credential: string | undefined): void {
     this.credential = credential;
@@ -58,39 +79,53 @@ export class ServerClient {
     return h;
   }
 
+  /** One exchange; resolves with the response once its headers arrived (the body is the caller's to read). */
+  private send(method: string, path: string, body: string | undefined, signal: AbortSignal): Promise<http.IncomingMessage> {
+    const url = new URL(`${this.baseUrl}${path}`);
+    const secure = url.protocol === 'https:';
+    const headers = this.headers(body !== undefined);
+    if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+    return new Promise((resolve, reject) => {
+      const request = (secure ? https : http).request(
+        url,
+        { method, headers, signal, ...(secure && this.options.ca ? { ca: this.options.ca } : {}) },
+        resolve,
+      );
+      request.on('error', reject);
+      request.end(body);
+    });
+  }
+
   private async call<T>(method: string, path: string, body: unknown, signal?: AbortSignal, timeoutMs = 30_000): Promise<T> {
     const timeout = AbortSignal.timeout(timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    let res: Response;
+    let status: number;
+    let text: string;
     try {
-      res = await fetch(`${this.baseUrl}${path}`, {
-        method,
-        headers: this.headers(body !== undefined),
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: combined,
-      });
+      const res = await this.send(method, path, body === undefined ? undefined : JSON.stringify(body), combined);
+      const chunks: Buffer[] = [];
+      for await (const chunk of res) chunks.push(chunk as Buffer);
+      status = res.statusCode ?? 0;
+      text = Buffer.concat(chunks).toString('utf8');
     } catch (e) {
       if (signal?.aborted) throw e;
-      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      throw new ServerError(
-        0,
-        'UNREACHABLE',
-        `${method} ${this.baseUrl}${path}: ${cause?.code ?? cause?.message ?? (e as Error).message}`,
-        true,
-      );
+      throw new ServerError(0, 'UNREACHABLE', `${method} ${this.baseUrl}${path}: ${transportReason(e)}`, true);
     }
-    const text = await res.text();
-    if (!res.ok) {
-      let code = `HTTP_${res.status}`;
+    if (status < 200 || status >= 300) {
+      let code = `HTTP_${status}`;
       let message = text.slice(0, 500);
+      let details: Record<string, unknown> = {};
       try {
-        const parsed = JSON.parse(text) as { error?: { code?: string; message?: string } };
+        const parsed = JSON.parse(text) as { error?: { code?: string; message?: string; details?: unknown } };
         if (parsed.error?.code) code = parsed.error.code;
         if (parsed.error?.message) message = parsed.error.message;
+        if (typeof parsed.error?.details === 'object' && parsed.error.details !== null) {
+          details = parsed.error.details as Record<string, unknown>;
+        }
       } catch {
         // not JSON: keep the raw text
       }
-      throw new ServerError(res.status, code, `${method} ${path}: ${res.status} ${code}: ${message}`, retryableStatus(res.status, code));
+      throw new ServerError(status, code, `${method} ${path}: ${status} ${code}: ${message}`, retryableStatus(status, code), details);
     }
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
@@ -124,20 +159,22 @@ export class ServerClient {
 
   /** Streams `path` into `dest`, hashing on the way; removes `dest` when anything fails. */
   async download(path: string, dest: string, signal?: AbortSignal): Promise<DownloadResult> {
-    let res: Response;
+    let res: http.IncomingMessage;
     try {
-      res = await fetch(`${this.baseUrl}${path}`, { headers: this.headers(false), ...(signal ? { signal } : {}) });
+      res = await this.send('GET', path, undefined, signal ?? new AbortController().signal);
     } catch (e) {
-      throw new ServerError(0, 'UNREACHABLE', `GET ${path}: ${(e as Error).message}`, true);
+      throw new ServerError(0, 'UNREACHABLE', `GET ${path}: ${transportReason(e)}`, true);
     }
-    if (!res.ok || !res.body) {
-      const text = await res.text().catch(() => '');
-      throw new ServerError(
-        res.status,
-        `HTTP_${res.status}`,
-        `GET ${path}: ${res.status} ${text.slice(0, 300)}`,
-        retryableStatus(res.status, ''),
-      );
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status >= 300) {
+      const chunks: Buffer[] = [];
+      try {
+        for await (const chunk of res) chunks.push(chunk as Buffer);
+      } catch {
+        // the body is only for the message
+      }
+      const text = Buffer.concat(chunks).toString('utf8');
+      throw new ServerError(status, `HTTP_${status}`, `GET ${path}: ${status} ${text.slice(0, 300)}`, retryableStatus(status, ''));
     }
     const hash = createHash('sha256');
     let size = 0;
@@ -149,16 +186,13 @@ export class ServerClient {
       },
     });
     try {
-      await pipeline(
-        Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>),
-        counter,
-        createWriteStream(dest, { mode: 0o600 }),
-      );
+      await pipeline(res, counter, createWriteStream(dest, { mode: 0o600 }));
     } catch (e) {
       await rm(dest, { force: true });
       throw e;
     }
-    return { sha256: hash.digest('hex'), size, announcedSha256: res.headers.get('x-upshift-sha256') ?? undefined };
+    const announced = res.headers['x-upshift-sha256'];
+    return { sha256: hash.digest('hex'), size, announcedSha256: typeof announced === 'string' ? announced : undefined };
   }
 }
 

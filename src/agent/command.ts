@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { Agent, AgentFatalError } from './agent.js';
 import { AgentConfigError, loadAgentConfig } from './config.js';
@@ -11,6 +12,8 @@ interface AgentFlags {
   dataDir?: string;
   name?: string;
   config?: string;
+  caFile?: string;
+  joinOnly?: boolean;
   restoreSnapshot?: string;
 }
 
@@ -33,6 +36,15 @@ export function configureAgentCommand(cmd: Command, agentFile: string | undefine
         'UPSHIFT_AGENT_CONFIG',
       ),
     )
+    .addOption(
+      new Option('--ca-file <pem>', 'trust only this CA for the server’s certificate (pins a private CA)').env('UPSHIFT_AGENT_CA_FILE'),
+    )
+    .addOption(
+      new Option(
+        '--join-only',
+        'join (or check the stored credential), store the credential and exit: run once with the join token, then start the agent without it',
+      ),
+    )
     .addOption(new Option('--restore-snapshot <ref>', 'restore a snapshot taken before an upgrade (stop the services first), then exit'))
     .action(async (flags: AgentFlags) => {
       const log = stderrLogger();
@@ -43,6 +55,7 @@ export function configureAgentCommand(cmd: Command, agentFile: string | undefine
           ...(flags.joinToken !== undefined ? { joinToken: flags.joinToken } : {}),
           ...(flags.name !== undefined ? { name: flags.name } : {}),
           ...(flags.dataDir !== undefined ? { dataDir: flags.dataDir } : {}),
+          ...(flags.caFile !== undefined ? { caFile: path.resolve(flags.caFile) } : {}),
         });
       } catch (e) {
         if (e instanceof AgentConfigError) {
@@ -65,7 +78,8 @@ export function configureAgentCommand(cmd: Command, agentFile: string | undefine
           process.exit(1);
         }
       }
-      const agent = new Agent({ config, version: agentVersion(), logger: log, agentFile });
+      const joinOnly = flags.joinOnly === true;
+      const agent = new Agent({ config, version: agentVersion(), logger: log, agentFile, joinOnly });
       let signals = 0;
       const onSignal = (sig: string) => {
         signals++;
@@ -81,7 +95,13 @@ export function configureAgentCommand(cmd: Command, agentFile: string | undefine
       log.info(`upshift agent ${agentVersion()} starting (data dir ${config.dataDir}${agentFile ? `, file ${agentFile}` : ''})`);
       try {
         const how = await agent.run();
-        log.info(how === 'handed-over' ? 'handed over to the new agent; exiting' : 'stopped');
+        log.info(
+          how === 'joined'
+            ? 'this host holds its node credential; start the agent without the join token'
+            : how === 'handed-over'
+              ? 'handed over to the new agent; exiting'
+              : 'stopped',
+        );
         process.exit(0);
       } catch (e) {
         if (e instanceof AgentFatalError) {

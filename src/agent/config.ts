@@ -62,6 +62,11 @@ export interface AgentConfig {
   server: string | undefined;
   joinToken: string | undefined;
   name: string | undefined;
+  /**
+   * PEM file of the CA that signed the server's certificate: the only CA the agent then
+   * trusts for the server (pinned), rather than adding it to the system's CAs.
+   */
+  caFile: string | undefined;
   dataDir: string;
   /** The Engine API socket. */
   dockerSocket: string;
@@ -243,17 +248,24 @@ function parseSnapshot(raw: unknown): SnapshotConfig {
   }
 }
 
+/** The command-line flags that override the file. */
+export interface AgentConfigOverrides {
+  server?: string;
+  joinToken?: string;
+  name?: string;
+  dataDir?: string;
+  caFile?: string;
+}
+
 /** Validates a parsed config document; `overrides` are the command-line flags, which win. */
-export function parseAgentConfig(
-  raw: unknown,
-  overrides: { server?: string; joinToken?: string; name?: string; dataDir?: string } = {},
-): AgentConfig {
+export function parseAgentConfig(raw: unknown, overrides: AgentConfigOverrides = {}): AgentConfig {
   const r: Raw = raw === undefined || raw === null ? {} : isRecord(raw) ? raw : {};
   if (raw !== undefined && raw !== null && !isRecord(raw)) throw new AgentConfigError('(root)', 'must be a mapping of keys');
   onlyKeys(r, '', [
     'server',
     'joinToken',
     'name',
+    'caFile',
     'dataDir',
     'dockerSocket',
     'components',
@@ -278,12 +290,15 @@ export function parseAgentConfig(
   if (server !== undefined && !/^https?:\/\/[^\s/]+/.test(server))
     throw new AgentConfigError('server', 'must be an http:// or https:// URL');
   const name = overrides.name ?? str(r, 'name', '');
+  const caFile = overrides.caFile ?? absPath(r, 'caFile', '');
+  if (caFile !== undefined && !path.isAbsolute(caFile)) throw new AgentConfigError('caFile', 'must be an absolute path');
   const dataDir = overrides.dataDir ?? absPath(r, 'dataDir', '') ?? DEFAULT_DATA_DIR;
   const keepBackups = positive(r, 'keepBackups', '', 5);
   const config: AgentConfig = {
     server: server?.replace(/\/+$/, ''),
     joinToken: overrides.joinToken ?? str(r, 'joinToken', ''),
     name,
+    caFile,
     dataDir: path.resolve(dataDir),
     dockerSocket: absPath(r, 'dockerSocket', '') ?? '/var/run/docker.sock',
     components: {
@@ -311,10 +326,7 @@ export function parseAgentConfig(
 }
 
 /** Reads and validates `file` (YAML or JSON); no file means every default. */
-export function loadAgentConfig(
-  file: string | undefined,
-  overrides: { server?: string; joinToken?: string; name?: string; dataDir?: string } = {},
-): AgentConfig {
+export function loadAgentConfig(file: string | undefined, overrides: AgentConfigOverrides = {}): AgentConfig {
   if (file === undefined) return parseAgentConfig(undefined, overrides);
   let text: string;
   try {

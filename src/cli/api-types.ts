@@ -28,6 +28,25 @@ export interface ClusterView {
   createdAt?: string;
 }
 
+/** A new join token and the commands that use it (`POST /clusters/{id}/join-tokens`, and `POST /clusters` for hosts and swarm). */
+export interface JoinTokenView {
+  joinToken: string;
+  expiresAt: string;
+  singleUse: boolean;
+  /** sha256 of the agent file the server hands out; null when the server has no agent bundle built. */
+  agentSha256: string | null;
+  joinCommand: string;
+  agentCommand: string;
+}
+
+/** The answer to `POST /clusters/{id}/nodes/{nodeId}/reset`. */
+export interface NodeResetView {
+  node: NodeView;
+  cluster: string;
+  revokedCredentials: number;
+  failedTasks: string[];
+}
+
 export interface NodeView {
   id: string;
   name: string;

@@ -28,6 +28,12 @@ export const ErrorCode = {
   NOTHING_TO_UPGRADE: 'NOTHING_TO_UPGRADE',
   /** A name that must be unique is taken. */
   ALREADY_EXISTS: 'ALREADY_EXISTS',
+  /**
+   * An agent tried to join under the name of a node whose agent already holds a
+   * credential: an admin resets the node first (`upshift node reset`), or the agent
+   * joins under another name. A join never takes over a node's identity.
+   */
+  NODE_NAME_TAKEN: 'NODE_NAME_TAKEN',
   /** The cluster kind does not support this operation (adding nodes by hand to a swarm, …). */
   NOT_SUPPORTED: 'NOT_SUPPORTED',
   /** The cluster could not be reached. */
@@ -62,6 +68,7 @@ const httpStatusOf: Record<ErrorCode, number> = {
   TASK_ENDED: 409,
   NOTHING_TO_UPGRADE: 409,
   ALREADY_EXISTS: 409,
+  NODE_NAME_TAKEN: 409,
   NOT_SUPPORTED: 422,
   CLUSTER_UNAVAILABLE: 503,
   INTERNAL: 500,

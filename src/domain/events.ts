@@ -29,6 +29,12 @@ export const EventType = {
   clusterUnavailable: 'cluster.unavailable',
   clusterAvailable: 'cluster.available',
   requestRefused: 'request.refused',
+  /** An agent claimed an existing node that held no credential (made by an inventory sync, or reset by an admin). */
+  agentJoined: 'agent.joined',
+  /** A join named a node whose agent holds a credential; the node, cluster and client address are in `data`. */
+  agentJoinRefused: 'agent.join_refused',
+  /** An admin revoked a node's credential; the next join under its name claims it. */
+  nodeCredentialReset: 'node.credential_reset',
   artifactAdded: 'artifact.added',
   tokenCreated: 'token.created',
   tokenRevoked: 'token.revoked',

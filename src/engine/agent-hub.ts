@@ -5,14 +5,14 @@ import type { Catalog } from '../domain/catalog.js';
 import { findCatalogVersion } from '../domain/catalog.js';
 import type { Component, ComponentVersions } from '../domain/components.js';
 import { isComponent, kindHasAgents } from '../domain/components.js';
-import { ErrorCode, UpshiftError, invalid } from '../domain/errors.js';
+import { ErrorCode, UpshiftError, invalid, notFound } from '../domain/errors.js';
 import { EventType } from '../domain/events.js';
 import { newId } from '../domain/ids.js';
-import type { NodeRecord } from '../domain/model.js';
+import type { ClusterRecord, NodeRecord } from '../domain/model.js';
 import type { AgentPort, AgentTaskRequest, Clock } from '../domain/ports.js';
 import { type TextShape, stripControls } from '../domain/text.js';
 import { isValidVersion, releaseOf } from '../domain/versions.js';
-import type { Store } from '../store/store.js';
+import type { JoinTokenState, Store } from '../store/store.js';
 import { validateName } from './fleet.js';
 import type { Logger } from './types.js';
 import { silentLogger } from './types.js';
@@ -33,7 +33,30 @@ export interface AgentHubOptions {
   taskTimeoutMs?: number;
   /** sha256 of the agent bundle this server serves, for self-upgrades. */
   bundleSha256?: () => string | undefined;
+  /** Lifetime of a join token created without an explicit one (the server's `--join-token-ttl`). Default 24 h. */
+  joinTokenTtlSeconds?: number;
 }
+
+/** A new join token, shown once: only its hash is stored. */
+export interface CreatedJoinToken {
+  joinToken: string;
+  expiresAt: string;
+  singleUse: boolean;
+}
+
+/** What `resetNode` did, for the API's answer. */
+export interface NodeReset {
+  node: NodeRecord;
+  clusterName: string;
+  /** How many credentials were revoked (0: the node's agent had not joined, or it was reset already). */
+  revokedCredentials: number;
+  /** Task keys of the node's unfinished agent tasks, failed by the reset. */
+  failedTasks: string[];
+}
+
+/** At most one `agent.join_refused` event per node and client address in this window; the rest are counted. */
+const JOIN_REFUSAL_EVENT_WINDOW_MS = 60_000;
+const JOIN_REFUSAL_KEYS_MAX = 10_000;
 
 /**
  * The server's side of the agent protocol: join tokens, node credentials, heartbeats,
@@ -62,17 +85,34 @@ export class AgentHub implements AgentPort {
     return new Date(this.options.clock.now()).toISOString();
   }
 
-  /** A new join token for a cluster with agents; only its hash is stored. */
-  async createJoinToken(clusterId: string, ttlSeconds?: number): Promise<{ joinToken: string; expiresAt: string | null }> {
+  /** sha256 of the agent file new nodes install (`/install/upshift-agent.js`), when it is built. */
+  agentBundleSha256(): string | undefined {
+    return this.options.bundleSha256?.();
+  }
+
+  private async clusterWithAgents(clusterId: string): Promise<ClusterRecord> {
     const cluster = await this.store.getCluster(clusterId);
     if (!cluster) throw new UpshiftError(ErrorCode.NOT_FOUND, `cluster ${clusterId} does not exist`);
     if (!kindHasAgents(cluster.kind) || cluster.kind === 'simulated') {
       throw new UpshiftError(ErrorCode.NOT_SUPPORTED, `nodes of a ${cluster.kind} cluster do not join with agents`);
     }
+    return cluster;
+  }
+
+  /**
+   * A new join token for a cluster with agents; only its hash is stored. Every token
+   * expires: after `ttlSeconds`, else after the server's default lifetime, so that a
+   * token left on a host or in a shell history stops admitting joins. A single-use token
+   * admits exactly one join.
+   */
+  async createJoinToken(clusterId: string, options: { ttlSeconds?: number; singleUse?: boolean } = {}): Promise<CreatedJoinToken> {
+    const cluster = await this.clusterWithAgents(clusterId);
+    const ttlSeconds = options.ttlSeconds ?? this.options.joinTokenTtlSeconds ?? 86_400;
     const joinToken = `upj_${randomBytes(24).toString('base64url')}`;
-    const expiresAt = ttlSeconds ? new Date(this.options.clock.now() + ttlSeconds * 1000).toISOString() : null;
-    await this.store.insertJoinToken({ tokenHash: hashSecret(joinToken), clusterId, expiresAt });
-    return { joinToken, expiresAt };
+    const expiresAt = new Date(this.options.clock.now() + ttlSeconds * 1000).toISOString();
+    const singleUse = options.singleUse === true;
+    await this.store.insertJoinToken({ tokenHash: hashSecret(joinToken), clusterId: cluster.id, expiresAt, singleUse });
+    return { joinToken, expiresAt, singleUse };
   }
 
   /**
@@ -104,37 +144,53 @@ export class AgentHub implements AgentPort {
     };
   }
 
-  /** Exchanges a join token for a node credential. Refused while the cluster is being upgraded. */
-  async join(request: JoinRequest): Promise<JoinResponse> {
+  /**
+   * Exchanges a join token for a node credential. A join creates a node, or claims an
+   * existing node that holds no credential (one a Swarm inventory sync made, or
+   * one an admin reset). It never replaces a credential: a join naming a node whose agent
+   * holds one is refused with NODE_NAME_TAKEN and recorded with the client's address, so
+   * that a host holding a join token cannot impersonate another node of its cluster. New
+   * nodes are refused while the cluster is being upgraded (its membership is locked).
+   */
+  async join(request: JoinRequest, from: { address: string }): Promise<JoinResponse> {
     if (typeof request.joinToken !== 'string' || request.joinToken.length < 8) {
-      throw new UpshiftError(ErrorCode.UNAUTHENTICATED, 'a join token is required');
+      throw new UpshiftError(ErrorCode.UNAUTHENTICATED, 'a join token is required', { details: { reason: 'missing' } });
     }
-    const clusterId = await this.store.clusterOfJoinToken(hashSecret(request.joinToken), this.nowIso());
-    if (!clusterId)
+    const tokenHash = hashSecret(request.joinToken);
+    const token = await this.store.findJoinToken(tokenHash, this.nowIso());
+    const cluster = token ? await this.store.getCluster(token.clusterId) : undefined;
+    if (!token || !cluster) {
       throw new UpshiftError(
         ErrorCode.UNAUTHENTICATED,
-        'the join token is unknown, expired or revoked: ask an administrator for a new one',
+        'the join token is unknown to this server: ask an administrator for a new one (upshift cluster join-token CLUSTER)',
+        { details: { reason: 'unknown' } },
       );
-    const cluster = await this.store.getCluster(clusterId);
-    if (!cluster) throw new UpshiftError(ErrorCode.UNAUTHENTICATED, 'the join token’s cluster no longer exists');
+    }
+    if (token.state !== 'valid') throw AgentHub.tokenRefusal(token.state, cluster.name, token.expiresAt);
     const name = validateName('node', request.name);
     const facts = AgentHub.checkFacts(request.facts);
     const credential = `upa_${randomBytes(32).toString('base64url')}`;
     const now = this.nowIso();
     const versions = { ...facts.versions, ...(isValidVersion(facts.agentVersion) ? { agent: facts.agentVersion } : {}) };
-    const nodeId = await this.store.tx(async (tx) => {
+    const outcome = await this.store.tx(async (tx) => {
       await tx.lockCluster(cluster.id);
       // One row by the (cluster, name) unique index: 1,000 agents joining must not read the
       // whole cluster 1,000 times.
       const existing = await tx.findNodeByName(cluster.id, name);
+      if (existing && (await tx.nodeHasCredential(existing.id))) return { kind: 'taken' as const, node: existing };
       const active = await tx.activeUpgradeOf(cluster.id);
       if (!existing && active) {
         throw new UpshiftError(
           ErrorCode.UPGRADE_IN_PROGRESS,
           `cluster ${cluster.name} is being upgraded (upgrade ${active.id} is ${active.state}); a new node can join when it completes or is canceled`,
+          { details: { cluster: cluster.name, upgradeId: active.id } },
         );
       }
       const id = existing?.id ?? newId('nd');
+      // In this transaction: if the join fails after this, the token is not spent; if two
+      // joins race with one token, the second finds it used and changes nothing.
+      if (token.singleUse && !(await tx.consumeJoinToken(tokenHash, now, id))) throw AgentHub.tokenRefusal('used', cluster.name, null);
+      const origin = `agent ${facts.agentVersion || 'unknown'}, ${facts.os} ${facts.arch}, from ${from.address}`;
       if (!existing) {
         await tx.insertNodes([{ id, clusterId: cluster.id, name, role: 'worker', status: 'Ready', versions, createdAt: now }]);
         await tx.appendEvent({
@@ -143,15 +199,132 @@ export class AgentHub implements AgentPort {
           clusterId: cluster.id,
           upgradeId: null,
           nodeId: id,
-          message: `node ${name} joined ${cluster.name} (agent ${facts.agentVersion || 'unknown'}, ${facts.os} ${facts.arch})`,
+          message: `node ${name} joined ${cluster.name} (${origin})`,
+          data: { address: from.address },
+        });
+      } else {
+        await tx.appendEvent({
+          type: EventType.agentJoined,
+          actor: `agent:${name}`,
+          clusterId: cluster.id,
+          upgradeId: null,
+          nodeId: id,
+          message: `the agent of node ${name} joined ${cluster.name} and holds its credential now (${origin})`,
+          data: { address: from.address },
         });
       }
       await tx.recordHeartbeat(id, facts, existing ? { ...existing.versions, ...versions } : versions, now);
       await tx.setAgentCredential(id, hashSecret(credential));
-      return id;
+      return { kind: 'joined' as const, nodeId: id };
     });
-    this.log.info({ clusterId: cluster.id, nodeId, name }, 'agent joined');
+    if (outcome.kind === 'taken') {
+      await this.recordJoinRefusal(cluster, outcome.node, from.address);
+      throw new UpshiftError(
+        ErrorCode.NODE_NAME_TAKEN,
+        `a node named ${name} already holds a credential in cluster ${cluster.name}: if this host replaces it, an admin runs \`upshift node reset ${cluster.name} ${name}\`; otherwise start the agent with --name OTHER`,
+        { details: { cluster: cluster.name, node: name } },
+      );
+    }
+    const nodeId = outcome.nodeId;
+    this.log.info({ clusterId: cluster.id, nodeId, name, address: from.address }, 'agent joined');
     return { nodeId, clusterId: cluster.id, clusterName: cluster.name, credential, heartbeatSeconds: this.heartbeatSeconds };
+  }
+
+  /** Why a known join token admits no join, in words that say what to do. */
+  private static tokenRefusal(state: Exclude<JoinTokenState, 'valid'>, clusterName: string, expiresAt: string | null): UpshiftError {
+    const why =
+      state === 'expired'
+        ? `expired at ${expiresAt}`
+        : state === 'used'
+          ? 'was for one join only and has been used'
+          : 'was revoked by an administrator';
+    return new UpshiftError(
+      ErrorCode.UNAUTHENTICATED,
+      `the join token of cluster ${clusterName} ${why}: ask an administrator for a new one (upshift cluster join-token ${clusterName})`,
+      { details: { reason: state, cluster: clusterName } },
+    );
+  }
+
+  private readonly joinRefusals = new Map<string, { at: number; suppressed: number }>();
+
+  /**
+   * Records a refused takeover: the node, the cluster and the client's address. A host
+   * retrying in a loop yields one event a minute per node and address (with the count of
+   * the attempts in between), not one row per request.
+   */
+  private async recordJoinRefusal(cluster: ClusterRecord, node: NodeRecord, address: string): Promise<void> {
+    const key = `${cluster.id}\u0000${node.id}\u0000${address}`;
+    const now = this.options.clock.now();
+    const seen = this.joinRefusals.get(key);
+    if (seen && now - seen.at < JOIN_REFUSAL_EVENT_WINDOW_MS) {
+      seen.suppressed++;
+      return;
+    }
+    this.joinRefusals.delete(key);
+    if (this.joinRefusals.size >= JOIN_REFUSAL_KEYS_MAX) {
+      const oldest = this.joinRefusals.keys().next();
+      if (!oldest.done) this.joinRefusals.delete(oldest.value);
+    }
+    this.joinRefusals.set(key, { at: now, suppressed: 0 });
+    const more = seen && seen.suppressed > 0 ? ` (${seen.suppressed} more attempts since the last event)` : '';
+    this.log.warn({ clusterId: cluster.id, nodeId: node.id, name: node.name, address }, 'join under a taken node name refused');
+    await this.store.appendEvent({
+      type: EventType.agentJoinRefused,
+      actor: `address:${address}`,
+      clusterId: cluster.id,
+      upgradeId: null,
+      nodeId: node.id,
+      message: `join as node ${node.name} of ${cluster.name} from ${address} refused: the node's agent holds a credential; an admin resets the node to let another host take its place${more}`,
+      data: { node: node.name, cluster: cluster.name, address, ...(seen && seen.suppressed > 0 ? { suppressed: seen.suppressed } : {}) },
+    });
+  }
+
+  /**
+   * Revokes a node's credential at once (its agent gets 401 on its next call) and lets the
+   * next join under the node's name claim it. Exactly one join: that join sets a new
+   * credential, and every later one is refused again.
+   *
+   * A reset is allowed at any time, also while the node runs a task of an active upgrade:
+   * it is what an operator does when a host is compromised or replaced, and that must not
+   * wait for an upgrade to end. The node's unfinished tasks fail at once with step `reset`
+   * (their outcome on the node is unknown), so the upgrade pauses as it does for any failed
+   * node, and no task half-run by the old agent is handed to the host that joins next.
+   */
+  async resetNode(clusterId: string, nodeRef: string, actor: string): Promise<NodeReset> {
+    const cluster = await this.clusterWithAgents(clusterId);
+    const result = await this.store.tx(async (tx) => {
+      await tx.lockCluster(cluster.id);
+      const byId = await tx.getNode(nodeRef);
+      const node = byId?.clusterId === cluster.id ? byId : await tx.findNodeByName(cluster.id, nodeRef);
+      if (!node) throw notFound('node', nodeRef);
+      const revokedCredentials = await tx.revokeAgentCredentials(node.id);
+      const failedTasks: string[] = [];
+      for (const task of await tx.unfinishedAgentTasks(node.id)) {
+        const failed: TaskResultRequest = {
+          result: 'failed',
+          step: 'reset',
+          error: `the node's credential was reset by ${actor} during this task: its agent is locked out and what the task did on the node is unknown. Check the node, then resume to run the task again`,
+        };
+        if (await tx.finishAgentTask(task.taskKey, node.id, 'failed', failed)) failedTasks.push(task.taskKey);
+      }
+      await tx.appendEvent({
+        type: EventType.nodeCredentialReset,
+        actor,
+        clusterId: cluster.id,
+        upgradeId: null,
+        nodeId: node.id,
+        message:
+          `node ${node.name} of ${cluster.name} reset by ${actor}: ` +
+          (revokedCredentials > 0 ? 'its agent is locked out; ' : 'its agent held no credential; ') +
+          `the next join as ${node.name} claims the node` +
+          (failedTasks.length > 0 ? `; its unfinished task${failedTasks.length === 1 ? '' : 's'} ${failedTasks.join(', ')} failed` : ''),
+        data: { revokedCredentials, failedTasks },
+      });
+      return { node, revokedCredentials, failedTasks };
+    });
+    for (const key of result.failedTasks) this.signals.emit(`finished:${key}`);
+    this.log.info({ clusterId: cluster.id, nodeId: result.node.id, actor }, 'node credential reset');
+    return { ...result, clusterName: cluster.name };
   }
 
   /** The node a credential belongs to, or undefined. */

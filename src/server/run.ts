@@ -109,6 +109,7 @@ export async function startServer(
     heartbeatSeconds: config.agentHeartbeatSeconds,
     taskTimeoutMs: config.agentTaskTimeoutMs,
     bundleSha256: () => bundle?.sha256,
+    joinTokenTtlSeconds: config.joinTokenTtlSeconds,
   });
   const engine = new Engine({
     store,

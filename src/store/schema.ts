@@ -132,6 +132,10 @@ export interface JoinTokensTable {
   created_at: string;
   expires_at: string | null;
   revoked_at: string | null;
+  /** 1: the token admits one join, then `used_at` is set. */
+  single_use: Generated<number>;
+  used_at: string | null;
+  used_by_node: string | null;
 }
 
 export interface AgentCredentialsTable {

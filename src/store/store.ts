@@ -178,6 +178,19 @@ function toEvent(row: Selectable<EventsTable>): UpshiftEvent {
   return event;
 }
 
+/**
+ * Whether a join token admits a join: `valid`, or why not. Single-use tokens are `used`
+ * once a join spent them; revocation wins over everything else.
+ */
+export type JoinTokenState = 'valid' | 'expired' | 'used' | 'revoked';
+
+export interface JoinTokenRecord {
+  clusterId: string;
+  expiresAt: string | null;
+  singleUse: boolean;
+  state: JoinTokenState;
+}
+
 export interface EventFilter {
   clusterId?: string | undefined;
   upgradeId?: string | undefined;
@@ -1236,22 +1249,54 @@ export class Store {
 
   // ---- agents ---------------------------------------------------------------------
 
-  async insertJoinToken(row: { tokenHash: string; clusterId: string; expiresAt: string | null }): Promise<void> {
+  async insertJoinToken(row: { tokenHash: string; clusterId: string; expiresAt: string | null; singleUse: boolean }): Promise<void> {
     await this.db
       .insertInto('join_tokens')
-      .values({ token_hash: row.tokenHash, cluster_id: row.clusterId, created_at: nowIso(), expires_at: row.expiresAt, revoked_at: null })
+      .values({
+        token_hash: row.tokenHash,
+        cluster_id: row.clusterId,
+        created_at: nowIso(),
+        expires_at: row.expiresAt,
+        revoked_at: null,
+        single_use: row.singleUse ? 1 : 0,
+        used_at: null,
+        used_by_node: null,
+      })
       .execute();
   }
 
-  /** The cluster a join token admits to, when the token is known, not expired and not revoked. */
-  async clusterOfJoinToken(tokenHash: string, now: string): Promise<string | undefined> {
-    const row = await this.db
-      .selectFrom('join_tokens')
-      .select(['cluster_id', 'expires_at', 'revoked_at'])
+  /** A join token by its hash and whether it still admits a join at `now`; undefined when unknown. */
+  async findJoinToken(tokenHash: string, now: string): Promise<JoinTokenRecord | undefined> {
+    const row = await this.db.selectFrom('join_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+    if (!row) return undefined;
+    const singleUse = Number(row.single_use) === 1;
+    const state: JoinTokenState =
+      row.revoked_at !== null
+        ? 'revoked'
+        : singleUse && row.used_at !== null
+          ? 'used'
+          : row.expires_at !== null && row.expires_at <= now
+            ? 'expired'
+            : 'valid';
+    return { clusterId: row.cluster_id, expiresAt: row.expires_at, singleUse, state };
+  }
+
+  /**
+   * Spends a single-use join token: a compare-and-set on `used_at` that also re-checks
+   * expiry and revocation, so that of two joins racing with one token exactly one wins.
+   * Run it in the join's transaction, which then rolls back with it if the join fails.
+   */
+  async consumeJoinToken(tokenHash: string, now: string, nodeId: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('join_tokens')
+      .set({ used_at: now, used_by_node: nodeId })
       .where('token_hash', '=', tokenHash)
+      .where('single_use', '=', 1)
+      .where('used_at', 'is', null)
+      .where('revoked_at', 'is', null)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
       .executeTakeFirst();
-    if (!row || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) return undefined;
-    return row.cluster_id;
+    return Number(result.numUpdatedRows) === 1;
   }
 
   async revokeJoinTokens(clusterId: string): Promise<number> {
@@ -1264,7 +1309,19 @@ export class Store {
     return Number(result.numUpdatedRows);
   }
 
-  /** Replaces the node's credential (a re-join invalidates the old one). */
+  /** Whether the node's agent holds a credential: a join under its name is then refused. */
+  async nodeHasCredential(nodeId: string): Promise<boolean> {
+    const row = await this.db.selectFrom('agent_credentials').select('node_id').where('node_id', '=', nodeId).executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** Revokes every credential of the node at once; returns how many there were. */
+  async revokeAgentCredentials(nodeId: string): Promise<number> {
+    const result = await this.db.deleteFrom('agent_credentials').where('node_id', '=', nodeId).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  /** Sets the node's one credential (the node held none: first join, or a join after a reset). */
   async setAgentCredential(nodeId: string, tokenHash: string): Promise<void> {
     await this.db.deleteFrom('agent_credentials').where('node_id', '=', nodeId).execute();
     await this.db.insertInto('agent_credentials').values({ token_hash: tokenHash, node_id: nodeId, created_at: nowIso() }).execute();
@@ -1366,6 +1423,18 @@ export class Store {
         .execute();
     }
     return rows;
+  }
+
+  /** The node's tasks without a result (queued or delivered), without marking them delivered. */
+  async unfinishedAgentTasks(nodeId: string): Promise<Array<{ taskKey: string; upgradeId: string | null; nodeTaskId: string | null }>> {
+    const rows = await this.db
+      .selectFrom('agent_tasks')
+      .select(['task_key', 'upgrade_id', 'node_task_id'])
+      .where('node_id', '=', nodeId)
+      .where('state', 'in', ['queued', 'delivered'])
+      .orderBy('created_at')
+      .execute();
+    return rows.map((r) => ({ taskKey: r.task_key, upgradeId: r.upgrade_id, nodeTaskId: r.node_task_id }));
   }
 
   /** Records an agent task's result once; returns false when it already had one. */

@@ -1,10 +1,10 @@
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Agent } from '../../src/agent/agent.js';
+import { Agent, AgentFatalError } from '../../src/agent/agent.js';
 import { parseAgentConfig } from '../../src/agent/config.js';
 import { silentAgentLogger } from '../../src/agent/log.js';
 import type { AgentTask, TaskResultRequest } from '../../src/domain/agent-protocol.js';
@@ -16,8 +16,13 @@ import type { AgentTask, TaskResultRequest } from '../../src/domain/agent-protoc
  */
 class FakeServer {
   joinRefusals = 0;
+  /** Every join is refused with this error (status, code, details), when set. */
+  joinError: { status: number; code: string; details: Record<string, unknown> } | undefined;
   resultFailures = 0;
   joins = 0;
+  joinAttempts = 0;
+  /** Credentials the server accepts; clearing it is what an admin's reset does. */
+  credentials = new Set<string>();
   heartbeats: { agentVersion: string }[] = [];
   tasks: AgentTask[] = [];
   results = new Map<string, TaskResultRequest>();
@@ -44,21 +49,24 @@ class FakeServer {
     };
     const url = new URL(req.url ?? '/', this.url);
     if (url.pathname === '/api/v1/agent/join') {
+      this.joinAttempts++;
+      if (this.joinError) {
+        const { status, code, details } = this.joinError;
+        return send(status, { error: { code, message: `refused (${code})`, details } });
+      }
       if (this.joinRefusals > 0) {
         this.joinRefusals--;
-        return send(409, { error: { code: 'UPGRADE_IN_PROGRESS', message: 'cluster c is being upgraded' } });
+        return send(409, {
+          error: { code: 'UPGRADE_IN_PROGRESS', message: 'cluster c is being upgraded', details: { cluster: 'c', upgradeId: 'upg_1' } },
+        });
       }
       this.joins++;
-      return send(201, {
-        nodeId: 'nd_1',
-        clusterId: 'cl_1',
-        clusterName: 'c',
-        credential: 'upa_secret-credential-0123456789',
-        heartbeatSeconds: 1,
-      });
+      const credential = this.joins === 1 ? 'upa_secret-credential-0123456789' : `upa_secret-credential-${this.joins}-0123456789`;
+      this.credentials.add(credential);
+      return send(201, { nodeId: 'nd_1', clusterId: 'cl_1', clusterName: 'c', credential, heartbeatSeconds: 1 });
     }
-    if (req.headers.authorization !== 'Bearer upa_secret-credential-0123456789')
-      return send(401, { error: { code: 'UNAUTHENTICATED', message: 'no' } });
+    const presented = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    if (!presented || !this.credentials.has(presented)) return send(401, { error: { code: 'UNAUTHENTICATED', message: 'no' } });
     if (url.pathname === '/api/v1/agent/heartbeat') {
       this.heartbeats.push((JSON.parse(body) as { facts: { agentVersion: string } }).facts);
       return send(200, { serverTime: new Date().toISOString(), heartbeatSeconds: 1 });
@@ -108,7 +116,7 @@ describe('the agent against the protocol', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const makeAgent = (version = '1.1.0') => {
+  const makeAgent = (version = '1.1.0', options: { joinToken?: string; joinOnly?: boolean } = {}) => {
     const counter = path.join(dir, 'runs');
     const config = parseAgentConfig(
       {
@@ -116,9 +124,19 @@ describe('the agent against the protocol', () => {
         dockerSocket: path.join(dir, 'no-docker.sock'),
         snapshot: { provider: 'command', create: ['sh', '-c', `echo run >> ${counter}; echo "snap-$UPSHIFT_SNAPSHOT_LABEL"`] },
       },
-      { server: server.url, joinToken: 'upj_token-0123456789', name: 'node-1' },
+      { server: server.url, joinToken: options.joinToken ?? 'upj_token-0123456789', name: 'node-1' },
     );
-    return { agent: new Agent({ config, version, logger: silentAgentLogger, agentFile: undefined, pollSeconds: 1 }), counter };
+    return {
+      agent: new Agent({
+        config,
+        version,
+        logger: silentAgentLogger,
+        agentFile: undefined,
+        pollSeconds: 1,
+        ...(options.joinOnly ? { joinOnly: true } : {}),
+      }),
+      counter,
+    };
   };
 
   it('retries the join while the cluster is upgraded, stores the credential privately and heartbeats its facts', async () => {
@@ -182,5 +200,69 @@ describe('the agent against the protocol', () => {
     expect(server.results.get('x.1')?.error).toMatch(/unknown recipe "run-shell"/);
     expect(server.results.get('x.2')).toMatchObject({ result: 'failed', step: 'preflight' });
     expect(server.results.get('x.2')?.error).toMatch(/toVersion is not a valid version/);
+  }, 30_000);
+
+  it('removes the join token that an older install script left in join.env, once its credential works', async () => {
+    await mkdir(path.join(dir, 'data'), { recursive: true });
+    const envFile = path.join(dir, 'data', 'join.env');
+    await writeFile(envFile, 'UPSHIFT_JOIN_TOKEN=upj_token-0123456789\nUPSHIFT_AGENT_CONFIG=/etc/upshift/agent.yaml\n', { mode: 0o600 });
+    const { agent } = makeAgent();
+    const running = agent.run();
+    await waitFor('a heartbeat', () => server.heartbeats.length > 0);
+    agent.stop();
+    await running;
+    expect(await readFile(envFile, 'utf8')).toBe('UPSHIFT_AGENT_CONFIG=/etc/upshift/agent.yaml\n');
+    expect((await stat(envFile)).mode & 0o777).toBe(0o600);
+  }, 30_000);
+
+  it('stops at a refused join with advice a person can act on, after one attempt', async () => {
+    server.joinError = { status: 409, code: 'NODE_NAME_TAKEN', details: { cluster: 'c', node: 'node-1' } };
+    await expect(makeAgent().agent.run()).rejects.toThrow(
+      new AgentFatalError(
+        'join refused: a node named node-1 already holds a credential in cluster c: if this host replaces it, an admin runs `upshift node reset c node-1`; otherwise start the agent with --name OTHER (server: 409 NODE_NAME_TAKEN)',
+      ),
+    );
+    server.joinError = { status: 401, code: 'UNAUTHENTICATED', details: { reason: 'expired', cluster: 'c' } };
+    await expect(makeAgent().agent.run()).rejects.toThrow(
+      'join refused: the join token has expired: ask an admin for a new one: upshift cluster join-token c (server: 401 UNAUTHENTICATED)',
+    );
+    expect(server.joinAttempts).toBe(2);
+    expect(server.joins).toBe(0);
+  });
+
+  it('join-only gives up at once while the cluster is upgraded, saying when to try again', async () => {
+    server.joinRefusals = 100;
+    await expect(makeAgent('1.1.0', { joinOnly: true }).agent.run()).rejects.toThrow(
+      'join refused for now: cluster c is being upgraded, and a new node joins only when that upgrade completes or is canceled (server: 409 UPGRADE_IN_PROGRESS); run the install command again then',
+    );
+    expect(server.joinAttempts).toBe(1);
+  });
+
+  it('after a reset, joins again only with a token it was not given before; otherwise it stops and says why', async () => {
+    const first = makeAgent();
+    const running = first.agent.run();
+    await waitFor('a heartbeat', () => server.heartbeats.length > 0);
+    // The admin resets the node while the agent runs: its heartbeat loop finds out and the agent stops.
+    server.credentials.clear();
+    await expect(running).rejects.toThrow(
+      /the server refused this node's credential \(node node-1 of cluster c\): an admin reset or removed the node/,
+    );
+    expect(server.joins).toBe(1);
+
+    // Started again with the token it joined with (left in its environment): still no join.
+    await expect(makeAgent().agent.run()).rejects.toThrow(AgentFatalError);
+    expect(server.joins).toBe(1);
+
+    // An operator gives it a new token: it joins again and works.
+    const renewed = makeAgent('1.1.0', { joinToken: 'upj_new-token-0123456789' });
+    const again = renewed.agent.run();
+    await waitFor('the second join', () => server.joins === 2);
+    const beats = server.heartbeats.length;
+    await waitFor('a heartbeat on the new credential', () => server.heartbeats.length > beats);
+    renewed.agent.stop();
+    expect(await again).toBe('stopped');
+    expect(JSON.parse(await readFile(path.join(dir, 'data', 'credential.json'), 'utf8')).credential).toBe(
+      'upa_secret-credential-2-0123456789',
+    );
   }, 30_000);
 });

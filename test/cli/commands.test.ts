@@ -136,6 +136,52 @@ describe.concurrent('the CLI against a server', () => {
     });
   });
 
+  describe('node identity', () => {
+    it('prints join tokens with their expiry and the agent checksum, and resets a node', async () => {
+      const created = await cli.run(['cluster', 'create', 'edge', '--kind', 'hosts']);
+      expect(created.code, created.stderr).toBe(0);
+      const sha = /agent sha256: ([0-9a-f]{64}) \(the install script refuses an agent file with another checksum\)\n/.exec(
+        created.stdout,
+      )?.[1];
+      expect(sha).toBeDefined();
+      expect(created.stdout).toMatch(/Join token for edge \(shown only now; expires \d{4}-\d\d-\d\dT[\d:.]+Z\):\n {2}upj_\S+\n/);
+      expect(created.stdout).toContain(`| sudo sh -s -- --join-token upj_`);
+      expect(created.stdout).toContain(` --sha256 ${sha}\n`);
+
+      const once = await cli.run(['cluster', 'join-token', 'edge', '--single-use', '--ttl', '30m']);
+      expect(once.code, once.stderr).toBe(0);
+      expect(once.stdout).toMatch(/^Join token for edge \(shown only now; expires \S+; admits one join\):\n {2}(upj_\S+)\n/);
+      const joinToken = /\n {2}(upj_\S+)\n/.exec(once.stdout)?.[1] as string;
+      const expires = Date.parse(/expires (\S+);/.exec(once.stdout)?.[1] ?? '');
+      expect(Math.abs(expires - Date.now() - 30 * 60_000)).toBeLessThan(60_000);
+      const tooShort = await cli.run(['cluster', 'join-token', 'edge', '--ttl', '5s']);
+      expect(tooShort.code).toBe(2);
+      expect(tooShort.stderr).toContain('expected a duration from 1m to 365d');
+
+      const joined = await fetch(`${server.url}/api/v1/agent/join`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          joinToken,
+          name: 'edge-1',
+          facts: { hostname: 'edge-1', agentVersion: '1.1.0', versions: {} },
+          protocol: 1,
+        }),
+      });
+      expect(joined.status).toBe(201);
+      const reset = await cli.run(['node', 'reset', 'edge', 'edge-1']);
+      expect(reset.code, reset.stderr).toBe(0);
+      expect(reset.stdout).toBe(
+        'node edge-1 of edge reset: its agent is locked out\n' +
+          'The next join as edge-1 claims the node: run the join command of `upshift cluster join-token edge --single-use` on the host that replaces it.\n',
+      );
+      const again = await cli.json<{ revokedCredentials: number; node: { name: string } }>(['node', 'reset', 'edge', 'edge-1']);
+      expect(again).toMatchObject({ revokedCredentials: 0, node: { name: 'edge-1' } });
+      const missing = await cli.run(['node', 'reset', 'edge', 'edge-9']);
+      expect(missing.code).toBe(4);
+    });
+  });
+
   describe('events', () => {
     it('follows new events as they happen, one JSON object per line with -o json', async () => {
       await createCluster('followed', 2, 0.1);

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { parse } from 'yaml';
 import { clusterKinds, components, isComponent, type Component } from '../../domain/components.js';
-import type { ClusterView, ComponentSummaryView, ItemList } from '../api-types.js';
+import { parseDuration } from '../../domain/duration.js';
+import type { ClusterView, ComponentSummaryView, ItemList, JoinTokenView } from '../api-types.js';
 import { clientCommand, parseNameList, parseSeconds, parseWholeNumber, runAction } from '../command.js';
 import { usageError } from '../errors.js';
 import { age, type Column, type Output } from '../output.js';
@@ -118,6 +119,30 @@ function printClusterDetail(out: Output, cluster: ClusterView): void {
   }
 }
 
+/** `--ttl 12h` as whole seconds, 1 minute to 365 days (what the server accepts). */
+export function parseTtl(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined || ms < 60_000 || ms > 365 * 86_400_000) {
+    throw new InvalidArgumentError('expected a duration from 1m to 365d, such as 30m, 12h or 7d');
+  }
+  return Math.round(ms / 1000);
+}
+
+/** The join token, its limits, the agent's checksum and the commands that use them. */
+function printJoinInstructions(out: Output, cluster: string, view: JoinTokenView): void {
+  out.line(`Join token for ${cluster} (shown only now; expires ${view.expiresAt}${view.singleUse ? '; admits one join' : ''}):`);
+  out.line(`  ${view.joinToken}`);
+  out.line('');
+  out.line('Join a node (as root):');
+  out.line(`  ${view.joinCommand}`);
+  out.line(
+    view.agentSha256
+      ? `agent sha256: ${view.agentSha256} (the install script refuses an agent file with another checksum)`
+      : 'agent sha256: unknown (the server has no agent bundle built: npm run build)',
+  );
+  out.line(`or run the agent yourself:\n  ${view.agentCommand}`);
+}
+
 export function registerClusterCommands(program: Command): void {
   const cluster = program.command('cluster').description('list, inspect, create and delete clusters');
 
@@ -163,18 +188,32 @@ export function registerClusterCommands(program: Command): void {
     );
   runAction<CreateOptions>(create, async ({ cli, args, opts }) => {
     const name = args[0] as string;
-    const view = await cli.client.post<ClusterView & { joinCommand?: string; agentCommand?: string }>(
-      '/clusters',
-      createClusterBody(name, opts),
-    );
+    const view = await cli.client.post<ClusterView & Partial<JoinTokenView>>('/clusters', createClusterBody(name, opts));
     if (cli.out.structured) return cli.out.data(view);
     cli.out.line(`cluster ${view.name} created: ${view.kind}, ${view.nodeCount} node${view.nodeCount === 1 ? '' : 's'} (id ${view.id})`);
-    if (view.joinCommand) {
+    if (view.joinToken && view.joinCommand && view.agentCommand && view.expiresAt) {
       cli.out.line('');
-      cli.out.line('Join each node (as root; the join token is shown only now):');
-      cli.out.line(`  ${view.joinCommand}`);
-      if (view.agentCommand) cli.out.line(`or run the agent yourself:\n  ${view.agentCommand}`);
+      printJoinInstructions(cli.out, view.name, view as JoinTokenView);
     }
+  });
+
+  const joinToken = clientCommand(
+    cluster,
+    'join-token <cluster>',
+    'create a join token for the cluster’s agents (hosts, swarm) and print the join command',
+  )
+    .addOption(
+      new Option('--ttl <duration>', 'lifetime, such as 30m, 12h or 7d (default: the server’s --join-token-ttl, 24h)').argParser(parseTtl),
+    )
+    .addOption(new Option('--single-use', 'the token admits exactly one join'));
+  runAction<{ ttl?: number; singleUse?: boolean }>(joinToken, async ({ cli, args, opts }) => {
+    const ref = args[0] as string;
+    const view = await cli.client.post<JoinTokenView>(`${clusterPath(ref)}/join-tokens`, {
+      ...(opts.ttl !== undefined ? { ttlSeconds: opts.ttl } : {}),
+      ...(opts.singleUse ? { singleUse: true } : {}),
+    });
+    if (cli.out.structured) return cli.out.data(view);
+    printJoinInstructions(cli.out, ref, view);
   });
 
   runAction(

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { components } from '../../domain/components.js';
-import type { ItemList, NodeView } from '../api-types.js';
+import type { ItemList, NodeResetView, NodeView } from '../api-types.js';
 import { clientCommand, runAction } from '../command.js';
 import { age, type Column, type Output } from '../output.js';
 import { clusterPath } from '../resolve.js';
@@ -17,7 +17,7 @@ function nodeColumns(out: Output): Column<NodeView>[] {
 }
 
 export function registerNodeCommands(program: Command): void {
-  const node = program.command('node').description('list, add and remove a cluster’s nodes');
+  const node = program.command('node').description('list, add, remove and reset a cluster’s nodes');
 
   runAction(
     clientCommand(node, 'list <cluster>', 'list a cluster’s nodes and the versions they run').alias('ls'),
@@ -39,6 +39,30 @@ export function registerNodeCommands(program: Command): void {
       const view = await cli.client.post<NodeView>(`${clusterPath(cluster)}/nodes`, { name });
       if (cli.out.structured) return cli.out.data(view);
       cli.out.line(`node ${view.name} added to ${cluster} (id ${view.id})`);
+    },
+  );
+
+  runAction(
+    clientCommand(
+      node,
+      'reset <cluster> <name>',
+      'revoke a node’s agent credential (its agent is locked out at once); the next join under its name claims the node',
+    ),
+    async ({ cli, args }) => {
+      const [cluster, name] = args as [string, string];
+      const reset = await cli.client.post<NodeResetView>(`${clusterPath(cluster)}/nodes/${encodeURIComponent(name)}/reset`, {});
+      if (cli.out.structured) return cli.out.data(reset);
+      cli.out.line(
+        reset.revokedCredentials > 0
+          ? `node ${reset.node.name} of ${reset.cluster} reset: its agent is locked out`
+          : `node ${reset.node.name} of ${reset.cluster} reset: its agent held no credential`,
+      );
+      if (reset.failedTasks.length > 0) {
+        cli.out.line(`its unfinished task${reset.failedTasks.length === 1 ? '' : 's'} failed: ${reset.failedTasks.join(', ')}`);
+      }
+      cli.out.line(
+        `The next join as ${reset.node.name} claims the node: run the join command of \`upshift cluster join-token ${reset.cluster} --single-use\` on the host that replaces it.`,
+      );
     },
   );
 

@@ -49,7 +49,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
         }),
       },
     },
-    async (request, reply) => reply.code(201).send(await hub.join(request.body as JoinRequest)),
+    async (request, reply) => reply.code(201).send(await hub.join(request.body as JoinRequest, { address: request.ip })),
   );
 
   app.post(

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
-import type { AgentHub } from '../../engine/agent-hub.js';
+import type { AgentHub, CreatedJoinToken } from '../../engine/agent-hub.js';
 import { publicUrl } from './install.js';
 import { latestVersion } from '../../domain/catalog.js';
 import { components } from '../../domain/components.js';
@@ -35,12 +35,22 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     items: await clusterViews(store, catalog, await store.listClusters()),
   }));
 
-  const joinInstructions = (request: FastifyRequest, joinToken: string) => {
+  /**
+   * A new join token and the commands that use it. `agentSha256` is the checksum of the
+   * agent file this server hands out; the install command carries it, so that the host
+   * checks the download against what the admin was shown here rather than only against
+   * a checksum served by the same (possibly plain-HTTP) server.
+   */
+  const joinInstructions = (request: FastifyRequest, token: CreatedJoinToken) => {
     const server = publicUrl(request) ?? 'http://SERVER:8420';
+    const agentSha256 = hub.agentBundleSha256() ?? null;
     return {
-      joinToken,
-      joinCommand: `curl -fsSL ${server}/install/agent.sh | sudo sh -s -- --join-token ${joinToken}`,
-      agentCommand: `upshift agent --server ${server} --join-token ${joinToken}`,
+      joinToken: token.joinToken,
+      expiresAt: token.expiresAt,
+      singleUse: token.singleUse,
+      agentSha256,
+      joinCommand: `curl -fsSL ${server}/install/agent.sh | sudo sh -s -- --join-token ${token.joinToken}${agentSha256 ? ` --sha256 ${agentSha256}` : ''}`,
+      agentCommand: `upshift agent --server ${server} --join-token ${token.joinToken}`,
     };
   };
 
@@ -56,8 +66,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
       const view = await viewCluster(cluster.id);
       if (cluster.kind === 'hosts' || cluster.kind === 'swarm') {
         // The join token is shown here once; only its hash is kept.
-        const { joinToken } = await hub.createJoinToken(cluster.id);
-        return reply.code(201).send({ ...view, ...joinInstructions(request, joinToken) });
+        return reply.code(201).send({ ...view, ...joinInstructions(request, await hub.createJoinToken(cluster.id)) });
       }
       return reply.code(201).send(view);
     },
@@ -69,10 +78,13 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
       config: { access: 'admin' },
       schema: {
         tags: ['clusters'],
-        summary: 'Create a join token for agents (shown once)',
+        summary: 'Create a join token for agents (shown once); it expires after ttlSeconds, else the server’s --join-token-ttl',
         params: IdParam,
         body: Type.Object(
-          { ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 31_536_000 })) },
+          {
+            ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 31_536_000 })),
+            singleUse: Type.Optional(Type.Boolean({ description: 'admit exactly one join' })),
+          },
           { additionalProperties: false },
         ),
       },
@@ -82,8 +94,11 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     },
     async (request, reply) => {
       const cluster = await engine.fleet.resolveCluster(request.params.id);
-      const { joinToken, expiresAt } = await hub.createJoinToken(cluster.id, request.body.ttlSeconds);
-      return reply.code(201).send({ ...joinInstructions(request, joinToken), expiresAt });
+      const token = await hub.createJoinToken(cluster.id, {
+        ...(request.body.ttlSeconds !== undefined ? { ttlSeconds: request.body.ttlSeconds } : {}),
+        singleUse: request.body.singleUse === true,
+      });
+      return reply.code(201).send(joinInstructions(request, token));
     },
   );
 
@@ -146,6 +161,28 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     async (request, reply) => {
       await engine.fleet.removeNode(request.params.id, request.params.nodeId, actor(request));
       return reply.code(204).send();
+    },
+  );
+
+  app.post(
+    '/clusters/:id/nodes/:nodeId/reset',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['nodes'],
+        summary: 'Revoke a node’s agent credential; the next join under its name claims the node (also during an upgrade)',
+        params: ClusterNodeParams,
+      },
+    },
+    async (request) => {
+      const cluster = await engine.fleet.resolveCluster(request.params.id);
+      const reset = await hub.resetNode(cluster.id, request.params.nodeId, actor(request));
+      return {
+        node: nodeView(reset.node),
+        cluster: reset.clusterName,
+        revokedCredentials: reset.revokedCredentials,
+        failedTasks: reset.failedTasks,
+      };
     },
   );
 

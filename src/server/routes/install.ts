@@ -16,64 +16,204 @@ export function publicUrl(request: FastifyRequest): string | undefined {
   return `${request.protocol}://${host}`;
 }
 
+/**
+ * The install script (POSIX sh). What it guarantees:
+ * - the agent file is checked against `--sha256`, the checksum the admin was shown with
+ *   the join command, not only against one served by this same server (plain HTTP can
+ *   be tampered with on the way);
+ * - `--ca-file` pins an https server's CA for every download (curl `--cacert`, `=https`
+ *   only) and for the agent (`--ca-file`: the agent trusts that CA only);
+ * - the join token is never written to disk: the script runs one join itself
+ *   (`agent.js --join-only`, the token in that process's environment), which stores the
+ *   node credential, and the service then starts with the credential alone;
+ * - every value that reaches the unit or the environment file is checked against a
+ *   strict character set first, and every expansion is quoted.
+ * `$`-expansions below are escaped for the template literal; `${server}` is the only
+ * value the server fills in, and `publicUrl` allows only a plain host and port in it.
+ */
 function installScript(server: string): string {
   return `#!/bin/sh
 # Installs the Upshift agent as a systemd service and joins this node to a cluster.
-#   curl -fsSL ${server}/install/agent.sh | sh -s -- --join-token TOKEN [--name NAME] [--config FILE] [--ca-file CA.pem]
+#   curl -fsSL ${server}/install/agent.sh | sudo sh -s -- --join-token TOKEN --sha256 HEX
+#        [--name NAME] [--config FILE] [--ca-file CA.pem] [--data-dir DIR] [--prefix DIR] [--unit-dir DIR]
 # Needs: root, curl, sha256sum, Node.js 20 or newer, systemd.
+#
+# --sha256 is the checksum printed beside the join command (upshift cluster create, upshift
+# cluster join-token): the downloaded agent must match it. The join token is used by one
+# join this script runs and is never written to disk; the service starts with the node
+# credential that join stored in the data dir.
 set -eu
+LC_ALL=C
+export LC_ALL
+umask 077
 SERVER='${server}'
-TOKEN=""
-NAME=""
-CONFIG=""
-CA_FILE=""
+TOKEN=''
+NAME=''
+CONFIG=''
+CA_FILE=''
+SHA256=''
 DATA_DIR=/var/lib/upshift-agent
 PREFIX=/opt/upshift
+UNIT_DIR=/etc/systemd/system
+
+usage() {
+  echo 'usage: agent.sh --join-token TOKEN [--sha256 HEX] [--name NAME] [--config FILE] [--ca-file CA.pem] [--data-dir DIR] [--prefix DIR] [--unit-dir DIR]' >&2
+  exit 2
+}
+bad() {
+  printf 'agent.sh: %s\n' "$*" >&2
+  exit 2
+}
+fail() {
+  printf 'agent.sh: %s\n' "$*" >&2
+  exit 1
+}
+# An absolute path of plain characters: it goes into the unit file and the environment file.
+check_path() {
+  case "$2" in
+    /*) ;;
+    *) bad "$1 must be an absolute path" ;;
+  esac
+  case "$2" in
+    *[!A-Za-z0-9._/+-]*) bad "$1 may contain only letters, digits and . _ / + -" ;;
+  esac
+}
+
 while [ $# -gt 0 ]; do
+  case "$1" in
+    --join-token | --name | --data-dir | --config | --ca-file | --sha256 | --prefix | --unit-dir)
+      [ $# -ge 2 ] || bad "$1 needs a value"
+      ;;
+  esac
   case "$1" in
     --join-token) TOKEN="$2"; shift 2 ;;
     --name) NAME="$2"; shift 2 ;;
     --data-dir) DATA_DIR="$2"; shift 2 ;;
     --config) CONFIG="$2"; shift 2 ;;
     --ca-file) CA_FILE="$2"; shift 2 ;;
-    *) echo "agent.sh: unknown option $1" >&2; exit 2 ;;
+    --sha256) SHA256="$2"; shift 2 ;;
+    --prefix) PREFIX="$2"; shift 2 ;;
+    --unit-dir) UNIT_DIR="$2"; shift 2 ;;
+    -h | --help) usage ;;
+    *) printf 'agent.sh: unknown option %s\n' "$1" >&2; usage ;;
   esac
 done
-[ -n "$TOKEN" ] || { echo "usage: agent.sh --join-token TOKEN [--name NAME] [--data-dir DIR] [--config FILE] [--ca-file CA.pem]" >&2; exit 2; }
-command -v node >/dev/null 2>&1 || { echo "agent.sh: the agent needs Node.js 20 or newer (apt-get install nodejs)" >&2; exit 1; }
-mkdir -p "$PREFIX" "$DATA_DIR"
+
+[ -n "$TOKEN" ] || usage
+case "$TOKEN" in
+  *[!A-Za-z0-9_-]*) bad '--join-token must be the upj_... token the server printed' ;;
+esac
+if [ -n "$SHA256" ]; then
+  SHA256=$(printf '%s' "$SHA256" | tr 'A-F' 'a-f')
+  case "$SHA256" in
+    *[!0-9a-f]*) bad '--sha256 must be 64 hexadecimal digits' ;;
+  esac
+  [ "\${#SHA256}" -eq 64 ] || bad '--sha256 must be 64 hexadecimal digits'
+fi
+if [ -n "$NAME" ]; then
+  case "$NAME" in
+    [!A-Za-z0-9]* | *[!A-Za-z0-9._-]*) bad '--name must be letters, digits, . _ or -, starting with a letter or digit' ;;
+  esac
+  [ "\${#NAME}" -le 63 ] || bad '--name must be at most 63 characters'
+fi
+check_path --data-dir "$DATA_DIR"
+check_path --prefix "$PREFIX"
+check_path --unit-dir "$UNIT_DIR"
+if [ -n "$CONFIG" ]; then
+  check_path --config "$CONFIG"
+  [ -r "$CONFIG" ] || bad "--config $CONFIG cannot be read"
+fi
+CURL_TLS=''
+if [ -n "$CA_FILE" ]; then
+  check_path --ca-file "$CA_FILE"
+  [ -r "$CA_FILE" ] || bad "--ca-file $CA_FILE cannot be read"
+  case "$SERVER" in
+    https://*) ;;
+    *) bad "--ca-file pins the CA of an https server, and $SERVER is not one" ;;
+  esac
+  CURL_TLS=yes
+fi
+command -v node >/dev/null 2>&1 || fail 'the agent needs Node.js 20 or newer (apt-get install nodejs)'
+command -v curl >/dev/null 2>&1 || fail 'curl is needed'
+command -v sha256sum >/dev/null 2>&1 || fail 'sha256sum is needed (coreutils)'
+
+# Every download: fail on HTTP errors; with --ca-file, https only and that CA only.
+fetch() {
+  if [ -n "$CURL_TLS" ]; then
+    curl -fsSL --proto '=https' --proto-redir '=https' --cacert "$CA_FILE" "$@"
+  else
+    curl -fsSL "$@"
+  fi
+}
+
+# Directories the script creates on the way (/opt, …) keep the usual modes; the data dir is private.
+( umask 022; mkdir -p "$PREFIX" "$DATA_DIR" )
 chmod 700 "$DATA_DIR"
-set -- -fsSL
-[ -n "$CA_FILE" ] && set -- -fsSL --cacert "$CA_FILE"
-curl "$@" "$SERVER/install/upshift-agent.js" -o "$PREFIX/agent.js.new"
-expected=$(curl "$@" "$SERVER/install/upshift-agent.js.sha256")
-actual=$(sha256sum "$PREFIX/agent.js.new" | cut -d' ' -f1)
-[ "$expected" = "$actual" ] || { rm -f "$PREFIX/agent.js.new"; echo "agent.sh: checksum mismatch ($actual, expected $expected)" >&2; exit 1; }
-mv "$PREFIX/agent.js.new" "$PREFIX/agent.js"
-( umask 077; printf 'UPSHIFT_JOIN_TOKEN=%s\\n' "$TOKEN" > "$DATA_DIR/join.env"
-  [ -n "$CONFIG" ] && printf 'UPSHIFT_AGENT_CONFIG=%s\\n' "$CONFIG" >> "$DATA_DIR/join.env"
-  # A private CA that signed the server's certificate: the agent verifies the server with it.
-  [ -n "$CA_FILE" ] && printf 'NODE_EXTRA_CA_CERTS=%s\\n' "$CA_FILE" >> "$DATA_DIR/join.env" || true )
-NAME_ARG=""
-[ -n "$NAME" ] && NAME_ARG="--name $NAME"
-cat > /etc/systemd/system/upshift-agent.service <<UNIT
+NEW="$PREFIX/agent.js.new"
+rm -f "$NEW"
+fetch -o "$NEW" "$SERVER/install/upshift-agent.js" || { rm -f "$NEW"; fail "cannot download the agent from $SERVER"; }
+actual=$(sha256sum "$NEW" | cut -d' ' -f1)
+if [ -n "$SHA256" ]; then
+  if [ "$actual" != "$SHA256" ]; then
+    rm -f "$NEW"
+    fail "checksum mismatch: the agent from $SERVER has sha256 $actual, but --sha256 is $SHA256; nothing was installed. If the server was upgraded since the join command was printed, ask an admin for a new one (upshift cluster join-token CLUSTER)"
+  fi
+else
+  echo 'agent.sh: warning: no --sha256 given; the agent is checked only against the checksum the same server serves' >&2
+  expected=$(fetch "$SERVER/install/upshift-agent.js.sha256") || { rm -f "$NEW"; fail "cannot download the agent's checksum from $SERVER"; }
+  if [ "$actual" != "$expected" ]; then
+    rm -f "$NEW"
+    fail "checksum mismatch: the agent has sha256 $actual, the server says $expected; nothing was installed"
+  fi
+fi
+
+# A previous install's agent holds the data dir; stop it for the join.
+systemctl stop upshift-agent >/dev/null 2>&1 || true
+mv "$NEW" "$PREFIX/agent.js"
+# An older install kept the join token in join.env: it is not needed any more.
+rm -f "$DATA_DIR/join.env"
+
+set -- --server "$SERVER" --data-dir "$DATA_DIR"
+if [ -n "$NAME" ]; then set -- "$@" --name "$NAME"; fi
+if [ -n "$CONFIG" ]; then set -- "$@" --config "$CONFIG"; fi
+if [ -n "$CA_FILE" ]; then set -- "$@" --ca-file "$CA_FILE"; fi
+# The one join: the token lives only in this process's environment.
+if ! UPSHIFT_JOIN_TOKEN="$TOKEN" node "$PREFIX/agent.js" agent "$@" --join-only; then
+  fail 'the node did not join (the reason is above); the service was not installed'
+fi
+TOKEN=''
+
+ENV_FILE="$DATA_DIR/agent.env"
+: > "$ENV_FILE"
+if [ -n "$CONFIG" ]; then printf 'UPSHIFT_AGENT_CONFIG=%s\\n' "$CONFIG" >> "$ENV_FILE"; fi
+if [ -n "$CA_FILE" ]; then printf 'UPSHIFT_AGENT_CA_FILE=%s\\n' "$CA_FILE" >> "$ENV_FILE"; fi
+NAME_ARG=''
+if [ -n "$NAME" ]; then NAME_ARG=" --name $NAME"; fi
+mkdir -p "$UNIT_DIR"
+( umask 022
+cat > "$UNIT_DIR/upshift-agent.service" <<UNIT
 [Unit]
 Description=Upshift node agent
 After=network-online.target docker.service
 Wants=network-online.target
 
 [Service]
-EnvironmentFile=$DATA_DIR/join.env
-ExecStart=/usr/bin/env node $PREFIX/agent.js agent --server $SERVER --data-dir $DATA_DIR $NAME_ARG
+EnvironmentFile=-$ENV_FILE
+ExecStart=/usr/bin/env node $PREFIX/agent.js agent --server $SERVER --data-dir $DATA_DIR$NAME_ARG
 Restart=always
 RestartSec=5
+# Exit status 2 is a refusal that a restart cannot cure (a revoked node credential, a bad
+# config file): the reason is in journalctl -u upshift-agent.
+RestartPreventExitStatus=2
 
 [Install]
 WantedBy=multi-user.target
 UNIT
+)
 systemctl daemon-reload
-systemctl enable --now upshift-agent
-echo "upshift agent installed; it joins $SERVER and shows up in the cluster's nodes within seconds"
+systemctl enable upshift-agent
+systemctl restart upshift-agent
+echo "upshift agent installed: joined $SERVER and started with its node credential; the join token was not stored on this host"
 `;
 }
 

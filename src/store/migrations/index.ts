@@ -251,6 +251,20 @@ export const migrations: Migration[] = [
     },
   },
   {
+    version: 7,
+    name: 'single-use join tokens',
+    async up(db) {
+      // A single-use token is consumed by a compare-and-set on used_at in the join's own
+      // transaction; used_by_node says which node it admitted (for the audit trail).
+      await db.schema
+        .alterTable('join_tokens')
+        .addColumn('single_use', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema.alterTable('join_tokens').addColumn('used_at', 'text').execute();
+      await db.schema.alterTable('join_tokens').addColumn('used_by_node', 'text').execute();
+    },
+  },
+  {
     version: 8,
     name: 'bounded node logs: head and tail lines, their sizes per node task',
     async up(db) {
