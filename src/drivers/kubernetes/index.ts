@@ -305,6 +305,7 @@ export class KubernetesDriver implements ClusterDriver {
     this.closed = true;
     for (const watch of this.watches.values()) watch.stop();
     this.watches.clear();
+    for (const client of this.clients.values()) client.close();
     this.clients.clear();
   }
 }
