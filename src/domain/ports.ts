@@ -79,7 +79,8 @@ export interface ClusterDriver {
    * the API, and read back through a `SecretReader`.
    */
   readonly secretFields?: readonly string[];
-  validateSecrets?(secrets: Record<string, string>): void;
+  /** `config` is what `validateConfig` returned, for rules that tie the two (a tcp:// manager needs its TLS key). */
+  validateSecrets?(secrets: Record<string, string>, config: Record<string, unknown>): void;
   /**
    * Checks and normalises the kind-specific part of a create request. Throws a
    * VALIDATION_FAILED error that names the offending field.

@@ -66,7 +66,7 @@ export class FleetService {
       secrets[field] = value;
     }
     const config = driver.validateConfig(rest);
-    driver.validateSecrets?.(secrets);
+    driver.validateSecrets?.(secrets, config);
     if (Object.keys(secrets).length > 0 && !this.sealSecret) {
       throw new UpshiftError(ErrorCode.INTERNAL, 'no secret key is configured, so secrets cannot be stored');
     }

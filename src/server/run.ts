@@ -101,7 +101,7 @@ export async function startServer(
   const metrics = new Metrics(store);
   const bundle = loadAgentBundle(options.agentBundle ?? join(dirname(fileURLToPath(import.meta.url)), 'agent.js'));
   const vault = new SecretVault(store, SecretBox.load(config.dataDir));
-  const kubernetes = new KubernetesDriver({ secrets: vault, clock, logger });
+  const kubernetes = new KubernetesDriver({ secrets: vault, clock, logger, allowLinkLocalTargets: config.allowLinkLocalTargets });
   const hub = new AgentHub({
     store,
     clock,
@@ -119,7 +119,14 @@ export async function startServer(
     drivers: {
       simulated: new SimulatedDriver(catalog, clock),
       hosts: new HostsDriver(hub),
-      swarm: new SwarmDriver({ agents: hub, secrets: vault, clock, logger }),
+      swarm: new SwarmDriver({
+        agents: hub,
+        secrets: vault,
+        clock,
+        logger,
+        swarmSocket: config.swarmSocket,
+        allowLinkLocalTargets: config.allowLinkLocalTargets,
+      }),
       kubernetes,
     },
     sealSecret: (plaintext) => vault.seal(plaintext),

@@ -132,7 +132,12 @@ describe('kubernetes driver: inventory', () => {
     const c = cluster();
     secrets.set(c.id, 'kubeconfig', fake.kubeconfig({ token: 'wrong' }));
     const refused = await driver.inventory(c, new AbortController().signal);
-    expect(refused).toEqual({ reachable: false, reason: expect.stringMatching(/401 Unauthorized.*credentials were refused/) });
+    expect(refused).toEqual({
+      reachable: false,
+      reason: expect.stringMatching(
+        /^the Kubernetes API at 127\.0\.0\.1:\d+ answered 401 Unauthorized to GET \/api\/v1\/nodes \(the kubeconfig credentials were refused/,
+      ),
+    });
     secrets.set(c.id, 'kubeconfig', fake.kubeconfig());
     expect((await driver.inventory(c, new AbortController().signal)).reachable).toBe(true);
     await fake.stopListening();
@@ -141,7 +146,7 @@ describe('kubernetes driver: inventory', () => {
       const r = await driver.inventory(c, new AbortController().signal);
       return r.reachable ? undefined : r;
     }, 5000);
-    expect(down).toEqual({ reachable: false, reason: expect.stringMatching(/ECONNREFUSED/) });
+    expect(down).toEqual({ reachable: false, reason: `connection refused by ${new URL(fake.url).host}` });
     const none = await driver.inventory({ ...c, id: 'cl_nokubeconfig000' }, new AbortController().signal);
     expect(none).toEqual({ reachable: false, reason: expect.stringMatching(/no kubeconfig is stored/) });
   });
@@ -171,6 +176,28 @@ describe('kubernetes driver: inventory', () => {
       timeoutSeconds: '300',
       allowWatchBookmarks: 'false',
     });
+  });
+
+  it('settles to one watch and no further lists when two lists overlap a live watch', async () => {
+    addGvisorNode('n1');
+    const c = cluster();
+    await driver.inventory(c, new AbortController().signal);
+    await waitFor(async () => driver.nodeWatch(c.id)?.watching && fake.openWatches === 1, 5000, 'the node watch');
+    const watch = driver.nodeWatch(c.id)!;
+    const lists = () => fake.requests.filter((r) => r.method === 'GET' && r.path === '/api/v1/nodes' && r.query['watch'] !== 'true').length;
+    // Two inventory reads that both list, as when they overlap: each aborts the live watch.
+    await watch.list();
+    await watch.list();
+    expect(lists()).toBe(3);
+    await waitFor(async () => watch.watching && fake.openWatches === 1, 5000, 'the watch after the lists');
+    const watchesBefore = fake.requests.filter((r) => r.query['watch'] === 'true').length;
+    // The relist backoff starts at 1 s: over 3.5 s a loop would have listed three times.
+    await new Promise((r) => setTimeout(r, 3500));
+    expect(lists()).toBe(3);
+    expect(watch.relists).toBe(3);
+    expect(fake.openWatches).toBe(1);
+    expect(fake.requests.filter((r) => r.query['watch'] === 'true').length).toBe(watchesBefore);
+    expect(watch.watching).toBe(true);
   });
 
   for (const mode of ['event', 'http'] as const) {

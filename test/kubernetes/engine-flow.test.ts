@@ -180,7 +180,7 @@ describe('kubernetes cluster through the real engine', () => {
       await t.engine.orchestrator.syncInventory(cluster);
       return (await t.store.getCluster(cluster.id))?.unavailableReason ?? undefined;
     }, 5000);
-    expect(reason).toMatch(/ECONNREFUSED/);
+    expect(reason).toMatch(/^connection refused by 127\.0\.0\.1:\d+$/);
     await fake.restart();
     await t.engine.orchestrator.syncInventory(cluster);
     expect((await t.store.getCluster(cluster.id))?.unavailableReason).toBeNull();

@@ -1,5 +1,6 @@
-import { KubeConfig } from '@kubernetes/client-node';
+import YAML from 'yaml';
 import { invalid } from '../../domain/errors.js';
+import { refusedTargetReason } from '../../domain/network-targets.js';
 
 /**
  * The kind-specific settings of a `kubernetes` cluster, as stored in the cluster record
@@ -104,38 +105,200 @@ export function clusterConfig(config: Record<string, unknown>): KubernetesCluste
 }
 
 /**
- * Parses a kubeconfig the way the client will; refuses one without a current context,
- * a cluster or a server address, so that a mistake shows at creation and not at the
- * first inventory sync.
+ * The only parts of a kubeconfig the driver uses: one cluster reached over https:// and
+ * one user who authenticates with what the file itself carries. Everything else a
+ * kubeconfig can say (a command to run, a file to read, a proxy) is refused, so that a
+ * kubeconfig cannot make the server run anything or read its own files.
  */
-export function parseKubeconfig(text: string): KubeConfig {
-  const kc = new KubeConfig();
-  try {
-    kc.loadFromString(text);
-  } catch (error) {
-    throw invalid(`kubeconfig cannot be parsed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`, {
-      field: KUBECONFIG_FIELD,
-    });
+export interface SanitizedKubeconfig {
+  context: string;
+  cluster: { name: string; server: string; caData?: string; skipTLSVerify: boolean; tlsServerName?: string };
+  user: { name: string; token?: string; certData?: string; keyData?: string };
+}
+
+/** What the server allows a kubeconfig to reach: the operator's `--allow-link-local-targets`. */
+export interface KubeconfigPolicy {
+  allowLinkLocalTargets: boolean;
+}
+
+type Yaml = Record<string, unknown>;
+
+function refuse(message: string): never {
+  throw invalid(`kubeconfig ${message}`, { field: KUBECONFIG_FIELD });
+}
+
+/** A name from the file, quoted and bounded, for messages. */
+function quoted(name: unknown): string {
+  const text = typeof name === 'string' ? name : '';
+  return JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}…` : text);
+}
+
+/** Under the failsafe schema every scalar is a string; YAML's null spellings mean "not set". */
+function present(value: unknown): boolean {
+  return value !== undefined && value !== null && value !== '' && value !== '~' && value !== 'null' && value !== 'Null' && value !== 'NULL';
+}
+
+function listOf(doc: Yaml, key: string): Yaml[] {
+  const value = doc[key];
+  if (!present(value)) return [];
+  if (!Array.isArray(value) || !value.every(isRecord)) refuse(`${key} must be a list of {name, ${key.slice(0, -1)}} entries`);
+  return value as Yaml[];
+}
+
+function flag(value: unknown, where: string): boolean {
+  if (!present(value)) return false;
+  if (value === 'true' || value === 'false') return value === 'true';
+  return refuse(`${where} must be true or false`);
+}
+
+const base64 = /^[A-Za-z0-9+/\s]+={0,2}\s*$/;
+
+function pemData(value: unknown, where: string, label: string): string {
+  if (typeof value !== 'string' || !base64.test(value) || !Buffer.from(value, 'base64').toString('latin1').includes('-----BEGIN')) {
+    return refuse(`${where} must be the base64 of a PEM ${label}, as kubectl config view --raw --flatten prints it`);
   }
-  if (!kc.getCurrentContext()) {
-    throw invalid('kubeconfig has no current-context: set one (kubectl config use-context NAME) before exporting it', {
-      field: KUBECONFIG_FIELD,
-    });
+  return value.replace(/\s+/g, '');
+}
+
+const embedHint = 'embed the credentials in the file instead (kubectl config view --raw --flatten --minify)';
+
+/** Cluster fields: how each is handled. Unknown fields are refused. */
+const clusterFieldsIgnored = new Set(['extensions', 'disable-compression']);
+const clusterRefusals: Record<string, string> = {
+  'certificate-authority': `names a file on the server; ${embedHint}`,
+  'proxy-url': 'names a proxy; the server connects to the API server directly',
+};
+
+/** User fields that cannot be allowed, with why. */
+const userRefusals: Record<string, string> = {
+  exec: 'runs a command on the server; use a service-account token or a client certificate embedded in the file',
+  'auth-provider': 'runs an authentication plugin on the server; use a service-account token or a client certificate embedded in the file',
+  'token-file': `names a file on the server; ${embedHint}`,
+  tokenFile: `names a file on the server; ${embedHint}`,
+  'client-certificate': `names a file on the server; ${embedHint}`,
+  'client-key': `names a file on the server; ${embedHint}`,
+  username: 'uses a user name and password, which Upshift does not accept; use a token or a client certificate',
+  password: 'uses a user name and password, which Upshift does not accept; use a token or a client certificate',
+  as: 'impersonates another user, which Upshift does not support; give the kubeconfig user the permissions itself',
+  'as-groups': 'impersonates groups, which Upshift does not support; give the kubeconfig user the permissions itself',
+  'as-uid': 'impersonates another user, which Upshift does not support; give the kubeconfig user the permissions itself',
+  'as-user-extra': 'impersonates another user, which Upshift does not support; give the kubeconfig user the permissions itself',
+};
+const userFieldsAllowed = new Set(['token', 'client-certificate-data', 'client-key-data', 'extensions']);
+
+function checkCluster(entry: Yaml, index: number, policy: KubeconfigPolicy): SanitizedKubeconfig['cluster'] {
+  const name = entry['name'];
+  if (typeof name !== 'string' || !present(name)) refuse(`clusters[${index}] has no name`);
+  const where = `cluster ${quoted(name)}`;
+  const cluster = entry['cluster'];
+  if (!isRecord(cluster)) return refuse(`${where} has no cluster: {server: https://…} mapping`);
+  for (const [key, value] of Object.entries(cluster)) {
+    if (!present(value) || clusterFieldsIgnored.has(key)) continue;
+    const refusal = clusterRefusals[key];
+    if (refusal) refuse(`${where}: ${key} ${refusal}`);
+    if (!['server', 'certificate-authority-data', 'insecure-skip-tls-verify', 'tls-server-name'].includes(key)) {
+      refuse(`${where}: ${key} is not supported; known: server, certificate-authority-data, insecure-skip-tls-verify, tls-server-name`);
+    }
   }
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) {
-    throw invalid(`kubeconfig's current-context ${JSON.stringify(kc.getCurrentContext())} names no cluster in the file`, {
-      field: KUBECONFIG_FIELD,
-    });
-  }
+  const server = cluster['server'];
+  if (typeof server !== 'string' || !present(server)) return refuse(`${where} has no server address`);
   let url: URL;
   try {
-    url = new URL(cluster.server);
+    url = new URL(server);
   } catch {
-    throw invalid(`kubeconfig cluster ${JSON.stringify(cluster.name)} has no valid server address`, { field: KUBECONFIG_FIELD });
+    return refuse(`${where} has no valid server address`);
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw invalid(`kubeconfig cluster ${JSON.stringify(cluster.name)}: server must be an https:// address`, { field: KUBECONFIG_FIELD });
+  if (url.protocol !== 'https:') refuse(`${where}: server must be an https:// address`);
+  if (url.username !== '' || url.password !== '') refuse(`${where}: server must not carry a user name or password`);
+  if (url.search !== '' || url.hash !== '') refuse(`${where}: server must not carry a query or a fragment`);
+  const target = refusedTargetReason(url.hostname, policy.allowLinkLocalTargets, 'server');
+  if (target) refuse(`${where}: ${target}`);
+  const tlsServerName = cluster['tls-server-name'];
+  if (present(tlsServerName) && (typeof tlsServerName !== 'string' || !/^[A-Za-z0-9.-]{1,253}$/.test(tlsServerName))) {
+    refuse(`${where}: tls-server-name must be a host name`);
   }
-  return kc;
+  return {
+    name,
+    server: server.replace(/\/$/, ''),
+    ...(present(cluster['certificate-authority-data'])
+      ? { caData: pemData(cluster['certificate-authority-data'], `${where}: certificate-authority-data`, 'CA certificate') }
+      : {}),
+    skipTLSVerify: flag(cluster['insecure-skip-tls-verify'], `${where}: insecure-skip-tls-verify`),
+    ...(present(tlsServerName) ? { tlsServerName: tlsServerName as string } : {}),
+  };
+}
+
+function checkUser(entry: Yaml, index: number): SanitizedKubeconfig['user'] {
+  const name = entry['name'];
+  if (typeof name !== 'string' || !present(name)) refuse(`users[${index}] has no name`);
+  const where = `user ${quoted(name)}`;
+  const user = entry['user'];
+  if (!present(user)) return { name };
+  if (!isRecord(user)) return refuse(`${where}: user must be a mapping such as {token: …}`);
+  for (const [key, value] of Object.entries(user)) {
+    if (!present(value)) continue;
+    const refusal = userRefusals[key];
+    if (refusal) refuse(`${where}: ${key} ${refusal}`);
+    if (!userFieldsAllowed.has(key)) refuse(`${where}: ${key} is not supported; known: token, client-certificate-data, client-key-data`);
+  }
+  const token = user['token'];
+  if (present(token) && (typeof token !== 'string' || !/^[\x21-\x7e]{1,10000}$/.test(token))) {
+    refuse(`${where}: token must be one line of printable characters`);
+  }
+  const hasCert = present(user['client-certificate-data']);
+  const hasKey = present(user['client-key-data']);
+  if (hasCert !== hasKey) refuse(`${where}: client-certificate-data and client-key-data go together; give both or neither`);
+  return {
+    name,
+    ...(present(token) ? { token: token as string } : {}),
+    ...(hasCert ? { certData: pemData(user['client-certificate-data'], `${where}: client-certificate-data`, 'certificate') } : {}),
+    ...(hasKey ? { keyData: pemData(user['client-key-data'], `${where}: client-key-data`, 'private key') } : {}),
+  };
+}
+
+const topLevelKeys = new Set(['apiVersion', 'kind', 'clusters', 'contexts', 'users', 'current-context', 'preferences', 'extensions']);
+
+/**
+ * Reads a kubeconfig without running or reading anything it names, and keeps only what
+ * the driver needs. Every cluster and user of the file is checked, not only the current
+ * context's, so that nothing refused sits in a stored kubeconfig. Refuses, with a 422
+ * that names the field: `exec`, `auth-provider`, any file reference, a user name and
+ * password, a proxy, a non-https server, a link-local or metadata server (unless the
+ * operator allowed them), and a current user without an embedded token or client
+ * certificate. The driver builds its client from the result on every use, so a
+ * kubeconfig stored before these rules cannot run anything either.
+ */
+export function parseKubeconfig(text: string, policy: KubeconfigPolicy): SanitizedKubeconfig {
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text, { schema: 'failsafe', maxAliasCount: 100, prettyErrors: false });
+  } catch (error) {
+    const pos = (error as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
+    refuse(
+      `cannot be parsed as YAML${pos ? ` (line ${pos.line}, column ${pos.col})` : ''}: export it with kubectl config view --raw --flatten --minify`,
+    );
+  }
+  if (!isRecord(doc)) refuse('must be a YAML mapping (apiVersion, clusters, contexts, users, current-context)');
+  for (const key of Object.keys(doc)) {
+    if (!topLevelKeys.has(key)) refuse(`has an unknown top-level field ${quoted(key)}`);
+  }
+  const clusters = listOf(doc, 'clusters').map((c, i) => checkCluster(c, i, policy));
+  const users = listOf(doc, 'users').map((u, i) => checkUser(u, i));
+  const contexts = listOf(doc, 'contexts');
+  const current = doc['current-context'];
+  if (typeof current !== 'string' || !present(current)) {
+    refuse('has no current-context: set one (kubectl config use-context NAME) before exporting it');
+  }
+  const context = contexts.find((c) => c['name'] === current)?.['context'];
+  if (!isRecord(context)) refuse(`current-context ${quoted(current)} names no context in the file`);
+  const cluster = clusters.find((c) => c.name === context['cluster']);
+  if (!cluster) refuse(`current-context ${quoted(current)} names no cluster in the file`);
+  const user = users.find((u) => u.name === context['user']);
+  if (!user) refuse(`current-context ${quoted(current)} names no user in the file`);
+  if (user.token === undefined && user.certData === undefined) {
+    refuse(
+      `user ${quoted(user.name)} carries no credentials: embed a bearer token (a service-account token) or client-certificate-data and client-key-data`,
+    );
+  }
+  return { context: current, cluster, user };
 }

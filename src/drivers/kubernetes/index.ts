@@ -1,7 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Catalog } from '../../domain/catalog.js';
 import type { Component } from '../../domain/components.js';
-import { ErrorCode, UpshiftError, invalid } from '../../domain/errors.js';
+import { ErrorCode, UpshiftError, errorMessage, invalid } from '../../domain/errors.js';
 import type { ClusterRecord, NodeRecord } from '../../domain/model.js';
 import type {
   ClusterDriver,
@@ -14,8 +14,8 @@ import type {
   SnapshotOutcome,
   TaskContext,
 } from '../../domain/ports.js';
-import { KubeClient, describeKubeError, isNotFound, kubeconfigDigest, withDeadline } from './client.js';
-import type { KubernetesClusterConfig } from './config.js';
+import { KubeClient, describeKubeError, isNotFound, kubeFailureReason, kubeconfigDigest, withDeadline } from './client.js';
+import type { KubeconfigPolicy, KubernetesClusterConfig } from './config.js';
 import { KUBECONFIG_FIELD, clusterConfig, parseKubeconfig, validateKubernetesConfig } from './config.js';
 import { ExecutorRun } from './executor.js';
 import { Labels, MANAGED_BY, executorPodManifest, imageArtifact, labelSafe, missingImageMessage, namespaceManifest } from './manifests.js';
@@ -46,6 +46,8 @@ export interface KubernetesDriverOptions {
   stuckGraceMs?: number;
   /** How long the log stream may take to deliver its tail after the pod ended. Default 5000. */
   logTailMs?: number;
+  /** The operator's `--allow-link-local-targets`: API servers at link-local or metadata addresses. Default false. */
+  allowLinkLocalTargets?: boolean;
 }
 
 const silent: DriverLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -72,7 +74,8 @@ export class KubernetesDriver implements ClusterDriver {
   private readonly secrets: SecretReader;
   private readonly clock: Clock;
   private readonly logger: DriverLogger;
-  private readonly tuning: Required<Omit<KubernetesDriverOptions, 'secrets' | 'clock' | 'logger'>>;
+  private readonly tuning: Required<Omit<KubernetesDriverOptions, 'secrets' | 'clock' | 'logger' | 'allowLinkLocalTargets'>>;
+  private readonly policy: KubeconfigPolicy;
   private readonly clients = new Map<string, KubeClient>();
   private readonly watches = new Map<string, NodeWatch>();
   private closed = false;
@@ -81,6 +84,7 @@ export class KubernetesDriver implements ClusterDriver {
     this.secrets = options.secrets;
     this.clock = options.clock;
     this.logger = options.logger ?? silent;
+    this.policy = { allowLinkLocalTargets: options.allowLinkLocalTargets ?? false };
     this.tuning = {
       pollIntervalMs: options.pollIntervalMs ?? 2000,
       drainRetryMs: options.drainRetryMs ?? 5000,
@@ -99,7 +103,7 @@ export class KubernetesDriver implements ClusterDriver {
         field: KUBECONFIG_FIELD,
       });
     }
-    parseKubeconfig(text);
+    parseKubeconfig(text, this.policy);
   }
 
   validateConfig(raw: Record<string, unknown>): Record<string, unknown> {
@@ -114,7 +118,12 @@ export class KubernetesDriver implements ClusterDriver {
     return {};
   }
 
-  /** The cluster's API client, rebuilt when its stored kubeconfig changed. */
+  /**
+   * The cluster's API client, rebuilt when its stored kubeconfig changed. The stored
+   * text is checked again on every rebuild, so a kubeconfig stored before the current
+   * rules (or before the operator changed `--allow-link-local-targets`) is refused here
+   * with the same message as at creation, and nothing it names is run or read.
+   */
   private async client(cluster: ClusterRecord): Promise<KubeClient> {
     const text = await this.secrets.read(cluster.id, KUBECONFIG_FIELD);
     if (text === undefined) {
@@ -125,7 +134,16 @@ export class KubernetesDriver implements ClusterDriver {
     }
     const cached = this.clients.get(cluster.id);
     if (cached && cached.digest === kubeconfigDigest(text)) return cached;
-    const client = KubeClient.fromText(text);
+    let client: KubeClient;
+    try {
+      client = KubeClient.fromText(text, this.policy);
+    } catch (error) {
+      throw new UpshiftError(
+        ErrorCode.CLUSTER_UNAVAILABLE,
+        `the stored ${errorMessage(error)}; delete cluster ${cluster.name} and create it again with an accepted kubeconfig`,
+        { cause: error },
+      );
+    }
     this.clients.set(cluster.id, client);
     return client;
   }
@@ -167,7 +185,7 @@ export class KubernetesDriver implements ClusterDriver {
       return { reachable: true, nodes: nodes.map((n) => toInventoryNode(n, config.runtimeLabel)).filter((n) => n.name !== '') };
     } catch (error) {
       if (signal.aborted) throw signal.reason;
-      return { reachable: false, reason: `${client.server}: ${describeKubeError(error)}` };
+      return { reachable: false, reason: kubeFailureReason(error, client.target, 'GET /api/v1/nodes') };
     }
   }
 
@@ -201,10 +219,14 @@ export class KubernetesDriver implements ClusterDriver {
       const list = await withDeadline(client.core.listNode(), this.tuning.requestTimeoutMs, 'listing nodes');
       for (const node of list.items) if (node.metadata?.name && node.metadata.uid) uids.set(node.metadata.name, node.metadata.uid);
     } catch (error) {
-      throw new UpshiftError(ErrorCode.CLUSTER_UNAVAILABLE, `cluster ${cluster.name} cannot be reached: ${describeKubeError(error)}`, {
-        cause: error,
-        retryable: true,
-      });
+      throw new UpshiftError(
+        ErrorCode.CLUSTER_UNAVAILABLE,
+        `cluster ${cluster.name} cannot be reached: ${kubeFailureReason(error, client.target, 'GET /api/v1/nodes')}`,
+        {
+          cause: error,
+          retryable: true,
+        },
+      );
     }
     return [
       namespaceManifest(config.namespace),
@@ -283,6 +305,7 @@ export class KubernetesDriver implements ClusterDriver {
     this.closed = true;
     for (const watch of this.watches.values()) watch.stop();
     this.watches.clear();
+    for (const client of this.clients.values()) client.close();
     this.clients.clear();
   }
 }

@@ -88,20 +88,30 @@ export class NodeWatch {
     this.resourceVersion = list.metadata?.resourceVersion;
     this.synced = true;
     this.backoffMs = 0;
-    this.cancelTimer?.();
-    this.cancelTimer = undefined;
-    this.controller?.abort();
-    this.connected = false;
+    this.endWatch();
     this.startWatch();
     return list.items;
   }
 
   stop(): void {
     this.stopped = true;
+    this.endWatch();
+  }
+
+  /**
+   * Ends the current watch and any pending relist or rewatch. The generation moves on
+   * *before* the abort: the client library reports an abort to `onDone` synchronously,
+   * as a failure, and an `onDone` that still saw the current generation would schedule a
+   * relist, whose own abort would schedule the next, once a second for ever.
+   */
+  private endWatch(): void {
     this.generation++;
     this.cancelTimer?.();
-    this.controller?.abort();
+    this.cancelTimer = undefined;
+    const controller = this.controller;
+    this.controller = undefined;
     this.connected = false;
+    controller?.abort();
   }
 
   private startWatch(): void {

@@ -1,4 +1,5 @@
 import { invalid } from '../../domain/errors.js';
+import { refusedTargetReason } from '../../domain/network-targets.js';
 
 /**
  * The kind-specific settings of a `swarm` cluster, as stored in the cluster record and
@@ -6,8 +7,8 @@ import { invalid } from '../../domain/errors.js';
  */
 export interface SwarmClusterConfig {
   /**
-   * Engine API endpoints of managers, tried in order: `unix:///var/run/docker.sock` or
-   * `tcp://host:2376`. More than one lets the driver reach the swarm while the engine of
+   * Engine API endpoints of managers, tried in order: `tcp://host:2376` with TLS, or
+   * `unix://` and the one socket path the operator allows (`--swarm-socket`). More than one lets the driver reach the swarm while the engine of
    * the first one is being upgraded.
    */
   managers: string[];
@@ -39,7 +40,63 @@ function seconds(raw: unknown, field: string, fallback: number, min: number, max
   return value;
 }
 
-const endpointPattern = /^(unix:\/\/\/[^\s]+|tcp:\/\/[A-Za-z0-9.[\]:-]+:\d{1,5})$/;
+/**
+ * Where the server may reach a swarm's Engine API, set by the operator: the one Docker
+ * socket path it allows (`--swarm-socket`; null: none) and whether link-local and
+ * metadata addresses are allowed (`--allow-link-local-targets`).
+ */
+export interface SwarmTargetPolicy {
+  swarmSocket: string | null;
+  allowLinkLocalTargets: boolean;
+}
+
+const endpointHint =
+  'tcp://HOST:2376 (with TLS client certificates) or unix:///var/run/docker.sock (the socket the server allows with --swarm-socket)';
+
+/**
+ * Checks one manager endpoint against the policy: an admin names it, the server connects
+ * to it, so an endpoint may not reach a socket or an address the operator did not allow.
+ */
+function checkEndpoint(endpoint: unknown, policy: SwarmTargetPolicy): string {
+  if (typeof endpoint !== 'string' || endpoint.length > 300) {
+    throw invalid(`manager must be the Engine API endpoint of a swarm manager, ${endpointHint} (or a list of up to 7 of them)`, {
+      field: 'manager',
+    });
+  }
+  if (endpoint.startsWith('unix://')) {
+    const path = endpoint.slice('unix://'.length);
+    if (!/^\/[\x21-\x7e]*$/.test(path)) {
+      throw invalid(`manager must be unix:// and an absolute socket path such as unix:///var/run/docker.sock`, { field: 'manager' });
+    }
+    if (policy.swarmSocket === null) {
+      throw invalid(
+        `manager ${endpoint}: this server allows no Docker socket; start it with --swarm-socket ${path || '/var/run/docker.sock'} to let swarm clusters use that socket, or give tcp://HOST:2376 with TLS`,
+        { field: 'manager' },
+      );
+    }
+    if (path !== policy.swarmSocket) {
+      throw invalid(
+        `manager ${endpoint}: the only Docker socket this server allows is unix://${policy.swarmSocket} (set with --swarm-socket)`,
+        { field: 'manager' },
+      );
+    }
+    return endpoint;
+  }
+  const match = /^tcp:\/\/([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):(\d{1,5})$/.exec(endpoint);
+  const port = Number(match?.[2]);
+  if (!match || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw invalid(`manager ${JSON.stringify(endpoint)} is not an endpoint Upshift accepts; give ${endpointHint}`, { field: 'manager' });
+  }
+  let host: string;
+  try {
+    host = new URL(`https://${match[1]}:${port}/`).hostname;
+  } catch {
+    throw invalid(`manager ${JSON.stringify(endpoint)}: ${match[1]} is not a host name or address`, { field: 'manager' });
+  }
+  const refused = refusedTargetReason(host, policy.allowLinkLocalTargets, `manager ${endpoint}:`);
+  if (refused) throw invalid(refused, { field: 'manager' });
+  return endpoint;
+}
 
 function pem(raw: unknown, field: string, label: string): string {
   if (typeof raw !== 'string' || !raw.includes(`-----BEGIN ${label}`)) {
@@ -49,7 +106,7 @@ function pem(raw: unknown, field: string, label: string): string {
 }
 
 /** Checks and fills in the settings of a create request (or a stored record); names the offending field. */
-export function validateSwarmConfig(raw: Record<string, unknown>): SwarmClusterConfig {
+export function validateSwarmConfig(raw: Record<string, unknown>, policy: SwarmTargetPolicy): SwarmClusterConfig {
   for (const key of Object.keys(raw)) {
     if (!topKeys.includes(key)) {
       throw invalid(`unknown field ${JSON.stringify(key)} for a swarm cluster; known: ${topKeys.join(', ')}, ${TLS_KEY_FIELD}`, {
@@ -59,18 +116,12 @@ export function validateSwarmConfig(raw: Record<string, unknown>): SwarmClusterC
   }
   const given = raw['manager'];
   const list = typeof given === 'string' ? [given] : given;
-  if (
-    !Array.isArray(list) ||
-    list.length === 0 ||
-    list.length > 7 ||
-    !list.every((e) => typeof e === 'string' && endpointPattern.test(e))
-  ) {
-    throw invalid(
-      'manager must be the Engine API endpoint of a swarm manager, unix:///var/run/docker.sock or tcp://HOST:2376 (or a list of up to 7 of them)',
-      { field: 'manager' },
-    );
+  if (!Array.isArray(list) || list.length === 0 || list.length > 7) {
+    throw invalid(`manager must be the Engine API endpoint of a swarm manager, ${endpointHint} (or a list of up to 7 of them)`, {
+      field: 'manager',
+    });
   }
-  const managers = [...(list as string[])];
+  const managers = list.map((e: unknown) => checkEndpoint(e, policy));
   let tls: SwarmClusterConfig['tls'] = null;
   if (raw['tls'] !== undefined && raw['tls'] !== null) {
     const t = raw['tls'];
@@ -127,13 +178,16 @@ export function storedSwarmConfig(config: SwarmClusterConfig): Record<string, un
   };
 }
 
-/** Checks the secret fields of a create request. */
-export function validateSwarmSecrets(secrets: Record<string, string>): void {
+/** Checks the secret fields of a create request: a tcp:// manager needs the TLS client key. */
+export function validateSwarmSecrets(secrets: Record<string, string>, config: SwarmClusterConfig): void {
   for (const key of Object.keys(secrets)) {
     if (key !== TLS_KEY_FIELD) throw invalid(`${key} is not a secret field of a swarm cluster`, { field: key });
   }
   const key = secrets[TLS_KEY_FIELD];
   if (key !== undefined && !/-----BEGIN ([A-Z]+ )?PRIVATE KEY-----/.test(key)) {
     throw invalid(`${TLS_KEY_FIELD} must be the PEM text of the client's private key`, { field: TLS_KEY_FIELD });
+  }
+  if (key === undefined && config.managers.some((m) => m.startsWith('tcp://'))) {
+    throw invalid(`a tcp:// manager endpoint needs the TLS client key: pass its PEM text as ${TLS_KEY_FIELD}`, { field: TLS_KEY_FIELD });
   }
 }

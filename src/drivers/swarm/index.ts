@@ -18,9 +18,9 @@ import type {
 import { sleep } from '../../domain/ports.js';
 import { isValidVersion, releaseOf, sameRelease } from '../../domain/versions.js';
 import { snapshotThroughAgent, upgradeThroughAgent } from '../agent-tasks.js';
-import type { SwarmClusterConfig } from './config.js';
+import type { SwarmClusterConfig, SwarmTargetPolicy } from './config.js';
 import { TLS_KEY_FIELD, storedSwarmConfig, validateSwarmConfig, validateSwarmSecrets } from './config.js';
-import { EngineApiError, EngineClient } from './engine-client.js';
+import { EngineApiError, EngineClient, EngineUnreachableError, engineFailureReason } from './engine-client.js';
 import type { SwarmNode, SwarmNodeSpec, SwarmService, SwarmTask } from './swarm-api.js';
 import { ACTIVE_TASK_STATES, Label, nodeName, nodeStatus } from './swarm-api.js';
 
@@ -41,6 +41,10 @@ export interface SwarmDriverOptions {
   logger?: SwarmDriverLogger;
   /** Between reads of the swarm's nodes and tasks while draining and verifying. Default 1000. */
   pollIntervalMs?: number;
+  /** The one Docker socket path a cluster may name as `unix://` manager (`--swarm-socket`); default none. */
+  swarmSocket?: string | null;
+  /** The operator's `--allow-link-local-targets`. Default false. */
+  allowLinkLocalTargets?: boolean;
 }
 
 const silent: SwarmDriverLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -84,6 +88,7 @@ export class SwarmDriver implements ClusterDriver {
   private readonly clock: Clock;
   private readonly logger: SwarmDriverLogger;
   private readonly pollIntervalMs: number;
+  private readonly policy: SwarmTargetPolicy;
 
   constructor(options: SwarmDriverOptions) {
     this.agents = options.agents;
@@ -91,14 +96,15 @@ export class SwarmDriver implements ClusterDriver {
     this.clock = options.clock;
     this.logger = options.logger ?? silent;
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
+    this.policy = { swarmSocket: options.swarmSocket ?? null, allowLinkLocalTargets: options.allowLinkLocalTargets ?? false };
   }
 
   validateConfig(raw: Record<string, unknown>): Record<string, unknown> {
-    return storedSwarmConfig(validateSwarmConfig(raw));
+    return storedSwarmConfig(validateSwarmConfig(raw, this.policy));
   }
 
-  validateSecrets(secrets: Record<string, string>): void {
-    validateSwarmSecrets(secrets);
+  validateSecrets(secrets: Record<string, string>, config: Record<string, unknown>): void {
+    validateSwarmSecrets(secrets, validateSwarmConfig(config, this.policy));
   }
 
   initialNodes(): InventoryNode[] {
@@ -109,14 +115,20 @@ export class SwarmDriver implements ClusterDriver {
     return {};
   }
 
+  /**
+   * The Engine API client of a cluster. The stored config is checked against the current
+   * policy each time, so a manager that the operator no longer allows (another
+   * --swarm-socket, no --allow-link-local-targets) is refused with the same message as
+   * at creation.
+   */
   private async client(cluster: ClusterRecord): Promise<{ api: EngineClient; config: SwarmClusterConfig }> {
-    const config = validateSwarmConfig(cluster.config);
+    const config = validateSwarmConfig(cluster.config, this.policy);
     let tls;
     if (config.tls) {
       const key = await this.secrets.read(cluster.id, TLS_KEY_FIELD);
       if (key !== undefined) tls = { ...config.tls, key };
     }
-    return { api: new EngineClient(config.managers, tls), config };
+    return { api: new EngineClient(config.managers, tls, this.policy), config };
   }
 
   /**
@@ -125,12 +137,21 @@ export class SwarmDriver implements ClusterDriver {
    * runsc) with its heartbeats.
    */
   async inventory(cluster: ClusterRecord, signal: AbortSignal): Promise<InventoryResult> {
+    let api: EngineClient;
+    try {
+      ({ api } = await this.client(cluster));
+    } catch (error) {
+      return { reachable: false, reason: `the stored configuration is refused: ${errorMessage(error)}` };
+    }
     let nodes: SwarmNode[];
     try {
-      const { api } = await this.client(cluster);
       nodes = await api.json<SwarmNode[]>('GET', '/nodes', undefined, signal);
+      if (!Array.isArray(nodes))
+        throw new EngineUnreachableError('the managers answered GET /nodes with something that is not a node list');
     } catch (error) {
-      return { reachable: false, reason: errorMessage(error) };
+      if (signal.aborted) throw error;
+      // Only a status and Upshift's words: the reason becomes the cluster's status, which every viewer reads.
+      return { reachable: false, reason: engineFailureReason(error) };
     }
     return {
       reachable: true,
