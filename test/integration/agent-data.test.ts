@@ -170,7 +170,7 @@ for (const dialect of dialects) {
       ).toBe(false);
       const messages = clusterEvents.body.items.map((e: { message: string }) => e.message).join('\n');
       expect(rawControl.test(messages)).toBe(false);
-      expect(messages).toContain('node ctl-1 joined ctl (agent 1.1.0, Debian]0;pwned[2Jgpj amd6431m)');
+      expect(messages).toContain('node ctl-1 joined ctl (agent 1.1.0, Debian]0;pwned[2Jgpj amd6431m, from 127.0.0.1)');
       expect(messages).toContain('ctl-1: start]0;pwned[2J: dockerd exited]0;pwned[2J\nsecond line');
 
       const text = await readLog(upgradeId, 'ctl-1');
