@@ -18,7 +18,7 @@ export const MAX_PAGE_LIMIT = 5000;
 export const PageQuery = Type.Object(
   {
     limit: Type.Optional(Type.String({ description: `rows per page, 1 to ${MAX_PAGE_LIMIT}; default ${DEFAULT_PAGE_LIMIT}` })),
-    cursor: Type.Optional(Type.String({ maxLength: 2048, description: 'the nextCursor of the previous page, as it was given' })),
+    cursor: Type.Optional(Type.String({ maxLength: 8192, description: 'the nextCursor of the previous page, as it was given' })),
   },
   { additionalProperties: false },
 );
@@ -32,7 +32,7 @@ interface PagedLists {
 }
 
 const keyIsValid: { [L in keyof PagedLists]: (key: unknown) => key is PagedLists[L] } = {
-  nodes: (key): key is string => typeof key === 'string' && key.length > 0 && key.length <= 1024,
+  nodes: (key): key is string => typeof key === 'string' && key.length > 0 && key.length <= 4096,
   tasks: (key): key is number => typeof key === 'number' && Number.isSafeInteger(key) && key >= 0,
 };
 
