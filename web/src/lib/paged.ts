@@ -24,8 +24,10 @@ interface LoadedPage<T> {
   stale: boolean;
 }
 
+/** Load the page after the last one; or read again `count` pages from `index` on, as one request. */
 type Job =
-  { kind: 'append'; cursor: string | null; limit: number } | { kind: 'refresh'; index: number; cursor: string | null; limit: number };
+  | { kind: 'append'; cursor: string | null; limit: number }
+  | { kind: 'refresh'; index: number; count: number; cursor: string | null; limit: number };
 
 export interface PagedResource<T> {
   /** The rows loaded so far, in the server's order. */
@@ -51,9 +53,10 @@ export interface PagedResource<T> {
  * when the view comes within READ_AHEAD rows of the end of what is loaded (in one larger
  * page for a jump far ahead, such as End on a 100,000-row table). A relevant event marks
  * every loaded page outdated (debounced, as `useLiveResource` does) and the pages in view
- * are read again at once; the others when they scroll into view. A page read again whose
- * next cursor changed (a node joined or left) drops the pages after it, which load again
- * as needed. One request at a time; pages follow the server's cursors, so rows are never
+ * are read again at once (all of them while a filter is on); the others when they scroll
+ * into view. Neighbouring pages are read again as one request of up to 5,000 rows. Pages
+ * read again whose next cursor changed (a node joined or left) drop the pages after them,
+ * which load again as needed. One request at a time; pages follow the server's cursors, so rows are never
  * shown twice or skipped.
  */
 export function usePagedLiveResource<T>(load: LoadPage<T>, key: string, options: LiveOptions): PagedResource<T> {
@@ -94,12 +97,31 @@ export function usePagedLiveResource<T>(load: LoadPage<T>, key: string, options:
     const nextJob = (): Job | null => {
       const last = pages[pages.length - 1];
       if (!last) return { kind: 'append', cursor: null, limit: PAGE_SIZE };
+      // Outdated pages in view are read again; with a filter on, every outdated page, since
+      // any row may now match it or no longer. Neighbours go together, up to the largest page.
+      const offsets: number[] = [];
       let offset = 0;
-      for (const [index, page] of pages.entries()) {
-        const end = offset + page.items.length;
-        const inView = page.items.length === 0 ? offset >= wanted.from && offset <= wanted.to : end > wanted.from && offset < wanted.to;
-        if (page.stale && inView) return { kind: 'refresh', index, cursor: page.cursor, limit: page.limit };
-        offset = end;
+      for (const page of pages) {
+        offsets.push(offset);
+        offset += page.items.length;
+      }
+      const due = (index: number) => {
+        const page = pages[index];
+        const start = offsets[index] ?? 0;
+        if (!page?.stale) return false;
+        if (wanted.all) return true;
+        const end = start + page.items.length;
+        return page.items.length === 0 ? start >= wanted.from && start <= wanted.to : end > wanted.from && start < wanted.to;
+      };
+      const first = pages.findIndex((_, index) => due(index));
+      if (first >= 0) {
+        let count = 1;
+        let limit = pages[first]?.limit ?? PAGE_SIZE;
+        while (due(first + count) && limit + (pages[first + count]?.limit ?? 0) <= LARGEST_PAGE) {
+          limit += pages[first + count]?.limit ?? 0;
+          count++;
+        }
+        return { kind: 'refresh', index: first, count, cursor: pages[first]?.cursor ?? null, limit };
       }
       if (last.next === null) return null;
       if (wanted.all) return { kind: 'append', cursor: last.next, limit: LARGEST_PAGE };
@@ -120,9 +142,10 @@ export function usePagedLiveResource<T>(load: LoadPage<T>, key: string, options:
         pages = [...pages, loaded];
         return;
       }
-      const before = pages[job.index];
-      // The rows after this page start elsewhere now: the pages after it no longer follow on.
-      const after = before && before.next === loaded.next ? pages.slice(job.index + 1) : [];
+      const last = pages[job.index + job.count - 1];
+      // The rows after these start elsewhere now (a node joined or left): the pages after
+      // them no longer follow on, and load again when needed.
+      const after = last && last.next === loaded.next ? pages.slice(job.index + job.count) : [];
       pages = [...pages.slice(0, job.index), loaded, ...after];
     };
 

@@ -290,7 +290,7 @@ export function UpgradePage({ upgradeId }: { upgradeId: string }) {
             ))}
           </select>
         </label>
-        <span className="muted count-line">
+        <span className="muted count-line" data-testid="task-count" aria-live="polite">
           {tasks.loading
             ? ''
             : !filtering
