@@ -14,6 +14,7 @@ import { build } from 'esbuild';
 import { startServerProcess, repoRoot, type ServerProcess } from '../test/support/server.js';
 import type { WorkerEvent, WorkerSpec } from './agent-worker.js';
 import { deferCleanup } from './cleanup.js';
+import { readAllPages } from './paging.js';
 import { fmt, median, pct, processStats, sleep, type Report } from './stats.js';
 
 export const FROM_DOCKER = '20.10.24';
@@ -178,7 +179,7 @@ export async function startFleet(s: ServerProcess, workerFile: string, dataRoot:
 export async function waitJoined(s: ServerProcess, fleet: Fleet, n: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const nodes = (await s.api(`/api/v1/clusters/${fleet.clusterId}/nodes`)).body?.items as { status: string }[] | undefined;
+    const nodes = await readAllPages<{ status: string }>(s, `/api/v1/clusters/${fleet.clusterId}/nodes`).catch(() => undefined);
     if ((nodes ?? []).filter((x) => x.status === 'Ready').length >= n) return;
     const fatal = fleet.problems.find((p) => p.includes('FATAL') || p.includes('exited'));
     if (fatal) throw new Error(`an agent failed while joining: ${fatal}`);
@@ -203,7 +204,7 @@ export async function runUpgrade(
   for (;;) {
     const view = (await s.api(`/api/v1/upgrades/${id}`)).body as UpgradeView;
     if (view.state === 'Completed') {
-      const tasks = (await s.api(`/api/v1/upgrades/${id}/nodes`)).body.items as NodeTaskView[];
+      const tasks = await readAllPages<NodeTaskView>(s, `/api/v1/upgrades/${id}/nodes`);
       return { view, tasks };
     }
     if (view.state !== 'Upgrading') throw new Error(`the upgrade ended ${view.state}: ${view.pauseReason?.message ?? 'no reason given'}`);

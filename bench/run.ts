@@ -9,6 +9,7 @@
  *   fleet     100 simulated clusters upgrading at once, SQLite
  *   postgres  engine and fleet again on PostgreSQL
  *   list      GET /api/v1/clusters with 1,000 clusters
+ *   paging    8 viewers paging through the node lists of a 100,000-node cluster, server RSS (bench/paging.ts)
  *   agents    1,000 real agents (20 processes × 50) on loopback, a docker upgrade (bench/agents.ts)
  *   ansible   side by side with Ansible `serial` on 100 hosts (bench/ansible.ts; root, installs
  *             ansible and openssh-server with apt-get when missing)
@@ -25,6 +26,7 @@ import { startServerProcess, type ServerProcess, type StartOptions } from '../te
 import { AGENTS_METHOD, benchAgents } from './agents.js';
 import { benchSideBySide, SIDE_BY_SIDE_METHOD } from './ansible.js';
 import { deferCleanup, runPendingCleanups } from './cleanup.js';
+import { benchPaging, PAGING_METHOD } from './paging.js';
 import { fmt, median, pct, processStats } from './stats.js';
 
 /** A server process that is stopped and removed also when the bench is interrupted. */
@@ -187,7 +189,7 @@ async function benchFleet(label: string, database: string | undefined): Promise<
 }
 
 /** The parts in the order they run; `--only` picks some. */
-const PARTS = ['planner', 'engine', 'fleet', 'postgres', 'list', 'agents', 'ansible'] as const;
+const PARTS = ['planner', 'engine', 'fleet', 'postgres', 'list', 'paging', 'agents', 'ansible'] as const;
 type Part = (typeof PARTS)[number];
 
 /** This run's figures by part: the report() lines, and Markdown that goes below them (a chart). */
@@ -247,6 +249,7 @@ const runners: Record<Part, () => Promise<void>> = {
   fleet: () => benchFleet('SQLite', undefined),
   postgres: benchPostgres,
   list: benchClusterList,
+  paging: () => benchPaging(report),
   agents: () => benchAgents(report),
   ansible: async () => {
     resultsOf('ansible').markdown.push(...(await benchSideBySide(report)));
@@ -390,11 +393,12 @@ function writeBenchmarks(took: Map<Part, number>): void {
     '',
     ...engineParts.flatMap(render),
     '',
+    ...section('Paged node lists: eight viewers of a 100,000-node cluster', 'paging', PAGING_METHOD),
     ...section('1,000 agents on loopback', 'agents', AGENTS_METHOD),
     ...section('Side by side with Ansible `serial`', 'ansible', SIDE_BY_SIDE_METHOD),
     '## Commands',
     '',
-    '`npm run bench` runs every part; it starts its own server processes, agent processes, sshd and a private PostgreSQL (unless `UPSHIFT_TEST_PG_URL` is set), and stops them and removes their temp dirs also when it fails or is interrupted. `npm run bench -- --only agents,ansible` runs some parts and keeps the other figures in this file; the parts are planner, engine, fleet, postgres, list, agents and ansible (see bench/run.ts). The ansible part needs root the first time, to install `ansible` and `openssh-server` with apt-get.',
+    '`npm run bench` runs every part; it starts its own server processes, agent processes, sshd and a private PostgreSQL (unless `UPSHIFT_TEST_PG_URL` is set), and stops them and removes their temp dirs also when it fails or is interrupted. `npm run bench -- --only agents,ansible` runs some parts and keeps the other figures in this file; the parts are planner, engine, fleet, postgres, list, paging, agents and ansible (see bench/run.ts). The ansible part needs root the first time, to install `ansible` and `openssh-server` with apt-get.',
     '',
   ].join('\n');
   writeFileSync(BENCHMARKS, text);

@@ -125,6 +125,14 @@ export interface ItemList<T> {
   items: T[];
 }
 
+/**
+ * One page of a list that grows with the fleet (`/clusters/{id}/nodes`,
+ * `/upgrades/{id}/nodes`): ask again with `?cursor=nextCursor` until it is null.
+ */
+export interface Page<T> extends ItemList<T> {
+  nextCursor: string | null;
+}
+
 export interface EventPage {
   items: UpshiftEvent[];
   next: string | null;

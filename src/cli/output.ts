@@ -39,12 +39,16 @@ export function visibleLength(text: string): number {
 export function formatTable(headers: readonly string[], rawRows: readonly (readonly string[])[]): string {
   const rows = rawRows.map((r) => headers.map((_, i) => (r[i] === undefined || r[i] === '' ? '-' : (r[i] as string))));
   const widths = headers.map((h, i) => Math.max(visibleLength(h), ...rows.map((r) => visibleLength(r[i] ?? ''))));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((cell, i) => (i === cells.length - 1 ? cell : cell + ' '.repeat((widths[i] ?? 0) - visibleLength(cell))))
-      .join('   ')
-      .trimEnd();
+  const line = (cells: readonly string[]) => alignRow(cells, widths);
   return [line(headers.map((h) => h.toUpperCase())), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** One line of a table whose column widths are known: cells padded, three spaces apart, no trailing blanks. */
+function alignRow(cells: readonly string[], widths: readonly number[]): string {
+  return cells
+    .map((cell, i) => (i === cells.length - 1 ? cell : cell + ' '.repeat(Math.max(0, (widths[i] ?? 0) - visibleLength(cell)))))
+    .join('   ')
+    .trimEnd();
 }
 
 /** A column of a table: shown in `table` and `wide`, or only in `wide`. */
@@ -99,6 +103,34 @@ export class Output {
         items.map((item) => shown.map((c) => c.value(item))),
       ),
     );
+  }
+
+  /**
+   * A table printed a page at a time, for lists the server pages: the header with the
+   * first rows, then each page's rows as they arrive, so the first rows of a 100,000-node
+   * list show at once and the CLI never holds the whole list. Columns fit the rows seen
+   * so far and only widen, so a later, wider cell may push its own row out of line.
+   */
+  pagedTable<T>(columns: readonly Column<T>[]): { add(items: readonly T[]): void; readonly rows: number } {
+    const shown = columns.filter((c) => this.wide || !c.wide);
+    const headers = shown.map((c) => c.header.toUpperCase());
+    let widths = headers.map(visibleLength);
+    let rows = 0;
+    const write = (text: string) => this.stream.write(text);
+    return {
+      add(items) {
+        if (items.length === 0) return;
+        const cells = items.map((item) => shown.map((c) => c.value(item) || '-'));
+        widths = widths.map((w, i) => Math.max(w, ...cells.map((r) => visibleLength(r[i] ?? ''))));
+        const lines = cells.map((r) => alignRow(r, widths));
+        if (rows === 0) lines.unshift(alignRow(headers, widths));
+        rows += items.length;
+        write(`${lines.join('\n')}\n`);
+      },
+      get rows() {
+        return rows;
+      },
+    };
   }
 
   /** Colours a state by what it means to an operator: done, moving, waiting for someone, or wrong. */

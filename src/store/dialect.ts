@@ -15,6 +15,11 @@ export interface StoreAdapter {
   readonly autoIncrementType: 'integer' | 'bigserial';
   /** `FOR UPDATE SKIP LOCKED` is available for claiming work. */
   readonly supportsSkipLocked: boolean;
+  /**
+   * The collation a text column needs to compare by bytes (keys built to sort that way,
+   * such as nodes' natural-sort key), or undefined when text already does (SQLite's BINARY).
+   */
+  readonly bytewiseCollation: string | undefined;
   /** Runs `fn` while holding the database-wide migration lock. */
   withMigrationLock<T>(fn: () => Promise<T>): Promise<T>;
   isUniqueViolation(error: unknown): boolean;
@@ -41,6 +46,7 @@ export function openSqlite(file: string): StoreAdapter {
     db,
     autoIncrementType: 'integer',
     supportsSkipLocked: false,
+    bytewiseCollation: undefined,
     // One process opens a SQLite file for writing at a time; BEGIN IMMEDIATE in the
     // migration transaction serialises two that start together.
     withMigrationLock: (fn) => fn(),
@@ -73,6 +79,8 @@ export function openPostgres(url: string, options: { schema?: string; max?: numb
     db,
     autoIncrementType: 'bigserial',
     supportsSkipLocked: true,
+    // The database's own collation (en_US.UTF-8, ICU, …) may ignore punctuation or case.
+    bytewiseCollation: '"C"',
     async withMigrationLock(fn) {
       return db.connection().execute(async (conn) => {
         await sql`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`.execute(conn);

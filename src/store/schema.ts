@@ -25,6 +25,8 @@ export interface NodesTable {
   versions: string;
   created_at: string;
   updated_at: string;
+  /** `naturalSortKey(name)`: node lists are ordered and paged by it (migration 9). */
+  sort_key: string;
 }
 
 export interface UpgradesTable {

@@ -4,6 +4,7 @@ import { type Kysely, type Selectable, type Transaction, sql } from 'kysely';
 import type { ClusterKind, Component, ComponentVersions, NodeRole } from '../domain/components.js';
 import { ErrorCode, UpshiftError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
+import { naturalSortKey } from '../domain/versions.js';
 import type { InventoryNode } from '../domain/ports.js';
 import type { EventType, NewEvent, UpshiftEvent } from '../domain/events.js';
 import type {
@@ -202,6 +203,17 @@ export interface EventFilter {
   limit: number;
 }
 
+/**
+ * One page of a list that grows with the fleet, read by key (`key > after ORDER BY key
+ * LIMIT n`), never by offset: a page costs the same wherever it is, and rows added or
+ * removed elsewhere do not shift the pages that follow. `nextAfter` is the key of the
+ * page's last row when more rows follow, else null.
+ */
+export interface KeysetPage<T, K> {
+  items: T[];
+  nextAfter: K | null;
+}
+
 export type UpgradePatch = Partial<Pick<UpgradesTable, 'pause_reason' | 'paused_at' | 'finished_at' | 'next_batch_at' | 'ramp_start'>> & {
   state?: UpgradeState;
 };
@@ -338,6 +350,7 @@ export class Store {
       last_seen_at: null,
       created_at: n.createdAt,
       updated_at: n.createdAt,
+      sort_key: naturalSortKey(n.name),
     }));
     try {
       for (let i = 0; i < rows.length; i += 500) {
@@ -357,6 +370,19 @@ export class Store {
   async listNodes(clusterId: string): Promise<NodeRecord[]> {
     const rows = await this.db.selectFrom('nodes').selectAll().where('cluster_id', '=', clusterId).execute();
     return rows.map(toNode);
+  }
+
+  /** A page of a cluster's nodes in natural order of names (`sim-2` before `sim-10`), after the sort key `after`. */
+  async pageNodes(clusterId: string, after: string | null, limit: number): Promise<KeysetPage<NodeRecord, string>> {
+    let query = this.db.selectFrom('nodes').selectAll().where('cluster_id', '=', clusterId);
+    if (after !== null) query = query.where('sort_key', '>', after);
+    // One row more than asked says whether another page follows.
+    const rows = await query
+      .orderBy('sort_key')
+      .limit(limit + 1)
+      .execute();
+    const page = rows.slice(0, limit);
+    return { items: page.map(toNode), nextAfter: rows.length > limit ? (page[page.length - 1]?.sort_key ?? null) : null };
   }
 
   /** The node of a cluster with this name (unique per cluster), if any. */
@@ -550,6 +576,19 @@ export class Store {
     return row ? toTask(row) : undefined;
   }
 
+  /** A page of an upgrade's tasks in the upgrade's order (managers first, then natural order), after position `after`. */
+  async pageTasks(upgradeId: string, after: number | null, limit: number): Promise<KeysetPage<NodeTaskRecord, number>> {
+    let query = this.db.selectFrom('node_tasks').selectAll().where('upgrade_id', '=', upgradeId);
+    if (after !== null) query = query.where('sort_key', '>', after);
+    const rows = await query
+      .orderBy('sort_key')
+      .limit(limit + 1)
+      .execute();
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { items: page.map(toTask), nextAfter: rows.length > limit && last ? Number(last.sort_key) : null };
+  }
+
   async getTask(id: string): Promise<NodeTaskRecord | undefined> {
     const row = await this.db.selectFrom('node_tasks').selectAll().where('id', '=', id).executeTakeFirst();
     return row ? toTask(row) : undefined;
@@ -682,6 +721,21 @@ export class Store {
   async listSnapshots(upgradeId: string): Promise<SnapshotRecord[]> {
     const rows = await this.db.selectFrom('snapshots').selectAll().where('upgrade_id', '=', upgradeId).orderBy('node_name').execute();
     return rows.map(toSnapshot);
+  }
+
+  /** The snapshots of some of an upgrade's nodes (one page of its node list). */
+  async snapshotsOfNodes(upgradeId: string, nodeIds: readonly string[]): Promise<SnapshotRecord[]> {
+    const out: SnapshotRecord[] = [];
+    for (let i = 0; i < nodeIds.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('snapshots')
+        .selectAll()
+        .where('upgrade_id', '=', upgradeId)
+        .where('node_id', 'in', nodeIds.slice(i, i + 500))
+        .execute();
+      out.push(...rows.map(toSnapshot));
+    }
+    return out;
   }
 
   async casSnapshot(

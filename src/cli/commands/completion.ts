@@ -3,6 +3,7 @@ import type { ClusterView, ItemList, NodeTaskView, NodeView, UpgradeView } from 
 import { runAction, runLocalAction } from '../command.js';
 import { configFilePath, readConfig } from '../config-file.js';
 import type { Cli } from '../context.js';
+import { allItems } from '../paging.js';
 import { resolveUpgradeId, upgradePath } from '../resolve.js';
 
 /**
@@ -289,11 +290,11 @@ async function names(cli: Cli, kind: DynamicKind, arg: string | undefined): Prom
     case 'nodes':
       return arg === undefined
         ? []
-        : (await cli.client.get<ItemList<NodeView>>(`/clusters/${encodeURIComponent(arg)}/nodes`)).items.map((n) => n.name);
+        : (await allItems<NodeView>(cli.client, `/clusters/${encodeURIComponent(arg)}/nodes`)).map((n) => n.name);
     case 'upgrade-nodes': {
       if (arg === undefined) return [];
       const id = await resolveUpgradeId(cli.client, arg);
-      return (await cli.client.get<ItemList<NodeTaskView>>(`${upgradePath(id)}/nodes`)).items.map((t) => t.nodeName);
+      return (await allItems<NodeTaskView>(cli.client, `${upgradePath(id)}/nodes`)).map((t) => t.nodeName);
     }
     case 'files':
       return [];

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { components } from '../../domain/components.js';
-import type { ItemList, NodeResetView, NodeView } from '../api-types.js';
+import type { NodeResetView, NodeView } from '../api-types.js';
 import { clientCommand, runAction } from '../command.js';
 import { age, type Column, type Output } from '../output.js';
+import { allItems, pagesOf } from '../paging.js';
 import { clusterPath } from '../resolve.js';
 
 function nodeColumns(out: Output): Column<NodeView>[] {
@@ -22,13 +23,12 @@ export function registerNodeCommands(program: Command): void {
   runAction(
     clientCommand(node, 'list <cluster>', 'list a cluster’s nodes and the versions they run').alias('ls'),
     async ({ cli, args }) => {
-      const list = await cli.client.get<ItemList<NodeView>>(`${clusterPath(args[0] as string)}/nodes`);
-      if (cli.out.structured) return cli.out.data(list);
-      if (list.items.length === 0) {
-        process.stderr.write(`Cluster ${args[0]} has no nodes.\n`);
-        return;
-      }
-      cli.out.table(nodeColumns(cli.out), list.items);
+      const path = `${clusterPath(args[0] as string)}/nodes`;
+      // -o json/yaml: one {items} document of the whole list, as before paging.
+      if (cli.out.structured) return cli.out.data({ items: await allItems<NodeView>(cli.client, path) });
+      const table = cli.out.pagedTable(nodeColumns(cli.out));
+      for await (const page of pagesOf<NodeView>(cli.client, path)) table.add(page);
+      if (table.rows === 0) process.stderr.write(`Cluster ${args[0]} has no nodes.\n`);
     },
   );
 

@@ -8,6 +8,7 @@ import { clientCommand, parseSeconds, parseWholeNumber, runAction } from '../com
 import type { Cli } from '../context.js';
 import { usageError } from '../errors.js';
 import { age, type Column, nameList, type Output, plural, shortTime } from '../output.js';
+import { allItems, pagesOf } from '../paging.js';
 import { clusterPath, resolveUpgradeId, upgradePath } from '../resolve.js';
 import { autoCancelText, nodeNames, pauseCause } from '../watch/outcome.js';
 import { watchUpgrade } from '../watch/watch.js';
@@ -194,10 +195,10 @@ export function registerUpgradeCommands(program: Command): void {
       const id = await resolveUpgradeId(cli.client, args[0] as string);
       const [view, tasks] = await Promise.all([
         cli.client.get<UpgradeView>(upgradePath(id)),
-        cli.out.structured ? Promise.resolve(undefined) : cli.client.get<ItemList<NodeTaskView>>(`${upgradePath(id)}/nodes`),
+        cli.out.structured ? Promise.resolve([]) : allItems<NodeTaskView>(cli.client, `${upgradePath(id)}/nodes`),
       ]);
       if (cli.out.structured) return cli.out.data(view);
-      printUpgradeDetail(cli.out, view, tasks?.items ?? []);
+      printUpgradeDetail(cli.out, view, tasks);
     },
   );
 
@@ -241,29 +242,28 @@ export function registerUpgradeCommands(program: Command): void {
     clientCommand(upgrade, 'nodes <upgrade>', 'the upgrade’s node tasks: state, batch, attempt, versions, error'),
     async ({ cli, args }) => {
       const id = await resolveUpgradeId(cli.client, args[0] as string);
-      const result = await cli.client.get<ItemList<NodeTaskView>>(`${upgradePath(id)}/nodes`);
-      if (cli.out.structured) return cli.out.data(result);
-      cli.out.table<NodeTaskView>(
-        [
-          { header: 'NAME', value: (t) => t.nodeName },
-          { header: 'NODE-ID', value: (t) => t.nodeId, wide: true },
-          { header: 'ROLE', value: (t) => t.role ?? '', wide: true },
-          { header: 'STATE', value: (t) => cli.out.state(t.state) },
-          { header: 'BATCH', value: (t) => (t.batchIndex === null ? '' : String(t.batchIndex + 1)) },
-          { header: 'ATTEMPT', value: (t) => String(t.attempt) },
-          { header: 'FROM', value: (t) => t.fromVersion ?? '' },
-          { header: 'TO', value: (t) => t.toVersion },
-          { header: 'STARTED', value: (t) => shortTime(t.startedAt), wide: true },
-          { header: 'FINISHED', value: (t) => shortTime(t.finishedAt), wide: true },
-          {
-            header: 'SNAPSHOT',
-            value: (t) => (t.snapshot ? `${t.snapshot.state}${t.snapshot.error ? `: ${t.snapshot.error}` : ''}` : ''),
-            wide: true,
-          },
-          { header: 'ERROR', value: (t) => t.error ?? '' },
-        ],
-        result.items,
-      );
+      const path = `${upgradePath(id)}/nodes`;
+      if (cli.out.structured) return cli.out.data({ items: await allItems<NodeTaskView>(cli.client, path) });
+      const table = cli.out.pagedTable<NodeTaskView>([
+        { header: 'NAME', value: (t) => t.nodeName },
+        { header: 'NODE-ID', value: (t) => t.nodeId, wide: true },
+        { header: 'ROLE', value: (t) => t.role ?? '', wide: true },
+        { header: 'STATE', value: (t) => cli.out.state(t.state) },
+        { header: 'BATCH', value: (t) => (t.batchIndex === null ? '' : String(t.batchIndex + 1)) },
+        { header: 'ATTEMPT', value: (t) => String(t.attempt) },
+        { header: 'FROM', value: (t) => t.fromVersion ?? '' },
+        { header: 'TO', value: (t) => t.toVersion },
+        { header: 'STARTED', value: (t) => shortTime(t.startedAt), wide: true },
+        { header: 'FINISHED', value: (t) => shortTime(t.finishedAt), wide: true },
+        {
+          header: 'SNAPSHOT',
+          value: (t) => (t.snapshot ? `${t.snapshot.state}${t.snapshot.error ? `: ${t.snapshot.error}` : ''}` : ''),
+          wide: true,
+        },
+        { header: 'ERROR', value: (t) => t.error ?? '' },
+      ]);
+      // Printed as the pages come: the first rows of a 100,000-node upgrade show at once.
+      for await (const page of pagesOf<NodeTaskView>(cli.client, path)) table.add(page);
     },
   );
 

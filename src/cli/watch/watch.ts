@@ -1,6 +1,7 @@
-import type { EventPage, ItemList, NodeTaskView, UpgradeView } from '../api-types.js';
+import type { EventPage, NodeTaskView, UpgradeView } from '../api-types.js';
 import type { Cli } from '../context.js';
 import { CliError, ExitCode } from '../errors.js';
+import { allItems } from '../paging.js';
 import { upgradePath } from '../resolve.js';
 import { followEvents, sleep } from '../sse.js';
 import { outcomeOf, type UpgradeSnapshot, type WatchOutcome } from './outcome.js';
@@ -23,11 +24,11 @@ const DRAIN_MAX_MS = 1500;
 const GIVE_UP_MS = 120_000;
 
 async function fetchSnapshot(cli: Cli, id: string): Promise<UpgradeSnapshot> {
-  const [upgrade, nodes] = await Promise.all([
+  const [upgrade, tasks] = await Promise.all([
     cli.client.get<UpgradeView>(upgradePath(id)),
-    cli.client.get<ItemList<NodeTaskView>>(`${upgradePath(id)}/nodes`),
+    allItems<NodeTaskView>(cli.client, `${upgradePath(id)}/nodes`),
   ]);
-  return { upgrade, tasks: nodes.items };
+  return { upgrade, tasks };
 }
 
 function chooseView(cli: Cli, options: WatchOptions): WatchView {

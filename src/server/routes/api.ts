@@ -7,10 +7,10 @@ import { publicUrl } from './install.js';
 import { latestVersion } from '../../domain/catalog.js';
 import { components } from '../../domain/components.js';
 import { UpshiftError, ErrorCode, invalid, notFound } from '../../domain/errors.js';
-import { compareNatural } from '../../domain/versions.js';
 import type { OperatorCommand } from '../../domain/upgrade-state.js';
 import type { Engine } from '../../engine/index.js';
 import { type LogCursor, type Store, logMarker } from '../../store/store.js';
+import { decodeCursor, nextCursor, pageLimit, PageQuery } from '../paging.js';
 import { clusterView, clusterViews, nodeTaskView, nodeView, upgradeView } from '../views.js';
 import { ClusterBody, ClusterNodeParams, EventQuery, IdParam, NodeBody, ResumeBody, UpgradeBody, UpgradeListQuery } from './schemas.js';
 
@@ -131,12 +131,20 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.get(
     '/clusters/:id/nodes',
-    { config: { access: 'viewer' }, schema: { tags: ['nodes'], summary: 'List a cluster’s nodes', params: IdParam } },
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['nodes'],
+        summary: 'List a cluster’s nodes in natural order of names, a page at a time (?limit=, ?cursor=)',
+        params: IdParam,
+        querystring: PageQuery,
+      },
+    },
     async (request) => {
+      const limit = pageLimit(request.query.limit);
       const cluster = await engine.fleet.resolveCluster(request.params.id);
-      const nodes = await store.listNodes(cluster.id);
-      nodes.sort((a, b) => compareNatural(a.name, b.name));
-      return { items: nodes.map(nodeView) };
+      const page = await store.pageNodes(cluster.id, decodeCursor('nodes', cluster.id, request.query.cursor), limit);
+      return { items: page.items.map(nodeView), nextCursor: nextCursor('nodes', cluster.id, page.nextAfter) };
     },
   );
 
@@ -255,12 +263,32 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.get(
     '/upgrades/:id/nodes',
-    { config: { access: 'viewer' }, schema: { tags: ['upgrades'], summary: 'The upgrade’s node tasks', params: IdParam } },
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['upgrades'],
+        summary: 'The upgrade’s node tasks in the upgrade’s order, a page at a time (?limit=, ?cursor=)',
+        params: IdParam,
+        querystring: PageQuery,
+      },
+    },
     async (request) => {
+      const limit = pageLimit(request.query.limit);
       const upgrade = await engine.upgrades.get(request.params.id);
-      const [tasks, snapshots] = await Promise.all([store.listTasks(upgrade.id), store.listSnapshots(upgrade.id)]);
+      const page = await store.pageTasks(upgrade.id, decodeCursor('tasks', upgrade.id, request.query.cursor), limit);
+      // Snapshots of this page's nodes only.
+      const snapshots =
+        upgrade.snapshot === 'before' && page.items.length > 0
+          ? await store.snapshotsOfNodes(
+              upgrade.id,
+              page.items.map((t) => t.nodeId),
+            )
+          : [];
       const byNode = new Map(snapshots.map((s) => [s.nodeId, s]));
-      return { items: tasks.map((t) => nodeTaskView(t, byNode.get(t.nodeId))) };
+      return {
+        items: page.items.map((t) => nodeTaskView(t, byNode.get(t.nodeId))),
+        nextCursor: nextCursor('tasks', upgrade.id, page.nextAfter),
+      };
     },
   );
 

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
+import { naturalSortKey } from '../../domain/versions.js';
 import type { StoreAdapter } from '../dialect.js';
 
 /**
@@ -293,6 +294,31 @@ export const migrations: Migration[] = [
         select node_task_id, sum(length(line) + length(at) + 2) from node_logs
         where node_task_id in (select id from node_tasks where state = 'running')
         group by node_task_id`.execute(db);
+    },
+  },
+  {
+    version: 9,
+    name: 'natural-sort key on nodes and indexes for paged node lists',
+    async up(db, adapter) {
+      // Node lists are paged by the database (`sort_key > ? ORDER BY sort_key LIMIT ?`), so
+      // the natural order of names must be an order the database knows: a key compared by bytes.
+      const collation = adapter.bytewiseCollation;
+      await db.schema
+        .alterTable('nodes')
+        .addColumn('sort_key', 'text', (c) => (collation ? c.modifyEnd(sql.raw(`collate ${collation}`)) : c))
+        .execute();
+      let after = '';
+      for (;;) {
+        const rows = await db.selectFrom('nodes').select(['id', 'name']).where('id', '>', after).orderBy('id').limit(1000).execute();
+        if (rows.length === 0) break;
+        const cases = rows.map((r) => sql`when ${r.id} then ${naturalSortKey(String(r.name))}`);
+        await sql`update nodes set sort_key = case id ${sql.join(cases, sql` `)} end where id in (${sql.join(rows.map((r) => r.id))})`.execute(
+          db,
+        );
+        after = String(rows[rows.length - 1]?.id);
+      }
+      await db.schema.createIndex('nodes_cluster_sort_key').on('nodes').columns(['cluster_id', 'sort_key']).execute();
+      await db.schema.createIndex('node_tasks_upgrade_sort_key').on('node_tasks').columns(['upgrade_id', 'sort_key']).execute();
     },
   },
 ];

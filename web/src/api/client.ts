@@ -5,6 +5,8 @@ import type {
   ClusterNode,
   CreatedToken,
   NodeTask,
+  Page,
+  PageRequest,
   Plan,
   Principal,
   Role,
@@ -140,9 +142,14 @@ export class ApiClient {
   deleteCluster(id: string) {
     return this.request<void>('DELETE', `/clusters/${encodeURIComponent(id)}`);
   }
-  listNodes(clusterId: string, signal?: AbortSignal) {
-    return this.request<{ items: ClusterNode[] }>('GET', `/clusters/${encodeURIComponent(clusterId)}/nodes`, undefined, signal).then(
-      (r) => r.items,
+  /** One page of a cluster's nodes, in natural order of names. */
+  listNodes(clusterId: string, page: PageRequest, signal?: AbortSignal) {
+    const { cursor, limit } = page;
+    return this.request<Page<ClusterNode>>(
+      'GET',
+      `/clusters/${encodeURIComponent(clusterId)}/nodes${query({ cursor: cursor ?? undefined, limit })}`,
+      undefined,
+      signal,
     );
   }
   catalog(signal?: AbortSignal) {
@@ -163,8 +170,15 @@ export class ApiClient {
   command(id: string, command: UpgradeCommand, body?: Record<string, unknown>) {
     return this.request<Upgrade>('POST', `/upgrades/${encodeURIComponent(id)}/${command}`, body ?? {});
   }
-  upgradeNodes(id: string, signal?: AbortSignal) {
-    return this.request<{ items: NodeTask[] }>('GET', `/upgrades/${encodeURIComponent(id)}/nodes`, undefined, signal).then((r) => r.items);
+  /** One page of an upgrade's node tasks, in the upgrade's order. */
+  upgradeNodes(id: string, page: PageRequest, signal?: AbortSignal) {
+    const { cursor, limit } = page;
+    return this.request<Page<NodeTask>>(
+      'GET',
+      `/upgrades/${encodeURIComponent(id)}/nodes${query({ cursor: cursor ?? undefined, limit })}`,
+      undefined,
+      signal,
+    );
   }
   nodeLog(id: string, nodeId: string, signal?: AbortSignal) {
     return this.request<string>('GET', `/upgrades/${encodeURIComponent(id)}/nodes/${encodeURIComponent(nodeId)}/log`, undefined, signal);

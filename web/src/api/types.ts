@@ -46,6 +46,21 @@ export interface ClusterNode {
   versions: Partial<Record<ComponentId, string>>;
 }
 
+/**
+ * One page of a list that grows with the fleet (a cluster's nodes, an upgrade's nodes):
+ * the rows after `?cursor=`, and the cursor of the rows after these (null on the last page).
+ */
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+/** Where a page starts (`null`: the first) and how many rows it holds at most (1 to 5,000). */
+export interface PageRequest {
+  cursor: string | null;
+  limit: number;
+}
+
 export type PauseReason = { kind: 'user'; actor: string; message: string } | { kind: 'error'; message: string; nodeId: string | null };
 
 export type BatchState = 'running' | 'succeeded' | 'failed';

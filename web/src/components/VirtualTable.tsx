@@ -25,6 +25,13 @@ export interface VirtualTableProps<T> {
   selectedKey?: string | null;
   empty?: ReactNode;
   testId?: string;
+  /**
+   * How many rows the table has, loaded or not (a paged list): rows past `rows.length`
+   * are drawn as placeholders until their page arrives, so the scroll bar is the list's.
+   */
+  totalRows?: number;
+  /** Told which rows are drawn (`first` to `last`, placeholders included), so that a paged list loads them. */
+  onRangeChange?: (first: number, last: number) => void;
 }
 
 const overscan = 8;
@@ -34,7 +41,9 @@ const overscan = 8;
  * smoothly as 10. Rows have one fixed height; the body is a tall spacer and the visible
  * rows are placed absolutely in it. ARIA table roles keep it a table to screen readers
  * (aria-rowcount/aria-rowindex tell the real size); the scroller takes the keyboard focus,
- * so arrows, Page Up/Down, Home and End scroll it.
+ * so arrows, Page Up/Down, Home and End scroll it. A paged list passes the rows it has
+ * and its `totalRows`: rows not loaded yet are drawn as placeholders, and
+ * `onRangeChange` tells the list which rows are in view, so that it loads them.
  */
 export function VirtualTable<T>({
   rows,
@@ -48,6 +57,8 @@ export function VirtualTable<T>({
   selectedKey,
   empty,
   testId,
+  totalRows,
+  onRangeChange,
 }: VirtualTableProps<T>) {
   const scroller = useRef<HTMLDivElement>(null);
   const [scrollTop, setScrollTop] = useState(0);
@@ -63,16 +74,23 @@ export function VirtualTable<T>({
     return () => observer.disconnect();
   }, []);
 
+  const count = Math.max(rows.length, totalRows ?? 0);
+
   // Rows shrank (a filter): keep the scroll position inside the table.
   useEffect(() => {
     const element = scroller.current;
-    if (element && element.scrollTop > rows.length * rowHeight) element.scrollTop = 0;
-  }, [rows.length, rowHeight]);
+    if (element && element.scrollTop > count * rowHeight) element.scrollTop = 0;
+  }, [count, rowHeight]);
 
   const bodyTop = Math.max(0, scrollTop - rowHeight);
   const first = Math.max(0, Math.floor(bodyTop / rowHeight) - overscan);
-  const last = Math.min(rows.length, Math.ceil((bodyTop + viewport) / rowHeight) + overscan);
+  const last = Math.min(count, Math.ceil((bodyTop + viewport) / rowHeight) + overscan);
   const visible = rows.slice(first, last);
+  const placeholders = Math.max(0, last - Math.max(first, rows.length));
+
+  useEffect(() => {
+    onRangeChange?.(first, last);
+  }, [first, last, onRangeChange]);
 
   const onKeyDown = (event: KeyboardEvent<HTMLDivElement>) => {
     const element = scroller.current;
@@ -86,16 +104,16 @@ export function VirtualTable<T>({
     event.preventDefault();
   };
 
-  const height = `min(${(rows.length + 1) * rowHeight + 2}px, ${maxHeight})`;
+  const height = `min(${(count + 1) * rowHeight + 2}px, ${maxHeight})`;
 
   return (
-    <div className="vtable" role="table" aria-label={label} aria-rowcount={rows.length + 1} data-testid={testId}>
+    <div className="vtable" role="table" aria-label={label} aria-rowcount={count + 1} data-testid={testId}>
       <div
         className="vtable-scroll"
         ref={scroller}
         tabIndex={0}
         aria-label={`${label}: scroll with the arrow keys`}
-        style={{ height: rows.length === 0 ? 'auto' : height }}
+        style={{ height: count === 0 ? 'auto' : height }}
         onScroll={(e) => setScrollTop(e.currentTarget.scrollTop)}
         onKeyDown={onKeyDown}
       >
@@ -109,7 +127,7 @@ export function VirtualTable<T>({
               ))}
             </div>
           </div>
-          <div role="rowgroup" className="vtable-body" style={{ height: rows.length * rowHeight }}>
+          <div role="rowgroup" className="vtable-body" style={{ height: count * rowHeight }}>
             {visible.map((row, i) => {
               const index = first + i;
               const key = rowKey(row);
@@ -131,10 +149,25 @@ export function VirtualTable<T>({
                 </div>
               );
             })}
+            {Array.from({ length: placeholders }, (_, i) => {
+              const index = Math.max(first, rows.length) + i;
+              return (
+                <div
+                  role="row"
+                  key={`loading-${index}`}
+                  aria-rowindex={index + 2}
+                  aria-busy="true"
+                  className="vtable-row placeholder"
+                  style={{ height: rowHeight, transform: `translateY(${index * rowHeight}px)` }}
+                >
+                  <div role="cell">Loading…</div>
+                </div>
+              );
+            })}
           </div>
         </div>
       </div>
-      {rows.length === 0 && empty ? <p className="vtable-empty">{empty}</p> : null}
+      {count === 0 && empty ? <p className="vtable-empty">{empty}</p> : null}
     </div>
   );
 }

@@ -11,13 +11,15 @@ import { VersionSummary } from '../components/Versions';
 import { VirtualTable, type Column } from '../components/VirtualTable';
 import { compareNatural, displayComponent, formatTime } from '../lib/format';
 import { useLiveResource, useTitle } from '../lib/live';
+import { usePagedLiveResource } from '../lib/paged';
 import { Link, navigate } from '../lib/router';
 import { useSession } from '../lib/session';
 
 /**
  * One cluster: its status, each component's versions with an Upgrade action, its
  * upgrades, and every node (role, status, versions) in a windowed table that stays fast
- * with 10,000 nodes.
+ * with 100,000 nodes: nodes load a page at a time as the table scrolls (all of them while
+ * a filter is on, since it must see every node).
  */
 export function ClusterPage({ clusterId }: { clusterId: string }) {
   const { api, can } = useSession();
@@ -31,7 +33,7 @@ export function ClusterPage({ clusterId }: { clusterId: string }) {
   const id = cluster.data?.id ?? clusterId;
   resolvedId.current = id;
   const big = (cluster.data?.nodeCount ?? 0) > 2000;
-  const nodes = useLiveResource((signal) => api.listNodes(clusterId, signal), `nodes:${clusterId}`, {
+  const nodes = usePagedLiveResource((page, signal) => api.listNodes(clusterId, page, signal), `nodes:${clusterId}`, {
     relevant: (e) => e.clusterId === id && (e.type === 'node.succeeded' || e.type.startsWith('cluster.')),
     debounceMs: big ? 1500 : 300,
     maxWaitMs: big ? 5000 : 1000,
@@ -52,10 +54,12 @@ export function ClusterPage({ clusterId }: { clusterId: string }) {
   const c = cluster.data;
   const latest = (component: ComponentId) => c?.components[component]?.latest ?? null;
 
+  // A filter must see every node: while one is on, every page is loaded.
+  const filtering = filter.trim() !== '' || role !== '' || outdatedOnly !== '';
   const rows = useMemo(() => {
     const needle = filter.trim().toLowerCase();
-    const list = nodes.data ?? [];
-    if (!needle && !role && !outdatedOnly) return list;
+    const list = nodes.rows;
+    if (!filtering) return list;
     return list.filter((n) => {
       if (needle && !n.name.toLowerCase().includes(needle)) return false;
       if (role && n.role !== role) return false;
@@ -66,7 +70,19 @@ export function ClusterPage({ clusterId }: { clusterId: string }) {
       }
       return true;
     });
-  }, [nodes.data, filter, role, outdatedOnly, c]);
+  }, [nodes.rows, filtering, filter, role, outdatedOnly, c]);
+  // Without a filter the table has every node of the cluster, loaded or not.
+  const total = nodes.complete ? nodes.rows.length : Math.max(c?.nodeCount ?? 0, nodes.rows.length);
+  const { view } = nodes;
+  const onRangeChange = useMemo(() => {
+    if (!filtering) return (first: number, last: number) => view(first, last);
+    const position = new Map(nodes.rows.map((n, i) => [n, i]));
+    return (first: number, last: number) => {
+      const from = rows[first] ? (position.get(rows[first]) ?? 0) : 0;
+      const to = rows[last - 1] ? (position.get(rows[last - 1] as ClusterNode) ?? 0) + 1 : from;
+      view(from, to, true);
+    };
+  }, [filtering, nodes.rows, rows, view]);
 
   const columns: Column<ClusterNode>[] = [
     { key: 'name', header: 'Node', width: 'minmax(8rem, 1.2fr)', render: (n) => <span className="mono">{n.name}</span> },
@@ -204,18 +220,29 @@ export function ClusterPage({ clusterId }: { clusterId: string }) {
           </select>
         </label>
         <span className="muted count-line" data-testid="node-count" aria-live="polite">
-          {nodes.data
-            ? rows.length === nodes.data.length
-              ? `${rows.length.toLocaleString('en')} nodes`
-              : `${rows.length.toLocaleString('en')} of ${nodes.data.length.toLocaleString('en')} nodes`
-            : ''}
+          {nodes.loading
+            ? ''
+            : !filtering
+              ? `${total.toLocaleString('en')} nodes`
+              : nodes.complete
+                ? `${rows.length.toLocaleString('en')} of ${total.toLocaleString('en')} nodes`
+                : `${rows.length.toLocaleString('en')} of ${total.toLocaleString('en')} nodes (searching: ${nodes.rows.length.toLocaleString('en')} loaded)`}
         </span>
       </div>
       <ErrorNotice error={nodes.error} prefix="Could not load the nodes" />
-      {nodes.data === undefined && !nodes.error ? (
+      {nodes.loading && !nodes.error ? (
         <Loading what="nodes" />
       ) : (
-        <VirtualTable rows={rows} columns={columns} rowKey={(n) => n.id} label="Nodes" testId="nodes-table" empty="No node matches." />
+        <VirtualTable
+          rows={rows}
+          columns={columns}
+          rowKey={(n) => n.id}
+          label="Nodes"
+          testId="nodes-table"
+          empty={nodes.complete ? 'No node matches.' : 'Searching the nodes…'}
+          totalRows={filtering ? undefined : total}
+          onRangeChange={onRangeChange}
+        />
       )}
 
       {upgrading ? <UpgradeDialog cluster={c} initialComponent={upgrading} onClose={() => setUpgrading(null)} /> : null}

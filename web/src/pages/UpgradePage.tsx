@@ -10,6 +10,7 @@ import { ProgressBar } from '../components/ProgressBar';
 import { VirtualTable, type Column } from '../components/VirtualTable';
 import { displayComponent, durationBetween, formatClock, formatDuration, formatTime, plural } from '../lib/format';
 import { useLiveResource, useNow, useTitle } from '../lib/live';
+import { usePagedLiveResource } from '../lib/paged';
 import { Link } from '../lib/router';
 import { useSession } from '../lib/session';
 
@@ -29,8 +30,9 @@ const commandVerb: Record<UpgradeCommand, string> = {
 
 /**
  * One upgrade as it runs: state and progress, the batches on a time line, every node's
- * task with its error and log, and the operator's controls — enabled exactly when the
- * lifecycle allows them, with the server's word shown when it refuses.
+ * task with its error and log (loaded a page at a time as the table scrolls), and the
+ * operator's controls — enabled exactly when the lifecycle allows them, with the
+ * server's word shown when it refuses.
  */
 export function UpgradePage({ upgradeId }: { upgradeId: string }) {
   const { api } = useSession();
@@ -40,7 +42,7 @@ export function UpgradePage({ upgradeId }: { upgradeId: string }) {
     maxWaitMs: 800,
   });
   const big = (upgrade.data?.nodes.total ?? 0) > 2000;
-  const tasks = useLiveResource((signal) => api.upgradeNodes(upgradeId, signal), `tasks:${upgradeId}`, {
+  const tasks = usePagedLiveResource((page, signal) => api.upgradeNodes(upgradeId, page, signal), `tasks:${upgradeId}`, {
     relevant: (e) => e.upgradeId === upgradeId,
     debounceMs: big ? 1500 : 300,
     maxWaitMs: big ? 5000 : 1000,
@@ -59,14 +61,28 @@ export function UpgradePage({ upgradeId }: { upgradeId: string }) {
   const [stateFilter, setStateFilter] = useState<NodeTaskState | ''>('');
   const [nameFilter, setNameFilter] = useState('');
 
+  // A filter must see every task: while one is on, every page is loaded.
+  const filtering = stateFilter !== '' || nameFilter.trim() !== '';
   const taskRows = useMemo(() => {
     const needle = nameFilter.trim().toLowerCase();
-    return (tasks.data ?? []).filter(
-      (t) => (!stateFilter || t.state === stateFilter) && (!needle || t.nodeName.toLowerCase().includes(needle)),
-    );
-  }, [tasks.data, stateFilter, nameFilter]);
-  const selectedTask = tasks.data?.find((t) => t.nodeId === selected) ?? null;
-  const nodeName = (nodeId: string | null) => (nodeId ? (tasks.data?.find((t) => t.nodeId === nodeId)?.nodeName ?? nodeId) : null);
+    if (!filtering) return tasks.rows;
+    return tasks.rows.filter((t) => (!stateFilter || t.state === stateFilter) && (!needle || t.nodeName.toLowerCase().includes(needle)));
+  }, [tasks.rows, filtering, stateFilter, nameFilter]);
+  const { view } = tasks;
+  const onRangeChange = useMemo(() => {
+    if (!filtering) return (first: number, last: number) => view(first, last);
+    const position = new Map(tasks.rows.map((t, i) => [t, i]));
+    return (first: number, last: number) => {
+      const from = taskRows[first] ? (position.get(taskRows[first]) ?? 0) : 0;
+      const to = taskRows[last - 1] ? (position.get(taskRows[last - 1] as NodeTask) ?? 0) + 1 : from;
+      view(from, to, true);
+    };
+  }, [filtering, tasks.rows, taskRows, view]);
+  const nodeName = (nodeId: string | null) => (nodeId ? (tasks.rows.find((t) => t.nodeId === nodeId)?.nodeName ?? nodeId) : null);
+  // The node whose log is open may be on a page not loaded (a pause names any node).
+  const selectedTask: LogTarget | null = selected
+    ? (tasks.rows.find((t) => t.nodeId === selected) ?? { nodeId: selected, nodeName: nodeName(selected) ?? selected })
+    : null;
 
   if (!u) {
     return (
@@ -199,7 +215,7 @@ export function UpgradePage({ upgradeId }: { upgradeId: string }) {
         now={now}
         onShowLog={setSelected}
         nodeName={nodeName}
-        tasks={tasks.data ?? []}
+        tasks={tasks.rows}
       />
 
       <h2>Progress</h2>
@@ -274,14 +290,24 @@ export function UpgradePage({ upgradeId }: { upgradeId: string }) {
             ))}
           </select>
         </label>
-        <span className="muted count-line">{tasks.data ? plural(taskRows.length, 'node') : ''}</span>
+        <span className="muted count-line" data-testid="task-count" aria-live="polite">
+          {tasks.loading
+            ? ''
+            : !filtering
+              ? plural(Math.max(counts.total, tasks.rows.length), 'node')
+              : tasks.complete
+                ? plural(taskRows.length, 'node')
+                : `${plural(taskRows.length, 'node')} so far (searching: ${tasks.rows.length.toLocaleString('en')} of ${counts.total.toLocaleString('en')} loaded)`}
+        </span>
       </div>
       <ErrorNotice error={tasks.error} prefix="Could not load the nodes" />
-      {tasks.data === undefined && !tasks.error ? (
+      {tasks.loading && !tasks.error ? (
         <Loading what="nodes" />
       ) : (
         <VirtualTable
           rows={taskRows}
+          totalRows={filtering ? undefined : tasks.complete ? tasks.rows.length : Math.max(counts.total, tasks.rows.length)}
+          onRangeChange={onRangeChange}
           columns={columns}
           rowKey={(t) => t.nodeId}
           label="Node tasks"
@@ -290,7 +316,7 @@ export function UpgradePage({ upgradeId }: { upgradeId: string }) {
           rowClassName={(t) => (t.state === 'failed' ? 'row-failed' : undefined)}
           maxHeight="max(18rem, calc(100vh - 24rem))"
           minWidth="62rem"
-          empty="No node matches."
+          empty={tasks.complete ? 'No node matches.' : 'Searching the nodes…'}
         />
       )}
       {selectedTask ? <LogViewer upgradeId={u.id} task={selectedTask} onClose={() => setSelected(null)} /> : null}
@@ -332,7 +358,8 @@ function Controls({
   now: number;
   onShowLog: (nodeId: string) => void;
   nodeName: (nodeId: string | null) => string | null;
-  tasks: NodeTask[];
+  /** The tasks loaded so far (the failed snapshots named come from them). */
+  tasks: readonly NodeTask[];
 }) {
   const { api, can } = useSession();
   const operator = can('operator');
@@ -521,7 +548,10 @@ function Controls({
   );
 }
 
-function LogViewer({ upgradeId, task, onClose }: { upgradeId: string; task: NodeTask; onClose: () => void }) {
+/** Whose log to show: a task of a loaded page, or only a node named elsewhere (a pause's cause). */
+type LogTarget = Pick<NodeTask, 'nodeId' | 'nodeName'> & Partial<Pick<NodeTask, 'attempt' | 'state'>>;
+
+function LogViewer({ upgradeId, task, onClose }: { upgradeId: string; task: LogTarget; onClose: () => void }) {
   const { api } = useSession();
   const log = useLiveResource((signal) => api.nodeLog(upgradeId, task.nodeId, signal), `log:${upgradeId}:${task.nodeId}`, {
     relevant: (e) => e.upgradeId === upgradeId && e.nodeId === task.nodeId,
@@ -556,7 +586,8 @@ function LogViewer({ upgradeId, task, onClose }: { upgradeId: string; task: Node
         <h3 id="log-title" ref={heading} tabIndex={-1}>
           Log of {task.nodeName}{' '}
           <span className="muted small">
-            attempt {task.attempt || '—'} · {task.state}
+            attempt {task.attempt || '—'}
+            {task.state ? ` · ${task.state}` : ''}
           </span>
         </h3>
         <div className="actions start">

@@ -1,0 +1,58 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { compareNatural, naturalSortKey } from '../../src/domain/versions.js';
+
+/** How SQLite (BINARY) and PostgreSQL (`COLLATE "C"`) compare text: by its UTF-8 bytes. */
+const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+
+/**
+ * Names as clusters report them: letters, digits, `.`, `_`, `-`, some other printable
+ * characters, with digit runs of up to 15 digits (`compareNatural` compares runs as
+ * JavaScript numbers, exact up to there) and leading zeros.
+ */
+const nameChar = fc.constantFrom(...'abcXYZ.-_~ /0123456789000');
+const nodeName = fc.array(nameChar, { minLength: 1, maxLength: 24 }).map((chars) => chars.join(''));
+const shortDigitRuns = (name: string) => (name.match(/\d+/g) ?? []).every((run) => run.length <= 15);
+
+describe('naturalSortKey', () => {
+  it('orders by bytes exactly as compareNatural orders the names', () => {
+    fc.assert(
+      fc.property(nodeName, nodeName, (a, b) => {
+        fc.pre(shortDigitRuns(a) && shortDigitRuns(b));
+        expect(Math.sign(byteOrder(naturalSortKey(a), naturalSortKey(b)))).toBe(Math.sign(compareNatural(a, b)));
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it('gives two different names two different keys', () => {
+    fc.assert(
+      fc.property(nodeName, nodeName, (a, b) => {
+        fc.pre(a !== b);
+        expect(naturalSortKey(a)).not.toBe(naturalSortKey(b));
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it('sorts the cases a person checks first', () => {
+    const names = ['sim-10', 'sim-0002', 'sim-2', 'sim-1', 'sim-', 'sim', 'sim-1a', 'sim-1-b', 'node.9', 'node.10', 'Node-1', '10', '9'];
+    const byKey = [...names].sort((a, b) => byteOrder(naturalSortKey(a), naturalSortKey(b)));
+    expect(byKey).toEqual([
+      '9',
+      '10',
+      'Node-1',
+      'node.9',
+      'node.10',
+      'sim',
+      'sim-',
+      'sim-1',
+      'sim-1-b',
+      'sim-1a',
+      'sim-2',
+      'sim-0002',
+      'sim-10',
+    ]);
+    expect(byKey).toEqual([...names].sort(compareNatural));
+  });
+});
