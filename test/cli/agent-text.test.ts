@@ -121,7 +121,7 @@ describe.concurrent('control characters on the operator’s terminal', () => {
     }
     expect(table.stdout).toContain('evil-1: start: dockerd died]0;pwned[2J');
     expect(table.stdout).toContain('legacy event\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m\\u202eevil');
-    expect(wide.stdout).toContain('node evil-1 joined hostile (agent 1.1.0, Debian]0;pwned[2J amd64)');
+    expect(wide.stdout).toContain('node evil-1 joined hostile (agent 1.1.0, Debian]0;pwned[2J amd64, from 127.0.0.1)');
     const messages = (JSON.parse(json.stdout) as { items: { message: string }[] }).items.map((e) => e.message);
     expect(messages).toContain('legacy event\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m\\u202eevil');
     expect(yaml.stdout).toContain('legacy event');

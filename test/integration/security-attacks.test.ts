@@ -22,9 +22,10 @@ describe('every route refuses what its access rule does not allow, however the p
   beforeAll(async () => {
     // The route table, from the same code the process runs.
     const dir = mkdtempSync(join(tmpdir(), 'upshift-routes-'));
+    process.env['UPSHIFT_ADMIN_TOKEN'] = TEST_TOKEN;
     const inProcess = await startServer(
       loadServerConfig({ port: '0', dataDir: dir, logLevel: 'silent' }, { UPSHIFT_ADMIN_TOKEN: TEST_TOKEN }),
-    );
+    ).finally(() => delete process.env['UPSHIFT_ADMIN_TOKEN']);
     routes = inProcess.routes;
     await inProcess.close();
     rmSync(dir, { recursive: true, force: true });
