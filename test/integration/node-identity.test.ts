@@ -9,6 +9,7 @@ import { type RunningServer, startServer } from '../../src/server/run.js';
 import { JumpClock } from '../support/clock.js';
 import { dialects, freshPgDatabase } from '../support/databases.js';
 import { repoRoot } from '../support/server.js';
+import { selfSignedCert } from '../support/tls.js';
 
 /**
  * A node's identity cannot be taken over: a join under the name of a node whose agent
@@ -427,31 +428,7 @@ describe('the install script with --ca-file', () => {
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'upshift-identity-tls-'));
-    for (const name of ['server', 'other']) {
-      await run(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:prime256v1',
-          '-nodes',
-          '-days',
-          '2',
-          '-keyout',
-          join(work, `${name}.key`),
-          '-out',
-          join(work, `${name}.pem`),
-          '-subj',
-          `/CN=${name}`,
-          '-addext',
-          'subjectAltName=IP:127.0.0.1',
-        ],
-        { PATH: process.env['PATH'] ?? '' },
-      );
-    }
+    for (const name of ['server', 'other']) selfSignedCert(name, work);
     const dataDir = join(work, 'server');
     mkdirSync(dataDir, { mode: 0o700 });
     writeFileSync(join(dataDir, 'admin-token'), `${ADMIN}\n`, { mode: 0o600 });

@@ -1,9 +1,10 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot, startServerProcess, type ServerProcess } from '../support/server.js';
+import { selfSignedCert } from '../support/tls.js';
 
 /**
  * `--tls-cert/--tls-key`: the server speaks HTTPS only; the CLI (and the agent, the same
@@ -13,29 +14,8 @@ describe('TLS', () => {
   const dir = mkdtempSync(join(tmpdir(), 'upshift-tls-'));
   let s: ServerProcess;
   beforeAll(async () => {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-        '-subj',
-        '/CN=upshift-test',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
+    selfSignedCert('cert', dir);
+    renameSync(join(dir, 'cert.key'), join(dir, 'key.pem'));
     s = await startServerProcess({
       args: ['--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')],
       env: { NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') },

@@ -51,14 +51,11 @@
  * Failed/DeadlineExceeded, as the kubelet does), unresponsive (stays Pending, as on a
  * dead node), noVersionChange (succeeds but the node keeps reporting the old version).
  */
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { selfSignedCert } from './tls.js';
 
 type Obj = Record<string, any>;
 
@@ -199,39 +196,6 @@ function jsonPatch(doc: Obj, ops: unknown): Obj {
   return out;
 }
 
-/** A self-signed certificate for 127.0.0.1, made with the openssl command. */
-function selfSignedCert(): { key: string; cert: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'fake-kube-'));
-  try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-        '-days',
-        '2',
-        '-subj',
-        '/CN=fake-kube-apiserver',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      ],
-      { stdio: 'ignore' },
-    );
-    return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 export class FakeKubeApiServer {
   readonly token: string;
   readonly requests: RecordedRequest[] = [];
@@ -278,7 +242,7 @@ export class FakeKubeApiServer {
   }
 
   static async start(options: FakeKubeOptions = {}): Promise<FakeKubeApiServer> {
-    const fake = new FakeKubeApiServer(selfSignedCert(), options);
+    const fake = new FakeKubeApiServer(selfSignedCert('fake-kube-apiserver'), options);
     await fake.listen(0);
     return fake;
   }

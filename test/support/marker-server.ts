@@ -5,13 +5,10 @@
  * what a viewer can read. Served over HTTPS on 127.0.0.1 (its self-signed certificate,
  * for 127.0.0.1 and localhost, is its own CA) or over plain HTTP on a unix socket.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { selfSignedCert } from './tls.js';
 
 export interface MarkerAnswer {
   status: number;
@@ -32,43 +29,10 @@ export interface MarkerServer {
   close(): Promise<void>;
 }
 
-/** A self-signed certificate for 127.0.0.1 and localhost, made with the openssl command. */
-export function selfSignedCert(): { key: string; cert: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'marker-cert-'));
-  try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-        '-days',
-        '2',
-        '-subj',
-        '/CN=marker-service',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      ],
-      { stdio: 'ignore' },
-    );
-    return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 export async function startMarkerServer(
   options: { marker: string; transport?: 'https' | 'unix'; socketPath?: string } = { marker: 'MARKER' },
 ): Promise<MarkerServer> {
-  const tls = selfSignedCert();
+  const tls = selfSignedCert('marker-service');
   const sockets = new Set<Socket>();
   const state: MarkerServer = {
     url: '',
