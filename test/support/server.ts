@@ -113,7 +113,11 @@ export async function startServerProcess(options: StartOptions = {}): Promise<Se
       } catch {
         // not listening yet
       }
-      if (Date.now() > deadline) throw new Error(`server did not become ready: ${out}`);
+      if (Date.now() > deadline) {
+        // Never leave a server behind: the caller gets no handle to stop it.
+        child.kill('SIGKILL');
+        throw new Error(`server did not become ready: ${out}`);
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
   };
