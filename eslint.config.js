@@ -31,10 +31,10 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
-  layer('domain', ['store', 'engine', 'drivers', 'snapshots', 'server', 'agent', 'cli']),
-  layer('store', ['engine', 'drivers', 'snapshots', 'server', 'agent', 'cli']),
+  layer('domain', ['store', 'engine', 'drivers', 'platform', 'server', 'agent', 'cli']),
+  layer('store', ['engine', 'drivers', 'platform', 'server', 'agent', 'cli']),
   layer('drivers', ['store', 'engine', 'server', 'agent', 'cli']),
-  layer('snapshots', ['store', 'engine', 'server', 'agent', 'cli', 'drivers']),
+  layer('platform', ['store', 'engine', 'server', 'agent', 'cli', 'drivers']),
   layer('engine', ['server', 'agent', 'cli', 'drivers']),
   layer('cli', ['server', 'engine', 'store', 'drivers', 'agent']),
 );

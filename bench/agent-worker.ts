@@ -13,7 +13,7 @@
 import path from 'node:path';
 import { Agent, AgentFatalError } from '../src/agent/agent.js';
 import { parseAgentConfig } from '../src/agent/config.js';
-import { runCommand } from '../src/agent/exec.js';
+import { runCommand } from '../src/platform/run-command.js';
 import { debianArch } from '../src/agent/facts.js';
 import type { FactSource } from '../src/agent/facts.js';
 import type { AgentLogger } from '../src/agent/log.js';

@@ -52,11 +52,11 @@ const layerOf = (file) => relative(root, file).split('/')[0];
 const allowed = {
   domain: ['domain'],
   store: ['domain', 'store'],
-  drivers: ['domain', 'drivers'],
-  snapshots: ['domain', 'snapshots'],
+  platform: ['domain', 'platform'],
+  drivers: ['domain', 'drivers', 'platform'],
   engine: ['domain', 'engine', 'store'],
   server: ['domain', 'engine', 'store', 'drivers', 'snapshots', 'server'],
-  agent: ['domain', 'agent', 'snapshots'],
+  agent: ['domain', 'agent', 'platform'],
   cli: ['domain', 'cli'],
 };
 for (const [file, deps] of graph) {

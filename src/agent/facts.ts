@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AgentFacts } from '../domain/agent-protocol.js';
 import type { ComponentVersions } from '../domain/components.js';
+import { DockerApi, DockerApiError, DockerUnreachableError } from '../platform/docker-api.js';
+import { runCommand } from '../platform/run-command.js';
 import type { AgentConfig } from './config.js';
-import { EngineApi } from './engine-api.js';
-import { runCommand } from './exec.js';
 import { normaliseDockerVersion, parseContainerdVersion, parseDockerdVersion, parseRunscVersion } from './versions.js';
 
 /** Debian's architecture names, which the catalog uses. */
@@ -33,6 +33,11 @@ async function osName(): Promise<string> {
     // not every system has it
   }
   return `${os.type()} ${os.release()}`;
+}
+
+/** The host's Docker Engine API, on the socket the agent's config names. */
+export function localDocker(config: AgentConfig): DockerApi {
+  return DockerApi.socket(config.dockerSocket, { timeoutMs: 10_000 });
 }
 
 /** Where a component's binary is on this host: under a binary install's `current` first, then PATH. */
@@ -91,14 +96,14 @@ export interface FactSource {
  */
 export class FactCollector implements FactSource {
   private cached: { at: number; containerd: string | undefined; runsc: string | undefined } | undefined;
-  private readonly engine: EngineApi;
+  private readonly docker: DockerApi;
 
   constructor(
     private readonly config: AgentConfig,
     private readonly agentVersion: string,
     private readonly cacheMs = 30_000,
   ) {
-    this.engine = new EngineApi(config.dockerSocket);
+    this.docker = localDocker(config);
   }
 
   invalidate(): void {
@@ -110,11 +115,13 @@ export class FactCollector implements FactSource {
     let engineReachable = false;
     let engineError: string | undefined;
     try {
-      const v = normaliseDockerVersion(await this.engine.version());
+      const v = normaliseDockerVersion(await this.docker.version());
       if (v) versions.docker = v;
       engineReachable = true;
     } catch (e) {
-      engineError = `${this.config.dockerSocket}: ${(e as Error).message}`;
+      // The client's own errors name the socket already.
+      const named = e instanceof DockerApiError || e instanceof DockerUnreachableError;
+      engineError = named ? (e as Error).message : `${this.config.dockerSocket}: ${(e as Error).message}`;
     }
     if (!this.cached || Date.now() - this.cached.at > this.cacheMs) {
       this.cached = { at: Date.now(), containerd: await probeContainerd(this.config), runsc: await probeRunsc(this.config) };

@@ -9,7 +9,7 @@
  * a kube-apiserver or a Docker Engine on the same machine or network is the normal case.
  *
  * Pure: the caller resolves host names and asks again for each address (see
- * `src/drivers/target-guard.ts`), so that a name that points at a metadata address is
+ * `src/platform/target-guard.ts`), so that a name that points at a metadata address is
  * caught at connect time as well.
  */
 

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode, UpshiftError } from '../../src/domain/errors.js';
 import { systemClock } from '../../src/domain/ports.js';
 import { KubernetesDriver } from '../../src/drivers/kubernetes/index.js';
-import { GuardedHttpsAgent, LINK_LOCAL_REFUSED, guardedLookup } from '../../src/drivers/target-guard.js';
+import { GuardedHttpsAgent, LINK_LOCAL_REFUSED, guardedLookup } from '../../src/platform/target-guard.js';
 import { FakeKubeApiServer } from '../support/fake-kube-apiserver.js';
 import { MemorySecrets, fastTuning, kubeClusterRecord } from '../support/kube-engine.js';
 import { startMarkerServer, tokenKubeconfig } from '../support/marker-server.js';

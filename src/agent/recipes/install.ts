@@ -1,7 +1,7 @@
 import { constants as fsConstants, statfsSync } from 'node:fs';
 import { access, lstat, mkdir, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { outputTail, runCommand } from '../exec.js';
+import { outputTail, runCommand } from '../../platform/run-command.js';
 
 /**
  * The install methods a recipe can use. `binary`: an archive (tar, optionally compressed)

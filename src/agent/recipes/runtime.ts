@@ -5,9 +5,9 @@ import { RecipeName as Recipes } from '../../domain/agent-protocol.js';
 import type { ComponentVersions } from '../../domain/components.js';
 import { releaseOf, sameRelease } from '../../domain/versions.js';
 import type { AgentConfig, InstallMethodName, RuntimeComponent } from '../config.js';
-import { EngineApi } from '../engine-api.js';
-import { outputTail, runCommand } from '../exec.js';
-import { FactCollector, findRunsc, probeContainerd, probeDockerd, probeRunsc } from '../facts.js';
+import type { DockerApi } from '../../platform/docker-api.js';
+import { outputTail, runCommand } from '../../platform/run-command.js';
+import { FactCollector, findRunsc, localDocker, probeContainerd, probeDockerd, probeRunsc } from '../facts.js';
 import type { JournalEntry } from '../journal.js';
 import { taskKeyFileName, validateUpgradeParams } from '../params.js';
 import { parseContainerdVersion, parseDockerdVersion, parseRunscVersion } from '../versions.js';
@@ -86,10 +86,10 @@ export const dockerEngine: RuntimeDefinition = {
   displayName: 'Docker Engine',
   requiredBinaries: ['bin/dockerd'],
   async currentVersion(config) {
-    const engine = new EngineApi(config.dockerSocket);
-    if (await engine.ping()) {
+    const docker = localDocker(config);
+    if (await docker.ping()) {
       try {
-        return releaseOf(await engine.version());
+        return releaseOf(await docker.version());
       } catch {
         // fall back to the binary
       }
@@ -98,13 +98,13 @@ export const dockerEngine: RuntimeDefinition = {
   },
   stagedVersion: (dir) => versionOfBinary(path.join(dir, 'bin', 'dockerd'), parseDockerdVersion),
   async waitReady(config, timeoutMs, signal) {
-    const engine = new EngineApi(config.dockerSocket);
+    const docker = localDocker(config);
     const deadline = Date.now() + timeoutMs;
     let last = 'no answer';
     while (!signal.aborted) {
-      if (await engine.ping()) {
+      if (await docker.ping()) {
         try {
-          await engine.version();
+          await docker.version();
           return;
         } catch (e) {
           last = (e as Error).message;
@@ -116,26 +116,26 @@ export const dockerEngine: RuntimeDefinition = {
     throw new Error(`the Engine API on ${config.dockerSocket} did not answer within ${Math.round(timeoutMs / 1000)} s (${last})`);
   },
   async waitStopped(config, timeoutMs, signal) {
-    const engine = new EngineApi(config.dockerSocket);
+    const docker = localDocker(config);
     const deadline = Date.now() + timeoutMs;
     while (!signal.aborted && Date.now() < deadline) {
-      if (!(await engine.ping(1_000))) return;
+      if (!(await docker.ping(1_000))) return;
       await sleep(250);
     }
     throw new Error(`the Engine API on ${config.dockerSocket} still answers ${Math.round(timeoutMs / 1000)} s after the stop`);
   },
   async recordWorkloads(config, backupDir, log) {
-    const engine = new EngineApi(config.dockerSocket);
-    if (!(await engine.ping())) {
+    const docker = localDocker(config);
+    if (!(await docker.ping())) {
       log('the engine does not answer: no container metadata to back up');
       return [];
     }
-    const list = await engine.containers();
+    const list = await docker.containers();
     const inspected = [];
-    for (const c of list) inspected.push(await engine.inspect(c.Id).catch((e: Error) => ({ Id: c.Id, error: e.message })));
+    for (const c of list) inspected.push(await docker.inspect(c.Id).catch((e: Error) => ({ Id: c.Id, error: e.message })));
     await writeFile(path.join(backupDir, 'containers.json'), JSON.stringify({ list, inspect: inspected }, null, 1), { mode: 0o600 });
     const restart = inspected.filter(
-      (c): c is Awaited<ReturnType<EngineApi['inspect']>> =>
+      (c): c is Awaited<ReturnType<DockerApi['inspect']>> =>
         'State' in c && c.State?.Running === true && RESTART_POLICIES.has(c.HostConfig?.RestartPolicy?.Name ?? ''),
     );
     log(
@@ -145,12 +145,12 @@ export const dockerEngine: RuntimeDefinition = {
   },
   async verifyWorkloads(config, ids, timeoutMs, signal, log) {
     if (ids.length === 0) return;
-    const engine = new EngineApi(config.dockerSocket);
+    const docker = localDocker(config);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const notRunning: string[] = [];
       for (const id of ids) {
-        const c = await engine.inspect(id).catch(() => undefined);
+        const c = await docker.inspect(id).catch(() => undefined);
         if (c?.State?.Running !== true)
           notRunning.push(`${(c?.Name ?? id.slice(0, 12)).replace(/^\//, '')} (${c?.State?.Status ?? 'gone'})`);
       }

@@ -6,7 +6,7 @@ import type { AgentTask, TaskResultRequest } from '../../domain/agent-protocol.j
 import { RecipeName } from '../../domain/agent-protocol.js';
 import { sameRelease } from '../../domain/versions.js';
 import type { DownloadResult } from '../client.js';
-import { outputTail, runCommand } from '../exec.js';
+import { outputTail, runCommand } from '../../platform/run-command.js';
 import type { JournalEntry } from '../journal.js';
 import { taskKeyFileName, validateUpgradeParams } from '../params.js';
 import type { Recipe, RecipeContext, RecipeOutcome } from './types.js';

@@ -1,5 +1,5 @@
 import type { ServiceControl } from '../config.js';
-import { outputTail, runCommand } from '../exec.js';
+import { outputTail, runCommand } from '../../platform/run-command.js';
 
 /**
  * Stops and starts a component's service the way this host does it: systemd by default,

@@ -1,7 +1,7 @@
 import type { AgentTask, TaskResultRequest } from '../../domain/agent-protocol.js';
-import { BtrfsSnapshotProvider } from '../../snapshots/btrfs.js';
-import { CommandSnapshotProvider } from '../../snapshots/command.js';
-import type { SnapshotProvider } from '../../snapshots/provider.js';
+import { BtrfsSnapshotProvider } from '../snapshots/btrfs.js';
+import { CommandSnapshotProvider } from '../snapshots/command.js';
+import type { SnapshotProvider } from '../snapshots/provider.js';
 import type { AgentConfig } from '../config.js';
 import type { JournalEntry } from '../journal.js';
 import { validateSnapshotParams } from '../params.js';

@@ -3,7 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import type https from 'node:https';
 import { ApiException, CoreV1Api, KubeConfig, Log, PatchStrategy, Watch, setHeaderOptions } from '@kubernetes/client-node';
 import type { RequestContext, V1Status } from '@kubernetes/client-node';
-import { GuardedHttpsAgent, boundedLine, connectFailureReason } from '../target-guard.js';
+import { GuardedHttpsAgent, boundedLine, connectFailureReason } from '../../platform/target-guard.js';
 import type { KubeconfigPolicy, SanitizedKubeconfig } from './config.js';
 import { parseKubeconfig } from './config.js';
 

@@ -17,10 +17,12 @@ import type {
 } from '../../domain/ports.js';
 import { sleep } from '../../domain/ports.js';
 import { isValidVersion, releaseOf, sameRelease } from '../../domain/versions.js';
+import type { DockerApi } from '../../platform/docker-api.js';
+import { DockerApiError, DockerUnreachableError } from '../../platform/docker-api.js';
 import { snapshotThroughAgent, upgradeThroughAgent } from '../agent-tasks.js';
 import type { SwarmClusterConfig, SwarmTargetPolicy } from './config.js';
 import { TLS_KEY_FIELD, storedSwarmConfig, validateSwarmConfig, validateSwarmSecrets } from './config.js';
-import { EngineApiError, EngineClient, EngineUnreachableError, engineFailureReason } from './engine-client.js';
+import { managerApi, swarmFailureReason } from './manager-api.js';
 import type { SwarmNode, SwarmNodeSpec, SwarmService, SwarmTask } from './swarm-api.js';
 import { ACTIVE_TASK_STATES, Label, nodeName, nodeStatus } from './swarm-api.js';
 
@@ -121,14 +123,14 @@ export class SwarmDriver implements ClusterDriver {
    * --swarm-socket, no --allow-link-local-targets) is refused with the same message as
    * at creation.
    */
-  private async client(cluster: ClusterRecord): Promise<{ api: EngineClient; config: SwarmClusterConfig }> {
+  private async client(cluster: ClusterRecord): Promise<{ api: DockerApi; config: SwarmClusterConfig }> {
     const config = validateSwarmConfig(cluster.config, this.policy);
     let tls;
     if (config.tls) {
       const key = await this.secrets.read(cluster.id, TLS_KEY_FIELD);
       if (key !== undefined) tls = { ...config.tls, key };
     }
-    return { api: new EngineClient(config.managers, tls, this.policy), config };
+    return { api: managerApi(config.managers, tls, this.policy), config };
   }
 
   /**
@@ -137,7 +139,7 @@ export class SwarmDriver implements ClusterDriver {
    * runsc) with its heartbeats.
    */
   async inventory(cluster: ClusterRecord, signal: AbortSignal): Promise<InventoryResult> {
-    let api: EngineClient;
+    let api: DockerApi;
     try {
       ({ api } = await this.client(cluster));
     } catch (error) {
@@ -145,13 +147,13 @@ export class SwarmDriver implements ClusterDriver {
     }
     let nodes: SwarmNode[];
     try {
-      nodes = await api.json<SwarmNode[]>('GET', '/nodes', undefined, signal);
+      nodes = await api.json<SwarmNode[]>('GET', '/nodes', { signal: signal });
       if (!Array.isArray(nodes))
-        throw new EngineUnreachableError('the managers answered GET /nodes with something that is not a node list');
+        throw new DockerUnreachableError('the managers answered GET /nodes with something that is not a node list');
     } catch (error) {
       if (signal.aborted) throw error;
       // Only a status and Upshift's words: the reason becomes the cluster's status, which every viewer reads.
-      return { reachable: false, reason: engineFailureReason(error) };
+      return { reachable: false, reason: swarmFailureReason(error) };
     }
     return {
       reachable: true,
@@ -202,8 +204,8 @@ export class SwarmDriver implements ClusterDriver {
     }
   }
 
-  private async findNode(api: EngineClient, name: string, signal: AbortSignal): Promise<SwarmNode> {
-    const nodes = await api.json<SwarmNode[]>('GET', '/nodes', undefined, signal);
+  private async findNode(api: DockerApi, name: string, signal: AbortSignal): Promise<SwarmNode> {
+    const nodes = await api.json<SwarmNode[]>('GET', '/nodes', { signal: signal });
     const node = nodes.find((n) => nodeName(n) === name);
     if (!node) {
       throw new SwarmStepError(
@@ -219,13 +221,13 @@ export class SwarmDriver implements ClusterDriver {
    * could cost the quorum. Right after a manager restarted, the others may show as
    * unknown until they report to the (new) leader, so this waits up to `timeoutSeconds`.
    */
-  private async checkQuorum(api: EngineClient, node: SwarmNode, timeoutSeconds: number, ctx: TaskContext): Promise<void> {
+  private async checkQuorum(api: DockerApi, node: SwarmNode, timeoutSeconds: number, ctx: TaskContext): Promise<void> {
     const deadline = this.clock.now() + timeoutSeconds * 1000;
     for (;;) {
       let managers: SwarmNode[] | undefined;
       let problem: string;
       try {
-        managers = (await api.json<SwarmNode[]>('GET', '/nodes', undefined, ctx.signal)).filter((n) => n.Spec.Role === 'manager');
+        managers = (await api.json<SwarmNode[]>('GET', '/nodes', { signal: ctx.signal })).filter((n) => n.Spec.Role === 'manager');
         const others = managers.filter((n) => n.ID !== node.ID);
         const down = others.find((n) => n.ManagerStatus?.Reachability !== 'reachable' || n.Status.State !== 'ready');
         if (down === undefined) {
@@ -250,26 +252,24 @@ export class SwarmDriver implements ClusterDriver {
     }
   }
 
-  private async updateNode(
-    api: EngineClient,
-    id: string,
-    change: (spec: SwarmNodeSpec) => SwarmNodeSpec,
-    signal: AbortSignal,
-  ): Promise<void> {
+  private async updateNode(api: DockerApi, id: string, change: (spec: SwarmNodeSpec) => SwarmNodeSpec, signal: AbortSignal): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      const node = await api.json<SwarmNode>('GET', `/nodes/${encodeURIComponent(id)}`, undefined, signal);
+      const node = await api.json<SwarmNode>('GET', `/nodes/${encodeURIComponent(id)}`, { signal: signal });
       try {
-        await api.request('POST', `/nodes/${encodeURIComponent(id)}/update?version=${node.Version.Index}`, change(node.Spec), signal);
+        await api.request('POST', `/nodes/${encodeURIComponent(id)}/update?version=${node.Version.Index}`, {
+          body: change(node.Spec),
+          signal,
+        });
         return;
       } catch (error) {
         // "update out of sequence": someone else updated the node in between; read it again.
-        if (!(error instanceof EngineApiError) || attempt >= 4 || !/out of sequence/i.test(error.message)) throw error;
+        if (!(error instanceof DockerApiError) || attempt >= 4 || !/out of sequence/i.test(error.message)) throw error;
       }
     }
   }
 
   private async setDrain(
-    api: EngineClient,
+    api: DockerApi,
     node: SwarmNode,
     taskKey: string,
     ctx: TaskContext,
@@ -298,15 +298,15 @@ export class SwarmDriver implements ClusterDriver {
     return { id: node.ID, previous };
   }
 
-  private async waitMoved(api: EngineClient, id: string, timeoutSeconds: number, ctx: TaskContext): Promise<void> {
+  private async waitMoved(api: DockerApi, id: string, timeoutSeconds: number, ctx: TaskContext): Promise<void> {
     const started = this.clock.now();
     const deadline = started + timeoutSeconds * 1000;
     const affected = new Set<string>();
     let lastReport = '';
     for (;;) {
       const [tasks, services] = await Promise.all([
-        api.json<SwarmTask[]>('GET', `/tasks?filters=${encodeURIComponent(JSON.stringify({ node: [id] }))}`, undefined, ctx.signal),
-        api.json<SwarmService[]>('GET', '/services', undefined, ctx.signal),
+        api.json<SwarmTask[]>('GET', `/tasks?filters=${encodeURIComponent(JSON.stringify({ node: [id] }))}`, { signal: ctx.signal }),
+        api.json<SwarmService[]>('GET', '/services', { signal: ctx.signal }),
       ]);
       const byId = new Map(services.map((s) => [s.ID, s]));
       const isGlobal = (t: SwarmTask) => {
@@ -343,7 +343,7 @@ export class SwarmDriver implements ClusterDriver {
   }
 
   /** Replicated services among `ids` whose running tasks are fewer than their replicas. */
-  private async servicesShort(api: EngineClient, ids: string[], byId: Map<string, SwarmService>, signal: AbortSignal): Promise<string[]> {
+  private async servicesShort(api: DockerApi, ids: string[], byId: Map<string, SwarmService>, signal: AbortSignal): Promise<string[]> {
     const short: string[] = [];
     for (const id of ids) {
       const service = byId.get(id);
@@ -352,8 +352,7 @@ export class SwarmDriver implements ClusterDriver {
       const tasks = await api.json<SwarmTask[]>(
         'GET',
         `/tasks?filters=${encodeURIComponent(JSON.stringify({ service: [id], 'desired-state': ['running'] }))}`,
-        undefined,
-        signal,
+        { signal },
       );
       const running = tasks.filter((t) => t.Status.State === 'running').length;
       if (running < replicas) short.push(`${service.Spec.Name} (${running}/${replicas})`);
@@ -366,13 +365,13 @@ export class SwarmDriver implements ClusterDriver {
   }
 
   /** Polls the swarm until the node is Ready on `version` (and a manager is reachable again). */
-  private async verifyEngine(api: EngineClient, id: string, version: string, timeoutSeconds: number, ctx: TaskContext): Promise<void> {
+  private async verifyEngine(api: DockerApi, id: string, version: string, timeoutSeconds: number, ctx: TaskContext): Promise<void> {
     const started = this.clock.now();
     const deadline = started + timeoutSeconds * 1000;
     let last = 'no answer from a manager yet';
     for (;;) {
       try {
-        const node = await api.json<SwarmNode>('GET', `/nodes/${encodeURIComponent(id)}`, undefined, ctx.signal);
+        const node = await api.json<SwarmNode>('GET', `/nodes/${encodeURIComponent(id)}`, { signal: ctx.signal });
         const engine = node.Description?.Engine?.EngineVersion ?? 'unknown';
         const reachable = node.ManagerStatus === undefined || node.ManagerStatus.Reachability === 'reachable';
         if (node.Status.State === 'ready' && reachable && isValidVersion(engine) && sameRelease(engine, version)) {
@@ -393,7 +392,7 @@ export class SwarmDriver implements ClusterDriver {
     }
   }
 
-  private async restore(api: EngineClient, id: string, previous: SwarmNodeSpec['Availability'], ctx: TaskContext): Promise<void> {
+  private async restore(api: DockerApi, id: string, previous: SwarmNodeSpec['Availability'], ctx: TaskContext): Promise<void> {
     await this.updateNode(
       api,
       id,
@@ -410,13 +409,13 @@ export class SwarmDriver implements ClusterDriver {
 
   /** After a failed agent task: back to the previous availability if the node's engine is healthy, else left drained. */
   private async restoreAfterFailure(
-    api: EngineClient,
+    api: DockerApi,
     drained: { id: string; previous: SwarmNodeSpec['Availability'] },
     spec: NodeTaskSpec,
     ctx: TaskContext,
   ): Promise<void> {
     try {
-      const node = await api.json<SwarmNode>('GET', `/nodes/${encodeURIComponent(drained.id)}`, undefined, ctx.signal);
+      const node = await api.json<SwarmNode>('GET', `/nodes/${encodeURIComponent(drained.id)}`, { signal: ctx.signal });
       if (node.Status.State === 'ready') {
         await this.restore(api, drained.id, drained.previous, ctx);
         return;

@@ -1,7 +1,7 @@
 import { mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
+import { outputTail, runCommand } from '../../platform/run-command.js';
 import type { SnapshotProvider } from './provider.js';
-import { describeFailure, runProgram } from './provider.js';
 
 export interface BtrfsSnapshotOptions {
   /** Subvolumes to snapshot (e.g. the one holding /var/lib/docker). */
@@ -11,6 +11,11 @@ export interface BtrfsSnapshotOptions {
 }
 
 const LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$/;
+
+/** How a failed btrfs command is quoted in the task's error: its last lines, on the same line. */
+const failure = { lines: 10, separator: ': ' };
+
+const btrfs = (args: string[], timeoutMs: number) => runCommand(['btrfs', ...args], { timeoutMs });
 
 /**
  * Read-only btrfs subvolume snapshots of the configured paths: `<dir>/<name>@<label>`.
@@ -34,15 +39,14 @@ export class BtrfsSnapshotProvider implements SnapshotProvider {
     if (!LABEL.test(label)) throw new Error(`invalid snapshot label ${JSON.stringify(label)}`);
     for (const p of this.options.paths) {
       const snap = this.snapshotPath(p, label);
-      const existing = await runProgram(['btrfs', 'subvolume', 'show', snap], {}, 60_000);
+      const existing = await btrfs(['subvolume', 'show', snap], 60_000);
       if (existing.code === 0) {
         log(`${snap} exists already (taken earlier for this label)`);
         continue;
       }
       await mkdir(path.dirname(snap), { recursive: true });
-      const argv = ['btrfs', 'subvolume', 'snapshot', '-r', p, snap];
-      const r = await runProgram(argv, {}, 120_000);
-      if (r.code !== 0) throw new Error(describeFailure(argv, r));
+      const r = await btrfs(['subvolume', 'snapshot', '-r', p, snap], 120_000);
+      if (r.code !== 0 || r.timedOut) throw new Error(outputTail(r, failure));
       log(`read-only snapshot of ${p}: ${snap}`);
     }
     return { ref: `btrfs:${label}` };
@@ -53,17 +57,15 @@ export class BtrfsSnapshotProvider implements SnapshotProvider {
     if (!LABEL.test(label)) throw new Error(`invalid btrfs snapshot ref ${JSON.stringify(ref)}`);
     for (const p of this.options.paths) {
       const snap = this.snapshotPath(p, label);
-      const show = await runProgram(['btrfs', 'subvolume', 'show', snap], {}, 60_000);
-      if (show.code !== 0)
-        throw new Error(`snapshot ${snap} does not exist: ${describeFailure(['btrfs', 'subvolume', 'show', snap], show)}`);
+      const show = await btrfs(['subvolume', 'show', snap], 60_000);
+      if (show.code !== 0 || show.timedOut) throw new Error(`snapshot ${snap} does not exist: ${outputTail(show, failure)}`);
     }
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     for (const p of this.options.paths) {
       const snap = this.snapshotPath(p, label);
       const incoming = `${p}.restoring-${stamp}`;
-      const argv = ['btrfs', 'subvolume', 'snapshot', snap, incoming];
-      const r = await runProgram(argv, {}, 120_000);
-      if (r.code !== 0) throw new Error(describeFailure(argv, r));
+      const r = await btrfs(['subvolume', 'snapshot', snap, incoming], 120_000);
+      if (r.code !== 0 || r.timedOut) throw new Error(outputTail(r, failure));
       const aside = `${p}.replaced-${stamp}`;
       await rename(p, aside);
       await rename(incoming, p);

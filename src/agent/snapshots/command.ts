@@ -1,13 +1,19 @@
+import { outputTail, runCommand } from '../../platform/run-command.js';
 import type { SnapshotProvider } from './provider.js';
-import { describeFailure, runProgram } from './provider.js';
+
+/** How a failed hook is quoted in the task's error: its last lines, on the same line. */
+const failure = { lines: 10, separator: ': ' };
 
 export interface CommandSnapshotOptions {
   /** The operator's program that takes a snapshot (a cloud CLI, an LVM/ZFS script, …). */
   create: readonly string[];
   /** The program that restores one; absent: restores are done by hand. */
   restore?: readonly string[] | undefined;
+  /** Default 10 minutes. */
   timeoutMs?: number;
 }
+
+const DEFAULT_TIMEOUT_MS = 600_000;
 
 /**
  * The operator's own snapshot hook. The programs get `UPSHIFT_SNAPSHOT_ACTION`
@@ -25,9 +31,12 @@ export class CommandSnapshotProvider implements SnapshotProvider {
   async create(label: string, log: (line: string) => void): Promise<{ ref: string }> {
     const argv = this.options.create;
     log(`snapshot: ${argv.join(' ')}`);
-    const r = await runProgram(argv, { UPSHIFT_SNAPSHOT_ACTION: 'create', UPSHIFT_SNAPSHOT_LABEL: label }, this.options.timeoutMs);
+    const r = await runCommand(argv, {
+      env: { UPSHIFT_SNAPSHOT_ACTION: 'create', UPSHIFT_SNAPSHOT_LABEL: label },
+      timeoutMs: this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    });
     for (const line of `${r.stdout}${r.stderr}`.split('\n')) if (line.trim()) log(`  ${line}`);
-    if (r.code !== 0) throw new Error(describeFailure(argv, r));
+    if (r.code !== 0 || r.timedOut) throw new Error(outputTail(r, failure));
     const last = r.stdout
       .split('\n')
       .map((l) => l.trim())
@@ -40,8 +49,11 @@ export class CommandSnapshotProvider implements SnapshotProvider {
     const argv = this.options.restore;
     if (!argv || argv.length === 0) throw new Error('no restore command is configured (snapshot.restore); restore the snapshot by hand');
     log(`restore: ${argv.join(' ')}`);
-    const r = await runProgram(argv, { UPSHIFT_SNAPSHOT_ACTION: 'restore', UPSHIFT_SNAPSHOT_REF: ref }, this.options.timeoutMs);
+    const r = await runCommand(argv, {
+      env: { UPSHIFT_SNAPSHOT_ACTION: 'restore', UPSHIFT_SNAPSHOT_REF: ref },
+      timeoutMs: this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    });
     for (const line of `${r.stdout}${r.stderr}`.split('\n')) if (line.trim()) log(`  ${line}`);
-    if (r.code !== 0) throw new Error(describeFailure(argv, r));
+    if (r.code !== 0 || r.timedOut) throw new Error(outputTail(r, failure));
   }
 }

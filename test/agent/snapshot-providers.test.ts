@@ -3,8 +3,8 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BtrfsSnapshotProvider } from '../../src/snapshots/btrfs.js';
-import { CommandSnapshotProvider } from '../../src/snapshots/command.js';
+import { BtrfsSnapshotProvider } from '../../src/agent/snapshots/btrfs.js';
+import { CommandSnapshotProvider } from '../../src/agent/snapshots/command.js';
 
 describe('command snapshot provider', () => {
   it('passes the label, takes the last line as the ref and runs the restore hook with it', async () => {
