@@ -115,3 +115,32 @@ export function outputTail(result: CommandResult, options: OutputTailOptions = {
   const how = result.timedOut ? 'timed out' : `exited with code ${result.code}`;
   return `\`${result.argv.join(' ')}\` ${how}${tail ? `${options.separator ?? ':\n'}${tail}` : ''}`;
 }
+
+/** A program started to outlive this process; see `startDetached`. */
+export interface DetachedProcess {
+  readonly pid: number | undefined;
+  /** How it ended (`code 1`, `signal SIGKILL`, or why it could not start), once it did; undefined while it runs. */
+  exitReason(): string | undefined;
+}
+
+/**
+ * Starts a program in a session of its own that keeps running when this process exits:
+ * the agent's successor in a self-upgrade. Its output goes where this process's goes;
+ * it gets no input. As with `runCommand`, an argv array and never a shell.
+ */
+export function startDetached(argv: readonly string[], options: { env?: Record<string, string | undefined> } = {}): DetachedProcess {
+  const [cmd, ...args] = argv;
+  if (cmd === undefined || cmd === '') return { pid: undefined, exitReason: () => 'empty command' };
+  let exited: string | undefined;
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, ...options.env })) if (v !== undefined) env[k] = v;
+  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', 'inherit', 'inherit'], env });
+  child.on('exit', (code, signal) => {
+    exited = signal ? `signal ${signal}` : `code ${code}`;
+  });
+  child.on('error', (e) => {
+    exited = e.message;
+  });
+  child.unref();
+  return { pid: child.pid, exitReason: () => exited };
+}

@@ -3,7 +3,7 @@
  * timeouts, bounded capture, line streaming; with real programs.
  */
 import { describe, expect, it } from 'vitest';
-import { MAX_CAPTURE, outputTail, runCommand } from '../../src/platform/run-command.js';
+import { MAX_CAPTURE, outputTail, runCommand, startDetached } from '../../src/platform/run-command.js';
 
 describe('runCommand', () => {
   it('passes every argument as it is: shell text stays text', async () => {
@@ -67,5 +67,22 @@ describe('outputTail', () => {
     const r = await runCommand(['sh', '-c', 'for i in 1 2 3 4; do echo line$i; done; exit 3']);
     expect(outputTail(r, { lines: 2 })).toBe('`sh -c for i in 1 2 3 4; do echo line$i; done; exit 3` exited with code 3:\nline3\nline4');
     expect(outputTail(r, { lines: 1, separator: ': ' })).toMatch(/exited with code 3: line4$/);
+  });
+});
+
+describe('startDetached', () => {
+  const ended = async (p: { exitReason(): string | undefined }) => {
+    for (let i = 0; i < 100 && p.exitReason() === undefined; i++) await new Promise((r) => setTimeout(r, 50));
+    return p.exitReason();
+  };
+
+  it('starts a program in its own session with the extra environment, and tells how it ended', async () => {
+    const p = startDetached(['sh', '-c', '[ "$(ps -o sid= -p $$)" -eq $$ ] && exit $((CODE + 0))'], { env: { CODE: '3' } });
+    expect(p.pid).toBeGreaterThan(1);
+    expect(await ended(p)).toBe('code 3');
+  });
+
+  it('tells why a program could not start', async () => {
+    expect(await ended(startDetached(['/nonexistent/upshift-no-such-program']))).toMatch(/ENOENT/);
   });
 });

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -6,7 +5,7 @@ import type { AgentTask, TaskResultRequest } from '../../domain/agent-protocol.j
 import { RecipeName } from '../../domain/agent-protocol.js';
 import { sameRelease } from '../../domain/versions.js';
 import type { DownloadResult } from '../client.js';
-import { outputTail, runCommand } from '../../platform/run-command.js';
+import { outputTail, runCommand, startDetached } from '../../platform/run-command.js';
 import type { JournalEntry } from '../journal.js';
 import { taskKeyFileName, validateUpgradeParams } from '../params.js';
 import type { Recipe, RecipeContext, RecipeOutcome } from './types.js';
@@ -122,23 +121,10 @@ export class SelfUpgradeRecipe implements Recipe {
     const ready = handoverReadyFile(ctx.config.dataDir, task.taskKey);
     await mkdir(path.dirname(ready), { recursive: true, mode: 0o700 });
     await rm(ready, { force: true });
-    const [cmd, ...args] = this.host.successorArgv();
     this.host.quiesce(true);
-    let exited: string | undefined;
-    const child = spawn(cmd as string, args, {
-      detached: true,
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env: { ...process.env, [HANDOVER_ENV]: `${task.taskKey}:${process.pid}` },
-    });
-    child.on('exit', (code, signal) => {
-      exited = signal ? `signal ${signal}` : `code ${code}`;
-    });
-    child.on('error', (e) => {
-      exited = e.message;
-    });
-    child.unref();
+    const child = startDetached(this.host.successorArgv(), { env: { [HANDOVER_ENV]: `${task.taskKey}:${process.pid}` } });
     const deadline = Date.now() + ctx.config.timeouts.selfUpgradeSeconds * 1000;
-    while (exited === undefined && Date.now() < deadline) {
+    while (child.exitReason() === undefined && Date.now() < deadline) {
       const text = await readFile(ready, 'utf8').catch(() => undefined);
       if (text !== undefined) {
         const info = JSON.parse(text) as { pid?: number; version?: string };
@@ -150,6 +136,7 @@ export class SelfUpgradeRecipe implements Recipe {
       }
       await sleep(200);
     }
+    const exited = child.exitReason();
     const cause =
       exited !== undefined
         ? `the new agent ${params.toVersion} exited (${exited}) before it checked in`
