@@ -19,7 +19,7 @@ import type { FactSource } from '../src/agent/facts.js';
 import type { AgentLogger } from '../src/agent/log.js';
 import { validateUpgradeParams } from '../src/agent/params.js';
 import type { Recipe, RecipeContext, RecipeOutcome } from '../src/agent/recipes/types.js';
-import { agentVersion } from '../src/agent/version.js';
+import { agentVersion } from '../src/agent/agent-version.js';
 import type { AgentFacts, AgentTask } from '../src/domain/agent-protocol.js';
 import { RecipeName } from '../src/domain/agent-protocol.js';
 

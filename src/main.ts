@@ -1,8 +1,8 @@
 import { Command, Option } from 'commander';
 import { registerAgentCommand } from './agent/command.js';
 import { registerClientCommands } from './cli/index.js';
-import { AGENT_VERSION } from './domain/catalog.js';
 import { errorMessage } from './domain/errors.js';
+import { PRODUCT_VERSION } from './domain/product-version.js';
 import { ConfigError, loadServerConfig } from './server/config.js';
 
 const flagText = (value: unknown): string | undefined => (value === undefined ? undefined : String(value));
@@ -11,7 +11,7 @@ const flagText = (value: unknown): string | undefined => (value === undefined ? 
 const program = new Command()
   .name('upshift')
   .description('Upgrades the container runtime on every node of a fleet, in growing batches.')
-  .version(AGENT_VERSION)
+  .version(PRODUCT_VERSION)
   .showHelpAfterError();
 
 program

@@ -4,7 +4,7 @@ import { Agent, AgentFatalError } from './agent.js';
 import { AgentConfigError, loadAgentConfig } from './config.js';
 import { stderrLogger } from './log.js';
 import { snapshotProviderFor } from './recipes/snapshot.js';
-import { agentVersion } from './version.js';
+import { agentVersion } from './agent-version.js';
 
 interface AgentFlags {
   server?: string;

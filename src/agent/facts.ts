@@ -6,7 +6,7 @@ import type { ComponentVersions } from '../domain/components.js';
 import { DockerApi, DockerApiError, DockerUnreachableError } from '../platform/docker-api.js';
 import { runCommand } from '../platform/run-command.js';
 import type { AgentConfig } from './config.js';
-import { normaliseDockerVersion, parseContainerdVersion, parseDockerdVersion, parseRunscVersion } from './versions.js';
+import { normaliseDockerVersion, parseContainerdVersion, parseDockerdVersion, parseRunscVersion } from './installed-versions.js';
 
 /** Debian's architecture names, which the catalog uses. */
 export function debianArch(nodeArch: string = process.arch): string {

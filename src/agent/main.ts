@@ -1,7 +1,7 @@
 import { realpathSync } from 'node:fs';
 import { Command } from 'commander';
 import { configureAgentCommand } from './command.js';
-import { agentVersion } from './version.js';
+import { agentVersion } from './agent-version.js';
 
 /**
  * The standalone agent (`dist/agent.js`, one self-contained file): what the install

@@ -1,5 +1,6 @@
 import { Component, components, isComponent } from './components.js';
 import { UpshiftError, ErrorCode } from './errors.js';
+import { PRODUCT_VERSION } from './product-version.js';
 import { compareReleases, isValidVersion, newestVersion, releaseOf } from './versions.js';
 
 /**
@@ -47,13 +48,10 @@ export interface CatalogVersion {
 
 export type Catalog = Record<Component, CatalogVersion[]>;
 
-/** The version this build of Upshift is; the newest `agent` in the default catalog. */
-export const AGENT_VERSION = '1.1.0';
-
 export const defaultCatalog: Catalog = {
   agent: [
     { version: '1.0.0', artifacts: [{ method: 'agent-bundle' }] },
-    { version: AGENT_VERSION, artifacts: [{ method: 'agent-bundle' }] },
+    { version: PRODUCT_VERSION, artifacts: [{ method: 'agent-bundle' }] },
   ],
   docker: [
     {

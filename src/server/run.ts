@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import YAML from 'yaml';
 import type { Catalog } from '../domain/catalog.js';
-import { AGENT_VERSION, defaultCatalog, mergeCatalog } from '../domain/catalog.js';
+import { defaultCatalog, mergeCatalog } from '../domain/catalog.js';
+import { PRODUCT_VERSION } from '../domain/product-version.js';
 import { errorMessage } from '../domain/errors.js';
 import type { Clock } from '../domain/ports.js';
 import { systemClock } from '../domain/ports.js';
@@ -151,7 +152,7 @@ export async function startServer(
       pausedTtlMs: config.pausedTtlMs,
       logger,
       webRoot: options.webRoot ?? defaultWebRoot(),
-      version: AGENT_VERSION,
+      version: PRODUCT_VERSION,
       hub,
       artifactDir: join(config.dataDir, 'artifacts'),
       bundle: () => bundle,

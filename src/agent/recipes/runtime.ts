@@ -10,7 +10,7 @@ import { outputTail, runCommand } from '../../platform/run-command.js';
 import { FactCollector, findRunsc, localDocker, probeContainerd, probeDockerd, probeRunsc } from '../facts.js';
 import type { JournalEntry } from '../journal.js';
 import { taskKeyFileName, validateUpgradeParams } from '../params.js';
-import { parseContainerdVersion, parseDockerdVersion, parseRunscVersion } from '../versions.js';
+import { parseContainerdVersion, parseDockerdVersion, parseRunscVersion } from '../installed-versions.js';
 import {
   aptInstall,
   currentTarget,

@@ -32,7 +32,7 @@ import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { AGENT_VERSION } from '../../../src/domain/catalog.js';
+import { PRODUCT_VERSION } from '../../../src/domain/product-version.js';
 import { createTestbed, engineJson, engineVersion, importBusybox, run, type Testbed } from '../testbed/hosts.js';
 import {
   REPO,
@@ -321,10 +321,10 @@ suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots
     const done = await waitUpgrade(started.body.id, ['Completed', 'Paused'], 180_000);
     expect(done.pauseReason).toBeNull();
     expect(done.state).toBe('Completed');
-    for (const x of await nodes()) expect(x.versions['agent']).toBe(AGENT_VERSION);
+    for (const x of await nodes()) expect(x.versions['agent']).toBe(PRODUCT_VERSION);
     for (const [i, p] of hosts.entries()) {
       const v = await run([process.execPath, path.join(p.host.dir, 'upshift-agent.js'), '--version']);
-      expect(v.stdout.trim()).toBe(AGENT_VERSION);
+      expect(v.stdout.trim()).toBe(PRODUCT_VERSION);
       const pid = await agentPid(p);
       expect(pid).toBeDefined();
       expect(pid).not.toBe(pidsBefore[i]);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { normaliseDockerVersion, parseContainerdVersion, parseDockerdVersion, parseRunscVersion } from '../../src/agent/versions.js';
+import { normaliseDockerVersion, parseContainerdVersion, parseDockerdVersion, parseRunscVersion } from '../../src/agent/installed-versions.js';
 
 describe('version normalisation of what the tools print', () => {
   it('reads runsc releases from Debian, backports and upstream builds', () => {

@@ -1,0 +1,15 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PRODUCT_VERSION } from '../../src/domain/product-version.js';
+import { repoRoot } from '../support/server.js';
+import { cliPath } from './harness.js';
+
+describe('--version', () => {
+  it('prints the product version, from upshift and from the standalone agent the build writes', () => {
+    for (const file of [cliPath, join(repoRoot, 'dist/agent.js')]) {
+      const r = spawnSync(process.execPath, [file, '--version'], { encoding: 'utf8' });
+      expect({ file, status: r.status, stdout: r.stdout }).toEqual({ file, status: 0, stdout: `${PRODUCT_VERSION}\n` });
+    }
+  });
+});
