@@ -17,7 +17,8 @@ import { connect } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { batchCap, DEFAULT_MAX_BATCH_PERCENT, planBatches } from '../src/domain/batch-planner.js';
+import { batchCap, planBatches } from '../src/domain/batch-planner.js';
+import { upgradePolicy } from '../src/domain/defaults.js';
 import { freePort } from '../test/support/server.js';
 import { nodeName, nodeTimelines, runUpgrade, seconds, waitJoined, withFleet, type FleetSpec } from './agents.js';
 import { deferCleanup, descendants, pidsMentioning, terminate } from './cleanup.js';
@@ -64,7 +65,7 @@ function ensureTools(): void {
 /** The batch sizes the planner makes for HOSTS workers at the default cap. */
 export function plannedSizes(hosts: number): number[] {
   const nodes = Array.from({ length: hosts }, (_, i) => ({ id: `n${i}`, name: nodeName(i, hosts), role: 'worker' as const }));
-  return planBatches(nodes, batchCap(hosts, DEFAULT_MAX_BATCH_PERCENT)).map((b) => b.length);
+  return planBatches(nodes, batchCap(hosts, upgradePolicy.defaults.maxBatchPercent)).map((b) => b.length);
 }
 
 // ---- Upshift ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { registerAgentCommand } from './agent/command.js';
 import { registerClientCommands } from './cli/index.js';
+import { serverDefaults as d } from './domain/defaults.js';
 import { errorMessage } from './domain/errors.js';
 import { PRODUCT_VERSION } from './domain/product-version.js';
 import { ConfigError, loadServerConfig } from './server/config.js';
@@ -17,31 +18,39 @@ const program = new Command()
 program
   .command('server')
   .description('run the control plane: API, console and upgrade engine')
-  .addOption(new Option('--host <host>', 'address to listen on (UPSHIFT_HOST, default 127.0.0.1)'))
-  .addOption(new Option('--port <port>', 'port to listen on (UPSHIFT_PORT, default 8420)'))
-  .addOption(new Option('--data-dir <dir>', 'state directory (UPSHIFT_DATA_DIR, default ./.upshift)'))
+  .addOption(new Option('--host <host>', `address to listen on (UPSHIFT_HOST, default ${d.host})`))
+  .addOption(new Option('--port <port>', `port to listen on (UPSHIFT_PORT, default ${d.port})`))
+  .addOption(new Option('--data-dir <dir>', `state directory (UPSHIFT_DATA_DIR, default ${d.dataDir})`))
   .addOption(new Option('--database <url>', 'postgres://… or a SQLite file (UPSHIFT_DATABASE_URL, default SQLite in the data dir)'))
-  .addOption(new Option('--paused-ttl <duration>', 'cancel upgrades paused longer than this (UPSHIFT_PAUSED_TTL, default 15d)'))
+  .addOption(new Option('--paused-ttl <duration>', `cancel upgrades paused longer than this (UPSHIFT_PAUSED_TTL, default ${d.pausedTtl})`))
   .addOption(new Option('--catalog <file>', 'a YAML/JSON catalog file merged over the built-in one (UPSHIFT_CATALOG)'))
   .addOption(new Option('--config <file>', 'a YAML/JSON config file (UPSHIFT_CONFIG)'))
-  .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug (UPSHIFT_LOG_LEVEL, default info)'))
-  .addOption(new Option('--inventory-interval <duration>', 'how often real clusters are inventoried (default 15s)'))
+  .addOption(new Option('--log-level <level>', `fatal, error, warn, info, debug (UPSHIFT_LOG_LEVEL, default ${d.logLevel})`))
+  .addOption(new Option('--inventory-interval <duration>', `how often real clusters are inventoried (default ${d.inventoryInterval})`))
   .addOption(
-    new Option('--lease-ttl <duration>', 'replicas: a dead replica’s upgrades are taken over after this (UPSHIFT_LEASE_TTL, default 15s)'),
+    new Option(
+      '--lease-ttl <duration>',
+      `replicas: a dead replica’s upgrades are taken over after this (UPSHIFT_LEASE_TTL, default ${d.leaseTtl})`,
+    ),
   )
   .addOption(
     new Option(
       '--agent-heartbeat <duration>',
-      'agents heartbeat this often; three missed = unreachable (UPSHIFT_AGENT_HEARTBEAT, default 10s)',
+      `agents heartbeat this often; three missed = unreachable (UPSHIFT_AGENT_HEARTBEAT, default ${d.agentHeartbeat})`,
     ),
   )
   .addOption(
     new Option(
       '--agent-task-timeout <duration>',
-      'an agent task without a result fails after this (UPSHIFT_AGENT_TASK_TIMEOUT, default 30m)',
+      `an agent task without a result fails after this (UPSHIFT_AGENT_TASK_TIMEOUT, default ${d.agentTaskTimeout})`,
     ),
   )
-  .addOption(new Option('--sign-in-limit <n>', 'failed sign-ins per address and minute before 429 (UPSHIFT_SIGN_IN_LIMIT, default 20)'))
+  .addOption(
+    new Option(
+      '--sign-in-limit <n>',
+      `failed sign-ins per address and minute before 429 (UPSHIFT_SIGN_IN_LIMIT, default ${d.signInLimit})`,
+    ),
+  )
   .addOption(new Option('--tls-cert <file>', 'PEM certificate; with --tls-key the server speaks HTTPS (UPSHIFT_TLS_CERT)'))
   .addOption(new Option('--tls-key <file>', 'PEM private key (UPSHIFT_TLS_KEY)'))
   .addOption(
@@ -57,7 +66,9 @@ program
       'let clusters name link-local/metadata addresses (UPSHIFT_ALLOW_LINK_LOCAL_TARGETS, default false)',
     ),
   )
-  .addOption(new Option('--join-token-ttl <duration>', 'lifetime of a join token by default (UPSHIFT_JOIN_TOKEN_TTL, default 24h)'))
+  .addOption(
+    new Option('--join-token-ttl <duration>', `lifetime of a join token by default (UPSHIFT_JOIN_TOKEN_TTL, default ${d.joinTokenTtl})`),
+  )
   .action(async (flags: Record<string, string | undefined>) => {
     let config;
     try {

@@ -8,6 +8,7 @@ import { defineConfig } from 'vite';
  * proxies the API to a local `upshift server` (UPSHIFT_API, default http://127.0.0.1:8420).
  */
 const webRoot = decodeURIComponent(new URL('.', import.meta.url).pathname);
+const srcRoot = decodeURIComponent(new URL('../src/', import.meta.url).pathname);
 const apiTarget =
   (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env['UPSHIFT_API'] ?? 'http://127.0.0.1:8420';
 
@@ -15,6 +16,14 @@ export default defineConfig({
   root: webRoot,
   base: '/',
   plugins: [react()],
+  // The console shares the API contract and the domain's pure rules with the server
+  // (the same aliases are in tsconfig.json); scripts/layers.mjs keeps it to these two.
+  resolve: {
+    alias: [
+      { find: /^@upshift\/domain\//, replacement: `${srcRoot}domain/` },
+      { find: /^@upshift\/api\//, replacement: `${srcRoot}api/` },
+    ],
+  },
   build: {
     outDir: `${webRoot}../dist/web`,
     emptyOutDir: true,

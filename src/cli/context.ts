@@ -1,10 +1,12 @@
 import { type Command, Option } from 'commander';
+import { defaultServerUrl } from '../domain/defaults.js';
 import { configFilePath, readConfig } from './config-file.js';
 import { CliError, ExitCode, usageError } from './errors.js';
 import { ApiClient } from './http.js';
 import { Output, outputFormats, type OutputFormat } from './output.js';
 
-export const DEFAULT_SERVER = 'http://127.0.0.1:8420';
+/** The server the CLI talks to when nothing names one: `upshift server`'s own default address. */
+export const DEFAULT_SERVER = defaultServerUrl;
 
 const GLOBAL_GROUP = 'Global options:';
 

@@ -16,8 +16,6 @@ export interface PlannableNode {
   role: NodeRole;
 }
 
-export const DEFAULT_MAX_BATCH_PERCENT = 10;
-
 export function batchCap(total: number, maxBatchPercent: number): number {
   return Math.max(1, Math.floor((total * maxBatchPercent) / 100));
 }

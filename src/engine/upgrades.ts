@@ -5,7 +5,8 @@ import { componentDisplayName, components, isComponent, kindHasAgents } from '..
 import { ErrorCode, UpshiftError, invalid, notFound } from '../domain/errors.js';
 import { EventType } from '../domain/events.js';
 import { newId } from '../domain/ids.js';
-import { DEFAULT_MAX_BATCH_PERCENT, batchCap, orderNodes, planBatches } from '../domain/batch-planner.js';
+import { batchCap, orderNodes, planBatches } from '../domain/batch-planner.js';
+import { defaultSnapshotMode, upgradePolicy } from '../domain/defaults.js';
 import type { ClusterRecord, NodeRecord, SnapshotMode, UpgradePolicy, UpgradeRecord } from '../domain/model.js';
 import type { OperatorCommand } from '../domain/upgrade-state.js';
 import { decide } from '../domain/upgrade-state.js';
@@ -65,15 +66,20 @@ export class UpgradeService {
       toVersion = entry.version;
     }
     if (toVersion === undefined) throw invalid(`the catalog has no version of ${component}`);
-    const snapshot = request.snapshot ?? 'none';
+    const snapshot = request.snapshot ?? defaultSnapshotMode;
     if (snapshot !== 'none' && snapshot !== 'before') throw invalid('snapshot must be "none" or "before"', { field: 'snapshot' });
-    const pct = request.policy?.maxBatchPercent ?? DEFAULT_MAX_BATCH_PERCENT;
-    if (typeof pct !== 'number' || !Number.isInteger(pct) || pct < 1 || pct > 100) {
-      throw invalid('policy.maxBatchPercent must be a whole number from 1 to 100', { field: 'policy.maxBatchPercent' });
+    const { defaults, bounds } = upgradePolicy;
+    const pct = request.policy?.maxBatchPercent ?? defaults.maxBatchPercent;
+    if (typeof pct !== 'number' || !Number.isInteger(pct) || pct < bounds.maxBatchPercent.min || pct > bounds.maxBatchPercent.max) {
+      throw invalid(`policy.maxBatchPercent must be a whole number from ${bounds.maxBatchPercent.min} to ${bounds.maxBatchPercent.max}`, {
+        field: 'policy.maxBatchPercent',
+      });
     }
-    const soak = request.policy?.soakSeconds ?? 0;
-    if (typeof soak !== 'number' || !Number.isFinite(soak) || soak < 0 || soak > 86_400) {
-      throw invalid('policy.soakSeconds must be a number of seconds from 0 to 86400', { field: 'policy.soakSeconds' });
+    const soak = request.policy?.soakSeconds ?? defaults.soakSeconds;
+    if (typeof soak !== 'number' || !Number.isFinite(soak) || soak < bounds.soakSeconds.min || soak > bounds.soakSeconds.max) {
+      throw invalid(`policy.soakSeconds must be a number of seconds from ${bounds.soakSeconds.min} to ${bounds.soakSeconds.max}`, {
+        field: 'policy.soakSeconds',
+      });
     }
     return { component, toVersion, snapshot, policy: { maxBatchPercent: pct, soakSeconds: soak } };
   }

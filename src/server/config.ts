@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import YAML from 'yaml';
+import { serverDefaults } from '../domain/defaults.js';
 import { parseDuration } from '../domain/duration.js';
 
 /**
@@ -132,15 +133,15 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = pr
   };
 
   const host = pick('host');
-  const hostValue = host.value ?? '127.0.0.1';
+  const hostValue = host.value ?? serverDefaults.host;
   if (!/^[A-Za-z0-9.:-]{1,253}$/.test(hostValue)) fail('host', host.source, `"${hostValue}" is not a host name or address`);
 
   const port = pick('port');
-  const portValue = port.value === undefined ? 8420 : Number(port.value);
+  const portValue = port.value === undefined ? serverDefaults.port : Number(port.value);
   if (!Number.isInteger(portValue) || portValue < 0 || portValue > 65535)
     fail('port', port.source, `must be a port number from 0 to 65535, got "${port.value}"`);
 
-  const dataDir = resolve(pick('dataDir').value ?? './.upshift');
+  const dataDir = resolve(pick('dataDir').value ?? serverDefaults.dataDir);
 
   const database = pick('database');
   const databaseValue = database.value ?? resolve(dataDir, 'upshift.db');
@@ -149,37 +150,37 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = pr
   }
 
   const ttl = pick('pausedTtl');
-  const ttlMs = ttl.value === undefined ? 15 * 86_400_000 : parseDuration(ttl.value);
+  const ttlMs = parseDuration(ttl.value ?? serverDefaults.pausedTtl);
   if (ttlMs === undefined) fail('pausedTtl', ttl.source, `"${ttl.value}" is not a duration such as 500ms, 3s, 10m or 15d`);
 
   const inv = pick('inventoryInterval');
-  const invMs = inv.value === undefined ? 15_000 : parseDuration(inv.value);
+  const invMs = parseDuration(inv.value ?? serverDefaults.inventoryInterval);
   if (invMs === undefined) fail('inventoryInterval', inv.source, `"${inv.value}" is not a duration such as 15s`);
 
   const level = pick('logLevel');
   const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-  const levelValue = level.value ?? 'info';
+  const levelValue = level.value ?? serverDefaults.logLevel;
   if (!levels.includes(levelValue)) fail('logLevel', level.source, `must be one of ${levels.join(', ')}`);
 
   const catalog = pick('catalog').value;
 
   const lease = pick('leaseTtl');
-  const leaseMs = lease.value === undefined ? 15_000 : parseDuration(lease.value);
+  const leaseMs = parseDuration(lease.value ?? serverDefaults.leaseTtl);
   if (leaseMs === undefined || leaseMs < 600)
     fail('leaseTtl', lease.source, `"${lease.value}" is not a duration of at least 600ms, such as 15s`);
 
   const beat = pick('agentHeartbeat');
-  const beatMs = beat.value === undefined ? 10_000 : parseDuration(beat.value);
+  const beatMs = parseDuration(beat.value ?? serverDefaults.agentHeartbeat);
   if (beatMs === undefined || beatMs < 1000 || beatMs > 300_000 || beatMs % 1000 !== 0)
     fail('agentHeartbeat', beat.source, `"${beat.value}" is not a whole number of seconds from 1s to 5m, such as 10s`);
 
   const taskTimeout = pick('agentTaskTimeout');
-  const taskTimeoutMs = taskTimeout.value === undefined ? 30 * 60_000 : parseDuration(taskTimeout.value);
+  const taskTimeoutMs = parseDuration(taskTimeout.value ?? serverDefaults.agentTaskTimeout);
   if (taskTimeoutMs === undefined || taskTimeoutMs < 10_000)
     fail('agentTaskTimeout', taskTimeout.source, `"${taskTimeout.value}" is not a duration of at least 10s, such as 30m`);
 
   const limit = pick('signInLimit');
-  const limitValue = limit.value === undefined ? 20 : Number(limit.value);
+  const limitValue = limit.value === undefined ? serverDefaults.signInLimit : Number(limit.value);
   if (!Number.isInteger(limitValue) || limitValue < 1)
     fail('signInLimit', limit.source, `must be a whole number of at least 1, got "${limit.value}"`);
 
@@ -212,7 +213,7 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = pr
   if (!['true', 'false'].includes(linkLocalValue)) fail('allowLinkLocalTargets', linkLocal.source, 'must be true or false');
 
   const joinTtl = pick('joinTokenTtl');
-  const joinTtlMs = joinTtl.value === undefined ? 86_400_000 : parseDuration(joinTtl.value);
+  const joinTtlMs = parseDuration(joinTtl.value ?? serverDefaults.joinTokenTtl);
   if (joinTtlMs === undefined || joinTtlMs < 60_000 || joinTtlMs > 365 * 86_400_000 || joinTtlMs % 1000 !== 0)
     fail('joinTokenTtl', joinTtl.source, `"${joinTtl.value}" is not a duration from 1m to 365d, such as 24h`);
 

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { parse } from 'yaml';
 import { clusterKinds, components, isComponent, type Component } from '../../domain/components.js';
+import { serverDefaults } from '../../domain/defaults.js';
 import { parseDuration } from '../../domain/duration.js';
 import type { ClusterView, ComponentSummaryView, ItemList, JoinTokenView } from '../api-types.js';
 import { clientCommand, parseNameList, parseSeconds, parseWholeNumber, runAction } from '../command.js';
@@ -203,7 +204,10 @@ export function registerClusterCommands(program: Command): void {
     'create a join token for the cluster’s agents (hosts, swarm) and print the join command',
   )
     .addOption(
-      new Option('--ttl <duration>', 'lifetime, such as 30m, 12h or 7d (default: the server’s --join-token-ttl, 24h)').argParser(parseTtl),
+      new Option(
+        '--ttl <duration>',
+        `lifetime, such as 30m, 12h or 7d (default: the server’s --join-token-ttl, ${serverDefaults.joinTokenTtl})`,
+      ).argParser(parseTtl),
     )
     .addOption(new Option('--single-use', 'the token admits exactly one join'));
   runAction<{ ttl?: number; singleUse?: boolean }>(joinToken, async ({ cli, args, opts }) => {

@@ -1,6 +1,7 @@
 import { stringify } from 'yaml';
 import { type Command, Option } from 'commander';
 import { componentDisplayName, components, type Component } from '../../domain/components.js';
+import { upgradePolicy } from '../../domain/defaults.js';
 import { formatDuration } from '../../domain/duration.js';
 import { upgradeStates } from '../../domain/upgrade-state.js';
 import type { BatchView, ItemList, NodeTaskView, PlanView, UpgradeView } from '../api-types.js';
@@ -100,7 +101,10 @@ function upgradeBody(opts: StartOptions): Record<string, unknown> {
 const componentOption = () => new Option('--component <component>', 'what to upgrade').choices(components).makeOptionMandatory();
 const toOption = () => new Option('--to <version>', 'target version (default: the catalog’s latest)');
 const maxBatchOption = () =>
-  new Option('--max-batch-percent <p>', 'largest batch, in percent of the nodes (default 10)').argParser(parseWholeNumber(1, 100));
+  new Option(
+    '--max-batch-percent <p>',
+    `largest batch, in percent of the nodes (default ${upgradePolicy.defaults.maxBatchPercent})`,
+  ).argParser(parseWholeNumber(upgradePolicy.bounds.maxBatchPercent.min, upgradePolicy.bounds.maxBatchPercent.max));
 const throughPauseOption = () =>
   new Option('--through-pause', 'keep watching while Paused (showing the time left before auto-cancel) until Completed or Canceled');
 

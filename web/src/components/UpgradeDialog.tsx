@@ -1,3 +1,4 @@
+import { upgradePolicy } from '@upshift/domain/defaults.js';
 import { useEffect, useMemo, useState } from 'react';
 import { describeError } from '../api/client';
 import {
@@ -15,6 +16,8 @@ import { useSession } from '../lib/session';
 import { Dialog } from './Dialog';
 import { Notice } from './Notice';
 import { VersionSummary } from './Versions';
+
+const { defaults, bounds } = upgradePolicy;
 
 let catalogCache: Promise<Catalog> | null = null;
 
@@ -46,8 +49,8 @@ export function UpgradeDialog({
   const [catalogError, setCatalogError] = useState<unknown>(null);
   const [component, setComponent] = useState<ComponentId>(initialComponent);
   const [toVersion, setToVersion] = useState<string>('');
-  const [maxBatchPercent, setMaxBatchPercent] = useState('10');
-  const [soakSeconds, setSoakSeconds] = useState('0');
+  const [maxBatchPercent, setMaxBatchPercent] = useState(String(defaults.maxBatchPercent));
+  const [soakSeconds, setSoakSeconds] = useState(String(defaults.soakSeconds));
   const [plan, setPlan] = useState<{ key: string; plan?: Plan; error?: unknown } | null>(null);
   const [startError, setStartError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -72,8 +75,8 @@ export function UpgradeDialog({
     const p: NonNullable<UpgradeRequest['policy']> = {};
     const percent = Number(maxBatchPercent);
     const soak = Number(soakSeconds);
-    if (maxBatchPercent !== '' && Number.isInteger(percent) && percent !== 10) p.maxBatchPercent = percent;
-    if (soakSeconds !== '' && Number.isFinite(soak) && soak !== 0) p.soakSeconds = soak;
+    if (maxBatchPercent !== '' && Number.isInteger(percent) && percent !== defaults.maxBatchPercent) p.maxBatchPercent = percent;
+    if (soakSeconds !== '' && Number.isFinite(soak) && soak !== defaults.soakSeconds) p.soakSeconds = soak;
     return p;
   }, [maxBatchPercent, soakSeconds]);
 
@@ -174,13 +177,19 @@ export function UpgradeDialog({
             <input
               id="ud-percent"
               type="number"
-              min={1}
-              max={100}
+              min={bounds.maxBatchPercent.min}
+              max={bounds.maxBatchPercent.max}
               value={maxBatchPercent}
               onChange={(e) => setMaxBatchPercent(e.target.value)}
             />
             <label htmlFor="ud-soak">Wait between batches (s)</label>
-            <input id="ud-soak" type="number" min={0} value={soakSeconds} onChange={(e) => setSoakSeconds(e.target.value)} />
+            <input
+              id="ud-soak"
+              type="number"
+              min={bounds.soakSeconds.min}
+              value={soakSeconds}
+              onChange={(e) => setSoakSeconds(e.target.value)}
+            />
           </div>
         </details>
 
