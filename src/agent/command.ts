@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
+import { agentDefaults } from '../domain/defaults.js';
 import { Agent, AgentFatalError } from './agent.js';
 import { AgentConfigError, loadAgentConfig } from './config.js';
 import { stderrLogger } from './log.js';
@@ -26,7 +27,7 @@ export function configureAgentCommand(cmd: Command, agentFile: string | undefine
     .addOption(new Option('--server <url>', 'the Upshift server, e.g. http://10.0.0.1:8420').env('UPSHIFT_SERVER'))
     .addOption(new Option('--join-token <token>', 'the cluster’s join token (needed for the first start only)').env('UPSHIFT_JOIN_TOKEN'))
     .addOption(
-      new Option('--data-dir <dir>', 'credential, journal, backups and downloads (default /var/lib/upshift-agent)').env(
+      new Option('--data-dir <dir>', `credential, journal, backups and downloads (default ${agentDefaults.dataDir})`).env(
         'UPSHIFT_AGENT_DATA_DIR',
       ),
     )

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { agentDefaults } from '../domain/defaults.js';
 
 /**
  * The agent's local configuration: how this host runs its runtime (install method, where
@@ -89,8 +90,6 @@ export class AgentConfigError extends Error {
     this.name = 'AgentConfigError';
   }
 }
-
-const DEFAULT_DATA_DIR = '/var/lib/upshift-agent';
 
 type Raw = Record<string, unknown>;
 
@@ -292,7 +291,7 @@ export function parseAgentConfig(raw: unknown, overrides: AgentConfigOverrides =
   const name = overrides.name ?? str(r, 'name', '');
   const caFile = overrides.caFile ?? absPath(r, 'caFile', '');
   if (caFile !== undefined && !path.isAbsolute(caFile)) throw new AgentConfigError('caFile', 'must be an absolute path');
-  const dataDir = overrides.dataDir ?? absPath(r, 'dataDir', '') ?? DEFAULT_DATA_DIR;
+  const dataDir = overrides.dataDir ?? absPath(r, 'dataDir', '') ?? agentDefaults.dataDir;
   const keepBackups = positive(r, 'keepBackups', '', 5);
   const config: AgentConfig = {
     server: server?.replace(/\/+$/, ''),
@@ -300,7 +299,7 @@ export function parseAgentConfig(raw: unknown, overrides: AgentConfigOverrides =
     name,
     caFile,
     dataDir: path.resolve(dataDir),
-    dockerSocket: absPath(r, 'dockerSocket', '') ?? '/var/run/docker.sock',
+    dockerSocket: absPath(r, 'dockerSocket', '') ?? agentDefaults.dockerSocket,
     components: {
       docker: parseComponent(comps?.['docker'], 'docker'),
       containerd: parseComponent(comps?.['containerd'], 'containerd'),

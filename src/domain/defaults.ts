@@ -41,3 +41,9 @@ export const serverDefaults = {
 
 /** Where the CLI finds a server when no context, flag or environment names one: the server's own default address. */
 export const defaultServerUrl = `http://${serverDefaults.host}:${serverDefaults.port}`;
+
+/** The agent's settings when its flags and config file leave them out (the server's install script uses the same data dir). */
+export const agentDefaults = {
+  dataDir: '/var/lib/upshift-agent',
+  dockerSocket: '/var/run/docker.sock',
+} as const;
