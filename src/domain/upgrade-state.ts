@@ -40,15 +40,15 @@ export type PauseReason = { kind: 'user'; actor: string; message: string } | { k
 export type OperatorCommand =
   { type: 'pause' } | { type: 'resume'; deleteFailedPods?: boolean } | { type: 'cancel' } | { type: 'continue' } | { type: 'quit' };
 
-/** What the engine observes. */
-export type EngineCommand =
+/** What the upgrade engine observes of an upgrade's progress; `decide` answers it as it answers an operator's command. */
+export type SystemObservation =
   | { type: 'snapshotsSucceeded' }
   | { type: 'snapshotFailed' }
   | { type: 'nodeFailed'; nodeId: string; message: string }
   | { type: 'allSucceeded' }
   | { type: 'pausedTtlExpired' };
 
-export type UpgradeCommand = OperatorCommand | EngineCommand;
+export type UpgradeCommand = OperatorCommand | SystemObservation;
 
 /** The facts a decision needs besides the state. */
 export interface UpgradeFacts {
