@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { registerAgentCommand } from './agent/command.js';
-import { registerClientCommands } from './cli/index.js';
+import { registerClientCommands } from './cli/client-commands.js';
 import { serverDefaults as d } from './domain/defaults.js';
 import { errorMessage } from './domain/errors.js';
 import { PRODUCT_VERSION } from './domain/product-version.js';

@@ -1,27 +1,3 @@
-import { FleetService } from './fleet.js';
-import { Orchestrator } from './orchestrator.js';
-import type { EngineOptions } from './types.js';
-import { UpgradeService } from './upgrades.js';
-
-export type { EngineOptions, Logger, EngineObserver, DriverRegistry } from './types.js';
-
-/** The engine as the server and tests use it. */
-export class Engine {
-  readonly orchestrator: Orchestrator;
-  readonly fleet: FleetService;
-  readonly upgrades: UpgradeService;
-
-  constructor(readonly options: EngineOptions) {
-    this.orchestrator = new Orchestrator(options);
-    this.fleet = new FleetService(options.store, options.drivers, options.sealSecret);
-    this.upgrades = new UpgradeService(options.store, this.fleet, this.orchestrator, options.catalog);
-  }
-
-  start(): Promise<void> {
-    return this.orchestrator.start();
-  }
-
-  stop(): Promise<void> {
-    return this.orchestrator.stop();
-  }
-}
+/** The upgrade engine as the server and the tests use it: the facade and the types they configure it with. */
+export { Engine } from './engine.js';
+export type { DriverRegistry, EngineObserver, EngineOptions, Logger } from './types.js';

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { normaliseDockerVersion, parseContainerdVersion, parseDockerdVersion, parseRunscVersion } from '../../src/agent/installed-versions.js';
+import {
+  normaliseDockerVersion,
+  parseContainerdVersion,
+  parseDockerdVersion,
+  parseRunscVersion,
+} from '../../src/agent/installed-versions.js';
 
 describe('version normalisation of what the tools print', () => {
   it('reads runsc releases from Debian, backports and upstream builds', () => {
