@@ -1,6 +1,7 @@
 import type { RecipeName } from '../../domain/agent-protocol.js';
 import { RecipeName as Recipes } from '../../domain/agent-protocol.js';
-import { RuntimeRecipe, containerd, dockerEngine, gvisorRunsc } from './runtime.js';
+import { containerd, dockerEngine, gvisorRunsc } from './runtime-definitions.js';
+import { RuntimeRecipe } from './runtime-recipe.js';
 import type { SelfUpgradeHost } from './self-upgrade.js';
 import { SelfUpgradeRecipe } from './self-upgrade.js';
 import { SnapshotRecipe } from './snapshot.js';

@@ -1,16 +1,14 @@
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+// Whole on purpose (~420 lines): one procedure with its rollback and resume, read top to bottom; every step shares the journal's `Prepared` record.
+import { copyFile, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { AgentTask, RecipeName, TaskArtifact, TaskResultRequest, UpgradeTaskParams } from '../../domain/agent-protocol.js';
-import { RecipeName as Recipes } from '../../domain/agent-protocol.js';
+import type { AgentTask, TaskArtifact, TaskResultRequest, UpgradeTaskParams } from '../../domain/agent-protocol.js';
 import type { ComponentVersions } from '../../domain/components.js';
-import { releaseOf, sameRelease } from '../../domain/versions.js';
-import type { AgentConfig, InstallMethodName, RuntimeComponent } from '../config.js';
-import type { DockerApi } from '../../platform/docker-api.js';
+import { sameRelease } from '../../domain/versions.js';
+import type { InstallMethodName } from '../config.js';
 import { outputTail, runCommand } from '../../platform/run-command.js';
-import { FactCollector, findRunsc, localDocker, probeContainerd, probeDockerd, probeRunsc } from '../facts.js';
+import { FactCollector } from '../facts.js';
 import type { JournalEntry } from '../journal.js';
 import { taskKeyFileName, validateUpgradeParams } from '../params.js';
-import { parseContainerdVersion, parseDockerdVersion, parseRunscVersion } from '../installed-versions.js';
 import {
   aptInstall,
   currentTarget,
@@ -24,209 +22,9 @@ import {
   versionDir,
 } from './install.js';
 import { controlService } from './service.js';
+import type { RuntimeDefinition } from './runtime-definitions.js';
 import type { Recipe, RecipeContext } from './types.js';
 import { StepError } from './types.js';
-
-/**
- * The declarative part of a runtime recipe: what is specific to one component. The
- * procedure itself (`RuntimeRecipe`) is the same for all of them:
- *
- *   preflight  free disk space, the artifact fetched and its sha256 checked, a binary tree
- *              unpacked and its version checked, the current version read, preflight hooks
- *   backup     daemon configuration files, container list and inspect JSON, versions
- *              (`<dataDir>/backups/<task>/`), beforeStop hooks
- *   stop       the service (systemd, or the host's own commands)
- *   install    binary: flip `<installRoot>/current`; deb/apt: apt-get install, pinned
- *   start      the service, then wait until it answers
- *   verify     the target version runs; containers with a restart policy run again;
- *              afterStart hooks
- *
- * A failure from stop on rolls back: stop, the previous tree or package versions back,
- * the configuration restored if it changed, start, and the previous version verified.
- * The result names the failing step and its output, and whether the rollback worked.
- */
-export interface RuntimeDefinition {
-  recipe: RecipeName;
-  component: RuntimeComponent;
-  displayName: string;
-  /** Executables a binary archive must hold, relative to its root. */
-  requiredBinaries: readonly string[];
-  /** The version the host runs now (undefined: not installed or not readable). */
-  currentVersion(config: AgentConfig): Promise<string | undefined>;
-  /** The version of an unpacked tree, read from its own binary. */
-  stagedVersion(dir: string): Promise<string | undefined>;
-  /** Resolves when the started service answers; throws after `timeoutMs`. */
-  waitReady(config: AgentConfig, timeoutMs: number, signal: AbortSignal): Promise<void>;
-  /** Resolves when the stopped service no longer answers. */
-  waitStopped(config: AgentConfig, timeoutMs: number, signal: AbortSignal): Promise<void>;
-  /** Records the workloads that must come back (docker: containers with a restart policy). */
-  recordWorkloads(config: AgentConfig, backupDir: string, log: (l: string) => void): Promise<string[]>;
-  /** Resolves when the recorded workloads run again; throws with those that do not. */
-  verifyWorkloads(
-    config: AgentConfig,
-    ids: readonly string[],
-    timeoutMs: number,
-    signal: AbortSignal,
-    log: (l: string) => void,
-  ): Promise<void>;
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function versionOfBinary(file: string, parse: (out: string) => string | undefined): Promise<string | undefined> {
-  const r = await runCommand([file, '--version'], { timeoutMs: 15_000 });
-  return parse(`${r.stdout}\n${r.stderr}`);
-}
-
-const RESTART_POLICIES = new Set(['always', 'unless-stopped']);
-
-export const dockerEngine: RuntimeDefinition = {
-  recipe: Recipes.dockerEngine,
-  component: 'docker',
-  displayName: 'Docker Engine',
-  requiredBinaries: ['bin/dockerd'],
-  async currentVersion(config) {
-    const docker = localDocker(config);
-    if (await docker.ping()) {
-      try {
-        return releaseOf(await docker.version());
-      } catch {
-        // fall back to the binary
-      }
-    }
-    return probeDockerd(config);
-  },
-  stagedVersion: (dir) => versionOfBinary(path.join(dir, 'bin', 'dockerd'), parseDockerdVersion),
-  async waitReady(config, timeoutMs, signal) {
-    const docker = localDocker(config);
-    const deadline = Date.now() + timeoutMs;
-    let last = 'no answer';
-    while (!signal.aborted) {
-      if (await docker.ping()) {
-        try {
-          await docker.version();
-          return;
-        } catch (e) {
-          last = (e as Error).message;
-        }
-      }
-      if (Date.now() > deadline) break;
-      await sleep(250);
-    }
-    throw new Error(`the Engine API on ${config.dockerSocket} did not answer within ${Math.round(timeoutMs / 1000)} s (${last})`);
-  },
-  async waitStopped(config, timeoutMs, signal) {
-    const docker = localDocker(config);
-    const deadline = Date.now() + timeoutMs;
-    while (!signal.aborted && Date.now() < deadline) {
-      if (!(await docker.ping(1_000))) return;
-      await sleep(250);
-    }
-    throw new Error(`the Engine API on ${config.dockerSocket} still answers ${Math.round(timeoutMs / 1000)} s after the stop`);
-  },
-  async recordWorkloads(config, backupDir, log) {
-    const docker = localDocker(config);
-    if (!(await docker.ping())) {
-      log('the engine does not answer: no container metadata to back up');
-      return [];
-    }
-    const list = await docker.containers();
-    const inspected = [];
-    for (const c of list) inspected.push(await docker.inspect(c.Id).catch((e: Error) => ({ Id: c.Id, error: e.message })));
-    await writeFile(path.join(backupDir, 'containers.json'), JSON.stringify({ list, inspect: inspected }, null, 1), { mode: 0o600 });
-    const restart = inspected.filter(
-      (c): c is Awaited<ReturnType<DockerApi['inspect']>> =>
-        'State' in c && c.State?.Running === true && RESTART_POLICIES.has(c.HostConfig?.RestartPolicy?.Name ?? ''),
-    );
-    log(
-      `backed up the metadata of ${list.length} container(s); ${restart.length} running with restart policy always/unless-stopped must run again after the upgrade`,
-    );
-    return restart.map((c) => c.Id);
-  },
-  async verifyWorkloads(config, ids, timeoutMs, signal, log) {
-    if (ids.length === 0) return;
-    const docker = localDocker(config);
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const notRunning: string[] = [];
-      for (const id of ids) {
-        const c = await docker.inspect(id).catch(() => undefined);
-        if (c?.State?.Running !== true)
-          notRunning.push(`${(c?.Name ?? id.slice(0, 12)).replace(/^\//, '')} (${c?.State?.Status ?? 'gone'})`);
-      }
-      if (notRunning.length === 0) {
-        log(`all ${ids.length} container(s) with a restart policy run again`);
-        return;
-      }
-      if (signal.aborted || Date.now() > deadline)
-        throw new Error(`containers with a restart policy do not run again: ${notRunning.join(', ')}`);
-      await sleep(500);
-    }
-  },
-};
-
-const noWorkloads = {
-  recordWorkloads: async () => [] as string[],
-  verifyWorkloads: async () => undefined,
-  waitStopped: async () => undefined,
-};
-
-export const containerd: RuntimeDefinition = {
-  recipe: Recipes.containerd,
-  component: 'containerd',
-  displayName: 'containerd',
-  requiredBinaries: ['bin/containerd'],
-  currentVersion: (config) => probeContainerd(config),
-  stagedVersion: (dir) => versionOfBinary(path.join(dir, 'bin', 'containerd'), parseContainerdVersion),
-  async waitReady(config, timeoutMs) {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if ((await probeContainerd(config)) !== undefined) return;
-      await sleep(500);
-    }
-    throw new Error('containerd --version did not answer after the start');
-  },
-  ...noWorkloads,
-};
-
-/**
- * Proves that a sandbox boots on the runsc the host now uses: `runsc FLAGS --root DIR do
- * /bin/true` (a throwaway sandbox over the host's root file system, no container engine
- * involved; ~0.3 s). A runsc that reports the right version but cannot start a sandbox
- * (a platform the kernel refuses, a broken static binary) fails the verify step and rolls
- * back. The check's state directory is under the agent's data dir and removed after.
- */
-async function bootSandbox(config: AgentConfig, timeoutMs: number, signal: AbortSignal, log: (l: string) => void): Promise<void> {
-  const flags = config.components['sandboxed-runtime'].sandboxCheck;
-  if (flags === null) {
-    log('no sandbox check (components.sandboxed-runtime.sandboxCheck: false)');
-    return;
-  }
-  const runsc = (await findRunsc(config))?.bin;
-  if (runsc === undefined) throw new Error('no runsc answers --version: cannot check that a sandbox boots');
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const root = await mkdtemp(path.join(config.dataDir, 'runsc-check-'));
-  try {
-    const argv = [runsc, ...flags, '--root', root, 'do', '/bin/true'];
-    const r = await runCommand(argv, { timeoutMs: Math.min(timeoutMs, 60_000), signal });
-    if (r.code !== 0 || r.timedOut) throw new Error(`a gVisor sandbox did not boot: ${outputTail(r)}`);
-    log(`a gVisor sandbox boots on ${runsc} (${flags.join(' ')} do /bin/true)`);
-  } finally {
-    await rm(root, { recursive: true, force: true });
-  }
-}
-
-export const gvisorRunsc: RuntimeDefinition = {
-  recipe: Recipes.gvisorRunsc,
-  component: 'sandboxed-runtime',
-  displayName: 'gVisor runsc',
-  requiredBinaries: ['bin/runsc'],
-  currentVersion: (config) => probeRunsc(config),
-  stagedVersion: (dir) => versionOfBinary(path.join(dir, 'bin', 'runsc'), parseRunscVersion),
-  waitReady: async () => undefined,
-  ...noWorkloads,
-  verifyWorkloads: (config, _ids, timeoutMs, signal, log) => bootSandbox(config, timeoutMs, signal, log),
-};
 
 /** What preflight and backup found; kept in the journal so a rollback works after a restart. */
 interface Prepared {
@@ -243,6 +41,24 @@ interface Prepared {
 
 const stepOfCheckpoint: Record<string, string> = { stopping: 'stop', installing: 'install', starting: 'start', verifying: 'verify' };
 
+/**
+ * The procedure of every runtime upgrade; what differs between components is their
+ * `RuntimeDefinition` (runtime-definitions.ts):
+ *
+ *   preflight  free disk space, the artifact fetched and its sha256 checked, a binary tree
+ *              unpacked and its version checked, the current version read, preflight hooks
+ *   backup     daemon configuration files, container list and inspect JSON, versions
+ *              (`<dataDir>/backups/<task>/`), beforeStop hooks
+ *   stop       the service (systemd, or the host's own commands)
+ *   install    binary: flip `<installRoot>/current`; deb/apt: apt-get install, pinned
+ *   start      the service, then wait until it answers
+ *   verify     the target version runs; containers with a restart policy run again;
+ *              afterStart hooks
+ *
+ * A failure from stop on rolls back: stop, the previous tree or package versions back,
+ * the configuration restored if it changed, start, and the previous version verified.
+ * The result names the failing step and its output, and whether the rollback worked.
+ */
 export class RuntimeRecipe implements Recipe {
   constructor(private readonly def: RuntimeDefinition) {}
 
