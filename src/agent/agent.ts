@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+// Whole on purpose (~440 lines): one class is the agent's lifecycle, and join, heartbeats, tasks and handover share its state (client, journal, stopping, wake-up signal).
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,8 +8,11 @@ import { AGENT_PROTOCOL_VERSION } from '../domain/agent-protocol.js';
 import { MirrorArtifactSource } from './artifacts.js';
 import type { AgentConfig } from './config.js';
 import { ServerClient, ServerError, backoffMs, delay } from './client.js';
+import type { StoredCredential } from './credential.js';
+import { CredentialFile, explainJoinRefusal, forgetLegacyJoinToken, tokenFingerprint } from './credential.js';
 import { FactCollector } from './facts.js';
 import type { FactSource } from './facts.js';
+import { InstanceLock, parseHandover, procStartTime } from './instance-lock.js';
 import type { JournalEntry } from './journal.js';
 import { Journal, dispositionOf } from './journal.js';
 import type { AgentLogger } from './log.js';
@@ -25,58 +28,6 @@ export class AgentFatalError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'AgentFatalError';
-  }
-}
-
-/** What is stored in `<dataDir>/credential.json` (mode 0600). The credential is never logged. */
-interface StoredCredential {
-  server: string;
-  nodeId: string;
-  clusterId: string;
-  clusterName: string;
-  /** The node name the agent joined as (absent in files written before 1.2). */
-  name?: string;
-  credential: string;
-  /**
-   * Fingerprint of the join token this credential was obtained with. When the server refuses
-   * the credential (an admin reset or removed the node), the agent joins again only with
-   * a different token, one an operator gave it since: a token left in its environment
-   * must not undo the admin's reset by itself.
-   */
-  joinedWith?: string;
-}
-
-/** A fingerprint of a join token: enough to tell two tokens apart, not the server's lookup hash of it. */
-const tokenFingerprint = (token: string): string => createHash('sha256').update(`upshift-agent-joined-with:${token}`, 'utf8').digest('hex');
-
-/**
- * A refused join in words a person can act on. The server's error code decides the
- * advice; the cluster's name comes from the error's details when the server knows it.
- */
-export function explainJoinRefusal(e: ServerError, name: string): string {
-  const cluster = typeof e.details['cluster'] === 'string' ? e.details['cluster'] : 'CLUSTER';
-  const server = `(server: ${e.status} ${e.code})`;
-  switch (e.code) {
-    case 'NODE_NAME_TAKEN':
-      return `a node named ${name} already holds a credential in cluster ${cluster}: if this host replaces it, an admin runs \`upshift node reset ${cluster} ${name}\`; otherwise start the agent with --name OTHER ${server}`;
-    case 'UNAUTHENTICATED': {
-      const reason = e.details['reason'];
-      const why =
-        reason === 'expired'
-          ? 'the join token has expired'
-          : reason === 'used'
-            ? 'the join token was for one join only and has been used'
-            : reason === 'revoked'
-              ? 'the join token was revoked'
-              : 'the server does not know this join token (mistyped, or made by another server)';
-      return `${why}: ask an admin for a new one: upshift cluster join-token ${cluster} ${server}`;
-    }
-    case 'UPGRADE_IN_PROGRESS':
-      return `cluster ${cluster} is being upgraded, and a new node joins only when that upgrade completes or is canceled ${server}`;
-    case 'VALIDATION_FAILED':
-      return `the server refused the join as ${name}: ${e.message}; if the name is the problem, start the agent with --name NAME`;
-    default:
-      return `the server refused to let ${name} join: ${e.message}`;
   }
 }
 
@@ -103,39 +54,6 @@ export interface AgentOptions {
   facts?: FactSource;
 }
 
-/** `<taskKey>:<pid>` from UPSHIFT_AGENT_HANDOVER, when this process takes over from an old agent. */
-export function parseHandover(value: string | undefined): { taskKey: string; fromPid: number } | undefined {
-  if (!value) return undefined;
-  const i = value.lastIndexOf(':');
-  const taskKey = value.slice(0, i);
-  const fromPid = Number(value.slice(i + 1));
-  if (i <= 0 || !isValidTaskKey(taskKey) || !Number.isInteger(fromPid) || fromPid <= 1) return undefined;
-  return { taskKey, fromPid };
-}
-
-function procStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (rest[0] === 'Z' || rest[0] === 'X') return undefined;
-    return rest[19];
-  } catch {
-    return undefined;
-  }
-}
-
-function writePrivate(file: string, content: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
-}
-
 /**
  * The node agent. Lifecycle:
  *
@@ -159,9 +77,8 @@ export class Agent {
   private handedOver = false;
   private stopping = false;
   private readonly wake = new AbortController();
-  private readonly lockFile: string;
-  private readonly credentialFile: string;
-  private holdsLock = false;
+  private readonly lock: InstanceLock;
+  private readonly credentialFile: CredentialFile;
   /** A refusal that ends the agent, found by a background loop; `run()` rethrows it. */
   private fatal: AgentFatalError | undefined;
   /** One recovery from a refused credential at a time (heartbeat loop and task code may both hit the 401). */
@@ -173,8 +90,8 @@ export class Agent {
     this.config = options.config;
     this.log = options.logger;
     this.facts = options.facts ?? new FactCollector(this.config, options.version);
-    this.lockFile = path.join(this.config.dataDir, 'agent.pid');
-    this.credentialFile = path.join(this.config.dataDir, 'credential.json');
+    this.lock = new InstanceLock(this.config.dataDir);
+    this.credentialFile = new CredentialFile(this.config.dataDir);
     this.maxAttempts = options.joinOnly ? 5 : Number.POSITIVE_INFINITY;
   }
 
@@ -197,7 +114,8 @@ export class Agent {
     try {
       const client = await this.connect();
       await this.heartbeatOnce(client, true);
-      this.forgetLegacyJoinToken();
+      const cleaned = forgetLegacyJoinToken(this.config.dataDir);
+      if (cleaned) this.log.info(`removed the join token from ${cleaned}: this node holds its own credential`);
       if (this.options.joinOnly) return 'joined';
       if (handover) await this.takeOver(handover);
       this.journal = new Journal(this.config.dataDir);
@@ -210,42 +128,15 @@ export class Agent {
       if (this.fatal) throw this.fatal;
       return this.handedOver ? 'handed-over' : 'stopped';
     } finally {
-      this.releaseLock();
+      this.lock.release();
     }
   }
-
-  // ---- instance lock -----------------------------------------------------------------
 
   private acquireLock(waitFor: number | undefined): void {
-    const text = (() => {
-      try {
-        return readFileSync(this.lockFile, 'utf8');
-      } catch {
-        return undefined;
-      }
-    })();
-    if (text !== undefined) {
-      const held = JSON.parse(text) as { pid?: number; start?: string };
-      if (typeof held.pid === 'number' && held.pid !== process.pid && held.pid !== waitFor) {
-        const start = procStartTime(held.pid);
-        if (start !== undefined && start === held.start) {
-          throw new AgentFatalError(`another agent (pid ${held.pid}) runs with the data dir ${this.config.dataDir}; stop it first`);
-        }
-      }
+    const holder = this.lock.acquire(waitFor);
+    if (holder !== undefined) {
+      throw new AgentFatalError(`another agent (pid ${holder}) runs with the data dir ${this.config.dataDir}; stop it first`);
     }
-    writePrivate(this.lockFile, JSON.stringify({ pid: process.pid, start: procStartTime(process.pid) ?? '' }));
-    this.holdsLock = true;
-  }
-
-  private releaseLock(): void {
-    if (!this.holdsLock) return;
-    try {
-      const held = JSON.parse(readFileSync(this.lockFile, 'utf8')) as { pid?: number };
-      if (held.pid === process.pid) rmSync(this.lockFile, { force: true });
-    } catch {
-      // gone already
-    }
-    this.holdsLock = false;
   }
 
   /** The successor's side of a self-upgrade handover (see recipes/self-upgrade.ts). */
@@ -273,36 +164,6 @@ export class Agent {
 
   // ---- join and credential -----------------------------------------------------------
 
-  private loadCredential(): StoredCredential | undefined {
-    try {
-      const c = JSON.parse(readFileSync(this.credentialFile, 'utf8')) as StoredCredential;
-      if (typeof c.credential === 'string' && typeof c.server === 'string') return c;
-    } catch {
-      // none yet
-    }
-    return undefined;
-  }
-
-  /**
-   * Install scripts before 1.2 kept the join token in `<dataDir>/join.env` for the service,
-   * forever. Once the node's credential works, the token is not needed: its line is
-   * removed (the file stays, with its other settings, since an old unit requires it).
-   */
-  private forgetLegacyJoinToken(): void {
-    const file = path.join(this.config.dataDir, 'join.env');
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      return;
-    }
-    const lines = text.split('\n');
-    const kept = lines.filter((line) => !/^\s*(export\s+)?UPSHIFT_JOIN_TOKEN=/.test(line));
-    if (kept.length === lines.length) return;
-    writePrivate(file, kept.join('\n'));
-    this.log.info(`removed the join token from ${file}: this node holds its own credential`);
-  }
-
   private readCa(): Buffer | undefined {
     if (!this.config.caFile) return undefined;
     try {
@@ -313,7 +174,7 @@ export class Agent {
   }
 
   private async connect(): Promise<ServerClient> {
-    const stored = this.loadCredential();
+    const stored = this.credentialFile.load();
     const server = this.config.server ?? stored?.server;
     if (!server) throw new AgentFatalError('no server: pass --server URL (or set server: in the config file)');
     const ca = this.readCa();
@@ -342,21 +203,18 @@ export class Agent {
       try {
         const facts = await this.facts.collect();
         const r: JoinResponse = await client.join({ joinToken, name, facts, protocol: AGENT_PROTOCOL_VERSION });
-        writePrivate(
-          this.credentialFile,
-          JSON.stringify({
-            server,
-            nodeId: r.nodeId,
-            clusterId: r.clusterId,
-            clusterName: r.clusterName,
-            name,
-            credential: r.credential,
-            joinedWith: tokenFingerprint(joinToken),
-          } satisfies StoredCredential),
-        );
+        this.credentialFile.save({
+          server,
+          nodeId: r.nodeId,
+          clusterId: r.clusterId,
+          clusterName: r.clusterName,
+          name,
+          credential: r.credential,
+          joinedWith: tokenFingerprint(joinToken),
+        } satisfies StoredCredential);
         client.setCredential(r.credential);
         this.heartbeatSeconds = r.heartbeatSeconds;
-        this.log.info(`joined cluster ${r.clusterName} as node ${name} (${r.nodeId}); credential stored in ${this.credentialFile}`);
+        this.log.info(`joined cluster ${r.clusterName} as node ${name} (${r.nodeId}); credential stored in ${this.credentialFile.path}`);
         return;
       } catch (e) {
         if (e instanceof ServerError && !e.retryable) throw new AgentFatalError(`join refused: ${explainJoinRefusal(e, name)}`);
@@ -382,7 +240,7 @@ export class Agent {
    */
   private recoverCredential(client: ServerClient): Promise<void> {
     this.recovering ??= (async () => {
-      const stored = this.loadCredential();
+      const stored = this.credentialFile.load();
       const token = this.config.joinToken;
       const fresh =
         token !== undefined &&
@@ -400,7 +258,7 @@ export class Agent {
       this.log.warn(
         `the server refused this node's credential (node ${name} of cluster ${cluster}); joining again with the join token given`,
       );
-      rmSync(this.credentialFile, { force: true });
+      this.credentialFile.remove();
       await this.join(client, client.baseUrl);
     })().finally(() => {
       this.recovering = undefined;
