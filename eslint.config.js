@@ -1,23 +1,30 @@
-// Lint: typescript-eslint's recommended rules, plus the layering of STYLE.md
-// (checked with scripts/check-layers.mjs, which also refuses import cycles).
+// Lint: typescript-eslint's recommended rules, plus the layering of scripts/layers.mjs
+// (the same table scripts/check-layers.mjs checks, with import cycles, in `npm test`).
 import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
+import { importTarget, layerOf, layeringProblem, projectPath } from './scripts/layers.mjs';
 
-const layer = (from, forbidden) => ({
-  files: [`src/${from}/**/*.ts`],
-  rules: {
-    'no-restricted-imports': [
-      'error',
-      {
-        patterns: forbidden.map((dir) => ({
-          group: [`**/${dir}/*`, `**/${dir}/**`],
-          message: `src/${from} must not import src/${dir} (see STYLE.md layout)`,
-        })),
-      },
-    ],
+/** Restricted imports between layers: each import of a layered file is checked against the table. */
+const allowedImports = {
+  meta: {
+    type: 'problem',
+    docs: { description: 'imports between layers follow scripts/layers.mjs' },
+    messages: { layer: '{{specifier}}: {{problem}} (scripts/layers.mjs)' },
+    schema: [],
   },
-});
+  create(context) {
+    const file = projectPath(context.filename);
+    if (layerOf(file) === undefined) return {};
+    const check = (node) => {
+      if (!node.source || typeof node.source.value !== 'string') return;
+      const target = importTarget(file, node.source.value);
+      const problem = target === undefined ? undefined : layeringProblem(file, target);
+      if (problem) context.report({ node: node.source, messageId: 'layer', data: { specifier: node.source.value, problem } });
+    };
+    return { ImportDeclaration: check, ExportNamedDeclaration: check, ExportAllDeclaration: check, ImportExpression: check };
+  },
+};
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test-results/**', '.upshift/**'] },
@@ -25,16 +32,14 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     languageOptions: { globals: { ...globals.node } },
+    plugins: { layers: { rules: { 'allowed-imports': allowedImports } } },
     rules: {
       '@typescript-eslint/no-explicit-any': 'off',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-constant-condition': ['error', { checkLoops: false }],
+      'layers/allowed-imports': 'error',
     },
   },
-  layer('domain', ['store', 'engine', 'drivers', 'platform', 'server', 'agent', 'cli']),
-  layer('store', ['engine', 'drivers', 'platform', 'server', 'agent', 'cli']),
-  layer('drivers', ['store', 'engine', 'server', 'agent', 'cli']),
-  layer('platform', ['store', 'engine', 'server', 'agent', 'cli', 'drivers']),
-  layer('engine', ['server', 'agent', 'cli', 'drivers']),
-  layer('cli', ['server', 'engine', 'store', 'drivers', 'agent']),
+  // The console runs in the browser.
+  { files: ['web/**'], ignores: ['web/vite.config.ts'], languageOptions: { globals: { ...globals.browser } } },
 );

@@ -1,33 +1,52 @@
-// Refuses import cycles between the files of src/ and imports that run against the
-// layering of STYLE.md (domain ← store/drivers/snapshots ← engine ← server). Prints
+// Checks the layering of scripts/layers.mjs over every file of src/ and web/src/ (type
+// imports included), that every such file is in a layer or an entry point, and that
+// there is no import cycle (type-only imports aside: they vanish at run time). Prints
 // each problem with the files involved; exits 1 when there is any.
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { entryPoints, importTarget, layerOf, layeredRoots, layeringProblem, projectPath, root } from './layers.mjs';
 
-const root = resolve(process.argv[2] ?? 'src');
 const files = [];
 const walk = (dir) => {
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) walk(path);
-    else if (/\.tsx?$/.test(name)) files.push(path);
+    else if (/\.tsx?$/.test(name) && !name.endsWith('.d.ts')) files.push(projectPath(path));
   }
 };
-walk(root);
+for (const dir of layeredRoots) if (existsSync(join(root, dir))) walk(join(root, dir));
 
-const graph = new Map();
-for (const file of files) {
-  const text = readFileSync(file, 'utf8');
-  const deps = [];
-  for (const match of text.matchAll(/(?:import|export)\s+(?:type\s+)?[^'"]*?from\s+['"](\.[^'"]+)['"]/g)) {
-    if (/^\s*import\s+type\b|^\s*export\s+type\b/.test(match[0])) continue;
-    const target = resolve(dirname(file), match[1]).replace(/\.js$/, '.ts');
-    deps.push(target);
-  }
-  graph.set(file, deps);
+/** The file a project path written in an import names: `.js` for `.ts`, or no extension at all (the console). */
+function resolveFile(path) {
+  const candidates = [path, path.replace(/\.js$/, '.ts'), path.replace(/\.js$/, '.tsx'), `${path}.ts`, `${path}.tsx`, `${path}/index.ts`];
+  return candidates.find((c) => existsSync(join(root, c)) && statSync(join(root, c)).isFile());
 }
 
+// Static imports and re-exports (`import … from`, `export … from`, `import '…'`) and dynamic `import('…')`.
+const importPattern = /(?:^|[\s;])(import|export)\s+(type\s+)?(?:[^'";]*?\s+from\s+)?['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/g;
+
 const problems = [];
+const graph = new Map();
+for (const file of files) {
+  if (layerOf(file) === undefined && !entryPoints.includes(file)) {
+    problems.push(`${file} is in no layer: put it in a layer's folder, or add the layer to scripts/layers.mjs`);
+  }
+  const text = readFileSync(join(root, file), 'utf8');
+  const runtimeDeps = [];
+  for (const match of text.matchAll(importPattern)) {
+    const specifier = match[3] ?? match[4];
+    const typeOnly = match[2] !== undefined;
+    const target = importTarget(file, specifier);
+    if (target === undefined) continue;
+    const problem = layeringProblem(file, target);
+    if (problem) problems.push(`layering: ${file} imports ${target}: ${problem}`);
+    const resolved = resolveFile(target);
+    if (resolved === undefined) problems.push(`${file} imports ${specifier}, which is no file`);
+    else if (!typeOnly) runtimeDeps.push(resolved);
+  }
+  graph.set(file, runtimeDeps);
+}
+
 const state = new Map();
 const stack = [];
 const visit = (file) => {
@@ -35,42 +54,17 @@ const visit = (file) => {
   stack.push(file);
   for (const dep of graph.get(file) ?? []) {
     if (!graph.has(dep)) continue;
-    if (state.get(dep) === 'open') {
-      const cycle = stack
-        .slice(stack.indexOf(dep))
-        .concat(dep)
-        .map((f) => relative(root, f));
-      problems.push(`import cycle: ${cycle.join(' → ')}`);
-    } else if (!state.has(dep)) visit(dep);
+    if (state.get(dep) === 'open') problems.push(`import cycle: ${stack.slice(stack.indexOf(dep)).concat(dep).join(' → ')}`);
+    else if (!state.has(dep)) visit(dep);
   }
   stack.pop();
   state.set(file, 'done');
 };
 for (const file of graph.keys()) if (!state.has(file)) visit(file);
 
-const layerOf = (file) => relative(root, file).split('/')[0];
-const allowed = {
-  domain: ['domain'],
-  store: ['domain', 'store'],
-  platform: ['domain', 'platform'],
-  drivers: ['domain', 'drivers', 'platform'],
-  engine: ['domain', 'engine', 'store'],
-  server: ['domain', 'engine', 'store', 'drivers', 'snapshots', 'server'],
-  agent: ['domain', 'agent', 'platform'],
-  cli: ['domain', 'cli'],
-};
-for (const [file, deps] of graph) {
-  const from = layerOf(file);
-  const ok = allowed[from];
-  if (!ok) continue;
-  for (const dep of deps) {
-    const to = layerOf(dep);
-    if (!ok.includes(to))
-      problems.push(`layering: ${relative(root, file)} imports ${relative(root, dep)} (${from} may import ${ok.join(', ')})`);
-  }
-}
 if (problems.length > 0) {
   for (const p of problems) console.error(p);
+  console.error(`layers: ${problems.length} problem(s) in ${files.length} files`);
   process.exit(1);
 }
 console.log(`layers ok: ${files.length} files, no cycles`);

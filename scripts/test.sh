@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The test command (`npm test`): builds, type-checks, starts a private PostgreSQL when
-# none is given, runs every vitest suite and ends with one line "N passed, N failed".
+# The test command (`npm test`): builds, type-checks, runs the static checks of
+# `npm run lint` (ESLint, layers, Prettier, the console's types), starts a private
+# PostgreSQL when none is given, runs every vitest suite and ends with one line
+# "N passed, N failed". A failed build or check ends the run at once with
+# "0 passed, 1 failed", so the last line always says whether the run failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +29,7 @@ fi
 
 npm run build --silent || { echo "0 passed, 1 failed"; exit 1; }
 npx tsc -p tsconfig.json --noEmit || { echo "type check failed"; echo "0 passed, 1 failed"; exit 1; }
+bash scripts/lint.sh || { echo "0 passed, 1 failed"; exit 1; }
 
 # Everything but the real-host suites runs two files at a time; the real-host suites
 # (several dockerds each) then run one at a time, so that they do not starve each other.

@@ -4,4 +4,6 @@
 try {
   var theme = localStorage.getItem('upshift.theme');
   if (theme === 'light' || theme === 'dark') document.documentElement.dataset.theme = theme;
-} catch (e) {}
+} catch {
+  // no storage (a private window, blocked cookies): the default theme
+}
