@@ -90,7 +90,7 @@ async function ensureBuilt(): Promise<void> {
       else if (p.endsWith('.ts')) newest = Math.max(newest, (await stat(p)).mtimeMs);
     }
   };
-  for (const d of ['agent', 'domain', 'snapshots']) await walk(path.join(REPO, 'src', d));
+  for (const d of ['agent', 'domain', 'platform']) await walk(path.join(REPO, 'src', d));
   if (existsSync(bundle) && existsSync(server) && statSync(bundle).mtimeMs >= newest) return;
   const r = await run([process.execPath, path.join(REPO, 'scripts/build.mjs'), '--no-web'], { timeoutMs: 300_000 });
   if (r.code !== 0 || !existsSync(bundle)) throw new Error(`the build (scripts/build.mjs --no-web) failed: ${r.stderr}${r.stdout}`);
