@@ -51,13 +51,14 @@ for (const file of graph.keys()) if (!state.has(file)) visit(file);
 const layerOf = (file) => relative(root, file).split('/')[0];
 const allowed = {
   domain: ['domain'],
+  api: ['domain', 'api'],
   store: ['domain', 'store'],
   drivers: ['domain', 'drivers'],
   snapshots: ['domain', 'snapshots'],
   engine: ['domain', 'engine', 'store'],
-  server: ['domain', 'engine', 'store', 'drivers', 'snapshots', 'server'],
+  server: ['domain', 'api', 'engine', 'store', 'drivers', 'snapshots', 'server'],
   agent: ['domain', 'agent', 'snapshots'],
-  cli: ['domain', 'cli'],
+  cli: ['domain', 'api', 'cli'],
 };
 for (const [file, deps] of graph) {
   const from = layerOf(file);
