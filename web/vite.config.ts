@@ -8,6 +8,8 @@ import { defineConfig } from 'vite';
  * proxies the API to a local `upshift server` (UPSHIFT_API, default http://127.0.0.1:8420).
  */
 const webRoot = decodeURIComponent(new URL('.', import.meta.url).pathname);
+/** The API contract (src/api), shared with the server and the CLI: `@upshift/api`, as in tsconfig.json. */
+const apiRoot = decodeURIComponent(new URL('../src/api/', import.meta.url).pathname);
 const apiTarget =
   (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env['UPSHIFT_API'] ?? 'http://127.0.0.1:8420';
 
@@ -15,6 +17,12 @@ export default defineConfig({
   root: webRoot,
   base: '/',
   plugins: [react()],
+  resolve: {
+    alias: [
+      { find: /^@upshift\/api$/, replacement: `${apiRoot}index.ts` },
+      { find: /^@upshift\/api\/(.*)$/, replacement: `${apiRoot}$1` },
+    ],
+  },
   build: {
     outDir: `${webRoot}../dist/web`,
     emptyOutDir: true,
