@@ -9,5 +9,8 @@ export default defineConfig({
     maxWorkers: 2,
     fileParallelism: true,
     reporters: ['default'],
+    // Every server a test starts, in-process or as a child process, checks each JSON answer
+    // against its route's response schema and fails loudly on a mismatch (src/server/response-check.ts).
+    env: { UPSHIFT_CHECK_RESPONSES: '1' },
   },
 });

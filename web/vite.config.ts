@@ -21,6 +21,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^@upshift\/domain\//, replacement: `${srcRoot}domain/` },
+      { find: /^@upshift\/api$/, replacement: `${srcRoot}api/index.ts` },
       { find: /^@upshift\/api\//, replacement: `${srcRoot}api/` },
     ],
   },

@@ -1,4 +1,4 @@
-import type { Page } from './api-types.js';
+import type { Page } from '../api/index.js';
 import { CliError, ExitCode } from './errors.js';
 import type { ApiClient, Query } from './http.js';
 

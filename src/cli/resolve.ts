@@ -1,4 +1,4 @@
-import type { ClusterView, ItemList, UpgradeView } from './api-types.js';
+import type { ClusterView, UpgradeList } from '../api/index.js';
 import { ApiError, CliError, ExitCode } from './errors.js';
 import type { ApiClient } from './http.js';
 
@@ -44,7 +44,7 @@ export async function resolveUpgradeId(client: ApiClient, ref: string): Promise<
     throw error;
   }
   if (cluster.activeUpgradeId) return cluster.activeUpgradeId;
-  const { items } = await client.get<ItemList<UpgradeView>>('/upgrades', { clusterId: cluster.id });
+  const { items } = await client.get<UpgradeList>('/upgrades', { clusterId: cluster.id });
   const latest = items[0];
   if (!latest)
     throw new CliError(ExitCode.notFound, `cluster ${cluster.name} has no upgrades`, { hint: 'start one with `upshift upgrade start`' });

@@ -1,79 +1,19 @@
+import type { EventView } from '../api/index.js';
+import { RELOAD_EVENT, SseParser, type SseMessage } from '../api/sse.js';
 import { escapeControls, escapeControlsDeep } from '../domain/text.js';
-import type { UpshiftEvent } from './api-types.js';
 import { ApiError, CliError, ExitCode } from './errors.js';
 import type { ApiClient, Query } from './http.js';
 
-/** One message of a `text/event-stream` (the WHATWG "server-sent events" format). */
-export interface SseMessage {
-  id: string | undefined;
-  event: string;
-  data: string;
-  retry: number | undefined;
-}
-
 /**
- * Parses a `text/event-stream` body into messages: fields up to a blank line, `data`
- * lines joined with newlines, comments (`: keep-alive`) ignored, CRLF, LF or CR line ends.
+ * The messages of a `text/event-stream` body, as its bytes arrive: decoded here (a UTF-8
+ * character may be split across chunks), parsed by the one parser of the API (api/sse.ts).
  */
 export async function* parseEventStream(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseMessage> {
   const decoder = new TextDecoder();
-  let buffer = '';
-  let id: string | undefined;
-  let event = '';
-  let data: string[] = [];
-  let retry: number | undefined;
-  const takeLines = function* (final: boolean): Generator<string> {
-    for (;;) {
-      const match = /\r\n|\r|\n/.exec(buffer);
-      // A lone CR at the end of a chunk may be the first half of a CRLF.
-      if (!match || (match[0] === '\r' && match.index === buffer.length - 1 && !final)) return;
-      yield buffer.slice(0, match.index);
-      buffer = buffer.slice(match.index + match[0].length);
-    }
-  };
-  const lineToMessage = (line: string): SseMessage | undefined => {
-    if (line === '') {
-      const message = data.length > 0 || retry !== undefined ? { id, event: event || 'message', data: data.join('\n'), retry } : undefined;
-      event = '';
-      data = [];
-      retry = undefined;
-      return message;
-    }
-    if (line.startsWith(':')) return undefined;
-    const colon = line.indexOf(':');
-    const field = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? '' : line.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    switch (field) {
-      case 'id':
-        if (!value.includes('\0')) id = value;
-        break;
-      case 'event':
-        event = value;
-        break;
-      case 'data':
-        data.push(value);
-        break;
-      case 'retry':
-        if (/^\d+$/.test(value)) retry = Number(value);
-        break;
-      default:
-        break;
-    }
-    return undefined;
-  };
-  for await (const chunk of body) {
-    buffer += decoder.decode(chunk, { stream: true });
-    for (const line of takeLines(false)) {
-      const message = lineToMessage(line);
-      if (message) yield message;
-    }
-  }
-  buffer += decoder.decode();
-  for (const line of takeLines(true)) {
-    const message = lineToMessage(line);
-    if (message) yield message;
-  }
+  const parser = new SseParser();
+  for await (const chunk of body) yield* parser.push(decoder.decode(chunk, { stream: true }));
+  yield* parser.push(decoder.decode());
+  yield* parser.end();
 }
 
 export type StreamStatus = 'connected' | 'reconnecting';
@@ -98,7 +38,7 @@ const DEFAULT_GIVE_UP_MS = 120_000;
  * server replays what was missed and no event is lost or repeated. Ends when `signal`
  * aborts; throws when the server refuses the stream (401, 404) or stays unreachable.
  */
-export async function* followEvents(client: ApiClient, options: FollowOptions): AsyncGenerator<UpshiftEvent> {
+export async function* followEvents(client: ApiClient, options: FollowOptions): AsyncGenerator<EventView> {
   let lastEventId = options.lastEventId;
   let retryMs = DEFAULT_RETRY_MS;
   let failingSince: number | undefined;
@@ -115,7 +55,7 @@ export async function* followEvents(client: ApiClient, options: FollowOptions): 
       for await (const message of parseEventStream(response.body)) {
         if (message.retry !== undefined) retryMs = Math.min(message.retry, 10_000);
         if (message.data === '') continue;
-        if (message.event === 'reload') {
+        if (message.event === RELOAD_EVENT) {
           // Too far behind for the server to catch this client up: go on from now, and say so.
           if (message.id !== undefined) lastEventId = message.id;
           options.onStatus?.(
@@ -125,7 +65,7 @@ export async function* followEvents(client: ApiClient, options: FollowOptions): 
           continue;
         }
         // Shown as the API's other answers are: control characters escaped (see http.ts).
-        const event = escapeControlsDeep(JSON.parse(message.data) as UpshiftEvent);
+        const event = escapeControlsDeep(JSON.parse(message.data) as EventView);
         if (message.id !== undefined) lastEventId = message.id;
         yield event;
       }

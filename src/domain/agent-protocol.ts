@@ -66,6 +66,7 @@ export const RecipeName = {
   snapshot: 'snapshot',
 } as const;
 export type RecipeName = (typeof RecipeName)[keyof typeof RecipeName];
+export const recipeNames: readonly RecipeName[] = Object.values(RecipeName);
 
 export function recipeFor(component: Component): RecipeName {
   switch (component) {
@@ -84,8 +85,12 @@ export function recipeFor(component: Component): RecipeName {
   }
 }
 
+/** How an agent installs an artifact (the catalog's install methods an agent runs). */
+export const taskArtifactMethods = ['deb', 'apt', 'binary', 'agent-bundle'] as const;
+export type TaskArtifactMethod = (typeof taskArtifactMethods)[number];
+
 export interface TaskArtifact {
-  method: 'deb' | 'apt' | 'binary' | 'agent-bundle';
+  method: TaskArtifactMethod;
   /** For deb/binary/agent-bundle: file name to fetch from /api/v1/agent/artifacts/{file} (or the bundle route). */
   file?: string;
   sha256?: string;
@@ -121,8 +126,12 @@ export interface TaskLogRequest {
   lines: string[];
 }
 
+/** How a task ended, as its agent reports it. */
+export const taskResults = ['succeeded', 'failed'] as const;
+export type TaskResult = (typeof taskResults)[number];
+
 export interface TaskResultRequest {
-  result: 'succeeded' | 'failed';
+  result: TaskResult;
   /** The failing step (`preflight`, `backup`, `stop`, `install`, `start`, `verify`, `rollback`) and its output. */
   error?: string;
   step?: string;

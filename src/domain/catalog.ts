@@ -23,6 +23,8 @@ export const InstallMethod = {
 } as const;
 export type InstallMethod = (typeof InstallMethod)[keyof typeof InstallMethod];
 const installMethods: readonly string[] = Object.values(InstallMethod);
+/** The install methods of a file in the server's artifact mirror. */
+export const artifactMethods = [InstallMethod.deb, InstallMethod.binary] as const;
 
 export interface CatalogArtifact {
   method: InstallMethod;

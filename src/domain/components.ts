@@ -9,6 +9,9 @@ export type Component = (typeof Component)[keyof typeof Component];
 
 export const components: readonly Component[] = Object.values(Component);
 
+/** The container runtime's components: what an upgrade of a runtime (not of the agent) names. */
+export const runtimeComponents: readonly Component[] = components.filter((c) => c !== Component.agent);
+
 export function isComponent(value: string): value is Component {
   return (components as readonly string[]).includes(value);
 }
@@ -58,6 +61,7 @@ export function kindHasAgents(kind: ClusterKind): boolean {
 /** Node roles. Swarm managers go first and one per batch; every other kind has workers. */
 export const NodeRole = { manager: 'manager', worker: 'worker' } as const;
 export type NodeRole = (typeof NodeRole)[keyof typeof NodeRole];
+export const nodeRoles: readonly NodeRole[] = Object.values(NodeRole);
 
 /** What a node reports about itself: `Ready`, `Down` (unreachable), `Draining`, … */
 export const NodeStatus = {

@@ -51,6 +51,7 @@ export const ErrorCode = {
   ARTIFACT_BUSY: 'ARTIFACT_BUSY',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+export const errorCodes: readonly ErrorCode[] = Object.values(ErrorCode);
 
 const httpStatusOf: Record<ErrorCode, number> = {
   BAD_REQUEST: 400,

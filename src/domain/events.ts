@@ -44,6 +44,7 @@ export const EventType = {
   auditRequest: 'audit.request',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
+export const eventTypes: readonly EventType[] = Object.values(EventType);
 
 export interface UpshiftEvent {
   id: string;

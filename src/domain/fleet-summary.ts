@@ -35,7 +35,10 @@ export function summariseComponents(catalog: Catalog, groups: readonly VersionGr
   return out;
 }
 
-export type ClusterStatus = 'Running' | 'Upgrading' | 'Unavailable';
+/** A cluster as a whole: nothing going on, an upgrade active, or not reachable by its driver. */
+export const ClusterStatus = { running: 'Running', upgrading: 'Upgrading', unavailable: 'Unavailable' } as const;
+export type ClusterStatus = (typeof ClusterStatus)[keyof typeof ClusterStatus];
+export const clusterStatuses: readonly ClusterStatus[] = Object.values(ClusterStatus);
 
 /** The cluster's status and the sentence the seeds' consoles show beside it. */
 export function clusterStatus(

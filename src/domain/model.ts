@@ -40,7 +40,9 @@ export interface UpgradePolicy {
   soakSeconds: number;
 }
 
-export type SnapshotMode = 'none' | 'before';
+/** Whether an upgrade snapshots every node before it touches any (`before`). */
+export const snapshotModes = ['none', 'before'] as const;
+export type SnapshotMode = (typeof snapshotModes)[number];
 
 export interface UpgradeRecord {
   id: string;
@@ -74,6 +76,7 @@ export const NodeTaskState = {
   skipped: 'skipped',
 } as const;
 export type NodeTaskState = (typeof NodeTaskState)[keyof typeof NodeTaskState];
+export const nodeTaskStates: readonly NodeTaskState[] = Object.values(NodeTaskState);
 
 export interface NodeTaskRecord {
   id: string;
@@ -94,6 +97,7 @@ export interface NodeTaskRecord {
 
 export const BatchState = { running: 'running', succeeded: 'succeeded', failed: 'failed' } as const;
 export type BatchState = (typeof BatchState)[keyof typeof BatchState];
+export const batchStates: readonly BatchState[] = Object.values(BatchState);
 
 export interface BatchRecord {
   upgradeId: string;
@@ -107,6 +111,7 @@ export interface BatchRecord {
 
 export const SnapshotState = { pending: 'pending', running: 'running', succeeded: 'succeeded', failed: 'failed' } as const;
 export type SnapshotState = (typeof SnapshotState)[keyof typeof SnapshotState];
+export const snapshotStates: readonly SnapshotState[] = Object.values(SnapshotState);
 
 export interface SnapshotRecord {
   id: string;

@@ -28,6 +28,8 @@ export const UpgradeState = {
 export type UpgradeState = (typeof UpgradeState)[keyof typeof UpgradeState];
 export const upgradeStates: readonly UpgradeState[] = Object.values(UpgradeState);
 export const finalStates: readonly UpgradeState[] = ['Canceled', 'Completed'];
+/** The states of an upgrade that is not over: a cluster has at most one upgrade in them. */
+export const activeStates: readonly UpgradeState[] = upgradeStates.filter((s) => !finalStates.includes(s));
 
 export function isActiveState(state: UpgradeState): boolean {
   return !finalStates.includes(state);

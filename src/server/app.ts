@@ -6,24 +6,17 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
+import { ConsolePage, HealthView, MetricsText, ReadyView, RedirectToDocs, errorResponses } from '../api/index.js';
 import { ErrorCode } from '../domain/errors.js';
 import type { Engine } from '../engine/index.js';
 import type { Store } from '../store/store.js';
 import { ArtifactMirror } from './artifact-mirror.js';
 import { AuditTrail } from './audit.js';
-import {
-  type AccessControl,
-  type Principal,
-  type Role,
-  SESSION_COOKIE,
-  SignInLimiter,
-  bearerToken,
-  readCookie,
-  roleAllows,
-  roles,
-} from './auth.js';
+import { type Role, isRole, roleAllows } from '../domain/roles.js';
+import { type AccessControl, type Principal, SESSION_COOKIE, SignInLimiter, bearerToken, readCookie } from './auth.js';
 import { accessRoutes } from './routes/access.js';
 import { errorHandler, sendError } from './errors.js';
+import { checkResponses } from './response-check.js';
 import type { Metrics } from './metrics.js';
 import type { AgentHub } from '../engine/agent-hub.js';
 import { agentRoutes } from './routes/agent.js';
@@ -53,6 +46,8 @@ export interface RouteRule {
   method: string;
   url: string;
   access: RouteAccess | 'undeclared';
+  /** The statuses (`200`, `4xx`) the route declares an answer for (`schema.response`). */
+  responses: string[];
 }
 
 export interface AppDeps {
@@ -77,6 +72,8 @@ export interface AppDeps {
   bundle: () => AgentBundle | undefined;
   /** Window of the refused-request audit aggregation (tests shorten it). */
   auditWindowMs?: number;
+  /** Check every JSON answer against its route's response schema (response-check.ts); on in tests. */
+  checkResponses?: boolean;
 }
 
 /** Marks every route registered in a scope as public: the probes, the API docs, the console's files. */
@@ -86,7 +83,6 @@ function publicScope(scope: FastifyInstance<any, any, any, any, any>) {
   });
 }
 
-const isRole = (value: unknown): value is Role => typeof value === 'string' && (roles as readonly string[]).includes(value);
 const isChange = (method: string) => method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
 
 /**
@@ -134,10 +130,11 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
   );
 
   // The route table: the authorization matrix test walks it, so a new route is checked.
-  const declared: Array<{ route: { method: string | string[]; url: string; config?: unknown } }> = [];
+  const declared: Array<{ route: { method: string | string[]; url: string; config?: unknown; schema?: { response?: unknown } } }> = [];
   app.addHook('onRoute', (route) => {
     declared.push({ route });
   });
+  if (deps.checkResponses) checkResponses(app);
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -294,44 +291,51 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
     publicScope(scope);
     await scope.register(fastifySwaggerUi, { routePrefix: '/docs' });
     await scope.register(installRoutes, { bundle: deps.bundle });
-    scope.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
-    scope.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    scope.get('/healthz', { schema: { hide: true, response: { 200: HealthView, ...errorResponses } } }, async () => ({
+      status: 'ok' as const,
+    }));
+    scope.get('/readyz', { schema: { hide: true, response: { 200: ReadyView, ...errorResponses } } }, async (_request, reply) => {
       try {
         await deps.store.ping();
       } catch (error) {
         return sendError(reply, 503, ErrorCode.NOT_READY, `the database does not answer: ${(error as Error).message}`);
       }
       if (!deps.engine.orchestrator.isRunning) return sendError(reply, 503, ErrorCode.NOT_READY, 'the engine is not running');
-      return { status: 'ready' };
+      return { status: 'ready' as const };
     });
     const webRoot = deps.webRoot;
     if (webRoot && existsSync(join(webRoot, 'index.html'))) {
       await scope.register(fastifyStatic, { root: webRoot, prefix: '/', wildcard: false, index: ['index.html'] });
       // The console's own client-side routes fall back to its index page; any other path
       // (an unknown API route, another spelling of one) is not found.
-      scope.get('/*', { schema: { hide: true } }, (request, reply) => {
+      scope.get('/*', { schema: { hide: true, response: { 200: ConsolePage, ...errorResponses } } }, (request, reply) => {
         const rest = (request.params as { '*'?: string })['*'] ?? '';
         if (!CONSOLE_ROUTE.test(rest))
           return sendError(reply, 404, ErrorCode.NOT_FOUND, `nothing at ${boundedUrl(request.url)}; the API is under /api/v1 (see /docs)`);
         return reply.sendFile('index.html');
       });
     } else {
-      scope.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/docs'));
+      scope.get('/', { schema: { hide: true, response: { 302: RedirectToDocs } } }, (_request, reply) => reply.redirect('/docs'));
     }
   });
 
-  app.get('/metrics', { config: { access: 'viewer' }, schema: { hide: true } }, async (_request, reply) => {
-    const body = await deps.metrics.registry.metrics();
-    return reply.type(deps.metrics.registry.contentType).send(body);
-  });
+  app.get(
+    '/metrics',
+    { config: { access: 'viewer' }, schema: { hide: true, response: { 200: MetricsText, ...errorResponses } } },
+    async (_request, reply) => {
+      const body = await deps.metrics.registry.metrics();
+      return reply.type(deps.metrics.registry.contentType).send(body);
+    },
+  );
 
   await app.ready();
   for (const { route } of declared) {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const access = (route.config as { access?: RouteAccess } | undefined)?.access;
+    const responses = Object.keys((route.schema?.response as Record<string, unknown> | undefined) ?? {});
     for (const method of methods) {
       if (method === 'HEAD' || method === 'OPTIONS') continue;
-      routeTable.push({ method, url: route.url, access: access ?? 'undeclared' });
+      routeTable.push({ method, url: route.url, access: access ?? 'undeclared', responses });
     }
   }
   return app;

@@ -3,22 +3,13 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { invalid } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
+import { type Role, roles } from '../domain/roles.js';
 import type { Store } from '../store/store.js';
 
 /**
- * Who may do what. Three roles: `viewer` reads; `operator` also plans, starts, pauses,
- * resumes, cancels, continues and quits upgrades; `admin` also manages clusters, nodes,
- * tokens, join tokens and artifacts. Tokens are stored as SHA-256 hashes only and the
- * bootstrap admin token is compared by digest in constant time.
+ * Tokens are stored as SHA-256 hashes only and the bootstrap admin token is compared by
+ * digest in constant time. The roles themselves are in domain/roles.ts.
  */
-export const roles = ['viewer', 'operator', 'admin'] as const;
-export type Role = (typeof roles)[number];
-const rank: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
-
-export function roleAllows(have: Role, need: Role): boolean {
-  return rank[have] >= rank[need];
-}
-
 export interface Principal {
   /** Recorded as the actor of every event the request causes. */
   name: string;

@@ -1,8 +1,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCode, UpshiftError } from '../domain/errors.js';
 
-/** The spec's envelope: `{"error":{"code","message"}}`, for every error, Fastify's own included. */
-export function sendError(reply: FastifyReply, status: number, code: string, message: string, details?: Record<string, unknown>) {
+/** The error envelope (api/errors.ts): `{"error":{"code","message"}}`, for every error, Fastify's own included. */
+export function sendError(reply: FastifyReply, status: number, code: ErrorCode, message: string, details?: Record<string, unknown>) {
   return reply
     .code(status)
     .type('application/json; charset=utf-8')

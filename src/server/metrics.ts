@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Component } from '../domain/components.js';
+import { activeStates } from '../domain/upgrade-state.js';
 import type { EngineObserver } from '../engine/index.js';
 import type { Store } from '../store/store.js';
 
@@ -20,7 +21,7 @@ export class Metrics implements EngineObserver {
         this.reset();
         const counts = new Map<string, number>();
         for (const u of await store.listActiveUpgrades()) counts.set(u.state, (counts.get(u.state) ?? 0) + 1);
-        for (const state of ['BackingUp', 'SnapshotFailed', 'Upgrading', 'Paused']) this.set({ state }, counts.get(state) ?? 0);
+        for (const state of activeStates) this.set({ state }, counts.get(state) ?? 0);
       },
     });
     this.tasks = new Counter({

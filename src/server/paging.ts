@@ -1,27 +1,15 @@
-import { Type } from '@sinclair/typebox';
+import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from '../api/index.js';
 import { ErrorCode, UpshiftError } from '../domain/errors.js';
 
 /**
- * Paging of the lists that grow with the fleet (a cluster's nodes, an upgrade's nodes):
- * `?limit=` rows (default 500, at most 5,000) after `?cursor=`, answered as
- * `{items, nextCursor}` with `nextCursor: null` on the last page. A response is never
- * larger than its page, whatever the size of the cluster, so that a few viewers of a
- * 100,000-node cluster cannot take the server's memory.
+ * Paging of the lists that grow with the fleet (the contract is in api/common.ts). A
+ * response is never larger than its page, whatever the size of the cluster, so that a few
+ * viewers of a 100,000-node cluster cannot take the server's memory.
  *
  * A cursor is opaque to clients: base64url of `{l, s, a}`, the list it belongs to, the
  * cluster or upgrade it was given for, and the sort key of the last row it covered. The
  * server checks all three, so a cursor of another list is refused rather than misread.
  */
-export const DEFAULT_PAGE_LIMIT = 500;
-export const MAX_PAGE_LIMIT = 5000;
-
-export const PageQuery = Type.Object(
-  {
-    limit: Type.Optional(Type.String({ description: `rows per page, 1 to ${MAX_PAGE_LIMIT}; default ${DEFAULT_PAGE_LIMIT}` })),
-    cursor: Type.Optional(Type.String({ maxLength: 8192, description: 'the nextCursor of the previous page, as it was given' })),
-  },
-  { additionalProperties: false },
-);
 
 /** The lists that are paged, and the type of the key each is ordered by. */
 interface PagedLists {

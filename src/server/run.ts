@@ -25,6 +25,7 @@ import { AccessControl, loadAdminToken } from './auth.js';
 import type { ServerConfig } from './config.js';
 import { ConfigError } from './config.js';
 import { Metrics } from './metrics.js';
+import { CHECK_RESPONSES_ENV } from './response-check.js';
 import type { AgentBundle } from './routes/install.js';
 
 export function loadCatalog(file: string | null): Catalog {
@@ -82,7 +83,13 @@ export function loadAgentBundle(file: string): AgentBundle | undefined {
 
 export async function startServer(
   config: Readonly<ServerConfig>,
-  options: { clock?: Clock; webRoot?: string; agentBundle?: string } = {},
+  options: {
+    clock?: Clock;
+    webRoot?: string;
+    agentBundle?: string;
+    /** Check every JSON answer against its schema (response-check.ts); default: UPSHIFT_CHECK_RESPONSES=1. */
+    checkResponses?: boolean;
+  } = {},
 ): Promise<RunningServer> {
   const logger = pino({
     level: config.logLevel,
@@ -156,6 +163,7 @@ export async function startServer(
       hub,
       artifactDir: join(config.dataDir, 'artifacts'),
       bundle: () => bundle,
+      checkResponses: options.checkResponses ?? process.env[CHECK_RESPONSES_ENV] === '1',
     },
     routes,
   );

@@ -1,18 +1,17 @@
-import type { Catalog } from '../domain/catalog.js';
+import type { CatalogView, ClusterView, NodeTaskView, NodeView, UpgradeView } from '../api/index.js';
+import { type Catalog, latestVersion } from '../domain/catalog.js';
+import { type Component, components } from '../domain/components.js';
 import { type VersionGroup, clusterStatus, summariseComponents, upgradeStatusText } from '../domain/fleet-summary.js';
-import type {
-  BatchRecord,
-  ClusterRecord,
-  NodeRecord,
-  NodeTaskRecord,
-  NodeTaskState,
-  SnapshotRecord,
-  UpgradeRecord,
-} from '../domain/model.js';
+import type { BatchRecord, ClusterRecord, NodeRecord, NodeTaskRecord, SnapshotRecord, UpgradeRecord } from '../domain/model.js';
 import type { Store } from '../store/store.js';
 
-/** API representations. Extra fields beyond the spec's are welcome; the spec's names are fixed. */
-export function clusterView(catalog: Catalog, cluster: ClusterRecord, groups: VersionGroup[], active: UpgradeRecord | undefined) {
+/** The API's representations (api/) of the domain's records. */
+export function clusterView(
+  catalog: Catalog,
+  cluster: ClusterRecord,
+  groups: VersionGroup[],
+  active: UpgradeRecord | undefined,
+): ClusterView {
   const { status, statusText } = clusterStatus(cluster, active);
   return {
     id: cluster.id,
@@ -30,7 +29,7 @@ export function clusterView(catalog: Catalog, cluster: ClusterRecord, groups: Ve
   };
 }
 
-export async function clusterViews(store: Store, catalog: Catalog, clusters: ClusterRecord[]) {
+export async function clusterViews(store: Store, catalog: Catalog, clusters: ClusterRecord[]): Promise<ClusterView[]> {
   const versions = new Map<string, VersionGroup[]>();
   for (const row of await store.nodeVersionGroups()) {
     let list = versions.get(row.clusterId);
@@ -41,7 +40,7 @@ export async function clusterViews(store: Store, catalog: Catalog, clusters: Clu
   return clusters.map((c) => clusterView(catalog, c, versions.get(c.id) ?? [], active.get(c.id)));
 }
 
-export function nodeView(node: NodeRecord) {
+export function nodeView(node: NodeRecord): NodeView {
   return { id: node.id, name: node.name, role: node.role, status: node.status, versions: node.versions, createdAt: node.createdAt };
 }
 
@@ -56,7 +55,7 @@ function batchView(batch: BatchRecord) {
   };
 }
 
-export async function upgradeView(store: Store, upgrade: UpgradeRecord, pausedTtlMs: number) {
+export async function upgradeView(store: Store, upgrade: UpgradeRecord, pausedTtlMs: number): Promise<UpgradeView> {
   const [counts, batches, snapshots, cluster, driver] = await Promise.all([
     store.taskCounts(upgrade.id),
     store.listBatches(upgrade.id),
@@ -86,15 +85,14 @@ export async function upgradeView(store: Store, upgrade: UpgradeRecord, pausedTt
     snapshot: upgrade.snapshot,
     policy: upgrade.policy,
     cap: upgrade.cap,
-    nodes: { total, ...counts } as { total: number } & Record<NodeTaskState, number>,
+    nodes: { total, ...counts },
     batches: batches.map(batchView),
     snapshots: upgrade.snapshot === 'before' ? snapshotCounts : null,
-    /** The replica driving it (`host:pid:…`), while one does. */
     drivenBy: driver,
   };
 }
 
-export function nodeTaskView(task: NodeTaskRecord, snapshot: SnapshotRecord | undefined) {
+export function nodeTaskView(task: NodeTaskRecord, snapshot: SnapshotRecord | undefined): NodeTaskView {
   return {
     nodeId: task.nodeId,
     nodeName: task.nodeName,
@@ -109,4 +107,13 @@ export function nodeTaskView(task: NodeTaskRecord, snapshot: SnapshotRecord | un
     toVersion: task.toVersion,
     snapshot: snapshot ? { state: snapshot.state, ref: snapshot.ref, error: snapshot.error } : null,
   };
+}
+
+/** The catalog in use: per component its latest version and every version with how it installs. */
+export function catalogView(catalog: Catalog): CatalogView {
+  const entry = (c: Component) => ({
+    latest: latestVersion(catalog, c) ?? null,
+    versions: catalog[c].map((v) => ({ version: v.version, notes: v.notes ?? null, methods: v.artifacts.map((a) => a.method) })),
+  });
+  return { components: Object.fromEntries(components.map((c) => [c, entry(c)])) as CatalogView['components'] };
 }

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { UpgradeView } from '../../src/cli/api-types.js';
+import type { UpgradeView } from '../../src/api/index.js';
 import { createClusterBody, parseVersions } from '../../src/cli/commands/cluster.js';
 import { configFilePath, readConfig, writeConfig } from '../../src/cli/config-file.js';
 import { CliError } from '../../src/cli/errors.js';
@@ -105,15 +105,25 @@ describe('the outcome of a watch', () => {
   const upgrade = (state: UpgradeView['state'], running = 0, extra: Partial<UpgradeView> = {}): UpgradeView => ({
     id: 'upg_0123456789abcdef',
     clusterId: 'cl_1',
+    clusterName: 'c1',
     component: 'docker',
     toVersion: '26.1.5',
     state,
+    statusText: `Docker-Engine upgrade is ${state}`,
     pauseReason: null,
     createdAt: '2026-01-01T00:00:00.000Z',
+    createdBy: 'admin',
     pausedAt: null,
     finishedAt: null,
+    autoCancelAt: null,
+    nextBatchAt: null,
+    snapshot: 'none',
+    policy: { maxBatchPercent: 10, soakSeconds: 0 },
+    cap: 1,
     nodes: { total: 10, pending: 10 - running, running, succeeded: 0, failed: 0, skipped: 0 },
     batches: [],
+    snapshots: null,
+    drivenBy: null,
     ...extra,
   });
 

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { Link, matchPath, navigate, useLocation } from './lib/router';
-import type { Role, SessionInfo } from './api/types';
+import type { Role, SignInView } from '@upshift/api';
 import { adoptOpenSession, readSession, SessionProvider, storeSession, useSession, useStreamStatus } from './lib/session';
 import { useTheme, type ThemeChoice } from './lib/theme';
 import { ThemeToggle } from './components/ThemeToggle';
@@ -14,7 +14,7 @@ import { UpgradesPage } from './pages/UpgradesPage';
 
 /** The console: sign-in, then the pages behind a header with navigation and the live status. */
 export function App() {
-  const [session, setSession] = useState<SessionInfo | null>(readSession);
+  const [session, setSession] = useState<SignInView | null>(readSession);
   // Without a session of its own, the tab first asks for the browser's open one.
   const [adopting, setAdopting] = useState(() => session === null);
   const [signedOutReason, setSignedOutReason] = useState<string | undefined>();
@@ -34,7 +34,7 @@ export function App() {
     return () => controller.abort();
   }, [adopting]);
 
-  const signIn = (info: SessionInfo) => {
+  const signIn = (info: SignInView) => {
     storeSession(info);
     setSignedOutReason(undefined);
     setSession(info);

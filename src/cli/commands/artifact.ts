@@ -1,18 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Option, type Command } from 'commander';
+import type { ArtifactList, ArtifactView, UploadedArtifactView } from '../../api/index.js';
+import { artifactMethods } from '../../domain/catalog.js';
 import { clientCommand, runAction } from '../command.js';
 import { CliError, ExitCode } from '../errors.js';
-
-interface Artifact {
-  file: string;
-  component: string;
-  version: string;
-  method: string;
-  sha256: string;
-  size: number;
-  created_at?: string;
-}
 
 /** The artifact mirror: files the server serves to agents (`upshift artifact add FILE …`). */
 export function registerArtifactCommands(program: Command): void {
@@ -21,7 +13,7 @@ export function registerArtifactCommands(program: Command): void {
   const add = clientCommand(artifact, 'add <file>', 'upload a package (.deb) or binary archive (.tar.gz) for a catalog version')
     .addOption(new Option('--component <component>', 'docker, containerd or sandboxed-runtime').makeOptionMandatory())
     .addOption(new Option('--version <version>', 'the catalog version it installs, such as 26.1.5').makeOptionMandatory())
-    .addOption(new Option('--method <method>', 'deb or binary (default: from the file name)').choices(['deb', 'binary']));
+    .addOption(new Option('--method <method>', 'deb or binary (default: from the file name)').choices(artifactMethods));
   runAction<{ component: string; version: string; method?: string }>(add, async ({ cli, args, opts }) => {
     const path = args[0] as string;
     let bytes: Buffer;
@@ -32,7 +24,7 @@ export function registerArtifactCommands(program: Command): void {
     }
     const name = basename(path);
     const sha256 = (await import('node:crypto')).createHash('sha256').update(bytes).digest('hex');
-    const stored = await cli.client.put<Artifact>(
+    const stored = await cli.client.put<UploadedArtifactView>(
       `/artifacts/${encodeURIComponent(opts.component)}/${encodeURIComponent(opts.version)}/${encodeURIComponent(name)}`,
       bytes,
       { sha256, ...(opts.method ? { method: opts.method } : {}) },
@@ -44,7 +36,7 @@ export function registerArtifactCommands(program: Command): void {
   });
 
   runAction(clientCommand(artifact, 'list', 'list the mirror').alias('ls'), async ({ cli }) => {
-    const list = await cli.client.get<{ items: Artifact[] }>('/artifacts');
+    const list = await cli.client.get<ArtifactList>('/artifacts');
     if (cli.out.structured) return cli.out.data(list);
     if (list.items.length === 0) {
       process.stderr.write('The mirror is empty. Add a file with `upshift artifact add FILE --component docker --version 26.1.5`.\n');
@@ -52,12 +44,12 @@ export function registerArtifactCommands(program: Command): void {
     }
     cli.out.table(
       [
-        { header: 'FILE', value: (a: Artifact) => a.file },
-        { header: 'COMPONENT', value: (a: Artifact) => a.component },
-        { header: 'VERSION', value: (a: Artifact) => a.version },
-        { header: 'METHOD', value: (a: Artifact) => a.method },
-        { header: 'SIZE', value: (a: Artifact) => String(a.size) },
-        { header: 'SHA256', value: (a: Artifact) => a.sha256, wide: true },
+        { header: 'FILE', value: (a: ArtifactView) => a.file },
+        { header: 'COMPONENT', value: (a: ArtifactView) => a.component },
+        { header: 'VERSION', value: (a: ArtifactView) => a.version },
+        { header: 'METHOD', value: (a: ArtifactView) => a.method },
+        { header: 'SIZE', value: (a: ArtifactView) => String(a.size) },
+        { header: 'SHA256', value: (a: ArtifactView) => a.sha256, wide: true },
       ],
       list.items,
     );

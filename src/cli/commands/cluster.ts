@@ -4,7 +4,7 @@ import { parse } from 'yaml';
 import { clusterKinds, components, isComponent, type Component } from '../../domain/components.js';
 import { serverDefaults } from '../../domain/defaults.js';
 import { parseDuration } from '../../domain/duration.js';
-import type { ClusterView, ComponentSummaryView, ItemList, JoinTokenView } from '../api-types.js';
+import type { ClusterCreatedView, ClusterList, ClusterView, ComponentSummaryView, JoinTokenView } from '../../api/index.js';
 import { clientCommand, parseNameList, parseSeconds, parseWholeNumber, runAction } from '../command.js';
 import { usageError } from '../errors.js';
 import { age, type Column, type Output } from '../output.js';
@@ -148,7 +148,7 @@ export function registerClusterCommands(program: Command): void {
   const cluster = program.command('cluster').description('list, inspect, create and delete clusters');
 
   runAction(clientCommand(cluster, 'list', 'list clusters').alias('ls'), async ({ cli }) => {
-    const list = await cli.client.get<ItemList<ClusterView>>('/clusters');
+    const list = await cli.client.get<ClusterList>('/clusters');
     if (cli.out.structured) return cli.out.data(list);
     if (list.items.length === 0) {
       process.stderr.write('No clusters. Create one with `upshift cluster create NAME --kind simulated --nodes 50`.\n');
@@ -189,7 +189,7 @@ export function registerClusterCommands(program: Command): void {
     );
   runAction<CreateOptions>(create, async ({ cli, args, opts }) => {
     const name = args[0] as string;
-    const view = await cli.client.post<ClusterView & Partial<JoinTokenView>>('/clusters', createClusterBody(name, opts));
+    const view = await cli.client.post<ClusterCreatedView>('/clusters', createClusterBody(name, opts));
     if (cli.out.structured) return cli.out.data(view);
     cli.out.line(`cluster ${view.name} created: ${view.kind}, ${view.nodeCount} node${view.nodeCount === 1 ? '' : 's'} (id ${view.id})`);
     if (view.joinToken && view.joinCommand && view.agentCommand && view.expiresAt) {

@@ -1,5 +1,5 @@
 import { type Command, Argument } from 'commander';
-import type { ClusterView, ItemList, NodeTaskView, NodeView, UpgradeView } from '../api-types.js';
+import type { ClusterList, NodeTaskView, NodeView, UpgradeList } from '../../api/index.js';
 import { runAction, runLocalAction } from '../command.js';
 import { configFilePath, readConfig } from '../config-file.js';
 import type { Cli } from '../context.js';
@@ -277,12 +277,9 @@ fi
 async function names(cli: Cli, kind: DynamicKind, arg: string | undefined): Promise<string[]> {
   switch (kind) {
     case 'clusters':
-      return (await cli.client.get<ItemList<ClusterView>>('/clusters')).items.map((c) => c.name);
+      return (await cli.client.get<ClusterList>('/clusters')).items.map((c) => c.name);
     case 'upgrades': {
-      const [upgrades, clusters] = await Promise.all([
-        cli.client.get<ItemList<UpgradeView>>('/upgrades'),
-        cli.client.get<ItemList<ClusterView>>('/clusters'),
-      ]);
+      const [upgrades, clusters] = await Promise.all([cli.client.get<UpgradeList>('/upgrades'), cli.client.get<ClusterList>('/clusters')]);
       return [...upgrades.items.map((u) => u.id), ...clusters.items.map((c) => c.name)];
     }
     case 'contexts':

@@ -1,6 +1,6 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { stringify } from 'yaml';
-import type { ClusterView, EventPage, ItemList, UpshiftEvent } from '../api-types.js';
+import type { ClusterList, ClusterView, EventPage, EventView } from '../../api/index.js';
 import { clientCommand, parseWholeNumber, runAction } from '../command.js';
 import type { Cli } from '../context.js';
 import { ApiError } from '../errors.js';
@@ -27,7 +27,7 @@ class ClusterNames {
   }
 
   async load(): Promise<void> {
-    const { items } = await this.cli.client.get<ItemList<ClusterView>>('/clusters');
+    const { items } = await this.cli.client.get<ClusterList>('/clusters');
     for (const c of items) this.names.set(c.id, c.name);
   }
 
@@ -54,7 +54,7 @@ function parseEventId(value: string): string {
 const headers = (wide: boolean) =>
   wide ? ['TIME', 'TYPE', 'ACTOR', 'CLUSTER', 'MESSAGE', 'ID', 'UPGRADE', 'NODE'] : ['TIME', 'TYPE', 'ACTOR', 'CLUSTER', 'MESSAGE'];
 
-async function row(e: UpshiftEvent, names: ClusterNames, wide: boolean): Promise<string[]> {
+async function row(e: EventView, names: ClusterNames, wide: boolean): Promise<string[]> {
   const cells = [shortTime(e.at), e.type, e.actor, await names.nameOf(e.clusterId), e.message];
   return wide ? [...cells, e.id, e.upgradeId ?? '', e.nodeId ?? ''] : cells;
 }
@@ -103,7 +103,7 @@ export function registerEventCommands(program: Command): void {
       return;
     }
 
-    const print = async (e: UpshiftEvent, first: boolean) => {
+    const print = async (e: EventView, first: boolean) => {
       if (cli.out.format === 'json') cli.out.line(JSON.stringify(e));
       else if (cli.out.format === 'yaml') cli.out.write(`${first ? '' : '---\n'}${stringify(e, { lineWidth: 0 })}`);
       else cli.out.line(fixedRow(await row(e, names, cli.out.wide)));

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { components } from '../../domain/components.js';
-import type { NodeResetView, NodeView } from '../api-types.js';
+import type { NodeResetView, NodeView } from '../../api/index.js';
 import { clientCommand, runAction } from '../command.js';
 import { age, type Column, type Output } from '../output.js';
 import { allItems, pagesOf } from '../paging.js';

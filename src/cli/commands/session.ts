@@ -1,22 +1,13 @@
 import type { Command } from 'commander';
+import type { SessionList, SessionView } from '../../api/index.js';
 import { clientCommand, runAction } from '../command.js';
-
-interface SessionView {
-  id: string;
-  principal: string;
-  role: string;
-  tokenId: string | null;
-  address: string | null;
-  createdAt: string;
-  expiresAt: string;
-}
 
 /** Console sessions (admin only): who is signed in, and ending a session. */
 export function registerSessionCommands(program: Command): void {
   const session = program.command('session').description('list and end console sessions (admin)');
 
   runAction(clientCommand(session, 'list', 'list open console sessions (never their secrets)').alias('ls'), async ({ cli }) => {
-    const list = await cli.client.get<{ items: SessionView[] }>('/sessions');
+    const list = await cli.client.get<SessionList>('/sessions');
     if (cli.out.structured) return cli.out.data(list);
     cli.out.table(
       [

@@ -1,26 +1,17 @@
 import { Option, type Command } from 'commander';
+import type { ApiTokenView, CreatedTokenView, TokenList } from '../../api/index.js';
+import { roles } from '../../domain/roles.js';
 import { clientCommand, parseSeconds, runAction } from '../command.js';
-
-interface TokenView {
-  id: string;
-  name: string;
-  role: string;
-  createdBy?: string;
-  createdAt?: string;
-  expiresAt: string | null;
-  revokedAt?: string | null;
-  token?: string;
-}
 
 /** API tokens with roles (admin only): create (shown once), list, revoke. */
 export function registerTokenCommands(program: Command): void {
   const token = program.command('token').description('create, list and revoke API tokens (viewer, operator, admin)');
 
   const create = clientCommand(token, 'create <name>', 'create a token; it is shown once')
-    .addOption(new Option('--role <role>', 'viewer, operator or admin').choices(['viewer', 'operator', 'admin']).makeOptionMandatory())
+    .addOption(new Option('--role <role>', 'viewer, operator or admin').choices(roles).makeOptionMandatory())
     .addOption(new Option('--expires <seconds>', 'lifetime in seconds (at least 60)').argParser(parseSeconds));
   runAction<{ role: string; expires?: number }>(create, async ({ cli, args, opts }) => {
-    const created = await cli.client.post<TokenView>('/tokens', {
+    const created = await cli.client.post<CreatedTokenView>('/tokens', {
       name: args[0],
       role: opts.role,
       ...(opts.expires !== undefined ? { expiresInSeconds: opts.expires } : {}),
@@ -33,16 +24,16 @@ export function registerTokenCommands(program: Command): void {
   });
 
   runAction(clientCommand(token, 'list', 'list tokens (never their secrets)').alias('ls'), async ({ cli }) => {
-    const list = await cli.client.get<{ items: TokenView[] }>('/tokens');
+    const list = await cli.client.get<TokenList>('/tokens');
     if (cli.out.structured) return cli.out.data(list);
     cli.out.table(
       [
-        { header: 'NAME', value: (t: TokenView) => t.name },
-        { header: 'ID', value: (t: TokenView) => t.id },
-        { header: 'ROLE', value: (t: TokenView) => t.role },
-        { header: 'EXPIRES', value: (t: TokenView) => t.expiresAt ?? 'never' },
-        { header: 'REVOKED', value: (t: TokenView) => t.revokedAt ?? '' },
-        { header: 'CREATED BY', value: (t: TokenView) => t.createdBy ?? '', wide: true },
+        { header: 'NAME', value: (t: ApiTokenView) => t.name },
+        { header: 'ID', value: (t: ApiTokenView) => t.id },
+        { header: 'ROLE', value: (t: ApiTokenView) => t.role },
+        { header: 'EXPIRES', value: (t: ApiTokenView) => t.expiresAt ?? 'never' },
+        { header: 'REVOKED', value: (t: ApiTokenView) => t.revokedAt ?? '' },
+        { header: 'CREATED BY', value: (t: ApiTokenView) => t.createdBy ?? '', wide: true },
       ],
       list.items,
     );

@@ -4,7 +4,7 @@ import { componentDisplayName, components, type Component } from '../../domain/c
 import { upgradePolicy } from '../../domain/defaults.js';
 import { formatDuration } from '../../domain/duration.js';
 import { upgradeStates } from '../../domain/upgrade-state.js';
-import type { BatchView, ItemList, NodeTaskView, PlanView, UpgradeView } from '../api-types.js';
+import type { BatchView, NodeTaskView, PlanView, UpgradeList, UpgradeView } from '../../api/index.js';
 import { clientCommand, parseSeconds, parseWholeNumber, runAction } from '../command.js';
 import type { Cli } from '../context.js';
 import { usageError } from '../errors.js';
@@ -135,10 +135,7 @@ export function registerUpgradeCommands(program: Command): void {
     const cluster = args[0] as string;
     if (cli.out.format === 'manifests') {
       // The manifests the driver would create, as YAML documents for review (kubernetes clusters).
-      const withManifests = await cli.client.post<PlanView & { manifests?: unknown[] }>(
-        `${clusterPath(cluster)}/upgrades/plan?output=manifests`,
-        upgradeBody(opts),
-      );
+      const withManifests = await cli.client.post<PlanView>(`${clusterPath(cluster)}/upgrades/plan?output=manifests`, upgradeBody(opts));
       process.stdout.write((withManifests.manifests ?? []).map((m) => stringify(m, { lineWidth: 0 })).join('---\n'));
       return;
     }
@@ -184,7 +181,7 @@ export function registerUpgradeCommands(program: Command): void {
     .addOption(new Option('--cluster <cluster>', 'only this cluster’s (name or id)'))
     .addOption(new Option('--state <state>', 'only upgrades in this state').choices(upgradeStates));
   runAction<{ cluster?: string; state?: string }>(list, async ({ cli, opts }) => {
-    const result = await cli.client.get<ItemList<UpgradeView>>('/upgrades', { clusterId: opts.cluster, state: opts.state });
+    const result = await cli.client.get<UpgradeList>('/upgrades', { clusterId: opts.cluster, state: opts.state });
     if (cli.out.structured) return cli.out.data(result);
     if (result.items.length === 0) {
       process.stderr.write('No upgrades found.\n');

@@ -1,5 +1,5 @@
 import { componentDisplayName } from '../../domain/components.js';
-import type { NodeTaskView, UpgradeView } from '../api-types.js';
+import type { NodeTaskView, UpgradeView } from '../../api/index.js';
 import { ExitCode } from '../errors.js';
 import { plural, timeLeft } from '../output.js';
 

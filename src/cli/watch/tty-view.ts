@@ -1,6 +1,6 @@
 import { Listr, type ListrTask, type ListrTaskWrapper } from 'listr2';
 import { formatDuration } from '../../domain/duration.js';
-import type { BatchView } from '../api-types.js';
+import type { BatchView } from '../../api/index.js';
 import type { Output } from '../output.js';
 import { nameList, plural } from '../output.js';
 import type { StreamStatus } from '../sse.js';

@@ -1,5 +1,5 @@
 import { componentDisplayName } from '../../domain/components.js';
-import type { UpshiftEvent } from '../api-types.js';
+import type { EventView } from '../../api/index.js';
 import type { Output } from '../output.js';
 import { plural } from '../output.js';
 import type { StreamStatus } from '../sse.js';
@@ -8,7 +8,7 @@ import { autoCancelText, nodeNames, pauseCause, type UpgradeSnapshot, type Watch
 /** How `watch` shows progress: live on a terminal, as lines in a log, or not at all for `-o json`. */
 export interface WatchView {
   start(snapshot: UpgradeSnapshot): void;
-  event(event: UpshiftEvent): void;
+  event(event: EventView): void;
   update(snapshot: UpgradeSnapshot): void;
   connection(status: StreamStatus, detail?: string): void;
   finish(outcome: WatchOutcome, snapshot: UpgradeSnapshot): Promise<void>;
@@ -46,7 +46,7 @@ export class PlainView implements WatchView {
     this.say(`watching ${describeUpgrade(snapshot)}; now ${u.state}, ${u.nodes.succeeded}/${u.nodes.total} nodes upgraded`);
   }
 
-  event(event: UpshiftEvent): void {
+  event(event: EventView): void {
     this.say(`${event.type.padEnd(23)} ${event.message}`, event.at);
   }
 

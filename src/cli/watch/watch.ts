@@ -1,4 +1,4 @@
-import type { EventPage, NodeTaskView, UpgradeView } from '../api-types.js';
+import type { EventPage, NodeTaskView, UpgradeView } from '../../api/index.js';
 import type { Cli } from '../context.js';
 import { CliError, ExitCode } from '../errors.js';
 import { allItems } from '../paging.js';

@@ -1,9 +1,22 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
+import {
+  CreatedTokenView,
+  CurrentSessionView,
+  NoContent,
+  SessionIdParam,
+  SessionList,
+  SignInBody,
+  SignInView,
+  TokenBody,
+  TokenIdParam,
+  TokenList,
+  errorResponses,
+} from '../../api/index.js';
 import { ErrorCode, UpshiftError } from '../../domain/errors.js';
 import { EventType } from '../../domain/events.js';
+import type { Role } from '../../domain/roles.js';
 import type { Store } from '../../store/store.js';
-import { type AccessControl, SESSION_COOKIE, SESSION_HOURS, bearerToken, csrfTokenOf, readCookie, roles } from '../auth.js';
+import { type AccessControl, SESSION_COOKIE, SESSION_HOURS, bearerToken, csrfTokenOf, readCookie } from '../auth.js';
 import { sendError } from '../errors.js';
 
 /** API tokens (admin) and console sessions (sign-in with a token, then an httpOnly cookie). */
@@ -24,10 +37,8 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags: ['access'],
         summary: 'Create an API token (shown once)',
-        body: Type.Object(
-          { name: Type.String(), role: Type.String({ enum: [...roles] }), expiresInSeconds: Type.Optional(Type.Integer({ minimum: 60 })) },
-          { additionalProperties: false },
-        ),
+        body: TokenBody,
+        response: { 201: CreatedTokenView, ...errorResponses },
       },
     },
     async (request, reply) => {
@@ -46,12 +57,15 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
 
   app.get(
     '/tokens',
-    { config: { access: 'admin' }, schema: { tags: ['access'], summary: 'List API tokens (never their secrets)' } },
+    {
+      config: { access: 'admin' },
+      schema: { tags: ['access'], summary: 'List API tokens (never their secrets)', response: { 200: TokenList, ...errorResponses } },
+    },
     async () => ({
       items: (await store.listApiTokens()).map((t) => ({
         id: t.id,
         name: t.name,
-        role: t.role,
+        role: t.role as Role,
         createdBy: t.created_by,
         createdAt: t.created_at,
         expiresAt: t.expires_at,
@@ -67,7 +81,8 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags: ['access'],
         summary: 'Revoke an API token and its console sessions',
-        params: Type.Object({ id: Type.String({ pattern: '^tok_[A-Za-z0-9_-]{1,60}$' }) }),
+        params: TokenIdParam,
+        response: { 204: NoContent, ...errorResponses },
       },
     },
     async (request, reply) => {
@@ -93,7 +108,8 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags: ['access'],
         summary: 'Console sign-in with an API token',
-        body: Type.Object({ token: Type.String({ maxLength: 600 }) }, { additionalProperties: false }),
+        body: SignInBody,
+        response: { 200: SignInView, ...errorResponses },
       },
     },
     async (request, reply) => {
@@ -131,10 +147,13 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags: ['access'],
         summary: 'Who is signed in; for a console session also its CSRF token, so that a new tab can share it',
+        response: { 200: CurrentSessionView, ...errorResponses },
       },
     },
     async (request) => {
-      const principal = { name: request.principal?.name, role: request.principal?.role };
+      // Set by the access check of every route but the public ones.
+      if (!request.principal) throw new UpshiftError(ErrorCode.UNAUTHENTICATED, 'not signed in');
+      const principal = { name: request.principal.name, role: request.principal.role };
       const sessionId = request.headers.authorization === undefined ? readCookie(request.headers.cookie, SESSION_COOKIE) : undefined;
       const session = sessionId ? await access.authenticateSession(sessionId, undefined) : undefined;
       if (!sessionId || !session) return { principal };
@@ -144,7 +163,14 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
 
   app.get(
     '/sessions',
-    { config: { access: 'admin' }, schema: { tags: ['access'], summary: 'Open console sessions (never their secrets)' } },
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['access'],
+        summary: 'Open console sessions (never their secrets)',
+        response: { 200: SessionList, ...errorResponses },
+      },
+    },
     async () => ({ items: await access.listSessions() }),
   );
 
@@ -155,7 +181,8 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags: ['access'],
         summary: 'End a console session',
-        params: Type.Object({ id: Type.String({ pattern: '^ses_[A-Za-z0-9_-]{1,40}$' }) }),
+        params: SessionIdParam,
+        response: { 204: NoContent, ...errorResponses },
       },
     },
     async (request, reply) => {
@@ -173,10 +200,14 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
     },
   );
 
-  app.delete('/session', { config: { access: 'viewer' }, schema: { tags: ['access'], summary: 'Sign out' } }, async (request, reply) => {
-    const sessionId = readCookie(request.headers.cookie, SESSION_COOKIE);
-    if (sessionId) await access.endSession(sessionId);
-    reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);
-    return reply.code(204).send();
-  });
+  app.delete(
+    '/session',
+    { config: { access: 'viewer' }, schema: { tags: ['access'], summary: 'Sign out', response: { 204: NoContent, ...errorResponses } } },
+    async (request, reply) => {
+      const sessionId = readCookie(request.headers.cookie, SESSION_COOKIE);
+      if (sessionId) await access.endSession(sessionId);
+      reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);
+      return reply.code(204).send();
+    },
+  );
 };

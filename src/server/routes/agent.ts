@@ -1,6 +1,21 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import { createReadStream } from 'node:fs';
+import {
+  AgentBundleFile,
+  AgentFileParams,
+  ArtifactFile,
+  HeartbeatBody,
+  HeartbeatResponse,
+  JoinBody,
+  JoinResponse,
+  NoContent,
+  TaskKeyParams,
+  TaskLogBody,
+  TaskPollQuery,
+  TaskPollResponse,
+  TaskResultBody,
+  errorResponses,
+} from '../../api/index.js';
 import type { JoinRequest, TaskResultRequest } from '../../domain/agent-protocol.js';
 import { ErrorCode, UpshiftError } from '../../domain/errors.js';
 import type { NodeRecord } from '../../domain/model.js';
@@ -14,9 +29,6 @@ declare module 'fastify' {
     agentNode?: NodeRecord;
   }
 }
-
-const TaskKeyParams = Type.Object({ taskKey: Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,200}$' }) });
-const FileParams = Type.Object({ file: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._+~-]{0,200}$' }) });
 
 /**
  * The agent side of the API (see domain/agent-protocol.ts), under /api/v1/agent. Every
@@ -41,12 +53,8 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags: ['agent'],
         summary: 'Exchange a join token for a node credential',
-        body: Type.Object({
-          joinToken: Type.String({ maxLength: 200 }),
-          name: Type.String({ maxLength: 63 }),
-          facts: Type.Object({}, { additionalProperties: true }),
-          protocol: Type.Optional(Type.Integer()),
-        }),
+        body: JoinBody,
+        response: { 201: JoinResponse, ...errorResponses },
       },
     },
     async (request, reply) => reply.code(201).send(await hub.join(request.body as JoinRequest, { address: request.ip })),
@@ -59,7 +67,8 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags: ['agent'],
         summary: 'Report facts and liveness',
-        body: Type.Object({ facts: Type.Object({}, { additionalProperties: true }) }),
+        body: HeartbeatBody,
+        response: { 200: HeartbeatResponse, ...errorResponses },
       },
     },
     async (request) => hub.heartbeat(nodeOf(request), request.body.facts),
@@ -72,7 +81,8 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags: ['agent'],
         summary: 'Long-poll the node’s open tasks',
-        querystring: Type.Object({ waitSeconds: Type.Optional(Type.String({ pattern: '^[0-9]{1,2}$' })) }),
+        querystring: TaskPollQuery,
+        response: { 200: TaskPollResponse, ...errorResponses },
       },
     },
     async (request) => {
@@ -91,7 +101,8 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
         tags: ['agent'],
         summary: 'Append lines to a task’s log',
         params: TaskKeyParams,
-        body: Type.Object({ lines: Type.Array(Type.String(), { maxItems: 1000 }) }),
+        body: TaskLogBody,
+        response: { 204: NoContent, ...errorResponses },
       },
     },
     async (request, reply) => {
@@ -108,7 +119,8 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
         tags: ['agent'],
         summary: 'Report a task’s result (idempotent)',
         params: TaskKeyParams,
-        body: Type.Object({ result: Type.String({ enum: ['succeeded', 'failed'] }) }, { additionalProperties: true }),
+        body: TaskResultBody,
+        response: { 204: NoContent, ...errorResponses },
       },
     },
     async (request, reply) => {
@@ -119,7 +131,14 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
 
   app.get(
     '/bundle',
-    { config: { access: 'agent' }, schema: { tags: ['agent'], summary: 'The current agent bundle, for self-upgrades' } },
+    {
+      config: { access: 'agent' },
+      schema: {
+        tags: ['agent'],
+        summary: 'The current agent bundle, for self-upgrades',
+        response: { 200: AgentBundleFile, ...errorResponses },
+      },
+    },
     async (request, reply) => {
       nodeOf(request);
       const b = bundle();
@@ -130,7 +149,15 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
 
   app.get(
     '/artifacts/:file',
-    { config: { access: 'agent' }, schema: { tags: ['agent'], summary: 'Download a mirrored artifact', params: FileParams } },
+    {
+      config: { access: 'agent' },
+      schema: {
+        tags: ['agent'],
+        summary: 'Download a mirrored artifact',
+        params: AgentFileParams,
+        response: { 200: ArtifactFile, ...errorResponses },
+      },
+    },
     async (request, reply) => {
       nodeOf(request);
       const blob = await mirror.open(request.params.file);

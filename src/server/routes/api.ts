@@ -1,18 +1,45 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import type { AgentHub, CreatedJoinToken } from '../../engine/agent-hub.js';
 import { publicUrl } from './install.js';
-import { latestVersion } from '../../domain/catalog.js';
-import { components } from '../../domain/components.js';
 import { UpshiftError, ErrorCode, invalid, notFound } from '../../domain/errors.js';
 import type { OperatorCommand } from '../../domain/upgrade-state.js';
 import type { Engine } from '../../engine/index.js';
 import { type LogCursor, type Store, logMarker } from '../../store/store.js';
-import { decodeCursor, nextCursor, pageLimit, PageQuery } from '../paging.js';
-import { clusterView, clusterViews, nodeTaskView, nodeView, upgradeView } from '../views.js';
-import { ClusterBody, ClusterNodeParams, EventQuery, IdParam, NodeBody, ResumeBody, UpgradeBody, UpgradeListQuery } from './schemas.js';
+import {
+  CatalogView,
+  ClusterBody,
+  ClusterCreatedView,
+  ClusterList,
+  ClusterNodeParams,
+  ClusterView,
+  EventPage,
+  EventQuery,
+  IdParam,
+  JoinTokenBody,
+  JoinTokenView,
+  NoContent,
+  NodeBody,
+  NodePage,
+  NodeResetView,
+  NodeTaskPage,
+  NodeView,
+  NotJson,
+  PageQuery,
+  PlanQuery,
+  PlanView,
+  ResumeBody,
+  RevokedJoinTokens,
+  UpgradeBody,
+  UpgradeList,
+  UpgradeListQuery,
+  UpgradeView,
+  errorResponses,
+  upgradeCommands,
+} from '../../api/index.js';
+import { decodeCursor, nextCursor, pageLimit } from '../paging.js';
+import { catalogView, clusterView, clusterViews, nodeTaskView, nodeView, upgradeView } from '../views.js';
 
 export interface ApiDeps {
   hub: AgentHub;
@@ -31,9 +58,16 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     return clusterView(catalog, cluster, await store.nodeVersionGroups(cluster.id), await store.activeUpgradeOf(cluster.id));
   };
 
-  app.get('/clusters', { config: { access: 'viewer' }, schema: { tags: ['clusters'], summary: 'List clusters' } }, async () => ({
-    items: await clusterViews(store, catalog, await store.listClusters()),
-  }));
+  app.get(
+    '/clusters',
+    {
+      config: { access: 'viewer' },
+      schema: { tags: ['clusters'], summary: 'List clusters', response: { 200: ClusterList, ...errorResponses } },
+    },
+    async () => ({
+      items: await clusterViews(store, catalog, await store.listClusters()),
+    }),
+  );
 
   /**
    * A new join token and the commands that use it. `agentSha256` is the checksum of the
@@ -56,7 +90,15 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.post(
     '/clusters',
-    { config: { access: 'admin' }, schema: { tags: ['clusters'], summary: 'Create a cluster', body: ClusterBody } },
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['clusters'],
+        summary: 'Create a cluster (hosts and swarm: with a first join token, shown once)',
+        body: ClusterBody,
+        response: { 201: ClusterCreatedView, ...errorResponses },
+      },
+    },
     async (request, reply) => {
       const cluster = await engine.fleet.createCluster(request.body, actor(request));
       // Real kinds report their nodes at once rather than at the next periodic sync.
@@ -80,13 +122,8 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
         tags: ['clusters'],
         summary: 'Create a join token for agents (shown once); it expires after ttlSeconds, else the server’s --join-token-ttl',
         params: IdParam,
-        body: Type.Object(
-          {
-            ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 31_536_000 })),
-            singleUse: Type.Optional(Type.Boolean({ description: 'admit exactly one join' })),
-          },
-          { additionalProperties: false },
-        ),
+        body: JoinTokenBody,
+        response: { 201: JoinTokenView, ...errorResponses },
       },
       preValidation: async (request) => {
         if (request.body === undefined || request.body === null) request.body = {};
@@ -104,7 +141,15 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.delete(
     '/clusters/:id/join-tokens',
-    { config: { access: 'admin' }, schema: { tags: ['clusters'], summary: 'Revoke every join token of the cluster', params: IdParam } },
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['clusters'],
+        summary: 'Revoke every join token of the cluster',
+        params: IdParam,
+        response: { 200: RevokedJoinTokens, ...errorResponses },
+      },
+    },
     async (request) => {
       const cluster = await engine.fleet.resolveCluster(request.params.id);
       return { revoked: await store.revokeJoinTokens(cluster.id) };
@@ -113,7 +158,15 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.get(
     '/clusters/:id',
-    { config: { access: 'viewer' }, schema: { tags: ['clusters'], summary: 'Get a cluster by id or name', params: IdParam } },
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['clusters'],
+        summary: 'Get a cluster by id or name',
+        params: IdParam,
+        response: { 200: ClusterView, ...errorResponses },
+      },
+    },
     async (request) => viewCluster(request.params.id),
   );
 
@@ -121,7 +174,12 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     '/clusters/:id',
     {
       config: { access: 'admin' },
-      schema: { tags: ['clusters'], summary: 'Delete a cluster (refused while an upgrade is active)', params: IdParam },
+      schema: {
+        tags: ['clusters'],
+        summary: 'Delete a cluster (refused while an upgrade is active)',
+        params: IdParam,
+        response: { 204: NoContent, ...errorResponses },
+      },
     },
     async (request, reply) => {
       await engine.fleet.deleteCluster(request.params.id, actor(request));
@@ -138,6 +196,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
         summary: 'List a cluster’s nodes in natural order of names, a page at a time (?limit=, ?cursor=)',
         params: IdParam,
         querystring: PageQuery,
+        response: { 200: NodePage, ...errorResponses },
       },
     },
     async (request) => {
@@ -152,7 +211,13 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     '/clusters/:id/nodes',
     {
       config: { access: 'admin' },
-      schema: { tags: ['nodes'], summary: 'Add a node (refused while an upgrade is active)', params: IdParam, body: NodeBody },
+      schema: {
+        tags: ['nodes'],
+        summary: 'Add a node (refused while an upgrade is active)',
+        params: IdParam,
+        body: NodeBody,
+        response: { 201: NodeView, ...errorResponses },
+      },
     },
     async (request, reply) => {
       const node = await engine.fleet.addNode(request.params.id, request.body, actor(request));
@@ -164,7 +229,12 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     '/clusters/:id/nodes/:nodeId',
     {
       config: { access: 'admin' },
-      schema: { tags: ['nodes'], summary: 'Remove a node (refused while an upgrade is active)', params: ClusterNodeParams },
+      schema: {
+        tags: ['nodes'],
+        summary: 'Remove a node (refused while an upgrade is active)',
+        params: ClusterNodeParams,
+        response: { 204: NoContent, ...errorResponses },
+      },
     },
     async (request, reply) => {
       await engine.fleet.removeNode(request.params.id, request.params.nodeId, actor(request));
@@ -180,6 +250,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
         tags: ['nodes'],
         summary: 'Revoke a node’s agent credential; the next join under its name claims the node (also during an upgrade)',
         params: ClusterNodeParams,
+        response: { 200: NodeResetView, ...errorResponses },
       },
     },
     async (request) => {
@@ -203,7 +274,8 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
         summary: 'Preview the batches without starting anything (?output=manifests adds the Kubernetes manifests)',
         params: IdParam,
         body: UpgradeBody,
-        querystring: Type.Object({ output: Type.Optional(Type.String({ enum: ['manifests'] })) }, { additionalProperties: false }),
+        querystring: PlanQuery,
+        response: { 200: PlanView, ...errorResponses },
       },
     },
     async (request) => engine.upgrades.plan(request.params.id, request.body, { manifests: request.query.output === 'manifests' }),
@@ -211,7 +283,16 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.post(
     '/clusters/:id/upgrades',
-    { config: { access: 'operator' }, schema: { tags: ['upgrades'], summary: 'Start an upgrade', params: IdParam, body: UpgradeBody } },
+    {
+      config: { access: 'operator' },
+      schema: {
+        tags: ['upgrades'],
+        summary: 'Start an upgrade',
+        params: IdParam,
+        body: UpgradeBody,
+        response: { 201: UpgradeView, ...errorResponses },
+      },
+    },
     async (request, reply) => {
       const upgrade = await engine.upgrades.start(request.params.id, request.body, actor(request));
       return reply.code(201).send(await upgradeView(store, upgrade, pausedTtlMs));
@@ -220,7 +301,15 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.get(
     '/upgrades',
-    { config: { access: 'viewer' }, schema: { tags: ['upgrades'], summary: 'List upgrades, newest first', querystring: UpgradeListQuery } },
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['upgrades'],
+        summary: 'List upgrades, newest first',
+        querystring: UpgradeListQuery,
+        response: { 200: UpgradeList, ...errorResponses },
+      },
+    },
     async (request) => {
       const { clusterId, state } = request.query;
       const resolved = clusterId ? (await engine.fleet.resolveCluster(clusterId)).id : undefined;
@@ -231,12 +320,14 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.get(
     '/upgrades/:id',
-    { config: { access: 'viewer' }, schema: { tags: ['upgrades'], summary: 'Get an upgrade', params: IdParam } },
+    {
+      config: { access: 'viewer' },
+      schema: { tags: ['upgrades'], summary: 'Get an upgrade', params: IdParam, response: { 200: UpgradeView, ...errorResponses } },
+    },
     async (request) => upgradeView(store, await engine.upgrades.get(request.params.id), pausedTtlMs),
   );
 
-  const commands = ['pause', 'resume', 'cancel', 'continue', 'quit'] as const;
-  for (const type of commands) {
+  for (const type of upgradeCommands) {
     app.post(
       `/upgrades/:id/${type}`,
       {
@@ -246,6 +337,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
           summary: `${type[0]?.toUpperCase()}${type.slice(1)} an upgrade`,
           params: IdParam,
           ...(type === 'resume' ? { body: ResumeBody } : {}),
+          response: { 200: UpgradeView, ...errorResponses },
         },
         // The body is optional: a bare POST is the common case.
         preValidation: async (request) => {
@@ -270,6 +362,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
         summary: 'The upgrade’s node tasks in the upgrade’s order, a page at a time (?limit=, ?cursor=)',
         params: IdParam,
         querystring: PageQuery,
+        response: { 200: NodeTaskPage, ...errorResponses },
       },
     },
     async (request) => {
@@ -294,7 +387,15 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.get(
     '/upgrades/:id/nodes/:nodeId/log',
-    { config: { access: 'viewer' }, schema: { tags: ['upgrades'], summary: 'A node task’s log as text', params: ClusterNodeParams } },
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['upgrades'],
+        summary: 'A node task’s log as text',
+        params: ClusterNodeParams,
+        response: { 200: NotJson('text/plain', 'The log: one `<at> <line>` line each, streamed'), ...errorResponses },
+      },
+    },
     async (request, reply) => {
       const upgrade = await engine.upgrades.get(request.params.id);
       const task = await store.findTaskOfNode(upgrade.id, request.params.nodeId);
@@ -307,7 +408,15 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.get(
     '/events',
-    { config: { access: 'viewer' }, schema: { tags: ['events'], summary: 'Events, newest first', querystring: EventQuery } },
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['events'],
+        summary: 'Events, newest first',
+        querystring: EventQuery,
+        response: { 200: EventPage, ...errorResponses },
+      },
+    },
     async (request) => {
       const { upgradeId, type, cursor } = request.query;
       // A cluster may be named by name here too, as everywhere else.
@@ -321,20 +430,11 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   app.get(
     '/catalog',
-    { config: { access: 'viewer' }, schema: { tags: ['catalog'], summary: 'The component catalog in use' } },
-    async () => {
-      return {
-        components: Object.fromEntries(
-          components.map((c) => [
-            c,
-            {
-              latest: latestVersion(catalog, c) ?? null,
-              versions: catalog[c].map((v) => ({ version: v.version, notes: v.notes ?? null, methods: v.artifacts.map((a) => a.method) })),
-            },
-          ]),
-        ),
-      };
+    {
+      config: { access: 'viewer' },
+      schema: { tags: ['catalog'], summary: 'The component catalog in use', response: { 200: CatalogView, ...errorResponses } },
     },
+    async () => catalogView(catalog),
   );
 
   app.setNotFoundHandler(() => {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import type { Readable } from 'node:stream';
+import { ArtifactList, FileParam, NoContent, UploadParams, UploadQuery, UploadedArtifactView, errorResponses } from '../../api/index.js';
 import type { ArtifactMirror } from '../artifact-mirror.js';
 import type { Catalog } from '../../domain/catalog.js';
 import { findCatalogVersion } from '../../domain/catalog.js';
@@ -9,12 +9,6 @@ import { ErrorCode, UpshiftError, invalid } from '../../domain/errors.js';
 import { EventType } from '../../domain/events.js';
 import { isValidVersion } from '../../domain/versions.js';
 import type { Store } from '../../store/store.js';
-
-const UploadParams = Type.Object({
-  component: Type.String({ maxLength: 32 }),
-  version: Type.String({ maxLength: 64 }),
-  file: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._+~-]{0,200}$' }),
-});
 
 /** The artifact mirror: files the server stores and serves to agents, so nodes need no internet access. */
 export const artifactRoutes: FastifyPluginAsyncTypebox<{ store: Store; catalog: Catalog; mirror: ArtifactMirror }> = async (
@@ -32,10 +26,8 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<{ store: Store; catalog: 
         tags: ['artifacts'],
         summary: 'Upload a file to the mirror (body: the bytes, application/octet-stream)',
         params: UploadParams,
-        querystring: Type.Object({
-          method: Type.Optional(Type.String({ enum: ['deb', 'binary'] })),
-          sha256: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$' })),
-        }),
+        querystring: UploadQuery,
+        response: { 201: UploadedArtifactView, ...errorResponses },
       },
     },
     async (request, reply) => {
@@ -63,9 +55,24 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<{ store: Store; catalog: 
     },
   );
 
-  app.get('/artifacts', { config: { access: 'viewer' }, schema: { tags: ['artifacts'], summary: 'List the mirror' } }, async () => ({
-    items: await store.listArtifacts(),
-  }));
+  app.get(
+    '/artifacts',
+    {
+      config: { access: 'viewer' },
+      schema: { tags: ['artifacts'], summary: 'List the mirror', response: { 200: ArtifactList, ...errorResponses } },
+    },
+    async () => ({
+      items: (await store.listArtifacts()).map((a) => ({
+        file: a.file,
+        component: a.component,
+        version: a.version,
+        method: a.method,
+        sha256: a.sha256,
+        size: a.size,
+        createdAt: a.created_at,
+      })),
+    }),
+  );
 
   app.delete(
     '/artifacts/:file',
@@ -74,7 +81,8 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<{ store: Store; catalog: 
       schema: {
         tags: ['artifacts'],
         summary: 'Remove a file from the mirror',
-        params: Type.Object({ file: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._+~-]{0,200}$' }) }),
+        params: FileParam,
+        response: { 204: NoContent, ...errorResponses },
       },
     },
     async (request, reply) => {

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { readFileSync } from 'node:fs';
+import { AgentChecksum, AgentDownload, InstallScript, errorResponses } from '../../api/index.js';
 import { ErrorCode } from '../../domain/errors.js';
 import { sendError } from '../errors.js';
 
@@ -219,19 +220,27 @@ echo "upshift agent installed: joined $SERVER and started with its node credenti
 
 /** Public install routes: the script and the agent bundle (code, no secrets). */
 export const installRoutes: FastifyPluginAsync<{ bundle: () => AgentBundle | undefined }> = async (app, { bundle }) => {
-  app.get('/install/agent.sh', { schema: { hide: true } }, async (request, reply) => {
+  app.get('/install/agent.sh', { schema: { hide: true, response: { 200: InstallScript, ...errorResponses } } }, async (request, reply) => {
     const server = publicUrl(request);
     if (!server) return sendError(reply, 400, ErrorCode.BAD_REQUEST, 'the Host header is not a plain host name and port');
     return reply.type('text/x-shellscript; charset=utf-8').send(installScript(server));
   });
-  app.get('/install/upshift-agent.js', { schema: { hide: true } }, async (_request, reply) => {
-    const b = bundle();
-    if (!b) return sendError(reply, 404, ErrorCode.NOT_FOUND, 'the agent bundle is not built: run npm run build on the server');
-    return reply.type('application/javascript; charset=utf-8').header('x-upshift-sha256', b.sha256).send(readFileSync(b.file));
-  });
-  app.get('/install/upshift-agent.js.sha256', { schema: { hide: true } }, async (_request, reply) => {
-    const b = bundle();
-    if (!b) return sendError(reply, 404, ErrorCode.NOT_FOUND, 'the agent bundle is not built: run npm run build on the server');
-    return reply.type('text/plain; charset=utf-8').send(`${b.sha256}\n`);
-  });
+  app.get(
+    '/install/upshift-agent.js',
+    { schema: { hide: true, response: { 200: AgentDownload, ...errorResponses } } },
+    async (_request, reply) => {
+      const b = bundle();
+      if (!b) return sendError(reply, 404, ErrorCode.NOT_FOUND, 'the agent bundle is not built: run npm run build on the server');
+      return reply.type('application/javascript; charset=utf-8').header('x-upshift-sha256', b.sha256).send(readFileSync(b.file));
+    },
+  );
+  app.get(
+    '/install/upshift-agent.js.sha256',
+    { schema: { hide: true, response: { 200: AgentChecksum, ...errorResponses } } },
+    async (_request, reply) => {
+      const b = bundle();
+      if (!b) return sendError(reply, 404, ErrorCode.NOT_FOUND, 'the agent bundle is not built: run npm run build on the server');
+      return reply.type('text/plain; charset=utf-8').send(`${b.sha256}\n`);
+    },
+  );
 };

@@ -1,16 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { EventStream, RELOAD_EVENT, StreamQuery, errorResponses } from '../../api/index.js';
 import { notFound } from '../../domain/errors.js';
 import type { UpshiftEvent } from '../../domain/events.js';
 import { looksLikeId } from '../../domain/ids.js';
 import type { Store } from '../../store/store.js';
-import { StreamQuery } from './schemas.js';
 
 /** Events replayed to a reconnecting client before it is told to reload instead. */
 export const REPLAY_LIMIT = 10_000;
 /** Bytes of live events queued for a client that does not read before it is let go. */
 export const LIVE_QUEUE_BYTES = 4 * 1024 * 1024;
-/** The SSE event that tells a client it fell too far behind: reload what it shows. */
-export const RELOAD_EVENT = 'reload';
 const REPLAY_PAGE = 500;
 
 /**
@@ -23,7 +21,15 @@ const REPLAY_PAGE = 500;
 export const streamRoutes: FastifyPluginAsyncTypebox<{ store: Store; streams: Set<() => void> }> = async (app, { store, streams }) => {
   app.get(
     '/stream',
-    { config: { access: 'viewer' }, schema: { tags: ['events'], summary: 'Live events (text/event-stream)', querystring: StreamQuery } },
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['events'],
+        summary: 'Live events (text/event-stream)',
+        querystring: StreamQuery,
+        response: { 200: EventStream, ...errorResponses },
+      },
+    },
     async (request, reply) => {
       const { upgradeId, type } = request.query;
       let clusterId = request.query.clusterId;

@@ -1,20 +1,22 @@
 import type {
-  ApiToken,
-  Catalog,
-  Cluster,
-  ClusterNode,
-  CreatedToken,
-  NodeTask,
-  Page,
-  PageRequest,
-  Plan,
-  Principal,
+  CatalogView,
+  ClusterCreatedView,
+  ClusterList,
+  ClusterView,
+  CreatedTokenView,
+  CurrentSessionView,
+  EventPage,
+  NodeTaskPage,
+  NodePage,
+  PlanView,
   Role,
-  SessionInfo,
-  Upgrade,
-  UpgradeRequest,
-  UpshiftEvent,
-} from './types';
+  SignInView,
+  TokenList,
+  UpgradeBody,
+  UpgradeCommandName,
+  UpgradeList,
+  UpgradeView,
+} from '@upshift/api';
 
 /** A refusal or failure as the API reports it: `{"error":{"code","message"}}`, or a network failure (status 0). */
 export class ApiError extends Error {
@@ -31,7 +33,11 @@ export class ApiError extends Error {
   }
 }
 
-export type UpgradeCommand = 'pause' | 'resume' | 'cancel' | 'continue' | 'quit';
+/** Where a page starts (`null`: the first) and how many rows it holds at most (1 to 5,000). */
+export interface PageRequest {
+  cursor: string | null;
+  limit: number;
+}
 
 export interface EventQuery {
   clusterId?: string;
@@ -108,36 +114,36 @@ export class ApiClient {
 
   /** Sign-in: trades an API token for the session cookie and a CSRF token; the API token is not kept. */
   signIn(token: string) {
-    return this.request<SessionInfo>('POST', '/session', { token });
+    return this.request<SignInView>('POST', '/session', { token });
   }
   /** Who this session is (the role may differ from what was kept if the session was replaced). */
   /** The browser's open console session, if any: another tab signed in (cookie only). */
   openSession(signal?: AbortSignal) {
-    return this.request<{ principal: Principal; csrfToken?: string; expiresAt?: string }>('GET', '/session', undefined, signal);
+    return this.request<CurrentSessionView>('GET', '/session', undefined, signal);
   }
   whoAmI(signal?: AbortSignal) {
-    return this.request<{ principal: Principal }>('GET', '/session', undefined, signal).then((r) => r.principal);
+    return this.request<CurrentSessionView>('GET', '/session', undefined, signal).then((r) => r.principal);
   }
   signOut() {
     return this.request<void>('DELETE', '/session');
   }
   listTokens(signal?: AbortSignal) {
-    return this.request<{ items: ApiToken[] }>('GET', '/tokens', undefined, signal).then((r) => r.items);
+    return this.request<TokenList>('GET', '/tokens', undefined, signal).then((r) => r.items);
   }
   createToken(body: { name: string; role: Role; expiresInSeconds?: number }) {
-    return this.request<CreatedToken>('POST', '/tokens', body);
+    return this.request<CreatedTokenView>('POST', '/tokens', body);
   }
   revokeToken(id: string) {
     return this.request<void>('DELETE', `/tokens/${encodeURIComponent(id)}`);
   }
   listClusters(signal?: AbortSignal) {
-    return this.request<{ items: Cluster[] }>('GET', '/clusters', undefined, signal).then((r) => r.items);
+    return this.request<ClusterList>('GET', '/clusters', undefined, signal).then((r) => r.items);
   }
   getCluster(id: string, signal?: AbortSignal) {
-    return this.request<Cluster>('GET', `/clusters/${encodeURIComponent(id)}`, undefined, signal);
+    return this.request<ClusterView>('GET', `/clusters/${encodeURIComponent(id)}`, undefined, signal);
   }
   createCluster(body: Record<string, unknown>) {
-    return this.request<Cluster>('POST', '/clusters', body);
+    return this.request<ClusterCreatedView>('POST', '/clusters', body);
   }
   deleteCluster(id: string) {
     return this.request<void>('DELETE', `/clusters/${encodeURIComponent(id)}`);
@@ -145,7 +151,7 @@ export class ApiClient {
   /** One page of a cluster's nodes, in natural order of names. */
   listNodes(clusterId: string, page: PageRequest, signal?: AbortSignal) {
     const { cursor, limit } = page;
-    return this.request<Page<ClusterNode>>(
+    return this.request<NodePage>(
       'GET',
       `/clusters/${encodeURIComponent(clusterId)}/nodes${query({ cursor: cursor ?? undefined, limit })}`,
       undefined,
@@ -153,27 +159,27 @@ export class ApiClient {
     );
   }
   catalog(signal?: AbortSignal) {
-    return this.request<Catalog>('GET', '/catalog', undefined, signal);
+    return this.request<CatalogView>('GET', '/catalog', undefined, signal);
   }
-  plan(clusterId: string, body: UpgradeRequest, signal?: AbortSignal) {
-    return this.request<Plan>('POST', `/clusters/${encodeURIComponent(clusterId)}/upgrades/plan`, body, signal);
+  plan(clusterId: string, body: UpgradeBody, signal?: AbortSignal) {
+    return this.request<PlanView>('POST', `/clusters/${encodeURIComponent(clusterId)}/upgrades/plan`, body, signal);
   }
-  startUpgrade(clusterId: string, body: UpgradeRequest) {
-    return this.request<Upgrade>('POST', `/clusters/${encodeURIComponent(clusterId)}/upgrades`, body);
+  startUpgrade(clusterId: string, body: UpgradeBody) {
+    return this.request<UpgradeView>('POST', `/clusters/${encodeURIComponent(clusterId)}/upgrades`, body);
   }
   listUpgrades(params: { clusterId?: string; state?: string } = {}, signal?: AbortSignal) {
-    return this.request<{ items: Upgrade[] }>('GET', `/upgrades${query(params)}`, undefined, signal).then((r) => r.items);
+    return this.request<UpgradeList>('GET', `/upgrades${query(params)}`, undefined, signal).then((r) => r.items);
   }
   getUpgrade(id: string, signal?: AbortSignal) {
-    return this.request<Upgrade>('GET', `/upgrades/${encodeURIComponent(id)}`, undefined, signal);
+    return this.request<UpgradeView>('GET', `/upgrades/${encodeURIComponent(id)}`, undefined, signal);
   }
-  command(id: string, command: UpgradeCommand, body?: Record<string, unknown>) {
-    return this.request<Upgrade>('POST', `/upgrades/${encodeURIComponent(id)}/${command}`, body ?? {});
+  command(id: string, command: UpgradeCommandName, body?: Record<string, unknown>) {
+    return this.request<UpgradeView>('POST', `/upgrades/${encodeURIComponent(id)}/${command}`, body ?? {});
   }
   /** One page of an upgrade's node tasks, in the upgrade's order. */
   upgradeNodes(id: string, page: PageRequest, signal?: AbortSignal) {
     const { cursor, limit } = page;
-    return this.request<Page<NodeTask>>(
+    return this.request<NodeTaskPage>(
       'GET',
       `/upgrades/${encodeURIComponent(id)}/nodes${query({ cursor: cursor ?? undefined, limit })}`,
       undefined,
@@ -185,12 +191,7 @@ export class ApiClient {
   }
   events(params: EventQuery, signal?: AbortSignal) {
     const { clusterId, upgradeId, type, cursor, limit } = params;
-    return this.request<{ items: UpshiftEvent[]; next: string | null }>(
-      'GET',
-      `/events${query({ clusterId, upgradeId, type, cursor, limit })}`,
-      undefined,
-      signal,
-    );
+    return this.request<EventPage>('GET', `/events${query({ clusterId, upgradeId, type, cursor, limit })}`, undefined, signal);
   }
 }
 

@@ -1,4 +1,5 @@
-import type { UpshiftEvent } from './types';
+import type { EventView } from '@upshift/api';
+import { RELOAD_EVENT, SseParser } from '@upshift/api/sse';
 
 export type StreamStatus = 'connecting' | 'live' | 'reconnecting' | 'stopped';
 
@@ -7,83 +8,15 @@ export interface StreamOptions {
   onUnauthorized?: () => void;
 }
 
-/** One parsed Server-Sent Events message. */
-export interface SseMessage {
-  id: string | undefined;
-  event: string;
-  data: string;
-}
-
-/**
- * Parses a text/event-stream incrementally (the WHATWG rules: fields `id`, `event`,
- * `data`, `retry`; comments start with `:`; a blank line dispatches). `push` takes any
- * chunk of text and returns the messages it completed.
- */
-export class SseParser {
-  private buffer = '';
-  private id: string | undefined;
-  private event = '';
-  private data: string[] = [];
-  private retry: number | undefined;
-
-  push(chunk: string): SseMessage[] {
-    this.buffer += chunk;
-    const out: SseMessage[] = [];
-    for (;;) {
-      const match = /\r\n|\r|\n/.exec(this.buffer);
-      if (!match) break;
-      // A lone \r at the very end may be the first half of \r\n: wait for more.
-      if (match[0] === '\r' && match.index === this.buffer.length - 1) break;
-      const line = this.buffer.slice(0, match.index);
-      this.buffer = this.buffer.slice(match.index + match[0].length);
-      if (line === '') {
-        if (this.data.length > 0) out.push({ id: this.id, event: this.event || 'message', data: this.data.join('\n') });
-        this.event = '';
-        this.data = [];
-        continue;
-      }
-      if (line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon === -1 ? line : line.slice(0, colon);
-      let value = colon === -1 ? '' : line.slice(colon + 1);
-      if (value.startsWith(' ')) value = value.slice(1);
-      switch (field) {
-        case 'id':
-          if (!value.includes('\0')) this.id = value;
-          break;
-        case 'event':
-          this.event = value;
-          break;
-        case 'data':
-          this.data.push(value);
-          break;
-        case 'retry':
-          if (/^\d+$/.test(value)) this.retry = Number(value);
-          break;
-        default:
-          break;
-      }
-    }
-    return out;
-  }
-
-  /** The reconnection delay the server announced since the last call (`retry: 2000`), if any. */
-  takeRetry(): number | undefined {
-    const retry = this.retry;
-    this.retry = undefined;
-    return retry;
-  }
-}
-
 /**
  * The live event stream (`GET /api/v1/stream`), authenticated by the session cookie. It
- * is read with fetch and parsed here (EventSource cannot tell a 401 from a drop); after a
- * drop it reconnects with `Last-Event-ID` and the server replays what was missed. Listeners get every event;
+ * is read with fetch (EventSource cannot tell a 401 from a drop) and parsed by the API's
+ * one event-stream parser (src/api/sse.ts); after a drop it reconnects with `Last-Event-ID` and the server replays what was missed. Listeners get every event;
  * `onReconnect` listeners are told when the stream is back after a gap, so that views
  * re-fetch what they show.
  */
 export class EventStream {
-  private readonly listeners = new Set<(event: UpshiftEvent) => void>();
+  private readonly listeners = new Set<(event: EventView) => void>();
   private readonly statusListeners = new Set<(status: StreamStatus) => void>();
   private readonly reconnectListeners = new Set<() => void>();
   private controller: AbortController | null = null;
@@ -94,7 +27,7 @@ export class EventStream {
 
   constructor(private readonly options: StreamOptions) {}
 
-  subscribe(listener: (event: UpshiftEvent) => void): () => void {
+  subscribe(listener: (event: EventView) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -170,17 +103,15 @@ export class EventStream {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) return;
-        const messages = parser.push(decoder.decode(value, { stream: true }));
-        const retry = parser.takeRetry();
-        if (retry !== undefined) this.retryMs = retry;
-        for (const message of messages) {
+        for (const message of parser.push(decoder.decode(value, { stream: true }))) {
+          if (message.retry !== undefined) this.retryMs = message.retry;
           if (message.id !== undefined) this.lastEventId = message.id;
           // The server let this client go (too far behind): it resumes from the id given
           // with `reload`, and the reconnect listeners re-fetch what the views show.
-          if (message.event === 'reload') continue;
-          let event: UpshiftEvent;
+          if (message.event === RELOAD_EVENT || message.data === '') continue;
+          let event: EventView;
           try {
-            event = JSON.parse(message.data) as UpshiftEvent;
+            event = JSON.parse(message.data) as EventView;
           } catch {
             continue;
           }

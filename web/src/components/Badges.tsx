@@ -1,4 +1,4 @@
-import type { ClusterStatus, NodeTaskState, UpgradeState } from '../api/types';
+import type { ClusterStatus, NodeTaskState, UpgradeState } from '@upshift/api';
 
 const upgradeTone: Record<UpgradeState, string> = {
   BackingUp: 'info',

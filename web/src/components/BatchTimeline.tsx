@@ -1,4 +1,4 @@
-import type { Batch } from '../api/types';
+import type { BatchView } from '@upshift/api';
 import { formatClock, formatDuration } from '../lib/format';
 
 const rowHeight = 22;
@@ -26,7 +26,7 @@ export function BatchTimeline({
   now,
   backingUp,
 }: {
-  batches: Batch[];
+  batches: BatchView[];
   startedAt: string;
   endedAt: string | null;
   now: number;
@@ -40,7 +40,7 @@ export function BatchTimeline({
   const created = Date.parse(startedAt);
   const t0 = Math.min(created, ...started.map((b) => Date.parse(b.startedAt as string)));
   // `now` ticks once a second: a batch that started since is drawn from its start, not before it.
-  const endOf = (b: Batch) => (b.finishedAt ? Date.parse(b.finishedAt) : Math.max(now, Date.parse(b.startedAt as string)));
+  const endOf = (b: BatchView) => (b.finishedAt ? Date.parse(b.finishedAt) : Math.max(now, Date.parse(b.startedAt as string)));
   const lastEnd = Math.max(t0, ...started.map(endOf));
   const t1 = Math.max(t0 + 1000, endedAt ? Math.max(Date.parse(endedAt), lastEnd) : Math.max(now, lastEnd));
   const span = t1 - t0;

@@ -1,4 +1,4 @@
-import type { NodeTaskState } from '../api/types';
+import type { NodeTaskState } from '@upshift/api';
 
 const order: NodeTaskState[] = ['succeeded', 'failed', 'running', 'skipped', 'pending'];
 

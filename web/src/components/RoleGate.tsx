@@ -1,5 +1,5 @@
 import { useId, type ButtonHTMLAttributes } from 'react';
-import type { Role } from '../api/types';
+import type { Role } from '@upshift/api';
 import { needsRoleText, useSession } from '../lib/session';
 
 /**

@@ -1,15 +1,8 @@
 import { upgradePolicy } from '@upshift/domain/defaults.js';
 import { useEffect, useMemo, useState } from 'react';
 import { describeError } from '../api/client';
-import {
-  componentIds,
-  runtimeComponents,
-  type Catalog,
-  type Cluster,
-  type ComponentId,
-  type Plan,
-  type UpgradeRequest,
-} from '../api/types';
+import type { CatalogView, ClusterView, Component, PlanView, UpgradeBody } from '@upshift/api';
+import { components, runtimeComponents } from '@upshift/api/enums';
 import { compareNatural, displayComponent, plural, summariseSizes, versionEntries } from '../lib/format';
 import { Link, navigate } from '../lib/router';
 import { useSession } from '../lib/session';
@@ -19,10 +12,10 @@ import { VersionSummary } from './Versions';
 
 const { defaults, bounds } = upgradePolicy;
 
-let catalogCache: Promise<Catalog> | null = null;
+let catalogCache: Promise<CatalogView> | null = null;
 
 /** How many nodes run an agent older than the latest. */
-export function outdatedAgents(cluster: Cluster): number {
+export function outdatedAgents(cluster: ClusterView): number {
   const agent = cluster.components.agent;
   if (!agent?.latest) return 0;
   const latest = agent.latest;
@@ -40,18 +33,18 @@ export function UpgradeDialog({
   initialComponent,
   onClose,
 }: {
-  cluster: Cluster;
-  initialComponent: ComponentId;
+  cluster: ClusterView;
+  initialComponent: Component;
   onClose: () => void;
 }) {
   const { api } = useSession();
-  const [catalog, setCatalog] = useState<Catalog | null>(null);
+  const [catalog, setCatalog] = useState<CatalogView | null>(null);
   const [catalogError, setCatalogError] = useState<unknown>(null);
-  const [component, setComponent] = useState<ComponentId>(initialComponent);
+  const [component, setComponent] = useState<Component>(initialComponent);
   const [toVersion, setToVersion] = useState<string>('');
   const [maxBatchPercent, setMaxBatchPercent] = useState(String(defaults.maxBatchPercent));
   const [soakSeconds, setSoakSeconds] = useState(String(defaults.soakSeconds));
-  const [plan, setPlan] = useState<{ key: string; plan?: Plan; error?: unknown } | null>(null);
+  const [plan, setPlan] = useState<{ key: string; plan?: PlanView; error?: unknown } | null>(null);
   const [startError, setStartError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
@@ -72,7 +65,7 @@ export function UpgradeDialog({
   const target = toVersion && versions.includes(toVersion) ? toVersion : (latest ?? '');
 
   const policy = useMemo(() => {
-    const p: NonNullable<UpgradeRequest['policy']> = {};
+    const p: NonNullable<UpgradeBody['policy']> = {};
     const percent = Number(maxBatchPercent);
     const soak = Number(soakSeconds);
     if (maxBatchPercent !== '' && Number.isInteger(percent) && percent !== defaults.maxBatchPercent) p.maxBatchPercent = percent;
@@ -80,7 +73,7 @@ export function UpgradeDialog({
     return p;
   }, [maxBatchPercent, soakSeconds]);
 
-  const request = (snapshot: 'none' | 'before'): UpgradeRequest => ({
+  const request = (snapshot: 'none' | 'before'): UpgradeBody => ({
     component,
     ...(target ? { toVersion: target } : {}),
     snapshot,
@@ -145,12 +138,12 @@ export function UpgradeDialog({
             id="ud-component"
             value={component}
             onChange={(e) => {
-              setComponent(e.target.value as ComponentId);
+              setComponent(e.target.value as Component);
               setToVersion('');
               setStartError(null);
             }}
           >
-            {componentIds.map((c) => (
+            {components.map((c) => (
               <option key={c} value={c} disabled={Object.keys(cluster.components[c]?.versions ?? {}).length === 0}>
                 {displayComponent(c)}
               </option>

@@ -1,11 +1,11 @@
-import type { Upgrade } from '../api/types';
+import type { UpgradeView } from '@upshift/api';
 import { displayComponent, formatTime } from '../lib/format';
 import { Link } from '../lib/router';
 import { UpgradeStateBadge } from './Badges';
 import { ProgressBar } from './ProgressBar';
 
 /** A list of upgrades, newest first, each linking to its page. */
-export function UpgradesTable({ upgrades, showCluster }: { upgrades: Upgrade[]; showCluster: boolean }) {
+export function UpgradesTable({ upgrades, showCluster }: { upgrades: UpgradeView[]; showCluster: boolean }) {
   return (
     <div className="table-wrap">
       <table className="upgrades-table" data-testid="upgrades-table">

@@ -1,11 +1,11 @@
-import type { ComponentSummary } from '../api/types';
+import type { ComponentSummaryView } from '@upshift/api';
 import { versionEntries } from '../lib/format';
 
 /**
  * The versions of one component in use on a cluster: one version alone, or each version
  * with its node count when the cluster is mixed (mid-upgrade, or after a cancel).
  */
-export function VersionSummary({ summary }: { summary: ComponentSummary | undefined }) {
+export function VersionSummary({ summary }: { summary: ComponentSummaryView | undefined }) {
   const entries = summary ? versionEntries(summary.versions) : [];
   if (entries.length === 0)
     return (

@@ -1,4 +1,5 @@
-import { componentName, type ComponentId } from '../api/types';
+import type { Component } from '@upshift/api';
+import { componentDisplayName } from '@upshift/api/enums';
 
 /** Compares versions the way people read them: numbers as numbers (20.10.24 < 26.1.5). */
 export function compareNatural(a: string, b: string): number {
@@ -49,7 +50,7 @@ export function versionEntries(versions: Record<string, number>): [string, numbe
 }
 
 export function displayComponent(component: string): string {
-  return componentName[component as ComponentId] ?? component;
+  return componentDisplayName[component as Component] ?? component;
 }
 
 export function plural(n: number, one: string, many = `${one}s`): string {

@@ -1,10 +1,10 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { UpshiftEvent } from '../api/types';
+import type { EventView } from '@upshift/api';
 import { useSession } from './session';
 
 export interface LiveOptions {
   /** Which events make this resource stale. */
-  relevant: (event: UpshiftEvent) => boolean;
+  relevant: (event: EventView) => boolean;
   /** Quiet time after the last relevant event before re-fetching. */
   debounceMs?: number;
   /** Re-fetch at least this often while events keep coming. */

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import type { Page, PageRequest } from '../api/types';
+import type { Page } from '@upshift/api';
+import type { PageRequest } from '../api/client';
 import type { LiveOptions } from './live';
 import { useSession } from './session';
 

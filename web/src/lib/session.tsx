@@ -1,7 +1,7 @@
 import { createContext, useContext, useEffect, useState, useSyncExternalStore, type ReactNode } from 'react';
 import { ApiClient, type SessionLoss } from '../api/client';
 import { EventStream, type StreamStatus } from '../api/stream';
-import type { Principal, Role, SessionInfo } from '../api/types';
+import type { PrincipalView, Role, SignInView } from '@upshift/api';
 
 /**
  * The signed-in session. The session itself is the server's httpOnly cookie, which the
@@ -11,11 +11,11 @@ import type { Principal, Role, SessionInfo } from '../api/types';
  */
 const sessionKey = 'upshift.session';
 
-export function readSession(): SessionInfo | null {
+export function readSession(): SignInView | null {
   try {
     const text = sessionStorage.getItem(sessionKey);
     if (!text) return null;
-    const parsed = JSON.parse(text) as Partial<SessionInfo>;
+    const parsed = JSON.parse(text) as Partial<SignInView>;
     if (typeof parsed.csrfToken !== 'string' || !parsed.principal || typeof parsed.principal.name !== 'string') return null;
     if (typeof parsed.expiresAt === 'string' && Date.parse(parsed.expiresAt) <= Date.now()) return null;
     return { csrfToken: parsed.csrfToken, expiresAt: parsed.expiresAt ?? '', principal: parsed.principal };
@@ -24,7 +24,7 @@ export function readSession(): SessionInfo | null {
   }
 }
 
-export function storeSession(session: SessionInfo | null): void {
+export function storeSession(session: SignInView | null): void {
   try {
     if (session) sessionStorage.setItem(sessionKey, JSON.stringify(session));
     else sessionStorage.removeItem(sessionKey);
@@ -38,7 +38,7 @@ export function storeSession(session: SessionInfo | null): void {
  * cookie is the browser's, and GET /session gives its CSRF token to this origin only.
  * Without it the tab would have to sign in again, which would end the other tabs' session.
  */
-export async function adoptOpenSession(signal?: AbortSignal): Promise<SessionInfo | null> {
+export async function adoptOpenSession(signal?: AbortSignal): Promise<SignInView | null> {
   try {
     const open = await new ApiClient(null).openSession(signal);
     if (typeof open.csrfToken !== 'string' || typeof open.principal?.name !== 'string') return null;
@@ -56,14 +56,14 @@ export function roleAllows(have: Role, need: Role): boolean {
 }
 
 /** The sentence a disabled or missing action shows: which role it needs and what this session has. */
-export function needsRoleText(need: Role, principal: Principal): string {
+export function needsRoleText(need: Role, principal: PrincipalView): string {
   return `Needs the ${need} role; ${principal.name} is ${principal.role}.`;
 }
 
 export interface Session {
   api: ApiClient;
   stream: EventStream;
-  principal: Principal;
+  principal: PrincipalView;
   /** Whether the signed-in role may do what needs `role`. */
   can: (role: Role) => boolean;
   /** Ends the session on the server (DELETE /session), then shows the sign-in page. */
@@ -82,7 +82,7 @@ export function SessionProvider({
   onSignedOut,
   children,
 }: {
-  info: SessionInfo;
+  info: SignInView;
   /** The session is over; `reason` is shown on the sign-in page. */
   onSignedOut: (reason?: string) => void;
   children: ReactNode;

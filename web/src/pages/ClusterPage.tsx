@@ -1,6 +1,7 @@
 import { useMemo, useRef, useState } from 'react';
 import { describeError } from '../api/client';
-import { componentIds, type ClusterNode, type ComponentId } from '../api/types';
+import type { Component, NodeView } from '@upshift/api';
+import { components } from '@upshift/api/enums';
 import { ClusterStatusBadge, NodeStatusBadge } from '../components/Badges';
 import { Dialog } from '../components/Dialog';
 import { ErrorNotice, Loading, Notice } from '../components/Notice';
@@ -47,12 +48,12 @@ export function ClusterPage({ clusterId }: { clusterId: string }) {
 
   const [filter, setFilter] = useState('');
   const [role, setRole] = useState('');
-  const [outdatedOnly, setOutdatedOnly] = useState<ComponentId | ''>('');
-  const [upgrading, setUpgrading] = useState<ComponentId | null>(null);
+  const [outdatedOnly, setOutdatedOnly] = useState<Component | ''>('');
+  const [upgrading, setUpgrading] = useState<Component | null>(null);
   const [deleting, setDeleting] = useState(false);
 
   const c = cluster.data;
-  const latest = (component: ComponentId) => c?.components[component]?.latest ?? null;
+  const latest = (component: Component) => c?.components[component]?.latest ?? null;
 
   // A filter must see every node: while one is on, every page is loaded.
   const filtering = filter.trim() !== '' || role !== '' || outdatedOnly !== '';
@@ -79,16 +80,16 @@ export function ClusterPage({ clusterId }: { clusterId: string }) {
     const position = new Map(nodes.rows.map((n, i) => [n, i]));
     return (first: number, last: number) => {
       const from = rows[first] ? (position.get(rows[first]) ?? 0) : 0;
-      const to = rows[last - 1] ? (position.get(rows[last - 1] as ClusterNode) ?? 0) + 1 : from;
+      const to = rows[last - 1] ? (position.get(rows[last - 1] as NodeView) ?? 0) + 1 : from;
       view(from, to, true);
     };
   }, [filtering, nodes.rows, rows, view]);
 
-  const columns: Column<ClusterNode>[] = [
+  const columns: Column<NodeView>[] = [
     { key: 'name', header: 'Node', width: 'minmax(8rem, 1.2fr)', render: (n) => <span className="mono">{n.name}</span> },
     { key: 'role', header: 'Role', width: '6rem', render: (n) => n.role },
     { key: 'status', header: 'Status', width: '7rem', render: (n) => <NodeStatusBadge status={n.status} /> },
-    ...componentIds.map<Column<ClusterNode>>((component) => ({
+    ...components.map<Column<NodeView>>((component) => ({
       key: component,
       header: displayComponent(component),
       width: component === 'sandboxed-runtime' ? 'minmax(11rem, 1fr)' : 'minmax(7rem, 1fr)',
@@ -147,7 +148,7 @@ export function ClusterPage({ clusterId }: { clusterId: string }) {
       <h2>Components</h2>
       <RoleNote need="operator" what="Upgrading a component" />
       <div className="component-grid">
-        {componentIds.map((component) => {
+        {components.map((component) => {
           const summary = c.components[component];
           const installed = Object.keys(summary?.versions ?? {}).length > 0;
           return (
@@ -210,9 +211,9 @@ export function ClusterPage({ clusterId }: { clusterId: string }) {
         </label>
         <label>
           <span>Outdated</span>
-          <select value={outdatedOnly} onChange={(e) => setOutdatedOnly(e.target.value as ComponentId | '')}>
+          <select value={outdatedOnly} onChange={(e) => setOutdatedOnly(e.target.value as Component | '')}>
             <option value="">Show all</option>
-            {componentIds.map((component) => (
+            {components.map((component) => (
               <option key={component} value={component}>
                 {displayComponent(component)} older than latest
               </option>

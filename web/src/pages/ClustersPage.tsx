@@ -1,5 +1,6 @@
 import { useMemo, useState } from 'react';
-import { runtimeComponents, type Cluster, type ComponentId } from '../api/types';
+import type { ClusterView, Component } from '@upshift/api';
+import { runtimeComponents } from '@upshift/api/enums';
 import { ClusterStatusBadge } from '../components/Badges';
 import { CreateClusterDialog } from '../components/CreateClusterDialog';
 import { ErrorNotice, Loading } from '../components/Notice';
@@ -11,16 +12,16 @@ import { useLiveResource, useTitle } from '../lib/live';
 import { Link, navigate, useLocation } from '../lib/router';
 import { useSession } from '../lib/session';
 
-type SortKey = 'name' | 'kind' | 'status' | 'nodes' | ComponentId;
+type SortKey = 'name' | 'kind' | 'status' | 'nodes' | Component;
 const sortKeys: readonly SortKey[] = ['name', 'kind', 'status', 'nodes', 'agent', 'docker', 'containerd', 'sandboxed-runtime'];
 
 /** The lowest version in use: a cluster is as old as its oldest node. */
-function lowestVersion(cluster: Cluster, component: ComponentId): string {
+function lowestVersion(cluster: ClusterView, component: Component): string {
   const entries = versionEntries(cluster.components[component]?.versions ?? {});
   return entries.length ? (entries[entries.length - 1] as [string, number])[0] : '';
 }
 
-function compareBy(key: SortKey): (a: Cluster, b: Cluster) => number {
+function compareBy(key: SortKey): (a: ClusterView, b: ClusterView) => number {
   switch (key) {
     case 'name':
       return (a, b) => compareNatural(a.name, b.name);
@@ -50,7 +51,7 @@ export function ClustersPage() {
     maxWaitMs: 1000,
   });
   const [creating, setCreating] = useState(false);
-  const [upgrading, setUpgrading] = useState<{ clusterId: string; component: ComponentId } | null>(null);
+  const [upgrading, setUpgrading] = useState<{ clusterId: string; component: Component } | null>(null);
 
   const q = search.get('q') ?? '';
   const sortParam = search.get('sort') ?? 'name';

@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useState } from 'react';
-import { eventTypes, type UpshiftEvent } from '../api/types';
+import type { EventView } from '@upshift/api';
+import { eventTypes } from '@upshift/api/enums';
 import { ErrorNotice, Loading } from '../components/Notice';
 import { displayComponent, formatTime } from '../lib/format';
 import { useLiveResource, useTitle } from '../lib/live';
@@ -31,14 +32,14 @@ export function EventsPage() {
     },
   );
 
-  const [items, setItems] = useState<UpshiftEvent[] | null>(null);
+  const [items, setItems] = useState<EventView[] | null>(null);
   const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [loadingMore, setLoadingMore] = useState(false);
   const [fresh, setFresh] = useState<Set<string>>(new Set());
 
   const matches = useMemo(
-    () => (e: UpshiftEvent) =>
+    () => (e: EventView) =>
       (!clusterId || e.clusterId === clusterId) && (!upgradeId || e.upgradeId === upgradeId) && (!type || e.type === type),
     [clusterId, upgradeId, type],
   );
@@ -46,14 +47,14 @@ export function EventsPage() {
   // First page for these filters, then live events on top.
   useEffect(() => {
     const controller = new AbortController();
-    const buffered: UpshiftEvent[] = [];
+    const buffered: EventView[] = [];
     let loaded = false;
     setItems(null);
     setNext(null);
     setError(null);
     setFresh(new Set());
     const known = new Set<string>();
-    const merge = (incoming: UpshiftEvent[]) => {
+    const merge = (incoming: EventView[]) => {
       const added = incoming.filter((e) => !known.has(e.id));
       if (added.length === 0) return;
       for (const e of added) known.add(e.id);

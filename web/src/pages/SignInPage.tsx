@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { ApiClient, ApiError, describeError } from '../api/client';
-import type { SessionInfo } from '../api/types';
+import type { SignInView } from '@upshift/api';
 import { Notice } from '../components/Notice';
 import { ThemeToggle } from '../components/ThemeToggle';
 import { useTitle } from '../lib/live';
@@ -17,7 +17,7 @@ export function SignInPage({
   theme,
   onTheme,
 }: {
-  onSignIn: (session: SessionInfo) => void;
+  onSignIn: (session: SignInView) => void;
   reason: string | undefined;
   theme: ThemeChoice;
   onTheme: (t: ThemeChoice) => void;

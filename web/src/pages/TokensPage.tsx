@@ -1,6 +1,7 @@
 import { useRef, useState, type FormEvent } from 'react';
 import { describeError } from '../api/client';
-import { roles, type ApiToken, type CreatedToken, type Role } from '../api/types';
+import type { ApiTokenView, CreatedTokenView, Role } from '@upshift/api';
+import { roles } from '@upshift/api/enums';
 import { Dialog } from '../components/Dialog';
 import { ErrorNotice, Loading, Notice } from '../components/Notice';
 import { RoleNote } from '../components/RoleGate';
@@ -24,7 +25,7 @@ const roleDescription: Record<Role, string> = {
   admin: 'Admin: also creates and deletes clusters and manages tokens.',
 };
 
-function tokenStatus(t: ApiToken, now: number): { label: string; tone: string } {
+function tokenStatus(t: ApiTokenView, now: number): { label: string; tone: string } {
   if (t.revokedAt) return { label: 'Revoked', tone: 'muted' };
   if (t.expiresAt && Date.parse(t.expiresAt) <= now) return { label: 'Expired', tone: 'muted' };
   return { label: 'Active', tone: 'ok' };
@@ -43,7 +44,7 @@ export function TokensPage() {
     relevant: (e) => e.type === 'token.created' || e.type === 'token.revoked',
   });
   const [creating, setCreating] = useState(false);
-  const [revoking, setRevoking] = useState<ApiToken | null>(null);
+  const [revoking, setRevoking] = useState<ApiTokenView | null>(null);
 
   if (!admin) {
     return (
@@ -154,7 +155,7 @@ function CreateTokenDialog({ onClose, onCreated }: { onClose: () => void; onCrea
   const [expiry, setExpiry] = useState('0');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  const [created, setCreated] = useState<CreatedToken | null>(null);
+  const [created, setCreated] = useState<CreatedTokenView | null>(null);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
@@ -303,7 +304,7 @@ function SecretField({ value }: { value: string }) {
   );
 }
 
-function RevokeTokenDialog({ token, onClose, onRevoked }: { token: ApiToken; onClose: () => void; onRevoked: () => void }) {
+function RevokeTokenDialog({ token, onClose, onRevoked }: { token: ApiTokenView; onClose: () => void; onRevoked: () => void }) {
   const { api } = useSession();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);

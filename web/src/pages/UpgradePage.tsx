@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
-import { ApiError, describeError, type UpgradeCommand } from '../api/client';
-import { nodeTaskStates, type NodeTask, type NodeTaskState, type Upgrade } from '../api/types';
+import { ApiError, describeError } from '../api/client';
+import type { NodeTaskState, NodeTaskView, UpgradeCommandName, UpgradeView } from '@upshift/api';
+import { nodeTaskStates } from '@upshift/api/enums';
 import { TaskStateBadge, UpgradeStateBadge } from '../components/Badges';
 import { BatchTimeline } from '../components/BatchTimeline';
 import { Dialog } from '../components/Dialog';
@@ -15,12 +16,12 @@ import { Link } from '../lib/router';
 import { useSession } from '../lib/session';
 
 interface Refusal {
-  command: UpgradeCommand;
+  command: UpgradeCommandName;
   code: string;
   message: string;
 }
 
-const commandVerb: Record<UpgradeCommand, string> = {
+const commandVerb: Record<UpgradeCommandName, string> = {
   pause: 'pause',
   resume: 'continue',
   cancel: 'cancel',
@@ -74,7 +75,7 @@ export function UpgradePage({ upgradeId }: { upgradeId: string }) {
     const position = new Map(tasks.rows.map((t, i) => [t, i]));
     return (first: number, last: number) => {
       const from = taskRows[first] ? (position.get(taskRows[first]) ?? 0) : 0;
-      const to = taskRows[last - 1] ? (position.get(taskRows[last - 1] as NodeTask) ?? 0) + 1 : from;
+      const to = taskRows[last - 1] ? (position.get(taskRows[last - 1] as NodeTaskView) ?? 0) + 1 : from;
       view(from, to, true);
     };
   }, [filtering, tasks.rows, taskRows, view]);
@@ -93,7 +94,7 @@ export function UpgradePage({ upgradeId }: { upgradeId: string }) {
   }
 
   const withSnapshots = u.snapshot === 'before';
-  const columns: Column<NodeTask>[] = [
+  const columns: Column<NodeTaskView>[] = [
     { key: 'node', header: 'Node', width: 'minmax(7rem, 1fr)', render: (t) => <span className="mono">{t.nodeName}</span> },
     { key: 'batch', header: 'Batch', width: '4.5rem', align: 'end', render: (t) => (t.batchIndex === null ? '—' : `#${t.batchIndex + 1}`) },
     { key: 'state', header: 'State', width: '7.5rem', render: (t) => <TaskStateBadge state={t.state} /> },
@@ -114,7 +115,7 @@ export function UpgradePage({ upgradeId }: { upgradeId: string }) {
             key: 'snapshot',
             header: 'Snapshot',
             width: '7.5rem',
-            render: (t: NodeTask) =>
+            render: (t: NodeTaskView) =>
               t.snapshot ? (
                 <span
                   className={`badge ${t.snapshot.state === 'failed' ? 'bad' : t.snapshot.state === 'succeeded' ? 'ok' : 'muted'}`}
@@ -353,21 +354,21 @@ function Controls({
   nodeName,
   tasks,
 }: {
-  upgrade: Upgrade;
+  upgrade: UpgradeView;
   reload: () => void;
   now: number;
   onShowLog: (nodeId: string) => void;
   nodeName: (nodeId: string | null) => string | null;
   /** The tasks loaded so far (the failed snapshots named come from them). */
-  tasks: readonly NodeTask[];
+  tasks: readonly NodeTaskView[];
 }) {
   const { api, can } = useSession();
   const operator = can('operator');
-  const [busy, setBusy] = useState<UpgradeCommand | null>(null);
+  const [busy, setBusy] = useState<UpgradeCommandName | null>(null);
   const [refusal, setRefusal] = useState<Refusal | null>(null);
   const [confirm, setConfirm] = useState<'cancel' | 'quit' | null>(null);
 
-  const run = async (command: UpgradeCommand, body?: Record<string, unknown>) => {
+  const run = async (command: UpgradeCommandName, body?: Record<string, unknown>) => {
     setBusy(command);
     setRefusal(null);
     try {
@@ -549,7 +550,7 @@ function Controls({
 }
 
 /** Whose log to show: a task of a loaded page, or only a node named elsewhere (a pause's cause). */
-type LogTarget = Pick<NodeTask, 'nodeId' | 'nodeName'> & Partial<Pick<NodeTask, 'attempt' | 'state'>>;
+type LogTarget = Pick<NodeTaskView, 'nodeId' | 'nodeName'> & Partial<Pick<NodeTaskView, 'attempt' | 'state'>>;
 
 function LogViewer({ upgradeId, task, onClose }: { upgradeId: string; task: LogTarget; onClose: () => void }) {
   const { api } = useSession();

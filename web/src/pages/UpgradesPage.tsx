@@ -1,4 +1,4 @@
-import { upgradeStates } from '../api/types';
+import { upgradeStates } from '@upshift/api/enums';
 import { ErrorNotice, Loading } from '../components/Notice';
 import { UpgradesTable } from '../components/UpgradesTable';
 import { useLiveResource, useTitle } from '../lib/live';

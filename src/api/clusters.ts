@@ -1,0 +1,105 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { clusterKinds, components, nodeRoles } from '../domain/components.js';
+import { clusterStatuses } from '../domain/fleet-summary.js';
+import { upgradeStates } from '../domain/upgrade-state.js';
+import { FreeObject, ItemList, keyed, NullableEnum, NullableString, Page, Ref, StringEnum, Timestamp, View } from './common.js';
+import { JoinTokenView } from './join-tokens.js';
+
+/** Clusters and their nodes: `/clusters`, `/clusters/{id}`, `/clusters/{id}/nodes`. */
+
+/** Requests: types are checked by the schema (400); values of the right type but unacceptable give 422. */
+export const IdParam = Type.Object({ id: Ref('id, or name for clusters') });
+export type IdParam = Static<typeof IdParam>;
+
+export const ClusterNodeParams = Type.Object({
+  id: Ref('id, or name for clusters'),
+  nodeId: Ref('node id, or node name'),
+});
+export type ClusterNodeParams = Static<typeof ClusterNodeParams>;
+
+/** A new cluster: its name and kind, and the kind's own settings (`simulation`, an Engine endpoint, a kubeconfig, …). */
+export const ClusterBody = Type.Object(
+  {
+    name: Type.String({ description: 'unique; letters, digits, . _ -' }),
+    kind: StringEnum(clusterKinds),
+  },
+  { additionalProperties: true },
+);
+export type ClusterBody = Static<typeof ClusterBody>;
+
+export const NodeBody = Type.Object({ name: Type.String() }, { additionalProperties: false });
+export type NodeBody = Static<typeof NodeBody>;
+
+/** The versions a node runs, by component; a component that is not installed is absent. */
+export const ComponentVersionsView = View(keyed(components, Type.Optional(Type.String())));
+export type ComponentVersionsView = Static<typeof ComponentVersionsView>;
+
+export const ComponentSummaryView = View({
+  versions: Type.Record(Type.String(), Type.Integer(), { description: 'how many nodes run each version' }),
+  latest: NullableString({ description: 'the newest version in the catalog' }),
+  upgradable: Type.Boolean({ description: 'some node runs an older version than latest' }),
+});
+export type ComponentSummaryView = Static<typeof ComponentSummaryView>;
+
+export const ClusterView = View(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    kind: StringEnum(clusterKinds),
+    status: StringEnum(clusterStatuses),
+    statusText: Type.String({ description: 'the status in a sentence, as the console shows it' }),
+    nodeCount: Type.Integer(),
+    activeUpgradeId: NullableString(),
+    activeUpgradeState: NullableEnum(upgradeStates),
+    activeUpgradeComponent: NullableEnum(components),
+    components: View(keyed(components, ComponentSummaryView)),
+    config: FreeObject({ description: 'the kind’s settings (never secrets)' }),
+    createdAt: Timestamp(),
+  },
+  { description: 'A cluster' },
+);
+export type ClusterView = Static<typeof ClusterView>;
+
+export const ClusterList = ItemList(ClusterView, 'The clusters');
+export type ClusterList = Static<typeof ClusterList>;
+
+/**
+ * A new cluster. For `hosts` and `swarm` also a first join token and the commands that
+ * use it (shown once).
+ */
+export const ClusterCreatedView = View(
+  {
+    ...ClusterView.properties,
+    ...Type.Partial(JoinTokenView).properties,
+  },
+  { description: 'The new cluster; for hosts and swarm with its first join token' },
+);
+export type ClusterCreatedView = Static<typeof ClusterCreatedView>;
+
+export const NodeView = View(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    role: StringEnum(nodeRoles),
+    status: Type.String({ description: 'Ready, Down, Unknown, Draining, …' }),
+    versions: ComponentVersionsView,
+    createdAt: Timestamp(),
+  },
+  { description: 'A node' },
+);
+export type NodeView = Static<typeof NodeView>;
+
+export const NodePage = Page(NodeView, 'A page of the cluster’s nodes');
+export type NodePage = Static<typeof NodePage>;
+
+/** The answer to `POST /clusters/{id}/nodes/{nodeId}/reset`. */
+export const NodeResetView = View(
+  {
+    node: NodeView,
+    cluster: Type.String({ description: 'the cluster’s name' }),
+    revokedCredentials: Type.Integer({ description: '0: the node’s agent had not joined, or it was reset already' }),
+    failedTasks: Type.Array(Type.String(), { description: 'ids of the node’s open tasks, failed by the reset' }),
+  },
+  { description: 'The node whose credential was revoked' },
+);
+export type NodeResetView = Static<typeof NodeResetView>;

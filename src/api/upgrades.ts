@@ -1,0 +1,164 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { components, nodeRoles } from '../domain/components.js';
+import { batchStates, nodeTaskStates, snapshotModes, snapshotStates } from '../domain/model.js';
+import { upgradeStates } from '../domain/upgrade-state.js';
+import {
+  ItemList,
+  keyed,
+  NullableInteger,
+  NullableString,
+  OneOf,
+  OneOfOrNull,
+  OrNull,
+  Page,
+  Ref,
+  StringEnum,
+  Timestamp,
+  View,
+} from './common.js';
+
+/** Upgrades: plans, starting, steering (`/upgrades/{id}/{command}`) and their node tasks. */
+
+export const VersionString = Type.String({
+  pattern: '^[0-9A-Za-z][0-9A-Za-z.+~:_-]{0,63}$',
+  description: 'a catalog version such as 26.1.5',
+});
+
+export const UpgradeBody = Type.Object(
+  {
+    component: StringEnum(components, { description: 'agent, docker, containerd or sandboxed-runtime' }),
+    toVersion: Type.Optional(VersionString),
+    snapshot: Type.Optional(StringEnum(snapshotModes)),
+    policy: Type.Optional(
+      Type.Object(
+        {
+          maxBatchPercent: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+          soakSeconds: Type.Optional(Type.Number({ minimum: 0, maximum: 86400 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type UpgradeBody = Static<typeof UpgradeBody>;
+
+export const PlanQuery = Type.Object({ output: Type.Optional(StringEnum(['manifests'] as const)) }, { additionalProperties: false });
+export type PlanQuery = Static<typeof PlanQuery>;
+
+/** What an operator can ask of an upgrade: `POST /upgrades/{id}/{command}`. */
+export const upgradeCommands = ['pause', 'resume', 'cancel', 'continue', 'quit'] as const;
+export type UpgradeCommandName = (typeof upgradeCommands)[number];
+
+export const ResumeBody = Type.Object({ deleteFailedPods: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+export type ResumeBody = Static<typeof ResumeBody>;
+
+export const UpgradeListQuery = Type.Object(
+  {
+    clusterId: Type.Optional(Ref('cluster id or name')),
+    state: Type.Optional(StringEnum(upgradeStates)),
+  },
+  { additionalProperties: false },
+);
+export type UpgradeListQuery = Static<typeof UpgradeListQuery>;
+
+/** Why an upgrade is paused: by a person, or by the engine after a failure. */
+const UserPause = View({ kind: Type.Literal('user'), actor: Type.String(), message: Type.String() });
+const ErrorPause = View({ kind: Type.Literal('error'), message: Type.String(), nodeId: NullableString() });
+export const PauseReasonView = OneOf([UserPause, ErrorPause]);
+export type PauseReasonView = Static<typeof PauseReasonView>;
+
+export const PolicyView = View({
+  maxBatchPercent: Type.Integer({ description: 'the largest batch, in percent of the nodes to upgrade' }),
+  soakSeconds: Type.Number({ description: 'the wait after a batch before the next one starts' }),
+});
+export type PolicyView = Static<typeof PolicyView>;
+
+export const BatchView = View({
+  index: Type.Integer(),
+  size: Type.Integer(),
+  state: StringEnum(batchStates),
+  nodes: Type.Array(Type.String(), { description: 'node ids' }),
+  startedAt: Timestamp(),
+  finishedAt: NullableString(),
+});
+export type BatchView = Static<typeof BatchView>;
+
+export const SnapshotCounts = View({
+  total: Type.Integer(),
+  ...keyed(snapshotStates, Type.Integer()),
+});
+export type SnapshotCounts = Static<typeof SnapshotCounts>;
+
+export const TaskCounts = View({
+  total: Type.Integer(),
+  ...keyed(nodeTaskStates, Type.Integer()),
+});
+export type TaskCounts = Static<typeof TaskCounts>;
+
+export const UpgradeView = View(
+  {
+    id: Type.String(),
+    clusterId: Type.String(),
+    clusterName: NullableString({ description: 'null when the cluster was deleted since' }),
+    component: StringEnum(components),
+    toVersion: Type.String(),
+    state: StringEnum(upgradeStates),
+    statusText: Type.String({ description: 'the state in a sentence, as the console shows it' }),
+    pauseReason: OneOfOrNull([UserPause, ErrorPause]),
+    createdAt: Timestamp(),
+    createdBy: Type.String(),
+    pausedAt: NullableString(),
+    finishedAt: NullableString(),
+    autoCancelAt: NullableString({ description: 'while Paused: when the paused TTL cancels the upgrade' }),
+    nextBatchAt: NullableString({ description: 'soak: the next batch starts no earlier' }),
+    snapshot: StringEnum(snapshotModes),
+    policy: PolicyView,
+    cap: Type.Integer({ description: 'the largest batch, in nodes' }),
+    nodes: TaskCounts,
+    batches: Type.Array(BatchView),
+    snapshots: OrNull(SnapshotCounts),
+    drivenBy: NullableString({ description: 'the server replica driving it (host:pid:…), while one does' }),
+  },
+  { description: 'An upgrade' },
+);
+export type UpgradeView = Static<typeof UpgradeView>;
+
+export const UpgradeList = ItemList(UpgradeView, 'Upgrades, newest first');
+export type UpgradeList = Static<typeof UpgradeList>;
+
+/** A node's part in an upgrade. */
+export const NodeTaskView = View({
+  nodeId: Type.String(),
+  nodeName: Type.String(),
+  role: StringEnum(nodeRoles),
+  state: StringEnum(nodeTaskStates),
+  batchIndex: NullableInteger(),
+  attempt: Type.Integer({ description: '0 until first started; a retry after resume is attempt 2' }),
+  startedAt: NullableString(),
+  finishedAt: NullableString(),
+  error: NullableString(),
+  fromVersion: NullableString(),
+  toVersion: Type.String(),
+  snapshot: OrNull(View({ state: StringEnum(snapshotStates), ref: NullableString(), error: NullableString() })),
+});
+export type NodeTaskView = Static<typeof NodeTaskView>;
+
+export const NodeTaskPage = Page(NodeTaskView, 'A page of the upgrade’s node tasks');
+export type NodeTaskPage = Static<typeof NodeTaskPage>;
+
+/** The batches an upgrade would run, by node name; nothing is started. */
+export const PlanView = View(
+  {
+    component: StringEnum(components),
+    toVersion: Type.String(),
+    total: Type.Integer({ description: 'nodes to upgrade' }),
+    cap: Type.Integer({ description: 'the largest batch, in nodes' }),
+    batches: Type.Array(Type.Array(Type.String())),
+    manifests: Type.Optional(
+      Type.Array(Type.Unknown(), { description: 'with ?output=manifests: what the driver would create (Kubernetes executor pods)' }),
+    ),
+  },
+  { description: 'The batches the upgrade would run' },
+);
+export type PlanView = Static<typeof PlanView>;
