@@ -11,7 +11,7 @@ interface Artifact {
   method: string;
   sha256: string;
   size: number;
-  created_at?: string;
+  createdAt?: string;
 }
 
 /** The artifact mirror: files the server serves to agents (`upshift artifact add FILE …`). */

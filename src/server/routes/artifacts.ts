@@ -51,7 +51,7 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<{ store: Store; catalog: 
         throw new UpshiftError(ErrorCode.BAD_REQUEST, 'send the file as the request body with content-type application/octet-stream');
       }
       const { sha256, size } = await mirror.put({ file, component, version, method }, request.body as Readable, request.query.sha256);
-      await store.appendEvent({
+      await store.events.append({
         type: EventType.artifactAdded,
         actor: request.principal?.name ?? 'unknown',
         clusterId: null,
@@ -64,7 +64,7 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<{ store: Store; catalog: 
   );
 
   app.get('/artifacts', { config: { access: 'viewer' }, schema: { tags: ['artifacts'], summary: 'List the mirror' } }, async () => ({
-    items: await store.listArtifacts(),
+    items: await store.artifacts.list(),
   }));
 
   app.delete(
