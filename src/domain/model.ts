@@ -1,5 +1,6 @@
-import type { RecipeName, SnapshotTaskParams, TaskResultRequest, UpgradeTaskParams } from './agent-protocol.js';
+import type { TaskResultRequest } from './agent-protocol.js';
 import type { ClusterKind, Component, ComponentVersions, NodeRole } from './components.js';
+import type { AgentTaskRequest } from './ports.js';
 import type { PauseReason, UpgradeState } from './upgrade-state.js';
 
 /** Timestamps are ISO-8601 strings in UTC everywhere: in the database and in the API. */
@@ -168,13 +169,7 @@ export const AgentTaskState = { queued: 'queued', delivered: 'delivered', succee
 export type AgentTaskState = (typeof AgentTaskState)[keyof typeof AgentTaskState];
 
 /** A task queued for a node's agent under its idempotent key, and its result once reported. */
-export interface AgentTaskRecord {
-  taskKey: string;
-  nodeId: string;
-  upgradeId: string | null;
-  nodeTaskId: string | null;
-  recipe: RecipeName;
-  params: UpgradeTaskParams | SnapshotTaskParams;
+export interface AgentTaskRecord extends AgentTaskRequest {
   state: AgentTaskState;
   result: TaskResultRequest | null;
   createdAt: Timestamp;

@@ -24,9 +24,17 @@ const AGENT_TASK_COLUMNS = [
 
 function toAgentTask(row: Pick<Selectable<AgentTasksTable>, (typeof AGENT_TASK_COLUMNS)[number]>): AgentTaskRecord {
   return {
-    ...row,
+    taskKey: row.taskKey,
+    nodeId: row.nodeId,
+    upgradeId: row.upgradeId,
+    nodeTaskId: row.nodeTaskId,
+    recipe: row.recipe,
     params: JSON.parse(row.params) as AgentTaskRecord['params'],
+    state: row.state,
     result: parseJson<TaskResultRequest | null>(row.result, null),
+    createdAt: row.createdAt,
+    deliveredAt: row.deliveredAt,
+    finishedAt: row.finishedAt,
   };
 }
 

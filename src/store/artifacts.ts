@@ -34,8 +34,7 @@ export class ArtifactRepository {
     let query = this.db.selectFrom('artifacts').select(ARTIFACT_COLUMNS);
     if (filter.component) query = query.where('component', '=', filter.component);
     if (filter.file) query = query.where('file', '=', filter.file);
-    const rows = await query.orderBy('component').orderBy('version').orderBy('file').execute();
-    return rows.map((r) => ({ ...r, size: Number(r.size) }));
+    return query.orderBy('component').orderBy('version').orderBy('file').execute();
   }
 
   async delete(file: string): Promise<boolean> {

@@ -8,7 +8,14 @@ import type { Scope } from './scope.js';
 const CLUSTER_COLUMNS = ['id', 'name', 'kind', 'config', 'unavailableReason', 'createdAt'] as const;
 
 function toCluster(row: Pick<Selectable<ClustersTable>, (typeof CLUSTER_COLUMNS)[number]>): ClusterRecord {
-  return { ...row, config: parseJson(row.config, {}) };
+  return {
+    id: row.id,
+    name: row.name,
+    kind: row.kind,
+    config: parseJson(row.config, {}),
+    unavailableReason: row.unavailableReason,
+    createdAt: row.createdAt,
+  };
 }
 
 /**

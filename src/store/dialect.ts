@@ -1,8 +1,19 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { CamelCasePlugin, Kysely, PostgresDialect, type RawBuilder, SqliteDialect, type SqliteDatabase, sql } from 'kysely';
+import {
+  Kysely,
+  PostgresDialect,
+  PostgresQueryCompiler,
+  type QueryCompiler,
+  type RawBuilder,
+  SqliteDialect,
+  type SqliteDatabase,
+  SqliteQueryCompiler,
+  sql,
+} from 'kysely';
 import pg from 'pg';
+import { CamelCaseRows, camelCaseCompiler } from './camel-case.js';
 import type { Database } from './schema.js';
 
 /**
@@ -11,9 +22,8 @@ import type { Database } from './schema.js';
  */
 export interface StoreAdapter {
   /**
-   * The database in camelCase: CamelCasePlugin maps `clusterId` to the column `cluster_id`
-   * and result columns back, so no snake_case name leaves `src/store/`. Migrations, which
-   * are written in the database's own names, run on `db.withoutPlugins()`.
+   * The database in camelCase: `clusterId` is written as the column `cluster_id` and read
+   * back as `clusterId` (camel-case.ts), so no snake_case name leaves `src/store/`.
    */
   readonly db: Kysely<Database>;
   /**
@@ -45,6 +55,22 @@ export interface StoreAdapter {
   readonly description: string;
   close(): Promise<void>;
 }
+
+/** SQLite, its SQL written in the database's snake_case names (camel-case.ts). */
+class CamelCaseSqliteDialect extends SqliteDialect {
+  override createQueryCompiler(): QueryCompiler {
+    return new SqliteCamelCaseCompiler();
+  }
+}
+class SqliteCamelCaseCompiler extends camelCaseCompiler(SqliteQueryCompiler) {}
+
+/** PostgreSQL, its SQL written in the database's snake_case names (camel-case.ts). */
+class CamelCasePostgresDialect extends PostgresDialect {
+  override createQueryCompiler(): QueryCompiler {
+    return new PostgresCamelCaseCompiler();
+  }
+}
+class PostgresCamelCaseCompiler extends camelCaseCompiler(PostgresQueryCompiler) {}
 
 /** How many compiled statements a SQLite connection keeps (least recently used go first). */
 export const SQLITE_STATEMENT_CACHE_SIZE = 256;
@@ -96,8 +122,8 @@ export function openSqlite(file: string): StoreAdapter {
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 5000');
   const db = new Kysely<Database>({
-    dialect: new SqliteDialect({ database: cachingStatements(database) }),
-    plugins: [new CamelCasePlugin()],
+    dialect: new CamelCaseSqliteDialect({ database: cachingStatements(database) }),
+    plugins: [new CamelCaseRows()],
   });
   return {
     db,
@@ -142,7 +168,7 @@ export function openPostgres(url: string, options: { schema?: string; max?: numb
   // An idle client that loses its connection (PostgreSQL restarted) must not crash the
   // process; the pool replaces it.
   pool.on('error', () => undefined);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins: [new CamelCasePlugin()] });
+  const db = new Kysely<Database>({ dialect: new CamelCasePostgresDialect({ pool }), plugins: [new CamelCaseRows()] });
   const safe = new URL(url);
   safe.password = '';
   safe.username = safe.username ? '***' : '';

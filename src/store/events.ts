@@ -9,9 +9,18 @@ const EVENTS_CHANNEL = 'upshift_events';
 
 const EVENT_COLUMNS = ['id', 'at', 'type', 'actor', 'clusterId', 'upgradeId', 'nodeId', 'message', 'data'] as const;
 
-function toEvent({ id, data, ...row }: Pick<Selectable<EventsTable>, (typeof EVENT_COLUMNS)[number]>): UpshiftEvent {
-  const event: UpshiftEvent = { id: String(id), ...row };
-  if (data !== null) event.data = parseJson<Record<string, unknown>>(data, {});
+function toEvent(row: Pick<Selectable<EventsTable>, (typeof EVENT_COLUMNS)[number]>): UpshiftEvent {
+  const event: UpshiftEvent = {
+    id: String(row.id),
+    at: row.at,
+    type: row.type,
+    actor: row.actor,
+    clusterId: row.clusterId,
+    upgradeId: row.upgradeId,
+    nodeId: row.nodeId,
+    message: row.message,
+  };
+  if (row.data !== null) event.data = parseJson<Record<string, unknown>>(row.data, {});
   return event;
 }
 

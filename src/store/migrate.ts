@@ -9,7 +9,7 @@ import { LATEST_SCHEMA_VERSION, migrations } from './migrations/index.js';
  * write rows it does not understand.
  */
 export async function migrate(adapter: StoreAdapter): Promise<{ applied: number[] }> {
-  // Migrations speak the database's own (snake_case) names: no CamelCasePlugin here.
+  // Migrations speak the database's own (snake_case) names, and read rows in them too.
   const db: Kysely<any> = adapter.db.withoutPlugins();
   return adapter.withMigrationLock(async () => {
     await db.schema

@@ -14,7 +14,15 @@ import type { UpgradeRepository } from './upgrades.js';
 export const NODE_COLUMNS = ['id', 'clusterId', 'name', 'role', 'status', 'versions', 'createdAt'] as const;
 
 export function toNode(row: Pick<Selectable<NodesTable>, (typeof NODE_COLUMNS)[number]>): NodeRecord {
-  return { ...row, versions: parseJson<ComponentVersions>(row.versions, {}) };
+  return {
+    id: row.id,
+    clusterId: row.clusterId,
+    name: row.name,
+    role: row.role,
+    status: row.status,
+    versions: parseJson<ComponentVersions>(row.versions, {}),
+    createdAt: row.createdAt,
+  };
 }
 
 /**

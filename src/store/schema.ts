@@ -2,13 +2,22 @@ import type { Generated } from 'kysely';
 import type { RecipeName } from '../domain/agent-protocol.js';
 import type { ClusterKind, Component, NodeRole } from '../domain/components.js';
 import type { EventType } from '../domain/events.js';
-import type { AgentTaskState, BatchState, NodeTaskState, SnapshotState } from '../domain/model.js';
+import type {
+  AgentTaskState,
+  ApiTokenRecord,
+  ArtifactRecord,
+  BatchState,
+  NodeTaskState,
+  SessionRecord,
+  SnapshotState,
+} from '../domain/model.js';
 import type { UpgradeState } from '../domain/upgrade-state.js';
 
 /**
- * Row types as stored, in the camelCase the repositories write: Kysely's CamelCasePlugin
- * (dialect.ts) turns `clusterId` into the column `cluster_id` and back, so snake_case
- * names exist only in the migrations and in raw SQL inside `src/store/`. JSON columns are
+ * Row types as stored, in the camelCase the repositories write: the query compiler
+ * (camel-case.ts) writes `clusterId` as the column `cluster_id` and reads it back as
+ * `clusterId`, so snake_case names exist only in the migrations and in raw SQL inside
+ * `src/store/`. JSON columns are
  * text in both dialects (encoded and parsed by the repositories), timestamps are ISO-8601
  * text, so that both dialects behave alike. Columns that hold one of the domain's string
  * unions are typed as that union: what the repositories write is checked, what they read
@@ -171,15 +180,8 @@ export interface AgentTasksTable {
   finishedAt: string | null;
 }
 
-export interface ArtifactsTable {
-  file: string;
-  component: string;
-  version: string;
-  method: string;
-  sha256: string;
-  size: number;
-  createdAt: string;
-}
+/** A row of the mirror's index is the domain's record, column for column. */
+export type ArtifactsTable = ArtifactRecord;
 
 export interface ClusterSecretsTable {
   clusterId: string;
@@ -189,31 +191,12 @@ export interface ClusterSecretsTable {
   createdAt: string;
 }
 
-export interface ApiTokensTable {
-  id: string;
-  name: string;
-  role: string;
-  /** sha256 hex of the token; the token itself is shown once and never stored. */
-  tokenHash: string;
-  createdBy: string;
-  createdAt: string;
-  expiresAt: string | null;
-  revokedAt: string | null;
-}
-
-export interface SessionsTable {
-  sessionHash: string;
-  csrfHash: string;
-  principal: string;
-  role: string;
-  tokenId: string | null;
-  createdAt: string;
-  expiresAt: string;
-  /** Public handle of the session for admins (`upshift session revoke ID`); never the secret. */
-  id: string;
-  /** Client address that signed in. */
-  address: string | null;
-}
+/**
+ * API tokens and console sessions are stored as the domain's records, column for column:
+ * hashes of the secrets only (a token or session id is shown once and never stored).
+ */
+export type ApiTokensTable = ApiTokenRecord;
+export type SessionsTable = SessionRecord;
 
 export interface SchemaMigrationsTable {
   version: number;

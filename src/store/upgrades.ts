@@ -87,14 +87,54 @@ function setFields<T extends object, K extends keyof T>(patch: T, keys: readonly
 
 function toUpgrade(row: Pick<Selectable<UpgradesTable>, (typeof UPGRADE_COLUMNS)[number]>): UpgradeRecord {
   return {
-    ...row,
+    id: row.id,
+    clusterId: row.clusterId,
+    component: row.component,
+    toVersion: row.toVersion,
+    state: row.state,
+    snapshot: row.snapshot,
     policy: parseJson<UpgradePolicy>(row.policy, { maxBatchPercent: 10, soakSeconds: 0 }),
+    total: row.total,
+    cap: row.cap,
+    rampStart: row.rampStart,
     pauseReason: parseJson<PauseReason | null>(row.pauseReason, null),
+    createdBy: row.createdBy,
+    createdAt: row.createdAt,
+    pausedAt: row.pausedAt,
+    finishedAt: row.finishedAt,
+    nextBatchAt: row.nextBatchAt,
   };
 }
 
-function toBatch({ idx, nodeIds, ...row }: Pick<Selectable<BatchesTable>, (typeof BATCH_COLUMNS)[number]>): BatchRecord {
-  return { ...row, index: idx, nodeIds: parseJson<string[]>(nodeIds, []) };
+function toBatch(row: Pick<Selectable<BatchesTable>, (typeof BATCH_COLUMNS)[number]>): BatchRecord {
+  return {
+    upgradeId: row.upgradeId,
+    index: row.idx,
+    size: row.size,
+    state: row.state,
+    nodeIds: parseJson<string[]>(row.nodeIds, []),
+    startedAt: row.startedAt,
+    finishedAt: row.finishedAt,
+  };
+}
+
+/** A task of a page, without the sort key the page was read by. */
+function toTask(row: NodeTaskRecord): NodeTaskRecord {
+  return {
+    id: row.id,
+    upgradeId: row.upgradeId,
+    nodeId: row.nodeId,
+    nodeName: row.nodeName,
+    role: row.role,
+    state: row.state,
+    batchIndex: row.batchIndex,
+    attempt: row.attempt,
+    startedAt: row.startedAt,
+    finishedAt: row.finishedAt,
+    error: row.error,
+    fromVersion: row.fromVersion,
+    toVersion: row.toVersion,
+  };
 }
 
 /**
@@ -227,12 +267,7 @@ export class UpgradeRepository {
       .orderBy('sortKey')
       .limit(limit + 1)
       .execute();
-    return keysetPage(
-      rows,
-      limit,
-      ({ sortKey: _, ...task }) => task,
-      (r) => Number(r.sortKey),
-    );
+    return keysetPage(rows, limit, toTask, (r) => Number(r.sortKey));
   }
 
   /** How many of the upgrade's tasks are in each state (every state present). */

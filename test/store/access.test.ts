@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Store } from '../../src/store/store.js';
+import { describe, expect, it } from 'vitest';
 import { dialects } from '../support/databases.js';
-import { type TestStore, addCluster, addNodes, openTestStore } from '../support/store.js';
+import { addCluster, addNodes, storeForSuite } from '../support/store.js';
 
 /**
  * The access, agents and artifacts repositories on each database: tokens and sessions by
@@ -11,18 +10,12 @@ import { type TestStore, addCluster, addNodes, openTestStore } from '../support/
  */
 for (const dialect of dialects) {
   describe(`access, agents and artifacts repositories on ${dialect}`, () => {
-    let t: TestStore;
-    let store: Store;
-    beforeAll(async () => {
-      t = await openTestStore(dialect);
-      store = t.store;
-    });
-    afterAll(async () => t?.close());
+    const suite = storeForSuite(dialect);
 
     const later = (ms: number) => new Date(Date.now() + ms).toISOString();
 
     it('revokes an API token once, and with it the sessions opened with it', async () => {
-      await store.access.insertToken({
+      await suite.store.access.insertToken({
         id: 'tok_a',
         name: 'ci',
         role: 'operator',
@@ -30,7 +23,7 @@ for (const dialect of dialects) {
         createdBy: 'admin',
         expiresAt: null,
       });
-      await store.access.insertToken({
+      await suite.store.access.insertToken({
         id: 'tok_b',
         name: 'ro',
         role: 'viewer',
@@ -38,9 +31,14 @@ for (const dialect of dialects) {
         createdBy: 'admin',
         expiresAt: later(60_000),
       });
-      expect(await store.access.findTokenByHash('hash-a')).toMatchObject({ id: 'tok_a', name: 'ci', role: 'operator', revokedAt: null });
-      expect(await store.access.getToken('tok_b')).toMatchObject({ tokenHash: 'hash-b', createdBy: 'admin' });
-      expect((await store.access.listTokens()).map((x) => x.id).sort()).toEqual(['tok_a', 'tok_b']);
+      expect(await suite.store.access.findTokenByHash('hash-a')).toMatchObject({
+        id: 'tok_a',
+        name: 'ci',
+        role: 'operator',
+        revokedAt: null,
+      });
+      expect(await suite.store.access.getToken('tok_b')).toMatchObject({ tokenHash: 'hash-b', createdBy: 'admin' });
+      expect((await suite.store.access.listTokens()).map((x) => x.id).sort()).toEqual(['tok_a', 'tok_b']);
       const session = (id: string, tokenId: string | null, expiresAt: string) => ({
         id,
         sessionHash: `s-${id}`,
@@ -51,75 +49,75 @@ for (const dialect of dialects) {
         address: '127.0.0.1',
         expiresAt,
       });
-      await store.access.insertSession(session('ses_1', 'tok_a', later(60_000)));
-      await store.access.insertSession(session('ses_2', 'tok_b', later(60_000)));
-      await store.access.insertSession(session('ses_old', null, later(-1000)));
-      expect(await store.access.findSession('s-ses_1')).toMatchObject({ id: 'ses_1', csrfHash: 'c-ses_1', tokenId: 'tok_a' });
+      await suite.store.access.insertSession(session('ses_1', 'tok_a', later(60_000)));
+      await suite.store.access.insertSession(session('ses_2', 'tok_b', later(60_000)));
+      await suite.store.access.insertSession(session('ses_old', null, later(-1000)));
+      expect(await suite.store.access.findSession('s-ses_1')).toMatchObject({ id: 'ses_1', csrfHash: 'c-ses_1', tokenId: 'tok_a' });
       // Listing drops what expired on the way.
-      expect((await store.access.listSessions(new Date().toISOString())).map((s) => s.id).sort()).toEqual(['ses_1', 'ses_2']);
-      expect(await store.access.findSession('s-ses_old')).toBeUndefined();
+      expect((await suite.store.access.listSessions(new Date().toISOString())).map((s) => s.id).sort()).toEqual(['ses_1', 'ses_2']);
+      expect(await suite.store.access.findSession('s-ses_old')).toBeUndefined();
 
-      expect(await store.access.revokeToken('tok_a')).toBe(true);
-      expect(await store.access.revokeToken('tok_a')).toBe(false);
-      expect(await store.access.revokeToken('tok_none')).toBe(false);
-      expect((await store.access.getToken('tok_a'))?.revokedAt).not.toBeNull();
-      expect(await store.access.findSession('s-ses_1')).toBeUndefined();
-      expect(await store.access.deleteSessionById('ses_2')).toBe(true);
-      expect(await store.access.deleteSessionById('ses_2')).toBe(false);
+      expect(await suite.store.access.revokeToken('tok_a')).toBe(true);
+      expect(await suite.store.access.revokeToken('tok_a')).toBe(false);
+      expect(await suite.store.access.revokeToken('tok_none')).toBe(false);
+      expect((await suite.store.access.getToken('tok_a'))?.revokedAt).not.toBeNull();
+      expect(await suite.store.access.findSession('s-ses_1')).toBeUndefined();
+      expect(await suite.store.access.deleteSessionById('ses_2')).toBe(true);
+      expect(await suite.store.access.deleteSessionById('ses_2')).toBe(false);
     });
 
     it('tells a join token’s state and lets exactly one of two joins spend a single-use one', async () => {
-      const c = await addCluster(store, 'joins');
+      const c = await addCluster(suite.store, 'joins');
       const now = new Date().toISOString();
-      await store.agents.insertJoinToken({ tokenHash: 'j-multi', clusterId: c.id, expiresAt: null, singleUse: false });
-      await store.agents.insertJoinToken({ tokenHash: 'j-once', clusterId: c.id, expiresAt: later(60_000), singleUse: true });
-      await store.agents.insertJoinToken({ tokenHash: 'j-old', clusterId: c.id, expiresAt: later(-1000), singleUse: true });
-      expect(await store.agents.findJoinToken('j-multi', now)).toEqual({
+      await suite.store.agents.insertJoinToken({ tokenHash: 'j-multi', clusterId: c.id, expiresAt: null, singleUse: false });
+      await suite.store.agents.insertJoinToken({ tokenHash: 'j-once', clusterId: c.id, expiresAt: later(60_000), singleUse: true });
+      await suite.store.agents.insertJoinToken({ tokenHash: 'j-old', clusterId: c.id, expiresAt: later(-1000), singleUse: true });
+      expect(await suite.store.agents.findJoinToken('j-multi', now)).toEqual({
         clusterId: c.id,
         expiresAt: null,
         singleUse: false,
         state: 'valid',
       });
-      expect((await store.agents.findJoinToken('j-old', now))?.state).toBe('expired');
-      expect(await store.agents.findJoinToken('j-none', now)).toBeUndefined();
+      expect((await suite.store.agents.findJoinToken('j-old', now))?.state).toBe('expired');
+      expect(await suite.store.agents.findJoinToken('j-none', now)).toBeUndefined();
       // Expired tokens and multi-use ones are not spent.
-      expect(await store.agents.consumeJoinToken('j-old', now, 'nd_1')).toBe(false);
-      expect(await store.agents.consumeJoinToken('j-multi', now, 'nd_1')).toBe(false);
-      const races = await Promise.all(['nd_1', 'nd_2'].map((id) => store.tx((tx) => tx.agents.consumeJoinToken('j-once', now, id))));
+      expect(await suite.store.agents.consumeJoinToken('j-old', now, 'nd_1')).toBe(false);
+      expect(await suite.store.agents.consumeJoinToken('j-multi', now, 'nd_1')).toBe(false);
+      const races = await Promise.all(['nd_1', 'nd_2'].map((id) => suite.store.tx((tx) => tx.agents.consumeJoinToken('j-once', now, id))));
       expect(races.filter(Boolean)).toHaveLength(1);
-      expect((await store.agents.findJoinToken('j-once', now))?.state).toBe('used');
-      expect(await store.agents.revokeJoinTokens(c.id)).toBe(3);
-      expect(await store.agents.revokeJoinTokens(c.id)).toBe(0);
-      expect((await store.agents.findJoinToken('j-multi', now))?.state).toBe('revoked');
+      expect((await suite.store.agents.findJoinToken('j-once', now))?.state).toBe('used');
+      expect(await suite.store.agents.revokeJoinTokens(c.id)).toBe(3);
+      expect(await suite.store.agents.revokeJoinTokens(c.id)).toBe(0);
+      expect((await suite.store.agents.findJoinToken('j-multi', now))?.state).toBe('revoked');
     });
 
     it('keeps one credential per node, records heartbeats and marks silent nodes Down', async () => {
-      const c = await addCluster(store, 'agents');
-      const [n1, n2] = await addNodes(store, c.id, ['a1', 'a2']);
-      expect(await store.agents.nodeHasCredential(n1!.id)).toBe(false);
-      await store.agents.setCredential(n1!.id, 'cred-1');
-      await store.agents.setCredential(n1!.id, 'cred-2');
-      expect(await store.agents.nodeOfCredential('cred-1')).toBeUndefined();
-      expect(await store.agents.nodeOfCredential('cred-2')).toEqual(n1);
-      expect(await store.agents.revokeCredentials(n1!.id)).toBe(1);
-      expect(await store.agents.nodeHasCredential(n1!.id)).toBe(false);
+      const c = await addCluster(suite.store, 'agents');
+      const [n1, n2] = await addNodes(suite.store, c.id, ['a1', 'a2']);
+      expect(await suite.store.agents.nodeHasCredential(n1!.id)).toBe(false);
+      await suite.store.agents.setCredential(n1!.id, 'cred-1');
+      await suite.store.agents.setCredential(n1!.id, 'cred-2');
+      expect(await suite.store.agents.nodeOfCredential('cred-1')).toBeUndefined();
+      expect(await suite.store.agents.nodeOfCredential('cred-2')).toEqual(n1);
+      expect(await suite.store.agents.revokeCredentials(n1!.id)).toBe(1);
+      expect(await suite.store.agents.nodeHasCredential(n1!.id)).toBe(false);
 
       const old = new Date(Date.now() - 60_000).toISOString();
       const fresh = new Date().toISOString();
-      await store.agents.recordHeartbeat(n1!.id, { os: 'linux' }, { docker: '26.1.5', agent: '1.1.0' }, old);
-      await store.agents.recordHeartbeat(n2!.id, { os: 'linux' }, { docker: '20.10.24' }, fresh);
-      expect(await store.agents.lastSeen(n1!.id)).toBe(old);
-      expect(await store.nodes.get(n1!.id)).toMatchObject({ status: 'Ready', versions: { docker: '26.1.5', agent: '1.1.0' } });
-      const down = await store.agents.markSilentNodesDown(new Date(Date.now() - 30_000).toISOString());
+      await suite.store.agents.recordHeartbeat(n1!.id, { os: 'linux' }, { docker: '26.1.5', agent: '1.1.0' }, old);
+      await suite.store.agents.recordHeartbeat(n2!.id, { os: 'linux' }, { docker: '20.10.24' }, fresh);
+      expect(await suite.store.agents.lastSeen(n1!.id)).toBe(old);
+      expect(await suite.store.nodes.get(n1!.id)).toMatchObject({ status: 'Ready', versions: { docker: '26.1.5', agent: '1.1.0' } });
+      const down = await suite.store.agents.markSilentNodesDown(new Date(Date.now() - 30_000).toISOString());
       expect(down.map((n) => n.name)).toEqual(['a1']);
-      expect((await store.nodes.get(n1!.id))?.status).toBe('Down');
+      expect((await suite.store.nodes.get(n1!.id))?.status).toBe('Down');
       // Already Down: not again.
-      expect(await store.agents.markSilentNodesDown(new Date(Date.now() - 30_000).toISOString())).toEqual([]);
+      expect(await suite.store.agents.markSilentNodesDown(new Date(Date.now() - 30_000).toISOString())).toEqual([]);
     });
 
     it('queues an agent task once per key, delivers it, and takes one result', async () => {
-      const c = await addCluster(store, 'tasks');
-      const [n] = await addNodes(store, c.id, ['t1']);
+      const c = await addCluster(suite.store, 'tasks');
+      const [n] = await addNodes(suite.store, c.id, ['t1']);
       const request = {
         taskKey: 'key-1',
         nodeId: n!.id,
@@ -128,42 +126,42 @@ for (const dialect of dialects) {
         recipe: 'docker-engine' as const,
         params: { component: 'docker' as const, fromVersion: '20.10.24', toVersion: '26.1.5', artifacts: [] },
       };
-      await store.agents.ensureTask(request);
-      await store.agents.ensureTask({ ...request, params: { ...request.params, toVersion: 'other' } });
+      await suite.store.agents.ensureTask(request);
+      await suite.store.agents.ensureTask({ ...request, params: { ...request.params, toVersion: 'other' } });
       await Promise.all([
-        store.agents.ensureTask({ ...request, taskKey: 'key-2' }),
-        store.agents.ensureTask({ ...request, taskKey: 'key-2' }),
+        suite.store.agents.ensureTask({ ...request, taskKey: 'key-2' }),
+        suite.store.agents.ensureTask({ ...request, taskKey: 'key-2' }),
       ]);
-      expect(await store.agents.getTask('key-1')).toMatchObject({ state: 'queued', params: { toVersion: '26.1.5' }, result: null });
-      const delivered = await store.agents.deliverOpenTasks(n!.id);
+      expect(await suite.store.agents.getTask('key-1')).toMatchObject({ state: 'queued', params: { toVersion: '26.1.5' }, result: null });
+      const delivered = await suite.store.agents.deliverOpenTasks(n!.id);
       expect(delivered.map((x) => x.taskKey).sort()).toEqual(['key-1', 'key-2']);
-      expect((await store.agents.getTask('key-1'))?.state).toBe('delivered');
-      expect((await store.agents.unfinishedTasks(n!.id)).map((x) => x.taskKey).sort()).toEqual(['key-1', 'key-2']);
-      expect(await store.agents.finishTask('key-1', 'nd_other', 'succeeded', { result: 'succeeded' })).toBe(false);
-      expect(await store.agents.finishTask('key-1', n!.id, 'failed', { result: 'failed', step: 'start', error: 'dockerd died' })).toBe(
-        true,
-      );
-      expect(await store.agents.finishTask('key-1', n!.id, 'succeeded', { result: 'succeeded' })).toBe(false);
-      expect(await store.agents.getTask('key-1')).toMatchObject({
+      expect((await suite.store.agents.getTask('key-1'))?.state).toBe('delivered');
+      expect((await suite.store.agents.unfinishedTasks(n!.id)).map((x) => x.taskKey).sort()).toEqual(['key-1', 'key-2']);
+      expect(await suite.store.agents.finishTask('key-1', 'nd_other', 'succeeded', { result: 'succeeded' })).toBe(false);
+      expect(
+        await suite.store.agents.finishTask('key-1', n!.id, 'failed', { result: 'failed', step: 'start', error: 'dockerd died' }),
+      ).toBe(true);
+      expect(await suite.store.agents.finishTask('key-1', n!.id, 'succeeded', { result: 'succeeded' })).toBe(false);
+      expect(await suite.store.agents.getTask('key-1')).toMatchObject({
         state: 'failed',
         result: { result: 'failed', step: 'start', error: 'dockerd died' },
       });
-      expect((await store.agents.unfinishedTasks(n!.id)).map((x) => x.taskKey)).toEqual(['key-2']);
+      expect((await suite.store.agents.unfinishedTasks(n!.id)).map((x) => x.taskKey)).toEqual(['key-2']);
     });
 
     it('indexes the artifact mirror by file name, replacing a file of the same name', async () => {
       const file = { component: 'docker', version: '26.1.5', method: 'deb', sha256: 'a'.repeat(64), size: 10 };
-      await store.artifacts.upsert({ ...file, file: 'z.deb' });
-      await store.artifacts.upsert({ ...file, file: 'a.deb' });
-      await store.artifacts.upsert({ ...file, component: 'containerd', version: '1.7.24', file: 'c.deb' });
-      await store.artifacts.upsert({ ...file, file: 'a.deb', sha256: 'b'.repeat(64), size: 20 });
-      const all = await store.artifacts.list();
+      await suite.store.artifacts.upsert({ ...file, file: 'z.deb' });
+      await suite.store.artifacts.upsert({ ...file, file: 'a.deb' });
+      await suite.store.artifacts.upsert({ ...file, component: 'containerd', version: '1.7.24', file: 'c.deb' });
+      await suite.store.artifacts.upsert({ ...file, file: 'a.deb', sha256: 'b'.repeat(64), size: 20 });
+      const all = await suite.store.artifacts.list();
       expect(all.map((a) => a.file)).toEqual(['c.deb', 'a.deb', 'z.deb']);
       expect(all[1]).toEqual({ ...file, file: 'a.deb', sha256: 'b'.repeat(64), size: 20, createdAt: expect.any(String) });
-      expect((await store.artifacts.list({ component: 'docker' })).map((a) => a.file)).toEqual(['a.deb', 'z.deb']);
-      expect((await store.artifacts.list({ file: 'z.deb' })).map((a) => a.file)).toEqual(['z.deb']);
-      expect(await store.artifacts.delete('z.deb')).toBe(true);
-      expect(await store.artifacts.delete('z.deb')).toBe(false);
+      expect((await suite.store.artifacts.list({ component: 'docker' })).map((a) => a.file)).toEqual(['a.deb', 'z.deb']);
+      expect((await suite.store.artifacts.list({ file: 'z.deb' })).map((a) => a.file)).toEqual(['z.deb']);
+      expect(await suite.store.artifacts.delete('z.deb')).toBe(true);
+      expect(await suite.store.artifacts.delete('z.deb')).toBe(false);
     });
   });
 }

@@ -1,8 +1,8 @@
 import BetterSqlite3 from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { cachingStatements } from '../../src/store/dialect.js';
 import { dialects } from '../support/databases.js';
-import { type TestStore, openTestStore } from '../support/store.js';
+import { storeForSuite } from '../support/store.js';
 
 describe('SQLite statement cache', () => {
   it('reuses a compiled statement by its text and keeps at most its capacity, least recently used out first', () => {
@@ -43,14 +43,10 @@ describe('SQLite statement cache', () => {
 
 for (const dialect of dialects) {
   describe(`the database's clock on ${dialect}`, () => {
-    let t: TestStore;
-    beforeAll(async () => {
-      t = await openTestStore(dialect);
-    });
-    afterAll(async () => t?.close());
+    const suite = storeForSuite(dialect);
 
     it('is ISO-8601 UTC text of the shape the store writes, near this machine’s clock, and offsets by milliseconds', async () => {
-      const { db, clockIso } = t.adapter;
+      const { db, clockIso } = suite.t.adapter;
       const before = Date.now();
       const row = await db
         .selectNoFrom([clockIso().as('now'), clockIso(1500).as('later'), clockIso(-60_000).as('earlier')])

@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,4 +120,28 @@ export async function addUpgrade(
     await t.upgrades.insertTasks(tasks.map((task, sortKey) => ({ ...task, sortKey })));
   });
   return { upgrade, tasks };
+}
+
+/**
+ * A store of its own for one `describe` block: opened before its tests, closed and dropped
+ * after them. Read `.store` (or `.t`) inside the tests.
+ */
+export function storeForSuite(
+  dialect: DialectName,
+  options: { icuLocale?: 'en-US' } = {},
+): { readonly store: Store; readonly t: TestStore } {
+  let opened: TestStore | undefined;
+  beforeAll(async () => {
+    opened = await openTestStore(dialect, options);
+  });
+  afterAll(async () => opened?.close());
+  return {
+    get t() {
+      if (!opened) throw new Error('the store opens before the suite’s tests');
+      return opened;
+    },
+    get store() {
+      return this.t.store;
+    },
+  };
 }
