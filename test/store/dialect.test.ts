@@ -1,8 +1,9 @@
 import BetterSqlite3 from 'better-sqlite3';
+import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { cachingStatements } from '../../src/store/dialect.js';
 import { dialects } from '../support/databases.js';
-import { storeForSuite } from '../support/store.js';
+import { addCluster, storeForSuite } from '../support/store.js';
 
 describe('SQLite statement cache', () => {
   it('reuses a compiled statement by its text and keeps at most its capacity, least recently used out first', () => {
@@ -44,6 +45,36 @@ describe('SQLite statement cache', () => {
 for (const dialect of dialects) {
   describe(`the database's clock on ${dialect}`, () => {
     const suite = storeForSuite(dialect);
+
+    it('writes camelCase names in snake_case and reads every row back in camelCase', async () => {
+      const { db } = suite.t.adapter;
+      const compiled = db
+        .selectFrom('nodeTasks')
+        .select(['nodeId', 'id'])
+        .select((eb) => eb.fn.countAll<number>().as('taskCount'))
+        .where('upgradeId', '=', 'upg_x')
+        .groupBy(['nodeId', 'id'])
+        .compile().sql;
+      expect(compiled).toBe(
+        'select "node_id" as "nodeId", "id", count(*) as "taskCount" from "node_tasks" where "upgrade_id" = $1 group by "node_id", "id"'.replace(
+          '$1',
+          dialect === 'postgres' ? '$1' : '?',
+        ),
+      );
+      const c = await addCluster(suite.store, 'camel');
+      // Listed columns come back under their aliases, `selectAll` and raw SQL renamed after.
+      expect(await db.selectFrom('clusters').select(['unavailableReason', 'createdAt']).where('id', '=', c.id).executeTakeFirst()).toEqual({
+        unavailableReason: null,
+        createdAt: c.createdAt,
+      });
+      expect(await db.selectFrom('clusters').selectAll().where('id', '=', c.id).executeTakeFirst()).toMatchObject({
+        unavailableReason: null,
+        createdAt: c.createdAt,
+        updatedAt: c.createdAt,
+      });
+      const raw = await sql<{ createdAt: string }>`select created_at from clusters where id = ${c.id}`.execute(db);
+      expect(raw.rows).toEqual([{ createdAt: c.createdAt }]);
+    });
 
     it('is ISO-8601 UTC text of the shape the store writes, near this machine’s clock, and offsets by milliseconds', async () => {
       const { db, clockIso } = suite.t.adapter;
