@@ -27,6 +27,19 @@ describe('SQLite statement cache', () => {
     expect(database.open).toBe(false);
   });
 
+  it('does not keep long statements (multi-row inserts), whose compiled form is large', () => {
+    const database = new BetterSqlite3(':memory:');
+    const cached = cachingStatements(database, 3, 40);
+    try {
+      const long = `select 1 as n where 1 in (${Array(20).fill('1').join(', ')})`;
+      expect(cached.prepare(long)).not.toBe(cached.prepare(long));
+      expect(cached.size).toBe(0);
+      expect(cached.prepare('select 2 as n')).toBe(cached.prepare('select 2 as n'));
+    } finally {
+      cached.close();
+    }
+  });
+
   it('prepares a fresh statement while the kept one is still iterating', () => {
     const database = new BetterSqlite3(':memory:');
     const cached = cachingStatements(database, 3);
