@@ -1,4 +1,6 @@
+import type { TaskResultRequest } from './agent-protocol.js';
 import type { ClusterKind, Component, ComponentVersions, NodeRole } from './components.js';
+import type { AgentTaskRequest } from './ports.js';
 import type { PauseReason, UpgradeState } from './upgrade-state.js';
 
 /** Timestamps are ISO-8601 strings in UTC everywhere: in the database and in the API. */
@@ -124,4 +126,69 @@ export interface SnapshotRecord {
   error: string | null;
   startedAt: Timestamp | null;
   finishedAt: Timestamp | null;
+}
+
+/** An API token as stored: its sha256, never the token itself (shown once when it is made). */
+export interface ApiTokenRecord {
+  id: string;
+  name: string;
+  role: string;
+  tokenHash: string;
+  createdBy: string;
+  createdAt: Timestamp;
+  expiresAt: Timestamp | null;
+  revokedAt: Timestamp | null;
+}
+
+/** A console session as stored: hashes of its cookie and CSRF token, never the secrets. */
+export interface SessionRecord {
+  /** Public handle for admins (`upshift session revoke ID`). */
+  id: string;
+  sessionHash: string;
+  csrfHash: string;
+  principal: string;
+  role: string;
+  /** The API token it was opened with (a digest for the bootstrap admin token), if any. */
+  tokenId: string | null;
+  /** Client address that signed in. */
+  address: string | null;
+  createdAt: Timestamp;
+  expiresAt: Timestamp;
+}
+
+/**
+ * Whether a join token admits a join: `valid`, or why not. Single-use tokens are `used`
+ * once a join spent them; revocation wins over everything else.
+ */
+export type JoinTokenState = 'valid' | 'expired' | 'used' | 'revoked';
+
+export interface JoinTokenRecord {
+  clusterId: string;
+  expiresAt: Timestamp | null;
+  singleUse: boolean;
+  state: JoinTokenState;
+}
+
+/** An agent task's life: queued → delivered (an agent polled it) → succeeded | failed (its result). */
+export const AgentTaskState = { queued: 'queued', delivered: 'delivered', succeeded: 'succeeded', failed: 'failed' } as const;
+export type AgentTaskState = (typeof AgentTaskState)[keyof typeof AgentTaskState];
+
+/** A task queued for a node's agent under its idempotent key, and its result once reported. */
+export interface AgentTaskRecord extends AgentTaskRequest {
+  state: AgentTaskState;
+  result: TaskResultRequest | null;
+  createdAt: Timestamp;
+  deliveredAt: Timestamp | null;
+  finishedAt: Timestamp | null;
+}
+
+/** A file of the artifact mirror (its bytes are kept by sha256 beside the database). */
+export interface ArtifactRecord {
+  file: string;
+  component: string;
+  version: string;
+  method: string;
+  sha256: string;
+  size: number;
+  createdAt: Timestamp;
 }

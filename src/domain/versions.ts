@@ -150,7 +150,7 @@ function countedNumber(n: number): string {
 
 /**
  * A text key whose byte order is the order of `compareNatural`, so that a database can
- * sort and page node names naturally (`ORDER BY sort_key`, `WHERE sort_key > ?`) with a
+ * sort and page node names naturally (ordered by the key, a page starting after a key) with a
  * plain index, in SQLite (BINARY) and PostgreSQL (`COLLATE "C"`) alike.
  *
  * Names are split into runs of digits and non-digits, as `compareNatural` does. A run of

@@ -8,11 +8,11 @@ import { isComponent, kindHasAgents } from '../domain/components.js';
 import { ErrorCode, UpshiftError, invalid, notFound } from '../domain/errors.js';
 import { EventType } from '../domain/events.js';
 import { newId } from '../domain/ids.js';
-import type { ClusterRecord, NodeRecord } from '../domain/model.js';
+import type { ClusterRecord, JoinTokenState, NodeRecord } from '../domain/model.js';
 import type { AgentPort, AgentTaskRequest, Clock } from '../domain/ports.js';
 import { type TextShape, stripControls } from '../domain/text.js';
 import { isValidVersion, releaseOf } from '../domain/versions.js';
-import type { JoinTokenState, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { validateName } from './fleet.js';
 import type { Logger } from './types.js';
 import { silentLogger } from './types.js';
@@ -91,7 +91,7 @@ export class AgentHub implements AgentPort {
   }
 
   private async clusterWithAgents(clusterId: string): Promise<ClusterRecord> {
-    const cluster = await this.store.getCluster(clusterId);
+    const cluster = await this.store.clusters.get(clusterId);
     if (!cluster) throw new UpshiftError(ErrorCode.NOT_FOUND, `cluster ${clusterId} does not exist`);
     if (!kindHasAgents(cluster.kind) || cluster.kind === 'simulated') {
       throw new UpshiftError(ErrorCode.NOT_SUPPORTED, `nodes of a ${cluster.kind} cluster do not join with agents`);
@@ -111,7 +111,7 @@ export class AgentHub implements AgentPort {
     const joinToken = `upj_${randomBytes(24).toString('base64url')}`;
     const expiresAt = new Date(this.options.clock.now() + ttlSeconds * 1000).toISOString();
     const singleUse = options.singleUse === true;
-    await this.store.insertJoinToken({ tokenHash: hashSecret(joinToken), clusterId: cluster.id, expiresAt, singleUse });
+    await this.store.agents.insertJoinToken({ tokenHash: hashSecret(joinToken), clusterId: cluster.id, expiresAt, singleUse });
     return { joinToken, expiresAt, singleUse };
   }
 
@@ -157,8 +157,8 @@ export class AgentHub implements AgentPort {
       throw new UpshiftError(ErrorCode.UNAUTHENTICATED, 'a join token is required', { details: { reason: 'missing' } });
     }
     const tokenHash = hashSecret(request.joinToken);
-    const token = await this.store.findJoinToken(tokenHash, this.nowIso());
-    const cluster = token ? await this.store.getCluster(token.clusterId) : undefined;
+    const token = await this.store.agents.findJoinToken(tokenHash, this.nowIso());
+    const cluster = token ? await this.store.clusters.get(token.clusterId) : undefined;
     if (!token || !cluster) {
       throw new UpshiftError(
         ErrorCode.UNAUTHENTICATED,
@@ -173,12 +173,12 @@ export class AgentHub implements AgentPort {
     const now = this.nowIso();
     const versions = { ...facts.versions, ...(isValidVersion(facts.agentVersion) ? { agent: facts.agentVersion } : {}) };
     const outcome = await this.store.tx(async (tx) => {
-      await tx.lockCluster(cluster.id);
+      await tx.clusters.lock(cluster.id);
       // One row by the (cluster, name) unique index: 1,000 agents joining must not read the
       // whole cluster 1,000 times.
-      const existing = await tx.findNodeByName(cluster.id, name);
-      if (existing && (await tx.nodeHasCredential(existing.id))) return { kind: 'taken' as const, node: existing };
-      const active = await tx.activeUpgradeOf(cluster.id);
+      const existing = await tx.nodes.findByName(cluster.id, name);
+      if (existing && (await tx.agents.nodeHasCredential(existing.id))) return { kind: 'taken' as const, node: existing };
+      const active = await tx.upgrades.activeOf(cluster.id);
       if (!existing && active) {
         throw new UpshiftError(
           ErrorCode.UPGRADE_IN_PROGRESS,
@@ -189,11 +189,12 @@ export class AgentHub implements AgentPort {
       const id = existing?.id ?? newId('nd');
       // In this transaction: if the join fails after this, the token is not spent; if two
       // joins race with one token, the second finds it used and changes nothing.
-      if (token.singleUse && !(await tx.consumeJoinToken(tokenHash, now, id))) throw AgentHub.tokenRefusal('used', cluster.name, null);
+      if (token.singleUse && !(await tx.agents.consumeJoinToken(tokenHash, now, id)))
+        throw AgentHub.tokenRefusal('used', cluster.name, null);
       const origin = `agent ${facts.agentVersion || 'unknown'}, ${facts.os} ${facts.arch}, from ${from.address}`;
       if (!existing) {
-        await tx.insertNodes([{ id, clusterId: cluster.id, name, role: 'worker', status: 'Ready', versions, createdAt: now }]);
-        await tx.appendEvent({
+        await tx.nodes.insert([{ id, clusterId: cluster.id, name, role: 'worker', status: 'Ready', versions, createdAt: now }]);
+        await tx.events.append({
           type: EventType.clusterNodeAdded,
           actor: `agent:${name}`,
           clusterId: cluster.id,
@@ -203,7 +204,7 @@ export class AgentHub implements AgentPort {
           data: { address: from.address },
         });
       } else {
-        await tx.appendEvent({
+        await tx.events.append({
           type: EventType.agentJoined,
           actor: `agent:${name}`,
           clusterId: cluster.id,
@@ -213,8 +214,8 @@ export class AgentHub implements AgentPort {
           data: { address: from.address },
         });
       }
-      await tx.recordHeartbeat(id, facts, existing ? { ...existing.versions, ...versions } : versions, now);
-      await tx.setAgentCredential(id, hashSecret(credential));
+      await tx.agents.recordHeartbeat(id, facts, existing ? { ...existing.versions, ...versions } : versions, now);
+      await tx.agents.setCredential(id, hashSecret(credential));
       return { kind: 'joined' as const, nodeId: id };
     });
     if (outcome.kind === 'taken') {
@@ -268,7 +269,7 @@ export class AgentHub implements AgentPort {
     this.joinRefusals.set(key, { at: now, suppressed: 0 });
     const more = seen && seen.suppressed > 0 ? ` (${seen.suppressed} more attempts since the last event)` : '';
     this.log.warn({ clusterId: cluster.id, nodeId: node.id, name: node.name, address }, 'join under a taken node name refused');
-    await this.store.appendEvent({
+    await this.store.events.append({
       type: EventType.agentJoinRefused,
       actor: `address:${address}`,
       clusterId: cluster.id,
@@ -293,21 +294,21 @@ export class AgentHub implements AgentPort {
   async resetNode(clusterId: string, nodeRef: string, actor: string): Promise<NodeReset> {
     const cluster = await this.clusterWithAgents(clusterId);
     const result = await this.store.tx(async (tx) => {
-      await tx.lockCluster(cluster.id);
-      const byId = await tx.getNode(nodeRef);
-      const node = byId?.clusterId === cluster.id ? byId : await tx.findNodeByName(cluster.id, nodeRef);
+      await tx.clusters.lock(cluster.id);
+      const byId = await tx.nodes.get(nodeRef);
+      const node = byId?.clusterId === cluster.id ? byId : await tx.nodes.findByName(cluster.id, nodeRef);
       if (!node) throw notFound('node', nodeRef);
-      const revokedCredentials = await tx.revokeAgentCredentials(node.id);
+      const revokedCredentials = await tx.agents.revokeCredentials(node.id);
       const failedTasks: string[] = [];
-      for (const task of await tx.unfinishedAgentTasks(node.id)) {
+      for (const task of await tx.agents.unfinishedTasks(node.id)) {
         const failed: TaskResultRequest = {
           result: 'failed',
           step: 'reset',
           error: `the node's credential was reset by ${actor} during this task: its agent is locked out and what the task did on the node is unknown. Check the node, then resume to run the task again`,
         };
-        if (await tx.finishAgentTask(task.taskKey, node.id, 'failed', failed)) failedTasks.push(task.taskKey);
+        if (await tx.agents.finishTask(task.taskKey, node.id, 'failed', failed)) failedTasks.push(task.taskKey);
       }
-      await tx.appendEvent({
+      await tx.events.append({
         type: EventType.nodeCredentialReset,
         actor,
         clusterId: cluster.id,
@@ -331,7 +332,7 @@ export class AgentHub implements AgentPort {
   async authenticate(header: string | undefined): Promise<NodeRecord | undefined> {
     const match = header ? /^Bearer\s+(upa_[A-Za-z0-9_-]{20,100})\s*$/.exec(header) : null;
     if (!match?.[1]) return undefined;
-    return this.store.nodeOfCredential(hashSecret(match[1]));
+    return this.store.agents.nodeOfCredential(hashSecret(match[1]));
   }
 
   async heartbeat(node: NodeRecord, rawFacts: unknown): Promise<{ serverTime: string; heartbeatSeconds: number }> {
@@ -339,7 +340,7 @@ export class AgentHub implements AgentPort {
     const versions: ComponentVersions = { ...node.versions, ...facts.versions };
     if (isValidVersion(facts.agentVersion)) versions.agent = facts.agentVersion;
     const now = this.nowIso();
-    await this.store.recordHeartbeat(node.id, facts, versions, now);
+    await this.store.agents.recordHeartbeat(node.id, facts, versions, now);
     this.signals.emit(`heartbeat:${node.id}`, facts);
     return { serverTime: now, heartbeatSeconds: this.heartbeatSeconds };
   }
@@ -348,14 +349,9 @@ export class AgentHub implements AgentPort {
   async poll(node: NodeRecord, waitSeconds: number, signal: AbortSignal): Promise<AgentTask[]> {
     const deadline = Date.now() + Math.min(Math.max(waitSeconds, 0), 30) * 1000;
     for (;;) {
-      const rows = await this.store.openAgentTasks(node.id);
+      const rows = await this.store.agents.deliverOpenTasks(node.id);
       if (rows.length > 0 || Date.now() >= deadline || signal.aborted) {
-        return rows.map((r) => ({
-          taskKey: r.task_key,
-          recipe: r.recipe as AgentTask['recipe'],
-          params: JSON.parse(r.params),
-          createdAt: r.created_at,
-        }));
+        return rows.map((r) => ({ taskKey: r.taskKey, recipe: r.recipe, params: r.params, createdAt: r.createdAt }));
       }
       await new Promise<void>((resolve) => {
         const done = () => {
@@ -377,9 +373,8 @@ export class AgentHub implements AgentPort {
   }
 
   private async ownTask(node: NodeRecord, taskKey: string) {
-    const task = await this.store.getAgentTask(taskKey);
-    if (!task || task.node_id !== node.id)
-      throw new UpshiftError(ErrorCode.NOT_FOUND, `task ${taskKey} is not a task of node ${node.name}`);
+    const task = await this.store.agents.getTask(taskKey);
+    if (!task || task.nodeId !== node.id) throw new UpshiftError(ErrorCode.NOT_FOUND, `task ${taskKey} is not a task of node ${node.name}`);
     return task;
   }
 
@@ -388,7 +383,7 @@ export class AgentHub implements AgentPort {
    * has not reported is open for lines (`409 TASK_ENDED` otherwise: an agent must not
    * write to the log of a task that is over). Each line loses its control characters
    * (tabs stay; a line holds no newline) and is cut at 4,000 characters; the store keeps
-   * at most `LOG_CAP_BYTES` per node task (see store.appendLogs).
+   * at most `LOG_CAP_BYTES` per node task (see store.logs.append).
    */
   async appendLog(node: NodeRecord, taskKey: string, lines: unknown): Promise<void> {
     if (!Array.isArray(lines) || lines.length > 1000 || !lines.every((l) => typeof l === 'string')) {
@@ -403,12 +398,13 @@ export class AgentHub implements AgentPort {
           : `task ${taskKey} is over (${task.state}): it takes no more log lines`,
       );
     }
-    if (!task.upgrade_id || !task.node_task_id) return;
+    const { upgradeId, nodeTaskId } = task;
+    if (!upgradeId || !nodeTaskId) return;
     const at = this.nowIso();
-    await this.store.appendLogs(
+    await this.store.logs.append(
       (lines as string[]).map((line) => ({
-        upgradeId: task.upgrade_id as string,
-        nodeTaskId: task.node_task_id as string,
+        upgradeId,
+        nodeTaskId,
         at,
         line: agentText(line, 4000, { tabs: true }),
       })),
@@ -431,19 +427,19 @@ export class AgentHub implements AgentPort {
       ...(raw.rolledBack === true ? { rolledBack: true } : {}),
       versions,
     };
-    if (await this.store.finishAgentTask(taskKey, node.id, raw.result, result)) {
+    if (await this.store.agents.finishTask(taskKey, node.id, raw.result, result)) {
       this.signals.emit(`finished:${taskKey}`);
       return;
     }
     // The task was already ended (timed out, node unreachable): keep what the agent says
     // it did in the node's log, where the operator looks before resuming.
-    const task = await this.store.getAgentTask(taskKey);
-    if (task?.upgrade_id && task.node_task_id && task.state !== raw.result) {
-      const ended = (JSON.parse(task.result ?? '{}') as TaskResultRequest).error ?? task.state;
-      await this.store.appendLogs([
+    const task = await this.store.agents.getTask(taskKey);
+    if (task?.upgradeId && task.nodeTaskId && task.state !== raw.result) {
+      const ended = task.result?.error ?? task.state;
+      await this.store.logs.append([
         {
-          upgradeId: task.upgrade_id,
-          nodeTaskId: task.node_task_id,
+          upgradeId: task.upgradeId,
+          nodeTaskId: task.nodeTaskId,
           at: this.nowIso(),
           line: agentText(
             `late result from the agent: ${raw.result}${result.error ? ` (${result.error})` : ''}; the task had already ended: ${ended}`,
@@ -460,8 +456,8 @@ export class AgentHub implements AgentPort {
   /** Marks nodes Down whose agent missed three heartbeats, with an event for each. */
   async sweepSilentNodes(): Promise<void> {
     const before = new Date(this.options.clock.now() - 3 * this.heartbeatSeconds * 1000).toISOString();
-    for (const node of await this.store.markSilentNodesDown(before)) {
-      await this.store.appendEvent({
+    for (const node of await this.store.agents.markSilentNodesDown(before)) {
+      await this.store.events.append({
         type: EventType.nodeDown,
         actor: 'engine',
         clusterId: node.clusterId,
@@ -489,17 +485,17 @@ export class AgentHub implements AgentPort {
   // ---- AgentPort --------------------------------------------------------------------
 
   async runAgentTask(task: AgentTaskRequest, signal: AbortSignal): Promise<TaskResultRequest> {
-    await this.store.ensureAgentTask(task);
+    await this.store.agents.ensureTask(task);
     this.signals.emit(`queued:${task.nodeId}`);
     for (;;) {
-      const row = await this.store.getAgentTask(task.taskKey);
+      const row = await this.store.agents.getTask(task.taskKey);
       if (!row) throw new UpshiftError(ErrorCode.INTERNAL, `agent task ${task.taskKey} vanished`);
-      if (row.state === 'succeeded' || row.state === 'failed') return JSON.parse(row.result ?? '{}') as TaskResultRequest;
+      if (row.state === 'succeeded' || row.state === 'failed') return row.result ?? { result: row.state };
       const now = this.options.clock.now();
-      const age = now - Date.parse(row.created_at);
-      const ended = await this.overdue(task.nodeId, row.state, Date.parse(row.created_at), now);
+      const age = now - Date.parse(row.createdAt);
+      const ended = await this.overdue(task.nodeId, row.state, Date.parse(row.createdAt), now);
       if (ended) {
-        if (await this.store.finishAgentTask(task.taskKey, task.nodeId, 'failed', ended)) return ended;
+        if (await this.store.agents.finishTask(task.taskKey, task.nodeId, 'failed', ended)) return ended;
         continue;
       }
       if (signal.aborted) throw signal.reason;
@@ -526,7 +522,7 @@ export class AgentHub implements AgentPort {
    */
   private async overdue(nodeId: string, state: string, createdAt: number, now: number): Promise<TaskResultRequest | undefined> {
     const step = state === 'queued' ? 'delivery' : 'timeout';
-    const lastSeen = Date.parse((await this.store.nodeLastSeen(nodeId)) ?? '') || 0;
+    const lastSeen = Date.parse((await this.store.agents.lastSeen(nodeId)) ?? '') || 0;
     const silentMs = now - Math.max(lastSeen, createdAt);
     if (silentMs > this.unreachableAfterMs) {
       return {
@@ -553,7 +549,7 @@ export class AgentHub implements AgentPort {
       return out;
     }
     const release = releaseOf(version);
-    for (const a of await this.store.listArtifacts({ component })) {
+    for (const a of await this.store.artifacts.list({ component })) {
       if (releaseOf(a.version) === release && (a.method === 'deb' || a.method === 'binary')) {
         out.push({ method: a.method, file: a.file, sha256: a.sha256 });
       }

@@ -44,8 +44,8 @@ export class FleetService {
 
   /** Finds a cluster by id or by name. */
   async resolveCluster(ref: string): Promise<ClusterRecord> {
-    const byId = looksLikeId(ref) ? await this.store.getCluster(ref) : undefined;
-    const cluster = byId ?? (await this.store.findClusterByName(ref));
+    const byId = looksLikeId(ref) ? await this.store.clusters.get(ref) : undefined;
+    const cluster = byId ?? (await this.store.clusters.findByName(ref));
     if (!cluster) throw notFound('cluster', ref);
     return cluster;
   }
@@ -74,10 +74,10 @@ export class FleetService {
     const cluster: ClusterRecord = { id: newId('cl'), name, kind: input.kind, config, unavailableReason: null, createdAt };
     const nodes: NodeRecord[] = driver.initialNodes(cluster).map((n) => ({ ...n, id: newId('nd'), clusterId: cluster.id, createdAt }));
     await this.store.tx(async (tx) => {
-      await tx.insertCluster(cluster);
-      for (const [field, value] of Object.entries(secrets)) await tx.putClusterSecret(cluster.id, field, this.sealSecret!(value));
-      await tx.insertNodes(nodes);
-      await tx.appendEvent({
+      await tx.clusters.insert(cluster);
+      for (const [field, value] of Object.entries(secrets)) await tx.clusters.putSecret(cluster.id, field, this.sealSecret!(value));
+      await tx.nodes.insert(nodes);
+      await tx.events.append({
         type: EventType.clusterCreated,
         actor,
         clusterId: cluster.id,
@@ -92,15 +92,15 @@ export class FleetService {
   async deleteCluster(ref: string, actor: string): Promise<void> {
     const cluster = await this.resolveCluster(ref);
     await this.store.tx(async (tx) => {
-      await tx.lockCluster(cluster.id);
-      if (await tx.activeUpgradeOf(cluster.id)) {
+      await tx.clusters.lock(cluster.id);
+      if (await tx.upgrades.activeOf(cluster.id)) {
         throw new UpshiftError(
           ErrorCode.UPGRADE_IN_PROGRESS,
           `cluster ${cluster.name} has an active upgrade: cancel it before deleting the cluster`,
         );
       }
-      await tx.deleteCluster(cluster.id);
-      await tx.appendEvent({
+      await tx.clusters.delete(cluster.id);
+      await tx.events.append({
         type: EventType.clusterDeleted,
         actor,
         clusterId: cluster.id,
@@ -131,10 +131,10 @@ export class FleetService {
       createdAt: new Date().toISOString(),
     };
     await this.store.tx(async (tx) => {
-      await tx.lockCluster(cluster.id);
+      await tx.clusters.lock(cluster.id);
       await this.refuseDuringUpgrade(tx, cluster, `add node ${name}`);
-      await tx.insertNodes([node]);
-      await tx.appendEvent({
+      await tx.nodes.insert([node]);
+      await tx.events.append({
         type: EventType.clusterNodeAdded,
         actor,
         clusterId: cluster.id,
@@ -148,7 +148,7 @@ export class FleetService {
 
   async removeNode(ref: string, nodeRef: string, actor: string): Promise<void> {
     const cluster = await this.resolveCluster(ref);
-    const nodes = await this.store.listNodes(cluster.id);
+    const nodes = await this.store.nodes.list(cluster.id);
     const node = nodes.find((n) => n.id === nodeRef) ?? nodes.find((n) => n.name === nodeRef);
     if (!node) throw notFound('node', nodeRef);
     const driver = this.driverFor(cluster.kind);
@@ -159,10 +159,10 @@ export class FleetService {
       );
     }
     await this.store.tx(async (tx) => {
-      await tx.lockCluster(cluster.id);
+      await tx.clusters.lock(cluster.id);
       await this.refuseDuringUpgrade(tx, cluster, `remove node ${node.name}`);
-      await tx.deleteNode(node.id);
-      await tx.appendEvent({
+      await tx.nodes.delete(node.id);
+      await tx.events.append({
         type: EventType.clusterNodeRemoved,
         actor,
         clusterId: cluster.id,
@@ -174,7 +174,7 @@ export class FleetService {
   }
 
   private async refuseDuringUpgrade(tx: Store, cluster: ClusterRecord, what: string): Promise<void> {
-    const active = await tx.activeUpgradeOf(cluster.id);
+    const active = await tx.upgrades.activeOf(cluster.id);
     if (active) {
       throw new UpshiftError(
         ErrorCode.UPGRADE_IN_PROGRESS,

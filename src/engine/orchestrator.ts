@@ -72,7 +72,7 @@ export class Orchestrator {
     // Every running task listens on the one signal; thousands may run at once.
     setMaxListeners(0, this.abort.signal);
     this.store.bus.on('remote-event', this.onRemoteEvent);
-    this.stopListening = this.store.listenToReplicas((error) =>
+    this.stopListening = this.store.events.listenToReplicas((error) =>
       this.log.warn({ err: error }, 'listening to other replicas failed; retrying'),
     );
     await this.leaseTick();
@@ -92,8 +92,8 @@ export class Orchestrator {
 
   /** Renews this replica's leases, takes over expired ones, lets go of lost ones. */
   private async leaseTick(only?: string): Promise<void> {
-    const now = this.now();
-    const claimed = await this.store.claimUpgrades(this.owner, iso(now), iso(now + this.leaseTtlMs), only);
+    // Expiry is by the database's clock (leases.ts), so replicas need not agree on the time.
+    const claimed = await this.store.leases.claim(this.owner, this.leaseTtlMs, only);
     if (!this.running) return;
     if (!only) {
       const held = new Set(claimed);
@@ -113,10 +113,10 @@ export class Orchestrator {
 
   /** Reattaches the running nodes and snapshots of an upgrade this replica just took. */
   private async recover(upgradeId: string): Promise<void> {
-    const upgrade = await this.store.getUpgrade(upgradeId);
+    const upgrade = await this.store.upgrades.get(upgradeId);
     if (!upgrade) return;
-    for (const task of await this.store.listTasks(upgradeId, 'running')) this.dispatchTask(upgrade, task, true);
-    for (const snapshot of (await this.store.listSnapshots(upgradeId)).filter((s) => s.state === 'running')) {
+    for (const task of await this.store.upgrades.listTasks(upgradeId, 'running')) this.dispatchTask(upgrade, task, true);
+    for (const snapshot of (await this.store.upgrades.listSnapshots(upgradeId)).filter((s) => s.state === 'running')) {
       this.dispatchSnapshot(upgrade, snapshot);
     }
   }
@@ -149,7 +149,7 @@ export class Orchestrator {
     await Promise.allSettled([...this.inflight.values()]);
     await this.flushLogs();
     // Hand the upgrades over at once instead of when the leases expire.
-    await this.store.releaseUpgrades(this.owner).catch((error: unknown) => this.log.warn({ err: error }, 'releasing leases failed'));
+    await this.store.leases.release(this.owner).catch((error: unknown) => this.log.warn({ err: error }, 'releasing leases failed'));
     this.owned.clear();
   }
 
@@ -215,7 +215,7 @@ export class Orchestrator {
 
   /** One step: derive from the stored state what must happen next, and do it. */
   private async advance(upgradeId: string): Promise<void> {
-    const upgrade = await this.store.getUpgrade(upgradeId);
+    const upgrade = await this.store.upgrades.get(upgradeId);
     if (!upgrade) return;
     await this.closeBatches(upgrade);
     switch (upgrade.state) {
@@ -243,17 +243,17 @@ export class Orchestrator {
 
   /** Closes every batch whose nodes have all finished, and starts the soak. */
   private async closeBatches(upgrade: UpgradeRecord): Promise<void> {
-    const batches = (await this.store.listBatches(upgrade.id)).filter((b) => b.state === 'running');
+    const batches = (await this.store.upgrades.listBatches(upgrade.id)).filter((b) => b.state === 'running');
     for (const batch of batches) {
-      const counts = await this.store.batchTaskCounts(upgrade.id, batch.index);
+      const counts = await this.store.upgrades.batchTaskCounts(upgrade.id, batch.index);
       if (counts.running > 0) continue;
       const failed = counts.failed;
       const succeeded = counts.succeeded;
       const finishedAt = this.now();
       const seconds = (finishedAt - Date.parse(batch.startedAt)) / 1000;
       const closed = await this.store.tx(async (tx) => {
-        if (!(await tx.finishBatch(upgrade.id, batch.index, failed > 0 ? 'failed' : 'succeeded', iso(finishedAt)))) return false;
-        await tx.appendEvent({
+        if (!(await tx.upgrades.finishBatch(upgrade.id, batch.index, failed > 0 ? 'failed' : 'succeeded', iso(finishedAt)))) return false;
+        await tx.events.append({
           type: EventType.batchFinished,
           actor: ENGINE_ACTOR,
           clusterId: upgrade.clusterId,
@@ -263,8 +263,8 @@ export class Orchestrator {
           data: { index: batch.index, size: batch.size, succeeded, failed, seconds },
         });
         const soak = upgrade.policy.soakSeconds;
-        if (soak > 0 && upgrade.state === 'Upgrading' && (await tx.taskCounts(upgrade.id)).pending > 0) {
-          await tx.casUpgrade(upgrade.id, 'Upgrading', { next_batch_at: iso(finishedAt + soak * 1000) });
+        if (soak > 0 && upgrade.state === 'Upgrading' && (await tx.upgrades.taskCounts(upgrade.id)).pending > 0) {
+          await tx.upgrades.casState(upgrade.id, 'Upgrading', { nextBatchAt: iso(finishedAt + soak * 1000) });
         }
         return true;
       });
@@ -273,11 +273,11 @@ export class Orchestrator {
   }
 
   private async advanceBatches(stale: UpgradeRecord): Promise<void> {
-    const upgrade = (await this.store.getUpgrade(stale.id)) ?? stale;
+    const upgrade = (await this.store.upgrades.get(stale.id)) ?? stale;
     if (upgrade.state !== 'Upgrading') return;
-    const batches = await this.store.listBatches(upgrade.id);
+    const batches = await this.store.upgrades.listBatches(upgrade.id);
     if (batches.some((b) => b.state === 'running')) return;
-    const tasks = await this.store.listTasks(upgrade.id);
+    const tasks = await this.store.upgrades.listTasks(upgrade.id);
     if (tasks.some((t) => t.state === 'running')) return;
     const pending = tasks.filter((t) => t.state === 'pending');
     if (pending.length === 0) {
@@ -296,17 +296,17 @@ export class Orchestrator {
         return;
       }
     }
-    const cluster = await this.store.getCluster(upgrade.clusterId);
+    const cluster = await this.store.clusters.get(upgrade.clusterId);
     if (!cluster) return;
     const index = batches.length;
     const plannable = pending.map((task) => ({ id: task.nodeId, name: task.nodeName, role: task.role, task }));
     const chosen = planNextBatch(orderNodes(plannable), index - upgrade.rampStart, upgrade.cap).map((p) => p.task);
     const startedAt = this.now();
-    const nodes = new Map((await this.store.getNodes(chosen.map((t) => t.nodeId))).map((n) => [n.id, n]));
+    const nodes = new Map((await this.store.nodes.getMany(chosen.map((t) => t.nodeId))).map((n) => [n.id, n]));
     const started = await this.store.tx(async (tx) => {
       // The guard: a pause that landed meanwhile (here or on another replica) wins.
-      if (!(await tx.casUpgrade(upgrade.id, 'Upgrading', { next_batch_at: null }))) return [];
-      await tx.insertBatch({
+      if (!(await tx.upgrades.casState(upgrade.id, 'Upgrading', { nextBatchAt: null }))) return [];
+      await tx.upgrades.insertBatch({
         upgradeId: upgrade.id,
         index,
         size: chosen.length,
@@ -315,7 +315,7 @@ export class Orchestrator {
         startedAt: iso(startedAt),
         finishedAt: null,
       });
-      await tx.appendEvent({
+      await tx.events.append({
         type: EventType.batchStarted,
         actor: ENGINE_ACTOR,
         clusterId: upgrade.clusterId,
@@ -338,18 +338,18 @@ export class Orchestrator {
       for (const group of groups.values()) {
         const first = group[0] as NodeTaskRecord;
         const attempt = first.attempt + 1;
-        const moved = await tx.casTasks(
+        const moved = await tx.upgrades.casTasks(
           group.map((t) => t.id),
           'pending',
           first.attempt,
           {
             state: 'running',
             attempt,
-            batch_index: index,
-            started_at: iso(startedAt),
-            finished_at: null,
+            batchIndex: index,
+            startedAt: iso(startedAt),
+            finishedAt: null,
             error: null,
-            from_version: first.fromVersion,
+            fromVersion: first.fromVersion,
           },
         );
         if (moved.size !== group.length) {
@@ -370,7 +370,7 @@ export class Orchestrator {
           out.push({ ...task, state: 'running', attempt, batchIndex: index, startedAt: iso(startedAt), error: null, finishedAt: null });
         }
       }
-      await tx.appendEvents(events);
+      await tx.events.appendMany(events);
       return out;
     });
     for (const task of started) this.dispatchTask(upgrade, task, false, { cluster, node: nodes.get(task.nodeId) });
@@ -387,8 +387,8 @@ export class Orchestrator {
     if (this.inflight.has(key)) return;
     const signal = this.abort.signal;
     const work = (async () => {
-      const cluster = known.cluster ?? (await this.store.getCluster(upgrade.clusterId));
-      const node = known.node ?? (await this.store.getNode(task.nodeId));
+      const cluster = known.cluster ?? (await this.store.clusters.get(upgrade.clusterId));
+      const node = known.node ?? (await this.store.nodes.get(task.nodeId));
       const log = (line: string) => this.logs.push({ upgradeId: upgrade.id, nodeTaskId: task.id, at: iso(this.now()), line });
       let outcome: NodeTaskOutcome;
       try {
@@ -433,7 +433,7 @@ export class Orchestrator {
       const rows = this.logs;
       if (rows.length === 0) return;
       this.logs = [];
-      await this.store.appendLogs(rows).catch((error: unknown) => this.log.warn({ err: error }, 'could not store node log lines'));
+      await this.store.logs.append(rows).catch((error: unknown) => this.log.warn({ err: error }, 'could not store node log lines'));
     });
     return this.logFlush;
   }
@@ -497,13 +497,13 @@ export class Orchestrator {
     const won: Array<{ task: NodeTaskRecord; outcome: NodeTaskOutcome }> = [];
     for (const group of groups.values()) {
       const first = group[0] as { task: NodeTaskRecord; outcome: NodeTaskOutcome };
-      const moved = await tx.casTasks(
+      const moved = await tx.upgrades.casTasks(
         group.map((i) => i.task.id),
         'running',
         first.task.attempt,
         {
           state: first.outcome.result,
-          finished_at: finishedAt,
+          finishedAt,
           error: first.outcome.result === 'failed' ? (first.outcome.error ?? 'failed without a reason') : null,
         },
       );
@@ -513,7 +513,7 @@ export class Orchestrator {
     // rollback, or a success the agent driver refused because the node runs another
     // version); a success without a report (simulated, Kubernetes) means the target.
     const reporting = won.filter((i) => i.outcome.result === 'succeeded' || Object.keys(i.outcome.versions ?? {}).length > 0);
-    const nodes = new Map((await tx.getNodes(reporting.map((i) => i.task.nodeId))).map((n) => [n.id, n]));
+    const nodes = new Map((await tx.nodes.getMany(reporting.map((i) => i.task.nodeId))).map((n) => [n.id, n]));
     const byVersions = new Map<string, string[]>();
     for (const item of reporting) {
       const node = nodes.get(item.task.nodeId);
@@ -528,7 +528,7 @@ export class Orchestrator {
       if (!ids) byVersions.set(key, (ids = []));
       ids.push(node.id);
     }
-    for (const [versions, ids] of byVersions) await tx.setNodesVersions(ids, JSON.parse(versions) as ComponentVersions);
+    for (const [versions, ids] of byVersions) await tx.nodes.setVersions(ids, JSON.parse(versions) as ComponentVersions);
     const name = componentDisplayName[upgrade.component];
     const events: NewEvent[] = won.map(({ task, outcome }) => {
       const base = { actor: ENGINE_ACTOR, clusterId: upgrade.clusterId, upgradeId: upgrade.id, nodeId: task.nodeId };
@@ -541,10 +541,10 @@ export class Orchestrator {
             data: { attempt: task.attempt },
           };
     });
-    await tx.appendEvents(events);
+    await tx.events.appendMany(events);
     const failure = won.find((i) => i.outcome.result === 'failed');
     if (failure) {
-      const current = await tx.getUpgrade(upgrade.id);
+      const current = await tx.upgrades.get(upgrade.id);
       const message = `${failure.task.nodeName}: ${failure.outcome.error ?? 'failed without a reason'}`;
       if (current?.state === 'Upgrading') await this.autoPauseIn(tx, current, failure.task.nodeId, message);
     }
@@ -559,14 +559,14 @@ export class Orchestrator {
     const decision = decide({ state: upgrade.state, unstartedNodes: 0 }, { type: 'nodeFailed', nodeId: nodeId ?? '', message });
     if (!decision.ok) return;
     const pausedAt = this.now();
-    const won = await tx.casUpgrade(upgrade.id, decision.from, {
+    const won = await tx.upgrades.casState(upgrade.id, decision.from, {
       state: decision.to,
-      pause_reason: JSON.stringify({ kind: 'error', message, nodeId }),
-      paused_at: iso(pausedAt),
-      next_batch_at: null,
+      pauseReason: { kind: 'error', message, nodeId },
+      pausedAt: iso(pausedAt),
+      nextBatchAt: null,
     });
     if (!won) return;
-    await tx.appendEvent({
+    await tx.events.append({
       type: EventType.upgradeAutoPaused,
       actor: ENGINE_ACTOR,
       clusterId: upgrade.clusterId,
@@ -581,9 +581,9 @@ export class Orchestrator {
     if (!decision.ok) return;
     await this.store.tx(async (tx) => {
       const finishedAt = iso(this.now());
-      if (!(await tx.casUpgrade(upgrade.id, decision.from, { state: decision.to, finished_at: finishedAt }))) return;
-      const counts = await tx.taskCounts(upgrade.id);
-      await tx.appendEvent({
+      if (!(await tx.upgrades.casState(upgrade.id, decision.from, { state: decision.to, finishedAt }))) return;
+      const counts = await tx.upgrades.taskCounts(upgrade.id);
+      await tx.events.append({
         type: EventType.upgradeCompleted,
         actor: ENGINE_ACTOR,
         clusterId: upgrade.clusterId,
@@ -606,10 +606,10 @@ export class Orchestrator {
     if (!decision.ok) return;
     await this.store.tx(async (tx) => {
       const finishedAt = iso(this.now());
-      if (!(await tx.casUpgrade(upgrade.id, decision.from, { state: decision.to, finished_at: finishedAt }))) return;
-      const skipped = await tx.moveTasks(upgrade.id, 'pending', 'skipped', finishedAt);
-      const purged = await tx.purgeUpgradeHistory(upgrade.id);
-      await tx.appendEvent({
+      if (!(await tx.upgrades.casState(upgrade.id, decision.from, { state: decision.to, finishedAt }))) return;
+      const skipped = await tx.upgrades.moveTasks(upgrade.id, 'pending', 'skipped', finishedAt);
+      const purged = await tx.events.purgeUpgradeHistory(upgrade.id);
+      await tx.events.append({
         type: EventType.upgradeAutoCanceled,
         actor: ENGINE_ACTOR,
         clusterId: upgrade.clusterId,
@@ -623,13 +623,13 @@ export class Orchestrator {
   }
 
   private async advanceSnapshots(upgrade: UpgradeRecord): Promise<void> {
-    const snapshots = await this.store.listSnapshots(upgrade.id);
+    const snapshots = await this.store.upgrades.listSnapshots(upgrade.id);
     const running = snapshots.filter((s) => s.state === 'running').length;
     const pending = snapshots.filter((s) => s.state === 'pending');
     const room = Math.max(0, (this.options.snapshotConcurrency ?? 20) - running);
     const startedAt = iso(this.now());
     for (const snapshot of pending.slice(0, room)) {
-      if (await this.store.casSnapshot(snapshot.id, 'pending', { state: 'running', started_at: startedAt })) {
+      if (await this.store.upgrades.casSnapshot(snapshot.id, 'pending', { state: 'running', startedAt })) {
         this.dispatchSnapshot(upgrade, { ...snapshot, state: 'running', startedAt });
       }
     }
@@ -641,9 +641,9 @@ export class Orchestrator {
     );
     if (!decision.ok) return;
     await this.store.tx(async (tx) => {
-      if (!(await tx.casUpgrade(upgrade.id, decision.from, { state: decision.to }))) return;
+      if (!(await tx.upgrades.casState(upgrade.id, decision.from, { state: decision.to }))) return;
       if (decision.to === 'SnapshotFailed') {
-        await tx.appendEvent({
+        await tx.events.append({
           type: EventType.upgradeSnapshotFailed,
           actor: ENGINE_ACTOR,
           clusterId: upgrade.clusterId,
@@ -661,8 +661,8 @@ export class Orchestrator {
     if (this.inflight.has(key)) return;
     const signal = this.abort.signal;
     const work = (async () => {
-      const cluster = await this.store.getCluster(upgrade.clusterId);
-      const node = await this.store.getNode(snapshot.nodeId);
+      const cluster = await this.store.clusters.get(upgrade.clusterId);
+      const node = await this.store.nodes.get(snapshot.nodeId);
       let outcome: SnapshotOutcome;
       try {
         if (!cluster || !node) throw new UpshiftError(ErrorCode.NOT_FOUND, 'the node or its cluster was removed');
@@ -678,14 +678,14 @@ export class Orchestrator {
       if (signal.aborted) return;
       await this.exclusive(upgrade.id, () =>
         this.store.tx(async (tx) => {
-          const ok = await tx.casSnapshot(snapshot.id, 'running', {
+          const ok = await tx.upgrades.casSnapshot(snapshot.id, 'running', {
             state: outcome.result,
             ref: outcome.ref ?? null,
             error: outcome.result === 'failed' ? (outcome.error ?? 'failed without a reason') : null,
-            finished_at: iso(this.now()),
+            finishedAt: iso(this.now()),
           });
           if (!ok) return;
-          await tx.appendEvent({
+          await tx.events.append({
             type: outcome.result === 'succeeded' ? EventType.snapshotSucceeded : EventType.snapshotFailed,
             actor: ENGINE_ACTOR,
             clusterId: upgrade.clusterId,
@@ -715,7 +715,7 @@ export class Orchestrator {
   }
 
   async syncAllInventories(): Promise<void> {
-    for (const cluster of await this.store.listClusters()) {
+    for (const cluster of await this.store.clusters.list()) {
       if (!this.running) return;
       await this.syncInventory(cluster).catch((error: unknown) =>
         this.log.warn({ err: error, clusterId: cluster.id }, 'inventory sync failed'),
@@ -733,8 +733,8 @@ export class Orchestrator {
     const result = await driver.inventory(cluster, this.abort.signal);
     if (result === undefined) return;
     if (!result.reachable) {
-      if (await this.store.setClusterUnavailable(cluster.id, result.reason)) {
-        await this.store.appendEvent({
+      if (await this.store.clusters.setUnavailable(cluster.id, result.reason)) {
+        await this.store.events.append({
           type: EventType.clusterUnavailable,
           actor: ENGINE_ACTOR,
           clusterId: cluster.id,
@@ -746,8 +746,8 @@ export class Orchestrator {
       return;
     }
     await this.store.tx(async (tx) => {
-      if (await tx.setClusterUnavailable(cluster.id, null)) {
-        await tx.appendEvent({
+      if (await tx.clusters.setUnavailable(cluster.id, null)) {
+        await tx.events.append({
           type: EventType.clusterAvailable,
           actor: ENGINE_ACTOR,
           clusterId: cluster.id,
@@ -756,7 +756,7 @@ export class Orchestrator {
           message: `cluster ${cluster.name} is reachable again`,
         });
       }
-      await tx.reconcileNodes(cluster.id, result.nodes, ENGINE_ACTOR);
+      await tx.nodes.reconcile(cluster.id, result.nodes, ENGINE_ACTOR);
     });
   }
 }

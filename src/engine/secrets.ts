@@ -72,7 +72,7 @@ export class SecretVault implements SecretReader {
   }
 
   async read(clusterId: string, name: string): Promise<string | undefined> {
-    const sealed = await this.store.getClusterSecret(clusterId, name);
+    const sealed = await this.store.clusters.getSecret(clusterId, name);
     return sealed === undefined ? undefined : this.box.open(sealed);
   }
 }

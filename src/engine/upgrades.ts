@@ -95,7 +95,7 @@ export class UpgradeService {
   async plan(clusterRef: string, request: UpgradeRequest, options: { manifests?: boolean } = {}): Promise<PlanResult> {
     const cluster = await this.fleet.resolveCluster(clusterRef);
     const valid = this.validate(request);
-    const targets = this.targets(await this.store.listNodes(cluster.id), valid.component, valid.toVersion);
+    const targets = this.targets(await this.store.nodes.list(cluster.id), valid.component, valid.toVersion);
     const cap = batchCap(targets.length, valid.policy.maxBatchPercent);
     const result: PlanResult = {
       component: valid.component,
@@ -124,7 +124,7 @@ export class UpgradeService {
     const cluster = await this.fleet.resolveCluster(clusterRef);
     const valid = this.validate(request);
     return this.recordingRefusals(cluster, null, actor, `start a ${valid.component} upgrade`, async () => {
-      const nodes = await this.store.listNodes(cluster.id);
+      const nodes = await this.store.nodes.list(cluster.id);
       this.checkAgents(cluster, nodes, valid.component);
       const targets = orderNodes(this.targets(nodes, valid.component, valid.toVersion));
       if (targets.length === 0) {
@@ -153,9 +153,9 @@ export class UpgradeService {
         nextBatchAt: null,
       };
       await this.store.tx(async (tx) => {
-        await tx.lockCluster(cluster.id);
-        await tx.insertUpgrade(upgrade);
-        await tx.insertTasks(
+        await tx.clusters.lock(cluster.id);
+        await tx.upgrades.insert(upgrade);
+        await tx.upgrades.insertTasks(
           targets.map((n, i) => ({
             id: newId('nt'),
             upgradeId: upgrade.id,
@@ -174,7 +174,7 @@ export class UpgradeService {
           })),
         );
         if (valid.snapshot === 'before') {
-          await tx.insertSnapshots(
+          await tx.upgrades.insertSnapshots(
             targets.map((n) => ({
               id: newId('snap'),
               upgradeId: upgrade.id,
@@ -188,7 +188,7 @@ export class UpgradeService {
             })),
           );
         }
-        await tx.appendEvent({
+        await tx.events.append({
           type: EventType.upgradeStarted,
           actor,
           clusterId: cluster.id,
@@ -225,7 +225,7 @@ export class UpgradeService {
   }
 
   async get(id: string): Promise<UpgradeRecord> {
-    const upgrade = await this.store.getUpgrade(id);
+    const upgrade = await this.store.upgrades.get(id);
     if (!upgrade) throw notFound('upgrade', id);
     return upgrade;
   }
@@ -233,13 +233,13 @@ export class UpgradeService {
   /** pause, resume, cancel, continue, quit: decided by the state machine, persisted by compare-and-set. */
   async command(id: string, command: OperatorCommand, actor: string): Promise<UpgradeRecord> {
     const initial = await this.get(id);
-    const cluster = await this.store.getCluster(initial.clusterId);
+    const cluster = await this.store.clusters.get(initial.clusterId);
     if (!cluster) throw notFound('cluster', initial.clusterId);
     return this.recordingRefusals(cluster, id, actor, command.type, () =>
       this.orchestrator.exclusive(id, async () => {
         for (let attempt = 0; attempt < 5; attempt++) {
           const upgrade = await this.get(id);
-          const counts = await this.store.taskCounts(id);
+          const counts = await this.store.upgrades.taskCounts(id);
           const driver = this.fleet.driverFor(cluster.kind);
           const failedPodsPresent =
             command.type === 'resume' && upgrade.state === 'Paused' && driver.failedPodsPresent
@@ -255,10 +255,10 @@ export class UpgradeService {
             const name = componentDisplayName[upgrade.component];
             switch (command.type) {
               case 'pause': {
-                const ok = await tx.casUpgrade(id, decision.from, {
+                const ok = await tx.upgrades.casState(id, decision.from, {
                   state: decision.to,
-                  pause_reason: JSON.stringify({ kind: 'user', actor, message: `paused by ${actor}` }),
-                  paused_at: now,
+                  pauseReason: { kind: 'user', actor, message: `paused by ${actor}` },
+                  pausedAt: now,
                 });
                 if (ok)
                   await this.event(
@@ -271,16 +271,16 @@ export class UpgradeService {
                 return ok;
               }
               case 'resume': {
-                const batches = await tx.listBatches(id);
-                const ok = await tx.casUpgrade(id, decision.from, {
+                const batches = await tx.upgrades.listBatches(id);
+                const ok = await tx.upgrades.casState(id, decision.from, {
                   state: decision.to,
-                  pause_reason: null,
-                  paused_at: null,
-                  next_batch_at: null,
-                  ramp_start: batches.length,
+                  pauseReason: null,
+                  pausedAt: null,
+                  nextBatchAt: null,
+                  rampStart: batches.length,
                 });
                 if (!ok) return false;
-                const retried = await tx.moveTasks(id, 'failed', 'pending', null);
+                const retried = await tx.upgrades.moveTasks(id, 'failed', 'pending', null);
                 await this.event(
                   tx,
                   upgrade,
@@ -291,7 +291,7 @@ export class UpgradeService {
                 return true;
               }
               case 'continue': {
-                const ok = await tx.casUpgrade(id, decision.from, { state: decision.to });
+                const ok = await tx.upgrades.casState(id, decision.from, { state: decision.to });
                 if (ok)
                   await this.event(
                     tx,
@@ -304,9 +304,9 @@ export class UpgradeService {
               }
               case 'cancel':
               case 'quit': {
-                const ok = await tx.casUpgrade(id, decision.from, { state: decision.to, finished_at: now });
+                const ok = await tx.upgrades.casState(id, decision.from, { state: decision.to, finishedAt: now });
                 if (!ok) return false;
-                const skipped = await tx.moveTasks(id, 'pending', 'skipped', now);
+                const skipped = await tx.upgrades.moveTasks(id, 'pending', 'skipped', now);
                 const verb = command.type === 'quit' ? 'quit after a failed snapshot' : 'canceled';
                 await this.event(
                   tx,
@@ -342,7 +342,7 @@ export class UpgradeService {
     actor: string,
     message: string,
   ): Promise<void> {
-    await tx.appendEvent({ type, actor, clusterId: upgrade.clusterId, upgradeId: upgrade.id, nodeId: null, message });
+    await tx.events.append({ type, actor, clusterId: upgrade.clusterId, upgradeId: upgrade.id, nodeId: null, message });
   }
 
   /** Refusals by state (409) are operations too: they are recorded as events. */
@@ -357,7 +357,7 @@ export class UpgradeService {
       return await fn();
     } catch (error) {
       if (error instanceof UpshiftError && error.httpStatus === 409) {
-        await this.store.appendEvent({
+        await this.store.events.append({
           type: EventType.upgradeRefused,
           actor,
           clusterId: cluster.id,

@@ -72,9 +72,9 @@ export class ArtifactMirror {
         throw invalid(`the upload's sha256 is ${sha256}, not the expected ${expectedSha256}; nothing was stored`);
       }
       renameSync(partial, this.blobPath(sha256));
-      const previous = (await this.store.listArtifacts({ file: meta.file }))[0];
+      const previous = (await this.store.artifacts.list({ file: meta.file }))[0];
       const stored = { ...meta, sha256, size };
-      await this.store.upsertArtifact(stored);
+      await this.store.artifacts.upsert(stored);
       if (previous && previous.sha256 !== sha256) await this.dropBlobIfUnused(previous.sha256);
       return stored;
     } finally {
@@ -85,7 +85,7 @@ export class ArtifactMirror {
 
   /** The bytes recorded for a file name, or undefined when the mirror has none. */
   async open(file: string): Promise<{ stream: Readable; sha256: string; size: number } | undefined> {
-    const row = (await this.store.listArtifacts({ file }))[0];
+    const row = (await this.store.artifacts.list({ file }))[0];
     if (!row) return undefined;
     const path = this.blobPath(row.sha256);
     if (!existsSync(path)) return undefined;
@@ -93,14 +93,14 @@ export class ArtifactMirror {
   }
 
   async remove(file: string): Promise<boolean> {
-    const row = (await this.store.listArtifacts({ file }))[0];
-    if (!row || !(await this.store.deleteArtifact(file))) return false;
+    const row = (await this.store.artifacts.list({ file }))[0];
+    if (!row || !(await this.store.artifacts.delete(file))) return false;
     await this.dropBlobIfUnused(row.sha256);
     return true;
   }
 
   private async dropBlobIfUnused(sha256: string): Promise<void> {
-    const all = await this.store.listArtifacts();
+    const all = await this.store.artifacts.list();
     if (!all.some((a) => a.sha256 === sha256)) rmSync(this.blobPath(sha256), { force: true });
   }
 
@@ -111,7 +111,7 @@ export class ArtifactMirror {
   async adoptLegacyFiles(warn: (message: string) => void): Promise<void> {
     if (!existsSync(this.dir)) return;
     const names = new Set(readdirSync(this.dir));
-    for (const row of await this.store.listArtifacts()) {
+    for (const row of await this.store.artifacts.list()) {
       if (!names.has(row.file) || existsSync(this.blobPath(row.sha256))) continue;
       const legacy = join(this.dir, row.file);
       const hash = createHash('sha256');

@@ -141,7 +141,7 @@ export class AuditTrail {
 
   private async write(events: NewEvent[]): Promise<void> {
     if (events.length === 0) return;
-    await this.store.appendEvents(events).catch(this.onError);
+    await this.store.events.appendMany(events).catch(this.onError);
   }
 }
 

@@ -64,8 +64,8 @@ export class AccessControl {
   /** The principal of a bearer token, or undefined for an unknown, expired or revoked one. */
   async authenticateToken(token: string): Promise<Principal | undefined> {
     if (timingSafeEqual(sha256(token), this.adminDigest)) return { name: 'admin', role: 'admin', tokenId: this.bootstrapId };
-    const row = await this.store.findApiTokenByHash(sha256hex(token));
-    if (!row || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= new Date().toISOString())) return undefined;
+    const row = await this.store.access.findTokenByHash(sha256hex(token));
+    if (!row || row.revokedAt !== null || (row.expiresAt !== null && row.expiresAt <= new Date().toISOString())) return undefined;
     return { name: `token:${row.name}`, role: row.role as Role, tokenId: row.id };
   }
 
@@ -84,7 +84,7 @@ export class AccessControl {
     }
     const token = `upt_${randomBytes(30).toString('base64url')}`;
     const id = `tok_${newId('nd').slice(3)}`;
-    await this.store.insertApiToken({ id, name: input.name, role: input.role, tokenHash: sha256hex(token), createdBy, expiresAt });
+    await this.store.access.insertToken({ id, name: input.name, role: input.role, tokenHash: sha256hex(token), createdBy, expiresAt });
     return { id, name: input.name, role: input.role as Role, token, expiresAt };
   }
 
@@ -103,7 +103,7 @@ export class AccessControl {
     const csrfToken = csrfTokenOf(sessionId);
     const expiresAt = new Date(Date.now() + SESSION_HOURS * 3_600_000).toISOString();
     const id = `ses_${randomBytes(12).toString('base64url')}`;
-    await this.store.insertSession({
+    await this.store.access.insertSession({
       id,
       address: address.slice(0, 64),
       sessionHash: sha256hex(sessionId),
@@ -121,50 +121,50 @@ export class AccessControl {
     sessionId: string,
     csrfToken: string | undefined,
   ): Promise<{ id: string; principal: Principal; csrfOk: boolean; expiresAt: string } | undefined> {
-    const row = await this.store.findSession(sha256hex(sessionId));
+    const row = await this.store.access.findSession(sha256hex(sessionId));
     const now = new Date().toISOString();
-    if (!row || row.expires_at <= now) return undefined;
-    if (row.token_id === null || row.token_id.startsWith(BOOTSTRAP_PREFIX)) {
+    if (!row || row.expiresAt <= now) return undefined;
+    if (row.tokenId === null || row.tokenId.startsWith(BOOTSTRAP_PREFIX)) {
       // Opened with the bootstrap admin token: valid while that token is the one in force.
-      if (row.token_id !== this.bootstrapId) return undefined;
+      if (row.tokenId !== this.bootstrapId) return undefined;
     } else {
       // A session lives no longer than the token it was opened with.
-      const token = await this.store.getApiToken(row.token_id);
-      if (!token || token.revoked_at !== null || (token.expires_at !== null && token.expires_at <= now)) return undefined;
+      const token = await this.store.access.getToken(row.tokenId);
+      if (!token || token.revokedAt !== null || (token.expiresAt !== null && token.expiresAt <= now)) return undefined;
     }
-    const csrfOk = csrfToken !== undefined && timingSafeEqual(sha256(csrfToken), Buffer.from(row.csrf_hash, 'hex'));
+    const csrfOk = csrfToken !== undefined && timingSafeEqual(sha256(csrfToken), Buffer.from(row.csrfHash, 'hex'));
     return {
       id: row.id,
-      principal: { name: row.principal, role: row.role as Role, tokenId: row.token_id },
+      principal: { name: row.principal, role: row.role as Role, tokenId: row.tokenId },
       csrfOk,
-      expiresAt: row.expires_at,
+      expiresAt: row.expiresAt,
     };
   }
 
   /** Open console sessions (never their secrets), those of a rotated bootstrap token left out. */
   async listSessions(): Promise<SessionInfo[]> {
     const now = new Date().toISOString();
-    const rows = await this.store.listSessions(now);
+    const rows = await this.store.access.listSessions(now);
     return rows
-      .filter((r) => !(r.token_id === null || r.token_id.startsWith(BOOTSTRAP_PREFIX)) || r.token_id === this.bootstrapId)
+      .filter((r) => !(r.tokenId === null || r.tokenId.startsWith(BOOTSTRAP_PREFIX)) || r.tokenId === this.bootstrapId)
       .map((r) => ({
         id: r.id,
         principal: r.principal,
         role: r.role as Role,
-        tokenId: r.token_id?.startsWith(BOOTSTRAP_PREFIX) ? null : r.token_id,
+        tokenId: r.tokenId?.startsWith(BOOTSTRAP_PREFIX) ? null : r.tokenId,
         address: r.address,
-        createdAt: r.created_at,
-        expiresAt: r.expires_at,
+        createdAt: r.createdAt,
+        expiresAt: r.expiresAt,
       }));
   }
 
   /** Ends a session by its id; false when there is none. */
   async revokeSession(id: string): Promise<boolean> {
-    return this.store.deleteSessionById(id);
+    return this.store.access.deleteSessionById(id);
   }
 
   async endSession(sessionId: string): Promise<void> {
-    await this.store.deleteSession(sha256hex(sessionId));
+    await this.store.access.deleteSession(sha256hex(sessionId));
   }
 }
 

@@ -20,7 +20,7 @@ export class Metrics implements EngineObserver {
       async collect() {
         this.reset();
         const counts = new Map<string, number>();
-        for (const u of await store.listActiveUpgrades()) counts.set(u.state, (counts.get(u.state) ?? 0) + 1);
+        for (const u of await store.upgrades.listActive()) counts.set(u.state, (counts.get(u.state) ?? 0) + 1);
         for (const state of activeStates) this.set({ state }, counts.get(state) ?? 0);
       },
     });

@@ -31,12 +31,12 @@ export function clusterView(
 
 export async function clusterViews(store: Store, catalog: Catalog, clusters: ClusterRecord[]): Promise<ClusterView[]> {
   const versions = new Map<string, VersionGroup[]>();
-  for (const row of await store.nodeVersionGroups()) {
+  for (const row of await store.nodes.versionGroups()) {
     let list = versions.get(row.clusterId);
     if (!list) versions.set(row.clusterId, (list = []));
     list.push(row);
   }
-  const active = new Map((await store.listActiveUpgrades()).map((u) => [u.clusterId, u]));
+  const active = new Map((await store.upgrades.listActive()).map((u) => [u.clusterId, u]));
   return clusters.map((c) => clusterView(catalog, c, versions.get(c.id) ?? [], active.get(c.id)));
 }
 
@@ -57,11 +57,11 @@ function batchView(batch: BatchRecord) {
 
 export async function upgradeView(store: Store, upgrade: UpgradeRecord, pausedTtlMs: number): Promise<UpgradeView> {
   const [counts, batches, snapshots, cluster, driver] = await Promise.all([
-    store.taskCounts(upgrade.id),
-    store.listBatches(upgrade.id),
-    upgrade.snapshot === 'before' ? store.listSnapshots(upgrade.id) : Promise.resolve([] as SnapshotRecord[]),
-    store.getCluster(upgrade.clusterId),
-    store.leaseOwnerOf(upgrade.id),
+    store.upgrades.taskCounts(upgrade.id),
+    store.upgrades.listBatches(upgrade.id),
+    upgrade.snapshot === 'before' ? store.upgrades.listSnapshots(upgrade.id) : Promise.resolve([] as SnapshotRecord[]),
+    store.clusters.get(upgrade.clusterId),
+    store.leases.ownerOf(upgrade.id),
   ]);
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
   const snapshotCounts = { total: snapshots.length, pending: 0, running: 0, succeeded: 0, failed: 0 };

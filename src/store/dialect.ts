@@ -1,8 +1,19 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import {
+  Kysely,
+  PostgresDialect,
+  PostgresQueryCompiler,
+  type QueryCompiler,
+  type RawBuilder,
+  SqliteDialect,
+  type SqliteDatabase,
+  SqliteQueryCompiler,
+  sql,
+} from 'kysely';
 import pg from 'pg';
+import { CamelCaseRows, camelCaseCompiler } from './camel-case.js';
 import type { Database } from './schema.js';
 
 /**
@@ -10,7 +21,18 @@ import type { Database } from './schema.js';
  * flags; repositories and the engine never test a dialect's name.
  */
 export interface StoreAdapter {
+  /**
+   * The database in camelCase: `clusterId` is written as the column `cluster_id` and read
+   * back as `clusterId` (camel-case.ts), so no snake_case name leaves `src/store/`.
+   */
   readonly db: Kysely<Database>;
+  /**
+   * The database's clock, `offsetMs` from now, as ISO-8601 UTC text of the shape
+   * JavaScript's `toISOString()` writes (`2026-05-01T12:00:00.000Z`), so that it compares
+   * with the timestamps the repositories store. Leases are taken and renewed by it
+   * (leases.ts): replicas whose own clocks disagree still agree on when a lease ends.
+   */
+  clockIso(offsetMs?: number): RawBuilder<string>;
   /** Column type of an auto-incrementing 64-bit key. */
   readonly autoIncrementType: 'integer' | 'bigserial';
   /** `FOR UPDATE SKIP LOCKED` is available for claiming work. */
@@ -34,6 +56,75 @@ export interface StoreAdapter {
   close(): Promise<void>;
 }
 
+/** SQLite, its SQL written in the database's snake_case names (camel-case.ts). */
+class CamelCaseSqliteDialect extends SqliteDialect {
+  override createQueryCompiler(): QueryCompiler {
+    return new SqliteCamelCaseCompiler();
+  }
+}
+class SqliteCamelCaseCompiler extends camelCaseCompiler(SqliteQueryCompiler) {}
+
+/** PostgreSQL, its SQL written in the database's snake_case names (camel-case.ts). */
+class CamelCasePostgresDialect extends PostgresDialect {
+  override createQueryCompiler(): QueryCompiler {
+    return new PostgresCamelCaseCompiler();
+  }
+}
+class PostgresCamelCaseCompiler extends camelCaseCompiler(PostgresQueryCompiler) {}
+
+/** How many compiled statements a SQLite connection keeps (least recently used go first). */
+export const SQLITE_STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * The longest statement text kept compiled. A compiled statement's size grows with its
+ * text: an insert of 500 rows of 14 columns holds some 0.7 MiB, an `in` list of 500 ids
+ * some 40 KiB. Long texts are the multi-row inserts, whose row counts vary and whose
+ * compiling is small beside their work, so keeping them would cost memory for little;
+ * what is kept stays within a few MiB.
+ */
+export const SQLITE_STATEMENT_CACHE_MAX_TEXT = 2048;
+
+/**
+ * better-sqlite3 compiles SQL into a statement on every `prepare`, and Kysely prepares each
+ * query it runs; the repositories run the same few hundred statement texts over and over.
+ * This keeps the compiled statements by their text, least recently used out first when
+ * more than `capacity` (texts that differ by the length of an `in (…)` list are distinct
+ * statements, hence the bound), and texts longer than `maxText` not at all. SQLite
+ * re-prepares a kept statement by itself when the schema changes. A statement still
+ * iterating (a streamed query) is busy and cannot be run again meanwhile: a fresh one is
+ * prepared for that call instead.
+ */
+export function cachingStatements(
+  database: BetterSqlite3.Database,
+  capacity = SQLITE_STATEMENT_CACHE_SIZE,
+  maxText = SQLITE_STATEMENT_CACHE_MAX_TEXT,
+): SqliteDatabase & { readonly size: number } {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  return {
+    get size() {
+      return cache.size;
+    },
+    prepare(text: string) {
+      const kept = cache.get(text);
+      if (kept && !kept.busy) {
+        // Map keeps insertion order: moving the entry to the end marks it recently used.
+        cache.delete(text);
+        cache.set(text, kept);
+        return kept;
+      }
+      const statement = database.prepare(text);
+      if (kept || text.length > maxText) return statement;
+      cache.set(text, statement);
+      if (cache.size > capacity) cache.delete(cache.keys().next().value as string);
+      return statement;
+    },
+    close() {
+      cache.clear();
+      database.close();
+    },
+  };
+}
+
 export function openSqlite(file: string): StoreAdapter {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   const database = new BetterSqlite3(file);
@@ -41,9 +132,16 @@ export function openSqlite(file: string): StoreAdapter {
   database.pragma('synchronous = NORMAL');
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  const db = new Kysely<Database>({
+    dialect: new CamelCaseSqliteDialect({ database: cachingStatements(database) }),
+    plugins: [new CamelCaseRows()],
+  });
   return {
     db,
+    // One process owns a SQLite file, so the database's clock is this process's clock;
+    // SQLite's own `'now'` reads it (with milliseconds) inside the statement. `'now'` is
+    // the same for every use within one statement.
+    clockIso: (offsetMs = 0) => sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ${`${offsetMs / 1000} seconds`})`,
     autoIncrementType: 'integer',
     supportsSkipLocked: false,
     bytewiseCollation: undefined,
@@ -62,6 +160,16 @@ export function openSqlite(file: string): StoreAdapter {
 
 const MIGRATION_LOCK_KEY = 74_829_113;
 
+/**
+ * PostgreSQL statements are sent unnamed (extended protocol, parameters bound by the
+ * server): each is parsed and planned on every run. Named prepared statements are not
+ * used: they live per pooled connection with no bound in pg (each distinct text, as `in
+ * (…)` lists of every length, would stay on the server until the connection closes), and
+ * a plan kept across a migration run by another replica fails with "cached plan must not
+ * change result type". The repositories' statements are short and indexed, so a parse
+ * costs little next to the round trip; the round trips are what they keep few (one
+ * statement per 500 rows, compare-and-set with RETURNING).
+ */
 export function openPostgres(url: string, options: { schema?: string; max?: number } = {}): StoreAdapter {
   const pool = new pg.Pool({
     connectionString: url,
@@ -71,12 +179,16 @@ export function openPostgres(url: string, options: { schema?: string; max?: numb
   // An idle client that loses its connection (PostgreSQL restarted) must not crash the
   // process; the pool replaces it.
   pool.on('error', () => undefined);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new CamelCasePostgresDialect({ pool }), plugins: [new CamelCaseRows()] });
   const safe = new URL(url);
   safe.password = '';
   safe.username = safe.username ? '***' : '';
   return {
     db,
+    // The server's clock at the start of the statement (`statement_timestamp()`: not the
+    // start of a long transaction, and one value for the whole statement).
+    clockIso: (offsetMs = 0) =>
+      sql<string>`to_char((statement_timestamp() + interval '1 millisecond' * ${offsetMs}::float8) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`,
     autoIncrementType: 'bigserial',
     supportsSkipLocked: true,
     // The database's own collation (en_US.UTF-8, ICU, …) may ignore punctuation or case.

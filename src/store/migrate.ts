@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { ErrorCode, UpshiftError } from '../domain/errors.js';
 import type { StoreAdapter } from './dialect.js';
 import { LATEST_SCHEMA_VERSION, migrations } from './migrations/index.js';
@@ -9,7 +9,8 @@ import { LATEST_SCHEMA_VERSION, migrations } from './migrations/index.js';
  * write rows it does not understand.
  */
 export async function migrate(adapter: StoreAdapter): Promise<{ applied: number[] }> {
-  const { db } = adapter;
+  // Migrations speak the database's own (snake_case) names, and read rows in them too.
+  const db: Kysely<any> = adapter.db.withoutPlugins();
   return adapter.withMigrationLock(async () => {
     await db.schema
       .createTable('schema_migrations')

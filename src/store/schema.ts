@@ -1,112 +1,131 @@
 import type { Generated } from 'kysely';
+import type { RecipeName } from '../domain/agent-protocol.js';
+import type { ClusterKind, Component, NodeRole } from '../domain/components.js';
+import type { EventType } from '../domain/events.js';
+import type {
+  AgentTaskState,
+  ApiTokenRecord,
+  ArtifactRecord,
+  BatchState,
+  NodeTaskState,
+  SessionRecord,
+  SnapshotState,
+} from '../domain/model.js';
+import type { UpgradeState } from '../domain/upgrade-state.js';
 
 /**
- * Row types as stored. JSON columns are text in both dialects (parsed by the
- * repositories), timestamps are ISO-8601 text, so that both dialects behave alike.
+ * Row types as stored, in the camelCase the repositories write: the query compiler
+ * (camel-case.ts) writes `clusterId` as the column `cluster_id` and reads it back as
+ * `clusterId`, so snake_case names exist only in the migrations and in raw SQL inside
+ * `src/store/`. JSON columns are
+ * text in both dialects (encoded and parsed by the repositories), timestamps are ISO-8601
+ * text, so that both dialects behave alike. Columns that hold one of the domain's string
+ * unions are typed as that union: what the repositories write is checked, what they read
+ * is trusted (only they write these tables).
  */
 export interface ClustersTable {
   id: string;
   name: string;
-  kind: string;
+  kind: ClusterKind;
   config: string;
-  unavailable_reason: string | null;
-  created_at: string;
-  updated_at: string;
+  unavailableReason: string | null;
+  createdAt: string;
+  updatedAt: string;
 }
 
 export interface NodesTable {
   facts: string | null;
-  last_seen_at: string | null;
+  lastSeenAt: string | null;
   id: string;
-  cluster_id: string;
+  clusterId: string;
   name: string;
-  role: string;
+  role: NodeRole;
   status: string;
   versions: string;
-  created_at: string;
-  updated_at: string;
+  createdAt: string;
+  updatedAt: string;
   /** `naturalSortKey(name)`: node lists are ordered and paged by it (migration 9). */
-  sort_key: string;
+  sortKey: string;
 }
 
 export interface UpgradesTable {
   id: string;
-  cluster_id: string;
-  component: string;
-  to_version: string;
-  state: string;
-  snapshot: string;
+  clusterId: string;
+  component: Component;
+  toVersion: string;
+  state: UpgradeState;
+  snapshot: 'none' | 'before';
   policy: string;
   total: number;
   cap: number;
-  ramp_start: number;
-  pause_reason: string | null;
-  created_by: string;
-  created_at: string;
-  paused_at: string | null;
-  finished_at: string | null;
-  next_batch_at: string | null;
-  updated_at: string;
-  /** The replica driving this upgrade, until `lease_expires_at`. */
-  lease_owner: string | null;
-  lease_expires_at: string | null;
+  rampStart: number;
+  pauseReason: string | null;
+  createdBy: string;
+  createdAt: string;
+  pausedAt: string | null;
+  finishedAt: string | null;
+  nextBatchAt: string | null;
+  updatedAt: string;
+  /** The replica driving this upgrade, until `leaseExpiresAt` by the database's clock (leases.ts). */
+  leaseOwner: string | null;
+  leaseExpiresAt: string | null;
 }
 
 export interface BatchesTable {
-  upgrade_id: string;
+  upgradeId: string;
   idx: number;
   size: number;
-  state: string;
-  node_ids: string;
-  started_at: string;
-  finished_at: string | null;
+  state: BatchState;
+  nodeIds: string;
+  startedAt: string;
+  finishedAt: string | null;
 }
 
 export interface NodeTasksTable {
   id: string;
-  upgrade_id: string;
-  node_id: string;
-  node_name: string;
-  role: string;
-  sort_key: number;
-  state: string;
-  batch_index: number | null;
+  upgradeId: string;
+  nodeId: string;
+  nodeName: string;
+  role: NodeRole;
+  sortKey: number;
+  state: NodeTaskState;
+  batchIndex: number | null;
   attempt: number;
-  started_at: string | null;
-  finished_at: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
   error: string | null;
-  from_version: string | null;
-  to_version: string;
+  fromVersion: string | null;
+  toVersion: string;
 }
 
 export interface SnapshotsTable {
   id: string;
-  upgrade_id: string;
-  node_id: string;
-  node_name: string;
-  state: string;
+  upgradeId: string;
+  nodeId: string;
+  nodeName: string;
+  state: SnapshotState;
   ref: string | null;
   error: string | null;
-  started_at: string | null;
-  finished_at: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
 }
 
 export interface EventsTable {
   id: Generated<number>;
   at: string;
-  type: string;
+  type: EventType;
   actor: string;
-  cluster_id: string | null;
-  upgrade_id: string | null;
-  node_id: string | null;
+  clusterId: string | null;
+  upgradeId: string | null;
+  nodeId: string | null;
   message: string;
   data: string | null;
 }
 
 export interface NodeLogsTable {
   id: Generated<number>;
-  upgrade_id: string;
-  node_task_id: string;
+  upgradeId: string;
+  nodeTaskId: string;
   at: string;
   line: string;
   /** The line's size as served (`<at> <line>\n`, UTF-8); 0 on lines from before migration 8. */
@@ -118,97 +137,71 @@ export interface NodeLogsTable {
 /**
  * How much log a node task holds, kept beside its lines so that appending never sums
  * them: the head's and the tail's bytes as served and the bytes dropped between them.
- * A table of its own (not columns of node_tasks) so that log appends lock no row the
+ * A table of its own (not columns of nodeTasks) so that log appends lock no row the
  * engine updates.
  */
 export interface NodeLogSizesTable {
-  node_task_id: string;
-  head_bytes: Generated<number>;
-  tail_bytes: Generated<number>;
-  dropped_bytes: Generated<number>;
+  nodeTaskId: string;
+  headBytes: Generated<number>;
+  tailBytes: Generated<number>;
+  droppedBytes: Generated<number>;
 }
 
 export interface JoinTokensTable {
-  token_hash: string;
-  cluster_id: string;
-  created_at: string;
-  expires_at: string | null;
-  revoked_at: string | null;
-  /** 1: the token admits one join, then `used_at` is set. */
-  single_use: Generated<number>;
-  used_at: string | null;
-  used_by_node: string | null;
+  tokenHash: string;
+  clusterId: string;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  /** 1: the token admits one join, then `usedAt` is set. */
+  singleUse: Generated<number>;
+  usedAt: string | null;
+  usedByNode: string | null;
 }
 
 export interface AgentCredentialsTable {
-  token_hash: string;
-  node_id: string;
-  created_at: string;
+  tokenHash: string;
+  nodeId: string;
+  createdAt: string;
 }
 
 export interface AgentTasksTable {
-  task_key: string;
-  node_id: string;
-  upgrade_id: string | null;
-  node_task_id: string | null;
-  recipe: string;
+  taskKey: string;
+  nodeId: string;
+  upgradeId: string | null;
+  nodeTaskId: string | null;
+  recipe: RecipeName;
   params: string;
   /** queued → delivered → succeeded | failed */
-  state: string;
+  state: AgentTaskState;
   result: string | null;
-  created_at: string;
-  delivered_at: string | null;
-  finished_at: string | null;
+  createdAt: string;
+  deliveredAt: string | null;
+  finishedAt: string | null;
 }
 
-export interface ArtifactsTable {
-  file: string;
-  component: string;
-  version: string;
-  method: string;
-  sha256: string;
-  size: number;
-  created_at: string;
-}
+/** A row of the mirror's index is the domain's record, column for column. */
+export type ArtifactsTable = ArtifactRecord;
 
 export interface ClusterSecretsTable {
-  cluster_id: string;
+  clusterId: string;
   name: string;
   /** `v1:` + base64 of AES-256-GCM iv, tag and ciphertext; never plaintext. */
   sealed: string;
-  created_at: string;
+  createdAt: string;
 }
 
-export interface ApiTokensTable {
-  id: string;
-  name: string;
-  role: string;
-  /** sha256 hex of the token; the token itself is shown once and never stored. */
-  token_hash: string;
-  created_by: string;
-  created_at: string;
-  expires_at: string | null;
-  revoked_at: string | null;
-}
-
-export interface SessionsTable {
-  session_hash: string;
-  csrf_hash: string;
-  principal: string;
-  role: string;
-  token_id: string | null;
-  created_at: string;
-  expires_at: string;
-  /** Public handle of the session for admins (`upshift session revoke ID`); never the secret. */
-  id: string;
-  /** Client address that signed in. */
-  address: string | null;
-}
+/**
+ * API tokens and console sessions are stored as the domain's records, column for column:
+ * hashes of the secrets only (a token or session id is shown once and never stored).
+ */
+export type ApiTokensTable = ApiTokenRecord;
+export type SessionsTable = SessionRecord;
 
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
-  applied_at: string;
+  appliedAt: string;
 }
 
 export interface Database {
@@ -216,17 +209,17 @@ export interface Database {
   nodes: NodesTable;
   upgrades: UpgradesTable;
   batches: BatchesTable;
-  node_tasks: NodeTasksTable;
+  nodeTasks: NodeTasksTable;
   snapshots: SnapshotsTable;
   events: EventsTable;
-  node_logs: NodeLogsTable;
-  node_log_sizes: NodeLogSizesTable;
-  schema_migrations: SchemaMigrationsTable;
-  join_tokens: JoinTokensTable;
-  agent_credentials: AgentCredentialsTable;
-  agent_tasks: AgentTasksTable;
+  nodeLogs: NodeLogsTable;
+  nodeLogSizes: NodeLogSizesTable;
+  schemaMigrations: SchemaMigrationsTable;
+  joinTokens: JoinTokensTable;
+  agentCredentials: AgentCredentialsTable;
+  agentTasks: AgentTasksTable;
   artifacts: ArtifactsTable;
-  cluster_secrets: ClusterSecretsTable;
-  api_tokens: ApiTokensTable;
+  clusterSecrets: ClusterSecretsTable;
+  apiTokens: ApiTokensTable;
   sessions: SessionsTable;
 }

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../src/store/dialect.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ServerProcess, startServerProcess } from '../support/server.js';
 import { Cli, type CliResult } from './harness.js';
@@ -72,27 +72,42 @@ beforeAll(async () => {
   }
 
   // What an older server stored as it came: written straight into its database.
-  const db = new Database(path.join(server.dataDir, 'upshift.db'));
+  // (Past the repositories, on the server's own database file: only the rows an older server wrote.)
+  const adapter = openSqlite(path.join(server.dataDir, 'upshift.db'));
   try {
-    db.pragma('busy_timeout = 5000');
-    const task = db.prepare('select id, node_id from node_tasks where upgrade_id = ?').get(upgradeId) as { id: string; node_id: string };
+    const { db } = adapter;
+    const task = await db.selectFrom('nodeTasks').select(['id', 'nodeId']).where('upgradeId', '=', upgradeId).executeTakeFirstOrThrow();
     const clusterId = created.body.id as string;
-    db.prepare(
-      "insert into events (at, type, actor, cluster_id, upgrade_id, node_id, message, data) values (?, 'node.failed', 'engine', ?, ?, ?, ?, null)",
-    ).run(new Date().toISOString(), clusterId, upgradeId, task.node_id, `legacy event${attack}\u009b31m\u202eevil`);
-    db.prepare('insert into node_logs (upgrade_id, node_task_id, at, line) values (?, ?, ?, ?)').run(
-      upgradeId,
-      task.id,
-      new Date().toISOString(),
-      `legacy line${attack}\r\u009b`,
-    );
-    db.prepare('update node_tasks set error = ? where id = ?').run(`legacy error${attack}`, task.id);
-    db.prepare('update upgrades set pause_reason = ? where id = ?').run(
-      JSON.stringify({ kind: 'error', message: `evil-1: legacy reason${attack}`, nodeId: task.node_id }),
-      upgradeId,
-    );
+    const at = new Date().toISOString();
+    await db
+      .insertInto('events')
+      .values({
+        at,
+        type: 'node.failed',
+        actor: 'engine',
+        clusterId,
+        upgradeId,
+        nodeId: task.nodeId,
+        message: `legacy event${attack}\u009b31m\u202eevil`,
+        data: null,
+      })
+      .execute();
+    await db
+      .insertInto('nodeLogs')
+      .values({ upgradeId, nodeTaskId: task.id, at, line: `legacy line${attack}\r\u009b` })
+      .execute();
+    await db
+      .updateTable('nodeTasks')
+      .set({ error: `legacy error${attack}` })
+      .where('id', '=', task.id)
+      .execute();
+    await db
+      .updateTable('upgrades')
+      .set({ pauseReason: JSON.stringify({ kind: 'error', message: `evil-1: legacy reason${attack}`, nodeId: task.nodeId }) })
+      .where('id', '=', upgradeId)
+      .execute();
   } finally {
-    db.close();
+    await adapter.close();
   }
 }, 60_000);
 

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServerClient } from '../../src/agent/client.js';
 import { TaskLogStream } from '../../src/agent/task-log.js';
+import { openSqlite } from '../../src/store/dialect.js';
 import { dialects, freshPgDatabase } from '../support/databases.js';
 import { type ServerProcess, startServerProcess } from '../support/server.js';
 
@@ -267,18 +267,26 @@ for (const dialect of dialects) {
         const credentials = await clusterWithNodes('legacy', { 'legacy-1': facts('20.10.24') });
         const upgradeId = await startDockerUpgrade('legacy');
         await nextTask(credentials);
-        // An older server kept every line: written straight into its database.
-        const db = new Database(path.join(s.dataDir, 'upshift.db'));
+        // An older server kept every line: written straight into its database, past the
+        // repositories (which keep a log bounded).
+        const adapter = openSqlite(path.join(s.dataDir, 'upshift.db'));
         try {
-          db.pragma('busy_timeout = 5000');
-          const task = db.prepare('select id from node_tasks where upgrade_id = ?').get(upgradeId) as { id: string };
-          const insert = db.prepare('insert into node_logs (upgrade_id, node_task_id, at, line) values (?, ?, ?, ?)');
+          const task = await adapter.db.selectFrom('nodeTasks').select('id').where('upgradeId', '=', upgradeId).executeTakeFirstOrThrow();
           const at = new Date().toISOString();
-          db.transaction(() => {
-            for (let i = 0; i < 64 * 1024; i++) insert.run(upgradeId, task.id, at, `old ${String(i).padStart(5, '0')} ${'y'.repeat(990)}`);
-          })();
+          await adapter.db.transaction().execute(async (trx) => {
+            for (let i = 0; i < 64 * 1024; i += 500) {
+              const lines = Array.from(
+                { length: Math.min(500, 64 * 1024 - i) },
+                (_, j) => `old ${String(i + j).padStart(5, '0')} ${'y'.repeat(990)}`,
+              );
+              await trx
+                .insertInto('nodeLogs')
+                .values(lines.map((line) => ({ upgradeId, nodeTaskId: task.id, at, line })))
+                .execute();
+            }
+          });
         } finally {
-          db.close();
+          await adapter.close();
         }
         const pid = s.child.pid as number;
         const before = rssMiB(pid);

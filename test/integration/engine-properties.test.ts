@@ -106,23 +106,23 @@ for (const dialect of dialects) {
               // Drive it to an end: resume whenever it pauses (failed nodes succeed on retry).
               const final = await waitFor(
                 async () => {
-                  const u = await t.store.getUpgrade(upgrade.id);
+                  const u = await t.store.upgrades.get(upgrade.id);
                   if (u?.state === 'Paused') await t.engine.upgrades.command(upgrade.id, { type: 'resume' }, 'prop').catch(() => undefined);
-                  const counts = await t.store.taskCounts(upgrade.id);
+                  const counts = await t.store.upgrades.taskCounts(upgrade.id);
                   return u && ['Completed', 'Canceled'].includes(u.state) && counts.running === 0 ? u : undefined;
                 },
                 30_000,
                 'the upgrade to end',
               );
-              const counts = await t.store.taskCounts(upgrade.id);
+              const counts = await t.store.upgrades.taskCounts(upgrade.id);
               expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(nodes);
               expect(counts.pending).toBe(0);
               if (final.state === 'Completed') expect(counts.succeeded).toBe(nodes);
               else expect(counts.succeeded + counts.failed + counts.skipped).toBe(nodes);
-              const events = (await t.store.listEvents({ upgradeId: upgrade.id, limit: 100_000 })).reverse();
+              const events = (await t.store.events.list({ upgradeId: upgrade.id, limit: 100_000 })).reverse();
               expect(checkEvents(events, final.cap)).toEqual([]);
               expect(watch.violations).toEqual([]);
-              const upgraded = (await t.store.listNodes(cluster.id)).filter((n) => n.versions.docker === '26.1.5').length;
+              const upgraded = (await t.store.nodes.list(cluster.id)).filter((n) => n.versions.docker === '26.1.5').length;
               expect(upgraded).toBe(counts.succeeded);
             } finally {
               await t.close();

@@ -8,7 +8,7 @@ import { createTestEngine, type TestEngine, waitFor } from '../support/engine.js
 const finalStates = ['Completed', 'Canceled'];
 
 async function allEvents(t: TestEngine, upgradeId: string): Promise<UpshiftEvent[]> {
-  return (await t.store.listEvents({ upgradeId, limit: 100_000 })).reverse();
+  return (await t.store.events.list({ upgradeId, limit: 100_000 })).reverse();
 }
 
 async function createSim(t: TestEngine, name: string, simulation: Record<string, unknown>) {
@@ -18,7 +18,7 @@ async function createSim(t: TestEngine, name: string, simulation: Record<string,
 async function waitState(t: TestEngine, id: string, states: string[], ms = 20_000): Promise<UpgradeRecord> {
   return waitFor(
     async () => {
-      const u = await t.store.getUpgrade(id);
+      const u = await t.store.upgrades.get(id);
       return u && states.includes(u.state) ? u : undefined;
     },
     ms,
@@ -28,7 +28,7 @@ async function waitState(t: TestEngine, id: string, states: string[], ms = 20_00
 
 /** Waits until no node task of the upgrade is running. */
 async function waitQuiet(t: TestEngine, id: string) {
-  await waitFor(async () => (await t.store.taskCounts(id)).running === 0, 20_000, 'running nodes to finish');
+  await waitFor(async () => (await t.store.upgrades.taskCounts(id)).running === 0, 20_000, 'running nodes to finish');
 }
 
 async function refused(p: Promise<unknown>): Promise<UpshiftError> {
@@ -54,21 +54,21 @@ for (const dialect of dialects) {
       expect(plan.batches.map((b) => b.length)).toEqual([1, 2, 4, 5, 5, 5, 5, 5, 5, 5, 5, 3]);
       const upgrade = await t.engine.upgrades.start(cluster.id, { component: 'docker' }, 'tester');
       expect(upgrade.state).toBe('Upgrading');
-      const active = await t.store.activeUpgradeOf(cluster.id);
+      const active = await t.store.upgrades.activeOf(cluster.id);
       expect(active?.id).toBe(upgrade.id);
       await waitState(t, upgrade.id, ['Completed']);
-      const batches = await t.store.listBatches(upgrade.id);
+      const batches = await t.store.upgrades.listBatches(upgrade.id);
       expect(batches.map((b) => b.size)).toEqual([1, 2, 4, 5, 5, 5, 5, 5, 5, 5, 5, 3]);
       expect(batches.map((b) => b.nodeIds.length)).toEqual(plan.batches.map((b) => b.length));
       for (let i = 1; i < batches.length; i++) {
         expect(Date.parse(batches[i]!.startedAt)).toBeGreaterThanOrEqual(Date.parse(batches[i - 1]!.finishedAt!));
       }
-      const nodes = await t.store.listNodes(cluster.id);
+      const nodes = await t.store.nodes.list(cluster.id);
       expect(nodes.every((n) => n.versions.docker === '26.1.5')).toBe(true);
       const events = await allEvents(t, upgrade.id);
       expect(events.filter((e) => e.type === 'node.succeeded')).toHaveLength(50);
       expect(events.at(-1)?.type).toBe('upgrade.completed');
-      const log = await t.store.readLog((await t.store.listTasks(upgrade.id))[0]!.id);
+      const log = await t.store.logs.read((await t.store.upgrades.listTasks(upgrade.id))[0]!.id);
       expect(log.map((l) => l.line).join('\n')).toMatch(/verified: Docker-Engine reports 26.1.5/);
     });
 
@@ -85,7 +85,7 @@ for (const dialect of dialects) {
       await waitState(t, agent.id, ['Completed']);
       const docker = await t.engine.upgrades.start(cluster.id, { component: 'docker' }, 'tester');
       await waitState(t, docker.id, ['Completed']);
-      const events = await t.store.listEvents({ clusterId: cluster.id, type: 'upgrade.refused', limit: 10 });
+      const events = await t.store.events.list({ clusterId: cluster.id, type: 'upgrade.refused', limit: 10 });
       expect(events[0]?.message).toMatch(/AGENT_OUTDATED/);
     });
 
@@ -93,41 +93,41 @@ for (const dialect of dialects) {
       t = await createTestEngine(dialect);
       const cluster = await createSim(t, 'pausing', { nodes: 100, upgradeSeconds: 0.3 });
       const upgrade = await t.engine.upgrades.start(cluster.id, { component: 'docker' }, 'tester');
-      await waitFor(async () => (await t.store.listBatches(upgrade.id)).length >= 3 || undefined);
+      await waitFor(async () => (await t.store.upgrades.listBatches(upgrade.id)).length >= 3 || undefined);
       expect((await refused(t.engine.upgrades.command(upgrade.id, { type: 'cancel' }, 'tester'))).code).toBe('PAUSE_FIRST');
       const paused = await t.engine.upgrades.command(upgrade.id, { type: 'pause' }, 'tester');
       expect(paused.state).toBe('Paused');
       expect(paused.pauseReason).toMatchObject({ kind: 'user' });
-      const startedAtPause = (await t.store.listTasks(upgrade.id)).filter((x) => x.state !== 'pending').length;
+      const startedAtPause = (await t.store.upgrades.listTasks(upgrade.id)).filter((x) => x.state !== 'pending').length;
       await waitQuiet(t, upgrade.id);
       await new Promise((r) => setTimeout(r, 400));
-      const afterWait = await t.store.listTasks(upgrade.id);
+      const afterWait = await t.store.upgrades.listTasks(upgrade.id);
       expect(afterWait.filter((x) => x.state !== 'pending').length).toBe(startedAtPause);
       expect(afterWait.filter((x) => x.state === 'running').length).toBe(0);
-      const batchesBefore = (await t.store.listBatches(upgrade.id)).length;
-      expect((await t.store.getUpgrade(upgrade.id))?.state).toBe('Paused');
+      const batchesBefore = (await t.store.upgrades.listBatches(upgrade.id)).length;
+      expect((await t.store.upgrades.get(upgrade.id))?.state).toBe('Paused');
       await t.engine.upgrades.command(upgrade.id, { type: 'resume' }, 'tester');
-      await waitFor(async () => (await t.store.listBatches(upgrade.id)).length >= batchesBefore + 3 || undefined);
-      const sizes = (await t.store.listBatches(upgrade.id)).slice(batchesBefore, batchesBefore + 3).map((b) => b.size);
+      await waitFor(async () => (await t.store.upgrades.listBatches(upgrade.id)).length >= batchesBefore + 3 || undefined);
+      const sizes = (await t.store.upgrades.listBatches(upgrade.id)).slice(batchesBefore, batchesBefore + 3).map((b) => b.size);
       expect(sizes).toEqual([1, 2, 4]);
       await t.engine.upgrades.command(upgrade.id, { type: 'pause' }, 'tester');
       const canceled = await t.engine.upgrades.command(upgrade.id, { type: 'cancel' }, 'tester');
       expect(canceled.state).toBe('Canceled');
       await waitQuiet(t, upgrade.id);
-      const counts = await t.store.taskCounts(upgrade.id);
+      const counts = await t.store.upgrades.taskCounts(upgrade.id);
       expect(counts.skipped).toBeGreaterThan(0);
       expect(counts.pending).toBe(0);
       expect(counts.succeeded + counts.skipped + counts.failed).toBe(100);
-      const nodes = await t.store.listNodes(cluster.id);
+      const nodes = await t.store.nodes.list(cluster.id);
       expect(nodes.filter((n) => n.versions.docker === '26.1.5').length).toBe(counts.succeeded);
-      expect(await t.store.activeUpgradeOf(cluster.id)).toBeUndefined();
+      expect(await t.store.upgrades.activeOf(cluster.id)).toBeUndefined();
     });
 
     it('refuses a pause when every node has started', async () => {
       t = await createTestEngine(dialect);
       const cluster = await createSim(t, 'one', { nodes: 1, upgradeSeconds: 0.5 });
       const upgrade = await t.engine.upgrades.start(cluster.id, { component: 'docker' }, 'tester');
-      await waitFor(async () => (await t.store.taskCounts(upgrade.id)).running === 1 || undefined);
+      await waitFor(async () => (await t.store.upgrades.taskCounts(upgrade.id)).running === 1 || undefined);
       expect((await refused(t.engine.upgrades.command(upgrade.id, { type: 'pause' }, 'tester'))).code).toBe('NOTHING_TO_PAUSE');
       await waitState(t, upgrade.id, ['Completed']);
     });
@@ -139,7 +139,7 @@ for (const dialect of dialects) {
       const paused = await waitState(t, upgrade.id, ['Paused']);
       expect(paused.pauseReason).toMatchObject({ kind: 'error' });
       expect(paused.pauseReason?.message).toMatch(/sim-007.*did not start/);
-      const failedNode = (await t.store.listNodes(cluster.id)).find((n) => n.name === 'sim-007');
+      const failedNode = (await t.store.nodes.list(cluster.id)).find((n) => n.name === 'sim-007');
       expect(paused.pauseReason && 'nodeId' in paused.pauseReason ? paused.pauseReason.nodeId : null).toBe(failedNode?.id);
       const types = (await allEvents(t, upgrade.id)).map((e) => e.type);
       expect(types).toContain('node.failed');
@@ -147,7 +147,7 @@ for (const dialect of dialects) {
       await waitQuiet(t, upgrade.id);
       await t.engine.upgrades.command(upgrade.id, { type: 'resume' }, 'tester');
       await waitState(t, upgrade.id, ['Completed']);
-      const task = (await t.store.listTasks(upgrade.id)).find((x) => x.nodeName === 'sim-007');
+      const task = (await t.store.upgrades.listTasks(upgrade.id)).find((x) => x.nodeName === 'sim-007');
       expect(task).toMatchObject({ state: 'succeeded', attempt: 2, error: null });
     });
 
@@ -155,12 +155,12 @@ for (const dialect of dialects) {
       t = await createTestEngine(dialect);
       const cluster = await createSim(t, 'ttl', { nodes: 30, upgradeSeconds: 0.05 });
       const upgrade = await t.engine.upgrades.start(cluster.id, { component: 'docker' }, 'tester');
-      await waitFor(async () => (await t.store.listBatches(upgrade.id)).length >= 2 || undefined);
+      await waitFor(async () => (await t.store.upgrades.listBatches(upgrade.id)).length >= 2 || undefined);
       await t.engine.upgrades.command(upgrade.id, { type: 'pause' }, 'tester');
       await waitQuiet(t, upgrade.id);
       t.clock.advance(14 * 86_400_000);
       await new Promise((r) => setTimeout(r, 100));
-      expect((await t.store.getUpgrade(upgrade.id))?.state).toBe('Paused');
+      expect((await t.store.upgrades.get(upgrade.id))?.state).toBe('Paused');
       t.clock.advance(86_400_000 + 1000);
       const canceled = await waitState(t, upgrade.id, ['Canceled']);
       expect(canceled.finishedAt).not.toBeNull();
@@ -168,8 +168,8 @@ for (const dialect of dialects) {
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({ type: 'upgrade.auto_canceled', actor: 'engine' });
       expect(events[0]?.message).toMatch(/paused for more than 15d/);
-      for (const task of await t.store.listTasks(upgrade.id)) expect(await t.store.readLog(task.id)).toEqual([]);
-      expect((await t.store.taskCounts(upgrade.id)).pending).toBe(0);
+      for (const task of await t.store.upgrades.listTasks(upgrade.id)) expect(await t.store.logs.read(task.id)).toEqual([]);
+      expect((await t.store.upgrades.taskCounts(upgrade.id)).pending).toBe(0);
     });
 
     it('snapshot failure: SnapshotFailed; quit upgrades nothing; continue completes', async () => {
@@ -178,11 +178,11 @@ for (const dialect of dialects) {
       const quit = await t.engine.upgrades.start(a.id, { component: 'docker', snapshot: 'before' }, 'tester');
       expect(quit.state).toBe('BackingUp');
       await waitState(t, quit.id, ['SnapshotFailed']);
-      const snaps = await t.store.listSnapshots(quit.id);
+      const snaps = await t.store.upgrades.listSnapshots(quit.id);
       expect(snaps.filter((s) => s.state === 'failed').map((s) => s.nodeName)).toEqual(['sim-003']);
       expect((await t.engine.upgrades.command(quit.id, { type: 'quit' }, 'tester')).state).toBe('Canceled');
-      expect((await t.store.taskCounts(quit.id)).skipped).toBe(8);
-      expect((await t.store.listNodes(a.id)).every((n) => n.versions.docker === '20.10.24')).toBe(true);
+      expect((await t.store.upgrades.taskCounts(quit.id)).skipped).toBe(8);
+      expect((await t.store.nodes.list(a.id)).every((n) => n.versions.docker === '20.10.24')).toBe(true);
 
       const go = await t.engine.upgrades.start(a.id, { component: 'docker', snapshot: 'before' }, 'tester');
       await waitState(t, go.id, ['SnapshotFailed']);
@@ -205,11 +205,11 @@ for (const dialect of dialects) {
       expect((await refused(t.engine.fleet.addNode(cluster.id, { name: 'late' }, 'tester'))).code).toBe('UPGRADE_IN_PROGRESS');
       expect((await refused(t.engine.fleet.removeNode(cluster.id, 'sim-001', 'tester'))).code).toBe('UPGRADE_IN_PROGRESS');
       expect((await refused(t.engine.fleet.deleteCluster(cluster.id, 'tester'))).code).toBe('UPGRADE_IN_PROGRESS');
-      expect(await t.store.listNodes(cluster.id)).toHaveLength(10);
+      expect(await t.store.nodes.list(cluster.id)).toHaveLength(10);
       const upgrade = (results.find((r) => r.status === 'fulfilled') as PromiseFulfilledResult<UpgradeRecord>).value;
       await waitState(t, upgrade.id, ['Completed']);
       await t.engine.fleet.addNode(cluster.id, { name: 'late' }, 'tester');
-      expect(await t.store.listNodes(cluster.id)).toHaveLength(11);
+      expect(await t.store.nodes.list(cluster.id)).toHaveLength(11);
     });
 
     it('puts 3 managers of 23 nodes first, never two in a batch', async () => {
@@ -217,8 +217,8 @@ for (const dialect of dialects) {
       const cluster = await createSim(t, 'swarmish', { nodes: 23, managers: 3, upgradeSeconds: 0.02 });
       const upgrade = await t.engine.upgrades.start(cluster.id, { component: 'docker' }, 'tester');
       await waitState(t, upgrade.id, ['Completed']);
-      const roles = new Map((await t.store.listNodes(cluster.id)).map((n) => [n.id, n.role]));
-      const batches = await t.store.listBatches(upgrade.id);
+      const roles = new Map((await t.store.nodes.list(cluster.id)).map((n) => [n.id, n.role]));
+      const batches = await t.store.upgrades.listBatches(upgrade.id);
       for (const b of batches) expect(b.nodeIds.filter((id) => roles.get(id) === 'manager').length).toBeLessThanOrEqual(1);
       const order = batches.flatMap((b) => b.nodeIds.map((id) => roles.get(id)));
       expect(order.slice(0, 3)).toEqual(['manager', 'manager', 'manager']);
@@ -229,7 +229,7 @@ for (const dialect of dialects) {
       const cluster = await createSim(t, 'restart', { nodes: 40, upgradeSeconds: 0.15 });
       const upgrade = await t.engine.upgrades.start(cluster.id, { component: 'docker' }, 'tester');
       for (let i = 0; i < 3; i++) {
-        await waitFor(async () => (await t.store.taskCounts(upgrade.id)).running > 0 || undefined);
+        await waitFor(async () => (await t.store.upgrades.taskCounts(upgrade.id)).running > 0 || undefined);
         t = await t.restart();
       }
       await waitState(t, upgrade.id, ['Completed'], 30_000);
@@ -238,7 +238,7 @@ for (const dialect of dialects) {
       expect(started).toHaveLength(40);
       expect(new Set(started).size).toBe(40);
       expect(events.filter((e) => e.type === 'node.succeeded')).toHaveLength(40);
-      expect((await t.store.listTasks(upgrade.id)).every((x) => x.attempt === 1)).toBe(true);
+      expect((await t.store.upgrades.listTasks(upgrade.id)).every((x) => x.attempt === 1)).toBe(true);
     });
   });
 }

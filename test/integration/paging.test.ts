@@ -1,16 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { orderNodes } from '../../src/domain/batch-planner.js';
-import { compareNatural, naturalSortKey } from '../../src/domain/versions.js';
-import { openStoreAdapter, type StoreAdapter } from '../../src/store/dialect.js';
-import { migrate } from '../../src/store/migrate.js';
-import { migrations } from '../../src/store/migrations/index.js';
-import { Store } from '../../src/store/store.js';
-import { dialects, pgUrl } from '../support/databases.js';
+import { compareNatural } from '../../src/domain/versions.js';
+import { dialects, freshPgDatabase } from '../support/databases.js';
 import { type ServerProcess, startServerProcess } from '../support/server.js';
 
 /**
@@ -18,28 +9,9 @@ import { type ServerProcess, startServerProcess } from '../support/server.js';
  * upgrade's nodes come `?limit=` at a time (default 500, at most 5,000) after `?cursor=`,
  * as `{items, nextCursor}`, in a stable order, through the real server on SQLite and on
  * PostgreSQL. The PostgreSQL database here uses an ICU collation (en-US), under which text
- * does not compare by bytes: the order must still be the natural order of names.
+ * does not compare by bytes: the order must still be the natural order of names. (How
+ * migration 9 gives the nodes of an older database their sort key: test/store/migrations.test.ts.)
  */
-
-/** A PostgreSQL database whose default collation is ICU en-US (where `B` sorts after `a`). */
-async function icuPgDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `upshift_t_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: pgUrl });
-  await admin.connect();
-  await admin.query(`create database ${name} template template0 locale_provider icu icu_locale 'en-US' locale 'C.UTF-8'`);
-  await admin.end();
-  const url = new URL(pgUrl as string);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const client = new pg.Client({ connectionString: pgUrl });
-      await client.connect();
-      await client.query(`drop database if exists ${name} with (force)`);
-      await client.end();
-    },
-  };
-}
 
 interface NodeItem {
   id: string;
@@ -61,7 +33,7 @@ for (const dialect of dialects) {
     beforeAll(async () => {
       let database: string | undefined;
       if (dialect === 'postgres') {
-        const db = await icuPgDatabase();
+        const db = await freshPgDatabase({ icuLocale: 'en-US' });
         database = db.url;
         dropDb = db.drop;
       }
@@ -239,84 +211,6 @@ for (const dialect of dialects) {
       const nodePage = await s.api(`/api/v1/clusters/${cluster.id}/nodes?limit=1`);
       await expectRefused(`${path}?cursor=${nodePage.body.nextCursor}`, 400, 'BAD_REQUEST', 'cursor');
       await expectRefused(`/api/v1/upgrades/upg_0000000000000000/nodes?limit=1`, 404, 'NOT_FOUND', 'upg_0000000000000000');
-    });
-  });
-
-  describe(`migration 9 on ${dialect}`, () => {
-    let adapter: StoreAdapter;
-    let drop: () => Promise<void>;
-
-    beforeAll(async () => {
-      if (dialect === 'postgres') {
-        const db = await icuPgDatabase();
-        adapter = openStoreAdapter(db.url);
-        drop = db.drop;
-      } else {
-        const dir = mkdtempSync(join(tmpdir(), 'upshift-paging-'));
-        adapter = openStoreAdapter(join(dir, 'upshift.db'));
-        drop = async () => rmSync(dir, { recursive: true, force: true });
-      }
-    });
-    afterAll(async () => {
-      await adapter?.close();
-      await drop?.();
-    });
-
-    it('gives the nodes a database already holds their sort key, so they page in natural order', async () => {
-      // The schema as an Upshift before paging left it, with nodes in it.
-      const { db } = adapter;
-      await db.schema
-        .createTable('schema_migrations')
-        .addColumn('version', 'integer', (c) => c.primaryKey())
-        .addColumn('name', 'text', (c) => c.notNull())
-        .addColumn('applied_at', 'text', (c) => c.notNull())
-        .execute();
-      for (const m of migrations.filter((m) => m.version < 9)) {
-        await db.transaction().execute(async (trx) => {
-          await m.up(trx, adapter);
-          await trx
-            .insertInto('schema_migrations' as never)
-            .values({ version: m.version, name: m.name, applied_at: 'then' } as never)
-            .execute();
-        });
-      }
-      const at = new Date().toISOString();
-      await db
-        .insertInto('clusters')
-        .values({ id: 'cl_old', name: 'old', kind: 'simulated', config: '{}', unavailable_reason: null, created_at: at, updated_at: at })
-        .execute();
-      const oldNames = Array.from({ length: 2345 }, (_, i) => `old-${i + 1}`).concat(['Old-B', 'old-0007']);
-      for (let i = 0; i < oldNames.length; i += 400) {
-        await db
-          .insertInto('nodes')
-          .values(
-            oldNames.slice(i, i + 400).map((name, j) => ({
-              id: `nd_${String(i + j).padStart(16, '0')}`,
-              cluster_id: 'cl_old',
-              name,
-              role: 'worker',
-              status: 'Ready',
-              versions: '{}',
-              created_at: at,
-              updated_at: at,
-            })) as never,
-          )
-          .execute();
-      }
-
-      expect((await migrate(adapter)).applied).toEqual([9]);
-      const rows = await db.selectFrom('nodes').select(['name', 'sort_key']).execute();
-      expect(rows.every((r) => r.sort_key === naturalSortKey(r.name))).toBe(true);
-      const store = new Store(adapter);
-      const paged: string[] = [];
-      let after: string | null = null;
-      do {
-        const page = await store.pageNodes('cl_old', after, 1000);
-        paged.push(...page.items.map((n) => n.name));
-        after = page.nextAfter;
-      } while (after !== null);
-      expect(paged).toEqual([...oldNames].sort(compareNatural));
-      expect(paged.slice(0, 3)).toEqual(['Old-B', 'old-1', 'old-2']);
     });
   });
 }

@@ -1,16 +1,18 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { pgUrl } from '../support/databases.js';
+import { freshPgDatabase, pgUrl } from '../support/databases.js';
 import { type ServerProcess, startServerProcess } from '../support/server.js';
 
 /**
  * Several replicas on one PostgreSQL database: each upgrade is driven by one replica at a
  * time under a lease; kill -9 the driving replica at random moments and another takes
  * over; restart PostgreSQL and the replicas go on. Bounded for CI: 20 kills and two
- * restarts within about two and a half minutes.
+ * restarts within about two and a half minutes. Then replicas whose clocks are 30 s
+ * behind and ahead (Debian's faketime): leases expire by the database's clock, so
+ * takeover stays prompt and no live lease is stolen (about 45 s more).
  */
 const suite = pgUrl ? describe : describe.skip;
 
@@ -38,6 +40,34 @@ function checkEvents(events: Array<{ type: string; nodeId: string | null }>, cap
     if (e.type === 'node.succeeded' || e.type === 'node.failed') running--;
   }
   return problems;
+}
+
+/**
+ * Debian's libfaketime, preloaded straight into a replica's node process with the
+ * variables `faketime -f` sets: the `faketime` command forks and waits, so the replica
+ * would not be its child, and kill -9 would hit the wrapper instead.
+ */
+function libfaketime(): string {
+  let listed: string[] = [];
+  try {
+    listed = execFileSync('dpkg', ['-L', 'libfaketime'], { encoding: 'utf8' }).split('\n');
+  } catch {
+    // not a Debian package here: try the usual place
+  }
+  const found = [...listed, '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1'].find(
+    (path) => path.endsWith('/libfaketime.so.1') && existsSync(path),
+  );
+  if (!found) throw new Error("libfaketime is missing: install Debian's faketime (apt-get install -y faketime)");
+  return found;
+}
+
+/** The environment of a replica whose wall clock is `offset` (`-30s`, `+30s`) off; its monotonic clock (timers) is left alone. */
+const skewedClock = (offset: string) => ({ LD_PRELOAD: libfaketime(), FAKETIME: offset, FAKETIME_DONT_FAKE_MONOTONIC: '1' });
+
+/** The server's clock as its HTTP Date header tells it (second resolution), minus this machine's. */
+async function clockOffsetMs(s: ServerProcess): Promise<number> {
+  const { headers } = await s.api('/readyz', { token: null });
+  return Date.parse(String(headers['date'])) - Date.now();
 }
 
 suite('replicas on PostgreSQL', () => {
@@ -146,4 +176,90 @@ suite('replicas on PostgreSQL', () => {
       `replicas: ${kills} kills of the driving replica, 2 PostgreSQL restarts; takeover median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted[sorted.length - 1]} ms (lease 1.5 s)`,
     );
   }, 360_000);
+
+  it('leases expire by the database’s clock: a replica 30 s behind takes over on time, one 30 s ahead steals nothing, the cap holds', async () => {
+    const database = await freshPgDatabase();
+    const leaseMs = 3000;
+    const args = ['--lease-ttl', `${leaseMs}ms`];
+    const started = async (env: Record<string, string> = {}) => {
+      const s = await startServerProcess({ database: database.url, args, env });
+      servers.push(s);
+      return s;
+    };
+    const pidIn = (owner: string | null, s: ServerProcess) => owner !== null && owner.includes(`:${s.child.pid}:`);
+    try {
+      const a = await started();
+      const cluster = await a.api('/api/v1/clusters', {
+        body: { name: 'skewed', kind: 'simulated', simulation: { nodes: 40, upgradeSeconds: 5, versions: { agent: '1.1.0' } } },
+      });
+      expect(cluster.status).toBe(201);
+      const up = (await a.api(`/api/v1/clusters/${cluster.body.id}/upgrades`, { body: { component: 'docker' } })).body;
+      const drivenBy = async (via: ServerProcess): Promise<string | null> => (await via.api(`/api/v1/upgrades/${up.id}`)).body.drivenBy;
+      await until(async () => pidIn(await drivenBy(a), a), 10_000, 'replica A to drive the upgrade');
+
+      /** The upgrade stays with `holder` for one and a half lease times while `other` runs beside it. */
+      const noSteal = async (holder: ServerProcess, other: ServerProcess) => {
+        const end = Date.now() + 1.5 * leaseMs;
+        while (Date.now() < end) {
+          const owner = await drivenBy(other);
+          expect(pidIn(owner, holder), `the lease of a live replica was taken by ${owner}`).toBe(true);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      };
+      /** kill -9 of `holder`; `heir` drives the upgrade within the lease time + 5 s. */
+      const takeover = async (holder: ServerProcess, heir: ServerProcess) => {
+        await holder.kill9();
+        const killedAt = Date.now();
+        await until(async () => pidIn(await drivenBy(heir), heir), 30_000, 'the other replica to take over');
+        const took = Date.now() - killedAt;
+        expect(took, `takeover took ${took} ms with a ${leaseMs} ms lease`).toBeLessThanOrEqual(leaseMs + 5000);
+        return took;
+      };
+
+      // Behind: B's clock is 30 s slow; by it, A's lease would end 30 s late.
+      const b = await started(skewedClock('-30s'));
+      expect(await clockOffsetMs(b)).toBeLessThan(-28_000);
+      await noSteal(a, b);
+      const behind = await takeover(a, b);
+      // Ahead: C's clock is 30 s fast; by it, B's live lease would have ended long ago.
+      const c = await started(skewedClock('+30s'));
+      expect(await clockOffsetMs(c)).toBeGreaterThan(28_000);
+      await noSteal(b, c);
+      const toAhead = await takeover(b, c);
+      // And back: a replica with the right time takes over from the one 30 s ahead on time.
+      await a.restart(args);
+      await noSteal(c, a);
+      const fromAhead = await takeover(c, a);
+
+      // The upgrade (12 batches of 5 s, longer than all this) goes on; once paused, the
+      // nodes it started finish: each started once, each finished once, never above the cap.
+      expect((await a.api(`/api/v1/upgrades/${up.id}/pause`, { method: 'POST' })).status).toBe(200);
+      const paused = await until(
+        async () => {
+          const v = (await a.api(`/api/v1/upgrades/${up.id}`)).body;
+          return v.state === 'Paused' && v.nodes.running === 0 ? v : undefined;
+        },
+        30_000,
+        'the started nodes to finish',
+      );
+      const events = (await a.api(`/api/v1/events?upgradeId=${up.id}&limit=500`)).body.items.reverse() as Array<{
+        type: string;
+        nodeId: string | null;
+      }>;
+      const startedNodes = events.filter((e) => e.type === 'node.started').map((e) => e.nodeId);
+      expect(startedNodes.length).toBeGreaterThanOrEqual(3);
+      expect(paused.nodes.succeeded).toBe(startedNodes.length);
+      expect(new Set(events.filter((e) => e.type === 'node.succeeded').map((e) => e.nodeId))).toEqual(new Set(startedNodes));
+      expect(checkEvents(events, paused.cap)).toEqual([]);
+      console.log(
+        `replicas with skewed clocks (lease ${leaseMs} ms): takeover by a replica 30 s behind ${behind} ms, by one 30 s ahead ${toAhead} ms, from one 30 s ahead ${fromAhead} ms`,
+      );
+    } finally {
+      for (const s of servers.splice(0)) {
+        await s.stop().catch(() => undefined);
+        s.cleanup();
+      }
+      await database.drop();
+    }
+  }, 240_000);
 });

@@ -102,7 +102,7 @@ describe('bounds on what one client can cost the server', () => {
     const store = new Store(adapter);
     const padding = 'x'.repeat(2000);
     for (let i = 0; i < EVENTS; i += 1000) {
-      await store.appendEvents(
+      await store.events.appendMany(
         Array.from({ length: 1000 }, (_, j) => ({
           type: EventType.clusterAvailable,
           actor: 'test',

@@ -26,7 +26,7 @@ afterEach(async () => {
 async function waitState(id: string, states: string[], ms = 30_000): Promise<UpgradeRecord> {
   return waitFor(
     async () => {
-      const u = await t.store.getUpgrade(id);
+      const u = await t.store.upgrades.get(id);
       return u && states.includes(u.state) ? u : undefined;
     },
     ms,
@@ -65,25 +65,25 @@ describe('kubernetes cluster through the real engine', () => {
       verifyTimeoutSeconds: 120,
       imagePullSecrets: [],
     });
-    const stored = await t.store.getCluster(cluster.id);
-    const listed = await t.store.listClusters();
-    const view = clusterView(kubeCatalog, stored!, await t.store.nodeVersionGroups(cluster.id), undefined);
+    const stored = await t.store.clusters.get(cluster.id);
+    const listed = await t.store.clusters.list();
+    const view = clusterView(kubeCatalog, stored!, await t.store.nodes.versionGroups(cluster.id), undefined);
     for (const read of [cluster, stored, listed, view]) {
       const text = JSON.stringify(read);
       expect(text).not.toContain(fake.token);
       expect(text).not.toContain('certificate-authority-data');
       expect(text).not.toContain('kubeconfig');
     }
-    const sealed = await t.store.getClusterSecret(cluster.id, 'kubeconfig');
+    const sealed = await t.store.clusters.getSecret(cluster.id, 'kubeconfig');
     expect(sealed).toMatch(/^v1:/);
     expect(t.box.open(sealed!)).toBe(fake.kubeconfig());
-    await t.store.listClusters();
+    await t.store.clusters.list();
     for (const file of [t.databaseFile, `${t.databaseFile}-wal`]) {
       if (existsSync(file)) expect(readFileSync(file).includes(Buffer.from(fake.token))).toBe(false);
     }
 
     // Inventory from the Node API.
-    const nodes = await t.store.listNodes(cluster.id);
+    const nodes = await t.store.nodes.list(cluster.id);
     expect(nodes.map((n) => [n.name, n.versions['sandboxed-runtime'] ?? null]).sort()).toEqual([
       ['plain-1', null],
       ['w-1', '20221219'],
@@ -107,8 +107,8 @@ describe('kubernetes cluster through the real engine', () => {
     const upgrade = await t.engine.upgrades.start(cluster.id, request, 'admin');
     const paused = await waitState(upgrade.id, ['Paused']);
     expect(paused.pauseReason).toMatchObject({ kind: 'error', message: expect.stringMatching(/w-3: executor pod .* failed/) });
-    await waitFor(async () => (await t.store.taskCounts(upgrade.id)).running === 0, 10_000, 'the batch to finish');
-    const tasks = await t.store.listTasks(upgrade.id);
+    await waitFor(async () => (await t.store.upgrades.taskCounts(upgrade.id)).running === 0, 10_000, 'the batch to finish');
+    const tasks = await t.store.upgrades.listTasks(upgrade.id);
     const byName = Object.fromEntries(tasks.map((task) => [task.nodeName, task]));
     expect(byName['w-1']?.state).toBe('succeeded');
     expect(byName['w-2']?.state).toBe('succeeded');
@@ -122,7 +122,7 @@ describe('kubernetes cluster through the real engine', () => {
     expect(podsAfterFailure[0]!['metadata']['labels']['upshift.io/upgrade-id']).toBe(upgrade.id);
 
     // The node log holds the installer's output, streamed from the pod.
-    const log = (await t.store.readLog(byName['w-3']!.id)).map((l) => l.line);
+    const log = (await t.store.logs.read(byName['w-3']!.id)).map((l) => l.line);
     expect(log).toContain('installer: sandboxed-runtime 20221219 -> 20240729 on node w-3');
     expect(log).toContain('error: sandboxed-runtime 20240729 did not start: exec format error');
 
@@ -133,7 +133,7 @@ describe('kubernetes cluster through the real engine', () => {
     const refusal = await refused(t.engine.upgrades.command(upgrade.id, { type: 'resume' }, 'admin'));
     expect(refusal.code).toBe('FAILED_PODS_PRESENT');
     expect(fake.pod(NS, podsAfterFailure[0]!['metadata']['name'])).toBeDefined();
-    expect((await t.store.getUpgrade(upgrade.id))?.state).toBe('Paused');
+    expect((await t.store.upgrades.get(upgrade.id))?.state).toBe('Paused');
 
     // Resume with deleteFailedPods: the failed pod goes, the upgrade completes.
     const resumed = await t.engine.upgrades.command(upgrade.id, { type: 'resume', deleteFailedPods: true }, 'admin');
@@ -147,14 +147,14 @@ describe('kubernetes cluster through the real engine', () => {
     // One executor pod per node task attempt: five first attempts and w-3's retry.
     expect(fake.requestsMatching('POST', /\/pods$/)).toHaveLength(6);
 
-    const after = await t.store.listNodes(cluster.id);
+    const after = await t.store.nodes.list(cluster.id);
     expect(after.filter((n) => n.name.startsWith('w-')).every((n) => n.versions['sandboxed-runtime'] === '20240729')).toBe(true);
     expect(after.find((n) => n.name === 'plain-1')?.versions['sandboxed-runtime']).toBeUndefined();
     // The cluster itself reports the new versions at the next inventory sync.
     await t.engine.orchestrator.syncInventory(cluster);
-    expect((await t.store.listNodes(cluster.id)).filter((n) => n.versions['sandboxed-runtime'] === '20240729')).toHaveLength(5);
+    expect((await t.store.nodes.list(cluster.id)).filter((n) => n.versions['sandboxed-runtime'] === '20240729')).toHaveLength(5);
 
-    const types = (await t.store.listEvents({ upgradeId: upgrade.id, limit: 1000 })).map((e) => e.type).reverse();
+    const types = (await t.store.events.list({ upgradeId: upgrade.id, limit: 1000 })).map((e) => e.type).reverse();
     expect(types).toEqual(
       expect.arrayContaining(['upgrade.started', 'node.failed', 'upgrade.auto_paused', 'upgrade.resumed', 'upgrade.completed']),
     );
@@ -166,7 +166,7 @@ describe('kubernetes cluster through the real engine', () => {
     const cluster = await createCluster();
     const upgrade = await t.engine.upgrades.start(cluster.id, { component: 'sandboxed-runtime', snapshot: 'before' }, 'admin');
     await waitState(upgrade.id, ['SnapshotFailed']);
-    const events = await t.store.listEvents({ upgradeId: upgrade.id, type: 'snapshot.failed', limit: 10 });
+    const events = await t.store.events.list({ upgradeId: upgrade.id, type: 'snapshot.failed', limit: 10 });
     expect(events[0]?.message).toMatch(/snapshots are not supported for kubernetes clusters; take volume snapshots with your CSI driver/);
     await t.engine.upgrades.command(upgrade.id, { type: 'continue' }, 'admin');
     await waitState(upgrade.id, ['Completed']);
@@ -178,12 +178,12 @@ describe('kubernetes cluster through the real engine', () => {
     await fake.stopListening();
     const reason = await waitFor(async () => {
       await t.engine.orchestrator.syncInventory(cluster);
-      return (await t.store.getCluster(cluster.id))?.unavailableReason ?? undefined;
+      return (await t.store.clusters.get(cluster.id))?.unavailableReason ?? undefined;
     }, 5000);
     expect(reason).toMatch(/^connection refused by 127\.0\.0\.1:\d+$/);
     await fake.restart();
     await t.engine.orchestrator.syncInventory(cluster);
-    expect((await t.store.getCluster(cluster.id))?.unavailableReason).toBeNull();
+    expect((await t.store.clusters.get(cluster.id))?.unavailableReason).toBeNull();
   });
 
   it('refuses a create request without a kubeconfig or with unknown fields', async () => {
@@ -191,6 +191,6 @@ describe('kubernetes cluster through the real engine', () => {
     await expect(
       t.engine.fleet.createCluster({ name: 'x', kind: 'kubernetes', kubeconfig: fake.kubeconfig(), namespaces: 'a' }, 'admin'),
     ).rejects.toThrow(/unknown field "namespaces"/);
-    expect(await t.store.listClusters()).toHaveLength(0);
+    expect(await t.store.clusters.list()).toHaveLength(0);
   });
 });

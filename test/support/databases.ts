@@ -15,13 +15,21 @@ if (!pgUrl && process.env['CI'] === 'true') {
 export type DialectName = 'sqlite' | 'postgres';
 export const dialects: DialectName[] = pgUrl ? ['sqlite', 'postgres'] : ['sqlite'];
 
-/** A fresh PostgreSQL database of its own for one test file; returns its URL and a dropper. */
-export async function freshPgDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+/**
+ * A fresh PostgreSQL database of its own for one test file; returns its URL and a dropper.
+ * `icuLocale` makes its default collation an ICU one (`en-US`: `B` sorts after `a`, and
+ * punctuation is ignored at first), under which text does not compare by bytes.
+ */
+export async function freshPgDatabase(options: { icuLocale?: 'en-US' } = {}): Promise<{ url: string; drop(): Promise<void> }> {
   if (!pgUrl) throw new Error('no PostgreSQL');
   const name = `upshift_t_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: pgUrl });
   await admin.connect();
-  await admin.query(`create database ${name}`);
+  await admin.query(
+    options.icuLocale
+      ? `create database ${name} template template0 locale_provider icu icu_locale '${options.icuLocale}' locale 'C.UTF-8'`
+      : `create database ${name}`,
+  );
   await admin.end();
   const url = new URL(pgUrl);
   url.pathname = `/${name}`;

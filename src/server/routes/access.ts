@@ -43,7 +43,7 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
     },
     async (request, reply) => {
       const created = await access.createToken(request.body, actor(request));
-      await store.appendEvent({
+      await store.events.append({
         type: EventType.tokenCreated,
         actor: actor(request),
         clusterId: null,
@@ -62,14 +62,14 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
       schema: { tags: ['access'], summary: 'List API tokens (never their secrets)', response: { 200: TokenList, ...errorResponses } },
     },
     async () => ({
-      items: (await store.listApiTokens()).map((t) => ({
+      items: (await store.access.listTokens()).map((t) => ({
         id: t.id,
         name: t.name,
         role: t.role as Role,
-        createdBy: t.created_by,
-        createdAt: t.created_at,
-        expiresAt: t.expires_at,
-        revokedAt: t.revoked_at,
+        createdBy: t.createdBy,
+        createdAt: t.createdAt,
+        expiresAt: t.expiresAt,
+        revokedAt: t.revokedAt,
       })),
     }),
   );
@@ -86,9 +86,9 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request, reply) => {
-      if (!(await store.revokeApiToken(request.params.id)))
+      if (!(await store.access.revokeToken(request.params.id)))
         throw new UpshiftError(ErrorCode.NOT_FOUND, `token ${request.params.id} does not exist or is already revoked`);
-      await store.appendEvent({
+      await store.events.append({
         type: EventType.tokenRevoked,
         actor: actor(request),
         clusterId: null,
@@ -124,7 +124,7 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
           : sendError(reply, 401, ErrorCode.UNAUTHENTICATED, 'unknown, expired or revoked token');
       }
       const session = await access.createSession(principal, request.ip);
-      await store.appendEvent({
+      await store.events.append({
         type: EventType.authSignedIn,
         actor: principal.name,
         clusterId: null,
@@ -188,7 +188,7 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
     async (request, reply) => {
       if (!(await access.revokeSession(request.params.id)))
         throw new UpshiftError(ErrorCode.NOT_FOUND, `session ${request.params.id} does not exist or has ended`);
-      await store.appendEvent({
+      await store.events.append({
         type: EventType.sessionRevoked,
         actor: actor(request),
         clusterId: null,

@@ -6,7 +6,7 @@ import { publicUrl } from './install.js';
 import { UpshiftError, ErrorCode, invalid, notFound } from '../../domain/errors.js';
 import type { OperatorCommand } from '../../domain/upgrade-state.js';
 import type { Engine } from '../../engine/index.js';
-import { type LogCursor, type Store, logMarker } from '../../store/store.js';
+import { type LogCursor, type Store, logMarker } from '../../store/index.js';
 import {
   CatalogView,
   ClusterBody,
@@ -55,7 +55,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
 
   const viewCluster = async (id: string) => {
     const cluster = await engine.fleet.resolveCluster(id);
-    return clusterView(catalog, cluster, await store.nodeVersionGroups(cluster.id), await store.activeUpgradeOf(cluster.id));
+    return clusterView(catalog, cluster, await store.nodes.versionGroups(cluster.id), await store.upgrades.activeOf(cluster.id));
   };
 
   app.get(
@@ -65,7 +65,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
       schema: { tags: ['clusters'], summary: 'List clusters', response: { 200: ClusterList, ...errorResponses } },
     },
     async () => ({
-      items: await clusterViews(store, catalog, await store.listClusters()),
+      items: await clusterViews(store, catalog, await store.clusters.list()),
     }),
   );
 
@@ -152,7 +152,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     },
     async (request) => {
       const cluster = await engine.fleet.resolveCluster(request.params.id);
-      return { revoked: await store.revokeJoinTokens(cluster.id) };
+      return { revoked: await store.agents.revokeJoinTokens(cluster.id) };
     },
   );
 
@@ -202,7 +202,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     async (request) => {
       const limit = pageLimit(request.query.limit);
       const cluster = await engine.fleet.resolveCluster(request.params.id);
-      const page = await store.pageNodes(cluster.id, decodeCursor('nodes', cluster.id, request.query.cursor), limit);
+      const page = await store.nodes.page(cluster.id, decodeCursor('nodes', cluster.id, request.query.cursor), limit);
       return { items: page.items.map(nodeView), nextCursor: nextCursor('nodes', cluster.id, page.nextAfter) };
     },
   );
@@ -313,7 +313,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     async (request) => {
       const { clusterId, state } = request.query;
       const resolved = clusterId ? (await engine.fleet.resolveCluster(clusterId)).id : undefined;
-      const upgrades = await store.listUpgrades({ clusterId: resolved, state });
+      const upgrades = await store.upgrades.list({ clusterId: resolved, state });
       return { items: await Promise.all(upgrades.map((u) => upgradeView(store, u, pausedTtlMs))) };
     },
   );
@@ -368,11 +368,11 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     async (request) => {
       const limit = pageLimit(request.query.limit);
       const upgrade = await engine.upgrades.get(request.params.id);
-      const page = await store.pageTasks(upgrade.id, decodeCursor('tasks', upgrade.id, request.query.cursor), limit);
+      const page = await store.upgrades.pageTasks(upgrade.id, decodeCursor('tasks', upgrade.id, request.query.cursor), limit);
       // Snapshots of this page's nodes only.
       const snapshots =
         upgrade.snapshot === 'before' && page.items.length > 0
-          ? await store.snapshotsOfNodes(
+          ? await store.upgrades.snapshotsOfNodes(
               upgrade.id,
               page.items.map((t) => t.nodeId),
             )
@@ -398,7 +398,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     },
     async (request, reply) => {
       const upgrade = await engine.upgrades.get(request.params.id);
-      const task = await store.findTaskOfNode(upgrade.id, request.params.nodeId);
+      const task = await store.upgrades.findTaskOfNode(upgrade.id, request.params.nodeId);
       if (!task) throw notFound('node in this upgrade', request.params.nodeId);
       // Streamed a page of rows at a time, as the client reads: a reader of a long log
       // holds one page, never the whole text.
@@ -423,7 +423,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
       const clusterId = request.query.clusterId ? (await engine.fleet.resolveCluster(request.query.clusterId)).id : undefined;
       const limit = request.query.limit === undefined ? 50 : Number(request.query.limit);
       if (limit < 1 || limit > 500) throw invalid('limit must be from 1 to 500');
-      const items = await store.listEvents({ clusterId, upgradeId, type, before: cursor, limit });
+      const items = await store.events.list({ clusterId, upgradeId, type, before: cursor, limit });
       return { items, next: items.length === limit ? (items[items.length - 1]?.id ?? null) : null };
     },
   );
@@ -448,11 +448,11 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
  * response stream, so a slow reader holds at most a page of it.
  */
 async function* logText(store: Store, nodeTaskId: string): AsyncGenerator<string> {
-  const dropped = await store.logDroppedBytes(nodeTaskId);
+  const dropped = await store.logs.droppedBytes(nodeTaskId);
   let marked = dropped === 0;
   let after: LogCursor | undefined;
   for (;;) {
-    const page = await store.readLogPage(nodeTaskId, after, 500);
+    const page = await store.logs.readPage(nodeTaskId, after, 500);
     let text = '';
     for (const row of page) {
       if (!marked && row.tail === 1) {

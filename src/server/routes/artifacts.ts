@@ -43,7 +43,7 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<{ store: Store; catalog: 
         throw new UpshiftError(ErrorCode.BAD_REQUEST, 'send the file as the request body with content-type application/octet-stream');
       }
       const { sha256, size } = await mirror.put({ file, component, version, method }, request.body as Readable, request.query.sha256);
-      await store.appendEvent({
+      await store.events.append({
         type: EventType.artifactAdded,
         actor: request.principal?.name ?? 'unknown',
         clusterId: null,
@@ -62,14 +62,14 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<{ store: Store; catalog: 
       schema: { tags: ['artifacts'], summary: 'List the mirror', response: { 200: ArtifactList, ...errorResponses } },
     },
     async () => ({
-      items: (await store.listArtifacts()).map((a) => ({
+      items: (await store.artifacts.list()).map((a) => ({
         file: a.file,
         component: a.component,
         version: a.version,
         method: a.method,
         sha256: a.sha256,
         size: a.size,
-        createdAt: a.created_at,
+        createdAt: a.createdAt,
       })),
     }),
   );

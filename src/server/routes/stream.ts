@@ -34,7 +34,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ store: Store; streams: Se
       const { upgradeId, type } = request.query;
       let clusterId = request.query.clusterId;
       if (clusterId && !looksLikeId(clusterId)) {
-        const byName = await store.findClusterByName(clusterId);
+        const byName = await store.clusters.findByName(clusterId);
         if (!byName) throw notFound('cluster', clusterId);
         clusterId = byName.id;
       }
@@ -77,7 +77,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ store: Store; streams: Se
        */
       const tooFarBehind = async (reason: string) => {
         if (closed) return;
-        const [latest] = await store.listEvents({ limit: 1 });
+        const [latest] = await store.events.list({ limit: 1 });
         res.write(`${latest ? `id: ${latest.id}\n` : ''}event: ${RELOAD_EVENT}\ndata: ${JSON.stringify({ reason })}\n\n`);
         close();
         res.destroy();
@@ -117,14 +117,14 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ store: Store; streams: Se
       if (typeof lastEventId !== 'string') {
         // Tell a fresh client where the stream starts (an id-only block dispatches no event),
         // so that it can reconnect without a gap.
-        const [latest] = await store.listEvents({ limit: 1 });
+        const [latest] = await store.events.list({ limit: 1 });
         if (latest) res.write(`id: ${latest.id}\n\n`);
       }
       if (typeof lastEventId === 'string' && /^\d{1,19}$/.test(lastEventId)) {
         let after = lastEventId;
         let replayed = 0;
         while (!closed) {
-          const missed = await store.listEvents({ clusterId, upgradeId, type, after, limit: REPLAY_PAGE });
+          const missed = await store.events.list({ clusterId, upgradeId, type, after, limit: REPLAY_PAGE });
           for (const e of missed) send(e);
           replayed += missed.length;
           if (missed.length < REPLAY_PAGE) break;

@@ -1,0 +1,123 @@
+import type { Selectable } from 'kysely';
+import { ErrorCode, UpshiftError } from '../domain/errors.js';
+import type { ClusterRecord } from '../domain/model.js';
+import { changed, nowIso, parseJson, pick } from './rows.js';
+import type { ClustersTable } from './schema.js';
+import type { Scope } from './scope.js';
+
+const CLUSTER_COLUMNS = ['id', 'name', 'kind', 'config', 'unavailableReason', 'createdAt'] as const;
+
+function toCluster(row: Pick<Selectable<ClustersTable>, (typeof CLUSTER_COLUMNS)[number]>): ClusterRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    kind: row.kind,
+    config: parseJson(row.config, {}),
+    unavailableReason: row.unavailableReason,
+    createdAt: row.createdAt,
+  };
+}
+
+/**
+ * Clusters and their sealed secrets. Deleting a cluster deletes everything of it (its
+ * upgrades with their tasks, batches, snapshots and logs, its nodes, secrets and join
+ * tokens); its events stay, as the audit trail.
+ */
+export class ClusterRepository {
+  constructor(private readonly scope: Scope) {}
+
+  private get db() {
+    return this.scope.db;
+  }
+
+  async insert(cluster: ClusterRecord): Promise<void> {
+    try {
+      await this.db
+        .insertInto('clusters')
+        .values({ ...pick(cluster, CLUSTER_COLUMNS), config: JSON.stringify(cluster.config), updatedAt: cluster.createdAt })
+        .execute();
+    } catch (error) {
+      if (this.scope.adapter.isUniqueViolation(error)) {
+        throw new UpshiftError(
+          ErrorCode.ALREADY_EXISTS,
+          `a cluster named ${JSON.stringify(cluster.name)} already exists; choose another name`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  async list(): Promise<ClusterRecord[]> {
+    const rows = await this.db.selectFrom('clusters').select(CLUSTER_COLUMNS).orderBy('name').execute();
+    return rows.map(toCluster);
+  }
+
+  async get(id: string): Promise<ClusterRecord | undefined> {
+    const row = await this.db.selectFrom('clusters').select(CLUSTER_COLUMNS).where('id', '=', id).executeTakeFirst();
+    return row ? toCluster(row) : undefined;
+  }
+
+  async findByName(name: string): Promise<ClusterRecord | undefined> {
+    const row = await this.db.selectFrom('clusters').select(CLUSTER_COLUMNS).where('name', '=', name).executeTakeFirst();
+    return row ? toCluster(row) : undefined;
+  }
+
+  /** Deletes the cluster and all it holds (see the class comment); false when there was none. */
+  async delete(id: string): Promise<boolean> {
+    const upgradeIds = this.db.selectFrom('upgrades').select('id').where('clusterId', '=', id);
+    await this.db.deleteFrom('nodeLogs').where('upgradeId', 'in', upgradeIds).execute();
+    await this.db.deleteFrom('batches').where('upgradeId', 'in', upgradeIds).execute();
+    await this.db.deleteFrom('nodeTasks').where('upgradeId', 'in', upgradeIds).execute();
+    await this.db.deleteFrom('snapshots').where('upgradeId', 'in', upgradeIds).execute();
+    await this.db.deleteFrom('upgrades').where('clusterId', '=', id).execute();
+    await this.db.deleteFrom('nodes').where('clusterId', '=', id).execute();
+    await this.db.deleteFrom('clusterSecrets').where('clusterId', '=', id).execute();
+    await this.db.deleteFrom('joinTokens').where('clusterId', '=', id).execute();
+    return changed(await this.db.deleteFrom('clusters').where('id', '=', id).executeTakeFirst()) === 1;
+  }
+
+  /**
+   * Records why the cluster cannot be reached (null: it can again). Returns whether that
+   * changed anything, so that the caller writes one event per change, not per sync.
+   */
+  async setUnavailable(id: string, reason: string | null): Promise<boolean> {
+    const result = await this.db
+      .updateTable('clusters')
+      .set({ unavailableReason: reason, updatedAt: nowIso() })
+      .where('id', '=', id)
+      .where((eb) =>
+        reason === null
+          ? eb('unavailableReason', 'is not', null)
+          : eb.or([eb('unavailableReason', 'is', null), eb('unavailableReason', '!=', reason)]),
+      )
+      .executeTakeFirst();
+    return changed(result) === 1;
+  }
+
+  /**
+   * Takes the cluster's row lock (PostgreSQL) for the rest of the transaction, so that
+   * a membership change and an upgrade start on one cluster are serialised. SQLite
+   * serialises every write transaction already.
+   */
+  async lock(id: string): Promise<void> {
+    if (!this.scope.adapter.supportsSkipLocked) return;
+    await this.db.selectFrom('clusters').select('id').where('id', '=', id).forUpdate().execute();
+  }
+
+  /** Stores a secret of the cluster, sealed by the caller: the store never sees plaintext. */
+  async putSecret(clusterId: string, name: string, sealed: string): Promise<void> {
+    await this.db.deleteFrom('clusterSecrets').where('clusterId', '=', clusterId).where('name', '=', name).execute();
+    await this.db.insertInto('clusterSecrets').values({ clusterId, name, sealed, createdAt: nowIso() }).execute();
+  }
+
+  /** A sealed secret of the cluster, if it has one by that name. */
+  async getSecret(clusterId: string, name: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('clusterSecrets')
+      .select('sealed')
+      .where('clusterId', '=', clusterId)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return row?.sealed;
+  }
+}

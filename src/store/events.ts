@@ -1,0 +1,161 @@
+import { type Selectable, sql } from 'kysely';
+import type { EventType, NewEvent, UpshiftEvent } from '../domain/events.js';
+import { jsonOrNull, nowIso, parseJson, slices } from './rows.js';
+import type { EventsTable } from './schema.js';
+import type { Scope } from './scope.js';
+
+/** The PostgreSQL NOTIFY channel on which replicas announce the events they wrote. */
+const EVENTS_CHANNEL = 'upshift_events';
+
+const EVENT_COLUMNS = ['id', 'at', 'type', 'actor', 'clusterId', 'upgradeId', 'nodeId', 'message', 'data'] as const;
+
+function toEvent(row: Pick<Selectable<EventsTable>, (typeof EVENT_COLUMNS)[number]>): UpshiftEvent {
+  const event: UpshiftEvent = {
+    id: String(row.id),
+    at: row.at,
+    type: row.type,
+    actor: row.actor,
+    clusterId: row.clusterId,
+    upgradeId: row.upgradeId,
+    nodeId: row.nodeId,
+    message: row.message,
+  };
+  if (row.data !== null) event.data = parseJson<Record<string, unknown>>(row.data, {});
+  return event;
+}
+
+function toRow(event: NewEvent) {
+  return {
+    at: event.at ?? nowIso(),
+    type: event.type,
+    actor: event.actor,
+    clusterId: event.clusterId,
+    upgradeId: event.upgradeId,
+    nodeId: event.nodeId,
+    message: event.message,
+    data: jsonOrNull(event.data),
+  };
+}
+
+export interface EventFilter {
+  clusterId?: string | undefined;
+  upgradeId?: string | undefined;
+  type?: string | undefined;
+  /** Only events with an id below this one (newest-first paging). */
+  before?: string | undefined;
+  /** Only events with an id above this one (replay after a reconnect). */
+  after?: string | undefined;
+  limit: number;
+}
+
+/**
+ * The event log: every operation, in id order. Each event written is announced on the
+ * store's `bus` (after its transaction commits) and, on PostgreSQL, to the other replicas
+ * (NOTIFY, which PostgreSQL too delivers only on commit), so that every replica's streams
+ * and engine see every replica's events.
+ */
+export class EventRepository {
+  constructor(private readonly scope: Scope) {}
+
+  private get db() {
+    return this.scope.db;
+  }
+
+  async append(event: NewEvent): Promise<UpshiftEvent> {
+    const row = await this.db.insertInto('events').values(toRow(event)).returning(EVENT_COLUMNS).executeTakeFirstOrThrow();
+    const stored = toEvent(row);
+    await this.notifyReplicas([stored.id]);
+    this.scope.publish([stored]);
+    return stored;
+  }
+
+  /** Several events in one statement per 500 (a batch starting, a batch of outcomes), in order. */
+  async appendMany(events: NewEvent[]): Promise<UpshiftEvent[]> {
+    const stored: UpshiftEvent[] = [];
+    for (const slice of slices(events)) {
+      const rows = await this.db.insertInto('events').values(slice.map(toRow)).returning(EVENT_COLUMNS).execute();
+      const chunk = rows.map(toEvent).sort((a, b) => Number(a.id) - Number(b.id));
+      await this.notifyReplicas(chunk.map((e) => e.id));
+      stored.push(...chunk);
+    }
+    this.scope.publish(stored);
+    return stored;
+  }
+
+  /**
+   * Events matching the filter: newest first, or oldest first after `after` (a replay).
+   * The audit trail (one event per mutating request) is listed only when asked for by type.
+   */
+  async list(filter: EventFilter): Promise<UpshiftEvent[]> {
+    let query = this.db.selectFrom('events').select(EVENT_COLUMNS);
+    if (filter.clusterId) query = query.where('clusterId', '=', filter.clusterId);
+    if (filter.upgradeId) query = query.where('upgradeId', '=', filter.upgradeId);
+    if (filter.type) query = query.where('type', '=', filter.type as EventType);
+    else query = query.where('type', '!=', 'audit.request');
+    if (filter.before) query = query.where('id', '<', Number(filter.before));
+    if (filter.after) query = query.where('id', '>', Number(filter.after));
+    const rows = await query
+      .orderBy('id', filter.after ? 'asc' : 'desc')
+      .limit(filter.limit)
+      .execute();
+    return rows.map(toEvent);
+  }
+
+  /** The paused-TTL purge: the upgrade's events and node logs go; returns how many of each. */
+  async purgeUpgradeHistory(upgradeId: string): Promise<{ events: number; logLines: number }> {
+    const events = await this.db.deleteFrom('events').where('upgradeId', '=', upgradeId).executeTakeFirst();
+    const logs = await this.db.deleteFrom('nodeLogs').where('upgradeId', '=', upgradeId).executeTakeFirst();
+    await this.db
+      .deleteFrom('nodeLogSizes')
+      .where('nodeTaskId', 'in', (eb) => eb.selectFrom('nodeTasks').select('id').where('upgradeId', '=', upgradeId))
+      .execute();
+    return { events: Number(events.numDeletedRows), logLines: Number(logs.numDeletedRows) };
+  }
+
+  /**
+   * Tells the other replicas (PostgreSQL NOTIFY, delivered when the transaction commits)
+   * which events were written, so that their streams and engines see them at once.
+   */
+  private async notifyReplicas(ids: string[]): Promise<void> {
+    if (!this.scope.adapter.listen || ids.length === 0) return;
+    const payload = JSON.stringify({ origin: this.scope.origin, ids });
+    await sql`select pg_notify(${EVENTS_CHANNEL}, ${payload})`.execute(this.db);
+  }
+
+  /**
+   * Receives the other replicas' events and emits them on the bus as `event` (for
+   * streams) and `remote-event` (for the engine). Returns a stopper.
+   */
+  listenToReplicas(onError: (error: unknown) => void): () => Promise<void> {
+    const { adapter, bus, origin } = this.scope;
+    if (!adapter.listen) return async () => undefined;
+    return adapter.listen(
+      EVENTS_CHANNEL,
+      (payload) => {
+        let message: { origin?: string; ids?: string[] };
+        try {
+          message = JSON.parse(payload) as { origin?: string; ids?: string[] };
+        } catch {
+          return;
+        }
+        if (message.origin === origin || !Array.isArray(message.ids) || message.ids.length === 0) return;
+        const ids = message.ids.map(Number).filter(Number.isFinite);
+        void adapter.db
+          .selectFrom('events')
+          .select(EVENT_COLUMNS)
+          .where('id', 'in', ids)
+          .orderBy('id')
+          .execute()
+          .then((rows) => {
+            for (const row of rows) {
+              const event = toEvent(row);
+              bus.emit('event', event);
+              bus.emit('remote-event', event);
+            }
+          })
+          .catch(onError);
+      },
+      onError,
+    );
+  }
+}

@@ -1,0 +1,134 @@
+import { describe, expect, it } from 'vitest';
+import { compareNatural } from '../../src/domain/versions.js';
+import { dialects } from '../support/databases.js';
+import { addCluster, addNodes, addUpgrade, storeForSuite } from '../support/store.js';
+
+/**
+ * The clusters and nodes repositories on each database: names unique where they must be,
+ * a cluster's deletion taking all it holds, unavailability recorded once per change,
+ * sealed secrets replaced, node pages in natural order by key, and an inventory sync
+ * that never drops a node out of a running upgrade. The PostgreSQL database uses an ICU
+ * collation, under which text does not compare by bytes.
+ */
+for (const dialect of dialects) {
+  describe(`clusters and nodes repositories on ${dialect}`, () => {
+    const suite = storeForSuite(dialect, { icuLocale: 'en-US' });
+
+    it('keeps cluster names unique and lists clusters by name', async () => {
+      const b = await addCluster(suite.store, 'b-cluster');
+      const a = await addCluster(suite.store, 'a-cluster');
+      await expect(addCluster(suite.store, 'a-cluster')).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+      expect(await suite.store.clusters.get(a.id)).toEqual(a);
+      expect(await suite.store.clusters.findByName('b-cluster')).toEqual(b);
+      expect(await suite.store.clusters.findByName('none')).toBeUndefined();
+      const names = (await suite.store.clusters.list()).map((c) => c.name);
+      expect(names.indexOf('a-cluster')).toBeLessThan(names.indexOf('b-cluster'));
+    });
+
+    it('records unavailability once per change', async () => {
+      const c = await addCluster(suite.store, 'flaky');
+      expect(await suite.store.clusters.setUnavailable(c.id, 'connection refused')).toBe(true);
+      expect(await suite.store.clusters.setUnavailable(c.id, 'connection refused')).toBe(false);
+      expect(await suite.store.clusters.setUnavailable(c.id, 'timed out')).toBe(true);
+      expect((await suite.store.clusters.get(c.id))?.unavailableReason).toBe('timed out');
+      expect(await suite.store.clusters.setUnavailable(c.id, null)).toBe(true);
+      expect(await suite.store.clusters.setUnavailable(c.id, null)).toBe(false);
+    });
+
+    it('replaces a sealed secret of the same name and deletes a cluster with all it holds', async () => {
+      const c = await addCluster(suite.store, 'doomed');
+      await suite.store.clusters.putSecret(c.id, 'kubeconfig', 'v1:first');
+      await suite.store.clusters.putSecret(c.id, 'kubeconfig', 'v1:second');
+      expect(await suite.store.clusters.getSecret(c.id, 'kubeconfig')).toBe('v1:second');
+      const nodes = await addNodes(suite.store, c.id, ['d1', 'd2']);
+      const { upgrade } = await addUpgrade(suite.store, c.id, nodes);
+      expect(await suite.store.clusters.delete(c.id)).toBe(true);
+      expect(await suite.store.clusters.delete(c.id)).toBe(false);
+      expect(await suite.store.clusters.get(c.id)).toBeUndefined();
+      expect(await suite.store.nodes.list(c.id)).toEqual([]);
+      expect(await suite.store.upgrades.get(upgrade.id)).toBeUndefined();
+      expect(await suite.store.upgrades.listTasks(upgrade.id)).toEqual([]);
+      expect(await suite.store.clusters.getSecret(c.id, 'kubeconfig')).toBeUndefined();
+    });
+
+    it('refuses a node name taken in its cluster, not in another', async () => {
+      const c1 = await addCluster(suite.store, 'names-1');
+      const c2 = await addCluster(suite.store, 'names-2');
+      const [n] = await addNodes(suite.store, c1.id, ['same']);
+      await expect(addNodes(suite.store, c1.id, ['same'])).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+      await addNodes(suite.store, c2.id, ['same']);
+      expect(await suite.store.nodes.findByName(c1.id, 'same')).toEqual(n);
+      expect(await suite.store.nodes.get(n!.id)).toEqual(n);
+      expect((await suite.store.nodes.getMany([n!.id, 'nd_none'])).map((x) => x.id)).toEqual([n!.id]);
+    });
+
+    it('pages a cluster’s nodes in natural order of names, by key, whatever the collation', async () => {
+      const c = await addCluster(suite.store, 'paged');
+      const names = ['sim-10', 'sim-2', 'Sim-B', 'sim-a', 'sim-1', 'sim-0002', 'sim-', 'sim', 'sim-2a', 'sim-100', 'x', 'A'];
+      await addNodes(suite.store, c.id, names);
+      const seen: string[] = [];
+      let after: string | null = null;
+      do {
+        const page = await suite.store.nodes.page(c.id, after, 5);
+        seen.push(...page.items.map((n) => n.name));
+        after = page.nextAfter;
+      } while (after !== null);
+      expect(seen).toEqual([...names].sort(compareNatural));
+      expect((await suite.store.nodes.page(c.id, null, 12)).nextAfter).toBeNull();
+    });
+
+    it('updates versions and groups nodes by them', async () => {
+      const c = await addCluster(suite.store, 'versions');
+      const nodes = await addNodes(suite.store, c.id, ['v1', 'v2', 'v3']);
+      await suite.store.nodes.setVersions([nodes[0]!.id, nodes[1]!.id], { docker: '26.1.5' });
+      await suite.store.nodes.update(nodes[2]!.id, { status: 'Down', role: 'manager' });
+      const groups = await suite.store.nodes.versionGroups(c.id);
+      expect(groups.sort((x, y) => x.count - y.count)).toEqual([
+        { clusterId: c.id, versions: { docker: '20.10.24' }, count: 1 },
+        { clusterId: c.id, versions: { docker: '26.1.5' }, count: 2 },
+      ]);
+      expect(await suite.store.nodes.get(nodes[2]!.id)).toMatchObject({
+        status: 'Down',
+        role: 'manager',
+        versions: { docker: '20.10.24' },
+      });
+    });
+
+    it('syncs an inventory: adds and updates nodes, removes vanished ones only while no upgrade runs', async () => {
+      const c = await addCluster(suite.store, 'inventory');
+      const [keep, gone] = await addNodes(suite.store, c.id, ['keep', 'gone']);
+      const events: string[] = [];
+      const listener = (e: { type: string; clusterId: string | null; message: string }) => {
+        if (e.clusterId === c.id) events.push(`${e.type}: ${e.message}`);
+      };
+      suite.store.bus.on('event', listener);
+      try {
+        await suite.store.tx((tx) =>
+          tx.nodes.reconcile(
+            c.id,
+            [
+              { name: 'keep', role: 'manager', status: 'Ready', versions: { docker: '26.1.5' } },
+              { name: 'new', role: 'worker', status: 'Ready', versions: { docker: '20.10.24' } },
+            ],
+            'engine',
+          ),
+        );
+        expect((await suite.store.nodes.list(c.id)).map((n) => n.name).sort()).toEqual(['keep', 'new']);
+        expect(await suite.store.nodes.get(keep!.id)).toMatchObject({ role: 'manager', versions: { docker: '26.1.5' } });
+        expect(await suite.store.nodes.get(gone!.id)).toBeUndefined();
+        // While an upgrade is active its membership is locked: a vanished node stays, Down.
+        const nodes = await suite.store.nodes.list(c.id);
+        await addUpgrade(suite.store, c.id, nodes);
+        await suite.store.nodes.reconcile(
+          c.id,
+          [{ name: 'keep', role: 'manager', status: 'Ready', versions: { docker: '26.1.5' } }],
+          'engine',
+        );
+        expect((await suite.store.nodes.findByName(c.id, 'new'))?.status).toBe('Down');
+        expect(events).toEqual(['cluster.node_added: node new joined', 'cluster.node_removed: node gone left the cluster']);
+      } finally {
+        suite.store.bus.off('event', listener);
+      }
+    });
+  });
+}
