@@ -132,7 +132,9 @@ export class SimulatedDriver implements ClusterDriver {
     const sim = this.sim(cluster);
     const name = componentDisplayName[spec.component];
     const duration = sim.upgradeSeconds * 1000;
-    const start = Date.parse(spec.startedAt);
+    // A start written by a replica whose clock runs ahead is taken as now: a reattached
+    // task never waits longer than one upgrade's duration.
+    const start = Math.min(Date.parse(spec.startedAt), this.clock.now());
     const steps = [
       `preflight: ${name} ${spec.fromVersion ?? '(none)'} found, ${spec.toVersion} wanted`,
       `stopping ${name}`,
