@@ -33,12 +33,12 @@ bash scripts/lint.sh || { echo "0 passed, 1 failed"; exit 1; }
 
 # Everything but the real-host suites runs two files at a time; the real-host suites
 # (several dockerds each) then run one at a time, so that they do not starve each other.
-heavy=(test/e2e/hosts test/e2e/swarm)
+heavy=(test/hosts test/swarm)
 if [ $# -gt 0 ]; then
   npx vitest run --reporter=default --reporter=json --outputFile.json="$work/results-1.json" "$@"
   status=$?
 else
-  npx vitest run --reporter=default --reporter=json --outputFile.json="$work/results-1.json" --exclude 'test/e2e/hosts/**' --exclude 'test/e2e/swarm/**'
+  npx vitest run --reporter=default --reporter=json --outputFile.json="$work/results-1.json" --exclude 'test/hosts/**' --exclude 'test/swarm/**'
   status=$?
   npx vitest run --reporter=default --reporter=json --outputFile.json="$work/results-2.json" --maxWorkers=1 --no-file-parallelism "${heavy[@]}"
   heavy_status=$?

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Removes what an end-to-end testbed (test/e2e/testbed/hosts.ts) created, from the records
+# Removes what an end-to-end testbed (test/support/testbed/hosts.ts) created, from the records
 # in its state file — also after the creating process crashed or was killed.
 #
 #   scripts/testbed/cleanup.sh PREFIX     clean the testbed recorded under PREFIX

@@ -11,7 +11,7 @@
 #   engines/<engine>/bin/       symlinks composing one engine: dockerd, docker, containerd,
 #                               shims, docker-proxy, docker-init and the Debian 12 runc
 #   gvisor/<runsc>/bin/         runsc plus a `runsc-docker` wrapper for `--add-runtime`
-#   manifest.json               what the TypeScript harness reads (test/e2e/testbed/hosts.ts)
+#   manifest.json               what the TypeScript harness reads (test/support/testbed/hosts.ts)
 #   apt/                        private apt lists/sources (never /etc/apt)
 #
 # Idempotent: a second run with a complete cache touches neither the network nor apt.

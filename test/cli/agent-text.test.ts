@@ -2,7 +2,7 @@ import path from 'node:path';
 import { openSqlite } from '../../src/store/dialect.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ServerProcess, startServerProcess } from '../support/server.js';
-import { Cli, type CliResult } from './harness.js';
+import { Cli, type CliResult } from '../support/cli.js';
 
 /**
  * Nothing a node's agent wrote reaches the operator's terminal raw. An agent sends a

@@ -2,7 +2,7 @@ import { statSync, readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startServerProcess, type ServerProcess } from '../support/server.js';
-import { backgroundCli, Cli, type CliResult, tableRows } from './harness.js';
+import { backgroundCli, Cli, type CliResult, tableRows } from '../support/cli.js';
 
 /**
  * The CLI against the real server, as a user runs it: tables, `-o json` equal to the

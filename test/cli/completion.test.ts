@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServerProcess, type ServerProcess } from '../support/server.js';
-import { Cli, cliPath } from './harness.js';
+import { Cli, cliPath } from '../support/cli.js';
 
 /**
  * `upshift completion bash|zsh`: the scripts are run by the real shells. Bash is asked

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { orderNodes } from '../../src/domain/batch-planner.js';
 import { startServerProcess, type ServerProcess } from '../support/server.js';
-import { Cli, tableRows } from './harness.js';
+import { Cli, tableRows } from '../support/cli.js';
 
 /**
  * The server pages node lists (500 rows by default, 5,000 at most); the CLI walks every

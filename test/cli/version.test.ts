@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PRODUCT_VERSION } from '../../src/domain/product-version.js';
 import { repoRoot } from '../support/server.js';
-import { cliPath } from './harness.js';
+import { cliPath } from '../support/cli.js';
 
 describe('--version', () => {
   it('prints the product version, from upshift and from the standalone agent the build writes', () => {

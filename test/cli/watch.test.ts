@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServerProcess, type ServerProcess } from '../support/server.js';
-import { Cli, Tmux } from './harness.js';
+import { Cli, Tmux } from '../support/cli.js';
 
 /**
  * `upgrade watch` and `upgrade start --watch`: plain timestamped lines when stdout is

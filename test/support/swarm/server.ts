@@ -1,7 +1,7 @@
 /**
  * The control plane of the swarm end-to-end test: the real `startServer` (routes, store,
  * engine, agent hub), with the swarm driver registered when this build's server does not
- * register it yet. Run as `node --import tsx test/e2e/swarm/server.ts` with
+ * register it yet. Run as `node --import tsx test/support/swarm/server.ts` with
  * UPSHIFT_HOST, UPSHIFT_PORT, UPSHIFT_DATA_DIR and UPSHIFT_ADMIN_TOKEN set; it prints
  * `listening <url>` and stops on SIGTERM.
  */

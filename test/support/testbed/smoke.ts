@@ -1,7 +1,7 @@
 /**
  * Smoke test of the end-to-end testbed against real engines (run as root):
  *
- *   node --import tsx test/e2e/testbed/smoke.ts
+ *   node --import tsx test/support/testbed/smoke.ts
  *
  * Two namespace hosts on Docker Engine 20.10.24; a busybox container with restart policy
  * `always` on host 1; host 1's engine is stopped and started again with the 26.1.5

@@ -21,7 +21,7 @@
  *     fails the task as unreachable after three missed ones and the upgrade pauses with
  *     that cause; with the link back, a resume finds the work done and completes
  *
- *   npm run build && npx vitest run test/e2e/hosts
+ *   npm run build && npx vitest run test/hosts
  *
  * Everything is torn down in afterAll, and by the testbed's cleanup after a crash (agents
  * and engines live in the testbed's cgroup subtree, the btrfs mount under its root).
@@ -32,8 +32,8 @@ import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { PRODUCT_VERSION } from '../../../src/domain/product-version.js';
-import { createTestbed, engineJson, engineVersion, importBusybox, run, type Testbed } from '../testbed/hosts.js';
+import { PRODUCT_VERSION } from '../../src/domain/product-version.js';
+import { createTestbed, engineJson, engineVersion, importBusybox, run, type Testbed } from '../support/testbed/hosts.js';
 import {
   REPO,
   agentConfig,
@@ -48,7 +48,7 @@ import {
   writeDaemonJson,
   type AgentProcess,
   type PreparedHost,
-} from './support.js';
+} from '../support/testbed/host-agents.js';
 
 const isRoot = process.getuid?.() === 0;
 const ci = process.env.CI === 'true';

@@ -5,19 +5,19 @@
  * (a daemon.json key it no longer accepts) rolled back to a running 20.10.24; then a
  * corrupted artifact refused before anything stops.
  *
- *   npx vitest run test/e2e/hosts/recipes.test.ts
+ *   npx vitest run test/hosts/recipes.e2e.test.ts
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AgentTask, TaskResultRequest } from '../../../src/domain/agent-protocol.js';
-import { DirectoryArtifactSource } from '../../../src/agent/artifacts.js';
-import { parseAgentConfig } from '../../../src/agent/config.js';
-import { Journal } from '../../../src/agent/journal.js';
-import { RuntimeRecipe, dockerEngine } from '../../../src/agent/recipes/index.js';
-import type { RecipeContext } from '../../../src/agent/recipes/index.js';
-import { createTestbed, engineJson, engineVersion, importBusybox, type Testbed } from '../testbed/hosts.js';
-import { agentConfig, dockerArchive, prepareHost, service, type PreparedHost } from './support.js';
+import type { AgentTask, TaskResultRequest } from '../../src/domain/agent-protocol.js';
+import { DirectoryArtifactSource } from '../../src/agent/artifacts.js';
+import { parseAgentConfig } from '../../src/agent/config.js';
+import { Journal } from '../../src/agent/journal.js';
+import { RuntimeRecipe, dockerEngine } from '../../src/agent/recipes/index.js';
+import type { RecipeContext } from '../../src/agent/recipes/index.js';
+import { createTestbed, engineJson, engineVersion, importBusybox, type Testbed } from '../support/testbed/hosts.js';
+import { agentConfig, dockerArchive, prepareHost, service, type PreparedHost } from '../support/testbed/host-agents.js';
 
 const isRoot = process.getuid?.() === 0;
 const ci = process.env.CI === 'true';

@@ -1,10 +1,10 @@
 /**
  * Helpers shared by the hosts end-to-end tests: a testbed host prepared the way an operator
  * prepares a real one for the agent (a binary install root with `current`, a daemon config,
- * service control through test/e2e/hosts/testbed-service.sh), the Docker Engine binary
+ * service control through test/support/testbed/testbed-service.sh), the Docker Engine binary
  * archive built from the package cache, and agent bundles built with esbuild.
  *
- * The testbed harness (test/e2e/testbed/hosts.ts) is used as is: these helpers only add
+ * The testbed harness (test/support/testbed/hosts.ts) is used as is: these helpers only add
  * files under each host's directory and processes in the testbed's cgroup subtree, so its
  * teardown and crash cleanup remove them too.
  */
@@ -16,8 +16,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import type { PackageManifest, Testbed, TestHost } from '../testbed/hosts.js';
-import { run } from '../testbed/hosts.js';
+import type { PackageManifest, Testbed, TestHost } from './hosts.js';
+import { run } from './hosts.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(HERE, '../../..');

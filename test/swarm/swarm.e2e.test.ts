@@ -10,7 +10,7 @@
  *   2. gVisor runsc 20221219 → 20240729: a sandboxed container started before still runs
  *      on the old runsc after; a new one starts on the new runsc
  *
- *   npx vitest run test/e2e/swarm
+ *   npx vitest run test/swarm
  *
  * Needs root; skipped without it, failed under CI=true. Everything is torn down in
  * afterAll, and by the testbed's cleanup after a crash (agents, engines and the server
@@ -23,8 +23,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { makeEngineTls, type EngineTls } from './tls.js';
-import { createTestbed, engineJson, engineRequest, engineVersion, importBusybox, run, type Testbed } from '../testbed/hosts.js';
+import { makeEngineTls, type EngineTls } from '../support/swarm/tls.js';
+import { createTestbed, engineJson, engineRequest, engineVersion, importBusybox, run, type Testbed } from '../support/testbed/hosts.js';
 import {
   REPO,
   buildAgentBundle,
@@ -37,7 +37,7 @@ import {
   stopAgent,
   writeDaemonJson,
   type PreparedHost,
-} from '../hosts/support.js';
+} from '../support/testbed/host-agents.js';
 
 const isRoot = process.getuid?.() === 0;
 const ci = process.env.CI === 'true';
@@ -243,7 +243,7 @@ suite('swarm cluster: drain-aware Docker Engine upgrade under load, quorum kept,
         process.execPath,
         '--import',
         'tsx',
-        path.join(REPO, 'test/e2e/swarm/server.ts'),
+        path.join(REPO, 'test/support/swarm/server.ts'),
       ],
       {
         cwd: REPO,

@@ -1,10 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_TOKEN } from '../../support/server.js';
-import { browserAvailable, createSimulatedCluster, screenshot, screenshotBoth, startConsole, type ConsoleHarness } from './harness.js';
-import { ClusterPage } from './pages/ClusterPage.js';
-import { ClustersPage } from './pages/ClustersPage.js';
-import { SignInPage } from './pages/SignInPage.js';
-import { UpgradePage } from './pages/UpgradePage.js';
+import { TEST_TOKEN } from '../support/server.js';
+import {
+  browserAvailable,
+  createSimulatedCluster,
+  screenshot,
+  screenshotBoth,
+  startConsole,
+  type ConsoleHarness,
+} from '../support/console/harness.js';
+import { ClusterPage } from '../support/console/pages/ClusterPage.js';
+import { ClustersPage } from '../support/console/pages/ClustersPage.js';
+import { SignInPage } from '../support/console/pages/SignInPage.js';
+import { UpgradePage } from '../support/console/pages/UpgradePage.js';
 
 /** 10,000 nodes stay fast (only the rows in view are rendered); a narrow window stays readable. */
 describe.runIf(browserAvailable())('console: a 10,000-node cluster and a narrow window', () => {

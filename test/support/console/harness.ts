@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { repoRoot, startServerProcess, type ServerProcess } from '../../support/server.js';
+import { repoRoot, startServerProcess, type ServerProcess } from '../server.js';
 
 /**
  * What every console suite needs: the real built server on a free port, Debian's

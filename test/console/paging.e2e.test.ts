@@ -1,10 +1,10 @@
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_TOKEN } from '../../support/server.js';
-import { browserAvailable, createSimulatedCluster, pageErrors, startConsole, type ConsoleHarness } from './harness.js';
-import { ClusterPage } from './pages/ClusterPage.js';
-import { SignInPage } from './pages/SignInPage.js';
-import { UpgradePage } from './pages/UpgradePage.js';
+import { TEST_TOKEN } from '../support/server.js';
+import { browserAvailable, createSimulatedCluster, pageErrors, startConsole, type ConsoleHarness } from '../support/console/harness.js';
+import { ClusterPage } from '../support/console/pages/ClusterPage.js';
+import { SignInPage } from '../support/console/pages/SignInPage.js';
+import { UpgradePage } from '../support/console/pages/UpgradePage.js';
 
 /**
  * The server pages node lists (500 rows by default): the console's tables load the first

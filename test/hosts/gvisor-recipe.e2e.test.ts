@@ -5,19 +5,19 @@
  * 20240729 whose runsc reports the right version but cannot start a sandbox, rolled back
  * to 20221219, whose sandbox then boots.
  *
- *   npx vitest run test/e2e/hosts/gvisor-recipe.test.ts
+ *   npx vitest run test/hosts/gvisor-recipe.e2e.test.ts
  */
 import { chmod, copyFile, mkdir, mkdtemp, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AgentTask, TaskResultRequest } from '../../../src/domain/agent-protocol.js';
-import { DirectoryArtifactSource } from '../../../src/agent/artifacts.js';
-import { parseAgentConfig } from '../../../src/agent/config.js';
-import { Journal } from '../../../src/agent/journal.js';
-import { RuntimeRecipe, gvisorRunsc } from '../../../src/agent/recipes/index.js';
-import { loadPackages, run, type PackageManifest } from '../testbed/hosts.js';
-import { sha256File } from './support.js';
+import type { AgentTask, TaskResultRequest } from '../../src/domain/agent-protocol.js';
+import { DirectoryArtifactSource } from '../../src/agent/artifacts.js';
+import { parseAgentConfig } from '../../src/agent/config.js';
+import { Journal } from '../../src/agent/journal.js';
+import { RuntimeRecipe, gvisorRunsc } from '../../src/agent/recipes/index.js';
+import { loadPackages, run, type PackageManifest } from '../support/testbed/hosts.js';
+import { sha256File } from '../support/testbed/host-agents.js';
 
 const isRoot = process.getuid?.() === 0;
 const ci = process.env.CI === 'true';

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot, type ServerProcess } from '../support/server.js';
+import { repoRoot, type ServerProcess } from './server.js';
 
 /**
  * Runs the built `upshift` CLI as a user would: a child process with its own config

@@ -8,7 +8,7 @@
 # a host is this script: it runs the dockerd of HOSTDIR's install root (`current/bin`, the
 # tree the agent's binary recipe flips) inside the host's network and UTS namespaces and
 # in the testbed's cgroup subtree (so the harness's cleanup finds it after a crash), with
-# the same daemon options as test/e2e/testbed/hosts.ts. `start` returns once the Engine
+# the same daemon options as test/support/testbed/hosts.ts. `start` returns once the Engine
 # API answers, or fails with the log tail when dockerd exits first (like systemd's
 # Type=notify); `stop` is SIGTERM, then SIGKILL after 60 s, and waits for containerd.
 # HOSTDIR/service.env (written by the test) holds the host's coordinates, and TCP_HOST

@@ -1,6 +1,6 @@
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_TOKEN } from '../../support/server.js';
+import { TEST_TOKEN } from '../support/server.js';
 import {
   browserAvailable,
   createSimulatedCluster,
@@ -9,12 +9,12 @@ import {
   startConsole,
   waitForUpgradeState,
   type ConsoleHarness,
-} from './harness.js';
-import { ClustersPage } from './pages/ClustersPage.js';
-import { Shell } from './pages/Shell.js';
-import { SignInPage } from './pages/SignInPage.js';
-import { UpgradeDialog } from './pages/UpgradeDialog.js';
-import { UpgradePage } from './pages/UpgradePage.js';
+} from '../support/console/harness.js';
+import { ClustersPage } from '../support/console/pages/ClustersPage.js';
+import { Shell } from '../support/console/pages/Shell.js';
+import { SignInPage } from '../support/console/pages/SignInPage.js';
+import { UpgradeDialog } from '../support/console/pages/UpgradeDialog.js';
+import { UpgradePage } from '../support/console/pages/UpgradePage.js';
 
 /**
  * The controls follow the lifecycle (Cancel only once paused), and when the server

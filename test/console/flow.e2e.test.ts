@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_TOKEN } from '../../support/server.js';
-import { browserAvailable, pageErrors, screenshot, screenshotBoth, startConsole, type ConsoleHarness } from './harness.js';
-import { ClusterPage } from './pages/ClusterPage.js';
-import { ClustersPage } from './pages/ClustersPage.js';
-import { EventsPage } from './pages/EventsPage.js';
-import { Shell } from './pages/Shell.js';
-import { SignInPage } from './pages/SignInPage.js';
-import { UpgradeDialog } from './pages/UpgradeDialog.js';
-import { UpgradePage } from './pages/UpgradePage.js';
+import { TEST_TOKEN } from '../support/server.js';
+import { browserAvailable, pageErrors, screenshot, screenshotBoth, startConsole, type ConsoleHarness } from '../support/console/harness.js';
+import { ClusterPage } from '../support/console/pages/ClusterPage.js';
+import { ClustersPage } from '../support/console/pages/ClustersPage.js';
+import { EventsPage } from '../support/console/pages/EventsPage.js';
+import { Shell } from '../support/console/pages/Shell.js';
+import { SignInPage } from '../support/console/pages/SignInPage.js';
+import { UpgradeDialog } from '../support/console/pages/UpgradeDialog.js';
+import { UpgradePage } from '../support/console/pages/UpgradePage.js';
 
 /**
  * The whole operator flow in real Chromium on a 50-node simulated cluster, created from

@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_TOKEN } from '../../support/server.js';
+import { TEST_TOKEN } from '../support/server.js';
 import {
   browserAvailable,
   createSimulatedCluster,
@@ -11,12 +11,12 @@ import {
   startConsole,
   waitForUpgradeState,
   type ConsoleHarness,
-} from './harness.js';
-import { ClustersPage } from './pages/ClustersPage.js';
-import { Shell } from './pages/Shell.js';
-import { SignInPage } from './pages/SignInPage.js';
-import { TokensPage } from './pages/TokensPage.js';
-import { UpgradePage } from './pages/UpgradePage.js';
+} from '../support/console/harness.js';
+import { ClustersPage } from '../support/console/pages/ClustersPage.js';
+import { Shell } from '../support/console/pages/Shell.js';
+import { SignInPage } from '../support/console/pages/SignInPage.js';
+import { TokensPage } from '../support/console/pages/TokensPage.js';
+import { UpgradePage } from '../support/console/pages/UpgradePage.js';
 
 /**
  * Sessions and roles: the console trades the API token for an httpOnly session cookie

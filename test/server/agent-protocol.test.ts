@@ -17,7 +17,7 @@ async function callAgent(s: ServerProcess, credential: string, path: string, bod
 /**
  * The server's side of the agent protocol, spoken over HTTP as an agent would: join,
  * heartbeat, long-poll, logs, results, the artifact mirror and the membership lock.
- * (The real agent is exercised against real Docker hosts in test/e2e/hosts.)
+ * (The real agent is exercised against real Docker hosts in test/hosts.)
  */
 describe('agent protocol', () => {
   let s: ServerProcess;

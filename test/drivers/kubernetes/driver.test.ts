@@ -1,13 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { defaultCatalog } from '../../src/domain/catalog.js';
-import type { NodeRecord } from '../../src/domain/model.js';
-import type { NodeTaskSpec, TaskContext } from '../../src/domain/ports.js';
-import { systemClock } from '../../src/domain/ports.js';
-import { KubernetesDriver } from '../../src/drivers/kubernetes/index.js';
-import { executorPodName } from '../../src/drivers/kubernetes/manifests.js';
-import { FakeKubeApiServer } from '../support/fake-kube-apiserver.js';
-import { GVISOR_INSTALLER, MemorySecrets, fastTuning, kubeCatalog, kubeClusterRecord } from '../support/kube-engine.js';
-import { waitFor } from '../support/engine.js';
+import { defaultCatalog } from '../../../src/domain/catalog.js';
+import type { NodeRecord } from '../../../src/domain/model.js';
+import type { NodeTaskSpec, TaskContext } from '../../../src/domain/ports.js';
+import { systemClock } from '../../../src/domain/ports.js';
+import { KubernetesDriver } from '../../../src/drivers/kubernetes/index.js';
+import { executorPodName } from '../../../src/drivers/kubernetes/manifests.js';
+import { FakeKubeApiServer } from '../../support/fake-kube-apiserver.js';
+import { GVISOR_INSTALLER, MemorySecrets, fastTuning, kubeCatalog, kubeClusterRecord } from '../../support/kube-engine.js';
+import { waitFor } from '../../support/engine.js';
 
 const LABEL = 'upshift.io/sandboxed-runtime-version';
 const NS = 'runtime-upgrade';

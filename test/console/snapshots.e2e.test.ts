@@ -1,10 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_TOKEN } from '../../support/server.js';
-import { browserAvailable, createSimulatedCluster, pageErrors, screenshotBoth, startConsole, type ConsoleHarness } from './harness.js';
-import { ClustersPage } from './pages/ClustersPage.js';
-import { SignInPage } from './pages/SignInPage.js';
-import { UpgradeDialog } from './pages/UpgradeDialog.js';
-import { UpgradePage } from './pages/UpgradePage.js';
+import { TEST_TOKEN } from '../support/server.js';
+import {
+  browserAvailable,
+  createSimulatedCluster,
+  pageErrors,
+  screenshotBoth,
+  startConsole,
+  type ConsoleHarness,
+} from '../support/console/harness.js';
+import { ClustersPage } from '../support/console/pages/ClustersPage.js';
+import { SignInPage } from '../support/console/pages/SignInPage.js';
+import { UpgradeDialog } from '../support/console/pages/UpgradeDialog.js';
+import { UpgradePage } from '../support/console/pages/UpgradePage.js';
 
 /** "Back up Snapshot before Upgrade": when a snapshot fails the operator gets Continue or Quit. */
 describe.runIf(browserAvailable())('console: a failed snapshot asks Continue or Quit', () => {

@@ -1,11 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_TOKEN } from '../../support/server.js';
-import { browserAvailable, createSimulatedCluster, pageErrors, screenshotBoth, startConsole, type ConsoleHarness } from './harness.js';
-import { ClusterPage } from './pages/ClusterPage.js';
-import { EventsPage } from './pages/EventsPage.js';
-import { SignInPage } from './pages/SignInPage.js';
-import { UpgradeDialog } from './pages/UpgradeDialog.js';
-import { UpgradePage } from './pages/UpgradePage.js';
+import { TEST_TOKEN } from '../support/server.js';
+import {
+  browserAvailable,
+  createSimulatedCluster,
+  pageErrors,
+  screenshotBoth,
+  startConsole,
+  type ConsoleHarness,
+} from '../support/console/harness.js';
+import { ClusterPage } from '../support/console/pages/ClusterPage.js';
+import { EventsPage } from '../support/console/pages/EventsPage.js';
+import { SignInPage } from '../support/console/pages/SignInPage.js';
+import { UpgradeDialog } from '../support/console/pages/UpgradeDialog.js';
+import { UpgradePage } from '../support/console/pages/UpgradePage.js';
 
 /** A node fails: the upgrade pauses by itself, the console says why, and Continue retries the node. */
 describe.runIf(browserAvailable())('console: automatic pause after a failure', () => {

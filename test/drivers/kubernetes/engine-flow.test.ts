@@ -1,11 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { UpshiftError } from '../../src/domain/errors.js';
-import type { UpgradeRecord } from '../../src/domain/model.js';
-import { clusterView } from '../../src/server/views.js';
-import { waitFor } from '../support/engine.js';
-import { FakeKubeApiServer } from '../support/fake-kube-apiserver.js';
-import { GVISOR_INSTALLER, type KubeTestEngine, createKubeTestEngine, kubeCatalog } from '../support/kube-engine.js';
+import type { UpshiftError } from '../../../src/domain/errors.js';
+import type { UpgradeRecord } from '../../../src/domain/model.js';
+import { clusterView } from '../../../src/server/views.js';
+import { waitFor } from '../../support/engine.js';
+import { FakeKubeApiServer } from '../../support/fake-kube-apiserver.js';
+import { GVISOR_INSTALLER, type KubeTestEngine, createKubeTestEngine, kubeCatalog } from '../../support/kube-engine.js';
 
 const LABEL = 'upshift.io/sandboxed-runtime-version';
 const NS = 'runtime-upgrade';
