@@ -3,7 +3,7 @@ import { CliError, ExitCode } from './errors.js';
 import type { ApiClient, Query } from './http.js';
 
 /**
- * The largest page the server gives (SPEC: `?limit=` up to 5,000): what the CLI asks for
+ * The largest page the server gives (docs/design.md §7: `?limit=` up to 5,000): what the CLI asks for
  * when it needs a whole list at once, so a big list costs few round trips.
  */
 export const LARGEST_PAGE = 5000;

@@ -2,7 +2,7 @@ import { compareNatural } from './versions.js';
 import type { NodeRole } from './components.js';
 
 /**
- * The batch policy of the spec. Batch k (k counted from the start or from the latest
+ * The batch policy (docs/design.md §4). Batch k (k counted from the start or from the latest
  * resume) holds `min(2^k, cap, remaining)` nodes with
  * `cap = max(1, floor(total × maxBatchPercent / 100))`. Nodes go in a stable order:
  * managers first, then natural order of names. A batch never holds two managers, so

@@ -1,7 +1,7 @@
 /**
  * Every error Upshift reports has a stable `code` that clients may switch on, an HTTP
  * status where the API maps it, and a message that tells the reader what to do next.
- * `server/` turns these into the `{"error":{"code","message"}}` envelope of the spec.
+ * `server/` turns these into the `{"error":{"code","message"}}` envelope (docs/design.md §5).
  */
 export const ErrorCode = {
   /** The request body or query could not be parsed or has the wrong shape (400). */
@@ -14,7 +14,7 @@ export const ErrorCode = {
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   /** Well-formed but invalid: unknown component, version not in the catalog, … (422). */
   VALIDATION_FAILED: 'VALIDATION_FAILED',
-  // Refusals by state (409): the codes of the spec.
+  // Refusals by state (409), docs/design.md §5.
   NOTHING_TO_PAUSE: 'NOTHING_TO_PAUSE',
   PAUSE_FIRST: 'PAUSE_FIRST',
   UPGRADE_IN_PROGRESS: 'UPGRADE_IN_PROGRESS',

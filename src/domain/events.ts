@@ -1,6 +1,6 @@
 import type { Timestamp } from './model.js';
 
-/** Every operation becomes an event; these are the types the spec names, and a few more. */
+/** Every operation becomes an event; their types, one list (docs/design.md §6). */
 export const EventType = {
   upgradeStarted: 'upgrade.started',
   upgradePaused: 'upgrade.paused',

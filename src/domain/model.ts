@@ -6,7 +6,7 @@ import type { PauseReason, UpgradeState } from './upgrade-state.js';
 /** Timestamps are ISO-8601 strings in UTC everywhere: in the database and in the API. */
 export type Timestamp = string;
 
-/** The `simulation` object of a simulated cluster (spec, POST /clusters). */
+/** The `simulation` object of a simulated cluster (POST /api/v1/clusters). */
 export interface SimulationConfig {
   nodes: number;
   managers: number;

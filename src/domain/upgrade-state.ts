@@ -1,7 +1,7 @@
 import { ErrorCode, UpshiftError } from './errors.js';
 
 /**
- * The states of an upgrade (normative, see the spec's lifecycle table).
+ * The states of an upgrade (docs/design.md §3 has the table of transitions).
  *
  * - `BackingUp`: every node to upgrade is being snapshotted. Exits: all snapshots
  *   succeeded → Upgrading; one failed → SnapshotFailed; cancel → Canceled (nothing has

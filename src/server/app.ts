@@ -89,7 +89,7 @@ const isChange = (method: string) => method !== 'GET' && method !== 'HEAD' && me
  * The HTTP application. Who may call what is decided from the route the router matched
  * and the access it declares (`config.access`), never from the raw URL, so that no
  * spelling of a path (`/%61pi/…`, `//api`, `/api/v1/x/..`) reaches a handler other than
- * through that decision; a route that declares nothing is refused. See docs/design.md.
+ * through that decision; a route that declares nothing is refused. See docs/design.md §7.
  */
 export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Promise<FastifyInstance<any, any, any, any, any>> {
   const app = Fastify({

@@ -48,7 +48,7 @@ export interface ApiDeps {
   pausedTtlMs: number;
 }
 
-/** The REST API of the spec, under /api/v1. Handlers translate; the engine decides. */
+/** The REST API under /api/v1 (docs/design.md §7). Handlers translate; the engine decides. */
 export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engine, store, pausedTtlMs, hub }) => {
   const catalog = engine.options.catalog;
   const actor = (request: { principal?: { name: string } }) => request.principal?.name ?? 'anonymous';
