@@ -91,6 +91,9 @@ const keys = {
 } satisfies Record<string, Key>;
 type KeyName = keyof typeof keys;
 
+/** Every setting's flag, environment variable and config-file key: the sample config's test (test/packaging) checks it documents them all. */
+export const serverConfigKeys: Readonly<Record<KeyName, Readonly<Key>>> = keys;
+
 export type ServerFlags = Partial<Record<KeyName | 'config', string | undefined>>;
 
 function readConfigFile(path: string): Record<string, unknown> {
