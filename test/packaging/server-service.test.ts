@@ -152,14 +152,13 @@ it.runIf(ci)('has systemd-analyze and systemd-sysusers (the systemd package) in 
     const checks = JSON.parse(r.stdout) as { name: string; exposure: string | null }[];
     expect(checks.length).toBeGreaterThan(50);
     const open = checks.filter((c) => c.exposure !== null && Number(c.exposure) > 0).map((c) => c.name);
-    // Each is a choice the unit's comments give the reason for (V8's JIT, the docker group,
-    // a server that listens and connects anywhere, /proc files Node reads, the host's file
+    // Each is a choice the unit's comments give the reason for (V8's JIT, a server that
+    // listens and connects anywhere, /proc files Node reads, the host's file
     // system, the pseudo devices PrivateDevices= leaves); anything else systemd counts
     // against the unit fails here.
     const explained = [
       'DeviceAllow=',
       'MemoryDenyWriteExecute=',
-      'PrivateUsers=',
       'PrivateNetwork=',
       'IPAddressDeny=',
       'RestrictAddressFamilies=~AF_(INET|INET6)',
