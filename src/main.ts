@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { registerAgentCommand } from './agent/command.js';
 import { registerClientCommands } from './cli/client-commands.js';
 import { serverDefaults as d } from './domain/defaults.js';
-import { errorMessage } from './domain/errors.js';
+import { ErrorCode, UpshiftError, errorMessage } from './domain/errors.js';
 import { PRODUCT_VERSION } from './domain/product-version.js';
 import { ConfigError, loadServerConfig } from './server/config.js';
 
@@ -108,7 +108,9 @@ program
       server = await startServer(config);
     } catch (error) {
       process.stderr.write(`upshift server: cannot start: ${errorMessage(error)}\n`);
-      process.exit(1);
+      // A schema newer than this binary will not change by retrying: a distinct status,
+      // so that a service manager does not restart into the same refusal.
+      process.exit(error instanceof UpshiftError && error.code === ErrorCode.SCHEMA_TOO_NEW ? 3 : 1);
     }
     const shutdown = (signal: string) => {
       process.stderr.write(`upshift server: ${signal} received, shutting down\n`);

@@ -47,6 +47,8 @@ export const ErrorCode = {
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   /** The server cannot serve yet: its database or engine is not up (503). */
   NOT_READY: 'NOT_READY',
+  /** The database was migrated by a newer Upshift than this one: this binary refuses to run on it. */
+  SCHEMA_TOO_NEW: 'SCHEMA_TOO_NEW',
   /** Another upload of the same artifact file is in progress (409). */
   ARTIFACT_BUSY: 'ARTIFACT_BUSY',
 } as const;
@@ -78,6 +80,7 @@ const httpStatusOf: Record<ErrorCode, number> = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   NOT_READY: 503,
   ARTIFACT_BUSY: 409,
+  SCHEMA_TOO_NEW: 503,
 };
 
 export interface UpshiftErrorOptions {

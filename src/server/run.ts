@@ -170,8 +170,10 @@ export async function startServer(
   const address = await app.listen({ host: config.host, port: config.port });
   logger.info({ address, database: adapter.description, pausedTtlMs: config.pausedTtlMs }, 'upshift server listening');
   if (admin.generated) {
-    // Printed once, on the terminal only, never through the logger.
-    process.stdout.write(`\nAdmin token (shown once; also saved in ${admin.file}):\n  ${admin.token}\n\n`);
+    // Printed once, on a terminal only, never through the logger: under a service manager
+    // stdout is a log, and a secret has no place there; it is in the file either way.
+    if (process.stdout.isTTY) process.stdout.write(`\nAdmin token (shown once; also saved in ${admin.file}):\n  ${admin.token}\n\n`);
+    else logger.info({ file: admin.file }, 'admin token generated and saved in the data dir (not printed: stdout is not a terminal)');
   }
   let closing: Promise<void> | undefined;
   return {

@@ -24,7 +24,7 @@ export async function migrate(adapter: StoreAdapter): Promise<{ applied: number[
     const newest = Math.max(0, ...done);
     if (newest > LATEST_SCHEMA_VERSION) {
       throw new UpshiftError(
-        ErrorCode.INTERNAL,
+        ErrorCode.SCHEMA_TOO_NEW,
         `the database schema is at version ${newest}, newer than this Upshift understands (${LATEST_SCHEMA_VERSION}): run a newer Upshift`,
       );
     }

@@ -236,7 +236,7 @@ it.runIf(ci)('has systemd-analyze and systemd-sysusers (the systemd package) in 
   it('exits with RestartPreventExitStatus= on an invalid setting, so systemd does not restart it in vain', async () => {
     const run = await runExecStart({ UPSHIFT_PAUSED_TTL: 'soon' });
     try {
-      expect(await run.exited).toBe(Number(one('RestartPreventExitStatus')));
+      expect(one('RestartPreventExitStatus').split(' ').map(Number)).toContain(await run.exited);
       expect(run.output()).toContain('invalid configuration: pausedTtl (environment UPSHIFT_PAUSED_TTL)');
     } finally {
       rmSync(run.dataDir, { recursive: true, force: true });

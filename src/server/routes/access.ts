@@ -134,7 +134,7 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
       });
       reply.header(
         'set-cookie',
-        `${SESSION_COOKIE}=${session.sessionId}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${SESSION_HOURS * 3600}${secureCookies ? '; Secure' : ''}`,
+        `${SESSION_COOKIE}=${session.sessionId}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${SESSION_HOURS * 3600}${secureCookies || request.protocol === 'https' ? '; Secure' : ''}`,
       );
       return { csrfToken: session.csrfToken, expiresAt: session.expiresAt, principal: { name: principal.name, role: principal.role } };
     },
