@@ -18,7 +18,7 @@ import { accessRoutes } from './routes/access.js';
 import { errorHandler, sendError } from './errors.js';
 import { checkResponses } from './response-check.js';
 import type { Metrics } from './metrics.js';
-import type { AgentHub } from '../engine/agent-hub.js';
+import type { AgentHub } from '../engine/agents/index.js';
 import { agentRoutes } from './routes/agent.js';
 import { apiRoutes } from './routes/api.js';
 import { artifactRoutes } from './routes/artifacts.js';

@@ -14,7 +14,7 @@ import { HostsDriver } from '../drivers/hosts/index.js';
 import { KubernetesDriver } from '../drivers/kubernetes/index.js';
 import { SwarmDriver } from '../drivers/swarm/index.js';
 import { SimulatedDriver } from '../drivers/simulated/index.js';
-import { AgentHub } from '../engine/agent-hub.js';
+import { AgentHub } from '../engine/agents/index.js';
 import { SecretBox, SecretVault } from '../engine/secrets.js';
 import { Engine } from '../engine/index.js';
 import { openStoreAdapter } from '../store/dialect.js';

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
-import type { AgentHub, CreatedJoinToken } from '../../engine/agent-hub.js';
+import type { AgentHub, CreatedJoinToken } from '../../engine/agents/index.js';
 import { publicUrl } from './install.js';
 import { UpshiftError, ErrorCode, invalid, notFound } from '../../domain/errors.js';
 import type { OperatorCommand } from '../../domain/upgrade-state.js';
