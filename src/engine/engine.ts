@@ -12,7 +12,7 @@ export class Engine {
   constructor(readonly options: EngineOptions) {
     this.orchestrator = new Orchestrator(options);
     this.fleet = new FleetService(options.store, options.drivers, options.sealSecret);
-    this.upgrades = new UpgradeService(options.store, this.fleet, this.orchestrator, options.catalog);
+    this.upgrades = new UpgradeService(options.store, this.fleet, this.orchestrator, options.catalog, options.clock);
   }
 
   start(): Promise<void> {

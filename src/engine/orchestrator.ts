@@ -10,6 +10,7 @@ import type { ClusterDriver, NodeTaskOutcome, SnapshotOutcome } from '../domain/
 import { decide } from '../domain/upgrade-state.js';
 import { formatDuration } from '../domain/duration.js';
 import type { Store } from '../store/store.js';
+import { applyTransition } from './apply-transition.js';
 import type { EngineOptions, Logger } from './types.js';
 import { silentLogger } from './types.js';
 
@@ -558,40 +559,13 @@ export class Orchestrator {
   private async autoPauseIn(tx: Store, upgrade: UpgradeRecord, nodeId: string | null, message: string): Promise<void> {
     const decision = decide({ state: upgrade.state, unstartedNodes: 0 }, { type: 'nodeFailed', nodeId: nodeId ?? '', message });
     if (!decision.ok) return;
-    const pausedAt = this.now();
-    const won = await tx.upgrades.casState(upgrade.id, decision.from, {
-      state: decision.to,
-      pauseReason: { kind: 'error', message, nodeId },
-      pausedAt: iso(pausedAt),
-      nextBatchAt: null,
-    });
-    if (!won) return;
-    await tx.events.append({
-      type: EventType.upgradeAutoPaused,
-      actor: ENGINE_ACTOR,
-      clusterId: upgrade.clusterId,
-      upgradeId: upgrade.id,
-      nodeId,
-      message: `paused automatically: ${message}`,
-    });
+    await applyTransition(tx, upgrade, decision, { type: 'nodeFailed', nodeId, message }, this.now());
   }
 
   private async complete(upgrade: UpgradeRecord): Promise<void> {
     const decision = decide({ state: upgrade.state, unstartedNodes: 0 }, { type: 'allSucceeded' });
     if (!decision.ok) return;
-    await this.store.tx(async (tx) => {
-      const finishedAt = iso(this.now());
-      if (!(await tx.upgrades.casState(upgrade.id, decision.from, { state: decision.to, finishedAt }))) return;
-      const counts = await tx.upgrades.taskCounts(upgrade.id);
-      await tx.events.append({
-        type: EventType.upgradeCompleted,
-        actor: ENGINE_ACTOR,
-        clusterId: upgrade.clusterId,
-        upgradeId: upgrade.id,
-        nodeId: null,
-        message: `${componentDisplayName[upgrade.component]} ${upgrade.toVersion} is on all ${counts.succeeded} nodes`,
-      });
-    });
+    await applyTransition(this.store, upgrade, decision, { type: 'allSucceeded' }, this.now());
     this.clearTimer(upgrade.id);
   }
 
@@ -604,21 +578,7 @@ export class Orchestrator {
     }
     const decision = decide({ state: upgrade.state, unstartedNodes: 0 }, { type: 'pausedTtlExpired' });
     if (!decision.ok) return;
-    await this.store.tx(async (tx) => {
-      const finishedAt = iso(this.now());
-      if (!(await tx.upgrades.casState(upgrade.id, decision.from, { state: decision.to, finishedAt }))) return;
-      const skipped = await tx.upgrades.moveTasks(upgrade.id, 'pending', 'skipped', finishedAt);
-      const purged = await tx.events.purgeUpgradeHistory(upgrade.id);
-      await tx.events.append({
-        type: EventType.upgradeAutoCanceled,
-        actor: ENGINE_ACTOR,
-        clusterId: upgrade.clusterId,
-        upgradeId: upgrade.id,
-        nodeId: null,
-        message: `canceled automatically after being paused for more than ${formatDuration(this.options.pausedTtlMs)}; its ${purged.events} events and ${purged.logLines} log lines were deleted, ${skipped} nodes were never started`,
-        data: { ...purged, skipped, pausedAt: upgrade.pausedAt },
-      });
-    });
+    await applyTransition(this.store, upgrade, decision, { type: 'pausedTtlExpired', pausedTtlMs: this.options.pausedTtlMs }, this.now());
     this.clearTimer(upgrade.id);
   }
 
@@ -640,19 +600,15 @@ export class Orchestrator {
       { type: failed.length > 0 ? 'snapshotFailed' : 'snapshotsSucceeded' },
     );
     if (!decision.ok) return;
-    await this.store.tx(async (tx) => {
-      if (!(await tx.upgrades.casState(upgrade.id, decision.from, { state: decision.to }))) return;
-      if (decision.to === 'SnapshotFailed') {
-        await tx.events.append({
-          type: EventType.upgradeSnapshotFailed,
-          actor: ENGINE_ACTOR,
-          clusterId: upgrade.clusterId,
-          upgradeId: upgrade.id,
-          nodeId: null,
-          message: `${failed.length} of ${snapshots.length} snapshots failed (${failed.map((s) => s.nodeName).join(', ')}): continue without them or quit`,
-        });
-      }
-    });
+    await applyTransition(
+      this.store,
+      upgrade,
+      decision,
+      failed.length > 0
+        ? { type: 'snapshotFailed', failedNodes: failed.map((s) => s.nodeName), snapshots: snapshots.length }
+        : { type: 'snapshotsSucceeded' },
+      this.now(),
+    );
     this.kick(upgrade.id);
   }
 
