@@ -5,6 +5,7 @@ import type { NodeTaskRecord, SnapshotRecord, UpgradeRecord } from '../domain/mo
 import type { Transition, UpgradeState } from '../domain/upgrade-state.js';
 import type { Store } from '../store/store.js';
 import type { UpgradePatch } from '../store/upgrades.js';
+import { isoTime } from './types.js';
 
 /**
  * The one writer of an upgrade's state (docs/design.md §3: one decider, one writer).
@@ -34,8 +35,6 @@ export type TransitionCause =
   | { type: 'nodeFailed'; nodeId: string | null; message: string }
   | { type: 'allSucceeded' }
   | { type: 'pausedTtlExpired'; pausedTtlMs: number };
-
-const isoTime = (ms: number): string => new Date(ms).toISOString();
 
 export type AppliedTransition =
   { applied: true; from: UpgradeState; to: UpgradeState; event: NewEvent | null } | { applied: false; reason: string };

@@ -15,7 +15,8 @@ import type { Store } from '../store/store.js';
 import { applyStart, applyTransition } from './apply-transition.js';
 import type { FleetService } from './fleet.js';
 import type { Orchestrator } from './orchestrator.js';
-import type { Clock } from '../domain/ports.js';
+import type { EngineContext } from './types.js';
+import { isoTime } from './types.js';
 
 export interface UpgradeRequest {
   component?: unknown;
@@ -46,13 +47,17 @@ export interface PlanResult {
  * every write of an upgrade's state through `applyStart`/`applyTransition`.
  */
 export class UpgradeService {
+  private readonly store: Store;
+  private readonly catalog: Catalog;
+
   constructor(
-    private readonly store: Store,
+    private readonly ctx: EngineContext,
     private readonly fleet: FleetService,
     private readonly orchestrator: Pick<Orchestrator, 'exclusive' | 'kick'>,
-    private readonly catalog: Catalog,
-    private readonly clock: Clock,
-  ) {}
+  ) {
+    this.store = ctx.store;
+    this.catalog = ctx.catalog;
+  }
 
   private validate(request: UpgradeRequest): ValidRequest {
     const { component } = request;
@@ -139,7 +144,7 @@ export class UpgradeService {
           `every node of ${cluster.name} already runs ${componentDisplayName[valid.component]} ${valid.toVersion}`,
         );
       }
-      const createdAt = new Date(this.clock.now()).toISOString();
+      const createdAt = isoTime(this.ctx.clock.now());
       const upgrade: UpgradeRecord = {
         id: newId('upg'),
         clusterId: cluster.id,
@@ -259,7 +264,7 @@ export class UpgradeService {
           if (command.type === 'resume' && failedPodsPresent && command.deleteFailedPods && driver.deleteFailedPods) {
             await driver.deleteFailedPods(cluster, id);
           }
-          const applied = await applyTransition(this.store, upgrade, transition, { type: command.type, actor }, this.clock.now());
+          const applied = await applyTransition(this.store, upgrade, transition, { type: command.type, actor }, this.ctx.clock.now());
           if (applied.applied) {
             this.orchestrator.kick(id);
             return this.get(id);
