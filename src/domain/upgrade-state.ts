@@ -76,8 +76,16 @@ function finished(state: UpgradeState, command: string): Transition {
 }
 
 /**
- * The one place that decides a transition. Callers persist the result with a
- * compare-and-set on `from`; nothing else writes an upgrade's state.
+ * The state a new upgrade starts in: `BackingUp` when snapshots are asked for first,
+ * else `Upgrading`. Its exits are `decide`'s.
+ */
+export function startState(snapshotsFirst: boolean): UpgradeState {
+  return snapshotsFirst ? 'BackingUp' : 'Upgrading';
+}
+
+/**
+ * The one place that decides a transition. The engine's `applyTransition` writes the
+ * result with a compare-and-set on `from`; nothing else writes an upgrade's state.
  */
 export function decide(facts: UpgradeFacts, command: UpgradeCommand): Transition {
   const { state } = facts;

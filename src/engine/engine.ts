@@ -1,25 +1,65 @@
+import { AgentHub } from './agents/index.js';
 import { FleetService } from './fleet.js';
+import { InventorySync } from './inventory.js';
 import { Orchestrator } from './orchestrator.js';
-import type { EngineOptions } from './types.js';
+import { SecretVault } from './secrets.js';
+import type { EngineContext, EngineOptions } from './types.js';
+import { silentLogger } from './types.js';
 import { UpgradeService } from './upgrades.js';
 
-/** The engine as the server and tests use it. */
+/**
+ * The engine as the server and tests use it, and the one thing `upshift server` wires:
+ * clusters (`fleet`), upgrades (`upgrades`), the inventory sync (`inventory`), the
+ * agent protocol (`agents`) and the cluster secrets (`secrets`); the orchestrator that
+ * drives upgrades runs behind it.
+ */
 export class Engine {
-  readonly orchestrator: Orchestrator;
+  readonly agents: AgentHub;
+  readonly secrets: SecretVault;
+  readonly inventory: InventorySync;
   readonly fleet: FleetService;
   readonly upgrades: UpgradeService;
+  private readonly orchestrator: Orchestrator;
+  private started = false;
 
   constructor(readonly options: EngineOptions) {
-    this.orchestrator = new Orchestrator(options);
-    this.fleet = new FleetService(options.store, options.drivers, options.sealSecret);
-    this.upgrades = new UpgradeService(options.store, this.fleet, this.orchestrator, options.catalog);
+    const { store, clock, catalog } = options;
+    const log = options.logger ?? silentLogger;
+    this.secrets = new SecretVault(store, options.secretBox);
+    this.agents = new AgentHub({ store, clock, logger: log, ...options.agents });
+    const drivers =
+      typeof options.drivers === 'function' ? options.drivers({ agents: this.agents, secrets: this.secrets }) : options.drivers;
+    const ctx: EngineContext = { store, clock, log, observer: options.observer, catalog, driverFor: (kind) => this.fleet.driverFor(kind) };
+    this.inventory = new InventorySync(ctx, options.inventoryIntervalMs ?? 15_000);
+    this.fleet = new FleetService(ctx, drivers, this.secrets, this.inventory);
+    this.orchestrator = new Orchestrator(ctx, {
+      pausedTtlMs: options.pausedTtlMs,
+      snapshotConcurrency: options.snapshotConcurrency ?? 20,
+      leaseTtlMs: options.leaseTtlMs ?? 15_000,
+    });
+    this.upgrades = new UpgradeService(ctx, this.fleet, this.orchestrator);
   }
 
-  start(): Promise<void> {
-    return this.orchestrator.start();
+  /** Whether upgrades are being driven (the server's readiness). */
+  get isRunning(): boolean {
+    return this.orchestrator.isRunning;
   }
 
-  stop(): Promise<void> {
-    return this.orchestrator.stop();
+  /** Takes up the upgrades no live replica drives, and starts the inventory sync and the agents' liveness sweep. Idempotent. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    await this.orchestrator.start();
+    this.inventory.start();
+    this.agents.startSweeper();
+  }
+
+  /** Stops all of it; running node tasks are reattached by the next start, here or on another replica. Idempotent. */
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    this.agents.stopSweeper();
+    this.inventory.stop();
+    await this.orchestrator.stop();
   }
 }

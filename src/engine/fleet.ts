@@ -6,7 +6,9 @@ import { newId, looksLikeId } from '../domain/ids.js';
 import type { ClusterRecord, NodeRecord } from '../domain/model.js';
 import type { ClusterDriver } from '../domain/ports.js';
 import type { Store } from '../store/store.js';
-import type { DriverRegistry } from './types.js';
+import type { InventorySync } from './inventory.js';
+import type { SecretVault } from './secrets.js';
+import type { DriverRegistry, Logger } from './types.js';
 
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
@@ -23,13 +25,18 @@ export interface CreateClusterInput {
   [key: string]: unknown;
 }
 
-/** Clusters and their membership: creation, deletion, adding and removing nodes. */
+/** Clusters and their membership: creation, deletion, adding and removing nodes; the driver of each kind. */
 export class FleetService {
+  private readonly store: Store;
+
   constructor(
-    private readonly store: Store,
+    private readonly ctx: { store: Store; log: Logger },
     private readonly drivers: DriverRegistry,
-    private readonly sealSecret?: (plaintext: string) => string,
-  ) {}
+    private readonly secrets: SecretVault,
+    private readonly inventory: InventorySync,
+  ) {
+    this.store = ctx.store;
+  }
 
   driverFor(kind: ClusterKind): ClusterDriver {
     const driver = this.drivers[kind];
@@ -50,6 +57,7 @@ export class FleetService {
     return cluster;
   }
 
+  /** Creates a cluster with its secrets sealed and its first nodes, then syncs its inventory once (kinds that report one). */
   async createCluster(input: CreateClusterInput, actor: string): Promise<ClusterRecord> {
     const name = validateName('cluster', input.name);
     if (typeof input.kind !== 'string' || !isClusterKind(input.kind)) {
@@ -67,7 +75,7 @@ export class FleetService {
     }
     const config = driver.validateConfig(rest);
     driver.validateSecrets?.(secrets, config);
-    if (Object.keys(secrets).length > 0 && !this.sealSecret) {
+    if (Object.keys(secrets).length > 0 && !this.secrets.canSeal) {
       throw new UpshiftError(ErrorCode.INTERNAL, 'no secret key is configured, so secrets cannot be stored');
     }
     const createdAt = new Date().toISOString();
@@ -75,7 +83,7 @@ export class FleetService {
     const nodes: NodeRecord[] = driver.initialNodes(cluster).map((n) => ({ ...n, id: newId('nd'), clusterId: cluster.id, createdAt }));
     await this.store.tx(async (tx) => {
       await tx.clusters.insert(cluster);
-      for (const [field, value] of Object.entries(secrets)) await tx.clusters.putSecret(cluster.id, field, this.sealSecret!(value));
+      for (const [field, value] of Object.entries(secrets)) await tx.clusters.putSecret(cluster.id, field, this.secrets.seal(value));
       await tx.nodes.insert(nodes);
       await tx.events.append({
         type: EventType.clusterCreated,
@@ -86,6 +94,11 @@ export class FleetService {
         message: `cluster ${name} (${input.kind}) created with ${nodes.length} node${nodes.length === 1 ? '' : 's'}`,
       });
     });
+    // Real kinds report their nodes at once rather than at the next periodic sync; the
+    // cluster exists whether or not it answers now.
+    await this.inventory
+      .sync(cluster)
+      .catch((error: unknown) => this.ctx.log.warn({ err: error, clusterId: cluster.id }, 'first inventory sync failed'));
     return cluster;
   }
 

@@ -60,19 +60,33 @@ export class SecretBox {
   }
 }
 
-/** Reads a cluster's secrets for its driver, decrypting them. */
+/**
+ * Cluster secrets for the engine: sealed when a cluster is created, opened when its
+ * driver reads them. Without a key (an engine made for tests of kinds without secrets)
+ * nothing can be sealed, and a cluster that has secrets cannot be created.
+ */
 export class SecretVault implements SecretReader {
   constructor(
     private readonly store: Store,
-    private readonly box: SecretBox,
+    private readonly box?: SecretBox,
   ) {}
 
+  /** Whether secrets can be stored: a key is configured. */
+  get canSeal(): boolean {
+    return this.box !== undefined;
+  }
+
   seal(plaintext: string): string {
-    return this.box.seal(plaintext);
+    return this.key('stored').seal(plaintext);
   }
 
   async read(clusterId: string, name: string): Promise<string | undefined> {
     const sealed = await this.store.clusters.getSecret(clusterId, name);
-    return sealed === undefined ? undefined : this.box.open(sealed);
+    return sealed === undefined ? undefined : this.key('read').open(sealed);
+  }
+
+  private key(what: string): SecretBox {
+    if (!this.box) throw new UpshiftError(ErrorCode.INTERNAL, `no secret key is configured, so secrets cannot be ${what}`);
+    return this.box;
   }
 }

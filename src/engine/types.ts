@@ -2,6 +2,8 @@ import type { Catalog } from '../domain/catalog.js';
 import type { ClusterKind, Component } from '../domain/components.js';
 import type { ClusterDriver, Clock } from '../domain/ports.js';
 import type { Store } from '../store/store.js';
+import type { AgentHub, AgentHubSettings } from './agents/index.js';
+import type { SecretBox, SecretVault } from './secrets.js';
 
 /** The logging calls the engine makes; pino's logger fits. */
 export interface Logger {
@@ -20,9 +22,16 @@ export interface EngineObserver {
 
 export type DriverRegistry = Partial<Record<ClusterKind, ClusterDriver>>;
 
+/** What the engine gives the drivers that need it: the agent hub (hosts, swarm) and the secret vault (swarm, kubernetes). */
+export interface DriverServices {
+  agents: AgentHub;
+  secrets: SecretVault;
+}
+
 export interface EngineOptions {
   store: Store;
-  drivers: DriverRegistry;
+  /** The drivers by cluster kind; a function of the engine's services when a driver needs them. */
+  drivers: DriverRegistry | ((services: DriverServices) => DriverRegistry);
   catalog: Catalog;
   clock: Clock;
   /** A paused upgrade older than this is canceled and purged. */
@@ -31,8 +40,10 @@ export interface EngineOptions {
   observer?: EngineObserver;
   /** How many snapshots one upgrade takes at once. */
   snapshotConcurrency?: number;
-  /** Encrypts a cluster secret for storage (SecretVault.seal). */
-  sealSecret?: (plaintext: string) => string;
+  /** The key cluster secrets are sealed with; without one, a cluster with secrets cannot be created. */
+  secretBox?: SecretBox;
+  /** The agent protocol's settings (heartbeat, task timeout, join token lifetime, the agent bundle). */
+  agents?: AgentHubSettings;
   /**
    * How long a replica's claim on an upgrade lasts without renewal; another replica takes
    * the upgrade over after that (renewed every third of it). Default 15 s.
@@ -41,3 +52,16 @@ export interface EngineOptions {
   /** How often real clusters' inventories are synced; 0 turns it off. */
   inventoryIntervalMs?: number;
 }
+
+/** What the engine's parts share: the database, the time, where they log and report, and the drivers. */
+export interface EngineContext {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  observer: EngineObserver | undefined;
+  catalog: Catalog;
+  /** The driver of a cluster's kind; NOT_SUPPORTED when this build has none. */
+  driverFor(kind: ClusterKind): ClusterDriver;
+}
+
+export const isoTime = (ms: number): string => new Date(ms).toISOString();

@@ -9,11 +9,14 @@ import { batchCap, orderNodes, planBatches } from '../domain/batch-planner.js';
 import { defaultSnapshotMode, upgradePolicy } from '../domain/defaults.js';
 import type { ClusterRecord, NodeRecord, SnapshotMode, UpgradePolicy, UpgradeRecord } from '../domain/model.js';
 import type { OperatorCommand } from '../domain/upgrade-state.js';
-import { decide } from '../domain/upgrade-state.js';
+import { decide, startState } from '../domain/upgrade-state.js';
 import { compareReleases, isValidVersion, sameRelease } from '../domain/versions.js';
 import type { Store } from '../store/store.js';
+import { applyStart, applyTransition } from './apply-transition.js';
 import type { FleetService } from './fleet.js';
 import type { Orchestrator } from './orchestrator.js';
+import type { EngineContext } from './types.js';
+import { isoTime } from './types.js';
 
 export interface UpgradeRequest {
   component?: unknown;
@@ -39,14 +42,22 @@ export interface PlanResult {
   manifests?: unknown[];
 }
 
-/** Starting, planning and steering upgrades. Every decision goes through `decide`. */
+/**
+ * Starting, planning and steering upgrades. Every decision goes through `decide`, and
+ * every write of an upgrade's state through `applyStart`/`applyTransition`.
+ */
 export class UpgradeService {
+  private readonly store: Store;
+  private readonly catalog: Catalog;
+
   constructor(
-    private readonly store: Store,
+    private readonly ctx: EngineContext,
     private readonly fleet: FleetService,
-    private readonly orchestrator: Orchestrator,
-    private readonly catalog: Catalog,
-  ) {}
+    private readonly orchestrator: Pick<Orchestrator, 'exclusive' | 'kick'>,
+  ) {
+    this.store = ctx.store;
+    this.catalog = ctx.catalog;
+  }
 
   private validate(request: UpgradeRequest): ValidRequest {
     const { component } = request;
@@ -133,13 +144,13 @@ export class UpgradeService {
           `every node of ${cluster.name} already runs ${componentDisplayName[valid.component]} ${valid.toVersion}`,
         );
       }
-      const createdAt = new Date().toISOString();
+      const createdAt = isoTime(this.ctx.clock.now());
       const upgrade: UpgradeRecord = {
         id: newId('upg'),
         clusterId: cluster.id,
         component: valid.component,
         toVersion: valid.toVersion,
-        state: valid.snapshot === 'before' ? 'BackingUp' : 'Upgrading',
+        state: startState(valid.snapshot === 'before'),
         snapshot: valid.snapshot,
         policy: valid.policy,
         total: targets.length,
@@ -154,9 +165,9 @@ export class UpgradeService {
       };
       await this.store.tx(async (tx) => {
         await tx.clusters.lock(cluster.id);
-        await tx.upgrades.insert(upgrade);
-        await tx.upgrades.insertTasks(
-          targets.map((n, i) => ({
+        await applyStart(tx, {
+          upgrade,
+          tasks: targets.map((n, i) => ({
             id: newId('nt'),
             upgradeId: upgrade.id,
             nodeId: n.id,
@@ -172,36 +183,35 @@ export class UpgradeService {
             fromVersion: n.versions[valid.component] ?? null,
             toVersion: valid.toVersion,
           })),
-        );
-        if (valid.snapshot === 'before') {
-          await tx.upgrades.insertSnapshots(
-            targets.map((n) => ({
-              id: newId('snap'),
-              upgradeId: upgrade.id,
-              nodeId: n.id,
-              nodeName: n.name,
-              state: 'pending' as const,
-              ref: null,
-              error: null,
-              startedAt: null,
-              finishedAt: null,
-            })),
-          );
-        }
-        await tx.events.append({
-          type: EventType.upgradeStarted,
-          actor,
-          clusterId: cluster.id,
-          upgradeId: upgrade.id,
-          nodeId: null,
-          message: `${componentDisplayName[valid.component]} upgrade to ${valid.toVersion} started on ${targets.length} node${targets.length === 1 ? '' : 's'} of ${cluster.name} (batches up to ${upgrade.cap}${valid.snapshot === 'before' ? ', snapshots first' : ''})`,
-          data: {
-            component: valid.component,
-            toVersion: valid.toVersion,
-            total: upgrade.total,
-            cap: upgrade.cap,
-            snapshot: valid.snapshot,
-            policy: valid.policy,
+          snapshots:
+            valid.snapshot === 'before'
+              ? targets.map((n) => ({
+                  id: newId('snap'),
+                  upgradeId: upgrade.id,
+                  nodeId: n.id,
+                  nodeName: n.name,
+                  state: 'pending' as const,
+                  ref: null,
+                  error: null,
+                  startedAt: null,
+                  finishedAt: null,
+                }))
+              : [],
+          event: {
+            type: EventType.upgradeStarted,
+            actor,
+            clusterId: cluster.id,
+            upgradeId: upgrade.id,
+            nodeId: null,
+            message: `${componentDisplayName[valid.component]} upgrade to ${valid.toVersion} started on ${targets.length} node${targets.length === 1 ? '' : 's'} of ${cluster.name} (batches up to ${upgrade.cap}${valid.snapshot === 'before' ? ', snapshots first' : ''})`,
+            data: {
+              component: valid.component,
+              toVersion: valid.toVersion,
+              total: upgrade.total,
+              cap: upgrade.cap,
+              snapshot: valid.snapshot,
+              policy: valid.policy,
+            },
           },
         });
       });
@@ -230,7 +240,11 @@ export class UpgradeService {
     return upgrade;
   }
 
-  /** pause, resume, cancel, continue, quit: decided by the state machine, persisted by compare-and-set. */
+  /**
+   * pause, resume, cancel, continue, quit: decided by the state machine, written by
+   * `applyTransition` (a compare-and-set). A lost compare-and-set (the engine or another
+   * replica moved the upgrade meanwhile) is decided again on the new state.
+   */
   async command(id: string, command: OperatorCommand, actor: string): Promise<UpgradeRecord> {
     const initial = await this.get(id);
     const cluster = await this.store.clusters.get(initial.clusterId);
@@ -245,85 +259,13 @@ export class UpgradeService {
             command.type === 'resume' && upgrade.state === 'Paused' && driver.failedPodsPresent
               ? await driver.failedPodsPresent(cluster, id)
               : false;
-          const decision = decide({ state: upgrade.state, unstartedNodes: counts.pending, failedPodsPresent }, command);
-          if (!decision.ok) throw decision.refusal;
+          const transition = decide({ state: upgrade.state, unstartedNodes: counts.pending, failedPodsPresent }, command);
+          if (!transition.ok) throw transition.refusal;
           if (command.type === 'resume' && failedPodsPresent && command.deleteFailedPods && driver.deleteFailedPods) {
             await driver.deleteFailedPods(cluster, id);
           }
-          const won = await this.store.tx(async (tx) => {
-            const now = new Date().toISOString();
-            const name = componentDisplayName[upgrade.component];
-            switch (command.type) {
-              case 'pause': {
-                const ok = await tx.upgrades.casState(id, decision.from, {
-                  state: decision.to,
-                  pauseReason: { kind: 'user', actor, message: `paused by ${actor}` },
-                  pausedAt: now,
-                });
-                if (ok)
-                  await this.event(
-                    tx,
-                    upgrade,
-                    EventType.upgradePaused,
-                    actor,
-                    `${name} upgrade paused by ${actor}; ${counts.running} running node(s) will finish, ${counts.pending} will wait`,
-                  );
-                return ok;
-              }
-              case 'resume': {
-                const batches = await tx.upgrades.listBatches(id);
-                const ok = await tx.upgrades.casState(id, decision.from, {
-                  state: decision.to,
-                  pauseReason: null,
-                  pausedAt: null,
-                  nextBatchAt: null,
-                  rampStart: batches.length,
-                });
-                if (!ok) return false;
-                const retried = await tx.upgrades.moveTasks(id, 'failed', 'pending', null);
-                await this.event(
-                  tx,
-                  upgrade,
-                  EventType.upgradeResumed,
-                  actor,
-                  `${name} upgrade resumed by ${actor}; batches ramp from 1 again${retried > 0 ? `, ${retried} failed node(s) will be retried` : ''}`,
-                );
-                return true;
-              }
-              case 'continue': {
-                const ok = await tx.upgrades.casState(id, decision.from, { state: decision.to });
-                if (ok)
-                  await this.event(
-                    tx,
-                    upgrade,
-                    EventType.upgradeContinued,
-                    actor,
-                    `${actor} chose to continue the ${name} upgrade without the failed snapshots`,
-                  );
-                return ok;
-              }
-              case 'cancel':
-              case 'quit': {
-                const ok = await tx.upgrades.casState(id, decision.from, { state: decision.to, finishedAt: now });
-                if (!ok) return false;
-                const skipped = await tx.upgrades.moveTasks(id, 'pending', 'skipped', now);
-                const verb = command.type === 'quit' ? 'quit after a failed snapshot' : 'canceled';
-                await this.event(
-                  tx,
-                  upgrade,
-                  EventType.upgradeCanceled,
-                  actor,
-                  `${name} upgrade ${verb} by ${actor}; ${skipped} node(s) will not be upgraded, ${counts.succeeded} stay upgraded${counts.running > 0 ? `, ${counts.running} running node(s) will finish` : ''}`,
-                );
-                return true;
-              }
-              default: {
-                const never: never = command;
-                return never;
-              }
-            }
-          });
-          if (won) {
+          const applied = await applyTransition(this.store, upgrade, transition, { type: command.type, actor }, this.ctx.clock.now());
+          if (applied.applied) {
             this.orchestrator.kick(id);
             return this.get(id);
           }
@@ -333,16 +275,6 @@ export class UpgradeService {
         });
       }),
     );
-  }
-
-  private async event(
-    tx: Store,
-    upgrade: UpgradeRecord,
-    type: (typeof EventType)[keyof typeof EventType],
-    actor: string,
-    message: string,
-  ): Promise<void> {
-    await tx.events.append({ type, actor, clusterId: upgrade.clusterId, upgradeId: upgrade.id, nodeId: null, message });
   }
 
   /** Refusals by state (409) are operations too: they are recorded as events. */

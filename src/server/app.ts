@@ -18,7 +18,6 @@ import { accessRoutes } from './routes/access.js';
 import { errorHandler, sendError } from './errors.js';
 import { checkResponses } from './response-check.js';
 import type { Metrics } from './metrics.js';
-import type { AgentHub } from '../engine/agent-hub.js';
 import { agentRoutes } from './routes/agent.js';
 import { apiRoutes } from './routes/api.js';
 import { artifactRoutes } from './routes/artifacts.js';
@@ -67,7 +66,6 @@ export interface AppDeps {
   /** The built console (dist/web); served at `/` when present. */
   webRoot?: string;
   version: string;
-  hub: AgentHub;
   artifactDir: string;
   bundle: () => AgentBundle | undefined;
   /** Window of the refused-request audit aggregation (tests shorten it). */
@@ -218,7 +216,7 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
     const access = request.routeOptions.config.access;
     if (access === 'public') return undefined;
     if (access === 'agent') {
-      const node = await deps.hub.authenticate(request.headers.authorization);
+      const node = await deps.engine.agents.authenticate(request.headers.authorization);
       if (!node) return sendError(reply, 401, ErrorCode.UNAUTHENTICATED, 'missing or unknown node credential: the agent must join first');
       request.agentNode = node;
       return undefined;
@@ -273,11 +271,11 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
         isBlocked: (ip: string) => limiter.isBlocked(ip),
         onSignInFailure: signInFailure,
       });
-      await api.register(apiRoutes, { engine: deps.engine, store: deps.store, pausedTtlMs: deps.pausedTtlMs, hub: deps.hub });
+      await api.register(apiRoutes, { engine: deps.engine, store: deps.store, pausedTtlMs: deps.pausedTtlMs });
       await api.register(artifactRoutes, { store: deps.store, catalog: deps.engine.options.catalog, mirror });
       await api.register(agentRoutes, {
         prefix: '/agent',
-        hub: deps.hub,
+        hub: deps.engine.agents,
         store: deps.store,
         mirror,
         bundle: deps.bundle,
@@ -300,7 +298,7 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
       } catch (error) {
         return sendError(reply, 503, ErrorCode.NOT_READY, `the database does not answer: ${(error as Error).message}`);
       }
-      if (!deps.engine.orchestrator.isRunning) return sendError(reply, 503, ErrorCode.NOT_READY, 'the engine is not running');
+      if (!deps.engine.isRunning) return sendError(reply, 503, ErrorCode.NOT_READY, 'the engine is not running');
       return { status: 'ready' as const };
     });
     const webRoot = deps.webRoot;

@@ -14,9 +14,7 @@ import { HostsDriver } from '../drivers/hosts/index.js';
 import { KubernetesDriver } from '../drivers/kubernetes/index.js';
 import { SwarmDriver } from '../drivers/swarm/index.js';
 import { SimulatedDriver } from '../drivers/simulated/index.js';
-import { AgentHub } from '../engine/agent-hub.js';
-import { SecretBox, SecretVault } from '../engine/secrets.js';
-import { Engine } from '../engine/index.js';
+import { Engine, SecretBox } from '../engine/index.js';
 import { openStoreAdapter } from '../store/dialect.js';
 import { migrate } from '../store/migrate.js';
 import { Store } from '../store/store.js';
@@ -108,43 +106,39 @@ export async function startServer(
   const clock = options.clock ?? systemClock;
   const metrics = new Metrics(store);
   const bundle = loadAgentBundle(options.agentBundle ?? join(dirname(fileURLToPath(import.meta.url)), 'agent.js'));
-  const vault = new SecretVault(store, SecretBox.load(config.dataDir));
-  const kubernetes = new KubernetesDriver({ secrets: vault, clock, logger, allowLinkLocalTargets: config.allowLinkLocalTargets });
-  const hub = new AgentHub({
-    store,
-    clock,
-    logger,
-    heartbeatSeconds: config.agentHeartbeatSeconds,
-    taskTimeoutMs: config.agentTaskTimeoutMs,
-    bundleSha256: () => bundle?.sha256,
-    joinTokenTtlSeconds: config.joinTokenTtlSeconds,
-  });
+  // The Kubernetes driver holds API clients and watches: closed with the server.
+  let kubernetes: KubernetesDriver | undefined;
   const engine = new Engine({
     store,
     catalog,
     clock,
     pausedTtlMs: config.pausedTtlMs,
-    drivers: {
+    secretBox: SecretBox.load(config.dataDir),
+    agents: {
+      heartbeatSeconds: config.agentHeartbeatSeconds,
+      taskTimeoutMs: config.agentTaskTimeoutMs,
+      bundleSha256: () => bundle?.sha256,
+      joinTokenTtlSeconds: config.joinTokenTtlSeconds,
+    },
+    drivers: ({ agents, secrets }) => ({
       simulated: new SimulatedDriver(catalog, clock),
-      hosts: new HostsDriver(hub),
+      hosts: new HostsDriver(agents),
       swarm: new SwarmDriver({
-        agents: hub,
-        secrets: vault,
+        agents,
+        secrets,
         clock,
         logger,
         swarmSocket: config.swarmSocket,
         allowLinkLocalTargets: config.allowLinkLocalTargets,
       }),
-      kubernetes,
-    },
-    sealSecret: (plaintext) => vault.seal(plaintext),
+      kubernetes: (kubernetes = new KubernetesDriver({ secrets, clock, logger, allowLinkLocalTargets: config.allowLinkLocalTargets })),
+    }),
     logger,
     observer: metrics,
     inventoryIntervalMs: config.inventoryIntervalMs,
     leaseTtlMs: config.leaseTtlMs,
   });
   await engine.start();
-  hub.startSweeper();
   const routes: RouteRule[] = [];
   const app = await buildApp(
     {
@@ -160,7 +154,6 @@ export async function startServer(
       logger,
       webRoot: options.webRoot ?? defaultWebRoot(),
       version: PRODUCT_VERSION,
-      hub,
       artifactDir: join(config.dataDir, 'artifacts'),
       bundle: () => bundle,
       checkResponses: options.checkResponses ?? process.env[CHECK_RESPONSES_ENV] === '1',
@@ -184,9 +177,8 @@ export async function startServer(
     close() {
       closing ??= (async () => {
         await app.close();
-        hub.stopSweeper();
         await engine.stop();
-        await kubernetes.close();
+        await kubernetes?.close();
         await adapter.close();
       })();
       return closing;

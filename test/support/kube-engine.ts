@@ -95,7 +95,7 @@ export async function createKubeTestEngine(
     clock,
     pausedTtlMs: 15 * 86_400_000,
     drivers: { kubernetes: driver },
-    sealSecret: (plaintext) => vault.seal(plaintext),
+    secretBox: box,
     inventoryIntervalMs: 0,
   });
   await engine.start();

@@ -19,7 +19,7 @@ import {
 import type { JoinRequest, TaskResultRequest } from '../../domain/agent-protocol.js';
 import { ErrorCode, UpshiftError } from '../../domain/errors.js';
 import type { NodeRecord } from '../../domain/model.js';
-import type { AgentHub } from '../../engine/agent-hub.js';
+import type { AgentHub } from '../../engine/agents/index.js';
 import type { Store } from '../../store/store.js';
 import type { ArtifactMirror } from '../artifact-mirror.js';
 import type { AgentBundle } from './install.js';

@@ -1,11 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
-import type { AgentHub, CreatedJoinToken } from '../../engine/agent-hub.js';
 import { publicUrl } from './install.js';
 import { UpshiftError, ErrorCode, invalid, notFound } from '../../domain/errors.js';
 import type { OperatorCommand } from '../../domain/upgrade-state.js';
-import type { Engine } from '../../engine/index.js';
+import type { CreatedJoinToken, Engine } from '../../engine/index.js';
 import { type LogCursor, type Store, logMarker } from '../../store/index.js';
 import {
   CatalogView,
@@ -42,14 +41,14 @@ import { decodeCursor, nextCursor, pageLimit } from '../paging.js';
 import { catalogView, clusterView, clusterViews, nodeTaskView, nodeView, upgradeView } from '../views.js';
 
 export interface ApiDeps {
-  hub: AgentHub;
   engine: Engine;
   store: Store;
   pausedTtlMs: number;
 }
 
 /** The REST API under /api/v1 (docs/design.md §7). Handlers translate; the engine decides. */
-export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engine, store, pausedTtlMs, hub }) => {
+export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engine, store, pausedTtlMs }) => {
+  const hub = engine.agents;
   const catalog = engine.options.catalog;
   const actor = (request: { principal?: { name: string } }) => request.principal?.name ?? 'anonymous';
 
@@ -101,10 +100,6 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engin
     },
     async (request, reply) => {
       const cluster = await engine.fleet.createCluster(request.body, actor(request));
-      // Real kinds report their nodes at once rather than at the next periodic sync.
-      await engine.orchestrator
-        .syncInventory(cluster)
-        .catch((error: unknown) => request.log.warn({ err: error }, 'first inventory sync failed'));
       const view = await viewCluster(cluster.id);
       if (cluster.kind === 'hosts' || cluster.kind === 'swarm') {
         // The join token is shown here once; only its hash is kept.

@@ -45,7 +45,7 @@ async function refused(p: Promise<unknown>): Promise<UpshiftError> {
 
 async function createCluster() {
   const cluster = await t.engine.fleet.createCluster({ name: 'prod', kind: 'kubernetes', kubeconfig: fake.kubeconfig() }, 'admin');
-  await t.engine.orchestrator.syncInventory(cluster);
+  await t.engine.inventory.sync(cluster);
   return cluster;
 }
 
@@ -151,7 +151,7 @@ describe('kubernetes cluster through the real engine', () => {
     expect(after.filter((n) => n.name.startsWith('w-')).every((n) => n.versions['sandboxed-runtime'] === '20240729')).toBe(true);
     expect(after.find((n) => n.name === 'plain-1')?.versions['sandboxed-runtime']).toBeUndefined();
     // The cluster itself reports the new versions at the next inventory sync.
-    await t.engine.orchestrator.syncInventory(cluster);
+    await t.engine.inventory.sync(cluster);
     expect((await t.store.nodes.list(cluster.id)).filter((n) => n.versions['sandboxed-runtime'] === '20240729')).toHaveLength(5);
 
     const types = (await t.store.events.list({ upgradeId: upgrade.id, limit: 1000 })).map((e) => e.type).reverse();
@@ -177,12 +177,12 @@ describe('kubernetes cluster through the real engine', () => {
     const cluster = await createCluster();
     await fake.stopListening();
     const reason = await waitFor(async () => {
-      await t.engine.orchestrator.syncInventory(cluster);
+      await t.engine.inventory.sync(cluster);
       return (await t.store.clusters.get(cluster.id))?.unavailableReason ?? undefined;
     }, 5000);
     expect(reason).toMatch(/^connection refused by 127\.0\.0\.1:\d+$/);
     await fake.restart();
-    await t.engine.orchestrator.syncInventory(cluster);
+    await t.engine.inventory.sync(cluster);
     expect((await t.store.clusters.get(cluster.id))?.unavailableReason).toBeNull();
   });
 

@@ -7,7 +7,7 @@
  */
 import { systemClock } from '../../../src/domain/ports.js';
 import { SwarmDriver } from '../../../src/drivers/swarm/index.js';
-import { AgentHub } from '../../../src/engine/agent-hub.js';
+import { AgentHub } from '../../../src/engine/agents/index.js';
 import { SecretBox, SecretVault } from '../../../src/engine/secrets.js';
 import { loadServerConfig } from '../../../src/server/config.js';
 import { startServer } from '../../../src/server/run.js';

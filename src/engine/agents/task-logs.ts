@@ -1,0 +1,67 @@
+import { ErrorCode, UpshiftError, invalid } from '../../domain/errors.js';
+import type { AgentTaskRecord, NodeRecord } from '../../domain/model.js';
+import type { Clock } from '../../domain/ports.js';
+import type { Store } from '../../store/store.js';
+import { agentText } from './agent-input.js';
+import { taskOfNode } from './task-delivery.js';
+
+/**
+ * The log of an agent's task, kept with its node task's log (`store.logs`, capped per
+ * node task) where operators read it: the lines an agent sends while the task runs, and
+ * what an agent reports after its task already ended.
+ */
+export class AgentTaskLogs {
+  constructor(private readonly ctx: { store: Store; clock: Clock }) {}
+
+  private nowIso(): string {
+    return new Date(this.ctx.clock.now()).toISOString();
+  }
+
+  /**
+   * Appends an agent's log lines to its task's log. Only a task the agent was given and
+   * has not reported is open for lines (`409 TASK_ENDED` otherwise: an agent must not
+   * write to the log of a task that is over). Each line loses its control characters
+   * (tabs stay; a line holds no newline) and is cut at 4,000 characters; the store keeps
+   * at most `LOG_CAP_BYTES` per node task (see store.logs.append).
+   */
+  async append(node: NodeRecord, taskKey: string, lines: unknown): Promise<void> {
+    if (!Array.isArray(lines) || lines.length > 1000 || !lines.every((l) => typeof l === 'string')) {
+      throw invalid('lines must be a list of at most 1000 strings');
+    }
+    const task = await taskOfNode(this.ctx.store, node, taskKey);
+    if (task.state !== 'delivered') {
+      throw new UpshiftError(
+        ErrorCode.TASK_ENDED,
+        task.state === 'queued'
+          ? `task ${taskKey} has not been delivered to the agent yet: it takes no log lines`
+          : `task ${taskKey} is over (${task.state}): it takes no more log lines`,
+      );
+    }
+    const { upgradeId, nodeTaskId } = task;
+    if (!upgradeId || !nodeTaskId) return;
+    const at = this.nowIso();
+    await this.ctx.store.logs.append(
+      (lines as string[]).map((line) => ({ upgradeId, nodeTaskId, at, line: agentText(line, 4000, { tabs: true }) })),
+    );
+  }
+
+  /**
+   * A result for a task that had already ended (timed out, node unreachable) changes
+   * nothing, but what the agent says it did is kept in the node's log, where the operator
+   * looks before resuming.
+   */
+  async lateResult(task: AgentTaskRecord, result: 'succeeded' | 'failed', error: string | undefined): Promise<void> {
+    if (!task.upgradeId || !task.nodeTaskId || task.state === result) return;
+    const ended = task.result?.error ?? task.state;
+    await this.ctx.store.logs.append([
+      {
+        upgradeId: task.upgradeId,
+        nodeTaskId: task.nodeTaskId,
+        at: this.nowIso(),
+        line: agentText(`late result from the agent: ${result}${error ? ` (${error})` : ''}; the task had already ended: ${ended}`, 4000, {
+          tabs: true,
+        }),
+      },
+    ]);
+  }
+}

@@ -1,0 +1,194 @@
+import { componentDisplayName } from '../domain/components.js';
+import { formatDuration } from '../domain/duration.js';
+import { ENGINE_ACTOR, EventType, type NewEvent } from '../domain/events.js';
+import type { NodeTaskRecord, SnapshotRecord, UpgradeRecord } from '../domain/model.js';
+import type { Transition, UpgradeState } from '../domain/upgrade-state.js';
+import type { Store } from '../store/store.js';
+import type { UpgradePatch } from '../store/upgrades.js';
+import { isoTime } from './types.js';
+
+/**
+ * The one writer of an upgrade's state (docs/design.md §3: one decider, one writer).
+ * `decide()` chooses a transition; this module writes it, for an operator's command as
+ * for what the engine observed: the row's new state by compare-and-set on `from`, the
+ * pause reason and the timestamps, what the transition implies for the node tasks
+ * (failed ones retried on resume, pending ones skipped on cancel) and the upgrade's
+ * history (purged when a paused upgrade expires), and the transition's event, all in one
+ * transaction. A compare-and-set that loses (another command, the engine or another
+ * replica moved the upgrade first) writes nothing and says so.
+ *
+ * No other code writes an upgrade's `state`: the batch loop's own compare-and-sets on
+ * `Upgrading` (soak, next batch) only guard and time its batches.
+ */
+
+/** What `decide` accepted. */
+export type AcceptedTransition = Extract<Transition, { ok: true }>;
+
+/**
+ * Why a transition happens: the operator's command or the engine's observation that
+ * `decide` answered, with what its row change and event need.
+ */
+export type TransitionCause =
+  | { type: 'pause' | 'resume' | 'continue' | 'cancel' | 'quit'; actor: string }
+  | { type: 'snapshotsSucceeded' }
+  | { type: 'snapshotFailed'; failedNodes: readonly string[]; snapshots: number }
+  | { type: 'nodeFailed'; nodeId: string | null; message: string }
+  | { type: 'allSucceeded' }
+  | { type: 'pausedTtlExpired'; pausedTtlMs: number };
+
+export type AppliedTransition =
+  { applied: true; from: UpgradeState; to: UpgradeState; event: NewEvent | null } | { applied: false; reason: string };
+
+/**
+ * Writes `transition` (decided for `cause`) to the upgrade's row and its history, in one
+ * transaction (`store` may already be one), as of the engine's time `at`.
+ */
+export function applyTransition(
+  store: Store,
+  upgrade: UpgradeRecord,
+  transition: AcceptedTransition,
+  cause: TransitionCause,
+  at: number,
+): Promise<AppliedTransition> {
+  return store.tx(async (tx) => {
+    const now = isoTime(at);
+    const { from, to } = transition;
+    const name = componentDisplayName[upgrade.component];
+    const cas = (patch: Omit<UpgradePatch, 'state'>) => tx.upgrades.casState(upgrade.id, from, { ...patch, state: to });
+    const event = (type: NewEvent['type'], actor: string, message: string, more: Partial<NewEvent> = {}): NewEvent => ({
+      type,
+      actor,
+      clusterId: upgrade.clusterId,
+      upgradeId: upgrade.id,
+      nodeId: null,
+      message,
+      ...more,
+    });
+    let written: NewEvent | null;
+    switch (cause.type) {
+      case 'pause': {
+        const { actor } = cause;
+        if (!(await cas({ pauseReason: { kind: 'user', actor, message: `paused by ${actor}` }, pausedAt: now }))) return lost(from, cause);
+        const counts = await tx.upgrades.taskCounts(upgrade.id);
+        written = event(
+          EventType.upgradePaused,
+          actor,
+          `${name} upgrade paused by ${actor}; ${counts.running} running node(s) will finish, ${counts.pending} will wait`,
+        );
+        break;
+      }
+      case 'resume': {
+        const { actor } = cause;
+        // The ramp starts again at 1 from the next batch.
+        const rampStart = (await tx.upgrades.listBatches(upgrade.id)).length;
+        if (!(await cas({ pauseReason: null, pausedAt: null, nextBatchAt: null, rampStart }))) return lost(from, cause);
+        const retried = await tx.upgrades.moveTasks(upgrade.id, 'failed', 'pending', null);
+        written = event(
+          EventType.upgradeResumed,
+          actor,
+          `${name} upgrade resumed by ${actor}; batches ramp from 1 again${retried > 0 ? `, ${retried} failed node(s) will be retried` : ''}`,
+        );
+        break;
+      }
+      case 'continue': {
+        if (!(await cas({}))) return lost(from, cause);
+        written = event(
+          EventType.upgradeContinued,
+          cause.actor,
+          `${cause.actor} chose to continue the ${name} upgrade without the failed snapshots`,
+        );
+        break;
+      }
+      case 'cancel':
+      case 'quit': {
+        const { actor } = cause;
+        if (!(await cas({ finishedAt: now }))) return lost(from, cause);
+        const counts = await tx.upgrades.taskCounts(upgrade.id);
+        const skipped = await tx.upgrades.moveTasks(upgrade.id, 'pending', 'skipped', now);
+        const verb = cause.type === 'quit' ? 'quit after a failed snapshot' : 'canceled';
+        written = event(
+          EventType.upgradeCanceled,
+          actor,
+          `${name} upgrade ${verb} by ${actor}; ${skipped} node(s) will not be upgraded, ${counts.succeeded} stay upgraded${counts.running > 0 ? `, ${counts.running} running node(s) will finish` : ''}`,
+        );
+        break;
+      }
+      case 'snapshotsSucceeded': {
+        // The snapshots' own events tell it; the first batch's event follows.
+        if (!(await cas({}))) return lost(from, cause);
+        written = null;
+        break;
+      }
+      case 'snapshotFailed': {
+        if (!(await cas({}))) return lost(from, cause);
+        const { failedNodes, snapshots } = cause;
+        written = event(
+          EventType.upgradeSnapshotFailed,
+          ENGINE_ACTOR,
+          `${failedNodes.length} of ${snapshots} snapshots failed (${failedNodes.join(', ')}): continue without them or quit`,
+        );
+        break;
+      }
+      case 'nodeFailed': {
+        const { nodeId, message } = cause;
+        if (!(await cas({ pauseReason: { kind: 'error', message, nodeId }, pausedAt: now, nextBatchAt: null }))) return lost(from, cause);
+        written = event(EventType.upgradeAutoPaused, ENGINE_ACTOR, `paused automatically: ${message}`, { nodeId });
+        break;
+      }
+      case 'allSucceeded': {
+        if (!(await cas({ finishedAt: now }))) return lost(from, cause);
+        const counts = await tx.upgrades.taskCounts(upgrade.id);
+        written = event(EventType.upgradeCompleted, ENGINE_ACTOR, `${name} ${upgrade.toVersion} is on all ${counts.succeeded} nodes`);
+        break;
+      }
+      case 'pausedTtlExpired': {
+        if (!(await cas({ finishedAt: now }))) return lost(from, cause);
+        const skipped = await tx.upgrades.moveTasks(upgrade.id, 'pending', 'skipped', now);
+        // The history goes, and this event, written after the purge, is what remains of it.
+        const purged = await tx.events.purgeUpgradeHistory(upgrade.id);
+        written = event(
+          EventType.upgradeAutoCanceled,
+          ENGINE_ACTOR,
+          `canceled automatically after being paused for more than ${formatDuration(cause.pausedTtlMs)}; its ${purged.events} events and ${purged.logLines} log lines were deleted, ${skipped} nodes were never started`,
+          { data: { ...purged, skipped, pausedAt: upgrade.pausedAt } },
+        );
+        break;
+      }
+      default: {
+        const never: never = cause;
+        return never;
+      }
+    }
+    if (written) await tx.events.append(written);
+    return { applied: true, from, to, event: written };
+  });
+}
+
+function lost(from: UpgradeState, cause: TransitionCause): AppliedTransition {
+  return {
+    applied: false,
+    reason: `the upgrade was no longer ${from} when the ${cause.type} was written: another command, the engine or another replica changed it first`,
+  };
+}
+
+/** A new upgrade as `applyStart` writes it: the row in its start state, its node tasks and snapshots, and the start event. */
+export interface NewUpgrade {
+  upgrade: UpgradeRecord;
+  tasks: Array<NodeTaskRecord & { sortKey: number }>;
+  snapshots: SnapshotRecord[];
+  event: NewEvent;
+}
+
+/**
+ * The first write of an upgrade: its row in the state `startState` chose, with its
+ * tasks, snapshots and event. The caller holds the cluster's lock in the same
+ * transaction, which is what keeps a cluster at one active upgrade.
+ */
+export async function applyStart(store: Store, start: NewUpgrade): Promise<void> {
+  await store.tx(async (tx) => {
+    await tx.upgrades.insert(start.upgrade);
+    await tx.upgrades.insertTasks(start.tasks);
+    if (start.snapshots.length > 0) await tx.upgrades.insertSnapshots(start.snapshots);
+    await tx.events.append(start.event);
+  });
+}
