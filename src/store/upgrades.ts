@@ -1,3 +1,4 @@
+// One repository on purpose (~410 lines): an upgrade with its node tasks, batches and snapshots is one aggregate, changed together in one transaction (docs/design.md §8).
 import type { Selectable } from 'kysely';
 import { ErrorCode, UpshiftError } from '../domain/errors.js';
 import {

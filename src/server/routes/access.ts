@@ -18,6 +18,7 @@ import type { Role } from '../../domain/roles.js';
 import type { Store } from '../../store/store.js';
 import { type AccessControl, SESSION_COOKIE, SESSION_HOURS, bearerToken, csrfTokenOf, readCookie } from '../auth.js';
 import { sendError } from '../errors.js';
+import { actorOf } from './api-deps.js';
 
 /** API tokens (admin) and console sessions (sign-in with a token, then an httpOnly cookie). */
 export const accessRoutes: FastifyPluginAsyncTypebox<{
@@ -28,8 +29,6 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
   isBlocked: (ip: string) => boolean;
   onSignInFailure: (ip: string) => Promise<boolean>;
 }> = async (app, { access, store, secureCookies, isBlocked, onSignInFailure }) => {
-  const actor = (request: { principal?: { name: string } }) => request.principal?.name ?? 'anonymous';
-
   app.post(
     '/tokens',
     {
@@ -42,10 +41,10 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request, reply) => {
-      const created = await access.createToken(request.body, actor(request));
+      const created = await access.createToken(request.body, actorOf(request));
       await store.events.append({
         type: EventType.tokenCreated,
-        actor: actor(request),
+        actor: actorOf(request),
         clusterId: null,
         upgradeId: null,
         nodeId: null,
@@ -90,7 +89,7 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
         throw new UpshiftError(ErrorCode.NOT_FOUND, `token ${request.params.id} does not exist or is already revoked`);
       await store.events.append({
         type: EventType.tokenRevoked,
-        actor: actor(request),
+        actor: actorOf(request),
         clusterId: null,
         upgradeId: null,
         nodeId: null,
@@ -190,11 +189,11 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{
         throw new UpshiftError(ErrorCode.NOT_FOUND, `session ${request.params.id} does not exist or has ended`);
       await store.events.append({
         type: EventType.sessionRevoked,
-        actor: actor(request),
+        actor: actorOf(request),
         clusterId: null,
         upgradeId: null,
         nodeId: null,
-        message: `console session ${request.params.id} ended by ${actor(request)}`,
+        message: `console session ${request.params.id} ended by ${actorOf(request)}`,
       });
       return reply.code(204).send();
     },
