@@ -47,7 +47,8 @@ const nodeGyp =
   (process.env.npm_execpath ? join(dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js') : undefined);
 if (!nodeGyp || !existsSync(nodeGyp)) fail('node-gyp was not found (run this through npm, which brings it)');
 
-const built = spawnSync(node, [nodeGyp, 'rebuild', '--release', `--nodedir=${runtimeDir}`], {
+// force_build: better-sqlite3's binding.gyp builds nothing when a prebuilt binary exists.
+const built = spawnSync(node, [nodeGyp, 'rebuild', '--release', '--force_build=1', `--nodedir=${runtimeDir}`], {
   cwd: sqliteDir,
   stdio: 'inherit',
   // PATH: node-gyp's child processes (make's helpers) must find Node.js 24 too.
