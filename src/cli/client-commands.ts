@@ -8,6 +8,7 @@ import { registerConfigCommands } from './commands/config.js';
 import { registerEventCommands } from './commands/events.js';
 import { registerNodeCommands } from './commands/node.js';
 import { registerUpgradeCommands } from './commands/upgrade.js';
+import { registerVersionCommand } from './commands/version.js';
 import { addGlobalOptions } from './context.js';
 import { ExitCode, exitCodeHelp } from './errors.js';
 
@@ -52,6 +53,7 @@ ${exitCodeHelp}`,
   registerEventCommands(program);
   registerConfigCommands(program);
   registerCompletionCommands(program);
+  registerVersionCommand(program);
 
   const serverCommand = program.commands.find((c) => c.name() === 'server');
   for (const command of program.commands) {

@@ -54,6 +54,8 @@ export interface StartOptions {
   dataDir?: string;
   /** `https` when the server is given --tls-cert/--tls-key (its self-signed certificate is not checked here). */
   scheme?: 'http' | 'https';
+  /** The Node.js that starts bin/upshift.js: the test's own (the bundled Node.js 24) unless given. */
+  node?: string;
 }
 
 /** A loopback HTTPS request that accepts the test's self-signed certificate. */
@@ -84,7 +86,7 @@ export async function startServerProcess(options: StartOptions = {}): Promise<Se
   const launch = async (extra: string[] = []) => {
     out = '';
     child = spawn(
-      process.execPath,
+      options.node ?? process.execPath,
       [
         join(repoRoot, 'bin/upshift.js'),
         'server',
