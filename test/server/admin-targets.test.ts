@@ -5,6 +5,7 @@
  * sockets and addresses the operator did not allow, and internal services whose answers
  * must never reach a cluster's status, which every viewer reads.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -256,20 +257,43 @@ describe('operator flags', () => {
   }, 60_000);
 
   it('--allow-link-local-targets lets clusters name a link-local address', async () => {
-    const server = await startServerProcess({ args: ['--inventory-interval', '1h', '--allow-link-local-targets'] });
+    // The link-local address is in a network namespace this test makes (a veth pair,
+    // 169.254.77.1 here and .2 there, nothing listening): the connect is refused by that
+    // namespace's kernel, so no packet leaves the machine. (A zone-less fe80:: address is
+    // not usable for this: Node.js 24 gives it the default interface's zone and sends
+    // neighbour solicitations out of it.)
+    const ns = `ul-ll-${process.pid}`;
+    const hostSide = `ull${process.pid % 100000}`;
+    const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
+    ip('netns', 'add', ns);
+    const server = await (async () => {
+      try {
+        ip('link', 'add', hostSide, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
+        ip('addr', 'add', '169.254.77.1/30', 'dev', hostSide);
+        ip('link', 'set', hostSide, 'up');
+        ip('-n', ns, 'addr', 'add', '169.254.77.2/30', 'dev', 'eth0');
+        ip('-n', ns, 'link', 'set', 'eth0', 'up');
+        return await startServerProcess({ args: ['--inventory-interval', '1h', '--allow-link-local-targets'] });
+      } catch (error) {
+        ip('netns', 'del', ns);
+        throw error;
+      }
+    })();
     try {
-      // fe80:: without an interface: the kernel refuses the connect (EINVAL) before any packet leaves.
       const kubeconfig = tokenKubeconfig(
-        'https://[fe80::1]:6443',
+        'https://169.254.77.2:6443',
         (await service(() => ({ status: 200, contentType: 'text/plain', body: '' }))).cert,
         'abc',
       );
       const kube = await server.api('/api/v1/clusters', { body: { name: 'kube-ll', kind: 'kubernetes', kubeconfig } });
       expect(kube.status, kube.text).toBe(201);
-      expect(kube.body.statusText).toBe('Unavailable: the connection to [fe80::1]:6443 failed (EINVAL)');
+      // Tried, not refused by the target rules: the namespace's kernel answered with a reset.
+      expect(kube.body.statusText).toBe('Unavailable: connection refused by 169.254.77.2:6443');
     } finally {
       await server.stop();
       server.cleanup();
+      // Deleting the namespace deletes the veth pair with it.
+      ip('netns', 'del', ns);
     }
   });
 });
