@@ -56,6 +56,8 @@ function nullable<T>(type: Primitive, options: { description?: string; enum?: re
 export const NullableString = (options: { description?: string } = {}) => nullable<string>('string', options);
 /** A whole number or null. */
 export const NullableInteger = (options: { description?: string } = {}) => nullable<number>('integer', options);
+/** A number or null. */
+export const NullableNumber = (options: { description?: string } = {}) => nullable<number>('number', options);
 /** One of a list of strings, or null. */
 export const NullableEnum = <T extends string>(values: readonly T[], options: { description?: string } = {}) =>
   nullable<T>('string', { ...options, enum: values });

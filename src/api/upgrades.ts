@@ -1,11 +1,12 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { components, nodeRoles } from '../domain/components.js';
 import { batchStates, nodeTaskStates, snapshotModes, snapshotStates } from '../domain/model.js';
-import { upgradeStates } from '../domain/upgrade-state.js';
+import { endReasonKinds, upgradeStates } from '../domain/upgrade-state.js';
 import {
   ItemList,
   keyed,
   NullableInteger,
+  NullableNumber,
   NullableString,
   OneOf,
   OneOfOrNull,
@@ -68,6 +69,41 @@ const ErrorPause = View({ kind: Type.Literal('error'), message: Type.String(), n
 export const PauseReasonView = OneOf([UserPause, ErrorPause]);
 export type PauseReasonView = Static<typeof PauseReasonView>;
 
+/** Why an upgrade ended: kept on it for good (docs/design.md §3). */
+export const EndReasonView = View(
+  {
+    kind: StringEnum(endReasonKinds, {
+      description: 'completed, canceled (by an operator), quit (after a failed snapshot), auto_canceled (paused too long)',
+    }),
+    actor: Type.String({ description: 'who ended it; engine for the system' }),
+    at: Timestamp(),
+    message: Type.String(),
+  },
+  { description: 'Why the upgrade ended' },
+);
+export type EndReasonView = Static<typeof EndReasonView>;
+
+/** Where an upgrade stands and when it should end. */
+export const ProgressView = View(
+  {
+    batch: Type.Integer({ description: '1-based number of the batch running, or of the last one started; 0 before the first' }),
+    batches: Type.Integer({
+      description: 'batches started plus those planned for the nodes still to do (the ramp restarts at 1 after a resume)',
+    }),
+    plannedSizes: Type.Array(Type.Integer(), { description: 'sizes of the batches still to start, in order' }),
+    nodesDone: Type.Integer({ description: 'nodes upgraded' }),
+    nodesTotal: Type.Integer(),
+    elapsedSeconds: Type.Number({ description: 'since the start, until the end once it ended' }),
+    etaSeconds: NullableNumber({
+      description:
+        "expected seconds to the end, from this upgrade's batch durations (median) plus soak, else from the same component's earlier upgrades of this cluster; null while paused or when nothing is known",
+    }),
+    etaAt: NullableString({ description: 'the expected end, as a time' }),
+  },
+  { description: 'Progress and the expected end' },
+);
+export type ProgressView = Static<typeof ProgressView>;
+
 export const PolicyView = View({
   maxBatchPercent: Type.Integer({ description: 'the largest batch, in percent of the nodes to upgrade' }),
   soakSeconds: Type.Number({ description: 'the wait after a batch before the next one starts' }),
@@ -87,6 +123,7 @@ export type BatchView = Static<typeof BatchView>;
 export const SnapshotCounts = View({
   total: Type.Integer(),
   ...keyed(snapshotStates, Type.Integer()),
+  failedNodes: Type.Array(Type.String(), { description: 'names of the nodes whose snapshot failed' }),
 });
 export type SnapshotCounts = Static<typeof SnapshotCounts>;
 
@@ -106,11 +143,13 @@ export const UpgradeView = View(
     state: StringEnum(upgradeStates),
     statusText: Type.String({ description: 'the state in a sentence, as the console shows it' }),
     pauseReason: OneOfOrNull([UserPause, ErrorPause]),
+    endReason: OrNull(EndReasonView),
+    progress: ProgressView,
     createdAt: Timestamp(),
     createdBy: Type.String(),
     pausedAt: NullableString(),
     finishedAt: NullableString(),
-    autoCancelAt: NullableString({ description: 'while Paused: when the paused TTL cancels the upgrade' }),
+    autoCancelAt: NullableString({ description: 'while Paused or SnapshotFailed: when the paused TTL cancels the upgrade' }),
     nextBatchAt: NullableString({ description: 'soak: the next batch starts no earlier' }),
     snapshot: StringEnum(snapshotModes),
     policy: PolicyView,

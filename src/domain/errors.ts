@@ -51,6 +51,8 @@ export const ErrorCode = {
   SCHEMA_TOO_NEW: 'SCHEMA_TOO_NEW',
   /** Another upload of the same artifact file is in progress (409). */
   ARTIFACT_BUSY: 'ARTIFACT_BUSY',
+  /** The upgrade's logs were deleted with its history (auto-canceled after the paused TTL). */
+  LOG_DELETED: 'LOG_DELETED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 export const errorCodes: readonly ErrorCode[] = Object.values(ErrorCode);
@@ -81,6 +83,7 @@ const httpStatusOf: Record<ErrorCode, number> = {
   NOT_READY: 503,
   ARTIFACT_BUSY: 409,
   SCHEMA_TOO_NEW: 503,
+  LOG_DELETED: 410,
 };
 
 export interface UpshiftErrorOptions {

@@ -1,7 +1,7 @@
 import type { TaskResultRequest } from './agent-protocol.js';
 import type { ClusterKind, Component, ComponentVersions, NodeRole } from './components.js';
 import type { AgentTaskRequest } from './ports.js';
-import type { PauseReason, UpgradeState } from './upgrade-state.js';
+import type { EndReason, PauseReason, UpgradeState } from './upgrade-state.js';
 
 /** Timestamps are ISO-8601 strings in UTC everywhere: in the database and in the API. */
 export type Timestamp = string;
@@ -60,7 +60,10 @@ export interface UpgradeRecord {
   cap: number;
   /** Index of the first batch after the latest start or resume; the ramp counts from it. */
   rampStart: number;
+  /** Why it is paused, while it is `Paused`; cleared when it resumes or ends (then `endReason` tells). */
   pauseReason: PauseReason | null;
+  /** Why it ended, once it is `Completed` or `Canceled`. */
+  endReason: EndReason | null;
   createdBy: string;
   createdAt: Timestamp;
   pausedAt: Timestamp | null;

@@ -38,6 +38,23 @@ export function isActiveState(state: UpgradeState): boolean {
 /** Why an upgrade is paused: by a person, or by the engine after a failure. */
 export type PauseReason = { kind: 'user'; actor: string; message: string } | { kind: 'error'; message: string; nodeId: string | null };
 
+/** How an upgrade ended (docs/design.md §3), kept on it for good: the last word an operator reads. */
+export const endReasonKinds = ['completed', 'canceled', 'quit', 'auto_canceled'] as const;
+export type EndReasonKind = (typeof endReasonKinds)[number];
+
+/**
+ * Why a terminal upgrade ended: `completed` (every node succeeded), `canceled` (by an
+ * operator), `quit` (by an operator after a failed snapshot), `auto_canceled` (paused, or
+ * stopped at a failed snapshot, for longer than the paused TTL). `actor` is who ended it
+ * (`engine` for the system), `at` when.
+ */
+export interface EndReason {
+  kind: EndReasonKind;
+  actor: string;
+  at: string;
+  message: string;
+}
+
 /** What an operator can ask of an upgrade. */
 export type OperatorCommand =
   { type: 'pause' } | { type: 'resume'; deleteFailedPods?: boolean } | { type: 'cancel' } | { type: 'continue' } | { type: 'quit' };
@@ -110,6 +127,8 @@ export function decide(facts: UpgradeFacts, command: UpgradeCommand): Transition
         case 'quit':
         case 'cancel':
           return to(state, 'Canceled');
+        case 'pausedTtlExpired':
+          return to(state, 'Canceled', true);
         default:
           return refuse(ErrorCode.INVALID_STATE, `a snapshot failed: continue without it or quit (cannot ${command.type})`);
       }

@@ -1,8 +1,8 @@
 import { componentDisplayName } from '../domain/components.js';
-import { formatDuration } from '../domain/duration.js';
+import { durationInWords, formatDuration } from '../domain/duration.js';
 import { ENGINE_ACTOR, EventType, type NewEvent } from '../domain/events.js';
 import type { NodeTaskRecord, SnapshotRecord, UpgradeRecord } from '../domain/model.js';
-import type { Transition, UpgradeState } from '../domain/upgrade-state.js';
+import type { EndReason, Transition, UpgradeState } from '../domain/upgrade-state.js';
 import type { Store } from '../store/store.js';
 import type { UpgradePatch } from '../store/upgrades.js';
 import { isoTime } from './types.js';
@@ -64,6 +64,9 @@ export function applyTransition(
       message,
       ...more,
     });
+    const ended = (kind: EndReason['kind'], actor: string, message: string): EndReason => ({ kind, actor, at: now, message });
+    // What the upgrade was paused for, said once more in why it ended.
+    const wasPaused = upgrade.pauseReason ? ` (it was paused: ${upgrade.pauseReason.message})` : '';
     let written: NewEvent | null;
     switch (cause.type) {
       case 'pause': {
@@ -91,7 +94,7 @@ export function applyTransition(
         break;
       }
       case 'continue': {
-        if (!(await cas({}))) return lost(from, cause);
+        if (!(await cas({ pausedAt: null }))) return lost(from, cause);
         written = event(
           EventType.upgradeContinued,
           cause.actor,
@@ -102,15 +105,18 @@ export function applyTransition(
       case 'cancel':
       case 'quit': {
         const { actor } = cause;
-        if (!(await cas({ finishedAt: now }))) return lost(from, cause);
+        // The counts are read before the row moves: the end reason is written with it.
         const counts = await tx.upgrades.taskCounts(upgrade.id);
-        const skipped = await tx.upgrades.moveTasks(upgrade.id, 'pending', 'skipped', now);
         const verb = cause.type === 'quit' ? 'quit after a failed snapshot' : 'canceled';
-        written = event(
-          EventType.upgradeCanceled,
+        const outcome = `${counts.pending} node(s) will not be upgraded, ${counts.succeeded} stay upgraded${counts.running > 0 ? `, ${counts.running} running node(s) will finish` : ''}`;
+        const reason = ended(
+          cause.type === 'quit' ? 'quit' : 'canceled',
           actor,
-          `${name} upgrade ${verb} by ${actor}; ${skipped} node(s) will not be upgraded, ${counts.succeeded} stay upgraded${counts.running > 0 ? `, ${counts.running} running node(s) will finish` : ''}`,
+          `${cause.type === 'quit' ? 'Quit after a failed snapshot' : 'Canceled'} by ${actor}${wasPaused}; ${outcome}`,
         );
+        if (!(await cas({ finishedAt: now, pauseReason: null, endReason: reason }))) return lost(from, cause);
+        await tx.upgrades.moveTasks(upgrade.id, 'pending', 'skipped', now);
+        written = event(EventType.upgradeCanceled, actor, `${name} upgrade ${verb} by ${actor}; ${outcome}`);
         break;
       }
       case 'snapshotsSucceeded': {
@@ -120,7 +126,8 @@ export function applyTransition(
         break;
       }
       case 'snapshotFailed': {
-        if (!(await cas({}))) return lost(from, cause);
+        // Waiting for an operator from now: the paused TTL counts from `pausedAt`.
+        if (!(await cas({ pausedAt: now }))) return lost(from, cause);
         const { failedNodes, snapshots } = cause;
         written = event(
           EventType.upgradeSnapshotFailed,
@@ -136,20 +143,28 @@ export function applyTransition(
         break;
       }
       case 'allSucceeded': {
-        if (!(await cas({ finishedAt: now }))) return lost(from, cause);
         const counts = await tx.upgrades.taskCounts(upgrade.id);
-        written = event(EventType.upgradeCompleted, ENGINE_ACTOR, `${name} ${upgrade.toVersion} is on all ${counts.succeeded} nodes`);
+        const message = `${name} ${upgrade.toVersion} is on all ${counts.succeeded} nodes`;
+        if (!(await cas({ finishedAt: now, endReason: ended('completed', ENGINE_ACTOR, `Completed: ${message}`) })))
+          return lost(from, cause);
+        written = event(EventType.upgradeCompleted, ENGINE_ACTOR, message);
         break;
       }
       case 'pausedTtlExpired': {
-        if (!(await cas({ finishedAt: now }))) return lost(from, cause);
+        const waited = from === 'SnapshotFailed' ? 'stopped at a failed snapshot' : 'paused';
+        const reason = ended(
+          'auto_canceled',
+          ENGINE_ACTOR,
+          `Canceled automatically after ${durationInWords(cause.pausedTtlMs)} ${waited}${wasPaused}; its events and logs were deleted`,
+        );
+        if (!(await cas({ finishedAt: now, pauseReason: null, endReason: reason }))) return lost(from, cause);
         const skipped = await tx.upgrades.moveTasks(upgrade.id, 'pending', 'skipped', now);
         // The history goes, and this event, written after the purge, is what remains of it.
         const purged = await tx.events.purgeUpgradeHistory(upgrade.id);
         written = event(
           EventType.upgradeAutoCanceled,
           ENGINE_ACTOR,
-          `canceled automatically after being paused for more than ${formatDuration(cause.pausedTtlMs)}; its ${purged.events} events and ${purged.logLines} log lines were deleted, ${skipped} nodes were never started`,
+          `canceled automatically after being ${waited} for more than ${formatDuration(cause.pausedTtlMs)}; its ${purged.events} events and ${purged.logLines} log lines were deleted, ${skipped} nodes were never started`,
           { data: { ...purged, skipped, pausedAt: upgrade.pausedAt } },
         );
         break;

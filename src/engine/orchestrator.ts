@@ -140,11 +140,12 @@ export class Orchestrator {
       case 'BackingUp':
         await this.snapshots.advance(upgrade);
         return;
-      case 'SnapshotFailed':
-        return;
       case 'Upgrading':
         await this.batches.advance(upgrade);
         return;
+      // Stopped at a failed snapshot, the upgrade waits for an operator exactly as a
+      // paused one does, and under the same paused TTL (docs/design.md §3).
+      case 'SnapshotFailed':
       case 'Paused':
         await this.pausedTtl.check(upgrade);
         return;

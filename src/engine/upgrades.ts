@@ -157,6 +157,7 @@ export class UpgradeService {
         cap: batchCap(targets.length, valid.policy.maxBatchPercent),
         rampStart: 0,
         pauseReason: null,
+        endReason: null,
         createdBy: actor,
         createdAt,
         pausedAt: null,

@@ -3,6 +3,9 @@ import { type Catalog, latestVersion } from '../domain/catalog.js';
 import { type Component, components } from '../domain/components.js';
 import { type VersionGroup, clusterStatus, summariseComponents, upgradeStatusText } from '../domain/fleet-summary.js';
 import type { BatchRecord, ClusterRecord, NodeRecord, NodeTaskRecord, SnapshotRecord, UpgradeRecord } from '../domain/model.js';
+import { ENGINE_ACTOR } from '../domain/events.js';
+import { upgradeProgress } from '../domain/progress.js';
+import type { EndReason } from '../domain/upgrade-state.js';
 import type { Store } from '../store/store.js';
 
 /** The API's representations (api/) of the domain's records. */
@@ -64,8 +67,32 @@ export async function upgradeView(store: Store, upgrade: UpgradeRecord, pausedTt
     store.leases.ownerOf(upgrade.id),
   ]);
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
-  const snapshotCounts = { total: snapshots.length, pending: 0, running: 0, succeeded: 0, failed: 0 };
+  const snapshotCounts = { total: snapshots.length, pending: 0, running: 0, succeeded: 0, failed: 0, failedNodes: [] as string[] };
   for (const s of snapshots) snapshotCounts[s.state]++;
+  const failedSnapshots = snapshots.filter((s) => s.state === 'failed');
+  if (failedSnapshots.length > 0) {
+    const names = new Map((await store.nodes.getMany(failedSnapshots.map((s) => s.nodeId))).map((n) => [n.id, n.name]));
+    snapshotCounts.failedNodes = failedSnapshots.map((s) => names.get(s.nodeId) ?? s.nodeId);
+  }
+  // Before its own first batch ends, an upgrade's ETA comes from the cluster's past batches.
+  const pastBatchMs =
+    (upgrade.state === 'Upgrading' || upgrade.state === 'BackingUp') && !batches.some((b) => b.finishedAt !== null)
+      ? await store.upgrades.pastBatchDurations(upgrade.clusterId, upgrade.component, upgrade.id)
+      : [];
+  const progress = upgradeProgress({
+    state: upgrade.state,
+    createdAt: upgrade.createdAt,
+    finishedAt: upgrade.finishedAt,
+    nextBatchAt: upgrade.nextBatchAt,
+    rampStart: upgrade.rampStart,
+    cap: upgrade.cap,
+    soakSeconds: upgrade.policy.soakSeconds,
+    counts,
+    batches,
+    pastBatchMs,
+    now: Date.now(),
+  });
+  const waiting = upgrade.state === 'Paused' || upgrade.state === 'SnapshotFailed';
   return {
     id: upgrade.id,
     clusterId: upgrade.clusterId,
@@ -74,13 +101,15 @@ export async function upgradeView(store: Store, upgrade: UpgradeRecord, pausedTt
     toVersion: upgrade.toVersion,
     state: upgrade.state,
     statusText: upgradeStatusText(upgrade.component, upgrade.state),
-    pauseReason: upgrade.pauseReason,
+    // Only while paused: once it resumes or ends, the pause is history (events, endReason).
+    pauseReason: upgrade.state === 'Paused' ? upgrade.pauseReason : null,
+    endReason: upgrade.endReason ?? legacyEndReason(upgrade),
+    progress,
     createdAt: upgrade.createdAt,
     createdBy: upgrade.createdBy,
     pausedAt: upgrade.pausedAt,
     finishedAt: upgrade.finishedAt,
-    autoCancelAt:
-      upgrade.state === 'Paused' && upgrade.pausedAt ? new Date(Date.parse(upgrade.pausedAt) + pausedTtlMs).toISOString() : null,
+    autoCancelAt: waiting && upgrade.pausedAt ? new Date(Date.parse(upgrade.pausedAt) + pausedTtlMs).toISOString() : null,
     nextBatchAt: upgrade.nextBatchAt,
     snapshot: upgrade.snapshot,
     policy: upgrade.policy,
@@ -116,4 +145,23 @@ export function catalogView(catalog: Catalog): CatalogView {
     versions: catalog[c].map((v) => ({ version: v.version, notes: v.notes ?? null, methods: v.artifacts.map((a) => a.method) })),
   });
   return { components: Object.fromEntries(components.map((c) => [c, entry(c)])) as CatalogView['components'] };
+}
+
+/**
+ * Upgrades that ended before end reasons were recorded (schema version 10) get one from
+ * what their row says: completed, or canceled at `finishedAt` by an unknown actor.
+ */
+function legacyEndReason(upgrade: UpgradeRecord): EndReason | null {
+  if (upgrade.state === 'Completed') {
+    return { kind: 'completed', actor: ENGINE_ACTOR, at: upgrade.finishedAt ?? upgrade.createdAt, message: 'Completed' };
+  }
+  if (upgrade.state === 'Canceled') {
+    return {
+      kind: 'canceled',
+      actor: 'unknown',
+      at: upgrade.finishedAt ?? upgrade.createdAt,
+      message: 'Canceled (before end reasons were recorded)',
+    };
+  }
+  return null;
 }

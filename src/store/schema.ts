@@ -60,6 +60,8 @@ export interface UpgradesTable {
   cap: number;
   rampStart: number;
   pauseReason: string | null;
+  /** JSON of the domain's EndReason, once the upgrade ended (migration 10). */
+  endReason: string | null;
   createdBy: string;
   createdAt: string;
   pausedAt: string | null;

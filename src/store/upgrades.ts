@@ -11,7 +11,8 @@ import {
   type UpgradePolicy,
   type UpgradeRecord,
 } from '../domain/model.js';
-import type { PauseReason, UpgradeState } from '../domain/upgrade-state.js';
+import type { EndReason, PauseReason, UpgradeState } from '../domain/upgrade-state.js';
+import type { Component } from '../domain/components.js';
 import { type KeysetPage, changed, countsByState, jsonOrNull, keysetPage, nowIso, parseJson, pick, slices } from './rows.js';
 import type { BatchesTable, UpgradesTable } from './schema.js';
 import type { Scope } from './scope.js';
@@ -28,6 +29,7 @@ const UPGRADE_COLUMNS = [
   'cap',
   'rampStart',
   'pauseReason',
+  'endReason',
   'createdBy',
   'createdAt',
   'pausedAt',
@@ -65,7 +67,9 @@ const NODE_TASK_STATES = Object.values(NodeTaskState);
  * store encodes it (the pause reason as JSON). Written only by a compare-and-set on the
  * state (`casState`).
  */
-export type UpgradePatch = Partial<Pick<UpgradeRecord, 'state' | 'pauseReason' | 'pausedAt' | 'finishedAt' | 'nextBatchAt' | 'rampStart'>>;
+export type UpgradePatch = Partial<
+  Pick<UpgradeRecord, 'state' | 'pauseReason' | 'endReason' | 'pausedAt' | 'finishedAt' | 'nextBatchAt' | 'rampStart'>
+>;
 
 /** What a compare-and-set on a node task changes. */
 export type TaskPatch = Partial<
@@ -75,7 +79,7 @@ export type TaskPatch = Partial<
 /** What a compare-and-set on a snapshot changes; it always names the new state. */
 export type SnapshotPatch = Partial<Pick<SnapshotRecord, 'ref' | 'error' | 'startedAt' | 'finishedAt'>> & { state: SnapshotState };
 
-const UPGRADE_PATCH_FIELDS = ['state', 'pauseReason', 'pausedAt', 'finishedAt', 'nextBatchAt', 'rampStart'] as const;
+const UPGRADE_PATCH_FIELDS = ['state', 'pauseReason', 'endReason', 'pausedAt', 'finishedAt', 'nextBatchAt', 'rampStart'] as const;
 const TASK_PATCH_FIELDS = ['state', 'batchIndex', 'attempt', 'startedAt', 'finishedAt', 'error', 'fromVersion'] as const;
 const SNAPSHOT_PATCH_FIELDS = ['state', 'ref', 'error', 'startedAt', 'finishedAt'] as const;
 
@@ -99,6 +103,7 @@ function toUpgrade(row: Pick<Selectable<UpgradesTable>, (typeof UPGRADE_COLUMNS)
     cap: row.cap,
     rampStart: row.rampStart,
     pauseReason: parseJson<PauseReason | null>(row.pauseReason, null),
+    endReason: parseJson<EndReason | null>(row.endReason, null),
     createdBy: row.createdBy,
     createdAt: row.createdAt,
     pausedAt: row.pausedAt,
@@ -163,6 +168,7 @@ export class UpgradeRepository {
           ...pick(upgrade, UPGRADE_COLUMNS),
           policy: JSON.stringify(upgrade.policy),
           pauseReason: jsonOrNull(upgrade.pauseReason),
+          endReason: jsonOrNull(upgrade.endReason),
           updatedAt: upgrade.createdAt,
         })
         .execute();
@@ -213,10 +219,15 @@ export class UpgradeRepository {
 
   /** Compare-and-set on the upgrade's state: applies `patch` only if the state is still `from`; false when it moved. */
   async casState(id: string, from: UpgradeState, patch: UpgradePatch): Promise<boolean> {
-    const { pauseReason, ...fields } = setFields(patch, UPGRADE_PATCH_FIELDS);
+    const { pauseReason, endReason, ...fields } = setFields(patch, UPGRADE_PATCH_FIELDS);
     const result = await this.db
       .updateTable('upgrades')
-      .set({ ...fields, ...(pauseReason !== undefined ? { pauseReason: jsonOrNull(pauseReason) } : {}), updatedAt: nowIso() })
+      .set({
+        ...fields,
+        ...(pauseReason !== undefined ? { pauseReason: jsonOrNull(pauseReason) } : {}),
+        ...(endReason !== undefined ? { endReason: jsonOrNull(endReason) } : {}),
+        updatedAt: nowIso(),
+      })
       .where('id', '=', id)
       .where('state', '=', from)
       .executeTakeFirst();
@@ -354,6 +365,26 @@ export class UpgradeRepository {
   async listBatches(upgradeId: string): Promise<BatchRecord[]> {
     const rows = await this.db.selectFrom('batches').select(BATCH_COLUMNS).where('upgradeId', '=', upgradeId).orderBy('idx').execute();
     return rows.map(toBatch);
+  }
+
+  /**
+   * When and how long the latest finished batches of `component` upgrades in a cluster
+   * took (other upgrades than `exceptUpgradeId`), newest first: what an upgrade's ETA is
+   * made from before its own first batch ends.
+   */
+  async pastBatchDurations(clusterId: string, component: Component, exceptUpgradeId: string, limit = 50): Promise<number[]> {
+    const rows = await this.db
+      .selectFrom('batches')
+      .innerJoin('upgrades', 'upgrades.id', 'batches.upgradeId')
+      .select(['batches.startedAt', 'batches.finishedAt'])
+      .where('upgrades.clusterId', '=', clusterId)
+      .where('upgrades.component', '=', component)
+      .where('upgrades.id', '!=', exceptUpgradeId)
+      .where('batches.state', '=', 'succeeded')
+      .orderBy('batches.finishedAt', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.flatMap((r) => (r.finishedAt ? [Date.parse(r.finishedAt) - Date.parse(r.startedAt)] : []));
   }
 
   /** Closes a running batch (compare-and-set on `running`); false when it was closed already. */

@@ -226,7 +226,20 @@ describe.concurrent('the CLI against a server', () => {
         cli.run(['upgrade', 'pause', started.id]),
       ]);
       expect(details.code).toBe(0);
-      expect(tableRows(details.stdout)[0]).toEqual(['ID', 'CLUSTER', 'COMPONENT', 'TARGET', 'STATE', 'PROGRESS', 'AGE']);
+      expect(tableRows(details.stdout)[0]).toEqual([
+        'ID',
+        'CLUSTER',
+        'COMPONENT',
+        'TARGET',
+        'STATE',
+        'PROGRESS',
+        'BATCH',
+        'ETA',
+        'REASON',
+        'AGE',
+      ]);
+      // Where it stands, and no ETA while it waits for a person.
+      expect(details.stdout).toMatch(/\nbatch \d+ of \d+ · \d+\/\d+ nodes · no ETA while it waits for an operator\n/);
       expect(details.stdout).toContain('pause reason: paused by admin\n');
       expect(details.stdout).toMatch(/\nBATCH {3,}SIZE {3,}STATE {3,}TOOK {3,}NODES\n1 {3,}1 {3,}succeeded/);
       expect(locked.code).toBe(3);
@@ -257,6 +270,10 @@ describe.concurrent('the CLI against a server', () => {
           .slice(1)
           .map((r) => r.slice(0, 5)),
       ).toEqual([[started.id, 'steer', 'agent', '1.1.0', 'Canceled']]);
+      // Why it ended, in the list: who canceled it, and that it was paused by whom.
+      expect(tableRows(list.stdout)[1]?.at(-2)).toMatch(
+        /^Canceled by admin \(it was paused: paused by admin\); \d+ node\(s\) will not be upgraded, \d+ stay upgraded/,
+      );
       expect(tableRows(nodes.stdout)[0]).toEqual(['NAME', 'STATE', 'BATCH', 'ATTEMPT', 'FROM', 'TO', 'ERROR']);
       expect(tableRows(nodes.stdout)[1]?.slice(0, 6)).toEqual(['sim-001', 'succeeded', '1', '1', '1.0.0', '1.1.0']);
       expect(nodes.stdout).toMatch(/\nsim-030 {3,}skipped/);

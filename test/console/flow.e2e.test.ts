@@ -107,6 +107,12 @@ describe.runIf(browserAvailable())('console: the upgrade flow on a 50-node clust
     expect(await upgrade.refusal.count()).toBe(0);
     // Started nodes finish after the pause; then nothing runs.
     await expect.poll(() => page.locator('.legend li', { hasText: 'running' }).textContent(), { timeout: 10_000 }).toBe('running 0');
+    // Where it stands: no estimate while it waits; the planned batches greyed, the ramp from 1 again.
+    await expect
+      .poll(() => upgrade.progressText.textContent())
+      .toMatch(/^Batch \d+ of \d+ · \d+ of 50 nodes · no estimate while it waits for an operator$/);
+    await expect.poll(() => upgrade.plannedSizes()).toEqual(expect.arrayContaining([1]));
+    expect((await upgrade.plannedSizes())[0]).toBe(1);
     await screenshotBoth(page, 'upgrade-paused', { fullPage: true });
     await screenshotBoth(page, 'upgrade-paused-viewport');
 
@@ -123,6 +129,10 @@ describe.runIf(browserAvailable())('console: the upgrade flow on a 50-node clust
     await upgrade.continue.click();
     await upgrade.waitForState('Upgrading');
     await expect.poll(() => upgrade.statusText.textContent()).toBe('Docker-Engine is upgrading');
+    // Batches had ended before the pause: the page says when it should end.
+    await expect
+      .poll(() => upgrade.progressText.textContent())
+      .toMatch(/^Batch \d+ of \d+ · \d+ of 50 nodes · about .+ left \(ends \d\d:\d\d:\d\d\)$/);
     await screenshotBoth(page, 'upgrade-running');
     await shell.nav('Clusters').click();
     await expect.poll(() => clusters.status('demo').textContent()).toContain('Docker-Engine is upgrading');
@@ -135,6 +145,8 @@ describe.runIf(browserAvailable())('console: the upgrade flow on a 50-node clust
     await page.goto(`/upgrades/${upgradeId}`);
     await upgrade.waitForState('Completed');
     expect(await upgrade.progress.getAttribute('aria-valuetext')).toBe('50 of 50 nodes upgraded');
+    expect(await upgrade.endReason.textContent()).toMatch(/^Completed: Docker-Engine 26\.1\.5 is on all 50 nodes \(\d{4}-/);
+    expect(await upgrade.plannedSizes()).toEqual([]);
     const sizes = (await upgrade.timeline.locator('g.bar text.label').allTextContents()).map((t) => Number(/· (\d+) node/.exec(t)?.[1]));
     expect(sizes[0]).toBe(1);
     expect(sizes.slice(1).includes(1)).toBe(true);

@@ -247,6 +247,7 @@ for (const dialect of dialects) {
         cap: 1,
         rampStart: 0,
         pauseReason: null,
+        endReason: null,
         createdBy: 'alice',
         createdAt: AT_ISO,
         pausedAt: null,

@@ -175,12 +175,23 @@ for (const dialect of dialects) {
       expect(Date.parse(paused.autoCancelAt) - Date.parse(paused.pausedAt)).toBe(3000);
       const canceled = await waitUpgrade(up.id, 'Canceled', 10_000);
       expect(canceled.finishedAt).not.toBeNull();
+      // Why it ended stays on the upgrade; the pause is history.
+      expect(canceled.endReason).toEqual({
+        kind: 'auto_canceled',
+        actor: 'engine',
+        at: canceled.finishedAt,
+        message: 'Canceled automatically after 3 seconds paused (it was paused: paused by admin); its events and logs were deleted',
+      });
+      expect(canceled.pauseReason).toBeNull();
+      expect(canceled.autoCancelAt).toBeNull();
       const events = (await s.api(`/api/v1/events?upgradeId=${up.id}`)).body.items;
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({ type: 'upgrade.auto_canceled', actor: 'engine', upgradeId: up.id });
+      // The log is not silently empty: the answer says it was deleted, and why.
       const tasks = (await s.api(`/api/v1/upgrades/${up.id}/nodes`)).body.items;
       const log = await s.api(`/api/v1/upgrades/${up.id}/nodes/${tasks[0].nodeId}/log`);
-      expect(log.text).toBe('');
+      expect(log.status).toBe(410);
+      expect(log.body.error).toEqual({ code: 'LOG_DELETED', message: `the log of sim-001 was deleted: ${canceled.endReason.message}` });
     });
 
     it('locks membership during an upgrade; eight concurrent starts: exactly one wins', async () => {

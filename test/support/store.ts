@@ -93,6 +93,7 @@ export async function addUpgrade(
     cap: Math.max(1, Math.floor(nodes.length / 10)),
     rampStart: 0,
     pauseReason: null,
+    endReason: null,
     createdBy: 'tester',
     createdAt,
     pausedAt: null,

@@ -2,7 +2,7 @@ import { stringify } from 'yaml';
 import { type Command, Option } from 'commander';
 import { componentDisplayName, components, type Component } from '../../domain/components.js';
 import { upgradePolicy } from '../../domain/defaults.js';
-import { formatDuration } from '../../domain/duration.js';
+import { formatElapsed } from '../../domain/duration.js';
 import { upgradeStates } from '../../domain/upgrade-state.js';
 import type { BatchView, NodeTaskView, PlanView, UpgradeList, UpgradeView } from '../../api/index.js';
 import { clientCommand, parseSeconds, parseWholeNumber, runAction } from '../command.js';
@@ -11,13 +11,16 @@ import { usageError } from '../errors.js';
 import { age, type Column, nameList, type Output, plural, shortTime } from '../output.js';
 import { allItems, pagesOf } from '../paging.js';
 import { clusterPath, resolveUpgradeId, upgradePath } from '../resolve.js';
+import { progressLine } from '../progress-text.js';
 import { autoCancelText, nodeNames, pauseCause } from '../watch/outcome.js';
 import { watchUpgrade } from '../watch/watch.js';
 
 const UPGRADE_REF = 'an upgrade id, or a cluster name or id for that cluster’s active (else latest) upgrade';
 
+/** Why it is paused, or why it ended. */
 function reasonText(u: UpgradeView, names: ReadonlyMap<string, string> = new Map()): string {
-  return u.state === 'Paused' && u.pauseReason ? pauseCause(u, names) : '';
+  if (u.state === 'Paused' && u.pauseReason) return pauseCause(u, names);
+  return u.endReason?.message ?? '';
 }
 
 function upgradeColumns(out: Output): Column<UpgradeView>[] {
@@ -28,13 +31,18 @@ function upgradeColumns(out: Output): Column<UpgradeView>[] {
     { header: 'TARGET', value: (u) => u.toVersion },
     { header: 'STATE', value: (u) => out.state(u.state) },
     { header: 'PROGRESS', value: (u) => `${u.nodes.succeeded}/${u.nodes.total}` },
+    { header: 'BATCH', value: (u) => `${u.progress.batch}/${u.progress.batches}` },
+    {
+      header: 'ETA',
+      value: (u) => (u.progress.etaSeconds === null || u.state === 'Completed' ? '' : formatElapsed(u.progress.etaSeconds * 1000)),
+    },
     { header: 'RUNNING', value: (u) => String(u.nodes.running), wide: true },
     { header: 'FAILED', value: (u) => String(u.nodes.failed), wide: true },
     { header: 'SKIPPED', value: (u) => String(u.nodes.skipped), wide: true },
     { header: 'SNAPSHOT', value: (u) => u.snapshot ?? '', wide: true },
     { header: 'MAX-BATCH', value: (u) => (u.cap === undefined ? '' : String(u.cap)), wide: true },
     { header: 'CREATED-BY', value: (u) => u.createdBy ?? '', wide: true },
-    { header: 'REASON', value: (u) => reasonText(u), wide: true },
+    { header: 'REASON', value: (u) => reasonText(u) },
     { header: 'AGE', value: (u) => age(u.createdAt) },
   ];
 }
@@ -44,14 +52,16 @@ function printUpgradeDetail(out: Output, u: UpgradeView, tasks: NodeTaskView[]):
   out.table(upgradeColumns(out), [u]);
   const notes: string[] = [];
   if (u.statusText) notes.push(u.statusText);
-  if (u.state === 'Paused') {
-    notes.push(`pause reason: ${reasonText(u, names)}`);
+  notes.push(progressLine(u));
+  if (u.endReason) notes.push(`ended ${shortTime(u.endReason.at)}: ${u.endReason.message}`);
+  if (u.state === 'Paused' || u.state === 'SnapshotFailed') {
+    if (u.state === 'Paused') notes.push(`pause reason: ${reasonText(u, names)}`);
     const ttl = autoCancelText(u);
     if (ttl) notes.push(ttl);
   }
   if (u.snapshots)
     notes.push(
-      `snapshots: ${u.snapshots.succeeded}/${u.snapshots.total} taken${u.snapshots.failed ? `, ${u.snapshots.failed} failed` : ''}`,
+      `snapshots: ${u.snapshots.succeeded}/${u.snapshots.total} taken${u.snapshots.failed ? `, ${u.snapshots.failed} failed (${u.snapshots.failedNodes.join(', ')})` : ''}`,
     );
   if (u.nextBatchAt && (u.state === 'Upgrading' || u.state === 'BackingUp')) notes.push(`next batch at ${shortTime(u.nextBatchAt)} (soak)`);
   out.line();
@@ -63,7 +73,7 @@ function printUpgradeDetail(out: Output, u: UpgradeView, tasks: NodeTaskView[]):
       { header: 'BATCH', value: (b) => String(b.index + 1) },
       { header: 'SIZE', value: (b) => String(b.size) },
       { header: 'STATE', value: (b) => out.state(b.state) },
-      { header: 'TOOK', value: (b) => (b.finishedAt ? formatDuration(Date.parse(b.finishedAt) - Date.parse(b.startedAt)) : '') },
+      { header: 'TOOK', value: (b) => (b.finishedAt ? formatElapsed(Date.parse(b.finishedAt) - Date.parse(b.startedAt)) : '') },
       { header: 'STARTED', value: (b) => shortTime(b.startedAt), wide: true },
       {
         header: 'NODES',

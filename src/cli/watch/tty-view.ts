@@ -1,9 +1,10 @@
 import { Listr, type ListrTask, type ListrTaskWrapper } from 'listr2';
-import { formatDuration } from '../../domain/duration.js';
+import { formatElapsed } from '../../domain/duration.js';
 import type { BatchView } from '../../api/index.js';
 import type { Output } from '../output.js';
 import { nameList, plural } from '../output.js';
 import type { StreamStatus } from '../sse.js';
+import { progressLine } from '../progress-text.js';
 import { autoCancelText, nodeNames, pauseCause, snapshotFailures, type UpgradeSnapshot, type WatchOutcome } from './outcome.js';
 import { describeUpgrade, type WatchView } from './views.js';
 
@@ -63,7 +64,7 @@ class DisplayLine {
 
 function seconds(from: string, to: string | null): string {
   if (!to) return '';
-  return formatDuration(Math.max(0, Date.parse(to) - Date.parse(from)));
+  return formatElapsed(Math.max(0, Date.parse(to) - Date.parse(from)));
 }
 
 /**
@@ -148,7 +149,7 @@ export class TtyView implements WatchView {
   update(snapshot: UpgradeSnapshot): void {
     const u = snapshot.upgrade;
     const names = nodeNames(snapshot.tasks);
-    const overall = `${u.nodes.succeeded}/${u.nodes.total} nodes upgraded${u.nodes.failed ? `, ${u.nodes.failed} failed` : ''}${this.notice ? `\n${this.notice}` : ''}`;
+    const overall = `${progressLine(u)}${u.nodes.failed ? ` · ${u.nodes.failed} failed` : ''}${this.notice ? `\n${this.notice}` : ''}`;
 
     if (u.snapshot === 'before' && u.snapshots) {
       const s = u.snapshots;

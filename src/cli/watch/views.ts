@@ -3,6 +3,7 @@ import type { EventView } from '../../api/index.js';
 import type { Output } from '../output.js';
 import { plural } from '../output.js';
 import type { StreamStatus } from '../sse.js';
+import { progressLine } from '../progress-text.js';
 import { autoCancelText, nodeNames, pauseCause, type UpgradeSnapshot, type WatchOutcome } from './outcome.js';
 
 /** How `watch` shows progress: live on a terminal, as lines in a log, or not at all for `-o json`. */
@@ -31,6 +32,8 @@ export function describeUpgrade(snapshot: UpgradeSnapshot): string {
 export class PlainView implements WatchView {
   private readonly out: Output;
   private announcedPause: string | null = null;
+  private announcedBatch = 0;
+  private ended = false;
   private disconnected = false;
 
   constructor(out: Output) {
@@ -48,10 +51,17 @@ export class PlainView implements WatchView {
 
   event(event: EventView): void {
     this.say(`${event.type.padEnd(23)} ${event.message}`, event.at);
+    // A snapshot fetched before the end may arrive after it: its progress is stale by then.
+    if (event.type === 'upgrade.completed' || event.type === 'upgrade.canceled' || event.type === 'upgrade.auto_canceled')
+      this.ended = true;
   }
 
   update(snapshot: UpgradeSnapshot): void {
     const u = snapshot.upgrade;
+    if (!this.ended && u.state === 'Upgrading' && u.progress.batch > 0 && u.progress.batch !== this.announcedBatch) {
+      this.announcedBatch = u.progress.batch;
+      this.say(`${'progress'.padEnd(23)} ${progressLine(u)}`);
+    }
     if (u.state === 'Paused' && u.pausedAt && this.announcedPause !== u.pausedAt) {
       this.announcedPause = u.pausedAt;
       const ttl = autoCancelText(u);

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Readable } from 'node:stream';
-import { notFound } from '../../domain/errors.js';
+import { ErrorCode, UpshiftError, notFound } from '../../domain/errors.js';
 import type { OperatorCommand } from '../../domain/upgrade-state.js';
 import { type LogCursor, type Store, logMarker } from '../../store/index.js';
 import {
@@ -160,6 +160,10 @@ export const upgradeRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { e
       const upgrade = await engine.upgrades.get(request.params.id);
       const task = await store.upgrades.findTaskOfNode(upgrade.id, request.params.nodeId);
       if (!task) throw notFound('node in this upgrade', request.params.nodeId);
+      // An empty answer would say "this node logged nothing"; the truth is that it was deleted.
+      if (upgrade.endReason?.kind === 'auto_canceled') {
+        throw new UpshiftError(ErrorCode.LOG_DELETED, `the log of ${task.nodeName} was deleted: ${upgrade.endReason.message}`);
+      }
       // Streamed a page of rows at a time, as the client reads: a reader of a long log
       // holds one page, never the whole text.
       return reply.type('text/plain; charset=utf-8').send(Readable.from(logText(store, task.id), { objectMode: true, highWaterMark: 1 }));

@@ -321,6 +321,15 @@ export const migrations: Migration[] = [
       await db.schema.createIndex('node_tasks_upgrade_sort_key').on('node_tasks').columns(['upgrade_id', 'sort_key']).execute();
     },
   },
+  {
+    version: 10,
+    name: 'why an upgrade ended',
+    async up(db) {
+      // JSON of { kind, actor, at, message }; upgrades that ended before this migration
+      // keep null, and the API derives a reason for them from their state and last event.
+      await db.schema.alterTable('upgrades').addColumn('end_reason', 'text').execute();
+    },
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version));

@@ -17,7 +17,9 @@ function niceStep(spanMs: number): number {
 /**
  * The batches on a time line: one row per batch, a bar from its start to its end (or to
  * now while it runs), coloured by result, with its size on the left and its duration on
- * the right. Gaps between bars are pauses or soak time.
+ * the right. Gaps between bars are pauses or soak time. The batches still planned follow,
+ * greyed: spread evenly up to the expected end when the server has an ETA, else only
+ * listed with their sizes.
  */
 export function BatchTimeline({
   batches,
@@ -25,6 +27,8 @@ export function BatchTimeline({
   endedAt,
   now,
   backingUp,
+  planned = [],
+  etaAt = null,
 }: {
   batches: BatchView[];
   startedAt: string;
@@ -32,9 +36,13 @@ export function BatchTimeline({
   now: number;
   /** Snapshots first: `open` while they are being taken or waiting for the operator, `done` after. */
   backingUp: 'open' | 'done' | null;
+  /** Sizes of the batches still to start (`progress.plannedSizes`). */
+  planned?: number[];
+  /** The expected end (`progress.etaAt`), when the server has one. */
+  etaAt?: string | null;
 }) {
   const started = batches.filter((b) => b.startedAt);
-  if (started.length === 0 && !backingUp) {
+  if (started.length === 0 && !backingUp && planned.length === 0) {
     return <p className="muted">No batch has started yet.</p>;
   }
   const created = Date.parse(startedAt);
@@ -42,7 +50,9 @@ export function BatchTimeline({
   // `now` ticks once a second: a batch that started since is drawn from its start, not before it.
   const endOf = (b: BatchView) => (b.finishedAt ? Date.parse(b.finishedAt) : Math.max(now, Date.parse(b.startedAt as string)));
   const lastEnd = Math.max(t0, ...started.map(endOf));
-  const t1 = Math.max(t0 + 1000, endedAt ? Math.max(Date.parse(endedAt), lastEnd) : Math.max(now, lastEnd));
+  const current = Math.max(t0 + 1000, endedAt ? Math.max(Date.parse(endedAt), lastEnd) : Math.max(now, lastEnd));
+  const eta = !endedAt && etaAt && planned.length > 0 ? Math.max(current, Date.parse(etaAt)) : null;
+  const t1 = eta ?? current;
   const span = t1 - t0;
   const plot = width - labelWidth - rightPad;
   const x = (t: number) => labelWidth + ((t - t0) / span) * plot;
@@ -50,14 +60,17 @@ export function BatchTimeline({
   const firstBatch = started.length ? Date.parse(started[0]?.startedAt as string) : null;
   const snapshotEnd = backingUp === 'open' ? (endedAt ? Date.parse(endedAt) : now) : (firstBatch ?? (endedAt ? Date.parse(endedAt) : now));
   const offset = backingUp ? 1 : 0;
-  const height = axisHeight + (started.length + offset) * rowHeight + 6;
+  const height = axisHeight + (started.length + offset + planned.length) * rowHeight + 6;
+  // Planned batches share the time up to the expected end equally: an estimate, drawn as one.
+  const plannedSlot = eta !== null ? (eta - current) / planned.length : 0;
+  const firstPlanned = (started.at(-1)?.index ?? -1) + 1;
   const step = niceStep(span);
   const ticks: number[] = [];
   for (let t = 0; t <= span; t += step) ticks.push(t);
   const succeeded = started.filter((b) => b.state === 'succeeded').length;
   const failed = started.filter((b) => b.state === 'failed').length;
   const running = started.filter((b) => b.state === 'running').length;
-  const summary = `${started.length} ${started.length === 1 ? 'batch' : 'batches'} over ${formatDuration(span)}: ${succeeded} succeeded, ${failed} with a failure, ${running} running.`;
+  const summary = `${started.length} ${started.length === 1 ? 'batch' : 'batches'} over ${formatDuration(current - t0)}: ${succeeded} succeeded, ${failed} with a failure, ${running} running${planned.length > 0 ? `, ${planned.length} planned` : ''}.`;
 
   return (
     <figure className="timeline" data-testid="batch-timeline">
@@ -105,7 +118,27 @@ export function BatchTimeline({
             </g>
           );
         })}
-        {!endedAt ? <line className="now" x1={x(t1)} x2={x(t1)} y1={axisHeight - 6} y2={height} /> : null}
+        {planned.map((size, i) => {
+          const y = axisHeight + (started.length + offset + i) * rowHeight;
+          const index = firstPlanned + i;
+          const bx = x(current + i * plannedSlot);
+          return (
+            <g key={`planned-${index}`} className="bar planned" data-planned={index}>
+              <title>{`Batch ${index + 1}: ${size} node${size === 1 ? '' : 's'}, planned`}</title>
+              <text x={labelWidth - 8} y={y + rowHeight / 2 + 4} textAnchor="end" className="label">
+                {`#${index + 1} · ${size} node${size === 1 ? '' : 's'}`}
+              </text>
+              {eta !== null ? (
+                <rect x={bx} y={y + 4} width={Math.max(3, x(current + (i + 1) * plannedSlot) - bx)} height={rowHeight - 8} rx={3} />
+              ) : (
+                <text x={labelWidth + 6} y={y + rowHeight / 2 + 4} className="value">
+                  planned
+                </text>
+              )}
+            </g>
+          );
+        })}
+        {!endedAt ? <line className="now" x1={x(Math.min(now, t1))} x2={x(Math.min(now, t1))} y1={axisHeight - 6} y2={height} /> : null}
       </svg>
       <figcaption className="legend">
         <span>
@@ -120,6 +153,11 @@ export function BatchTimeline({
         {backingUp ? (
           <span>
             <span className="swatch snapshots" aria-hidden="true" /> snapshots
+          </span>
+        ) : null}
+        {planned.length > 0 ? (
+          <span>
+            <span className="swatch planned" aria-hidden="true" /> planned{eta !== null ? ' (estimated)' : ''}
           </span>
         ) : null}
         <span className="muted">{summary}</span>

@@ -104,11 +104,11 @@ export function Controls({
           <p>Nodes that had started finish; no other node starts until you continue.</p>
         </Notice>
       ) : null}
-      {s === 'Paused' && u.autoCancelAt ? (
+      {(s === 'Paused' || s === 'SnapshotFailed') && u.autoCancelAt ? (
         <p className="auto-cancel" data-testid="auto-cancel">
-          Paused since {formatTime(u.pausedAt)}. If it is not continued, it is canceled automatically in{' '}
-          <strong>{formatDuration(Math.max(0, Date.parse(u.autoCancelAt) - now))}</strong> (at {formatTime(u.autoCancelAt)}), and its events
-          and logs are deleted.
+          {s === 'Paused' ? 'Paused' : 'Waiting for a decision'} since {formatTime(u.pausedAt)}. If it is not continued, it is canceled
+          automatically in <strong>{formatDuration(Math.max(0, Date.parse(u.autoCancelAt) - now))}</strong> (at {formatTime(u.autoCancelAt)}
+          ), and its events and logs are deleted.
         </p>
       ) : null}
 

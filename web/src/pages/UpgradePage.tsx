@@ -1,5 +1,5 @@
 import { useMemo, useState } from 'react';
-import type { NodeTaskState, NodeTaskView } from '@upshift/api';
+import type { NodeTaskState, NodeTaskView, UpgradeView } from '@upshift/api';
 import { nodeTaskStates } from '@upshift/api/enums';
 import { TaskStateBadge, UpgradeStateBadge } from '../components/Badges';
 import { BatchTimeline } from '../components/BatchTimeline';
@@ -204,13 +204,20 @@ export function UpgradePage({ upgradeId }: { upgradeId: string }) {
         tasks={tasks.rows}
       />
 
+      {u.endReason ? (
+        <p className={`notice ${u.endReason.kind === 'completed' ? 'ok' : 'warn'}`} data-testid="end-reason" role="status">
+          {u.endReason.message} <span className="muted">({formatTime(u.endReason.at)})</span>
+        </p>
+      ) : null}
+
       <h2>Progress</h2>
+      <p data-testid="upgrade-progress">{progressText(u, now)}</p>
       <ProgressBar counts={counts} />
       {u.snapshots && u.snapshots.total > 0 ? (
         <p className="muted" data-testid="snapshot-progress">
           Snapshots: {u.snapshots.succeeded} of {u.snapshots.total} taken
           {u.snapshots.running ? `, ${u.snapshots.running} running` : ''}
-          {u.snapshots.failed ? `, ${u.snapshots.failed} failed` : ''}.
+          {u.snapshots.failed ? `, ${u.snapshots.failed} failed (${u.snapshots.failedNodes.join(', ')})` : ''}.
         </p>
       ) : null}
 
@@ -221,6 +228,8 @@ export function UpgradePage({ upgradeId }: { upgradeId: string }) {
         endedAt={u.finishedAt}
         now={now}
         backingUp={withSnapshots ? (u.state === 'BackingUp' || u.state === 'SnapshotFailed' ? 'open' : 'done') : null}
+        planned={u.state === 'Completed' || u.state === 'Canceled' ? [] : u.progress.plannedSizes}
+        etaAt={u.progress.etaAt}
       />
       {u.batches.length > 0 ? (
         <details className="batch-details">
@@ -329,4 +338,16 @@ export function UpgradePage({ upgradeId }: { upgradeId: string }) {
       </p>
     </section>
   );
+}
+
+/** `Batch 4 of 12 · 17 of 50 nodes · about 3 m 10 s left (ends 14:32)`, or why there is no estimate. */
+function progressText(u: UpgradeView, now: number): string {
+  const p = u.progress;
+  const head = `Batch ${p.batch} of ${p.batches} · ${p.nodesDone} of ${p.nodesTotal} nodes`;
+  if (u.state === 'Completed') return `${head} · took ${formatDuration(p.elapsedSeconds * 1000)}`;
+  if (u.state === 'Canceled') return `${head} · ran ${formatDuration(p.elapsedSeconds * 1000)}`;
+  if (u.state === 'Paused' || u.state === 'SnapshotFailed') return `${head} · no estimate while it waits for an operator`;
+  if (p.etaSeconds === null || p.etaAt === null) return `${head} · estimate once a batch has ended`;
+  const left = Math.max(0, Date.parse(p.etaAt) - now);
+  return `${head} · about ${formatDuration(left)} left (ends ${formatClock(p.etaAt)})`;
 }

@@ -19,6 +19,8 @@ export class UpgradePage {
   readonly finalNotice: Locator;
   readonly progress: Locator;
   readonly timeline: Locator;
+  readonly progressText: Locator;
+  readonly endReason: Locator;
   readonly tasks: Locator;
   readonly logViewer: Locator;
   readonly events: Locator;
@@ -42,6 +44,8 @@ export class UpgradePage {
     this.finalNotice = page.getByTestId('final-notice');
     this.progress = page.getByRole('progressbar', { name: 'Nodes upgraded' }).first();
     this.timeline = page.getByTestId('batch-timeline');
+    this.progressText = page.getByTestId('upgrade-progress');
+    this.endReason = page.getByTestId('end-reason');
     this.tasks = page.getByTestId('tasks-table');
     this.logViewer = page.getByTestId('log-viewer');
     this.events = page.getByTestId('upgrade-events');
@@ -79,8 +83,14 @@ export class UpgradePage {
     await this.confirmDialog.waitFor({ state: 'detached' });
   }
 
-  /** The number of batch bars drawn in the SVG timeline. */
+  /** The number of batch bars drawn in the SVG timeline (batches that started). */
   async timelineBars(): Promise<number> {
-    return this.timeline.locator('g.bar').count();
+    return this.timeline.locator('g.bar:not(.planned)').count();
+  }
+
+  /** The sizes of the planned batches the timeline shows greyed, in order. */
+  async plannedSizes(): Promise<number[]> {
+    const labels = await this.timeline.locator('g.bar.planned text.label').allTextContents();
+    return labels.map((t) => Number(/· (\d+) node/.exec(t)?.[1]));
   }
 }
