@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dialects, freshPgDatabase } from '../support/databases.js';
+import type { ProgressView as Progress } from '../../src/api/index.js';
+import { waitFor } from '../support/engine.js';
 import { type ServerProcess, startServerProcess } from '../support/server.js';
 
 /**
@@ -8,26 +10,7 @@ import { type ServerProcess, startServerProcess } from '../support/server.js';
  * simulated clusters of several sizes and speeds, none while paused, and the end reason
  * of each way an upgrade ends (a failed snapshot left waiting included).
  */
-async function until<T>(fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-interface Progress {
-  batch: number;
-  batches: number;
-  plannedSizes: number[];
-  nodesDone: number;
-  nodesTotal: number;
-  elapsedSeconds: number;
-  etaSeconds: number | null;
-  etaAt: string | null;
-}
+const until = <T>(check: () => Promise<T | undefined | false>, ms = 30_000) => waitFor(check, ms);
 
 for (const dialect of dialects) {
   describe(`progress and end reasons on ${dialect}`, () => {
