@@ -51,6 +51,12 @@ export const ErrorCode = {
   SCHEMA_TOO_NEW: 'SCHEMA_TOO_NEW',
   /** Another upload of the same artifact file is in progress (409). */
   ARTIFACT_BUSY: 'ARTIFACT_BUSY',
+  /**
+   * An agent that runs as a JavaScript file under the host's Node.js asked for its
+   * successor: the agent is now one executable, which a self-upgrade cannot put in place of
+   * a script that the service starts with `node`; the host reinstalls with the join command (409).
+   */
+  AGENT_REINSTALL_NEEDED: 'AGENT_REINSTALL_NEEDED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 export const errorCodes: readonly ErrorCode[] = Object.values(ErrorCode);
@@ -81,6 +87,7 @@ const httpStatusOf: Record<ErrorCode, number> = {
   NOT_READY: 503,
   ARTIFACT_BUSY: 409,
   SCHEMA_TOO_NEW: 503,
+  AGENT_REINSTALL_NEEDED: 409,
 };
 
 export interface UpshiftErrorOptions {

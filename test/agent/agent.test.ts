@@ -131,7 +131,7 @@ describe('the agent against the protocol', () => {
         config,
         version,
         logger: silentAgentLogger,
-        agentFile: undefined,
+        program: undefined,
         pollSeconds: 1,
         ...(options.joinOnly ? { joinOnly: true } : {}),
       }),
