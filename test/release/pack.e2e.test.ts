@@ -83,7 +83,15 @@ describe('the packed release', () => {
     const listed = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).trim().split('\n').sort();
     const top = new Set(listed.map((f) => f.replace(/^package\//, '').replace(/\/.*$/, '/')));
     expect([...top].sort()).toEqual(['README.md', 'bin/', 'dist/', 'package.json', 'scripts/']);
-    for (const file of ['bin/upshift.js', 'dist/upshift.js', 'dist/agent.js', 'dist/web/index.html', 'scripts/postinstall.mjs']) {
+    for (const file of [
+      'bin/upshift.js',
+      'dist/upshift.js',
+      'dist/agent.js',
+      'dist/agent/upshift-agent-linux-x64',
+      'dist/agent/upshift-agent-linux-x64.json',
+      'dist/web/index.html',
+      'scripts/postinstall.mjs',
+    ]) {
       expect(listed).toContain(`package/${file}`);
     }
     expect(listed.filter((f) => f.startsWith('package/scripts/'))).toEqual(['package/scripts/postinstall.mjs']);
@@ -149,6 +157,12 @@ describe('the packed release', () => {
       const agent = await fetch(`${url}/install/upshift-agent.js`);
       expect(agent.status).toBe(200);
       expect(Buffer.from(await agent.arrayBuffer()).equals(readFileSync(join(install, 'node_modules/upshift/dist/agent.js')))).toBe(true);
+      // The agent executable hosts install (Node.js inside), with the checksum the build recorded.
+      const manifest = JSON.parse(readFileSync(join(install, 'node_modules/upshift/dist/agent/upshift-agent-linux-x64.json'), 'utf8')) as {
+        sha256: string;
+      };
+      const checksum = await fetch(`${url}/install/upshift-agent-linux-x64.sha256`);
+      expect(await checksum.text()).toBe(`${manifest.sha256}\n`);
 
       // To the process group, as Ctrl-C or systemd do: npx runs the command through `sh -c`,
       // which does not pass on a SIGTERM sent to npx alone.
