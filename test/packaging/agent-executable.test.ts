@@ -1,11 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildAgentExecutable } from '../../scripts/agent-executable.mjs';
 import { PRODUCT_VERSION } from '../../src/domain/product-version.js';
+import { loadAgentExecutable } from '../../src/server/agent-files.js';
 import { repoRoot } from '../support/server.js';
 
 /**
@@ -83,4 +84,31 @@ describe('the agent executable', () => {
     const again = await buildAgentExecutable({ outfile, version: '0.9.0', workDir: join(work, 'sea') });
     expect(again).toEqual({ manifest: first.manifest, rebuilt: false });
   }, 180_000);
+
+  it('is what the server loads at start: the manifest when it matches the file, else the file hashed', async () => {
+    const manifest = JSON.parse(readFileSync(`${EXECUTABLE}.json`, 'utf8')) as { sha256: string; size: number };
+    expect(loadAgentExecutable(EXECUTABLE)).toEqual({
+      file: EXECUTABLE,
+      size: manifest.size,
+      sha256: manifest.sha256,
+      version: PRODUCT_VERSION,
+      arch: 'x64',
+      node: `v${pinned}`,
+    });
+    // A manifest left from another build (the size differs): the server hashes the file itself.
+    const dir = join(work, 'stale');
+    mkdirSync(dir);
+    const file = join(dir, 'upshift-agent-linux-x64');
+    writeFileSync(file, 'not the recorded executable');
+    writeFileSync(`${file}.json`, JSON.stringify({ ...manifest, version: '9.9.9' }));
+    expect(loadAgentExecutable(file)).toEqual({
+      file,
+      size: 27,
+      sha256: createHash('sha256').update('not the recorded executable').digest('hex'),
+      version: 'unknown',
+      arch: 'x64',
+      node: 'unknown',
+    });
+    expect(loadAgentExecutable(join(dir, 'missing'))).toBeUndefined();
+  });
 });
