@@ -1,19 +1,21 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   chmodSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
+  linkSync,
   statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PRODUCT_VERSION } from '../../src/domain/product-version.js';
 import { loadServerConfig } from '../../src/server/config.js';
@@ -38,6 +40,26 @@ const AGENT_FILE = join(repoRoot, 'dist/agent.js');
 /** The agent executable the install script installs. */
 const AGENT_EXE = join(repoRoot, 'dist/agent/upshift-agent-linux-x64');
 const sha256Of = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+/** systemd's own units, when systemd is installed: `systemd-analyze verify` checks the agent's unit against them. */
+const systemUnits = ['/usr/lib/systemd/system', '/lib/systemd/system'].find((d) => existsSync(join(d, 'multi-user.target')));
+const hasAnalyze = systemUnits !== undefined && spawnSync('sh', ['-c', 'command -v systemd-analyze']).status === 0;
+
+/**
+ * `systemd-analyze verify` of the unit the install script wrote, in a temp root laid out as
+ * the host: systemd's units, the unit, and the executable at its ExecStart path (verify
+ * refuses a unit whose program is missing). Returns what verify printed and its status.
+ */
+function verifyUnit(work: string, unit: string, executable: string): { status: number | null; output: string } {
+  const root = mkdtempSync(join(work, 'unit-root-'));
+  cpSync(systemUnits as string, join(root, 'usr/lib/systemd/system'), { recursive: true, verbatimSymlinks: true });
+  mkdirSync(join(root, 'etc/systemd/system'), { recursive: true });
+  writeFileSync(join(root, 'etc/systemd/system/upshift-agent.service'), unit);
+  mkdirSync(join(root, dirname(executable)), { recursive: true });
+  linkSync(executable, join(root, executable));
+  const r = spawnSync('systemd-analyze', ['verify', `--root=${root}`, 'upshift-agent.service'], { encoding: 'utf8' });
+  return { status: r.status, output: r.stdout + r.stderr };
+}
 
 /**
  * A PATH for the install script on a host without Node.js: the stubs first, then a directory
@@ -382,6 +404,11 @@ for (const dialect of dialects) {
       const unit = readFileSync(join(first.dir, 'units', 'upshift-agent.service'), 'utf8');
       expect(unit).toContain(`ExecStart=${binary} agent --server ${base} --data-dir ${join(first.dir, 'data')} --name inst-1\n`);
       expect(unit).toContain('RestartPreventExitStatus=2\n');
+      if (hasAnalyze) {
+        expect(verifyUnit(work, unit, binary)).toEqual({ status: 0, output: '' });
+        // …and it does speak up about a unit that is wrong, so the check above can fail.
+        expect(verifyUnit(work, unit.replace('RestartSec=', 'RestartSc='), binary).output).toContain("Unknown key 'RestartSc'");
+      }
       expect(readFileSync(join(first.dir, 'systemctl.log'), 'utf8')).toBe(
         'stop upshift-agent\ndaemon-reload\nenable upshift-agent\nrestart upshift-agent\n',
       );
