@@ -182,10 +182,14 @@ describe('agent protocol', () => {
     // An agent from before the executable asks without a query: refused, with the way out.
     const legacy = await bundle('');
     expect(legacy.status).toBe(409);
-    const refusal = ((await legacy.json()) as { error: { code: string; message: string } }).error;
+    const text = await legacy.text();
+    const refusal = (JSON.parse(text) as { error: { code: string; message: string } }).error;
     expect(refusal.code).toBe('AGENT_REINSTALL_NEEDED');
-    expect(refusal.message).toContain('node exe-1 runs the agent as a JavaScript file under Node.js');
-    expect(refusal.message).toContain('`upshift cluster join-token hosts-exe` on the host with --name exe-1');
+    expect(refusal.message).toContain('This agent runs as agent.js under Node.js, which cannot upgrade itself to the agent executable');
+    // Such an agent reports the first 300 characters of the answer: the way out is in them.
+    expect(text.slice(0, 300)).toContain(
+      'reinstall the agent of node exe-1: run the join command of `upshift cluster join-token hosts-exe` on the host with --name exe-1',
+    );
 
     const served = await bundle('?form=executable&arch=x64');
     expect(served.status).toBe(200);

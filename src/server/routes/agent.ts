@@ -149,9 +149,10 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
         // An agent from before the executable (node agent.js): the service that starts it
         // with node cannot start an executable swapped in for the script.
         const cluster = (await store.clusters.get(node.clusterId))?.name ?? 'CLUSTER';
+        // Its task shows the first 300 characters of this answer: the instruction comes first.
         throw new UpshiftError(
           ErrorCode.AGENT_REINSTALL_NEEDED,
-          `node ${node.name} runs the agent as a JavaScript file under Node.js; the agent is now one executable with Node.js inside, which replaces the script by reinstalling, not by a self-upgrade: run the join command of \`upshift cluster join-token ${cluster}\` on the host with --name ${node.name} (it keeps the node's data dir and credential, and removes agent.js)`,
+          `reinstall the agent of node ${node.name}: run the join command of \`upshift cluster join-token ${cluster}\` on the host with --name ${node.name} (it keeps the credential). This agent runs as agent.js under Node.js, which cannot upgrade itself to the agent executable`,
         );
       }
       const e = executable();
