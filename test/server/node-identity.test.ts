@@ -427,6 +427,18 @@ for (const dialect of dialects) {
       expect(await exited).toBe(0);
       expect(log).not.toContain('joined cluster');
 
+      // Installing again on the same host (how a host moves from agent.js to the executable):
+      // the stored credential is kept, nothing joins anew, the executable and unit are in place.
+      const credential = readFileSync(credentialFile, 'utf8');
+      writeFileSync(join(first.dir, 'opt', 'agent.js'), '// the agent of an older install\n');
+      const again = await run('sh', [script, ...args, '--name', 'inst-1', ...first.args], first.env);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toContain('this host holds a credential already');
+      expect(readFileSync(credentialFile, 'utf8')).toBe(credential);
+      expect(readdirSync(join(first.dir, 'opt'))).toEqual(['upshift-agent']);
+      expect(readFileSync(join(first.dir, 'units', 'upshift-agent.service'), 'utf8')).toBe(unit);
+      expect(await events(cluster.id, 'agent.joined')).toHaveLength(0);
+
       // Another host with the same name: the script stops with the advice, and installs no service.
       const second = host('second');
       const taken = await run('sh', [script, ...args, '--name', 'inst-1', ...second.args], second.env);
