@@ -121,7 +121,7 @@ async function runAgent(spec: WorkerSpec, name: string, startAfterMs: number, st
     config,
     version: agentVersion(),
     logger: benchLogger(name),
-    agentFile: undefined,
+    program: undefined,
     facts: host,
     recipes: { [RecipeName.dockerEngine]: new SleepRecipe(host, name, spec.workSeconds) },
   });

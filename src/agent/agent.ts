@@ -18,6 +18,8 @@ import { Journal, dispositionOf } from './journal.js';
 import type { AgentLogger } from './log.js';
 import { TaskLogStream } from './task-log.js';
 import { TaskParamsError, isValidTaskKey, validateTaskEnvelope } from './params.js';
+import type { AgentProgram } from './program.js';
+import { successorArgv } from './program.js';
 import { isHandedOver, recipeBook } from './recipes/index.js';
 import type { Recipe, RecipeOutcome } from './recipes/types.js';
 import { HANDOVER_ENV, handoverReadyFile } from './recipes/self-upgrade.js';
@@ -35,8 +37,8 @@ export interface AgentOptions {
   config: AgentConfig;
   version: string;
   logger: AgentLogger;
-  /** The standalone agent file this process runs from (self-upgrade replaces it); undefined inside the CLI. */
-  agentFile: string | undefined;
+  /** The standalone agent this process runs from (self-upgrade replaces it); undefined inside the CLI. */
+  program: AgentProgram | undefined;
   /** Seconds a task long poll waits on the server. */
   pollSeconds?: number;
   /**
@@ -332,9 +334,9 @@ export class Agent {
 
   private selfUpgradeHost(client: ServerClient): SelfUpgradeHost {
     return {
-      agentFile: this.options.agentFile,
-      downloadBundle: (dest, signal) => client.download('/api/v1/agent/bundle', dest, signal),
-      successorArgv: () => [process.execPath, ...process.execArgv, this.options.agentFile ?? '', ...process.argv.slice(2)],
+      program: this.options.program,
+      downloadExecutable: (dest, signal) => client.download(`/api/v1/agent/bundle?form=executable&arch=${process.arch}`, dest, signal),
+      successorArgv,
       quiesce: (paused) => {
         this.heartbeatsPaused = paused;
       },

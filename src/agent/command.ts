@@ -6,6 +6,7 @@ import { AgentConfigError, loadAgentConfig } from './config.js';
 import { stderrLogger } from './log.js';
 import { snapshotProviderFor } from './recipes/snapshot.js';
 import { agentVersion } from './agent-version.js';
+import type { AgentProgram } from './program.js';
 
 interface AgentFlags {
   server?: string;
@@ -19,10 +20,10 @@ interface AgentFlags {
 }
 
 /**
- * Adds the agent's options and action to `cmd`. `agentFile` is the standalone bundle the
+ * Adds the agent's options and action to `cmd`. `program` is the standalone agent the
  * process runs from (what a self-upgrade replaces); undefined inside the `upshift` CLI.
  */
-export function configureAgentCommand(cmd: Command, agentFile: string | undefined): Command {
+export function configureAgentCommand(cmd: Command, program: AgentProgram | undefined): Command {
   return cmd
     .addOption(new Option('--server <url>', 'the Upshift server, e.g. http://10.0.0.1:8420').env('UPSHIFT_SERVER'))
     .addOption(new Option('--join-token <token>', 'the cluster’s join token (needed for the first start only)').env('UPSHIFT_JOIN_TOKEN'))
@@ -80,7 +81,7 @@ export function configureAgentCommand(cmd: Command, agentFile: string | undefine
         }
       }
       const joinOnly = flags.joinOnly === true;
-      const agent = new Agent({ config, version: agentVersion(), logger: log, agentFile, joinOnly });
+      const agent = new Agent({ config, version: agentVersion(), logger: log, program, joinOnly });
       let signals = 0;
       const onSignal = (sig: string) => {
         signals++;
@@ -93,7 +94,9 @@ export function configureAgentCommand(cmd: Command, agentFile: string | undefine
       };
       process.on('SIGTERM', () => onSignal('SIGTERM'));
       process.on('SIGINT', () => onSignal('SIGINT'));
-      log.info(`upshift agent ${agentVersion()} starting (data dir ${config.dataDir}${agentFile ? `, file ${agentFile}` : ''})`);
+      log.info(
+        `upshift agent ${agentVersion()} starting on Node.js ${process.version} (data dir ${config.dataDir}${program ? `, ${program.form} ${program.file}` : ''})`,
+      );
       try {
         const how = await agent.run();
         log.info(

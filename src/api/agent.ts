@@ -93,7 +93,21 @@ export type TaskResultBody = Static<typeof TaskResultBody>;
 export const AgentFileParams = Type.Object({ file: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._+~-]{0,200}$' }) });
 export type AgentFileParams = Static<typeof AgentFileParams>;
 
-export const AgentBundleFile = NotJson('application/javascript', 'The agent bundle; its sha256 in the x-upshift-sha256 header');
+/**
+ * What an agent asks `/api/v1/agent/bundle` for: the executable for its CPU. Agents that run
+ * as a JavaScript file (before 1.2, `node agent.js`) send neither and are refused with
+ * AGENT_REINSTALL_NEEDED, which says how to move the host to the executable.
+ */
+export const AgentBundleQuery = Type.Object({
+  form: Type.Optional(StringEnum(['executable'] as const)),
+  arch: Type.Optional(Type.String({ pattern: '^[a-z0-9]{1,16}$', description: "the agent's CPU as Node.js names it (x64, arm64)" })),
+});
+export type AgentBundleQuery = Static<typeof AgentBundleQuery>;
+export const AgentBundleFile = NotJson(
+  'application/octet-stream',
+  'The agent executable for self-upgrades; its sha256 in the x-upshift-sha256 header',
+  'binary',
+);
 export const ArtifactFile = NotJson('application/octet-stream', 'The file’s bytes; its sha256 in the x-upshift-sha256 header', 'binary');
 
 /** The compiler checks that the schemas and the agent's own types are the same. */

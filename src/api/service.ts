@@ -16,7 +16,15 @@ export const MetricsText = NotJson('text/plain', 'Prometheus metrics, in its tex
 
 /** `/install/…`: the install script, the agent and its checksum (public: code, no secrets). */
 export const InstallScript = NotJson('text/x-shellscript', 'The install script (POSIX sh)');
-export const AgentDownload = NotJson('application/javascript', 'The agent, one file; its sha256 in the x-upshift-sha256 header');
+export const AgentDownload = NotJson(
+  'application/javascript',
+  'The agent as one JavaScript file, for hosts that run it with their own Node.js; its sha256 in the x-upshift-sha256 header',
+);
+export const AgentExecutableDownload = NotJson(
+  'application/octet-stream',
+  'The agent as one executable (Node.js inside) for a CPU; its sha256 in the x-upshift-sha256 header',
+  'binary',
+);
 export const AgentChecksum = NotJson('text/plain', 'The agent’s sha256, in hex, and a newline');
 
 /** `/` and the console's own paths: its page (HTML), or without a built console a redirect to /docs. */

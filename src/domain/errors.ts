@@ -53,6 +53,12 @@ export const ErrorCode = {
   ARTIFACT_BUSY: 'ARTIFACT_BUSY',
   /** The upgrade's logs were deleted with its history (auto-canceled after the paused TTL). */
   LOG_DELETED: 'LOG_DELETED',
+  /**
+   * An agent that runs as a JavaScript file under the host's Node.js asked for its
+   * successor: the agent is now one executable, which a self-upgrade cannot put in place of
+   * a script that the service starts with `node`; the host reinstalls with the join command (409).
+   */
+  AGENT_REINSTALL_NEEDED: 'AGENT_REINSTALL_NEEDED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 export const errorCodes: readonly ErrorCode[] = Object.values(ErrorCode);
@@ -84,6 +90,7 @@ const httpStatusOf: Record<ErrorCode, number> = {
   ARTIFACT_BUSY: 409,
   SCHEMA_TOO_NEW: 503,
   LOG_DELETED: 410,
+  AGENT_REINSTALL_NEEDED: 409,
 };
 
 export interface UpshiftErrorOptions {

@@ -21,7 +21,8 @@ import type { Metrics } from './metrics.js';
 import { agentRoutes } from './routes/agent.js';
 import { apiRoutes } from './routes/api.js';
 import { artifactRoutes } from './routes/artifacts.js';
-import { type AgentBundle, installRoutes } from './routes/install.js';
+import type { AgentExecutable, AgentScript } from './agent-files.js';
+import { installRoutes } from './routes/install.js';
 import { streamRoutes } from './routes/stream.js';
 
 declare module 'fastify' {
@@ -67,7 +68,10 @@ export interface AppDeps {
   webRoot?: string;
   version: string;
   artifactDir: string;
-  bundle: () => AgentBundle | undefined;
+  /** The agent as one JavaScript file (dist/agent.js), when built. */
+  bundle: () => AgentScript | undefined;
+  /** The agent executable (dist/agent/upshift-agent-linux-x64), when built: installs and self-upgrades. */
+  executable: () => AgentExecutable | undefined;
   /** Window of the refused-request audit aggregation (tests shorten it). */
   auditWindowMs?: number;
   /** Check every JSON answer against its route's response schema (response-check.ts); on in tests. */
@@ -278,7 +282,7 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
         hub: deps.engine.agents,
         store: deps.store,
         mirror,
-        bundle: deps.bundle,
+        executable: deps.executable,
       });
       await api.register(streamRoutes, { store: deps.store, streams });
     },
@@ -288,7 +292,7 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
   await app.register(async (scope) => {
     publicScope(scope);
     await scope.register(fastifySwaggerUi, { routePrefix: '/docs' });
-    await scope.register(installRoutes, { bundle: deps.bundle });
+    await scope.register(installRoutes, { bundle: deps.bundle, executable: deps.executable });
     scope.get('/healthz', { schema: { hide: true, response: { 200: HealthView, ...errorResponses } } }, async () => ({
       status: 'ok' as const,
     }));

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
@@ -24,7 +23,7 @@ import type { ServerConfig } from './config.js';
 import { ConfigError } from './config.js';
 import { Metrics } from './metrics.js';
 import { CHECK_RESPONSES_ENV } from './response-check.js';
-import type { AgentBundle } from './routes/install.js';
+import { loadAgentExecutable, loadAgentScript } from './agent-files.js';
 
 export function loadCatalog(file: string | null): Catalog {
   if (!file) return defaultCatalog;
@@ -73,18 +72,15 @@ export interface RunningServer {
 }
 
 /** Opens the database, migrates it, starts the engine and the HTTP server. */
-/** The agent bundle (dist/agent.js) and its sha256, when it has been built. */
-export function loadAgentBundle(file: string): AgentBundle | undefined {
-  if (!existsSync(file)) return undefined;
-  return { file, sha256: createHash('sha256').update(readFileSync(file)).digest('hex') };
-}
-
 export async function startServer(
   config: Readonly<ServerConfig>,
   options: {
     clock?: Clock;
     webRoot?: string;
+    /** The agent as one JavaScript file; default dist/agent.js beside this bundle. */
     agentBundle?: string;
+    /** The agent executable; default dist/agent/upshift-agent-linux-x64 beside this bundle. */
+    agentExecutable?: string;
     /** Check every JSON answer against its schema (response-check.ts); default: UPSHIFT_CHECK_RESPONSES=1. */
     checkResponses?: boolean;
   } = {},
@@ -105,7 +101,10 @@ export async function startServer(
   if (applied.length > 0) logger.info({ applied, database: adapter.description }, 'database migrated');
   const clock = options.clock ?? systemClock;
   const metrics = new Metrics(store);
-  const bundle = loadAgentBundle(options.agentBundle ?? join(dirname(fileURLToPath(import.meta.url)), 'agent.js'));
+  const dist = dirname(fileURLToPath(import.meta.url));
+  const bundle = loadAgentScript(options.agentBundle ?? join(dist, 'agent.js'));
+  // What installs and self-upgrades hand out, and whose sha256 join commands and tasks carry.
+  const executable = loadAgentExecutable(options.agentExecutable ?? join(dist, 'agent', 'upshift-agent-linux-x64'));
   // The Kubernetes driver holds API clients and watches: closed with the server.
   let kubernetes: KubernetesDriver | undefined;
   const engine = new Engine({
@@ -117,7 +116,7 @@ export async function startServer(
     agents: {
       heartbeatSeconds: config.agentHeartbeatSeconds,
       taskTimeoutMs: config.agentTaskTimeoutMs,
-      bundleSha256: () => bundle?.sha256,
+      bundleSha256: () => executable?.sha256,
       joinTokenTtlSeconds: config.joinTokenTtlSeconds,
     },
     drivers: ({ agents, secrets }) => ({
@@ -156,12 +155,23 @@ export async function startServer(
       version: PRODUCT_VERSION,
       artifactDir: join(config.dataDir, 'artifacts'),
       bundle: () => bundle,
+      executable: () => executable,
       checkResponses: options.checkResponses ?? process.env[CHECK_RESPONSES_ENV] === '1',
     },
     routes,
   );
   const address = await app.listen({ host: config.host, port: config.port });
-  logger.info({ address, database: adapter.description, pausedTtlMs: config.pausedTtlMs }, 'upshift server listening');
+  logger.info(
+    {
+      address,
+      database: adapter.description,
+      pausedTtlMs: config.pausedTtlMs,
+      agentExecutable: executable
+        ? { version: executable.version, arch: executable.arch, node: executable.node, sha256: executable.sha256 }
+        : null,
+    },
+    'upshift server listening',
+  );
   if (admin.generated) {
     // Printed once, on a terminal only, never through the logger: under a service manager
     // stdout is a log, and a secret has no place there; it is in the file either way.

@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -7,7 +8,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Agent, AgentFatalError } from '../../src/agent/agent.js';
 import { parseAgentConfig } from '../../src/agent/config.js';
 import { silentAgentLogger } from '../../src/agent/log.js';
+import type { AgentProgram } from '../../src/agent/program.js';
+import { SCRIPT_AGENT_REFUSAL } from '../../src/agent/recipes/self-upgrade.js';
 import type { AgentTask, TaskResultRequest } from '../../src/domain/agent-protocol.js';
+
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 /**
  * The agent against a small stand-in of the server's agent routes on loopback: join
@@ -27,6 +32,9 @@ class FakeServer {
   tasks: AgentTask[] = [];
   results = new Map<string, TaskResultRequest>();
   logs = new Map<string, string[]>();
+  /** What `/api/v1/agent/bundle` serves (the agent executable), and the query strings it was asked with. */
+  bundle: Buffer | undefined;
+  bundleQueries: string[] = [];
   private server = http.createServer((req, res) => void this.handle(req, res));
   url = '';
 
@@ -67,6 +75,12 @@ class FakeServer {
     }
     const presented = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     if (!presented || !this.credentials.has(presented)) return send(401, { error: { code: 'UNAUTHENTICATED', message: 'no' } });
+    if (url.pathname === '/api/v1/agent/bundle' && this.bundle) {
+      this.bundleQueries.push(url.search);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-upshift-sha256': sha256(this.bundle) });
+      res.end(this.bundle);
+      return;
+    }
     if (url.pathname === '/api/v1/agent/heartbeat') {
       this.heartbeats.push((JSON.parse(body) as { facts: { agentVersion: string } }).facts);
       return send(200, { serverTime: new Date().toISOString(), heartbeatSeconds: 1 });
@@ -116,7 +130,7 @@ describe('the agent against the protocol', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const makeAgent = (version = '1.1.0', options: { joinToken?: string; joinOnly?: boolean } = {}) => {
+  const makeAgent = (version = '1.1.0', options: { joinToken?: string; joinOnly?: boolean; program?: AgentProgram } = {}) => {
     const counter = path.join(dir, 'runs');
     const config = parseAgentConfig(
       {
@@ -131,7 +145,7 @@ describe('the agent against the protocol', () => {
         config,
         version,
         logger: silentAgentLogger,
-        agentFile: undefined,
+        program: options.program,
         pollSeconds: 1,
         ...(options.joinOnly ? { joinOnly: true } : {}),
       }),
@@ -264,5 +278,110 @@ describe('the agent against the protocol', () => {
     expect(JSON.parse(await readFile(path.join(dir, 'data', 'credential.json'), 'utf8')).credential).toBe(
       'upa_secret-credential-2-0123456789',
     );
+  }, 30_000);
+
+  /**
+   * Stand-ins for agent executables: shell scripts that answer `--version` like the agent.
+   * Started as the successor, the new one checks in as the real one does (the ready file of
+   * the handover, with its PID and version), or exits at once when `checksIn` is false.
+   */
+  const executable = (version: string, checksIn: boolean) =>
+    Buffer.from(
+      [
+        '#!/bin/sh',
+        `if [ "$1" = --version ]; then echo ${version}; exit 0; fi`,
+        checksIn
+          ? `mkdir -p '${path.join(dir, 'data', 'handover')}' && printf '{"pid":%s,"version":"${version}"}' $$ > '${path.join(dir, 'data', 'handover', 'agent.up1.ready')}' && exec sleep 30`
+          : 'exit 3',
+        '',
+      ].join('\n'),
+    );
+  const selfUpgrade = (bytes: Buffer): AgentTask => ({
+    taskKey: 'agent.up1',
+    recipe: 'agent-self-upgrade',
+    params: {
+      component: 'agent',
+      fromVersion: '1.1.0',
+      toVersion: '1.2.0',
+      artifacts: [{ method: 'agent-bundle', sha256: sha256(bytes) }],
+    },
+    createdAt: new Date().toISOString(),
+  });
+  const installOld = async () => {
+    const file = path.join(dir, 'opt', 'upshift-agent');
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, executable('1.1.0', true), { mode: 0o755 });
+    return file;
+  };
+
+  it('self-upgrade: swaps in the checked executable atomically, keeps the old one and hands over to the new one', async () => {
+    const file = await installOld();
+    const old = await readFile(file);
+    server.bundle = executable('1.2.0', true);
+    server.tasks.push(selfUpgrade(server.bundle));
+    const { agent } = makeAgent('1.1.0', { program: { form: 'executable', file } });
+    const outcome = await agent.run();
+    const ready = JSON.parse(await readFile(path.join(dir, 'data', 'handover', 'agent.up1.ready'), 'utf8')) as { pid: number };
+    process.kill(ready.pid, 'SIGKILL');
+    expect(outcome).toBe('handed-over');
+    expect(server.bundleQueries).toEqual([`?form=executable&arch=${process.arch}`]);
+    expect((await readFile(file)).equals(server.bundle)).toBe(true);
+    expect((await stat(file)).mode & 0o777).toBe(0o755);
+    // The previous executable, kept for a rollback; nothing staged is left beside the agent.
+    expect((await readFile(path.join(dir, 'data', 'agent-backups', 'upshift-agent-1.1.0'))).equals(old)).toBe(true);
+    expect(await readdir(path.dirname(file))).toEqual(['upshift-agent']);
+    // The old agent reports nothing: the new one reports the task when it is delivered again.
+    expect(server.results.has('agent.up1')).toBe(false);
+  }, 30_000);
+
+  it('self-upgrade: puts the old executable back when the new one exits before it checks in, and keeps running', async () => {
+    const file = await installOld();
+    const old = await readFile(file);
+    server.bundle = executable('1.2.0', false);
+    server.tasks.push(selfUpgrade(server.bundle));
+    const { agent } = makeAgent('1.1.0', { program: { form: 'executable', file } });
+    const running = agent.run();
+    await waitFor('the result', () => server.results.has('agent.up1'));
+    agent.stop();
+    expect(await running).toBe('stopped');
+    const result = server.results.get('agent.up1');
+    expect(result).toMatchObject({ result: 'failed', step: 'verify', rolledBack: true, versions: { agent: '1.1.0' } });
+    expect(result?.error).toMatch(
+      /^the new agent 1\.2\.0 exited \(.*\) before it checked in; the agent 1\.1\.0 was restored and keeps running$/,
+    );
+    expect((await readFile(file)).equals(old)).toBe(true);
+    expect(await readdir(path.dirname(file))).toEqual(['upshift-agent']);
+  }, 30_000);
+
+  it('self-upgrade: refuses a wrong checksum and an executable that does not report the target version, changing nothing', async () => {
+    const file = await installOld();
+    const old = await readFile(file);
+    // An executable that starts but is another version than the task's target.
+    server.bundle = executable('1.3.0', true);
+    server.tasks.push({ ...selfUpgrade(Buffer.from('something else')), taskKey: 'agent.sum' });
+    server.tasks.push({ ...selfUpgrade(executable('1.3.0', true)), taskKey: 'agent.ver' });
+    const { agent } = makeAgent('1.1.0', { program: { form: 'executable', file } });
+    const running = agent.run();
+    await waitFor('both results', () => server.results.has('agent.sum') && server.results.has('agent.ver'));
+    agent.stop();
+    await running;
+    expect(server.results.get('agent.sum')).toMatchObject({ result: 'failed', step: 'preflight' });
+    expect(server.results.get('agent.sum')?.error).toMatch(/^checksum mismatch for the agent executable: the task expects sha256 /);
+    expect(server.results.get('agent.ver')).toMatchObject({ result: 'failed', step: 'preflight' });
+    expect(server.results.get('agent.ver')?.error).toMatch(/^the new agent executable does not report 1\.2\.0/);
+    expect((await readFile(file)).equals(old)).toBe(true);
+    expect(await readdir(path.dirname(file))).toEqual(['upshift-agent']);
+  }, 30_000);
+
+  it('self-upgrade: an agent that runs as a script says how to move to the executable and fetches nothing', async () => {
+    server.bundle = executable('1.2.0', true);
+    server.tasks.push(selfUpgrade(server.bundle));
+    const { agent } = makeAgent('1.1.0', { program: { form: 'script', file: path.join(dir, 'agent.js') } });
+    const running = agent.run();
+    await waitFor('the result', () => server.results.has('agent.up1'));
+    agent.stop();
+    await running;
+    expect(server.results.get('agent.up1')).toMatchObject({ result: 'failed', step: 'preflight', error: SCRIPT_AGENT_REFUSAL });
+    expect(server.bundleQueries).toEqual([]);
   }, 30_000);
 });

@@ -1,7 +1,8 @@
 import { statSync, readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startServerProcess, type ServerProcess } from '../support/server.js';
+import { join } from 'node:path';
+import { freePort, repoRoot, startServerProcess, type ServerProcess } from '../support/server.js';
 import { backgroundCli, Cli, type CliResult, tableRows } from '../support/cli.js';
 
 /**
@@ -140,10 +141,12 @@ describe.concurrent('the CLI against a server', () => {
     it('prints join tokens with their expiry and the agent checksum, and resets a node', async () => {
       const created = await cli.run(['cluster', 'create', 'edge', '--kind', 'hosts']);
       expect(created.code, created.stderr).toBe(0);
-      const sha = /agent sha256: ([0-9a-f]{64}) \(the install script refuses an agent file with another checksum\)\n/.exec(
+      const sha = /agent sha256: ([0-9a-f]{64}) \(of the agent executable; the install script refuses one with another checksum\)\n/.exec(
         created.stdout,
       )?.[1];
-      expect(sha).toBeDefined();
+      // The checksum of the executable the build recorded, which the server hands to hosts.
+      const manifest = JSON.parse(readFileSync(join(repoRoot, 'dist/agent/upshift-agent-linux-x64.json'), 'utf8')) as { sha256: string };
+      expect(sha).toBe(manifest.sha256);
       expect(created.stdout).toMatch(/Join token for edge \(shown only now; expires \d{4}-\d\d-\d\dT[\d:.]+Z\):\n {2}upj_\S+\n/);
       expect(created.stdout).toContain(`| sudo sh -s -- --join-token upj_`);
       expect(created.stdout).toContain(` --sha256 ${sha}\n`);

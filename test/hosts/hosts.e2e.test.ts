@@ -4,7 +4,10 @@
  * server's API as an operator would:
  *
  *   1. four 1.0.0 agents join with the cluster's join token; a Docker upgrade is refused
- *      (AGENT_OUTDATED) until the agent component is upgraded to the server's bundle
+ *      (AGENT_OUTDATED) until the agent component is upgraded to the server's agent. Every
+ *      agent is the single executable that /install/agent.sh installs (a Node.js 24 SEA),
+ *      run with a PATH that has no `node` on it; the self-upgrade swaps in the server's
+ *      executable, which reports the Node.js 24 inside it, and keeps the old one
  *   2. the Docker Engine 26.1.5 binary archive is uploaded to the mirror; a docker upgrade
  *      with snapshots before: every host is snapshotted (btrfs), then upgraded in batches
  *   3. one host is broken (its daemon.json holds a key 26.1.5 refuses): the upgrade pauses
@@ -38,11 +41,14 @@ import {
   REPO,
   agentConfig,
   agentPid,
-  buildAgentBundle,
+  buildOldAgentExecutable,
   dockerArchive,
+  installAgentFile,
+  pathWithoutNode,
   prepareHost,
   serverCgroupProcs,
   service,
+  sha256File,
   startAgent,
   stopAgent,
   writeDaemonJson,
@@ -78,9 +84,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const checkMarks = (p: PreparedHost) => path.join(p.host.dir, 'post-start-check.marks');
 const marksOf = async (p: PreparedHost) => (await readFile(checkMarks(p), 'utf8').catch(() => '')).split('\n').filter(Boolean);
 
-/** Builds dist/ when it is missing or older than the sources the agent bundle is made of. */
+/** Builds dist/ when it is missing or older than the sources the agent is made of. */
 async function ensureBuilt(): Promise<void> {
-  const bundle = path.join(REPO, 'dist', 'agent.js');
+  const bundle = path.join(REPO, 'dist', 'agent', 'upshift-agent-linux-x64');
   const server = path.join(REPO, 'dist', 'upshift.js');
   let newest = 0;
   const walk = async (dir: string): Promise<void> => {
@@ -107,6 +113,8 @@ suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots
   let base = '';
   let clusterId = '';
   let joinToken = '';
+  /** The agents' PATH: no `node` on it. */
+  let agentPath = '';
   const startedBefore = new Map<string, string>();
 
   const api = async <T = any>(method: string, p: string, body?: unknown, raw?: Buffer): Promise<{ status: number; body: T }> => {
@@ -255,12 +263,14 @@ suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots
     clusterId = created.body.id;
     joinToken = created.body.joinToken;
 
-    // Each host gets its own copy of an old (1.0.0) standalone agent: a self-upgrade
-    // replaces the file it runs from, and the hosts share one file system.
-    const old = await buildAgentBundle(path.join(b.root, `agent-${OLD_AGENT}.js`), OLD_AGENT);
+    // Each host gets its own old (1.0.0) agent executable: a self-upgrade replaces the file
+    // it runs from, and the hosts share one file system.
+    const old = await buildOldAgentExecutable(OLD_AGENT);
+    agentPath = await pathWithoutNode(b.root);
+    expect((await run(['sh', '-c', 'command -v node || echo none'], { env: { PATH: agentPath } })).stdout).toBe('none\n');
     for (const p of hosts) {
-      const file = path.join(p.host.dir, 'upshift-agent.js');
-      await writeFile(file, await readFile(old), { mode: 0o755 });
+      const file = path.join(p.host.dir, 'upshift-agent');
+      await installAgentFile(old, file);
       await writeFile(
         p.agentConfigFile,
         stringify(
@@ -271,7 +281,9 @@ suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots
         ),
       );
       // The join token goes in the environment, where `ps` does not show it.
-      agents.push(startAgent(p, file, ['--server', base, '--config', p.agentConfigFile], { UPSHIFT_JOIN_TOKEN: joinToken }));
+      agents.push(
+        startAgent(p, file, ['--server', base, '--config', p.agentConfigFile], { PATH: agentPath, UPSHIFT_JOIN_TOKEN: joinToken }),
+      );
     }
     await waitFor(
       'four agents to join',
@@ -322,12 +334,23 @@ suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots
     expect(done.pauseReason).toBeNull();
     expect(done.state).toBe('Completed');
     for (const x of await nodes()) expect(x.versions['agent']).toBe(PRODUCT_VERSION);
+    const served = JSON.parse(await readFile(path.join(REPO, 'dist/agent/upshift-agent-linux-x64.json'), 'utf8')) as { sha256: string };
     for (const [i, p] of hosts.entries()) {
-      const v = await run([process.execPath, path.join(p.host.dir, 'upshift-agent.js'), '--version']);
-      expect(v.stdout.trim()).toBe(PRODUCT_VERSION);
+      // The executable now in place is the server's: Node.js 24 inside, run without a node on PATH.
+      const file = path.join(p.host.dir, 'upshift-agent');
+      const v = await run([file, '--version', '--verbose'], { env: { PATH: agentPath } });
+      expect(JSON.parse(v.stdout)).toMatchObject({ version: PRODUCT_VERSION, node: expect.stringMatching(/^v24\./), form: 'executable' });
+      expect(await sha256File(file)).toBe(served.sha256);
+      // The old one is kept for a rollback, and still runs.
+      const backup = path.join(p.agentDataDir, 'agent-backups', `upshift-agent-${OLD_AGENT}`);
+      expect((await run([backup, '--version'], { env: { PATH: agentPath } })).stdout).toBe(`${OLD_AGENT}\n`);
+      // The running agent is that executable, in its process table as such.
       const pid = await agentPid(p);
       expect(pid).toBeDefined();
       expect(pid).not.toBe(pidsBefore[i]);
+      expect((await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')[0]).toBe(file);
+      const env = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0');
+      expect(env).toContain(`PATH=${agentPath}`);
     }
   }, 240_000);
 
@@ -380,7 +403,11 @@ suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots
       },
       10_000,
     );
-    agents.push(startAgent(victim, path.join(victim.host.dir, 'upshift-agent.js'), ['--server', base, '--config', victim.agentConfigFile]));
+    agents.push(
+      startAgent(victim, path.join(victim.host.dir, 'upshift-agent'), ['--server', base, '--config', victim.agentConfigFile], {
+        PATH: agentPath,
+      }),
+    );
 
     const paused = await waitUpgrade(id, ['Paused', 'Completed', 'SnapshotFailed'], 240_000);
     expect(paused.state).toBe('Paused');

@@ -87,6 +87,8 @@ describe('the packed release', () => {
       'bin/upshift.js',
       'dist/upshift.js',
       'dist/agent.js',
+      'dist/agent/upshift-agent-linux-x64',
+      'dist/agent/upshift-agent-linux-x64.json',
       'dist/web/index.html',
       'scripts/postinstall.mjs',
       'docs/install.md',
@@ -168,6 +170,12 @@ describe('the packed release', () => {
       const agent = await fetch(`${url}/install/upshift-agent.js`);
       expect(agent.status).toBe(200);
       expect(Buffer.from(await agent.arrayBuffer()).equals(readFileSync(join(install, 'node_modules/upshift/dist/agent.js')))).toBe(true);
+      // The agent executable hosts install (Node.js inside), with the checksum the build recorded.
+      const manifest = JSON.parse(readFileSync(join(install, 'node_modules/upshift/dist/agent/upshift-agent-linux-x64.json'), 'utf8')) as {
+        sha256: string;
+      };
+      const checksum = await fetch(`${url}/install/upshift-agent-linux-x64.sha256`);
+      expect(await checksum.text()).toBe(`${manifest.sha256}\n`);
 
       // To the process group, as Ctrl-C or systemd do: npx runs the command through `sh -c`,
       // which does not pass on a SIGTERM sent to npx alone.

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ServerProcess, startServerProcess } from '../support/server.js';
+import { type ServerProcess, repoRoot, startServerProcess } from '../support/server.js';
 
 /** One call of the agent protocol with a node credential, as an agent makes it. */
 async function callAgent(s: ServerProcess, credential: string, path: string, body?: unknown) {
@@ -157,6 +159,59 @@ describe('agent protocol', () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(upgrade.nodes.succeeded).toBe(2);
+  });
+
+  it('hands out the agent executable the build recorded, and tells an agent that runs as a script how to move to it', async () => {
+    const manifest = JSON.parse(readFileSync(join(repoRoot, 'dist/agent/upshift-agent-linux-x64.json'), 'utf8')) as {
+      sha256: string;
+      size: number;
+      node: string;
+    };
+    expect(manifest.node).toMatch(/^v24\./);
+    const created = await s.api('/api/v1/clusters', { body: { name: 'hosts-exe', kind: 'hosts' } });
+    expect(created.body.agentSha256).toBe(manifest.sha256);
+    expect(created.body.joinCommand).toContain(`--sha256 ${manifest.sha256}`);
+    const joined = await fetch(`${s.url}/api/v1/agent/join`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ joinToken: created.body.joinToken, name: 'exe-1', facts: facts('20.10.24'), protocol: 1 }),
+    });
+    const { credential } = (await joined.json()) as { credential: string };
+    const bundle = (query: string) => fetch(`${s.url}/api/v1/agent/bundle${query}`, { headers: { authorization: `Bearer ${credential}` } });
+
+    // An agent from before the executable asks without a query: refused, with the way out.
+    const legacy = await bundle('');
+    expect(legacy.status).toBe(409);
+    const text = await legacy.text();
+    const refusal = (JSON.parse(text) as { error: { code: string; message: string } }).error;
+    expect(refusal.code).toBe('AGENT_REINSTALL_NEEDED');
+    expect(refusal.message).toContain('This agent runs as agent.js under Node.js, which cannot upgrade itself to the agent executable');
+    // Such an agent reports the first 300 characters of the answer: the way out is in them.
+    expect(text.slice(0, 300)).toContain(
+      'reinstall the agent of node exe-1: run the join command of `upshift cluster join-token hosts-exe` on the host with --name exe-1',
+    );
+
+    const served = await bundle('?form=executable&arch=x64');
+    expect(served.status).toBe(200);
+    expect(served.headers.get('x-upshift-sha256')).toBe(manifest.sha256);
+    const bytes = Buffer.from(await served.arrayBuffer());
+    expect(bytes.length).toBe(manifest.size);
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(manifest.sha256);
+    const arm = await bundle('?form=executable&arch=arm64');
+    expect(arm.status).toBe(404);
+    expect(((await arm.json()) as { error: { message: string } }).error.message).toContain('linux-x64 only, not for linux-arm64');
+    expect((await fetch(`${s.url}/api/v1/agent/bundle?form=executable`)).status).toBe(401);
+
+    // The install downloads: public, with the same checksum.
+    expect(await (await fetch(`${s.url}/install/upshift-agent-linux-x64.sha256`)).text()).toBe(`${manifest.sha256}\n`);
+    const install = await fetch(`${s.url}/install/upshift-agent-linux-x64`);
+    expect([install.status, install.headers.get('content-length'), install.headers.get('x-upshift-sha256')]).toEqual([
+      200,
+      String(manifest.size),
+      manifest.sha256,
+    ]);
+    await install.body?.cancel();
+    expect((await fetch(`${s.url}/install/upshift-agent-linux-arm64`)).status).toBe(404);
   });
 
   it('serves the install script without a token and refuses a forged Host header', async () => {

@@ -1,9 +1,23 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  linkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PRODUCT_VERSION } from '../../src/domain/product-version.js';
 import { loadServerConfig } from '../../src/server/config.js';
 import { type RunningServer, startServer } from '../../src/server/run.js';
 import { JumpClock } from '../support/clock.js';
@@ -21,7 +35,46 @@ import { selfSignedCert } from '../support/tls.js';
  * SQLite and PostgreSQL.
  */
 const ADMIN = randomBytes(32).toString('hex');
+/** The agent as one JavaScript file (`node dist/agent.js`), for the agents this test starts itself. */
 const AGENT_FILE = join(repoRoot, 'dist/agent.js');
+/** The agent executable the install script installs. */
+const AGENT_EXE = join(repoRoot, 'dist/agent/upshift-agent-linux-x64');
+const sha256Of = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+/** systemd's own units, when systemd is installed: `systemd-analyze verify` checks the agent's unit against them. */
+const systemUnits = ['/usr/lib/systemd/system', '/lib/systemd/system'].find((d) => existsSync(join(d, 'multi-user.target')));
+const hasAnalyze = systemUnits !== undefined && spawnSync('sh', ['-c', 'command -v systemd-analyze']).status === 0;
+
+/**
+ * `systemd-analyze verify` of the unit the install script wrote, in a temp root laid out as
+ * the host: systemd's units, the unit, and the executable at its ExecStart path (verify
+ * refuses a unit whose program is missing). Returns what verify printed and its status.
+ */
+function verifyUnit(work: string, unit: string, executable: string): { status: number | null; output: string } {
+  const root = mkdtempSync(join(work, 'unit-root-'));
+  cpSync(systemUnits as string, join(root, 'usr/lib/systemd/system'), { recursive: true, verbatimSymlinks: true });
+  mkdirSync(join(root, 'etc/systemd/system'), { recursive: true });
+  writeFileSync(join(root, 'etc/systemd/system/upshift-agent.service'), unit);
+  mkdirSync(join(root, dirname(executable)), { recursive: true });
+  linkSync(executable, join(root, executable));
+  const r = spawnSync('systemd-analyze', ['verify', `--root=${root}`, 'upshift-agent.service'], { encoding: 'utf8' });
+  return { status: r.status, output: r.stdout + r.stderr };
+}
+
+/**
+ * A PATH for the install script on a host without Node.js: the stubs first, then a directory
+ * of links to the few tools the script uses. `node` is not among them.
+ */
+function hostPath(dir: string, stubs: string): string {
+  const tools = join(dir, 'tools');
+  mkdirSync(tools, { recursive: true });
+  for (const tool of ['sh', 'curl', 'sha256sum', 'cut', 'tr', 'mkdir', 'chmod', 'rm', 'mv', 'cat', 'uname']) {
+    const found = ['/usr/bin', '/bin'].map((d) => join(d, tool)).find((f) => existsSync(f));
+    if (!found) throw new Error(`${tool} is not installed`);
+    if (!existsSync(join(tools, tool))) symlinkSync(found, join(tools, tool));
+  }
+  return `${stubs}:${tools}`;
+}
 
 interface Reply {
   status: number;
@@ -94,6 +147,7 @@ for (const dialect of dialects) {
 
     beforeAll(async () => {
       expect(existsSync(AGENT_FILE), 'npm run build makes dist/agent.js').toBe(true);
+      expect(existsSync(AGENT_EXE), 'npm run build makes dist/agent/upshift-agent-linux-x64').toBe(true);
       work = mkdtempSync(join(tmpdir(), 'upshift-identity-'));
       const dataDir = join(work, 'server');
       mkdirSync(dataDir, { mode: 0o700 });
@@ -109,7 +163,7 @@ for (const dialect of dialects) {
         { port: '0', dataDir, logLevel: 'silent', joinTokenTtl: '10m', ...(database ? { database } : {}) },
         {},
       );
-      server = await startServer(config, { clock, agentBundle: AGENT_FILE });
+      server = await startServer(config, { clock, agentBundle: AGENT_FILE, agentExecutable: AGENT_EXE });
       base = server.url;
     });
     afterAll(async () => {
@@ -270,14 +324,14 @@ for (const dialect of dialects) {
       writeFileSync(join(stubs, 'systemctl'), `#!/bin/sh\necho "systemctl $*" >> '${calls}'\n`);
       chmodSync(join(stubs, 'curl'), 0o755);
       chmodSync(join(stubs, 'systemctl'), 0o755);
-      const env = { PATH: `${stubs}:${dirname(process.execPath)}:/usr/bin:/bin` };
+      const env = { PATH: hostPath(dir, stubs) };
       const where = ['--data-dir', join(dir, 'data'), '--prefix', join(dir, 'opt'), '--unit-dir', join(dir, 'units')];
-      const genuine = createHash('sha256').update(readFileSync(AGENT_FILE)).digest('hex');
+      const genuine = sha256Of(AGENT_EXE);
 
       const mismatch = await run('sh', [script, '--join-token', 'upj_abcdefghijklmnop', '--sha256', genuine, ...where], env);
       expect(mismatch.code).toBe(1);
       expect(mismatch.stderr).toContain(`but --sha256 is ${genuine}; nothing was installed`);
-      expect(existsSync(join(dir, 'opt', 'agent.js'))).toBe(false);
+      expect(readdirSync(join(dir, 'opt'))).toEqual([]);
       expect(existsSync(join(dir, 'units'))).toBe(false);
       expect(readFileSync(calls, 'utf8')).not.toContain('systemctl');
 
@@ -300,9 +354,9 @@ for (const dialect of dialects) {
       expect(readFileSync(calls, 'utf8').trim().split('\n')).toHaveLength(1);
     });
 
-    it('installs with the printed join command: one join, the service runs on the credential, no join token left on the host', async () => {
+    it('installs the agent executable with the printed join command on a host without Node.js: one join, the service runs the binary on the credential, no join token left on the host', async () => {
       const cluster = await createHosts('inst');
-      const genuine = createHash('sha256').update(readFileSync(AGENT_FILE)).digest('hex');
+      const genuine = sha256Of(AGENT_EXE);
       expect(cluster.agentSha256).toBe(genuine);
       expect(cluster.joinCommand).toBe(
         `curl -fsSL ${base}/install/agent.sh | sudo sh -s -- --join-token ${cluster.joinToken} --sha256 ${genuine}`,
@@ -317,7 +371,7 @@ for (const dialect of dialects) {
         chmodSync(join(stubs, 'systemctl'), 0o755);
         return {
           dir,
-          env: { PATH: `${stubs}:${dirname(process.execPath)}:/usr/bin:/bin` },
+          env: { PATH: hostPath(dir, stubs) },
           args: ['--data-dir', join(dir, 'data'), '--prefix', join(dir, 'opt'), '--unit-dir', join(dir, 'units')],
         };
       };
@@ -325,17 +379,36 @@ for (const dialect of dialects) {
       expect(args).toEqual(['--join-token', cluster.joinToken, '--sha256', genuine]);
 
       const first = host('first');
+      expect((await run('sh', ['-c', 'command -v node || echo none'], first.env)).stdout).toBe('none\n');
+      // A host installed before the executable: its script agent goes with the reinstall.
+      mkdirSync(join(first.dir, 'opt'));
+      writeFileSync(join(first.dir, 'opt', 'agent.js'), '// the agent of an older install\n');
       const installed = await run('sh', [script, ...args, '--name', 'inst-1', ...first.args], first.env);
       expect(installed.code, installed.stderr).toBe(0);
+      expect(installed.stdout).toContain(`upshift agent ${PRODUCT_VERSION} installed as ${join(first.dir, 'opt')}/upshift-agent`);
+      expect(readdirSync(join(first.dir, 'opt'))).toEqual(['upshift-agent']);
+      const binary = join(first.dir, 'opt', 'upshift-agent');
+      expect(statSync(binary).mode & 0o777).toBe(0o755);
+      expect(sha256Of(binary)).toBe(genuine);
+      // What is installed is the executable with Node.js 24 inside, and it runs without a node on PATH.
+      const reported = await run(binary, ['--version', '--verbose'], first.env);
+      expect(JSON.parse(reported.stdout)).toMatchObject({
+        version: PRODUCT_VERSION,
+        node: expect.stringMatching(/^v24\./),
+        form: 'executable',
+      });
       const credentialFile = join(first.dir, 'data', 'credential.json');
       expect(statSync(credentialFile).mode & 0o777).toBe(0o600);
       expect(JSON.parse(readFileSync(credentialFile, 'utf8'))).toMatchObject({ clusterName: 'inst', name: 'inst-1' });
       for (const file of filesUnder(first.dir)) expect(readFileSync(file, 'utf8'), file).not.toContain(cluster.joinToken);
       const unit = readFileSync(join(first.dir, 'units', 'upshift-agent.service'), 'utf8');
-      expect(unit).toContain(
-        `ExecStart=/usr/bin/env node ${join(first.dir, 'opt')}/agent.js agent --server ${base} --data-dir ${join(first.dir, 'data')} --name inst-1\n`,
-      );
+      expect(unit).toContain(`ExecStart=${binary} agent --server ${base} --data-dir ${join(first.dir, 'data')} --name inst-1\n`);
       expect(unit).toContain('RestartPreventExitStatus=2\n');
+      if (hasAnalyze) {
+        expect(verifyUnit(work, unit, binary)).toEqual({ status: 0, output: '' });
+        // …and it does speak up about a unit that is wrong, so the check above can fail.
+        expect(verifyUnit(work, unit.replace('RestartSec=', 'RestartSc='), binary).output).toContain("Unknown key 'RestartSc'");
+      }
       expect(readFileSync(join(first.dir, 'systemctl.log'), 'utf8')).toBe(
         'stop upshift-agent\ndaemon-reload\nenable upshift-agent\nrestart upshift-agent\n',
       );
@@ -343,8 +416,9 @@ for (const dialect of dialects) {
       expect(nodes.map((n) => n.name)).toEqual(['inst-1']);
 
       // What the unit runs: the agent starts on its stored credential, without a token.
-      const execArgs = (/ExecStart=\/usr\/bin\/env node (.*)\n/.exec(unit)?.[1] ?? '').split(' ');
-      const service = spawn(process.execPath, execArgs, { env: { PATH: first.env.PATH }, stdio: ['ignore', 'ignore', 'pipe'] });
+      const [execFile = '', ...execArgs] = (/ExecStart=(.*)\n/.exec(unit)?.[1] ?? '').split(' ');
+      expect(execFile).toBe(binary);
+      const service = spawn(execFile, execArgs, { env: { PATH: first.env.PATH }, stdio: ['ignore', 'ignore', 'pipe'] });
       let log = '';
       service.stderr.on('data', (d: Buffer) => (log += d.toString()));
       await waitFor('the service agent to check in', async () => (/node inst-1 \(nd_\w+\) of cluster inst/.test(log) ? true : undefined));
@@ -352,6 +426,18 @@ for (const dialect of dialects) {
       service.kill('SIGTERM');
       expect(await exited).toBe(0);
       expect(log).not.toContain('joined cluster');
+
+      // Installing again on the same host (how a host moves from agent.js to the executable):
+      // the stored credential is kept, nothing joins anew, the executable and unit are in place.
+      const credential = readFileSync(credentialFile, 'utf8');
+      writeFileSync(join(first.dir, 'opt', 'agent.js'), '// the agent of an older install\n');
+      const again = await run('sh', [script, ...args, '--name', 'inst-1', ...first.args], first.env);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toContain('this host holds a credential already');
+      expect(readFileSync(credentialFile, 'utf8')).toBe(credential);
+      expect(readdirSync(join(first.dir, 'opt'))).toEqual(['upshift-agent']);
+      expect(readFileSync(join(first.dir, 'units', 'upshift-agent.service'), 'utf8')).toBe(unit);
+      expect(await events(cluster.id, 'agent.joined')).toHaveLength(0);
 
       // Another host with the same name: the script stops with the advice, and installs no service.
       const second = host('second');
@@ -364,7 +450,7 @@ for (const dialect of dialects) {
 
       // After a reset the old host's agent is refused, says why, and stops rather than retrying.
       expect((await api('POST', '/api/v1/clusters/inst/nodes/inst-1/reset')).status).toBe(200);
-      const locked = await run(process.execPath, execArgs, { PATH: first.env.PATH, UPSHIFT_JOIN_TOKEN: cluster.joinToken });
+      const locked = await run(execFile, execArgs, { PATH: first.env.PATH, UPSHIFT_JOIN_TOKEN: cluster.joinToken });
       expect(locked.code).toBe(2);
       expect(locked.stderr).toContain(
         "the server refused this node's credential (node inst-1 of cluster inst): an admin reset or removed the node",
@@ -437,7 +523,7 @@ describe('the install script with --ca-file', () => {
       { port: '0', dataDir, logLevel: 'silent', tlsCert: join(work, 'server.pem'), tlsKey: join(work, 'server.key') },
       {},
     );
-    server = await startServer(config, { agentBundle: AGENT_FILE });
+    server = await startServer(config, { agentBundle: AGENT_FILE, agentExecutable: AGENT_EXE });
   });
   afterAll(async () => {
     await server?.close();
@@ -473,7 +559,7 @@ describe('the install script with --ca-file', () => {
       chmodSync(join(stubs, 'systemctl'), 0o755);
       return {
         dir,
-        env: { PATH: `${stubs}:${dirname(process.execPath)}:/usr/bin:/bin` },
+        env: { PATH: hostPath(dir, stubs) },
         args: ['--data-dir', join(dir, 'data'), '--prefix', join(dir, 'opt'), '--unit-dir', join(dir, 'units')],
       };
     };
@@ -482,8 +568,8 @@ describe('the install script with --ca-file', () => {
     const wrong = host('wrong');
     const refused = await run('sh', [script, ...base, '--ca-file', join(work, 'other.pem'), ...wrong.args], wrong.env);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain(`agent.sh: cannot download the agent from ${url}`);
-    expect(existsSync(join(wrong.dir, 'opt', 'agent.js'))).toBe(false);
+    expect(refused.stderr).toContain(`agent.sh: cannot download the agent (linux-x64) from ${url}`);
+    expect(readdirSync(join(wrong.dir, 'opt'))).toEqual([]);
 
     const right = host('right');
     const installed = await run('sh', [script, ...base, '--ca-file', join(work, 'server.pem'), ...right.args], right.env);

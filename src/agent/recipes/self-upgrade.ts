@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { chmod, copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { chmod, copyFile, link, mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { AgentTask, TaskResultRequest } from '../../domain/agent-protocol.js';
 import { RecipeName } from '../../domain/agent-protocol.js';
@@ -8,15 +9,17 @@ import type { DownloadResult } from '../client.js';
 import { outputTail, runCommand, startDetached } from '../../platform/run-command.js';
 import type { JournalEntry } from '../journal.js';
 import { taskKeyFileName, validateUpgradeParams } from '../params.js';
+import type { AgentProgram } from '../program.js';
 import type { Recipe, RecipeContext, RecipeOutcome } from './types.js';
 
 /** What the self-upgrade needs from the running agent process. */
 export interface SelfUpgradeHost {
-  /** The standalone agent file this process runs from; undefined when it runs inside the `upshift` CLI. */
-  readonly agentFile: string | undefined;
-  downloadBundle(dest: string, signal: AbortSignal): Promise<DownloadResult>;
-  /** The program and arguments that start this agent again (from `agentFile`). */
-  successorArgv(): string[];
+  /** The standalone agent this process runs from; undefined when it runs inside the `upshift` CLI. */
+  readonly program: AgentProgram | undefined;
+  /** Fetches the server's agent executable (for this CPU) into `dest`. */
+  downloadExecutable(dest: string, signal: AbortSignal): Promise<DownloadResult>;
+  /** The program and arguments that start this agent again (from `program`). */
+  successorArgv(program: AgentProgram): string[];
   /** Pauses (true) or resumes (false) this process's heartbeats, so that they do not report the old version beside the successor's. */
   quiesce(paused: boolean): void;
   /** Stops taking tasks; the process ends once the successor has taken over. */
@@ -30,21 +33,50 @@ export function handoverReadyFile(dataDir: string, taskKey: string): string {
   return path.join(dataDir, 'handover', `${taskKeyFileName(taskKey)}.ready`);
 }
 
-const sha256Of = async (file: string) =>
-  createHash('sha256')
-    .update(await readFile(file))
-    .digest('hex');
+/** The executable is ~120 MB: hashed as a stream, not read into memory. */
+async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Backups of the executable are named `upshift-agent-<version>`; only the newest one is kept (see `keepBackup`). */
+const BACKUP_PREFIX = 'upshift-agent-';
+
 /**
- * `agent-self-upgrade`: the agent replaces its own file and hands over to the new one.
+ * The old agent into `backup`: a hard link when the data dir shares the file system with the
+ * agent (no copy of ~120 MB; the rename that follows leaves the old bytes to the link), else
+ * a copy (a reflink where the file system can).
+ */
+async function keepBackup(file: string, backup: string): Promise<void> {
+  await rm(backup, { force: true });
+  try {
+    await link(file, backup);
+  } catch {
+    await copyFile(file, backup, constants.COPYFILE_FICLONE);
+  }
+  // The previous upgrades' backups: the one just made is what a rollback needs.
+  for (const name of await readdir(path.dirname(backup))) {
+    if (name.startsWith(BACKUP_PREFIX) && name !== path.basename(backup)) await rm(path.join(path.dirname(backup), name), { force: true });
+  }
+}
+
+/** Why an agent that runs as a script does not replace itself, and what the operator does instead. */
+export const SCRIPT_AGENT_REFUSAL =
+  'this agent runs as a JavaScript file under the host’s Node.js, and the server’s agent is the single executable upshift-agent, which a self-upgrade cannot put in place of a script that the service starts with node: reinstall this node with the join command (upshift cluster join-token CLUSTER; the install script keeps the node’s name, data dir and credential, and removes the old agent.js)';
+
+/**
+ * `agent-self-upgrade`: the agent replaces its own executable and hands over to the new one.
  *
  * The handover, step by step (old process A, new process B):
- * 1. A downloads `/api/v1/agent/bundle` beside its file and checks the sha256 against the
- *    task's parameter and the `x-upshift-sha256` header, then runs `node NEW --version`,
- *    which must print the target version (a file that cannot even start is never swapped in).
- * 2. A copies its own file to `<dataDir>/agent-backups/`, journals `swapped` with the
- *    backup's path, and renames the new file over its own: one atomic rename(2).
+ * 1. A downloads `/api/v1/agent/bundle?form=executable` beside its file and checks the
+ *    sha256 against the task's parameter and the `x-upshift-sha256` header, then runs
+ *    `NEW --version`, which must print the target version (a file that cannot even start
+ *    on this host is never swapped in).
+ * 2. A keeps its own file as `<dataDir>/agent-backups/upshift-agent-<version>` (the only
+ *    backup kept), journals `swapped` with the backup's path, and renames the new file
+ *    over its own: one atomic rename(2).
  * 3. A spawns B from that file with the same arguments (detached, same stdout/stderr) and
  *    `UPSHIFT_AGENT_HANDOVER=<taskKey>:<A's pid>`. A stops taking tasks.
  * 4. B loads the credential and heartbeats with its version: that heartbeat is the
@@ -60,6 +92,10 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * unit restarts the file, which is now the checked-in new version, and it reports the
  * task. A restart at any point is resumed from the journal: the version that runs decides
  * success, and an old version restores the backup if the file was already swapped.
+ *
+ * An agent that runs as a script (`node agent.js`) refuses with SCRIPT_AGENT_REFUSAL: the
+ * server hands out the executable only, and the service that starts the script with node
+ * would not start an executable put in its place.
  */
 export class SelfUpgradeRecipe implements Recipe {
   constructor(private readonly host: SelfUpgradeHost) {}
@@ -71,8 +107,8 @@ export class SelfUpgradeRecipe implements Recipe {
       return { result: 'succeeded', versions: { agent: ctx.agentVersion } };
     }
     const bundle = params.artifacts.find((a) => a.method === 'agent-bundle');
-    const agentFile = this.host.agentFile;
-    if (!agentFile) {
+    const program = this.host.program;
+    if (!program) {
       return {
         result: 'failed',
         step: 'preflight',
@@ -80,39 +116,45 @@ export class SelfUpgradeRecipe implements Recipe {
           'this agent runs inside the upshift CLI, which it cannot replace: install the standalone agent (curl SERVER/install/agent.sh | sh) to let it upgrade itself',
       };
     }
+    if (program.form !== 'executable') return { result: 'failed', step: 'preflight', error: SCRIPT_AGENT_REFUSAL };
+    const agentFile = program.file;
     if (!bundle?.sha256) return { result: 'failed', step: 'preflight', error: 'the task carries no agent-bundle artifact with a sha256' };
 
-    // Node picks the module format by extension: the staged file keeps the agent file's.
-    const staged = `${agentFile}.new-${process.pid}${path.extname(agentFile) || '.js'}`;
+    // Beside the agent: the rename below must not cross file systems.
+    const staged = `${agentFile}.new-${process.pid}`;
     ctx.journal.checkpoint('downloading');
     try {
-      ctx.log(`downloading the agent bundle to ${staged}`);
-      const d = await this.host.downloadBundle(staged, ctx.signal);
+      ctx.log(`downloading the agent executable to ${staged}`);
+      const d = await this.host.downloadExecutable(staged, ctx.signal);
       if (d.sha256 !== bundle.sha256 || (d.announcedSha256 !== undefined && d.announcedSha256 !== d.sha256)) {
         await rm(staged, { force: true });
         return {
           result: 'failed',
           step: 'preflight',
-          error: `checksum mismatch for the agent bundle: the task expects sha256 ${bundle.sha256}, the server announced ${d.announcedSha256 ?? '(nothing)'}, the file hashes to ${d.sha256}`,
+          error: `checksum mismatch for the agent executable: the task expects sha256 ${bundle.sha256}, the server announced ${d.announcedSha256 ?? '(nothing)'}, the file hashes to ${d.sha256}`,
         };
       }
-      ctx.log(`bundle: ${d.size} bytes, sha256 ${d.sha256} verified`);
+      ctx.log(`agent executable: ${d.size} bytes, sha256 ${d.sha256} verified`);
       await chmod(staged, 0o755);
-      const probe = await runCommand([process.execPath, staged, '--version'], { timeoutMs: 30_000 });
+      const probe = await runCommand([staged, '--version'], { timeoutMs: 30_000 });
       const printed = probe.stdout.trim().split('\n').pop() ?? '';
       if (probe.code !== 0 || !sameRelease(printed, params.toVersion)) {
         await rm(staged, { force: true });
-        return { result: 'failed', step: 'preflight', error: `the new bundle does not report ${params.toVersion}: ${outputTail(probe)}` };
+        return {
+          result: 'failed',
+          step: 'preflight',
+          error: `the new agent executable does not report ${params.toVersion}: ${outputTail(probe)}`,
+        };
       }
     } catch (e) {
       await rm(staged, { force: true });
-      return { result: 'failed', step: 'preflight', error: `the agent bundle could not be fetched: ${(e as Error).message}` };
+      return { result: 'failed', step: 'preflight', error: `the agent executable could not be fetched: ${(e as Error).message}` };
     }
 
     const backupDir = path.join(ctx.config.dataDir, 'agent-backups');
     await mkdir(backupDir, { recursive: true, mode: 0o700 });
-    const backup = path.join(backupDir, `agent-${ctx.agentVersion}.js`);
-    await copyFile(agentFile, backup);
+    const backup = path.join(backupDir, `${BACKUP_PREFIX}${ctx.agentVersion}`);
+    await keepBackup(agentFile, backup);
     const oldSha = await sha256Of(backup);
     ctx.journal.checkpoint('swapped', { agentFile, backup, oldSha, fromVersion: ctx.agentVersion, toVersion: params.toVersion });
     await rename(staged, agentFile);
@@ -122,7 +164,7 @@ export class SelfUpgradeRecipe implements Recipe {
     await mkdir(path.dirname(ready), { recursive: true, mode: 0o700 });
     await rm(ready, { force: true });
     this.host.quiesce(true);
-    const child = startDetached(this.host.successorArgv(), { env: { [HANDOVER_ENV]: `${task.taskKey}:${process.pid}` } });
+    const child = startDetached(this.host.successorArgv(program), { env: { [HANDOVER_ENV]: `${task.taskKey}:${process.pid}` } });
     const deadline = Date.now() + ctx.config.timeouts.selfUpgradeSeconds * 1000;
     while (child.exitReason() === undefined && Date.now() < deadline) {
       const text = await readFile(ready, 'utf8').catch(() => undefined);
@@ -162,7 +204,12 @@ export class SelfUpgradeRecipe implements Recipe {
 
   private async restore(agentFile: string, backup: string): Promise<void> {
     const tmp = `${agentFile}.restore-${process.pid}`;
-    await copyFile(backup, tmp);
+    await rm(tmp, { force: true });
+    try {
+      await link(backup, tmp);
+    } catch {
+      await copyFile(backup, tmp, constants.COPYFILE_FICLONE);
+    }
     await chmod(tmp, 0o755);
     await rename(tmp, agentFile);
   }

@@ -138,8 +138,8 @@ function printJoinInstructions(out: Output, cluster: string, view: JoinTokenView
   out.line(`  ${view.joinCommand}`);
   out.line(
     view.agentSha256
-      ? `agent sha256: ${view.agentSha256} (the install script refuses an agent file with another checksum)`
-      : 'agent sha256: unknown (the server has no agent bundle built: npm run build)',
+      ? `agent sha256: ${view.agentSha256} (of the agent executable; the install script refuses one with another checksum)`
+      : 'agent sha256: unknown (the server has no agent executable built: npm run build)',
   );
   out.line(`or run the agent yourself:\n  ${view.agentCommand}`);
 }

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { createReadStream } from 'node:fs';
 import {
   AgentBundleFile,
+  AgentBundleQuery,
   AgentFileParams,
   ArtifactFile,
   HeartbeatBody,
@@ -22,7 +23,8 @@ import type { NodeRecord } from '../../domain/model.js';
 import type { AgentHub } from '../../engine/agents/index.js';
 import type { Store } from '../../store/store.js';
 import type { ArtifactMirror } from '../artifact-mirror.js';
-import type { AgentBundle } from './install.js';
+import type { AgentExecutable } from '../agent-files.js';
+import { missingExecutable } from './install.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -39,8 +41,8 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
   hub: AgentHub;
   store: Store;
   mirror: ArtifactMirror;
-  bundle: () => AgentBundle | undefined;
-}> = async (app, { hub, mirror, bundle }) => {
+  executable: () => AgentExecutable | undefined;
+}> = async (app, { hub, store, mirror, executable }) => {
   const nodeOf = (request: { agentNode?: NodeRecord }): NodeRecord => {
     if (!request.agentNode) throw new UpshiftError(ErrorCode.UNAUTHENTICATED, 'no node credential');
     return request.agentNode;
@@ -135,15 +137,31 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
       config: { access: 'agent' },
       schema: {
         tags: ['agent'],
-        summary: 'The current agent bundle, for self-upgrades',
+        summary: 'The current agent executable, for self-upgrades',
+        querystring: AgentBundleQuery,
         response: { 200: AgentBundleFile, ...errorResponses },
       },
     },
     async (request, reply) => {
-      nodeOf(request);
-      const b = bundle();
-      if (!b) throw new UpshiftError(ErrorCode.NOT_FOUND, 'the agent bundle is not built on the server: run npm run build');
-      return reply.type('application/javascript; charset=utf-8').header('x-upshift-sha256', b.sha256).send(createReadStream(b.file));
+      const node = nodeOf(request);
+      const { form, arch } = request.query;
+      if (form !== 'executable') {
+        // An agent from before the executable (node agent.js): the service that starts it
+        // with node cannot start an executable swapped in for the script.
+        const cluster = (await store.clusters.get(node.clusterId))?.name ?? 'CLUSTER';
+        // Its task shows the first 300 characters of this answer: the instruction comes first.
+        throw new UpshiftError(
+          ErrorCode.AGENT_REINSTALL_NEEDED,
+          `reinstall the agent of node ${node.name}: run the join command of \`upshift cluster join-token ${cluster}\` on the host with --name ${node.name} (it keeps the credential). This agent runs as agent.js under Node.js, which cannot upgrade itself to the agent executable`,
+        );
+      }
+      const e = executable();
+      if (!e || (arch !== undefined && arch !== e.arch)) throw new UpshiftError(ErrorCode.NOT_FOUND, missingExecutable(arch ?? 'x64', e));
+      return reply
+        .type('application/octet-stream')
+        .header('content-length', e.size)
+        .header('x-upshift-sha256', e.sha256)
+        .send(createReadStream(e.file));
     },
   );
 

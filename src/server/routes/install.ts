@@ -1,13 +1,18 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { readFileSync } from 'node:fs';
-import { AgentChecksum, AgentDownload, InstallScript, errorResponses } from '../../api/index.js';
+import { createReadStream, readFileSync } from 'node:fs';
+import { AgentChecksum, AgentDownload, AgentExecutableDownload, InstallScript, errorResponses } from '../../api/index.js';
 import { ErrorCode } from '../../domain/errors.js';
+import type { AgentExecutable, AgentScript } from '../agent-files.js';
 import { sendError } from '../errors.js';
 
-/** The agent bundle this server serves, read once at start. */
-export interface AgentBundle {
-  file: string;
-  sha256: string;
+/** The CPUs an agent executable may be built for (Node's names; the install script maps `uname -m` to them). */
+export const agentArches = ['x64', 'arm64'] as const;
+
+/** Why there is no executable for `arch`: not built at all, or built for another CPU only. */
+export function missingExecutable(arch: string, built: AgentExecutable | undefined): string {
+  return built
+    ? `this server has the agent executable for linux-${built.arch} only, not for linux-${arch} (docs/hosts.md says which CPUs are built)`
+    : 'the agent executable is not built: run npm run build on the server';
 }
 
 /** The server's own address as a client reached it, refusing anything that is not a plain host[:port]. */
@@ -18,14 +23,17 @@ export function publicUrl(request: FastifyRequest): string | undefined {
 }
 
 /**
- * The install script (POSIX sh). What it guarantees:
- * - the agent file is checked against `--sha256`, the checksum the admin was shown with
+ * The install script (POSIX sh). It installs the agent executable (`$PREFIX/upshift-agent`,
+ * a Node.js single executable application for the host's CPU): the host needs no Node.js.
+ * What it guarantees:
+ * - the executable is checked against `--sha256`, the checksum the admin was shown with
  *   the join command, not only against one served by this same server (plain HTTP can
- *   be tampered with on the way);
+ *   be tampered with on the way), and it must run on this host (`--version`) before
+ *   anything of a previous install is stopped or replaced;
  * - `--ca-file` pins an https server's CA for every download (curl `--cacert`, `=https`
  *   only) and for the agent (`--ca-file`: the agent trusts that CA only);
  * - the join token is never written to disk: the script runs one join itself
- *   (`agent.js --join-only`, the token in that process's environment), which stores the
+ *   (`upshift-agent --join-only`, the token in that process's environment), which stores the
  *   node credential, and the service then starts with the credential alone;
  * - every value that reaches the unit or the environment file is checked against a
  *   strict character set first, and every expansion is quoted.
@@ -37,7 +45,8 @@ function installScript(server: string): string {
 # Installs the Upshift agent as a systemd service and joins this node to a cluster.
 #   curl -fsSL ${server}/install/agent.sh | sudo sh -s -- --join-token TOKEN --sha256 HEX
 #        [--name NAME] [--config FILE] [--ca-file CA.pem] [--data-dir DIR] [--prefix DIR] [--unit-dir DIR]
-# Needs: root, curl, sha256sum, Node.js 20 or newer, systemd.
+# Needs: root, curl, sha256sum, systemd. Not Node.js: the agent is one executable
+# ($PREFIX/upshift-agent, default /opt/upshift/upshift-agent) with its runtime inside.
 #
 # --sha256 is the checksum printed beside the join command (upshift cluster create, upshift
 # cluster join-token): the downloaded agent must match it. The join token is used by one
@@ -134,7 +143,11 @@ if [ -n "$CA_FILE" ]; then
   esac
   CURL_TLS=yes
 fi
-command -v node >/dev/null 2>&1 || fail 'the agent needs Node.js 20 or newer (apt-get install nodejs)'
+case "$(uname -s)/$(uname -m)" in
+  Linux/x86_64 | Linux/amd64) ARCH=x64 ;;
+  Linux/aarch64 | Linux/arm64) ARCH=arm64 ;;
+  *) fail "no agent executable for $(uname -s) $(uname -m): the agent runs on Linux x86_64 (and aarch64 where the server has that build)" ;;
+esac
 command -v curl >/dev/null 2>&1 || fail 'curl is needed'
 command -v sha256sum >/dev/null 2>&1 || fail 'sha256sum is needed (coreutils)'
 
@@ -150,9 +163,10 @@ fetch() {
 # Directories the script creates on the way (/opt, …) keep the usual modes; the data dir is private.
 ( umask 022; mkdir -p "$PREFIX" "$DATA_DIR" )
 chmod 700 "$DATA_DIR"
-NEW="$PREFIX/agent.js.new"
+AGENT="$PREFIX/upshift-agent"
+NEW="$AGENT.new"
 rm -f "$NEW"
-fetch -o "$NEW" "$SERVER/install/upshift-agent.js" || { rm -f "$NEW"; fail "cannot download the agent from $SERVER"; }
+fetch -o "$NEW" "$SERVER/install/upshift-agent-linux-$ARCH" || { rm -f "$NEW"; fail "cannot download the agent (linux-$ARCH) from $SERVER"; }
 actual=$(sha256sum "$NEW" | cut -d' ' -f1)
 if [ -n "$SHA256" ]; then
   if [ "$actual" != "$SHA256" ]; then
@@ -161,16 +175,22 @@ if [ -n "$SHA256" ]; then
   fi
 else
   echo 'agent.sh: warning: no --sha256 given; the agent is checked only against the checksum the same server serves' >&2
-  expected=$(fetch "$SERVER/install/upshift-agent.js.sha256") || { rm -f "$NEW"; fail "cannot download the agent's checksum from $SERVER"; }
+  expected=$(fetch "$SERVER/install/upshift-agent-linux-$ARCH.sha256") || { rm -f "$NEW"; fail "cannot download the agent's checksum from $SERVER"; }
   if [ "$actual" != "$expected" ]; then
     rm -f "$NEW"
     fail "checksum mismatch: the agent has sha256 $actual, the server says $expected; nothing was installed"
   fi
 fi
+chmod 755 "$NEW"
+# It must start on this host (CPU, C library) before anything of a previous install changes.
+if ! version=$("$NEW" --version 2>&1); then
+  rm -f "$NEW"
+  fail "the downloaded agent does not run on this host: $version; nothing was installed"
+fi
 
 # A previous install's agent holds the data dir; stop it for the join.
 systemctl stop upshift-agent >/dev/null 2>&1 || true
-mv "$NEW" "$PREFIX/agent.js"
+mv "$NEW" "$AGENT"
 # An older install kept the join token in join.env: it is not needed any more.
 rm -f "$DATA_DIR/join.env"
 
@@ -179,7 +199,7 @@ if [ -n "$NAME" ]; then set -- "$@" --name "$NAME"; fi
 if [ -n "$CONFIG" ]; then set -- "$@" --config "$CONFIG"; fi
 if [ -n "$CA_FILE" ]; then set -- "$@" --ca-file "$CA_FILE"; fi
 # The one join: the token lives only in this process's environment.
-if ! UPSHIFT_JOIN_TOKEN="$TOKEN" node "$PREFIX/agent.js" agent "$@" --join-only; then
+if ! UPSHIFT_JOIN_TOKEN="$TOKEN" "$AGENT" agent "$@" --join-only; then
   fail 'the node did not join (the reason is above); the service was not installed'
 fi
 TOKEN=''
@@ -200,7 +220,7 @@ Wants=network-online.target
 
 [Service]
 EnvironmentFile=-$ENV_FILE
-ExecStart=/usr/bin/env node $PREFIX/agent.js agent --server $SERVER --data-dir $DATA_DIR$NAME_ARG
+ExecStart=$AGENT agent --server $SERVER --data-dir $DATA_DIR$NAME_ARG
 Restart=always
 RestartSec=5
 # Exit status 2 is a refusal that a restart cannot cure (a revoked node credential, a bad
@@ -211,20 +231,57 @@ RestartPreventExitStatus=2
 WantedBy=multi-user.target
 UNIT
 )
+# The agent of an install before the executable: a script the new unit no longer runs.
+rm -f "$PREFIX/agent.js"
 systemctl daemon-reload
 systemctl enable upshift-agent
 systemctl restart upshift-agent
-echo "upshift agent installed: joined $SERVER and started with its node credential; the join token was not stored on this host"
+echo "upshift agent $version installed as $AGENT: joined $SERVER and started with its node credential; the join token was not stored on this host"
 `;
 }
 
-/** Public install routes: the script and the agent bundle (code, no secrets). */
-export const installRoutes: FastifyPluginAsync<{ bundle: () => AgentBundle | undefined }> = async (app, { bundle }) => {
+/**
+ * Public install routes: the script, the agent executable (per CPU) and the agent as one
+ * JavaScript file (for hosts that run it with their own Node.js), each with its sha256.
+ * Code only, no secrets.
+ */
+export const installRoutes: FastifyPluginAsync<{
+  bundle: () => AgentScript | undefined;
+  executable: () => AgentExecutable | undefined;
+}> = async (app, { bundle, executable }) => {
   app.get('/install/agent.sh', { schema: { hide: true, response: { 200: InstallScript, ...errorResponses } } }, async (request, reply) => {
     const server = publicUrl(request);
     if (!server) return sendError(reply, 400, ErrorCode.BAD_REQUEST, 'the Host header is not a plain host name and port');
     return reply.type('text/x-shellscript; charset=utf-8').send(installScript(server));
   });
+  for (const arch of agentArches) {
+    const current = () => {
+      const e = executable();
+      return e?.arch === arch ? e : undefined;
+    };
+    app.get(
+      `/install/upshift-agent-linux-${arch}`,
+      { schema: { hide: true, response: { 200: AgentExecutableDownload, ...errorResponses } } },
+      async (_request, reply) => {
+        const e = current();
+        if (!e) return sendError(reply, 404, ErrorCode.NOT_FOUND, missingExecutable(arch, executable()));
+        return reply
+          .type('application/octet-stream')
+          .header('content-length', e.size)
+          .header('x-upshift-sha256', e.sha256)
+          .send(createReadStream(e.file));
+      },
+    );
+    app.get(
+      `/install/upshift-agent-linux-${arch}.sha256`,
+      { schema: { hide: true, response: { 200: AgentChecksum, ...errorResponses } } },
+      async (_request, reply) => {
+        const e = current();
+        if (!e) return sendError(reply, 404, ErrorCode.NOT_FOUND, missingExecutable(arch, executable()));
+        return reply.type('text/plain; charset=utf-8').send(`${e.sha256}\n`);
+      },
+    );
+  }
   app.get(
     '/install/upshift-agent.js',
     { schema: { hide: true, response: { 200: AgentDownload, ...errorResponses } } },

@@ -2,7 +2,9 @@
  * Helpers shared by the hosts end-to-end tests: a testbed host prepared the way an operator
  * prepares a real one for the agent (a binary install root with `current`, a daemon config,
  * service control through test/support/testbed/testbed-service.sh), the Docker Engine binary
- * archive built from the package cache, and agent bundles built with esbuild.
+ * archive built from the package cache, the agent executable (a Node.js single executable,
+ * as /install/agent.sh installs it) or the agent as one JavaScript file, and a PATH without
+ * `node` for the agents: the hosts have no Node.js.
  *
  * The testbed harness (test/support/testbed/hosts.ts) is used as is: these helpers only add
  * files under each host's directory and processes in the testbed's cgroup subtree, so its
@@ -11,11 +13,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, openSync, closeSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { buildAgentExecutable } from '../../../scripts/agent-executable.mjs';
 import type { PackageManifest, Testbed, TestHost } from './hosts.js';
 import { run } from './hosts.js';
 
@@ -174,6 +177,50 @@ export async function buildAgentBundle(outfile: string, version?: string): Promi
   return outfile;
 }
 
+/**
+ * The agent executable stamped with `version` (an "old" agent for the self-upgrade), cached
+ * between runs: the injection into the ~120 MB runtime is skipped when the agent's code and
+ * the runtime did not change.
+ */
+export async function buildOldAgentExecutable(version: string): Promise<string> {
+  const outfile = path.join(CACHE, `agent-${version}`, 'upshift-agent-linux-x64');
+  await buildAgentExecutable({ outfile, version });
+  return outfile;
+}
+
+/**
+ * Puts `source` at `dest` as a host's own agent file: a hard link where both are on one file
+ * system (a self-upgrade renames a new file over `dest`, which leaves `source` and the other
+ * hosts' links alone), else a copy.
+ */
+export async function installAgentFile(source: string, dest: string): Promise<void> {
+  await rm(dest, { force: true });
+  try {
+    await link(source, dest);
+  } catch {
+    await copyFile(source, dest);
+  }
+}
+
+/**
+ * A PATH for agents on hosts without Node.js: one directory of links to everything in the
+ * machine's bin directories except Node.js and its package managers, under `root` (the
+ * testbed's, so that its cleanup removes it).
+ */
+export async function pathWithoutNode(root: string): Promise<string> {
+  const dir = path.join(root, 'no-node-bin');
+  if (existsSync(dir)) return dir;
+  await mkdir(dir);
+  const skip = new Set(['node', 'nodejs', 'npm', 'npx', 'corepack']);
+  for (const bin of ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']) {
+    for (const name of await readdir(bin).catch(() => [] as string[])) {
+      if (skip.has(name) || existsSync(path.join(dir, name))) continue;
+      await symlink(path.join(bin, name), path.join(dir, name)).catch(() => undefined);
+    }
+  }
+  return dir;
+}
+
 /** The agent config of a testbed host (YAML is JSON). */
 export function agentConfig(p: PreparedHost, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -200,11 +247,14 @@ export interface AgentProcess {
 }
 
 /**
- * Starts `node <bundle> …` "on" the host: in its network and UTS namespaces (so it reports
- * the host's hostname and reaches the server through the testbed bridge) and in the host's
- * cgroup (so the harness's cleanup kills it, and anything it hands over to, after a crash).
+ * Starts an agent "on" the host: in its network and UTS namespaces (so it reports the host's
+ * hostname and reaches the server through the testbed bridge) and in the host's cgroup (so
+ * the harness's cleanup kills it, and anything it hands over to, after a crash). `program`
+ * is the agent executable, run as it is, or a `.js` file, run by this Node.js. `env.PATH`
+ * replaces the default (this process's PATH).
  */
-export function startAgent(p: PreparedHost, bundle: string, args: string[], env: Record<string, string> = {}): AgentProcess {
+export function startAgent(p: PreparedHost, program: string, args: string[], env: Record<string, string> = {}): AgentProcess {
+  const argv = program.endsWith('.js') ? [process.execPath, program] : [program];
   const logFile = path.join(p.host.dir, 'agent.log');
   const fd = openSync(logFile, 'a');
   try {
@@ -219,8 +269,7 @@ export function startAgent(p: PreparedHost, bundle: string, args: string[], env:
         `--net=/run/netns/${p.host.netns}`,
         `--uts=${p.utsFile}`,
         '--',
-        process.execPath,
-        bundle,
+        ...argv,
         ...args,
       ],
       { stdio: ['ignore', fd, fd], detached: true, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', ...env } },
