@@ -72,6 +72,11 @@ export class ServerClient {
     this.credential = credential;
   }
 
+  /** The node credential in use: what apt sends, as a basic-auth password, to the mirror's apt repository. */
+  currentCredential(): string | undefined {
+    return this.credential;
+  }
+
   private headers(json: boolean): Record<string, string> {
     const h: Record<string, string> = { accept: 'application/json' };
     if (json) h['content-type'] = 'application/json';
