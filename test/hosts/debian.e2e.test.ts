@@ -15,6 +15,9 @@
  *      the cause
  *   4. the cause removed and a resume complete the upgrade: every host runs 28.5.2, `dpkg
  *      -l docker.io` inside it shows 28.5.2, and the restart=always containers run again
+ *   5. containerd 1.7.24 → 2.1.9 (sid's; Engine 28.5.2 runs on it) with the `deb` method:
+ *      the package file from the mirror, checked by sha256, installed by apt/dpkg; one
+ *      failing host rolled back to 1.7.24, then a resume completes it
  *
  *   npx vitest run test/hosts/debian.e2e.test.ts      (root; builds dist/ when stale)
  *
@@ -132,15 +135,16 @@ suite(
         timeoutMs,
       );
 
-    /** `dpkg-query` inside the host: the installed version of docker.io, and whether it is fully installed. */
-    const dpkgDocker = async (h: RootfsHost): Promise<string> => {
-      const r = await (fleet as RootfsFleet).exec(h, ['dpkg', '-l', 'docker.io']);
+    /** `dpkg -l PKG` inside the host: the installed version, checked to be fully installed (`ii`). */
+    const dpkgVersion = async (h: RootfsHost, pkg: string): Promise<string> => {
+      const r = await (fleet as RootfsFleet).exec(h, ['dpkg', '-l', pkg]);
       expect(r.code, r.stderr).toBe(0);
-      const line = r.stdout.split('\n').find((l) => /^\S+\s+docker\.io\s/.test(l)) ?? '';
+      const line = r.stdout.split('\n').find((l) => l.split(/\s+/)[1] === pkg) ?? '';
       const [status, , version] = line.split(/\s+/);
       expect(status, line).toBe('ii');
       return version ?? '';
     };
+    const dpkgDocker = (h: RootfsHost) => dpkgVersion(h, 'docker.io');
 
     beforeAll(async () => {
       if (!isRoot) throw new Error('the Debian hosts end-to-end test needs root (namespaces, overlay mounts, chroot)');
@@ -164,6 +168,14 @@ suite(
               artifacts: [{ method: 'apt', file: 'docker.io', packageVersion: f.rootfs.docker28 }],
               notes: 'Debian 13 (from sid)',
             },
+          ],
+          containerd: [
+            {
+              version: '1.7.24',
+              artifacts: [{ method: 'apt', file: 'containerd', packageVersion: f.rootfs.containerd17 }],
+              notes: 'Debian 13',
+            },
+            { version: '2.1.9', artifacts: [], notes: 'Debian 13 (from sid); the deb uploaded to the mirror' },
           ],
         }),
       );
@@ -249,6 +261,13 @@ suite(
                   methods: ['apt'],
                   service: { kind: 'command', start: [DOCKER_SERVICE, 'start'], stop: [DOCKER_SERVICE, 'stop'] },
                   configFiles: ['/etc/docker/daemon.json'],
+                },
+                // dockerd runs its own containerd here (no init system): restarting the
+                // Docker service restarts containerd on the newly installed binary.
+                containerd: {
+                  methods: ['deb'],
+                  service: { kind: 'command', start: [DOCKER_SERVICE, 'start'], stop: [DOCKER_SERVICE, 'stop'] },
+                  configFiles: [],
                 },
               },
               snapshot: {
@@ -377,6 +396,62 @@ suite(
         expect(Date.parse(keeper.State.StartedAt)).toBeGreaterThan(Date.parse(startedBefore.get(h.name) ?? ''));
       }
       for (const x of await nodes()) expect(x.versions['docker']).toBe('28.5.2');
+    }, 1_300_000);
+    it('upgrades containerd 1.7.24 → 2.1.9 with the deb method (the package file from the mirror, checked by sha256) under Engine 28.5.2; a failing host is rolled back to 1.7.24', async () => {
+      const f = fleet as RootfsFleet;
+      const file = f.rootfs['containerd-2'].find((n) => n.startsWith('containerd_')) as string;
+      const up = await api(
+        'PUT',
+        `/artifacts/containerd/2.1.9/${file}?method=deb`,
+        undefined,
+        await readFile(path.join(f.rootfs.debs, 'containerd-2', file)),
+      );
+      expect(up.status, JSON.stringify(up.body)).toBe(201);
+      for (const x of await nodes()) expect(x.versions['containerd']).toBe('1.7.24');
+      const broken = f.hosts[1] as RootfsHost;
+      await writeFile(path.join(broken.merged, UNHEALTHY.slice(1)), 'the e2e test makes this host fail its health check\n');
+      const before = new Map<string, string>();
+      for (const h of f.hosts) before.set(h.name, (await engineJson<Inspect>(h, 'GET', '/containers/keeper/json')).State.StartedAt);
+
+      const t0 = Date.now();
+      const started = await api<Upgrade>('POST', `/clusters/${clusterId}/upgrades`, {
+        component: 'containerd',
+        toVersion: '2.1.9',
+        policy: { maxBatchPercent: 100 },
+      });
+      expect(started.status, JSON.stringify(started.body)).toBe(201);
+      const id = started.body.id;
+      const paused = await waitUpgrade(id, ['Paused', 'Completed'], 600_000);
+      timings['containerd upgrade until the failed host paused it'] = (Date.now() - t0) / 1000;
+      expect(paused.state).toBe('Paused');
+      expect(paused.pauseReason?.message).toContain(`${UNHEALTHY} is present`);
+      expect(await dpkgVersion(broken, 'containerd')).toBe(f.rootfs.containerd17);
+      const brokenNode = (await nodes()).find((x) => x.name === broken.name);
+      const log = await fetch(`${base}/api/v1/upgrades/${id}/nodes/${brokenNode?.id}/log`, {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      }).then((r) => r.text());
+      expect(log).toMatch(new RegExp(`${file.replace(/[.+~]/g, '\\$&')}: \\d+ bytes, sha256 [0-9a-f]{64} verified`));
+      expect(log).toContain(`containerd=${f.rootfs.containerd17}`);
+      expect(log).toContain('containerd 1.7.24 runs again');
+
+      await rm(path.join(broken.merged, UNHEALTHY.slice(1)));
+      const resumed = await api<Upgrade>('POST', `/upgrades/${id}/resume`);
+      expect(resumed.status).toBe(200);
+      const completed = await waitUpgrade(id, ['Completed', 'Paused'], 600_000);
+      timings['containerd upgrade in all (4 hosts)'] = (Date.now() - t0) / 1000;
+      expect(completed.pauseReason).toBeNull();
+      expect(completed.state).toBe('Completed');
+      for (const h of f.hosts) {
+        expect(await dpkgVersion(h, 'containerd')).toBe(f.rootfs.containerd2);
+        expect(await engineVersion(h)).toMatch(/^28\.5\.2/);
+        const keeper = await engineJson<Inspect>(h, 'GET', '/containers/keeper/json');
+        expect(keeper.State.Running).toBe(true);
+        expect(Date.parse(keeper.State.StartedAt)).toBeGreaterThan(Date.parse(before.get(h.name) ?? ''));
+        // A new container runs on containerd 2 too.
+        const r = await f.exec(h, ['docker', 'run', '--rm', '--network', 'none', 'local/busybox:1', 'echo', 'runs on containerd 2']);
+        expect(r.stdout.trim(), r.stderr).toBe('runs on containerd 2');
+      }
+      for (const x of await nodes()) expect(x.versions['containerd']).toBe('2.1.9');
     }, 1_300_000);
   },
 );
