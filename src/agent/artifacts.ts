@@ -59,9 +59,11 @@ export class MirrorArtifactSource implements ArtifactSource {
   aptMirror(): AptMirrorAccess | undefined {
     const credential = this.client.currentCredential();
     if (credential === undefined) return undefined;
+    const ca = this.client.pinnedCa();
     return {
       url: `${this.client.baseUrl}/api/v1/agent/apt`,
       credential,
+      ...(ca ? { caPem: ca } : {}),
       fetchKey: async (dest, signal) => {
         await this.client.download('/api/v1/agent/apt/key.gpg', dest, signal);
       },

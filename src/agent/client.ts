@@ -77,6 +77,11 @@ export class ServerClient {
     return this.credential;
   }
 
+  /** The pinned CA (`--ca-file`), if any: what apt must trust for the server too. */
+  pinnedCa(): Buffer | undefined {
+    return this.options.ca;
+  }
+
   private headers(json: boolean): Record<string, string> {
     const h: Record<string, string> = { accept: 'application/json' };
     if (json) h['content-type'] = 'application/json';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ArtifactRecord } from '../../src/domain/model.js';
 import { AptRepository, debControl } from '../../src/server/apt-repository.js';
-import { parseAptSimulation, mirrorAuth, mirrorSource } from '../../src/agent/recipes/apt-mirror.js';
+import { mirrorAuth, mirrorCaConfig, mirrorSource, parseAptSimulation } from '../../src/agent/recipes/apt-mirror.js';
 
 const tools = ['/usr/bin/dpkg-deb', '/usr/bin/gpgv'].every((t) => existsSync(t));
 const suite = tools ? describe : describe.skip;
@@ -124,6 +124,13 @@ describe('the agent’s side of the mirror’s apt repository', () => {
     expect(mirrorAuth('https://upshift.example:8443/api/v1/agent/apt/', 'upa_secret')).toBe(
       'machine upshift.example:8443/api/v1/agent/apt login upshift-node password upa_secret\n',
     );
+  });
+
+  it('makes apt trust a pinned CA for the server’s host only, over https', () => {
+    expect(mirrorCaConfig('https://upshift.example:8443/api/v1/agent/apt', '/etc/apt/keyrings/upshift-mirror-ca.pem')).toBe(
+      'Acquire::https::upshift.example::CAInfo "/etc/apt/keyrings/upshift-mirror-ca.pem";\n',
+    );
+    expect(mirrorCaConfig('http://10.200.1.1:8420/api/v1/agent/apt', '/x.pem')).toBeUndefined();
   });
 
   it('reads from apt’s simulation what an install changes, so that a rollback pins all of it back', () => {

@@ -12,6 +12,8 @@ import type { AptMirrorAccess } from './types.js';
  *   /etc/apt/sources.list.d/upshift-mirror.sources  the repository, Signed-By that key only
  *   /etc/apt/auth.conf.d/upshift-mirror.conf        the node credential as apt's password
  *                                                   (mode 0600, root's, like credential.json)
+ *   /etc/apt/keyrings/upshift-mirror-ca.pem and     with a pinned CA (`--ca-file`) and https:
+ *   /etc/apt/apt.conf.d/60upshift-mirror-ca         apt trusts that CA for the server's host
  *
  * then refreshes that one source's lists (`--error-on=any`: a list that cannot be fetched
  * or verified fails the step before anything is installed). Written on every apt install,
@@ -24,6 +26,9 @@ export interface AptMirrorPaths {
   keyring: string;
   sources: string;
   auth: string;
+  /** The pinned CA of an https server, and the apt setting that makes apt trust it for that host. */
+  ca: string;
+  caConf: string;
 }
 
 export function aptMirrorPaths(etcApt = '/etc/apt'): AptMirrorPaths {
@@ -31,7 +36,16 @@ export function aptMirrorPaths(etcApt = '/etc/apt'): AptMirrorPaths {
     keyring: path.join(etcApt, 'keyrings', 'upshift-mirror.gpg'),
     sources: path.join(etcApt, 'sources.list.d', 'upshift-mirror.sources'),
     auth: path.join(etcApt, 'auth.conf.d', 'upshift-mirror.conf'),
+    ca: path.join(etcApt, 'keyrings', 'upshift-mirror-ca.pem'),
+    caConf: path.join(etcApt, 'apt.conf.d', '60upshift-mirror-ca'),
   };
+}
+
+/** The apt setting that trusts `caFile` for the server's host (and only that host), or undefined for http. */
+export function mirrorCaConfig(url: string, caFile: string): string | undefined {
+  const u = new URL(url);
+  if (u.protocol !== 'https:') return undefined;
+  return `Acquire::https::${u.hostname.replace(/^\[|\]$/g, '')}::CAInfo "${caFile}";\n`;
 }
 
 /** The deb822 source of the repository. */
@@ -76,6 +90,14 @@ export async function configureAptMirror(
   }
   await writeAtomic(paths.sources, mirrorSource(access.url, paths.keyring), 0o644);
   await writeAtomic(paths.auth, mirrorAuth(access.url, access.credential), 0o600);
+  const caConf = access.caPem ? mirrorCaConfig(access.url, paths.ca) : undefined;
+  if (access.caPem && caConf) {
+    await writeAtomic(paths.ca, access.caPem, 0o644);
+    await writeAtomic(paths.caConf, caConf, 0o644);
+  } else {
+    await rm(paths.caConf, { force: true });
+    await rm(paths.ca, { force: true });
+  }
   log(`apt source: ${access.url} ${APT_MIRROR_SUITE} main (signed-by ${paths.keyring})`);
   const argv = [
     'apt-get',

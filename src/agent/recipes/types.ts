@@ -16,6 +16,8 @@ export interface AptMirrorAccess {
   url: string;
   /** The node credential, apt's basic-auth password for that URL. */
   credential: string;
+  /** PEM of the CA pinned for the server (`--ca-file`), which apt must then trust for it. */
+  caPem?: Buffer;
   /** Downloads the repository's signing key (binary OpenPGP) to `dest`, over the agent's authenticated channel. */
   fetchKey(dest: string, signal: AbortSignal): Promise<void>;
 }
