@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync, zstdDecompressSync } from 'node:zlib';
@@ -21,8 +21,9 @@ import { OpenPgpSigner } from './openpgp.js';
  * host's bridge already is one), and apt runs the maintainer scripts of what it installs
  * as root: an unsigned index would let anyone on the path choose the packages. The key is
  * the server's own (RSA 3072, made on first use, `<artifactDir>/apt-signing-key.json`,
- * mode 0600); agents fetch its public half over their authenticated channel (the node
- * credential, and the pinned CA where there is one), so trusting it needs no step by hand.
+ * mode 0600; link(2) makes its creation atomic); agents fetch its public half over their
+ * authenticated channel (the node credential, and the pinned CA where there is one), so
+ * trusting it needs no step by hand.
  *
  * The index is made from the mirror's rows with method `deb`: each file's control
  * paragraph is read from the package once (its `control.tar.{xz,gz,zst}`) and cached by
@@ -147,16 +148,32 @@ export class AptRepository {
   private key(): OpenPgpSigner {
     if (this.signer) return this.signer;
     const file = join(this.artifactDir, 'apt-signing-key.json');
-    if (existsSync(file)) {
+    const load = () => {
       const k = JSON.parse(readFileSync(file, 'utf8')) as KeyFile;
-      this.signer = OpenPgpSigner.fromPem(k.pem, k.created, k.userId);
-    } else {
-      const created = Math.floor(Date.now() / 1000);
-      const userId = `Upshift artifact mirror (apt) <apt@upshift.invalid>`;
-      const { signer, pem } = OpenPgpSigner.generate(userId, created);
-      mkdirSync(this.artifactDir, { recursive: true, mode: 0o700 });
-      writeFileSync(file, JSON.stringify({ created, userId, pem } satisfies KeyFile), { mode: 0o600, flag: 'wx' });
+      return OpenPgpSigner.fromPem(k.pem, k.created, k.userId);
+    };
+    if (existsSync(file)) {
+      this.signer = load();
+      return this.signer;
+    }
+    const created = Math.floor(Date.now() / 1000);
+    const userId = `Upshift artifact mirror (apt) <apt@upshift.invalid>`;
+    const { signer, pem } = OpenPgpSigner.generate(userId, created);
+    mkdirSync(this.artifactDir, { recursive: true, mode: 0o700 });
+    try {
+      // Written whole with 'wx': of two servers sharing the artifact directory that both
+      // made a key, the first one's is kept and the other reads it, so all sign alike.
+      const tmp = `${file}.${process.pid}.new`;
+      writeFileSync(tmp, JSON.stringify({ created, userId, pem } satisfies KeyFile), { mode: 0o600 });
+      try {
+        linkSync(tmp, file);
+      } finally {
+        rmSync(tmp, { force: true });
+      }
       this.signer = signer;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      this.signer = load();
     }
     return this.signer;
   }
