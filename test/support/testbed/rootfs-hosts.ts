@@ -273,8 +273,7 @@ export async function createRootfsHosts(opts: { hosts: number; prefix?: string }
     // dockerd 26.1.5 (the base's own) started on every host, as its service would.
     await Promise.all(
       hosts.map(async (h) => {
-        const pid = fleet.spawnIn(h, [DOCKER_SERVICE, 'start'], path.join(h.host.dir, 'service.log'));
-        void pid;
+        fleet.spawnIn(h, [DOCKER_SERVICE, 'start'], path.join(h.host.dir, 'service.log'));
         await waitForSocket(fleet, h, 60_000);
       }),
     );
