@@ -4,7 +4,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { ServerClient } from './client.js';
 import { isSafeFileName } from './params.js';
-import type { ArtifactSource } from './recipes/types.js';
+import type { AptMirrorAccess, ArtifactSource } from './recipes/types.js';
 import { ChecksumError } from './recipes/types.js';
 
 export async function sha256File(file: string): Promise<string> {
@@ -54,5 +54,19 @@ export class MirrorArtifactSource implements ArtifactSource {
     }
     await rename(partial, dest);
     return dest;
+  }
+
+  aptMirror(): AptMirrorAccess | undefined {
+    const credential = this.client.currentCredential();
+    if (credential === undefined) return undefined;
+    const ca = this.client.pinnedCa();
+    return {
+      url: `${this.client.baseUrl}/api/v1/agent/apt`,
+      credential,
+      ...(ca ? { caPem: ca } : {}),
+      fetchKey: async (dest, signal) => {
+        await this.client.download('/api/v1/agent/apt/key.gpg', dest, signal);
+      },
+    };
   }
 }

@@ -72,6 +72,16 @@ export class ServerClient {
     this.credential = credential;
   }
 
+  /** The node credential in use: what apt sends, as a basic-auth password, to the mirror's apt repository. */
+  currentCredential(): string | undefined {
+    return this.credential;
+  }
+
+  /** The pinned CA (`--ca-file`), if any: what apt must trust for the server too. */
+  pinnedCa(): Buffer | undefined {
+    return this.options.ca;
+  }
+
   private headers(json: boolean): Record<string, string> {
     const h: Record<string, string> = { accept: 'application/json' };
     if (json) h['content-type'] = 'application/json';

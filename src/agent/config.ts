@@ -79,6 +79,12 @@ export interface AgentConfig {
   minFreeMegabytes: number;
   /** How many backups (`<dataDir>/backups/*`) are kept. */
   keepBackups: number;
+  /**
+   * Where the `apt` method installs from: `host`, the repositories the host already has;
+   * `mirror`, the Upshift server's signed apt repository (apt-mirror.ts), which the agent
+   * then configures itself (source, signing key, credential) before each apt install.
+   */
+  aptSource: 'host' | 'mirror';
 }
 
 export class AgentConfigError extends Error {
@@ -273,6 +279,7 @@ export function parseAgentConfig(raw: unknown, overrides: AgentConfigOverrides =
     'timeouts',
     'minFreeMegabytes',
     'keepBackups',
+    'aptSource',
   ]);
   const comps = r['components'];
   if (comps !== undefined && !isRecord(comps)) throw new AgentConfigError('components', 'must be an object');
@@ -293,6 +300,9 @@ export function parseAgentConfig(raw: unknown, overrides: AgentConfigOverrides =
   if (caFile !== undefined && !path.isAbsolute(caFile)) throw new AgentConfigError('caFile', 'must be an absolute path');
   const dataDir = overrides.dataDir ?? absPath(r, 'dataDir', '') ?? agentDefaults.dataDir;
   const keepBackups = positive(r, 'keepBackups', '', 5);
+  const aptSource = r['aptSource'] ?? 'host';
+  if (aptSource !== 'host' && aptSource !== 'mirror')
+    throw new AgentConfigError('aptSource', 'must be host (the host’s own apt repositories) or mirror (the Upshift server’s)');
   const config: AgentConfig = {
     server: server?.replace(/\/+$/, ''),
     joinToken: overrides.joinToken ?? str(r, 'joinToken', ''),
@@ -320,6 +330,7 @@ export function parseAgentConfig(raw: unknown, overrides: AgentConfigOverrides =
     },
     minFreeMegabytes: positive(r, 'minFreeMegabytes', '', 1024),
     keepBackups: Math.floor(keepBackups),
+    aptSource,
   };
   return deepFreeze(config);
 }

@@ -120,3 +120,12 @@ export type AgentProtocolMatches = [
   Expect<Equal<Static<typeof UpgradeTaskParamsView>, UpgradeTaskParams>>,
   Expect<Equal<Static<typeof SnapshotTaskParamsView>, SnapshotTaskParams>>,
 ];
+
+/** The apt repository of the mirror (server/apt-repository.ts): one architecture's index, one pool file. */
+export const AptArchParams = Type.Object({ arch: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,30}$' }) });
+export type AptArchParams = Static<typeof AptArchParams>;
+export const AptPoolParams = Type.Object({ file: Type.String({ pattern: '^[0-9a-f]{64}\\.deb$' }) });
+export type AptPoolParams = Static<typeof AptPoolParams>;
+export const AptText = NotJson('text/plain', 'An apt index file (Release, InRelease, Release.gpg, Packages)');
+export const AptKey = NotJson('application/pgp-keys', 'The repository’s OpenPGP public key (binary), for a host’s Signed-By', 'binary');
+export const AptPoolFile = NotJson('application/vnd.debian.binary-package', 'A package named by the index', 'binary');

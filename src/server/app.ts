@@ -11,6 +11,7 @@ import { ErrorCode } from '../domain/errors.js';
 import type { Engine } from '../engine/index.js';
 import type { Store } from '../store/store.js';
 import { ArtifactMirror } from './artifact-mirror.js';
+import { aptRoutes } from './routes/apt.js';
 import { AuditTrail } from './audit.js';
 import { type Role, isRole, roleAllows } from '../domain/roles.js';
 import { type AccessControl, type Principal, SESSION_COOKIE, SignInLimiter, bearerToken, readCookie } from './auth.js';
@@ -284,6 +285,7 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
         mirror,
         executable: deps.executable,
       });
+      await api.register(aptRoutes, { prefix: '/agent/apt', mirror });
       await api.register(streamRoutes, { store: deps.store, streams });
     },
     { prefix: '/api/v1' },

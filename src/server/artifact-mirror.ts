@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCode, UpshiftError, invalid } from '../domain/errors.js';
 import type { Store } from '../store/store.js';
+import { AptRepository, type AptIndex } from './apt-repository.js';
 
 export interface ArtifactMeta {
   file: string;
@@ -30,12 +31,29 @@ const SHA256 = /^[0-9a-f]{64}$/;
 export class ArtifactMirror {
   private readonly uploading = new Set<string>();
   private readonly blobs: string;
+  /** The mirror's .deb files as a signed apt repository (apt-repository.ts). */
+  readonly apt: AptRepository;
 
   constructor(
     private readonly dir: string,
     private readonly store: Store,
   ) {
     this.blobs = join(dir, 'blobs');
+    this.apt = new AptRepository(dir, (sha256) => this.blobPath(sha256));
+  }
+
+  /** The apt repository's index of what the mirror holds now. */
+  async aptIndex(): Promise<AptIndex> {
+    return this.apt.index(await this.store.artifacts.list());
+  }
+
+  /** The bytes of a blob the apt index names (`pool/<sha256>.deb`), or undefined. */
+  async openPool(sha256: string): Promise<{ stream: Readable; size: number } | undefined> {
+    if (!SHA256.test(sha256) || !(await this.aptIndex()).pool.has(sha256)) return undefined;
+    const path = this.blobPath(sha256);
+    if (!existsSync(path)) return undefined;
+    const row = (await this.store.artifacts.list()).find((a) => a.sha256 === sha256);
+    return { stream: createReadStream(path), size: row?.size ?? 0 };
   }
 
   private blobPath(sha256: string): string {

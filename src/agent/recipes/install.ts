@@ -8,8 +8,10 @@ import { outputTail, runCommand } from '../../platform/run-command.js';
  * whose root holds `bin/…` is unpacked into `<installRoot>/versions/<version>`, and
  * `<installRoot>/current` is flipped to it with one rename(2) of a symlink, so the host
  * runs the old or the new tree, never a mix; the previous tree stays for a rollback.
- * `deb`: the mirror's packages installed with apt-get (which resolves their dependencies
- * from the node's repositories). `apt`: pinned `PKG=VERSION` from the node's repositories.
+ * `deb`: the mirror's package files, checked by sha256, installed together by apt-get
+ * (which drives dpkg and resolves what they need from the host's sources).
+ * `apt`: pinned `PKG=VERSION` with apt-get, which resolves the dependencies, from the
+ * node's repositories or the server's signed apt repository (apt-mirror.ts).
  */
 
 /** Free bytes for unprivileged use on the file system holding `p` (or its nearest existing parent). */
@@ -140,6 +142,21 @@ export async function installedPackageVersions(packages: readonly string[]): Pro
     if (r.code === 0 && status?.endsWith(' installed') && version) out[p] = version;
   }
   return out;
+}
+
+/** What `apt-get install TARGETS` would do (`-s`, nothing changed); throws with apt's own words when it cannot. */
+export async function aptSimulate(targets: readonly string[], timeoutMs = 300_000): Promise<string> {
+  const r = await runCommand(['apt-get', 'install', '-s', ...aptOptions, ...targets], { timeoutMs, env: aptEnv });
+  if (r.code !== 0 || r.timedOut) throw new Error(`apt cannot install ${targets.join(' ')}: ${outputTail(r)}`);
+  return r.stdout;
+}
+
+/** The package file dpkg names `<pkg>_<version>_<arch>.deb` in `dir`, if it is there. */
+export async function cachedDeb(dir: string, pkg: string, version: string): Promise<string | undefined> {
+  const prefix = `${pkg}_${version.replace(/:/g, '%3a')}_`;
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const name = names.find((n) => n.startsWith(prefix) && n.endsWith('.deb'));
+  return name === undefined ? undefined : path.join(dir, name);
 }
 
 /** `apt-get install` of .deb files or `PKG=VERSION` pins; streams apt's output to the log. */

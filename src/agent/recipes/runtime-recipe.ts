@@ -9,8 +9,11 @@ import { outputTail, runCommand } from '../../platform/run-command.js';
 import { FactCollector } from '../facts.js';
 import type { JournalEntry } from '../journal.js';
 import { taskKeyFileName, validateUpgradeParams } from '../params.js';
+import { configureAptMirror, parseAptSimulation } from './apt-mirror.js';
 import {
   aptInstall,
+  aptSimulate,
+  cachedDeb,
   currentTarget,
   debPackageName,
   flipCurrent,
@@ -34,6 +37,8 @@ interface Prepared {
   previousTarget?: string;
   previousPackages?: Record<string, string>;
   installTargets?: string[];
+  /** deb: the previous versions' package files, kept in the backup for a rollback with dpkg. */
+  rollbackDebs?: string[];
   backupDir: string;
   configBackups: { file: string; backup: string }[];
   workloads: string[];
@@ -50,12 +55,17 @@ const stepOfCheckpoint: Record<string, string> = { stopping: 'stop', installing:
  *   backup     daemon configuration files, container list and inspect JSON, versions
  *              (`<dataDir>/backups/<task>/`), beforeStop hooks
  *   stop       the service (systemd, or the host's own commands)
- *   install    binary: flip `<installRoot>/current`; deb/apt: apt-get install, pinned
+ *   install    binary: flip `<installRoot>/current`; deb: apt-get install of the mirror's
+ *              files; apt: apt-get install PKG=VERSION; apt resolves the dependencies
+ *              (from the server's signed apt repository with aptSource: mirror), dpkg
+ *              installs
  *   start      the service, then wait until it answers
  *   verify     the target version runs; containers with a restart policy run again;
  *              afterStart hooks
  *
- * A failure from stop on rolls back: stop, the previous tree or package versions back,
+ * A failure from stop on rolls back: stop, the previous tree or package versions back
+ * (every package the install changed back to its version: deb, from the previous
+ * versions' own files kept in the backup where the host had them; else pinned with apt),
  * the configuration restored if it changed, start, and the previous version verified.
  * The result names the failing step and its output, and whether the rollback worked.
  */
@@ -159,21 +169,45 @@ export class RuntimeRecipe implements Recipe {
         log(`unpacked ${this.def.displayName} ${staged} into ${dir}`);
         break;
       }
-      case 'deb': {
-        if (freeBytes('/var') < size * 3)
-          throw new Error(`/var has too little free space for ${Math.round(size / 1048576)} MiB of packages`);
-        const names = [];
-        for (const f of files) names.push(await debPackageName(f));
-        prepared.previousPackages = await installedPackageVersions(names);
-        prepared.installTargets = files;
-        log(`packages: ${names.join(', ')}; installed now: ${JSON.stringify(prepared.previousPackages)}`);
-        break;
-      }
+      case 'deb':
       case 'apt': {
-        const names = artifacts.map((a) => a.package as string);
-        prepared.previousPackages = await installedPackageVersions(names);
-        prepared.installTargets = artifacts.map((a) => `${a.package}=${a.packageVersion}`);
-        log(`installed now: ${JSON.stringify(prepared.previousPackages)}`);
+        if (method === 'deb' && freeBytes('/var') < size * 3)
+          throw new Error(`/var has too little free space for ${Math.round(size / 1048576)} MiB of packages`);
+        if (ctx.config.aptSource === 'mirror') {
+          const access = ctx.artifacts.aptMirror?.();
+          if (!access) throw new Error('aptSource is mirror, but this agent has no Upshift server to install from');
+          await configureAptMirror(access, log, ctx.signal);
+        }
+        const names: string[] = [];
+        if (method === 'deb') for (const f of files) names.push(await debPackageName(f));
+        else names.push(...artifacts.map((a) => a.package as string));
+        prepared.installTargets = method === 'deb' ? files : artifacts.map((a) => `${a.package}=${a.packageVersion}`);
+        // Every package the install upgrades, downgrades or removes (apt resolves the
+        // dependencies) goes back on a rollback, not only the ones named.
+        const plan = parseAptSimulation(await aptSimulate(prepared.installTargets));
+        const touched = [...new Set([...names, ...Object.keys(plan.changes)])];
+        prepared.previousPackages = await installedPackageVersions(touched);
+        const added = Object.entries(plan.changes).filter(([, v]) => v === null);
+        log(
+          `apt will change ${Object.keys(plan.changes).join(', ') || 'nothing'}${added.length > 0 ? ` (new: ${added.map(([p]) => p).join(', ')})` : ''}; installed now: ${JSON.stringify(prepared.previousPackages)}`,
+        );
+        if (method === 'deb') {
+          // The rollback reinstalls the installed versions' own files, where apt or an
+          // earlier upgrade from the mirror left them; without all of them, it pins
+          // versions from the host's sources.
+          const found: string[] = [];
+          for (const [pkg, version] of Object.entries(prepared.previousPackages)) {
+            for (const dir of ['/var/cache/apt/archives', ...new Set(files.map((f) => path.dirname(f)))]) {
+              const deb = await cachedDeb(dir, pkg, version);
+              if (deb) {
+                found.push(deb);
+                break;
+              }
+            }
+          }
+          if (found.length === Object.keys(prepared.previousPackages).length) prepared.rollbackDebs = found;
+          else log('the installed versions’ package files are not all on the host: a rollback pins their versions with apt');
+        }
         break;
       }
       default: {
@@ -198,6 +232,16 @@ export class RuntimeRecipe implements Recipe {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
         log(`${file} does not exist; nothing to save`);
       }
+    }
+    if (prepared.rollbackDebs) {
+      const kept = [];
+      for (const deb of prepared.rollbackDebs) {
+        const copy = path.join(prepared.backupDir, path.basename(deb));
+        await copyFile(deb, copy);
+        kept.push(copy);
+      }
+      prepared.rollbackDebs = kept;
+      log(`kept ${kept.length} package file(s) of the installed versions for a rollback with dpkg`);
     }
     prepared.workloads = await this.def.recordWorkloads(ctx.config, prepared.backupDir, log);
     await writeFile(
@@ -392,6 +436,10 @@ export class RuntimeRecipe implements Recipe {
         }
         case 'deb':
         case 'apt': {
+          if (prepared.method === 'deb' && prepared.rollbackDebs && prepared.rollbackDebs.length > 0) {
+            await aptInstall(prepared.rollbackDebs, log);
+            break;
+          }
           const pins = Object.entries(prepared.previousPackages ?? {}).map(([p, v]) => `${p}=${v}`);
           if (pins.length > 0) await aptInstall(pins, log);
           break;

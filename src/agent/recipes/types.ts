@@ -6,6 +6,20 @@ import type { JournalEntry } from '../journal.js';
 export interface ArtifactSource {
   /** A local path of `file` whose content hashes to `sha256`; throws ChecksumError otherwise. */
   fetch(file: string, sha256: string, signal: AbortSignal): Promise<string>;
+  /** The server's apt repository, where the source is a server's mirror (apt-mirror.ts). */
+  aptMirror?(): AptMirrorAccess | undefined;
+}
+
+/** What apt needs to install from the server's signed apt repository. */
+export interface AptMirrorAccess {
+  /** The repository's base URL (`<server>/api/v1/agent/apt`). */
+  url: string;
+  /** The node credential, apt's basic-auth password for that URL. */
+  credential: string;
+  /** PEM of the CA pinned for the server (`--ca-file`), which apt must then trust for it. */
+  caPem?: Buffer;
+  /** Downloads the repository's signing key (binary OpenPGP) to `dest`, over the agent's authenticated channel. */
+  fetchKey(dest: string, signal: AbortSignal): Promise<void>;
 }
 
 /** A file whose content did not hash to what the server announced. */

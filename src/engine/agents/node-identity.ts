@@ -254,10 +254,22 @@ export class NodeIdentity {
 
   /** The node a credential belongs to, or undefined. */
   async authenticate(header: string | undefined): Promise<NodeRecord | undefined> {
-    const match = header ? /^Bearer\s+(upa_[A-Za-z0-9_-]{20,100})\s*$/.exec(header) : null;
-    if (!match?.[1]) return undefined;
-    return this.ctx.store.agents.nodeOfCredential(hashSecret(match[1]));
+    const credential = header ? (/^Bearer\s+(upa_[A-Za-z0-9_-]{20,100})\s*$/.exec(header)?.[1] ?? basicCredential(header)) : undefined;
+    if (!credential) return undefined;
+    return this.ctx.store.agents.nodeOfCredential(hashSecret(credential));
   }
+}
+
+/**
+ * The node credential as the password of HTTP basic authentication: how apt, which knows
+ * no bearer tokens, reads the mirror's apt repository (routes/apt.ts). The login is not
+ * checked; the credential alone names the node.
+ */
+function basicCredential(header: string): string | undefined {
+  const b64 = /^Basic\s+([A-Za-z0-9+/=]{8,400})\s*$/i.exec(header)?.[1];
+  if (!b64) return undefined;
+  const decoded = Buffer.from(b64, 'base64').toString('utf8');
+  return /^[^:]{0,100}:(upa_[A-Za-z0-9_-]{20,100})$/.exec(decoded)?.[1];
 }
 
 /** Why a known join token admits no join, in words that say what to do. */
