@@ -35,7 +35,7 @@ export interface CatalogArtifact {
   sha256?: string;
   /** Debian architecture (`amd64`, …); absent means any. */
   arch?: string;
-  /** Package version for `apt`/`deb` (`26.1.5+dfsg1-9+deb13u1`). */
+  /** Package version for `apt`/`deb` (`26.1.5+dfsg1-9+deb13u1+b1`). */
   packageVersion?: string;
   /** Container image for `image`. */
   image?: string;
@@ -58,12 +58,12 @@ export const defaultCatalog: Catalog = {
   docker: [
     {
       version: '20.10.24',
-      artifacts: [{ method: 'apt', file: 'docker.io', packageVersion: '20.10.24+dfsg1-1+deb12u1' }],
+      artifacts: [{ method: 'apt', file: 'docker.io', packageVersion: '20.10.24+dfsg1-1+deb12u1+b6' }],
       notes: 'Debian 12 (bookworm)',
     },
     {
       version: '26.1.5',
-      artifacts: [{ method: 'apt', file: 'docker.io', packageVersion: '26.1.5+dfsg1-9+deb13u1' }],
+      artifacts: [{ method: 'apt', file: 'docker.io', packageVersion: '26.1.5+dfsg1-9+deb13u1+b1' }],
       notes: 'Debian 13 (trixie) packages; install on Debian 12 with the Debian 12 runc',
     },
   ],
@@ -80,12 +80,12 @@ export const defaultCatalog: Catalog = {
   'sandboxed-runtime': [
     {
       version: '20221219',
-      artifacts: [{ method: 'apt', file: 'runsc', packageVersion: '0.0~20221219.0-1' }],
+      artifacts: [{ method: 'apt', file: 'runsc', packageVersion: '0.0~20221219.0-2+b3' }],
       notes: 'gVisor runsc, Debian 12',
     },
     {
       version: '20240729',
-      artifacts: [{ method: 'apt', file: 'runsc', packageVersion: '0.0~20240729.0-1~bpo12+1' }],
+      artifacts: [{ method: 'apt', file: 'runsc', packageVersion: '0.0~20240729.0-4~bpo12+2' }],
       notes: 'gVisor runsc, bookworm-backports',
     },
   ],

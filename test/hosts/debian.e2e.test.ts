@@ -58,9 +58,9 @@ interface NodeView {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Builds dist/ when it is missing or older than the sources the agent bundle is made of. */
+/** Builds dist/ when it is missing or older than the sources the agent executable is made of. */
 async function ensureBuilt(): Promise<void> {
-  const bundle = path.join(REPO, 'dist', 'agent.js');
+  const bundle = path.join(REPO, 'dist', 'agent', 'upshift-agent-linux-x64');
   const server = path.join(REPO, 'dist', 'upshift.js');
   let newest = 0;
   const walk = async (dir: string): Promise<void> => {

