@@ -22,8 +22,8 @@ describe('the server on a terminal', () => {
     tty = new Tmux();
     const env = cliEnv(undefined, join(dataDir, 'cli.yaml'), { UPSHIFT_ADMIN_TOKEN: undefined });
     tty.start(['server', '--port', '0', '--data-dir', dataDir], env);
-    const screen = await tty.waitFor((s) => /INFO  upshift server listening/.test(s) && s.includes('Also saved in'), 30_000);
-    expect(screen).toMatch(/^\d\d:\d\d:\d\d INFO  upshift server listening address=http:\/\/127\.0\.0\.1:\d+ database=/m);
+    const screen = await tty.waitFor((s) => /INFO {2}upshift server listening/.test(s) && s.includes('Also saved in'), 30_000);
+    expect(screen).toMatch(/^\d\d:\d\d:\d\d INFO {2}upshift server listening address=http:\/\/127\.0\.0\.1:\d+ database=/m);
     expect(screen).not.toContain('{"level"');
     const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
     expect(screen).toMatch(
