@@ -1,6 +1,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { components, nodeRoles } from '../domain/components.js';
 import { batchStates, nodeTaskStates, snapshotModes, snapshotStates } from '../domain/model.js';
+import { errorCodes } from '../domain/errors.js';
 import { endReasonKinds, upgradeStates } from '../domain/upgrade-state.js';
 import {
   ItemList,
@@ -194,6 +195,12 @@ export const PlanView = View(
     total: Type.Integer({ description: 'nodes to upgrade' }),
     cap: Type.Integer({ description: 'the largest batch, in nodes' }),
     batches: Type.Array(Type.Array(Type.String())),
+    refusal: OrNull(
+      View(
+        { code: StringEnum(errorCodes), message: Type.String() },
+        { description: 'what a start with this request would be refused with now (an active upgrade first), or null' },
+      ),
+    ),
     manifests: Type.Optional(
       Type.Array(Type.Unknown(), { description: 'with ?output=manifests: what the driver would create (Kubernetes executor pods)' }),
     ),

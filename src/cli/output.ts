@@ -51,11 +51,12 @@ function alignRow(cells: readonly string[], widths: readonly number[]): string {
     .trimEnd();
 }
 
-/** A column of a table: shown in `table` and `wide`, or only in `wide`. */
+/** A column of a table: shown in `table` and `wide`, only in `wide` (`wide`), or only in `table` (`narrowOnly`: a summary that `wide` spells out in columns of its own). */
 export interface Column<T> {
   header: string;
   value: (item: T) => string;
   wide?: boolean;
+  narrowOnly?: boolean;
 }
 
 /** Where a command writes its results. */
@@ -96,7 +97,7 @@ export class Output {
   }
 
   table<T>(columns: readonly Column<T>[], items: readonly T[]): void {
-    const shown = columns.filter((c) => this.wide || !c.wide);
+    const shown = columns.filter((c) => (this.wide ? !c.narrowOnly : !c.wide));
     this.stream.write(
       formatTable(
         shown.map((c) => c.header),
@@ -112,7 +113,7 @@ export class Output {
    * so far and only widen, so a later, wider cell may push its own row out of line.
    */
   pagedTable<T>(columns: readonly Column<T>[]): { add(items: readonly T[]): void; readonly rows: number } {
-    const shown = columns.filter((c) => this.wide || !c.wide);
+    const shown = columns.filter((c) => (this.wide ? !c.narrowOnly : !c.wide));
     const headers = shown.map((c) => c.header.toUpperCase());
     let widths = headers.map(visibleLength);
     let rows = 0;

@@ -63,3 +63,68 @@ export type NewEvent = Omit<UpshiftEvent, 'id' | 'at'> & { at?: Timestamp };
 
 /** The actor of what the engine does by itself. */
 export const ENGINE_ACTOR = 'engine';
+
+/**
+ * "Operations": what people and the system decided, apart from node and batch chatter:
+ * starts, pauses, resumes, continues, cancels, refusals, auto-pauses, auto-cancels and
+ * completions, changes to clusters, their members and credentials, and access.
+ */
+export const operationEventTypes: readonly EventType[] = [
+  EventType.upgradeStarted,
+  EventType.upgradePaused,
+  EventType.upgradeAutoPaused,
+  EventType.upgradeResumed,
+  EventType.upgradeContinued,
+  EventType.upgradeCanceled,
+  EventType.upgradeAutoCanceled,
+  EventType.upgradeCompleted,
+  EventType.upgradeSnapshotFailed,
+  EventType.upgradeRefused,
+  EventType.requestRefused,
+  EventType.clusterCreated,
+  EventType.clusterDeleted,
+  EventType.clusterNodeAdded,
+  EventType.clusterNodeRemoved,
+  EventType.agentJoinRefused,
+  EventType.nodeCredentialReset,
+  EventType.tokenCreated,
+  EventType.tokenRevoked,
+  EventType.sessionRevoked,
+];
+
+/** Which events a reader asked for: some types (none: every type but the audit trail), one actor. */
+export interface EventSelection {
+  types?: readonly EventType[];
+  actor?: string;
+}
+
+/**
+ * `?type=a,b&actor=x&operations=true` as a selection; an unknown type is an error that
+ * names the known ones, rather than an empty answer. With `operations`, the types asked
+ * for are narrowed to operations (all of them when none were named).
+ */
+export function eventSelection(query: {
+  type?: string | undefined;
+  actor?: string | undefined;
+  operations?: boolean | undefined;
+}): { ok: true; selection: EventSelection } | { ok: false; message: string } {
+  let types: EventType[] | undefined;
+  if (query.type !== undefined && query.type !== '') {
+    const named = query.type
+      .split(',')
+      .map((t) => t.trim())
+      .filter((t) => t !== '');
+    const unknown = named.filter((t) => !(eventTypes as readonly string[]).includes(t));
+    if (unknown.length > 0)
+      return { ok: false, message: `unknown event type ${unknown.join(', ')}; known types: ${eventTypes.join(', ')}` };
+    types = [...new Set(named)] as EventType[];
+  }
+  if (query.operations) types = types ? types.filter((t) => operationEventTypes.includes(t)) : [...operationEventTypes];
+  return { ok: true, selection: { ...(types ? { types } : {}), ...(query.actor ? { actor: query.actor } : {}) } };
+}
+
+/** Whether an event is in a selection; the audit trail only when asked for by type. */
+export function selects(selection: EventSelection, event: Pick<UpshiftEvent, 'type' | 'actor'>): boolean {
+  if (selection.actor !== undefined && event.actor !== selection.actor) return false;
+  return selection.types ? selection.types.includes(event.type) : event.type !== EventType.auditRequest;
+}

@@ -86,10 +86,11 @@ export function applyTransition(
         const rampStart = (await tx.upgrades.listBatches(upgrade.id)).length;
         if (!(await cas({ pauseReason: null, pausedAt: null, nextBatchAt: null, rampStart }))) return lost(from, cause);
         const retried = await tx.upgrades.moveTasks(upgrade.id, 'failed', 'pending', null);
+        const pausedFor = upgrade.pausedAt ? ` after ${durationInWords(at - Date.parse(upgrade.pausedAt))} paused` : '';
         written = event(
           EventType.upgradeResumed,
           actor,
-          `${name} upgrade resumed by ${actor}; batches ramp from 1 again${retried > 0 ? `, ${retried} failed node(s) will be retried` : ''}`,
+          `${name} upgrade resumed by ${actor}${pausedFor}; batches ramp from 1 again${retried > 0 ? `, ${retried} failed node(s) will be retried` : ''}`,
         );
         break;
       }

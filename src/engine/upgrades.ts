@@ -38,6 +38,8 @@ export interface PlanResult {
   total: number;
   cap: number;
   batches: string[][];
+  /** What a start with this request would be refused with now, or null: the same checks, in the same order. */
+  refusal: { code: ErrorCode; message: string } | null;
   /** With `manifests`: what the driver would create (Kubernetes executor pods), for review. */
   manifests?: unknown[];
 }
@@ -106,14 +108,17 @@ export class UpgradeService {
   async plan(clusterRef: string, request: UpgradeRequest, options: { manifests?: boolean } = {}): Promise<PlanResult> {
     const cluster = await this.fleet.resolveCluster(clusterRef);
     const valid = this.validate(request);
-    const targets = this.targets(await this.store.nodes.list(cluster.id), valid.component, valid.toVersion);
+    const nodes = await this.store.nodes.list(cluster.id);
+    const targets = this.targets(nodes, valid.component, valid.toVersion);
     const cap = batchCap(targets.length, valid.policy.maxBatchPercent);
+    const refused = await this.startRefusal(cluster, nodes, valid, targets.length);
     const result: PlanResult = {
       component: valid.component,
       toVersion: valid.toVersion,
       total: targets.length,
       cap,
       batches: planBatches(targets, cap).map((batch) => batch.map((n) => n.name)),
+      refusal: refused ? { code: refused.code, message: refused.message } : null,
     };
     if (options.manifests) {
       const driver = this.fleet.driverFor(cluster.kind);
@@ -136,14 +141,9 @@ export class UpgradeService {
     const valid = this.validate(request);
     return this.recordingRefusals(cluster, null, actor, `start a ${valid.component} upgrade`, async () => {
       const nodes = await this.store.nodes.list(cluster.id);
-      this.checkAgents(cluster, nodes, valid.component);
       const targets = orderNodes(this.targets(nodes, valid.component, valid.toVersion));
-      if (targets.length === 0) {
-        throw new UpshiftError(
-          ErrorCode.NOTHING_TO_UPGRADE,
-          `every node of ${cluster.name} already runs ${componentDisplayName[valid.component]} ${valid.toVersion}`,
-        );
-      }
+      const refused = await this.startRefusal(cluster, nodes, valid, targets.length);
+      if (refused) throw refused;
       const createdAt = isoTime(this.ctx.clock.now());
       const upgrade: UpgradeRecord = {
         id: newId('upg'),
@@ -221,18 +221,47 @@ export class UpgradeService {
     });
   }
 
-  private checkAgents(cluster: ClusterRecord, nodes: NodeRecord[], component: Component): void {
-    if (component === 'agent' || !kindHasAgents(cluster.kind)) return;
-    const latest = latestVersion(this.catalog, 'agent');
-    if (latest === undefined) return;
-    const outdated = nodes.filter((n) => n.versions.agent === undefined || compareReleases(n.versions.agent, latest) < 0);
-    if (outdated.length > 0) {
-      throw new UpshiftError(
-        ErrorCode.AGENT_OUTDATED,
-        `${outdated.length} of ${nodes.length} nodes run an agent older than ${latest} (for example ${outdated[0]?.name}): upgrade the agent component first`,
-        { details: { outdatedNodes: outdated.length, latestAgent: latest } },
+  /**
+   * Why a start would be refused now, or undefined; `plan` shows it and `start` throws it.
+   * An active upgrade is named first: it is the reason that holds whatever else is true,
+   * and the one an operator must act on (finish or cancel it) before any other.
+   */
+  private async startRefusal(
+    cluster: ClusterRecord,
+    nodes: NodeRecord[],
+    valid: ValidRequest,
+    targets: number,
+  ): Promise<UpshiftError | undefined> {
+    const active = await this.store.upgrades.activeOf(cluster.id);
+    if (active) {
+      return new UpshiftError(
+        ErrorCode.UPGRADE_IN_PROGRESS,
+        `${cluster.name} already has an active upgrade (${componentDisplayName[active.component]} → ${active.toVersion}, ${active.state}, ${active.id}): finish or cancel it before starting another`,
+        { details: { upgradeId: active.id, state: active.state } },
       );
     }
+    const outdated = this.outdatedAgents(cluster, nodes, valid.component);
+    if (outdated) return outdated;
+    if (targets === 0) {
+      return new UpshiftError(
+        ErrorCode.NOTHING_TO_UPGRADE,
+        `every node of ${cluster.name} already runs ${componentDisplayName[valid.component]} ${valid.toVersion}`,
+      );
+    }
+    return undefined;
+  }
+
+  private outdatedAgents(cluster: ClusterRecord, nodes: NodeRecord[], component: Component): UpshiftError | undefined {
+    if (component === 'agent' || !kindHasAgents(cluster.kind)) return undefined;
+    const latest = latestVersion(this.catalog, 'agent');
+    if (latest === undefined) return undefined;
+    const outdated = nodes.filter((n) => n.versions.agent === undefined || compareReleases(n.versions.agent, latest) < 0);
+    if (outdated.length === 0) return undefined;
+    return new UpshiftError(
+      ErrorCode.AGENT_OUTDATED,
+      `${outdated.length} of ${nodes.length} nodes run an agent older than ${latest} (for example ${outdated[0]?.name}): upgrade the agent component first`,
+      { details: { outdatedNodes: outdated.length, latestAgent: latest } },
+    );
   }
 
   async get(id: string): Promise<UpgradeRecord> {

@@ -67,7 +67,8 @@ export class AuditTrail {
 
   async record(request: AuditedRequest): Promise<void> {
     const entry = { ...request, path: boundedPath(request.path) };
-    if (!entry.refused) return this.write([eventOf(entry, `${entry.method} ${entry.route ?? entry.path} → ${entry.status}`)]);
+    // The resource acted on (`POST /api/v1/upgrades/upg_123/cancel`), not the route's pattern; the pattern stays in the data.
+    if (!entry.refused) return this.write([eventOf(entry, `${entry.method} ${entry.path} → ${entry.status}`)]);
     const who = entry.actor ?? `anonymous@${entry.address}`;
     let key = `${who}\u0000${entry.method}\u0000${entry.route ?? '(no route)'}\u0000${entry.status}`;
     if (!this.refusals.has(key) && this.refusals.size >= MAX_REFUSAL_KEYS) key = '(many kinds)';

@@ -2,6 +2,7 @@ import { chmodSync, lstatSync, mkdirSync, readFileSync, readdirSync } from 'node
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
+import { adminTokenBanner, terminalLog } from './log-format.js';
 import YAML from 'yaml';
 import type { Catalog } from '../domain/catalog.js';
 import { defaultCatalog, mergeCatalog } from '../domain/catalog.js';
@@ -85,10 +86,12 @@ export async function startServer(
     checkResponses?: boolean;
   } = {},
 ): Promise<RunningServer> {
-  const logger = pino({
+  const logOptions = {
     level: config.logLevel,
     redact: { paths: ['req.headers.authorization', '*.token', '*.password', '*.secret', 'headers.authorization'], censor: '[redacted]' },
-  });
+  };
+  // Lines for a person on a terminal; JSON for a log collector everywhere else.
+  const logger = process.stdout.isTTY ? pino(logOptions, terminalLog(process.stdout)) : pino(logOptions);
   const catalog = loadCatalog(config.catalogFile);
   // Nothing the server writes is for other users of the host: the database holds the
   // fleet's state and sealed secrets, the data dir the key that unseals them.
@@ -175,7 +178,7 @@ export async function startServer(
   if (admin.generated) {
     // Printed once, on a terminal only, never through the logger: under a service manager
     // stdout is a log, and a secret has no place there; it is in the file either way.
-    if (process.stdout.isTTY) process.stdout.write(`\nAdmin token (shown once; also saved in ${admin.file}):\n  ${admin.token}\n\n`);
+    if (process.stdout.isTTY) process.stdout.write(adminTokenBanner(admin.token, admin.file));
     else logger.info({ file: admin.file }, 'admin token generated and saved in the data dir (not printed: stdout is not a terminal)');
   }
   let closing: Promise<void> | undefined;

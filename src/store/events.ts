@@ -41,6 +41,10 @@ export interface EventFilter {
   clusterId?: string | undefined;
   upgradeId?: string | undefined;
   type?: string | undefined;
+  /** Only these types (wins over `type`); none given: every type but the audit trail. */
+  types?: readonly string[] | undefined;
+  /** Only events of this actor. */
+  actor?: string | undefined;
   /** Only events with an id below this one (newest-first paging). */
   before?: string | undefined;
   /** Only events with an id above this one (replay after a reconnect). */
@@ -90,8 +94,11 @@ export class EventRepository {
     let query = this.db.selectFrom('events').select(EVENT_COLUMNS);
     if (filter.clusterId) query = query.where('clusterId', '=', filter.clusterId);
     if (filter.upgradeId) query = query.where('upgradeId', '=', filter.upgradeId);
-    if (filter.type) query = query.where('type', '=', filter.type as EventType);
+    if (filter.types)
+      query = filter.types.length === 0 ? query.where(sql<boolean>`false`) : query.where('type', 'in', filter.types as EventType[]);
+    else if (filter.type) query = query.where('type', '=', filter.type as EventType);
     else query = query.where('type', '!=', 'audit.request');
+    if (filter.actor !== undefined) query = query.where('actor', '=', filter.actor);
     if (filter.before) query = query.where('id', '<', Number(filter.before));
     if (filter.after) query = query.where('id', '>', Number(filter.after));
     const rows = await query

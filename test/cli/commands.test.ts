@@ -46,9 +46,11 @@ describe.concurrent('the CLI against a server', () => {
       ]);
       expect(list.code).toBe(0);
       const rows = tableRows(list.stdout);
-      expect(rows[0]).toEqual(['NAME', 'KIND', 'STATUS', 'NODES', 'UPGRADABLE', 'AGE']);
+      expect(rows[0]).toEqual(['NAME', 'KIND', 'STATUS', 'NODES', 'UPGRADABLE', 'VERSIONS', 'MESSAGE', 'AGE']);
       const fleet = rows.find((r) => r[0] === 'fleet');
       expect(fleet?.slice(0, 5)).toEqual(['fleet', 'simulated', 'Running', '50', 'agent,docker,containerd,sandboxed-runtime']);
+      // Every component's versions, compactly, without -o wide.
+      expect(fleet?.[5]).toMatch(/^agent \S+ · docker \S+ · containerd \S+ · sandboxed-runtime \S+$/);
       // Aligned: every column starts at the same offset on every line.
       const lines = list.stdout.trimEnd().split('\n');
       expect(lines.every((l) => l.indexOf(l.split(/ {3,}/)[1] ?? '') === lines[0]?.indexOf('KIND'))).toBe(true);

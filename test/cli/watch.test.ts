@@ -152,7 +152,9 @@ describe.concurrent('watching an upgrade', () => {
       expect((await server.api(`/api/v1/upgrades/${id}/resume`, { method: 'POST', body: {} })).status).toBe(200);
       const done = await tty.waitFor((s) => s.includes('EXIT='));
       expect(done).toContain('EXIT=0');
-      expect(done).toMatch(/^✔ Paused {7}paused by admin → resumed$/m);
+      // Never a success tick for a pause: how long it lasted and who resumed it.
+      expect(done).toMatch(/^↓ Paused {7}paused by admin → resumed by admin, \d+\.\ds paused$/m);
+      expect(done).not.toMatch(/^✔ Paused/m);
       expect(done).toMatch(/^✔ Completed {4}12\/12 nodes run 1\.1\.0/m);
     });
   });

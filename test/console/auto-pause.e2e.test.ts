@@ -82,6 +82,14 @@ describe.runIf(browserAvailable())('console: automatic pause after a failure', (
     await events.type.selectOption('upgrade.auto_paused');
     await expect.poll(() => events.types()).toEqual(['upgrade.auto_paused']);
     expect(await events.rows.first().innerText()).toContain('paused automatically: sim-007');
+    // Operations only: what people and the engine decided, without node and batch chatter.
+    await events.type.selectOption('');
+    await events.operations.check();
+    await expect.poll(() => events.types()).toEqual(['upgrade.completed', 'upgrade.resumed', 'upgrade.auto_paused', 'upgrade.started']);
+    await events.actor.fill('engine');
+    await events.actor.press('Enter');
+    await expect.poll(() => events.types()).toEqual(['upgrade.completed', 'upgrade.auto_paused']);
+    await screenshotBoth(page, 'events-operations');
     expect(pageErrors(page)).toEqual([]);
   });
 });

@@ -156,7 +156,7 @@ for (const dialect of dialects) {
           'upgrade.resumed',
           'alice',
           null,
-          'Docker-Engine upgrade resumed by alice; batches ramp from 1 again, 1 failed node(s) will be retried',
+          'Docker-Engine upgrade resumed by alice after 0 seconds paused; batches ramp from 1 again, 1 failed node(s) will be retried',
         ],
         ['upgrade.auto_paused', 'engine', t2.nodeId, 'paused automatically: n2: dockerd died'],
         ['upgrade.canceled', 'bob', null, 'Docker-Engine upgrade canceled by bob; 3 node(s) will not be upgraded, 1 stay upgraded'],

@@ -155,6 +155,11 @@ export class Tmux {
     this.tmux(['new-session', '-d', '-x', '120', '-y', '50', ...envArgs, `${quoted}; echo EXIT=$?; sleep 120`]);
   }
 
+  /** Types keys into the terminal (`C-c` for Ctrl-C). */
+  keys(...keys: string[]): void {
+    this.tmux(['send-keys', '-t', '0', ...keys]);
+  }
+
   screen(): string {
     return this.tmux(['capture-pane', '-p', '-J', '-t', '0']);
   }

@@ -18,6 +18,18 @@ export function versionSummary(summary: ComponentSummaryView | undefined): strin
   return entries.map(([version, count]) => `${version}(${count})`).join(',');
 }
 
+/** `agent 1.1.0 · docker 26.1.5×3 20.10.24×2`: the components a cluster's nodes run, with how many run each version when they differ. */
+function compactVersions(cluster: ClusterView): string {
+  return components
+    .flatMap((c) => {
+      const entries = Object.entries(cluster.components[c]?.versions ?? {});
+      if (entries.length === 0) return [];
+      const versions = entries.length === 1 ? (entries[0]?.[0] ?? '') : entries.map(([v, n]) => `${v}×${n}`).join(' ');
+      return [`${c} ${versions}`];
+    })
+    .join(' · ');
+}
+
 function upgradable(cluster: ClusterView): string {
   return components.filter((c) => cluster.components[c]?.upgradable).join(',');
 }
@@ -30,13 +42,15 @@ function clusterColumns(out: Output): Column<ClusterView>[] {
     { header: 'STATUS', value: (c) => out.state(c.status) },
     { header: 'NODES', value: (c) => String(c.nodeCount) },
     { header: 'UPGRADABLE', value: upgradable },
+    // Every component's versions in one compact cell; -o wide gives each its own column.
+    { header: 'VERSIONS', value: compactVersions, narrowOnly: true },
     ...components.map((component): Column<ClusterView> => ({
       header: component.toUpperCase(),
       value: (c) => versionSummary(c.components[component]),
       wide: true,
     })),
     { header: 'UPGRADE', value: (c) => c.activeUpgradeId ?? '', wide: true },
-    { header: 'MESSAGE', value: (c) => (c.statusText === c.status ? '' : c.statusText), wide: true },
+    { header: 'MESSAGE', value: (c) => (c.statusText === c.status ? '' : c.statusText) },
     { header: 'AGE', value: (c) => age(c.createdAt) },
   ];
 }

@@ -11,7 +11,9 @@ import { followEvents } from '../sse.js';
 interface EventsOptions {
   cluster?: string;
   upgrade?: string;
-  type?: string;
+  type?: string[];
+  actor?: string;
+  operations?: boolean;
   limit?: number;
   cursor?: string;
   follow?: boolean;
@@ -75,7 +77,19 @@ export function registerEventCommands(program: Command): void {
   const events = clientCommand(program, 'events', 'what happened, oldest at the top; -o json gives the API’s page (newest first)')
     .addOption(new Option('--cluster <cluster>', 'only this cluster’s events (name or id)'))
     .addOption(new Option('--upgrade <upgrade>', 'only this upgrade’s events (upgrade id, or a cluster for its active/latest upgrade)'))
-    .addOption(new Option('--type <type>', 'only this type, such as upgrade.paused or node.failed'))
+    .addOption(
+      new Option(
+        '--type <types>',
+        'only these types, such as upgrade.paused or node.failed (repeat it, or separate with commas)',
+      ).argParser((value: string, previous: string[] = []) => [...previous, ...value.split(',').filter((t) => t !== '')]),
+    )
+    .addOption(new Option('--actor <actor>', 'only what this actor did: admin, engine, token:NAME, …'))
+    .addOption(
+      new Option(
+        '--operations',
+        'only what people and the system decided (starts, pauses, resumes, cancels, refusals, auto-pauses, auto-cancels), not node and batch chatter',
+      ),
+    )
     .addOption(new Option('--limit <n>', 'how many (1 to 500)').argParser(parseWholeNumber(1, 500)).default(50))
     .addOption(new Option('--cursor <id>', 'events older than this id (the `next` of the previous page)').argParser(parseEventId))
     .addOption(new Option('-f, --follow', 'then print new events as they happen (-o json: one object per line), until interrupted'));
@@ -84,7 +98,9 @@ export function registerEventCommands(program: Command): void {
     const query = {
       clusterId: opts.cluster === undefined ? undefined : await clusterIdOf(cli.client, opts.cluster),
       upgradeId: opts.upgrade === undefined ? undefined : await resolveUpgradeId(cli.client, opts.upgrade),
-      type: opts.type,
+      type: opts.type?.join(','),
+      actor: opts.actor,
+      operations: opts.operations ? 'true' : undefined,
     };
     const page = await cli.client.get<EventPage>('/events', { ...query, limit: opts.limit, cursor: opts.cursor });
     const names = new ClusterNames(cli);

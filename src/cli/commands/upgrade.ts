@@ -155,6 +155,8 @@ export function registerUpgradeCommands(program: Command): void {
     cli.out.line(
       `${componentDisplayName[view.component ?? opts.component]}${view.toVersion ? ` → ${view.toVersion}` : ''} on ${cluster}: ${plural(total, 'node')} in ${plural(view.batches.length, 'batch', 'batches')}${view.cap ? ` of at most ${view.cap}` : ''}`,
     );
+    // Said before it happens: what `upgrade start` would answer now.
+    if (view.refusal) cli.out.line(`A start would be refused now (${view.refusal.code}): ${view.refusal.message}`);
     if (view.batches.length === 0) return;
     cli.out.line();
     cli.out.table<{ index: number; nodes: string[] }>(

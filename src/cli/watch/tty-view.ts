@@ -1,6 +1,6 @@
 import { Listr, type ListrTask, type ListrTaskWrapper } from 'listr2';
 import { formatElapsed } from '../../domain/duration.js';
-import type { BatchView } from '../../api/index.js';
+import type { BatchView, EventView } from '../../api/index.js';
 import type { Output } from '../output.js';
 import { nameList, plural } from '../output.js';
 import type { StreamStatus } from '../sse.js';
@@ -86,6 +86,7 @@ export class TtyView implements WatchView {
   private running: Promise<void> | undefined;
   private notice = '';
   private readonly pauseTitles = new Map<string, string>();
+  private readonly resumes: Array<{ actor: string; at: string }> = [];
 
   constructor(out: Output, throughPause: boolean) {
     this.out = out;
@@ -138,8 +139,10 @@ export class TtyView implements WatchView {
     this.update(snapshot);
   }
 
-  event(): void {
-    // The display is drawn from snapshots; events only make the watch fetch one sooner.
+  event(event: EventView): void {
+    // The display is drawn from snapshots; events only make the watch fetch one sooner,
+    // and say who resumed a pause and when.
+    if (event.type === 'upgrade.resumed') this.resumes.push({ actor: event.actor, at: event.at });
   }
 
   connection(status: StreamStatus, detail?: string): void {
@@ -170,7 +173,14 @@ export class TtyView implements WatchView {
     for (const [key, line] of this.lines) {
       if (!key.startsWith('pause:') || line.settled || (u.state === 'Paused' && key === `pause:${u.pausedAt}`)) continue;
       const title = this.pauseTitles.get(key) ?? 'Paused';
-      line.settle({ kind: 'ok' }, u.state === 'Canceled' ? title : `${title} → resumed`);
+      // A pause is no success: it ends skipped, saying how long it lasted and who resumed it.
+      const pausedAt = Date.parse(key.slice('pause:'.length));
+      const resume = this.resumes.find((r) => Date.parse(r.at) >= pausedAt);
+      const lasted = resume ? `, ${formatElapsed(Date.parse(resume.at) - pausedAt)} paused` : '';
+      line.settle(
+        { kind: 'skipped', message: u.state === 'Canceled' ? title : `${title} → resumed${resume ? ` by ${resume.actor}` : ''}${lasted}` },
+        title,
+      );
     }
     if (u.state === 'Paused' && u.pausedAt) {
       const key = `pause:${u.pausedAt}`;

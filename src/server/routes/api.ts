@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { UpshiftError, ErrorCode, invalid } from '../../domain/errors.js';
+import { eventSelection } from '../../domain/events.js';
 import { CatalogView, EventPage, EventQuery, errorResponses } from '../../api/index.js';
 import type { ApiDeps } from './api-deps.js';
 import { clusterRoutes } from './clusters.js';
@@ -27,12 +28,15 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) =
       },
     },
     async (request) => {
-      const { upgradeId, type, cursor } = request.query;
+      const { upgradeId, type, actor, operations, cursor } = request.query;
+      const selected = eventSelection({ type, actor, operations: operations === 'true' });
+      if (!selected.ok) throw invalid(selected.message, { field: 'type' });
       // A cluster may be named by name here too, as everywhere else.
       const clusterId = request.query.clusterId ? (await engine.fleet.resolveCluster(request.query.clusterId)).id : undefined;
       const limit = request.query.limit === undefined ? 50 : Number(request.query.limit);
       if (limit < 1 || limit > 500) throw invalid('limit must be from 1 to 500');
-      const items = await store.events.list({ clusterId, upgradeId, type, before: cursor, limit });
+      const { types, actor: onlyActor } = selected.selection;
+      const items = await store.events.list({ clusterId, upgradeId, types, actor: onlyActor, before: cursor, limit });
       return { items, next: items.length === limit ? (items[items.length - 1]?.id ?? null) : null };
     },
   );

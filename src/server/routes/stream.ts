@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { EventStream, RELOAD_EVENT, StreamQuery, errorResponses } from '../../api/index.js';
-import { notFound } from '../../domain/errors.js';
-import type { UpshiftEvent } from '../../domain/events.js';
+import { invalid, notFound } from '../../domain/errors.js';
+import { type UpshiftEvent, eventSelection, selects } from '../../domain/events.js';
 import { looksLikeId } from '../../domain/ids.js';
 import type { Store } from '../../store/store.js';
 
@@ -31,7 +31,10 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ store: Store; streams: Se
       },
     },
     async (request, reply) => {
-      const { upgradeId, type } = request.query;
+      const { upgradeId, type, actor, operations } = request.query;
+      const selected = eventSelection({ type, actor, operations: operations === 'true' });
+      if (!selected.ok) throw invalid(selected.message, { field: 'type' });
+      const selection = selected.selection;
       let clusterId = request.query.clusterId;
       if (clusterId && !looksLikeId(clusterId)) {
         const byName = await store.clusters.findByName(clusterId);
@@ -39,10 +42,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ store: Store; streams: Se
         clusterId = byName.id;
       }
       const matches = (e: UpshiftEvent) =>
-        (!clusterId || e.clusterId === clusterId) &&
-        (!upgradeId || e.upgradeId === upgradeId) &&
-        // The audit trail is streamed only when asked for by type.
-        (type ? e.type === type : e.type !== 'audit.request');
+        (!clusterId || e.clusterId === clusterId) && (!upgradeId || e.upgradeId === upgradeId) && selects(selection, e);
       reply.hijack();
       const res = reply.raw;
       // Hijacked: the onSend hook does not run, so the answer carries its headers itself.

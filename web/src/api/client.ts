@@ -42,7 +42,10 @@ export interface PageRequest {
 export interface EventQuery {
   clusterId?: string;
   upgradeId?: string;
+  /** Comma-separated types. */
   type?: string;
+  actor?: string;
+  operations?: 'true' | undefined;
   cursor?: string;
   limit?: number;
 }
@@ -190,8 +193,13 @@ export class ApiClient {
     return this.request<string>('GET', `/upgrades/${encodeURIComponent(id)}/nodes/${encodeURIComponent(nodeId)}/log`, undefined, signal);
   }
   events(params: EventQuery, signal?: AbortSignal) {
-    const { clusterId, upgradeId, type, cursor, limit } = params;
-    return this.request<EventPage>('GET', `/events${query({ clusterId, upgradeId, type, cursor, limit })}`, undefined, signal);
+    const { clusterId, upgradeId, type, actor, operations, cursor, limit } = params;
+    return this.request<EventPage>(
+      'GET',
+      `/events${query({ clusterId, upgradeId, type, actor, operations, cursor, limit })}`,
+      undefined,
+      signal,
+    );
   }
 }
 

@@ -110,7 +110,9 @@ export function UpgradeDialog({
   const activeGate = cluster.activeUpgradeId !== null;
   const currentPlan = plan?.key === planKey ? plan : null;
   const planReady = currentPlan?.plan !== undefined && currentPlan.plan.batches.length > 0;
-  const canStart = !busy && !agentGate && !activeGate && planReady;
+  // The server's own answer to a start now (the same checks, an active upgrade first).
+  const refusal = currentPlan?.plan?.refusal ?? null;
+  const canStart = !busy && !agentGate && !activeGate && planReady && refusal === null;
 
   const start = async (snapshot: 'none' | 'before') => {
     setBusy(true);
@@ -220,6 +222,11 @@ export function UpgradeDialog({
           {currentPlan?.error ? (
             <Notice tone="warn" alert>
               {describeError(currentPlan.error)}
+            </Notice>
+          ) : null}
+          {refusal && !agentGate && !activeGate ? (
+            <Notice tone="warn" testId="plan-refusal">
+              A start would be refused now ({refusal.code}): {refusal.message}
             </Notice>
           ) : null}
           {currentPlan?.plan ? (

@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useState } from 'react';
 import type { EventView } from '@upshift/api';
 import { eventTypes } from '@upshift/api/enums';
+import { eventSelection, selects } from '@upshift/domain/events.js';
 import { ErrorNotice, Loading } from '../components/Notice';
 import { displayComponent, formatTime } from '../lib/format';
 import { useLiveResource, useTitle } from '../lib/live';
@@ -20,6 +21,13 @@ export function EventsPage() {
   const clusterId = search.get('clusterId') ?? '';
   const upgradeId = search.get('upgradeId') ?? '';
   const type = search.get('type') ?? '';
+  const actor = search.get('actor') ?? '';
+  const operations = search.get('operations') === 'true';
+  // The same selection the server applies, for the live events added on top.
+  const selection = useMemo(() => {
+    const selected = eventSelection({ type, actor, operations });
+    return selected.ok ? selected.selection : {};
+  }, [type, actor, operations]);
 
   const clusters = useLiveResource((signal) => api.listClusters(signal), 'clusters', {
     relevant: (e) => e.type === 'cluster.created' || e.type === 'cluster.deleted',
@@ -39,9 +47,8 @@ export function EventsPage() {
   const [fresh, setFresh] = useState<Set<string>>(new Set());
 
   const matches = useMemo(
-    () => (e: EventView) =>
-      (!clusterId || e.clusterId === clusterId) && (!upgradeId || e.upgradeId === upgradeId) && (!type || e.type === type),
-    [clusterId, upgradeId, type],
+    () => (e: EventView) => (!clusterId || e.clusterId === clusterId) && (!upgradeId || e.upgradeId === upgradeId) && selects(selection, e),
+    [clusterId, upgradeId, selection],
   );
 
   // First page for these filters, then live events on top.
@@ -67,12 +74,14 @@ export function EventsPage() {
       else buffered.push(e);
     });
     const offReconnect = stream.onReconnect(() => {
-      api.events({ clusterId, upgradeId, type, limit: pageSize }, controller.signal).then(
-        (page) => merge(page.items),
-        () => {},
-      );
+      api
+        .events({ clusterId, upgradeId, type, actor, operations: operations ? 'true' : undefined, limit: pageSize }, controller.signal)
+        .then(
+          (page) => merge(page.items),
+          () => {},
+        );
     });
-    api.events({ clusterId, upgradeId, type, limit: pageSize }, controller.signal).then(
+    api.events({ clusterId, upgradeId, type, actor, operations: operations ? 'true' : undefined, limit: pageSize }, controller.signal).then(
       (page) => {
         loaded = true;
         for (const e of page.items) known.add(e.id);
@@ -89,13 +98,21 @@ export function EventsPage() {
       off();
       offReconnect();
     };
-  }, [api, stream, matches, clusterId, upgradeId, type]);
+  }, [api, stream, matches, clusterId, upgradeId, type, actor, operations]);
 
   const loadMore = async () => {
     if (!next) return;
     setLoadingMore(true);
     try {
-      const page = await api.events({ clusterId, upgradeId, type, cursor: next, limit: pageSize });
+      const page = await api.events({
+        clusterId,
+        upgradeId,
+        type,
+        actor,
+        operations: operations ? 'true' : undefined,
+        cursor: next,
+        limit: pageSize,
+      });
       setItems((current) => {
         const list = current ?? [];
         const known = new Set(list.map((e) => e.id));
@@ -162,8 +179,34 @@ export function EventsPage() {
               ))}
             </select>
           </label>
-          {clusterId || upgradeId || type ? (
-            <button type="button" className="ghost" onClick={() => set({ clusterId: '', upgradeId: '', type: '' })}>
+          <label>
+            <span>Actor</span>
+            <input
+              type="search"
+              defaultValue={actor}
+              placeholder="admin, engine, token:…"
+              onKeyDown={(e) => {
+                if (e.key === 'Enter') set({ actor: e.currentTarget.value.trim() });
+              }}
+              onBlur={(e) => set({ actor: e.currentTarget.value.trim() })}
+              data-testid="filter-actor"
+            />
+          </label>
+          <label className="checkbox">
+            <input
+              type="checkbox"
+              checked={operations}
+              onChange={(e) => set({ operations: e.target.checked ? 'true' : '' })}
+              data-testid="filter-operations"
+            />
+            <span>Operations only</span>
+          </label>
+          {clusterId || upgradeId || type || actor || operations ? (
+            <button
+              type="button"
+              className="ghost"
+              onClick={() => set({ clusterId: '', upgradeId: '', type: '', actor: '', operations: '' })}
+            >
               Clear filters
             </button>
           ) : null}
@@ -222,7 +265,9 @@ export function EventsPage() {
         </p>
       ) : null}
       {items && items.length > 0 && !next ? (
-        <p className="muted center">That is every event{clusterId || upgradeId || type ? ' matching these filters' : ''}.</p>
+        <p className="muted center">
+          That is every event{clusterId || upgradeId || type || actor || operations ? ' matching these filters' : ''}.
+        </p>
       ) : null}
     </section>
   );

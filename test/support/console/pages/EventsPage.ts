@@ -8,6 +8,8 @@ export class EventsPage {
   readonly cluster: Locator;
   readonly upgrade: Locator;
   readonly type: Locator;
+  readonly actor: Locator;
+  readonly operations: Locator;
   readonly loadMore: Locator;
 
   constructor(readonly page: Page) {
@@ -17,6 +19,8 @@ export class EventsPage {
     this.cluster = page.getByTestId('filter-cluster');
     this.upgrade = page.getByTestId('filter-upgrade');
     this.type = page.getByTestId('filter-type');
+    this.actor = page.getByTestId('filter-actor');
+    this.operations = page.getByTestId('filter-operations');
     this.loadMore = page.getByRole('button', { name: 'Load more' });
   }
 

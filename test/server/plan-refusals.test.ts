@@ -1,0 +1,76 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cli } from '../support/cli.js';
+import { waitFor } from '../support/engine.js';
+import { type ServerProcess, startServerProcess } from '../support/server.js';
+
+/**
+ * Refusals said before they happen: `plan` answers, beside the batches, what a start would
+ * be refused with now, from the same checks in the same order as `start`; and a start
+ * while another upgrade is active answers UPGRADE_IN_PROGRESS before any other reason.
+ */
+describe('plan and start refusals', () => {
+  let s: ServerProcess;
+  let cli: Cli;
+  beforeAll(async () => {
+    s = await startServerProcess();
+    cli = new Cli(s);
+  });
+  afterAll(async () => {
+    cli?.cleanup();
+    await s?.stop();
+    s?.cleanup();
+  });
+
+  const createCluster = async (name: string, simulation: Record<string, unknown>) => {
+    const res = await s.api('/api/v1/clusters', { body: { name, kind: 'simulated', simulation } });
+    expect(res.status, res.text).toBe(201);
+    return res.body as { id: string };
+  };
+  const plan = async (clusterId: string, body: Record<string, unknown>) => {
+    const res = await s.api(`/api/v1/clusters/${clusterId}/upgrades/plan`, { body });
+    expect(res.status, res.text).toBe(200);
+    return res.body;
+  };
+
+  it('plans with no refusal when a start would go through', async () => {
+    const cluster = await createCluster('fine', { nodes: 5, upgradeSeconds: 0.1, versions: { agent: '1.1.0' } });
+    expect(await plan(cluster.id, { component: 'docker' })).toMatchObject({ total: 5, refusal: null });
+  });
+
+  it('says AGENT_OUTDATED and NOTHING_TO_UPGRADE in the plan, and a start answers the same', async () => {
+    const cluster = await createCluster('old-agents', { nodes: 4, upgradeSeconds: 0.1, versions: { agent: '1.0.0' } });
+    const planned = await plan(cluster.id, { component: 'docker' });
+    expect(planned.total).toBe(4);
+    expect(planned.refusal).toMatchObject({ code: 'AGENT_OUTDATED' });
+    const started = await s.api(`/api/v1/clusters/${cluster.id}/upgrades`, { body: { component: 'docker' } });
+    expect(started.status).toBe(409);
+    expect(started.body.error).toMatchObject({ code: 'AGENT_OUTDATED', message: planned.refusal.message });
+
+    const current = await createCluster('current', { nodes: 3, upgradeSeconds: 0.1, versions: { agent: '1.1.0', docker: '26.1.5' } });
+    const nothing = await plan(current.id, { component: 'docker', toVersion: '26.1.5' });
+    expect(nothing).toMatchObject({ total: 0, batches: [], refusal: { code: 'NOTHING_TO_UPGRADE' } });
+  });
+
+  it('names the active upgrade first, in the plan and in a start, whatever else is true', async () => {
+    const cluster = await createCluster('busy', { nodes: 20, upgradeSeconds: 0.5, versions: { agent: '1.0.0' } });
+    const running = await s.api(`/api/v1/clusters/${cluster.id}/upgrades`, { body: { component: 'agent' } });
+    expect(running.status, running.text).toBe(201);
+    // Agents are outdated too, but the active upgrade is the reason that holds.
+    const planned = await plan(cluster.id, { component: 'docker' });
+    expect(planned.refusal.code).toBe('UPGRADE_IN_PROGRESS');
+    expect(planned.refusal.message).toContain(running.body.id);
+    const started = await s.api(`/api/v1/clusters/${cluster.id}/upgrades`, { body: { component: 'docker' } });
+    expect(started.status).toBe(409);
+    expect(started.body.error.code).toBe('UPGRADE_IN_PROGRESS');
+
+    const printed = await cli.run(['upgrade', 'plan', 'busy', '--component', 'docker']);
+    expect(printed.code, printed.stderr).toBe(0);
+    expect(printed.stdout).toMatch(
+      /\nA start would be refused now \(UPGRADE_IN_PROGRESS\): busy already has an active upgrade \(Agent → 1\.1\.0, \w+, upg_\w+\)/,
+    );
+
+    // Once it is over, the plan says nothing against a docker start.
+    await waitFor(async () => (await s.api(`/api/v1/upgrades/${running.body.id}`)).body.state === 'Completed', 60_000, 'the agent upgrade');
+    expect((await plan(cluster.id, { component: 'docker' })).refusal).toBeNull();
+  }, 90_000);
+});
