@@ -345,6 +345,16 @@ function freshBlock(part: Part, seconds: number): Block | undefined {
 }
 
 /**
+ * Hand-written sections of BENCHMARKS.md that a run keeps as they are: comparisons across
+ * runs (such as one Node.js against another), between `<!-- kept:NAME -->` and
+ * `<!-- /kept:NAME -->`.
+ */
+function keptSections(): string[] {
+  const text = existsSync(BENCHMARKS) ? readFileSync(BENCHMARKS, 'utf8') : '';
+  return [...text.matchAll(/<!-- kept:(\w+) -->\n[\s\S]*?<!-- \/kept:\1 -->\n/g)].map((m) => m[0]);
+}
+
+/**
  * BENCHMARKS.md: the figures by part, the machine and the commands. Parts this run did not
  * measure (left out with --only, or failed) keep their block from the previous file.
  */
@@ -396,6 +406,7 @@ function writeBenchmarks(took: Map<Part, number>): void {
     ...section('Paged node lists: eight viewers of a 100,000-node cluster', 'paging', PAGING_METHOD),
     ...section('1,000 agents on loopback', 'agents', AGENTS_METHOD),
     ...section('Side by side with Ansible `serial`', 'ansible', SIDE_BY_SIDE_METHOD),
+    ...keptSections(),
     '## Commands',
     '',
     '`npm run bench` runs every part; it starts its own server processes, agent processes, sshd and a private PostgreSQL (unless `UPSHIFT_TEST_PG_URL` is set), and stops them and removes their temp dirs also when it fails or is interrupted. `npm run bench -- --only agents,ansible` runs some parts and keeps the other figures in this file; the parts are planner, engine, fleet, postgres, list, paging, agents and ansible (see bench/run.ts). The ansible part needs root the first time, to install `ansible` and `openssh-server` with apt-get.',
