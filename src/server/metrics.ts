@@ -3,20 +3,36 @@ import type { Component } from '../domain/components.js';
 import { activeStates } from '../domain/upgrade-state.js';
 import type { EngineObserver } from '../engine/index.js';
 import type { Store } from '../store/store.js';
+import type { UpgradeView } from '../api/index.js';
+import { upgradeView } from './views.js';
 
-/** Prometheus metrics: active upgrades, node tasks by result, batch durations. */
+/**
+ * Prometheus metrics, named for alerting (docs/alerts.yml): per active upgrade its state,
+ * why it is paused, its nodes by state, the seconds left before auto-cancel, its batch and
+ * ETA; per cluster the agents heard from and the age of the oldest heartbeat; node tasks
+ * and batch durations; HTTP request durations by route. The process and Node.js series
+ * keep their standard names (`process_*`, `nodejs_*`), as dashboards expect them.
+ */
 export class Metrics implements EngineObserver {
   readonly registry = new Registry();
   private readonly tasks: Counter<'component' | 'result'>;
   private readonly batches: Histogram<'component'>;
+  readonly http: Histogram<'method' | 'route' | 'status'>;
 
-  constructor(store: Store) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'upshift_process_' });
+  constructor(store: Store, options: { pausedTtlMs: number; heartbeatMs: number }) {
+    collectDefaultMetrics({ register: this.registry });
+    const register = [this.registry];
+    // Three of prom-client's defaults are gauges named `…_total`, which Prometheus keeps for
+    // counters (`promtool check metrics` refuses them). Their per-type gauges without the
+    // suffix (`nodejs_active_handles{type}`, `…_requests`, `…_resources`) stay: sum them.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(name);
+    }
     new Gauge({
       name: 'upshift_active_upgrades',
       help: 'Upgrades that are not Completed or Canceled, by state',
       labelNames: ['state'],
-      registers: [this.registry],
+      registers: register,
       async collect() {
         this.reset();
         const counts = new Map<string, number>();
@@ -24,18 +40,132 @@ export class Metrics implements EngineObserver {
         for (const state of activeStates) this.set({ state }, counts.get(state) ?? 0);
       },
     });
+
+    // The per-upgrade series are read from one view of each active upgrade per scrape:
+    // every gauge's collect asks for the same load, made at most once per half second.
+    let latest: { at: number; views: Promise<UpgradeView[]> } | undefined;
+    const views = (): Promise<UpgradeView[]> => {
+      if (!latest || Date.now() - latest.at > 500) {
+        const load = store.upgrades
+          .listActive()
+          .then((active) => Promise.all(active.map((u) => upgradeView(store, u, options.pausedTtlMs))));
+        latest = { at: Date.now(), views: load };
+        load.catch(() => (latest = undefined));
+      }
+      return latest.views;
+    };
+    const perUpgrade = (name: string, help: string, labelNames: string[], fill: (g: Gauge, u: UpgradeView) => void) =>
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: register,
+        async collect() {
+          this.reset();
+          for (const u of await views()) fill(this, u);
+        },
+      });
+    const who = (u: UpgradeView) => ({ upgrade: u.id, cluster: u.clusterName ?? u.clusterId });
+    perUpgrade(
+      'upshift_upgrade_state',
+      'Each active upgrade, 1 in its current state',
+      ['upgrade', 'cluster', 'component', 'state'],
+      (g, u) => g.set({ ...who(u), component: u.component, state: u.state }, 1),
+    );
+    perUpgrade(
+      'upshift_upgrade_paused',
+      'Each active upgrade waiting for an operator, 1 with why: user, error (auto-paused) or snapshot_failed',
+      ['upgrade', 'cluster', 'reason'],
+      (g, u) => {
+        if (u.state === 'Paused') g.set({ ...who(u), reason: u.pauseReason?.kind ?? 'user' }, 1);
+        if (u.state === 'SnapshotFailed') g.set({ ...who(u), reason: 'snapshot_failed' }, 1);
+      },
+    );
+    perUpgrade('upshift_upgrade_nodes', 'Node tasks of each active upgrade, by state', ['upgrade', 'state'], (g, u) => {
+      for (const s of ['pending', 'running', 'succeeded', 'failed', 'skipped'] as const) g.set({ upgrade: u.id, state: s }, u.nodes[s]);
+    });
+    perUpgrade(
+      'upshift_upgrade_auto_cancel_seconds',
+      'Seconds until a paused (or snapshot-failed) upgrade is canceled by the paused TTL',
+      ['upgrade', 'cluster'],
+      (g, u) => {
+        if (u.autoCancelAt) g.set(who(u), Math.max(0, (Date.parse(u.autoCancelAt) - Date.now()) / 1000));
+      },
+    );
+    perUpgrade('upshift_upgrade_batch', 'The 1-based batch each active upgrade runs or last started', ['upgrade'], (g, u) =>
+      g.set({ upgrade: u.id }, u.progress.batch),
+    );
+    perUpgrade('upshift_upgrade_batches', 'Batches each active upgrade started plus those planned', ['upgrade'], (g, u) =>
+      g.set({ upgrade: u.id }, u.progress.batches),
+    );
+    perUpgrade(
+      'upshift_upgrade_eta_seconds',
+      'Expected seconds to the end of each active upgrade, when known (absent while paused)',
+      ['upgrade'],
+      (g, u) => {
+        if (u.progress.etaSeconds !== null) g.set({ upgrade: u.id }, u.progress.etaSeconds);
+      },
+    );
+
+    // Both agent series come from one summary query per scrape, as the upgrade series do.
+    let agents: { at: number; rows: Promise<Array<{ cluster: string; connected: number; oldestAgeSeconds: number | null }>> } | undefined;
+    const agentSummary = () => {
+      if (!agents || Date.now() - agents.at > 500) {
+        const now = Date.now();
+        const since = new Date(now - 3 * options.heartbeatMs).toISOString();
+        const rows = Promise.all([store.clusters.list(), store.agents.heartbeatSummary(since)]).then(([clusters, summary]) => {
+          const names = new Map(clusters.map((c) => [c.id, c.name]));
+          return summary.map((r) => ({
+            cluster: names.get(r.clusterId) ?? r.clusterId,
+            connected: r.connected,
+            oldestAgeSeconds: r.oldestLastSeenAt ? Math.max(0, (now - Date.parse(r.oldestLastSeenAt)) / 1000) : null,
+          }));
+        });
+        agents = { at: now, rows };
+        rows.catch(() => (agents = undefined));
+      }
+      return agents.rows;
+    };
+    new Gauge({
+      name: 'upshift_agents_connected',
+      help: 'Agents of each cluster heard from within three heartbeat intervals',
+      labelNames: ['cluster'],
+      registers: register,
+      async collect() {
+        this.reset();
+        for (const row of await agentSummary()) this.set({ cluster: row.cluster }, row.connected);
+      },
+    });
+    new Gauge({
+      name: 'upshift_agent_oldest_heartbeat_age_seconds',
+      help: "Seconds since each cluster's least recently heard agent was last heard from",
+      labelNames: ['cluster'],
+      registers: register,
+      async collect() {
+        this.reset();
+        for (const row of await agentSummary()) if (row.oldestAgeSeconds !== null) this.set({ cluster: row.cluster }, row.oldestAgeSeconds);
+      },
+    });
+
     this.tasks = new Counter({
       name: 'upshift_node_tasks_total',
       help: 'Node tasks finished, by component and result',
       labelNames: ['component', 'result'],
-      registers: [this.registry],
+      registers: register,
     });
     this.batches = new Histogram({
       name: 'upshift_batch_duration_seconds',
       help: 'Time from a batch start to its last node finishing',
       labelNames: ['component'],
       buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
-      registers: [this.registry],
+      registers: register,
+    });
+    this.http = new Histogram({
+      name: 'upshift_http_request_duration_seconds',
+      help: 'HTTP requests by method, matched route pattern and status',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: register,
     });
   }
 

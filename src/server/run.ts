@@ -103,7 +103,7 @@ export async function startServer(
   const { applied } = await migrate(adapter);
   if (applied.length > 0) logger.info({ applied, database: adapter.description }, 'database migrated');
   const clock = options.clock ?? systemClock;
-  const metrics = new Metrics(store);
+  const metrics = new Metrics(store, { pausedTtlMs: config.pausedTtlMs, heartbeatMs: config.agentHeartbeatSeconds * 1000 });
   const dist = dirname(fileURLToPath(import.meta.url));
   const bundle = loadAgentScript(options.agentBundle ?? join(dist, 'agent.js'));
   // What installs and self-upgrades hand out, and whose sha256 join commands and tasks carry.

@@ -161,6 +161,24 @@ export class AgentRepository {
       .execute();
   }
 
+  /**
+   * Per cluster: how many of its nodes' agents have been heard from since `since`, and
+   * when the least recently heard one was last heard from (for alerting on silent agents).
+   */
+  async heartbeatSummary(since: string): Promise<Array<{ clusterId: string; connected: number; oldestLastSeenAt: string | null }>> {
+    const rows = await this.db
+      .selectFrom('nodes')
+      .select((eb) => [
+        'clusterId',
+        eb.fn.countAll<number>().filterWhere('lastSeenAt', '>=', since).as('connected'),
+        eb.fn.min<string | null>('lastSeenAt').as('oldestLastSeenAt'),
+      ])
+      .where('lastSeenAt', 'is not', null)
+      .groupBy('clusterId')
+      .execute();
+    return rows.map((r) => ({ clusterId: r.clusterId, connected: Number(r.connected), oldestLastSeenAt: r.oldestLastSeenAt }));
+  }
+
   /** When the node's agent was last heard from (join or heartbeat), if ever. */
   async lastSeen(nodeId: string): Promise<string | null> {
     const row = await this.db.selectFrom('nodes').select('lastSeenAt').where('id', '=', nodeId).executeTakeFirst();

@@ -161,7 +161,7 @@ describe('the packed release', () => {
       const health = await fetch(`${url}/healthz`);
       expect({ status: health.status, body: await health.json() }).toEqual({ status: 200, body: { status: 'ok' } });
       const metrics = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } })).text();
-      expect(metrics).toMatch(/^upshift_process_nodejs_version_info\{version="v24\./m);
+      expect(metrics).toMatch(/^nodejs_version_info\{version="v24\./m);
       const consolePage = await fetch(`${url}/`);
       expect({ status: consolePage.status, html: (await consolePage.text()).includes('<div id="root">') }).toEqual({
         status: 200,

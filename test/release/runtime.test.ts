@@ -36,7 +36,7 @@ const versionInfo = (node: string) => {
 const metricsRuntime = async (s: ServerProcess) => {
   const metrics = await s.api('/metrics');
   expect(metrics.status).toBe(200);
-  return /^upshift_process_nodejs_version_info\{version="([^"]+)"/m.exec(metrics.text)?.[1];
+  return /^nodejs_version_info\{version="([^"]+)"/m.exec(metrics.text)?.[1];
 };
 
 const servers: ServerProcess[] = [];

@@ -72,6 +72,10 @@ describe('agent protocol', () => {
     expect(nodes.map((n: { name: string }) => n.name)).toEqual(['node-1', 'node-2']);
     expect(nodes[0].versions).toMatchObject({ agent: '1.1.0', docker: '20.10.24+dfsg1' });
     expect((await agentCall(n1.body.credential, '/heartbeat', { facts: facts('20.10.24+dfsg1') })).status).toBe(200);
+    // What alerting sees: both agents heard from, the oldest heartbeat a moment ago.
+    const metrics = (await s.api('/metrics')).text;
+    expect(metrics).toContain('upshift_agents_connected{cluster="hosts-a"} 2');
+    expect(Number(/^upshift_agent_oldest_heartbeat_age_seconds\{cluster="hosts-a"\} (\S+)$/m.exec(metrics)?.[1])).toBeLessThan(30);
     expect((await agentCall('upa_not-a-real-credential-at-all', '/heartbeat', { facts: facts('x') })).status).toBe(401);
     expect((await agentCall(s.token, '/tasks')).status).toBe(401);
 
