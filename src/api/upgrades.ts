@@ -196,7 +196,8 @@ export const PlanView = View(
     cap: Type.Integer({ description: 'the largest batch, in nodes' }),
     batches: Type.Array(Type.Array(Type.String())),
     estimatedSeconds: NullableNumber({
-      description: "how long it should take: the median of this component's batch durations in the cluster's earlier upgrades per batch, plus soak; null without such history",
+      description:
+        "how long it should take: the median of this component's batch durations in the cluster's earlier upgrades per batch, plus soak; null without such history",
     }),
     refusal: OrNull(
       View(
