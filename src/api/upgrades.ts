@@ -195,6 +195,10 @@ export const PlanView = View(
     total: Type.Integer({ description: 'nodes to upgrade' }),
     cap: Type.Integer({ description: 'the largest batch, in nodes' }),
     batches: Type.Array(Type.Array(Type.String())),
+    estimatedSeconds: NullableNumber({
+      description:
+        "how long it should take: the median of this component's batch durations in the cluster's earlier upgrades per batch, plus soak; null without such history",
+    }),
     refusal: OrNull(
       View(
         { code: StringEnum(errorCodes), message: Type.String() },

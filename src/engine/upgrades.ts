@@ -5,6 +5,7 @@ import { componentDisplayName, components, isComponent, kindHasAgents } from '..
 import { ErrorCode, UpshiftError, invalid, notFound } from '../domain/errors.js';
 import { EventType } from '../domain/events.js';
 import { newId } from '../domain/ids.js';
+import { median } from '../domain/progress.js';
 import { batchCap, orderNodes, planBatches } from '../domain/batch-planner.js';
 import { defaultSnapshotMode, upgradePolicy } from '../domain/defaults.js';
 import type { ClusterRecord, NodeRecord, SnapshotMode, UpgradePolicy, UpgradeRecord } from '../domain/model.js';
@@ -38,6 +39,12 @@ export interface PlanResult {
   total: number;
   cap: number;
   batches: string[][];
+  /**
+   * How long it should take, in seconds: the median of this component's batch durations
+   * in the cluster's earlier upgrades per batch, plus the soak between batches; null when
+   * the cluster has no such history.
+   */
+  estimatedSeconds: number | null;
   /** What a start with this request would be refused with now, or null: the same checks, in the same order. */
   refusal: { code: ErrorCode; message: string } | null;
   /** With `manifests`: what the driver would create (Kubernetes executor pods), for review. */
@@ -112,12 +119,18 @@ export class UpgradeService {
     const targets = this.targets(nodes, valid.component, valid.toVersion);
     const cap = batchCap(targets.length, valid.policy.maxBatchPercent);
     const refused = await this.startRefusal(cluster, nodes, valid, targets.length);
+    const batches = planBatches(targets, cap).map((batch) => batch.map((n) => n.name));
+    const perBatchMs = median(await this.store.upgrades.pastBatchDurations(cluster.id, valid.component, ''));
     const result: PlanResult = {
       component: valid.component,
       toVersion: valid.toVersion,
       total: targets.length,
       cap,
-      batches: planBatches(targets, cap).map((batch) => batch.map((n) => n.name)),
+      batches,
+      estimatedSeconds:
+        perBatchMs === null || batches.length === 0
+          ? null
+          : Math.round((batches.length * perBatchMs) / 100) / 10 + (batches.length - 1) * valid.policy.soakSeconds,
       refusal: refused ? { code: refused.code, message: refused.message } : null,
     };
     if (options.manifests) {

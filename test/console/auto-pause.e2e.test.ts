@@ -45,6 +45,7 @@ describe.runIf(browserAvailable())('console: automatic pause after a failure', (
       '20 nodes to upgrade to Docker-Engine 26.1.5 in 11 batches: 1, 2 × 9, 1. At most 2 nodes at a time.',
     );
     await dialog.upgradeDirectly.click();
+    await dialog.confirmStart.click();
     await page.waitForURL(/\/upgrades\/upg_/);
 
     const upgrade = new UpgradePage(page);

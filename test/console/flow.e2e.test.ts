@@ -67,6 +67,7 @@ describe.runIf(browserAvailable())('console: the upgrade flow on a 50-node clust
     expect(await dialog.component.inputValue()).toBe('agent');
     await expect.poll(() => dialog.planSummary.textContent()).toContain('50 nodes to upgrade to Agent 1.1.0 in 12 batches');
     await dialog.startAgent.click();
+    await dialog.confirmStart.click();
 
     const upgrade = new UpgradePage(page);
     await page.waitForURL(/\/upgrades\/upg_/);
@@ -85,8 +86,18 @@ describe.runIf(browserAvailable())('console: the upgrade flow on a 50-node clust
     await dialog.waitOpen();
     expect(await dialog.agentOutdated.count()).toBe(0);
     await expect.poll(() => dialog.backUpSnapshot.isEnabled()).toBe(true);
+    // The truth about impact: a Docker Engine upgrade interrupts each node's services; no drain.
+    expect(await dialog.impact.innerText()).toMatch(
+      /interrupted while their node is upgraded \(Upshift does not drain nodes\)\. At most 5 nodes at a time; /,
+    );
     await screenshotBoth(page, 'upgrade-dialog');
     await dialog.backUpSnapshot.click();
+    // A last look before anything starts: the cluster, the component, the versions, the node count.
+    expect(await dialog.confirmSummary.innerText()).toBe(
+      'Docker-Engine on demo: 20.10.24 → 26.1.5 on 50 nodes in 12 batches, snapshots of every node first.',
+    );
+    await screenshotBoth(page, 'upgrade-dialog-confirm');
+    await dialog.confirmStart.click();
     await page.waitForURL(/\/upgrades\/upg_/);
     const upgradeId = upgrade.id();
 

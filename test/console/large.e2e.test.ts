@@ -61,6 +61,7 @@ describe.runIf(browserAvailable())('console: a 10,000-node cluster and a narrow 
       '10,000 nodes to upgrade to Agent 1.1.0 in 19 batches: 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000 × 8, 977.',
     );
     await page.getByTestId('upgrade-dialog').locator('.actions').getByRole('button', { name: 'Upgrade Agent' }).click();
+    await page.getByTestId('upgrade-dialog').getByRole('button', { name: 'Start upgrade' }).click();
     await page.waitForURL(/\/upgrades\/upg_/);
     const upgrade = new UpgradePage(page);
     await upgrade.waitForState('Upgrading');

@@ -103,6 +103,7 @@ describe.runIf(browserAvailable())('console: refusals', () => {
     const other = await h.server.api('/api/v1/clusters/busy/upgrades', { body: { component: 'docker' } });
     expect(other.status).toBe(201);
     await dialog.upgradeDirectly.click();
+    await dialog.confirmStart.click();
     await dialog.startError.waitFor();
     expect(await dialog.startError.innerText()).toMatch(/\(UPGRADE_IN_PROGRESS\)$/);
     expect(page.url()).toContain('/clusters');

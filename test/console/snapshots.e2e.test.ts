@@ -43,6 +43,7 @@ describe.runIf(browserAvailable())('console: a failed snapshot asks Continue or 
     await clusters.upgradeButton(cluster, 'docker').click();
     const dialog = await new UpgradeDialog(page).waitOpen();
     await dialog.backUpSnapshot.click();
+    await dialog.confirmStart.click();
     await page.waitForURL(/\/upgrades\/upg_/);
     const upgrade = new UpgradePage(page);
     await upgrade.waitForState('SnapshotFailed');

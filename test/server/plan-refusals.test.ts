@@ -71,6 +71,14 @@ describe('plan and start refusals', () => {
 
     // Once it is over, the plan says nothing against a docker start.
     await waitFor(async () => (await s.api(`/api/v1/upgrades/${running.body.id}`)).body.state === 'Completed', 60_000, 'the agent upgrade');
-    expect((await plan(cluster.id, { component: 'docker' })).refusal).toBeNull();
+    const next = await plan(cluster.id, { component: 'docker' });
+    expect(next.refusal).toBeNull();
+    // No docker upgrade ran here yet: no estimate. The agent's did: going back to 1.0.0 is
+    // estimated from its batches (about 0.5 s each here).
+    expect(next.estimatedSeconds).toBeNull();
+    const back = await plan(cluster.id, { component: 'agent', toVersion: '1.0.0' });
+    expect(back.batches.length).toBeGreaterThan(5);
+    expect(back.estimatedSeconds).toBeGreaterThan(back.batches.length * 0.4);
+    expect(back.estimatedSeconds).toBeLessThan(back.batches.length * 3);
   }, 90_000);
 });

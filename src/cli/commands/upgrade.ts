@@ -7,7 +7,7 @@ import { upgradeStates } from '../../domain/upgrade-state.js';
 import type { BatchView, NodeTaskView, PlanView, UpgradeList, UpgradeView } from '../../api/index.js';
 import { clientCommand, parseSeconds, parseWholeNumber, runAction } from '../command.js';
 import type { Cli } from '../context.js';
-import { usageError } from '../errors.js';
+import { ApiError, usageError } from '../errors.js';
 import { age, type Column, nameList, type Output, plural, shortTime } from '../output.js';
 import { allItems, pagesOf } from '../paging.js';
 import { clusterPath, resolveUpgradeId, upgradePath } from '../resolve.js';
@@ -225,7 +225,19 @@ export function registerUpgradeCommands(program: Command): void {
     'resume a paused upgrade: the batches ramp up from 1 again and failed nodes are retried',
   ).addOption(new Option('--delete-failed-pods', 'Kubernetes: delete this upgrade’s failed executor pods first'));
   runAction<{ deleteFailedPods?: boolean }>(resume, async ({ cli, args, opts }) =>
-    command(cli, args[0] as string, 'resume', opts.deleteFailedPods ? { deleteFailedPods: true } : {}),
+    command(cli, args[0] as string, 'resume', opts.deleteFailedPods ? { deleteFailedPods: true } : {}).catch((error: unknown) => {
+      // The server names its API's field; here the way out is this command's flag.
+      if (error instanceof ApiError && error.code === 'FAILED_PODS_PRESENT') {
+        throw new ApiError(
+          error.status,
+          error.code,
+          'failed executor pods of this upgrade are still in the runtime-upgrade namespace (kubectl -n runtime-upgrade get pods): look at them, then delete them',
+          error.details,
+          `upshift upgrade resume ${args[0] as string} --delete-failed-pods deletes them and resumes`,
+        );
+      }
+      throw error;
+    }),
   );
 
   runAction(

@@ -138,7 +138,7 @@ export function BatchTimeline({
             </g>
           );
         })}
-        {!endedAt ? <line className="now" x1={x(Math.min(now, t1))} x2={x(Math.min(now, t1))} y1={axisHeight - 6} y2={height} /> : null}
+        {!endedAt ? <line className="now" x1={x(current)} x2={x(current)} y1={axisHeight - 6} y2={height} /> : null}
       </svg>
       <figcaption className="legend">
         <span>

@@ -3,7 +3,7 @@ import { useEffect, useMemo, useState } from 'react';
 import { describeError } from '../api/client';
 import type { CatalogView, ClusterView, Component, PlanView, UpgradeBody } from '@upshift/api';
 import { components, runtimeComponents } from '@upshift/api/enums';
-import { compareNatural, displayComponent, plural, summariseSizes, versionEntries } from '../lib/format';
+import { compareNatural, displayComponent, formatDuration, plural, summariseSizes, versionEntries } from '../lib/format';
 import { Link, navigate } from '../lib/router';
 import { useSession } from '../lib/session';
 import { Dialog } from './Dialog';
@@ -13,6 +13,20 @@ import { VersionSummary } from './Versions';
 const { defaults, bounds } = upgradePolicy;
 
 let catalogCache: Promise<CatalogView> | null = null;
+
+/** What upgrading a component does to the workloads on a node while it runs (no drain). */
+const impact: Partial<Record<Component, string>> = {
+  docker:
+    'Upgrading Docker Engine stops and restarts it on each node: the containers and services running there are interrupted while their node is upgraded (Upshift does not drain nodes).',
+  containerd: 'Upgrading containerd restarts it on each node: containers on a node may be interrupted while it is upgraded.',
+};
+
+/** `20.10.24 (48), 26.1.5 (2)`: the versions the cluster's nodes run now. */
+function currentVersions(cluster: ClusterView, component: Component): string {
+  const entries = versionEntries(cluster.components[component]?.versions ?? {});
+  if (entries.length === 1) return entries[0]?.[0] ?? '';
+  return entries.map(([v, n]) => `${v} (${n})`).join(', ');
+}
 
 /** How many nodes run an agent older than the latest. */
 export function outdatedAgents(cluster: ClusterView): number {
@@ -47,6 +61,8 @@ export function UpgradeDialog({
   const [plan, setPlan] = useState<{ key: string; plan?: PlanView; error?: unknown } | null>(null);
   const [startError, setStartError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // The last step before anything starts: what, where, how many, how long, what it interrupts.
+  const [confirming, setConfirming] = useState<'none' | 'before' | null>(null);
 
   useEffect(() => {
     catalogCache ??= api.catalog();
@@ -104,6 +120,9 @@ export function UpgradeDialog({
     };
     // planKey covers every input of the request; nodeCount re-plans after membership changes.
   }, [api, catalog, planKey, cluster.nodeCount]);
+
+  // A changed request is a new question: confirm it again.
+  useEffect(() => setConfirming(null), [planKey, component]);
 
   const outdated = outdatedAgents(cluster);
   const agentGate = runtimeComponents.includes(component) && outdated > 0;
@@ -260,6 +279,29 @@ export function UpgradeDialog({
           ) : null}
         </section>
 
+        {impact[component] && currentPlan?.plan && planned > 0 ? (
+          <Notice tone="warn" title="What this interrupts" testId="impact-notice">
+            {impact[component]} At most {plural(currentPlan.plan.cap, 'node')} at a time;{' '}
+            {currentPlan.plan.estimatedSeconds === null
+              ? 'how long it takes is not known yet (no earlier upgrade of this component on this cluster)'
+              : `about ${formatDuration(currentPlan.plan.estimatedSeconds * 1000)} in all, from this cluster's earlier upgrades`}
+            .
+          </Notice>
+        ) : null}
+
+        {confirming ? (
+          <section className="confirm-start" aria-labelledby="confirm-title" data-testid="confirm-start">
+            <h3 id="confirm-title">Start this upgrade?</h3>
+            <p data-testid="confirm-summary">
+              {displayComponent(component)} on <strong>{cluster.name}</strong>: {currentVersions(cluster, component)} →{' '}
+              <strong>{currentPlan?.plan?.toVersion ?? target}</strong> on {plural(planned, 'node')} in{' '}
+              {plural(sizes.length, 'batch', 'batches')}
+              {confirming === 'before' ? ', snapshots of every node first' : ', without snapshots'}
+              {currentPlan?.plan?.estimatedSeconds != null ? `, about ${formatDuration(currentPlan.plan.estimatedSeconds * 1000)}` : ''}.
+            </p>
+          </section>
+        ) : null}
+
         {startError ? (
           <Notice tone="bad" alert testId="start-error">
             {startError}
@@ -270,20 +312,29 @@ export function UpgradeDialog({
           <button type="button" onClick={onClose}>
             Close
           </button>
-          {component === 'agent' ? (
-            <button type="button" className="primary" disabled={!canStart} onClick={() => start('none')}>
-              {busy ? 'Starting…' : 'Upgrade Agent'}
+          {confirming ? (
+            <>
+              <button type="button" onClick={() => setConfirming(null)} disabled={busy}>
+                Back
+              </button>
+              <button type="button" className="primary" disabled={!canStart} onClick={() => start(confirming)}>
+                {busy ? 'Starting…' : 'Start upgrade'}
+              </button>
+            </>
+          ) : component === 'agent' ? (
+            <button type="button" className="primary" disabled={!canStart} onClick={() => setConfirming('none')}>
+              Upgrade Agent
             </button>
           ) : (
             <>
-              <button type="button" disabled={!canStart} onClick={() => start('none')}>
+              <button type="button" disabled={!canStart} onClick={() => setConfirming('none')}>
                 Upgrade directly
               </button>
               <button
                 type="button"
                 className="primary"
                 disabled={!canStart}
-                onClick={() => start('before')}
+                onClick={() => setConfirming('before')}
                 aria-describedby="ud-snapshot-help"
               >
                 Back up snapshot before upgrade

@@ -13,6 +13,9 @@ export class UpgradeDialog {
   readonly upgradeDirectly: Locator;
   readonly backUpSnapshot: Locator;
   readonly startError: Locator;
+  readonly impact: Locator;
+  readonly confirmSummary: Locator;
+  readonly confirmStart: Locator;
 
   constructor(readonly page: Page) {
     this.root = page.getByTestId('upgrade-dialog');
@@ -26,6 +29,9 @@ export class UpgradeDialog {
     this.upgradeDirectly = this.root.getByRole('button', { name: 'Upgrade directly' });
     this.backUpSnapshot = this.root.getByRole('button', { name: 'Back up snapshot before upgrade' });
     this.startError = this.root.getByTestId('start-error');
+    this.impact = this.root.getByTestId('impact-notice');
+    this.confirmSummary = this.root.getByTestId('confirm-summary');
+    this.confirmStart = this.root.getByRole('button', { name: 'Start upgrade' });
   }
 
   async waitOpen(): Promise<this> {
