@@ -75,7 +75,10 @@ export class UpgradePage {
     await this.page.getByRole('searchbox', { name: 'Node' }).fill(nodeName);
     await this.page.getByRole('button', { name: `Log of ${nodeName}` }).click();
     await this.logViewer.waitFor();
-    return (await this.logViewer.locator('pre').textContent()) ?? '';
+    // The viewer opens at once and fetches the log: wait for the text, not the placeholder.
+    const text = this.logViewer.locator('pre').filter({ hasNotText: /^Loading…$/ });
+    await text.waitFor();
+    return (await text.textContent()) ?? '';
   }
 
   async confirm(): Promise<void> {
