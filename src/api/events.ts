@@ -4,25 +4,30 @@ import { type Equal, type Expect, FreeObject, NotJson, NullableString, Ref, Stri
 
 /** Events: the history (`GET /events`, newest first) and the live stream (`GET /stream`). */
 
+/** Which events: the same filters for the history and for the live stream. */
+const eventFilter = {
+  clusterId: Type.Optional(Ref('cluster id or name')),
+  upgradeId: Type.Optional(Ref('upgrade id')),
+  type: Type.Optional(
+    Type.String({
+      pattern: '^[a-z_.]{1,64}(,[a-z_.]{1,64}){0,63}$',
+      description: 'event types, comma-separated, such as upgrade.paused,upgrade.auto_paused',
+    }),
+  ),
+  actor: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 200, description: 'only events of this actor: admin, engine, token:NAME, …' }),
+  ),
+  operations: Type.Optional(
+    StringEnum(['true', 'false'] as const, {
+      description:
+        'true: only what people and the system decided (starts, pauses, resumes, cancels, refusals, auto-pauses, auto-cancels), not node and batch chatter',
+    }),
+  ),
+};
+
 export const EventQuery = Type.Object(
   {
-    clusterId: Type.Optional(Ref('cluster id or name')),
-    upgradeId: Type.Optional(Ref('upgrade id')),
-    type: Type.Optional(
-      Type.String({
-        pattern: '^[a-z_.]{1,64}(,[a-z_.]{1,64}){0,63}$',
-        description: 'event types, comma-separated, such as upgrade.paused,upgrade.auto_paused',
-      }),
-    ),
-    actor: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 200, description: 'only events of this actor: admin, engine, token:NAME, …' }),
-    ),
-    operations: Type.Optional(
-      StringEnum(['true', 'false'] as const, {
-        description:
-          'true: only what people and the system decided (starts, pauses, resumes, cancels, refusals, auto-pauses, auto-cancels), not node and batch chatter',
-      }),
-    ),
+    ...eventFilter,
     cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,19}$' })),
     limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: '1 to 500, default 50' })),
   },
@@ -30,28 +35,7 @@ export const EventQuery = Type.Object(
 );
 export type EventQuery = Static<typeof EventQuery>;
 
-export const StreamQuery = Type.Object(
-  {
-    clusterId: Type.Optional(Ref('cluster id or name')),
-    upgradeId: Type.Optional(Ref('upgrade id')),
-    type: Type.Optional(
-      Type.String({
-        pattern: '^[a-z_.]{1,64}(,[a-z_.]{1,64}){0,63}$',
-        description: 'event types, comma-separated, such as upgrade.paused,upgrade.auto_paused',
-      }),
-    ),
-    actor: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 200, description: 'only events of this actor: admin, engine, token:NAME, …' }),
-    ),
-    operations: Type.Optional(
-      StringEnum(['true', 'false'] as const, {
-        description:
-          'true: only what people and the system decided (starts, pauses, resumes, cancels, refusals, auto-pauses, auto-cancels), not node and batch chatter',
-      }),
-    ),
-  },
-  { additionalProperties: false },
-);
+export const StreamQuery = Type.Object(eventFilter, { additionalProperties: false });
 export type StreamQuery = Static<typeof StreamQuery>;
 
 export const EventView = View({

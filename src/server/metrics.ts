@@ -41,19 +41,10 @@ export class Metrics implements EngineObserver {
       },
     });
 
-    // The per-upgrade series are read from one view of each active upgrade per scrape:
-    // every gauge's collect asks for the same load, made at most once per half second.
-    let latest: { at: number; views: Promise<UpgradeView[]> } | undefined;
-    const views = (): Promise<UpgradeView[]> => {
-      if (!latest || Date.now() - latest.at > 500) {
-        const load = store.upgrades
-          .listActive()
-          .then((active) => Promise.all(active.map((u) => upgradeView(store, u, options.pausedTtlMs))));
-        latest = { at: Date.now(), views: load };
-        load.catch(() => (latest = undefined));
-      }
-      return latest.views;
-    };
+    // The per-upgrade series are read from one view of each active upgrade per scrape.
+    const views = perScrape(() =>
+      store.upgrades.listActive().then((active) => Promise.all(active.map((u) => upgradeView(store, u, options.pausedTtlMs)))),
+    );
     const perUpgrade = (name: string, help: string, labelNames: string[], fill: (g: Gauge, u: UpgradeView) => void) =>
       new Gauge({
         name,
@@ -107,25 +98,18 @@ export class Metrics implements EngineObserver {
       },
     );
 
-    // Both agent series come from one summary query per scrape, as the upgrade series do.
-    let agents: { at: number; rows: Promise<Array<{ cluster: string; connected: number; oldestAgeSeconds: number | null }>> } | undefined;
-    const agentSummary = () => {
-      if (!agents || Date.now() - agents.at > 500) {
-        const now = Date.now();
-        const since = new Date(now - 3 * options.heartbeatMs).toISOString();
-        const rows = Promise.all([store.clusters.list(), store.agents.heartbeatSummary(since)]).then(([clusters, summary]) => {
-          const names = new Map(clusters.map((c) => [c.id, c.name]));
-          return summary.map((r) => ({
-            cluster: names.get(r.clusterId) ?? r.clusterId,
-            connected: r.connected,
-            oldestAgeSeconds: r.oldestLastSeenAt ? Math.max(0, (now - Date.parse(r.oldestLastSeenAt)) / 1000) : null,
-          }));
-        });
-        agents = { at: now, rows };
-        rows.catch(() => (agents = undefined));
-      }
-      return agents.rows;
-    };
+    // Both agent series come from one summary query per scrape.
+    const agentSummary = perScrape(async () => {
+      const now = Date.now();
+      const since = new Date(now - 3 * options.heartbeatMs).toISOString();
+      const [clusters, summary] = await Promise.all([store.clusters.list(), store.agents.heartbeatSummary(since)]);
+      const names = new Map(clusters.map((c) => [c.id, c.name]));
+      return summary.map((r) => ({
+        cluster: names.get(r.clusterId) ?? r.clusterId,
+        connected: r.connected,
+        oldestAgeSeconds: r.oldestLastSeenAt ? Math.max(0, (now - Date.parse(r.oldestLastSeenAt)) / 1000) : null,
+      }));
+    });
     new Gauge({
       name: 'upshift_agents_connected',
       help: 'Agents of each cluster heard from within three heartbeat intervals',
@@ -176,4 +160,20 @@ export class Metrics implements EngineObserver {
   batchFinished(component: Component, seconds: number): void {
     this.batches.observe({ component }, seconds);
   }
+}
+
+/**
+ * A load shared by the gauges of one scrape: each gauge's collect asks for it, and it is
+ * made at most once per half second (a failed load is not kept).
+ */
+function perScrape<T>(load: () => Promise<T>): () => Promise<T> {
+  let latest: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    if (!latest || Date.now() - latest.at > 500) {
+      const value = load();
+      latest = { at: Date.now(), value };
+      value.catch(() => (latest = undefined));
+    }
+    return latest.value;
+  };
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dialects, freshPgDatabase } from '../support/databases.js';
-import { type ServerProcess, startServerProcess } from '../support/server.js';
+import { dialects } from '../support/databases.js';
+import { type ServerProcess, startServerOn } from '../support/server.js';
 
 /**
  * The checks of the engine issue, through the HTTP API only, against the real server
@@ -19,21 +19,13 @@ async function until<T>(fn: () => Promise<T | undefined | false>, ms = 20_000): 
 for (const dialect of dialects) {
   describe(`API on ${dialect}`, () => {
     let s: ServerProcess;
-    let dropDb: (() => Promise<void>) | undefined;
+    let stop: (() => Promise<void>) | undefined;
 
     beforeAll(async () => {
-      let database: string | undefined;
-      if (dialect === 'postgres') {
-        const db = await freshPgDatabase();
-        database = db.url;
-        dropDb = db.drop;
-      }
-      s = await startServerProcess({ database, args: ['--paused-ttl', '3s'] });
+      ({ server: s, stop } = await startServerOn(dialect, { args: ['--paused-ttl', '3s'] }));
     });
     afterAll(async () => {
-      await s?.stop();
-      s?.cleanup();
-      await dropDb?.();
+      await stop?.();
     });
 
     const createCluster = async (name: string, simulation: Record<string, unknown>) => {

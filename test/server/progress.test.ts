@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dialects, freshPgDatabase } from '../support/databases.js';
+import { dialects } from '../support/databases.js';
 import type { ProgressView as Progress } from '../../src/api/index.js';
 import { waitFor } from '../support/engine.js';
-import { type ServerProcess, startServerProcess } from '../support/server.js';
+import { type ServerProcess, startServerOn } from '../support/server.js';
 
 /**
  * Where an upgrade stands, when it should end and why it ended, through the real server
@@ -15,21 +15,13 @@ const until = <T>(check: () => Promise<T | undefined | false>, ms = 30_000) => w
 for (const dialect of dialects) {
   describe(`progress and end reasons on ${dialect}`, () => {
     let s: ServerProcess;
-    let dropDb: (() => Promise<void>) | undefined;
+    let stop: (() => Promise<void>) | undefined;
 
     beforeAll(async () => {
-      let database: string | undefined;
-      if (dialect === 'postgres') {
-        const db = await freshPgDatabase();
-        database = db.url;
-        dropDb = db.drop;
-      }
-      s = await startServerProcess({ database, args: ['--paused-ttl', '4s'] });
+      ({ server: s, stop } = await startServerOn(dialect, { args: ['--paused-ttl', '4s'] }));
     });
     afterAll(async () => {
-      await s?.stop();
-      s?.cleanup();
-      await dropDb?.();
+      await stop?.();
     });
 
     const createCluster = async (name: string, simulation: Record<string, unknown>) => {

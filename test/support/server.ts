@@ -4,6 +4,7 @@ import { request as httpsRequestRaw } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { type DialectName, freshPgDatabase } from './databases.js';
 
 /**
  * Runs the real `upshift server` (the built bundle) as a child process on a free
@@ -189,4 +190,24 @@ export async function startServerProcess(options: StartOptions = {}): Promise<Se
     },
   };
   return proc;
+}
+
+/**
+ * A server process on `dialect`: SQLite in its data dir, or a fresh PostgreSQL database of
+ * its own; `stop` ends the process and drops what it made.
+ */
+export async function startServerOn(
+  dialect: DialectName,
+  options: StartOptions = {},
+): Promise<{ server: ServerProcess; stop(): Promise<void> }> {
+  const db = dialect === 'postgres' ? await freshPgDatabase() : undefined;
+  const server = await startServerProcess({ ...options, ...(db ? { database: db.url } : {}) });
+  return {
+    server,
+    async stop() {
+      await server.stop();
+      server.cleanup();
+      await db?.drop();
+    },
+  };
 }
