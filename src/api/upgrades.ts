@@ -187,6 +187,21 @@ export type NodeTaskView = Static<typeof NodeTaskView>;
 export const NodeTaskPage = Page(NodeTaskView, 'A page of the upgrade’s node tasks');
 export type NodeTaskPage = Static<typeof NodeTaskPage>;
 
+/** A failed executor pod kept for troubleshooting; it blocks a resume until deleted (Kubernetes). */
+export const FailedPodView = View({
+  namespace: Type.String(),
+  name: Type.String(),
+  node: NullableString({ description: 'the Kubernetes node it ran on' }),
+  reason: NullableString({ description: 'the container’s terminated reason and exit code' }),
+  finishedAt: NullableString(),
+});
+export type FailedPodView = Static<typeof FailedPodView>;
+export const FailedPodList = View(
+  { items: Type.Array(FailedPodView) },
+  { description: 'The failed executor pods of a paused upgrade that a resume would refuse for; empty otherwise' },
+);
+export type FailedPodList = Static<typeof FailedPodList>;
+
 /** The batches an upgrade would run, by node name; nothing is started. */
 export const PlanView = View(
   {

@@ -101,9 +101,20 @@ export interface ClusterDriver {
     cluster: ClusterRecord,
     plan: { upgradeId: string; component: Component; toVersion: string; nodes: NodeRecord[]; catalog: Catalog },
   ): Promise<unknown[]>;
-  /** Kubernetes: whether failed executor pods of the upgrade still exist; delete them when asked. */
-  failedPodsPresent?(cluster: ClusterRecord, upgradeId: string): Promise<boolean>;
+  /** Kubernetes: the failed executor pods of the upgrade still in the cluster (kept for troubleshooting); delete them when asked. */
+  failedPods?(cluster: ClusterRecord, upgradeId: string): Promise<FailedPod[]>;
   deleteFailedPods?(cluster: ClusterRecord, upgradeId: string): Promise<void>;
+}
+
+/** A failed executor pod, as an operator looks it up with kubectl before deleting it. */
+export interface FailedPod {
+  namespace: string;
+  name: string;
+  /** The Kubernetes node it ran on. */
+  node: string | null;
+  /** The container's terminated reason and exit code, or the pod's own reason. */
+  reason: string | null;
+  finishedAt: string | null;
 }
 
 /** Time, injectable so that a test can pass 15 days in a millisecond. */

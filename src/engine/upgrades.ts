@@ -9,6 +9,7 @@ import { median } from '../domain/progress.js';
 import { batchCap, orderNodes, planBatches } from '../domain/batch-planner.js';
 import { defaultSnapshotMode, upgradePolicy } from '../domain/defaults.js';
 import type { ClusterRecord, NodeRecord, SnapshotMode, UpgradePolicy, UpgradeRecord } from '../domain/model.js';
+import type { FailedPod } from '../domain/ports.js';
 import type { OperatorCommand } from '../domain/upgrade-state.js';
 import { decide, startState } from '../domain/upgrade-state.js';
 import { compareReleases, isValidVersion, sameRelease } from '../domain/versions.js';
@@ -284,6 +285,19 @@ export class UpgradeService {
   }
 
   /**
+   * The failed executor pods of a paused upgrade that block its resume (Kubernetes), so an
+   * operator sees them before pressing Continue; empty for other clusters and other states.
+   */
+  async failedPods(id: string): Promise<FailedPod[]> {
+    const upgrade = await this.get(id);
+    if (upgrade.state !== 'Paused') return [];
+    const cluster = await this.store.clusters.get(upgrade.clusterId);
+    if (!cluster) throw notFound('cluster', upgrade.clusterId);
+    const driver = this.fleet.driverFor(cluster.kind);
+    return driver.failedPods ? driver.failedPods(cluster, id) : [];
+  }
+
+  /**
    * pause, resume, cancel, continue, quit: decided by the state machine, written by
    * `applyTransition` (a compare-and-set). A lost compare-and-set (the engine or another
    * replica moved the upgrade meanwhile) is decided again on the new state.
@@ -299,8 +313,8 @@ export class UpgradeService {
           const counts = await this.store.upgrades.taskCounts(id);
           const driver = this.fleet.driverFor(cluster.kind);
           const failedPodsPresent =
-            command.type === 'resume' && upgrade.state === 'Paused' && driver.failedPodsPresent
-              ? await driver.failedPodsPresent(cluster, id)
+            command.type === 'resume' && upgrade.state === 'Paused' && driver.failedPods
+              ? (await driver.failedPods(cluster, id)).length > 0
               : false;
           const transition = decide({ state: upgrade.state, unstartedNodes: counts.pending, failedPodsPresent }, command);
           if (!transition.ok) throw transition.refusal;

@@ -1,12 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import { Cli } from '../support/cli.js';
 import { waitFor } from '../support/engine.js';
-import { FakeKubeApiServer } from '../support/fake-kube-apiserver.js';
-import { GVISOR_INSTALLER } from '../support/kube-engine.js';
+import { failingKubeFleet } from '../support/kube-engine.js';
 import { type ServerProcess, startServerProcess } from '../support/server.js';
 
 /**
@@ -16,35 +11,22 @@ import { type ServerProcess, startServerProcess } from '../support/server.js';
  * process and the real CLI.
  */
 describe('failed executor pods, in the CLI', () => {
-  let fake: FakeKubeApiServer;
+  let kube: Awaited<ReturnType<typeof failingKubeFleet>>;
   let s: ServerProcess;
   let cli: Cli;
-  let catalogDir: string;
   beforeAll(async () => {
-    fake = await FakeKubeApiServer.start();
-    for (let i = 1; i <= 3; i++) fake.addNode({ name: `w-${i}`, labels: { 'upshift.io/sandboxed-runtime-version': '20221219' } });
-    fake.kubelet('w-2', { outcome: 'fail', failAttempts: 1 });
-    // The installer image for the newest sandboxed runtime, as an operator's catalog file adds it.
-    catalogDir = mkdtempSync(join(tmpdir(), 'upshift-kube-catalog-'));
-    const catalog = join(catalogDir, 'catalog.yaml');
-    writeFileSync(
-      catalog,
-      stringify({
-        'sandboxed-runtime': [{ version: '20240729', artifacts: [{ method: 'image', image: GVISOR_INSTALLER, command: ['/install.sh'] }] }],
-      }),
-    );
-    s = await startServerProcess({ args: ['--catalog', catalog] });
+    kube = await failingKubeFleet();
+    s = await startServerProcess({ args: kube.serverArgs });
   });
   afterAll(async () => {
     cli?.cleanup();
     await s?.stop();
     s?.cleanup();
-    await fake?.close();
-    if (catalogDir) rmSync(catalogDir, { recursive: true, force: true });
+    await kube?.close();
   });
 
   it('says to resume with --delete-failed-pods, which then resumes', async () => {
-    const created = await s.api('/api/v1/clusters', { body: { name: 'kube', kind: 'kubernetes', kubeconfig: fake.kubeconfig() } });
+    const created = await s.api('/api/v1/clusters', { body: { name: 'kube', kind: 'kubernetes', kubeconfig: kube.fake.kubeconfig() } });
     expect(created.status, created.text).toBe(201);
     const up = await s.api(`/api/v1/clusters/${created.body.id}/upgrades`, {
       body: { component: 'sandboxed-runtime', policy: { maxBatchPercent: 100 } },

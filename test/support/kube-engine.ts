@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Catalog } from '../../src/domain/catalog.js';
@@ -12,7 +12,9 @@ import { SecretBox, SecretVault } from '../../src/engine/secrets.js';
 import { openStoreAdapter } from '../../src/store/dialect.js';
 import { migrate } from '../../src/store/migrate.js';
 import { Store } from '../../src/store/store.js';
+import { stringify } from 'yaml';
 import { JumpClock } from './clock.js';
+import { FakeKubeApiServer } from './fake-kube-apiserver.js';
 
 export const GVISOR_INSTALLER = 'registry.example/upshift/gvisor-installer:20240729';
 
@@ -110,6 +112,33 @@ export async function createKubeTestEngine(
       await engine.stop();
       await driver.close();
       await adapter.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * For tests through a server process: a fake Kubernetes API server with three gVisor nodes
+ * whose `w-2` executor pod fails once, and the catalog file (the installer image of the
+ * newest sandboxed runtime, as an operator's catalog adds it) to pass as `--catalog`.
+ */
+export async function failingKubeFleet(): Promise<{ fake: FakeKubeApiServer; serverArgs: string[]; close(): Promise<void> }> {
+  const fake = await FakeKubeApiServer.start();
+  for (let i = 1; i <= 3; i++) fake.addNode({ name: `w-${i}`, labels: { 'upshift.io/sandboxed-runtime-version': '20221219' } });
+  fake.kubelet('w-2', { outcome: 'fail', failAttempts: 1 });
+  const dir = mkdtempSync(join(tmpdir(), 'upshift-kube-catalog-'));
+  const catalog = join(dir, 'catalog.yaml');
+  writeFileSync(
+    catalog,
+    stringify({
+      'sandboxed-runtime': [{ version: '20240729', artifacts: [{ method: 'image', image: GVISOR_INSTALLER, command: ['/install.sh'] }] }],
+    }),
+  );
+  return {
+    fake,
+    serverArgs: ['--catalog', catalog],
+    async close() {
+      await fake.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

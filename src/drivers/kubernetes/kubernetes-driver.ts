@@ -6,6 +6,7 @@ import type { ClusterRecord, NodeRecord } from '../../domain/model.js';
 import type {
   ClusterDriver,
   Clock,
+  FailedPod,
   InventoryResult,
   InventoryNode,
   NodeTaskOutcome,
@@ -269,8 +270,22 @@ export class KubernetesDriver implements ClusterDriver {
     }
   }
 
-  async failedPodsPresent(cluster: ClusterRecord, upgradeId: string): Promise<boolean> {
-    return (await this.failedPodsOf(cluster, upgradeId)).pods.length > 0;
+  async failedPods(cluster: ClusterRecord, upgradeId: string): Promise<FailedPod[]> {
+    const { config, pods } = await this.failedPodsOf(cluster, upgradeId);
+    return pods.map((pod) => {
+      const terminated = pod.status?.containerStatuses?.map((c) => c.state?.terminated).find((t) => t !== undefined);
+      const reason = terminated
+        ? `${terminated.reason ?? 'terminated'}, exit code ${terminated.exitCode}`
+        : (pod.status?.reason ?? pod.status?.message ?? null);
+      const finished = terminated?.finishedAt;
+      return {
+        namespace: pod.metadata?.namespace ?? config.namespace,
+        name: pod.metadata?.name ?? '',
+        node: pod.spec?.nodeName ?? null,
+        reason,
+        finishedAt: finished ? new Date(finished).toISOString() : null,
+      };
+    });
   }
 
   /** Deletes this upgrade's failed executor pods, and nothing else. */

@@ -6,6 +6,7 @@ import { type LogCursor, type Store, logMarker } from '../../store/index.js';
 import {
   ClusterNodeParams,
   IdParam,
+  FailedPodList,
   NodeTaskPage,
   NotJson,
   PageQuery,
@@ -143,6 +144,21 @@ export const upgradeRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { e
         nextCursor: nextCursor('tasks', upgrade.id, page.nextAfter),
       };
     },
+  );
+
+  app.get(
+    '/upgrades/:id/failed-pods',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['upgrades'],
+        summary:
+          'The failed executor pods that block resuming this paused upgrade (Kubernetes); delete them with resume {deleteFailedPods: true}',
+        params: IdParam,
+        response: { 200: FailedPodList, ...errorResponses },
+      },
+    },
+    async (request) => ({ items: await engine.upgrades.failedPods(request.params.id) }),
   );
 
   app.get(

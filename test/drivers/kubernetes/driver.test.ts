@@ -355,10 +355,12 @@ describe('kubernetes driver: executor pods', () => {
       labels: { 'upshift.io/upgrade-id': 'upg_bbbbbbbbbbbbbbbb' },
     });
 
-    expect(await driver.failedPodsPresent(c, 'upg_bbbbbbbbbbbbbbbb')).toBe(true);
-    expect(await driver.failedPodsPresent(c, 'upg_nonexistent00000')).toBe(false);
+    expect(await driver.failedPods(c, 'upg_bbbbbbbbbbbbbbbb')).toEqual([
+      { namespace: NS, name: failedName, node: 'worker-1', reason: 'Error, exit code 3', finishedAt: expect.any(String) },
+    ]);
+    expect(await driver.failedPods(c, 'upg_nonexistent00000')).toEqual([]);
     await driver.deleteFailedPods(c, 'upg_bbbbbbbbbbbbbbbb');
-    expect(await driver.failedPodsPresent(c, 'upg_bbbbbbbbbbbbbbbb')).toBe(false);
+    expect(await driver.failedPods(c, 'upg_bbbbbbbbbbbbbbbb')).toEqual([]);
     expect(
       fake
         .listPods(NS)

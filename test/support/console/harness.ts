@@ -41,14 +41,15 @@ export interface ConsoleHarness {
   close(): Promise<void>;
 }
 
-export async function startConsole(): Promise<ConsoleHarness> {
+/** Chromium and a real server process; `serverArgs` are added to the server's command line (e.g. `--catalog FILE`). */
+export async function startConsole(options: { serverArgs?: string[] } = {}): Promise<ConsoleHarness> {
   if (!existsSync(chromiumPath)) {
     throw new Error(`Chromium is required for the console tests and was not found at ${chromiumPath}: apt-get install -y chromium`);
   }
   if (!existsSync(join(repoRoot, 'dist/web/index.html'))) {
     throw new Error('the console is not built (dist/web/index.html missing): run npm run build first');
   }
-  const server = await startServerProcess();
+  const server = await startServerProcess(options.serverArgs ? { args: options.serverArgs } : {});
   let browser: Browser;
   try {
     // playwright-core launches Chromium with a fresh temporary --user-data-dir of its own

@@ -6,6 +6,7 @@ import type {
   CreatedTokenView,
   CurrentSessionView,
   EventPage,
+  FailedPodList,
   NodeTaskPage,
   NodePage,
   PlanView,
@@ -175,6 +176,10 @@ export class ApiClient {
   }
   getUpgrade(id: string, signal?: AbortSignal) {
     return this.request<UpgradeView>('GET', `/upgrades/${encodeURIComponent(id)}`, undefined, signal);
+  }
+  /** The failed executor pods that block resuming a paused Kubernetes upgrade. */
+  failedPods(id: string, signal?: AbortSignal) {
+    return this.request<FailedPodList>('GET', `/upgrades/${encodeURIComponent(id)}/failed-pods`, undefined, signal).then((r) => r.items);
   }
   command(id: string, command: UpgradeCommandName, body?: Record<string, unknown>) {
     return this.request<UpgradeView>('POST', `/upgrades/${encodeURIComponent(id)}/${command}`, body ?? {});

@@ -5,6 +5,7 @@ import { Dialog } from './Dialog';
 import { Notice } from './Notice';
 import { RoleNote } from './RoleGate';
 import { displayComponent, formatDuration, formatTime, plural } from '../lib/format';
+import { useLiveResource } from '../lib/live';
 import { useSession } from '../lib/session';
 
 interface Refusal {
@@ -44,6 +45,15 @@ export function Controls({
   const [refusal, setRefusal] = useState<Refusal | null>(null);
   const [confirm, setConfirm] = useState<'cancel' | 'quit' | null>(null);
 
+  // Failed executor pods (Kubernetes) block a resume: listed before Continue is pressed.
+  const paused = u.state === 'Paused';
+  const failedPods = useLiveResource(
+    (signal) => (paused ? api.failedPods(u.id, signal) : Promise.resolve([])),
+    `failed-pods:${u.id}:${paused}`,
+    { relevant: (e) => e.upgradeId === u.id, debounceMs: 500, maxWaitMs: 2000 },
+  );
+  const pods = failedPods.data ?? [];
+
   const run = async (command: UpgradeCommandName, body?: Record<string, unknown>) => {
     setBusy(command);
     setRefusal(null);
@@ -58,6 +68,7 @@ export function Controls({
     } finally {
       setBusy(null);
       reload();
+      failedPods.reload();
     }
   };
 
@@ -102,6 +113,37 @@ export function Controls({
         <Notice tone="warn" title={`Paused by ${u.pauseReason.actor}`} testId="pause-notice">
           {u.pauseReason.message.toLowerCase() !== `paused by ${u.pauseReason.actor}`.toLowerCase() ? <p>{u.pauseReason.message}</p> : null}
           <p>Nodes that had started finish; no other node starts until you continue.</p>
+        </Notice>
+      ) : null}
+      {paused && pods.length > 0 ? (
+        <Notice tone="warn" title={`${plural(pods.length, 'failed executor pod')} must be deleted before continuing`} testId="failed-pods">
+          <p>They are kept so that you can see why they failed; Continue is refused while they exist.</p>
+          <ul className="failed-pods">
+            {pods.map((p) => (
+              <li key={`${p.namespace}/${p.name}`}>
+                <span className="code">
+                  {p.namespace}/{p.name}
+                </span>
+                {p.node ? ` on ${p.node}` : ''}
+                {p.reason ? `: ${p.reason}` : ''}
+                {p.finishedAt ? ` (${formatTime(p.finishedAt)})` : ''}
+              </li>
+            ))}
+          </ul>
+          <p>
+            Look at them first (
+            <span className="code">
+              kubectl -n {pods[0]?.namespace} logs {pods[0]?.name}
+            </span>
+            ), then delete them and continue: their nodes are retried.
+          </p>
+          {operator ? (
+            <div className="actions start">
+              <button type="button" className="primary" disabled={busy !== null} onClick={() => run('resume', { deleteFailedPods: true })}>
+                Delete the failed pods and continue
+              </button>
+            </div>
+          ) : null}
         </Notice>
       ) : null}
       {(s === 'Paused' || s === 'SnapshotFailed') && u.autoCancelAt ? (
@@ -177,7 +219,10 @@ export function Controls({
       {refusal ? (
         <Notice tone="bad" title={`The server refused to ${commandVerb[refusal.command]}`} testId="refusal" alert>
           <p>
-            {refusal.message} <span className="code">({refusal.code})</span>
+            {refusal.code === 'FAILED_PODS_PRESENT'
+              ? 'Failed executor pods of this upgrade are still in the cluster. Look at them (listed above), then delete them and continue.'
+              : refusal.message}{' '}
+            <span className="code">({refusal.code})</span>
           </p>
           <div className="actions start">
             {refusal.code === 'FAILED_PODS_PRESENT' ? (

@@ -9,6 +9,9 @@ export class UpgradePage {
   readonly cancel: Locator;
   readonly hint: Locator;
   readonly refusal: Locator;
+  /** The failed executor pods listed before Continue (Kubernetes), with their delete-and-continue button. */
+  readonly failedPods: Locator;
+  readonly deleteFailedPods: Locator;
   readonly autoPauseBanner: Locator;
   readonly pauseNotice: Locator;
   readonly autoCancel: Locator;
@@ -34,6 +37,8 @@ export class UpgradePage {
     this.cancel = controls.getByRole('button', { name: 'Cancel upgrade' });
     this.hint = page.getByTestId('controls-hint');
     this.refusal = page.getByTestId('refusal');
+    this.failedPods = page.getByTestId('failed-pods');
+    this.deleteFailedPods = this.failedPods.getByRole('button', { name: 'Delete the failed pods and continue' });
     this.autoPauseBanner = page.getByTestId('auto-pause-banner');
     this.pauseNotice = page.getByTestId('pause-notice');
     this.autoCancel = page.getByTestId('auto-cancel');
