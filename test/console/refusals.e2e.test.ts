@@ -86,7 +86,7 @@ describe.runIf(browserAvailable())('console: refusals', () => {
     await upgrade.confirm();
     await upgrade.waitForState('Canceled');
     const final = await upgrade.finalNotice.innerText();
-    expect(final).toMatch(/^Canceled\. \d+ nodes? upgraded stay upgraded; \d+ nodes? skipped\.$/);
+    expect(final).toMatch(/^Canceled\. \d+ nodes? upgraded stays? upgraded; \d+ nodes? skipped\.$/);
     await waitForUpgradeState(h.server, upgradeId, 'Canceled');
     expect(pageErrors(page)).toEqual([]);
   });

@@ -212,7 +212,7 @@ export function Controls({
         <Notice tone={s === 'Completed' ? 'ok' : 'info'} testId="final-notice">
           {s === 'Completed'
             ? `Every node runs ${displayComponent(u.component)} ${u.toVersion}.`
-            : `Canceled. ${plural(u.nodes.succeeded, 'node')} upgraded stay upgraded; ${plural(u.nodes.skipped, 'node')} skipped.`}
+            : `Canceled. ${plural(u.nodes.succeeded, 'node')} upgraded ${u.nodes.succeeded === 1 ? 'stays' : 'stay'} upgraded; ${plural(u.nodes.skipped, 'node')} skipped.`}
         </Notice>
       ) : null}
 
