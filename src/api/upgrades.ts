@@ -2,6 +2,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { components, nodeRoles } from '../domain/components.js';
 import { batchStates, nodeTaskStates, snapshotModes, snapshotStates } from '../domain/model.js';
 import { errorCodes } from '../domain/errors.js';
+import { weekdays } from '../domain/maintenance-window.js';
 import { endReasonKinds, upgradeStates } from '../domain/upgrade-state.js';
 import {
   ItemList,
@@ -26,6 +27,28 @@ export const VersionString = Type.String({
   description: 'a catalog version such as 26.1.5',
 });
 
+/**
+ * A maintenance window: batches start only on `days` between `start` and `end`, wall-clock
+ * time in `timezone`; an `end` at or before `start` closes the next day. The shapes are
+ * checked here; the values (times, zone names) by the engine, whose errors say what to fix.
+ */
+export const MaintenanceWindowBody = Type.Object(
+  {
+    days: Type.Array(Type.String(), { description: `days the window opens on: ${weekdays.join(', ')}` }),
+    start: Type.String({ description: 'opening time, HH:MM (24-hour) in timezone' }),
+    end: Type.String({ description: 'closing time, HH:MM; at or before start: the next day' }),
+    timezone: Type.String({ description: 'IANA time zone name such as Europe/Berlin' }),
+  },
+  { additionalProperties: false },
+);
+export const MaintenanceWindowView = View({
+  days: Type.Array(StringEnum(weekdays)),
+  start: Type.String(),
+  end: Type.String(),
+  timezone: Type.String(),
+});
+export type MaintenanceWindowView = Static<typeof MaintenanceWindowView>;
+
 export const UpgradeBody = Type.Object(
   {
     component: StringEnum(components, { description: 'agent, docker, containerd or sandboxed-runtime' }),
@@ -36,6 +59,7 @@ export const UpgradeBody = Type.Object(
         {
           maxBatchPercent: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
           soakSeconds: Type.Optional(Type.Number({ minimum: 0, maximum: 86400 })),
+          window: Type.Optional(Type.Union([MaintenanceWindowBody, Type.Null()])),
         },
         { additionalProperties: false },
       ),
@@ -108,7 +132,17 @@ export type ProgressView = Static<typeof ProgressView>;
 export const PolicyView = View({
   maxBatchPercent: Type.Integer({ description: 'the largest batch, in percent of the nodes to upgrade' }),
   soakSeconds: Type.Number({ description: 'the wait after a batch before the next one starts' }),
+  window: Type.Optional(OrNull(MaintenanceWindowView)),
 });
+
+/** What an upgrade that is Upgrading with no batch running waits for, and until when. */
+export const WaitingView = View({
+  reason: StringEnum(['soak', 'window'] as const, {
+    description: 'soak: the wait after a batch; window: the maintenance window is closed',
+  }),
+  until: Timestamp(),
+});
+export type WaitingView = Static<typeof WaitingView>;
 export type PolicyView = Static<typeof PolicyView>;
 
 export const BatchView = View({
@@ -152,6 +186,7 @@ export const UpgradeView = View(
     finishedAt: NullableString(),
     autoCancelAt: NullableString({ description: 'while Paused or SnapshotFailed: when the paused TTL cancels the upgrade' }),
     nextBatchAt: NullableString({ description: 'soak: the next batch starts no earlier' }),
+    waiting: OrNull(WaitingView),
     snapshot: StringEnum(snapshotModes),
     policy: PolicyView,
     cap: Type.Integer({ description: 'the largest batch, in nodes' }),

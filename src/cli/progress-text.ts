@@ -1,5 +1,6 @@
 import type { UpgradeView } from '../api/index.js';
 import { formatElapsed } from '../domain/duration.js';
+import { describeWaiting } from '../domain/progress.js';
 
 /**
  * Where an upgrade stands, in one line: `batch 4 of 12 · 17/50 nodes · ETA 3m10s`. The
@@ -14,5 +15,6 @@ export function progressLine(u: UpgradeView): string {
   else if (u.state === 'Paused' || u.state === 'SnapshotFailed') parts.push('no ETA while it waits for an operator');
   else if (p.etaSeconds === null) parts.push('ETA once a batch has ended');
   else parts.push(`ETA ${formatElapsed(p.etaSeconds * 1000)}`);
+  if (u.waiting) parts.push(describeWaiting(u.waiting, u.policy.window, Date.now(), p.batch));
   return parts.join(' · ');
 }

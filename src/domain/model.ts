@@ -1,5 +1,6 @@
 import type { TaskResultRequest } from './agent-protocol.js';
 import type { ClusterKind, Component, ComponentVersions, NodeRole } from './components.js';
+import type { MaintenanceWindow } from './maintenance-window.js';
 import type { AgentTaskRequest } from './ports.js';
 import type { EndReason, PauseReason, UpgradeState } from './upgrade-state.js';
 
@@ -40,6 +41,8 @@ export interface NodeRecord {
 export interface UpgradePolicy {
   maxBatchPercent: number;
   soakSeconds: number;
+  /** When batches may start (docs/design.md, "Rollout guards"); absent or null: any time. */
+  window?: MaintenanceWindow | null;
 }
 
 /** Whether an upgrade snapshots every node before it touches any (`before`). */

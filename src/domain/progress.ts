@@ -1,4 +1,6 @@
 import { rampSize } from './batch-planner.js';
+import { formatDuration } from './duration.js';
+import { describeWindowTime, type MaintenanceWindow, windowStatus } from './maintenance-window.js';
 import type { UpgradeState } from './upgrade-state.js';
 
 /**
@@ -36,7 +38,58 @@ export interface ProgressInput {
   batches: ReadonlyArray<{ startedAt: string; finishedAt: string | null }>;
   /** Durations (ms) of the same component's batches in this cluster's earlier upgrades. */
   pastBatchMs: readonly number[];
+  /** Batches start only while it is open: the estimate skips the closed hours. */
+  window?: MaintenanceWindow | null | undefined;
   now: number;
+}
+
+/** What an `Upgrading` upgrade with no batch running waits for before its next batch, and until when. */
+export type Waiting = { reason: 'soak' | 'window'; until: string };
+
+export function waitingFor(input: Pick<ProgressInput, 'state' | 'counts' | 'nextBatchAt' | 'window' | 'now'>): Waiting | null {
+  const { state, counts, now } = input;
+  if (state !== 'Upgrading' || counts.running > 0 || counts.pending === 0) return null;
+  if (input.nextBatchAt && Date.parse(input.nextBatchAt) > now) return { reason: 'soak', until: input.nextBatchAt };
+  if (input.window) {
+    const status = windowStatus(input.window, now);
+    if (!status.open) return { reason: 'window', until: new Date(status.opensAt).toISOString() };
+  }
+  return null;
+}
+
+/**
+ * What the upgrade waits for, in the words the CLI and the console share: "waiting for the
+ * maintenance window (opens Mon 02:00 Europe/Berlin, in 3h12m)", "soaking after batch 3:
+ * the next batch starts in 4m10s".
+ */
+export function describeWaiting(waiting: Waiting, window: MaintenanceWindow | null | undefined, now: number, batch: number): string {
+  const until = Date.parse(waiting.until);
+  const left = formatDuration(Math.max(0, until - now));
+  if (waiting.reason === 'window') {
+    const opens = window ? `opens ${describeWindowTime(until, window.timezone)}, ` : '';
+    return `waiting for the maintenance window (${opens}in ${left})`;
+  }
+  return `soaking after batch ${batch}: the next batch starts in ${left}`;
+}
+
+/**
+ * The earliest time at or after `t` when a batch may start, for a run of increasing `t`s:
+ * the window's state is looked up again only once `t` passes the time it last changes.
+ */
+function batchStarts(window: MaintenanceWindow | null | undefined): (t: number) => number {
+  if (!window) return (t) => t;
+  let openUntil = -Infinity;
+  return (t) => {
+    if (t < openUntil) return t;
+    const status = windowStatus(window, t);
+    if (status.open) {
+      openUntil = status.closesAt;
+      return t;
+    }
+    const opened = windowStatus(window, status.opensAt);
+    openUntil = opened.open ? opened.closesAt : -Infinity;
+    return status.opensAt;
+  };
 }
 
 export function median(values: readonly number[]): number | null {
@@ -91,16 +144,20 @@ export function upgradeProgress(input: ProgressInput): UpgradeProgress {
 
   const soakMs = input.soakSeconds * 1000;
   const current = batches[batches.length - 1];
-  let ms = 0;
+  // The batches to come on a time line: each starts after the previous one and its soak,
+  // and no earlier than the window allows.
+  const startAt = batchStarts(input.window);
+  let t = now;
   if (current && current.finishedAt === null) {
     // The running batch: what the median leaves of it, and no less than nothing.
-    ms += Math.max(0, perBatch - (now - Date.parse(current.startedAt)));
-    ms += plannedSizes.length * (perBatch + soakMs);
+    t += Math.max(0, perBatch - (now - Date.parse(current.startedAt)));
+    for (let i = 0; i < plannedSizes.length; i++) t = startAt(t + soakMs) + perBatch;
   } else if (plannedSizes.length > 0) {
     // Between batches: the soak under way (or the first batch about to start), then the rest.
-    const soakLeft = input.nextBatchAt ? Math.max(0, Date.parse(input.nextBatchAt) - now) : 0;
-    ms += soakLeft + plannedSizes.length * perBatch + (plannedSizes.length - 1) * soakMs;
+    t = Math.max(now, input.nextBatchAt ? Date.parse(input.nextBatchAt) : now);
+    for (let i = 0; i < plannedSizes.length; i++) t = startAt(i === 0 ? t : t + soakMs) + perBatch;
   }
+  const ms = t - now;
   const etaSeconds = Math.round(ms / 100) / 10;
   return { ...base, etaSeconds, etaAt: new Date(now + ms).toISOString() };
 }

@@ -3,6 +3,7 @@ import { formatDuration } from '../domain/duration.js';
 import { ErrorCode, UpshiftError } from '../domain/errors.js';
 import { ENGINE_ACTOR, EventType, type NewEvent } from '../domain/events.js';
 import { orderNodes, planNextBatch } from '../domain/batch-planner.js';
+import { windowStatus } from '../domain/maintenance-window.js';
 import type { ClusterRecord, NodeRecord, NodeTaskRecord, UpgradeRecord } from '../domain/model.js';
 import { decide } from '../domain/upgrade-state.js';
 import { applyTransition } from './apply-transition.js';
@@ -87,6 +88,15 @@ export class BatchPhase {
       const at = Date.parse(upgrade.nextBatchAt);
       if (at > clock.now()) {
         this.deps.queue.wakeAt(upgrade.id, at);
+        return;
+      }
+    }
+    // Only the start of a batch waits for the maintenance window; a running batch finishes.
+    const window = upgrade.policy.window;
+    if (window) {
+      const status = windowStatus(window, clock.now());
+      if (!status.open) {
+        this.deps.queue.wakeAt(upgrade.id, status.opensAt);
         return;
       }
     }

@@ -5,6 +5,7 @@ import { componentDisplayName, components, isComponent, kindHasAgents } from '..
 import { ErrorCode, UpshiftError, invalid, notFound } from '../domain/errors.js';
 import { EventType } from '../domain/events.js';
 import { newId } from '../domain/ids.js';
+import { parseMaintenanceWindow } from '../domain/maintenance-window.js';
 import { median } from '../domain/progress.js';
 import { batchCap, orderNodes, planBatches } from '../domain/batch-planner.js';
 import { defaultSnapshotMode, upgradePolicy } from '../domain/defaults.js';
@@ -24,7 +25,7 @@ export interface UpgradeRequest {
   component?: unknown;
   toVersion?: unknown;
   snapshot?: unknown;
-  policy?: { maxBatchPercent?: unknown; soakSeconds?: unknown } | undefined;
+  policy?: { maxBatchPercent?: unknown; soakSeconds?: unknown; window?: unknown } | undefined;
 }
 
 interface ValidRequest {
@@ -102,7 +103,10 @@ export class UpgradeService {
         field: 'policy.soakSeconds',
       });
     }
-    return { component, toVersion, snapshot, policy: { maxBatchPercent: pct, soakSeconds: soak } };
+    const raw = request.policy?.window;
+    const policy: UpgradePolicy = { maxBatchPercent: pct, soakSeconds: soak };
+    if (raw !== undefined && raw !== null) policy.window = parseMaintenanceWindow(raw, 'policy.window');
+    return { component, toVersion, snapshot, policy };
   }
 
   /** Nodes that run the component at another release than the target. */

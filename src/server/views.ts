@@ -4,7 +4,7 @@ import { type Component, components } from '../domain/components.js';
 import { type VersionGroup, clusterStatus, summariseComponents, upgradeStatusText } from '../domain/fleet-summary.js';
 import type { BatchRecord, ClusterRecord, NodeRecord, NodeTaskRecord, SnapshotRecord, UpgradeRecord } from '../domain/model.js';
 import { ENGINE_ACTOR } from '../domain/events.js';
-import { upgradeProgress } from '../domain/progress.js';
+import { upgradeProgress, waitingFor } from '../domain/progress.js';
 import type { EndReason } from '../domain/upgrade-state.js';
 import type { Store } from '../store/store.js';
 
@@ -79,6 +79,7 @@ export async function upgradeView(store: Store, upgrade: UpgradeRecord, pausedTt
     (upgrade.state === 'Upgrading' || upgrade.state === 'BackingUp') && !batches.some((b) => b.finishedAt !== null)
       ? await store.upgrades.pastBatchDurations(upgrade.clusterId, upgrade.component, upgrade.id)
       : [];
+  const now = Date.now();
   const progress = upgradeProgress({
     state: upgrade.state,
     createdAt: upgrade.createdAt,
@@ -90,7 +91,8 @@ export async function upgradeView(store: Store, upgrade: UpgradeRecord, pausedTt
     counts,
     batches,
     pastBatchMs,
-    now: Date.now(),
+    window: upgrade.policy.window,
+    now,
   });
   const waiting = upgrade.state === 'Paused' || upgrade.state === 'SnapshotFailed';
   return {
@@ -111,6 +113,7 @@ export async function upgradeView(store: Store, upgrade: UpgradeRecord, pausedTt
     finishedAt: upgrade.finishedAt,
     autoCancelAt: waiting && upgrade.pausedAt ? new Date(Date.parse(upgrade.pausedAt) + pausedTtlMs).toISOString() : null,
     nextBatchAt: upgrade.nextBatchAt,
+    waiting: waitingFor({ state: upgrade.state, counts, nextBatchAt: upgrade.nextBatchAt, window: upgrade.policy.window, now }),
     snapshot: upgrade.snapshot,
     policy: upgrade.policy,
     cap: upgrade.cap,

@@ -128,6 +128,7 @@ describe('the outcome of a watch', () => {
     finishedAt: null,
     autoCancelAt: null,
     nextBatchAt: null,
+    waiting: null,
     snapshot: 'none',
     policy: { maxBatchPercent: 10, soakSeconds: 0 },
     cap: 1,

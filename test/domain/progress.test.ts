@@ -109,3 +109,34 @@ describe('upgradeProgress', () => {
     });
   });
 });
+
+describe('an ETA with a maintenance window', () => {
+  it('skips the hours the window is closed', () => {
+    // 2026-12-01 is a Tuesday. Window: every day 00:00–01:00 UTC. Batches of 20 minutes.
+    const window = { days: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const, start: '00:00', end: '01:00', timezone: 'UTC' };
+    const batchMs = 20 * 60_000;
+    const input: ProgressInput = {
+      state: 'Upgrading',
+      createdAt: iso(T0),
+      finishedAt: null,
+      nextBatchAt: null,
+      rampStart: 0,
+      cap: 1,
+      soakSeconds: 0,
+      // Two batches done (00:00–00:20, 00:20–00:40), five nodes to go at 00:40.
+      counts: { pending: 5, running: 0, succeeded: 2, failed: 0, skipped: 0 },
+      batches: [
+        { startedAt: iso(T0), finishedAt: iso(T0 + batchMs) },
+        { startedAt: iso(T0 + batchMs), finishedAt: iso(T0 + 2 * batchMs) },
+      ],
+      pastBatchMs: [],
+      window: { ...window, days: [...window.days] },
+      now: T0 + 2 * batchMs,
+    };
+    // Batch 3 starts 00:40 (ends 01:00); batches 4–6 the next night 00:00–01:00; batch 7 at 00:00 the night after.
+    const p = upgradeProgress(input);
+    expect(p.etaAt).toBe(iso(T0 + 2 * 86_400_000 + batchMs));
+    // Without the window: five batches back to back.
+    expect(upgradeProgress({ ...input, window: null }).etaSeconds).toBe((5 * batchMs) / 1000);
+  });
+});

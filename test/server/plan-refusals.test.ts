@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cli } from '../support/cli.js';
+import { describe, expect, it } from 'vitest';
+import { useServerWithCli } from '../support/cli.js';
 import { waitFor } from '../support/engine.js';
-import { type ServerProcess, startServerProcess } from '../support/server.js';
 
 /**
  * Refusals said before they happen: `plan` answers, beside the batches, what a start would
@@ -9,25 +8,15 @@ import { type ServerProcess, startServerProcess } from '../support/server.js';
  * while another upgrade is active answers UPGRADE_IN_PROGRESS before any other reason.
  */
 describe('plan and start refusals', () => {
-  let s: ServerProcess;
-  let cli: Cli;
-  beforeAll(async () => {
-    s = await startServerProcess();
-    cli = new Cli(s);
-  });
-  afterAll(async () => {
-    cli?.cleanup();
-    await s?.stop();
-    s?.cleanup();
-  });
+  const env = useServerWithCli();
 
   const createCluster = async (name: string, simulation: Record<string, unknown>) => {
-    const res = await s.api('/api/v1/clusters', { body: { name, kind: 'simulated', simulation } });
+    const res = await env.server.api('/api/v1/clusters', { body: { name, kind: 'simulated', simulation } });
     expect(res.status, res.text).toBe(201);
     return res.body as { id: string };
   };
   const plan = async (clusterId: string, body: Record<string, unknown>) => {
-    const res = await s.api(`/api/v1/clusters/${clusterId}/upgrades/plan`, { body });
+    const res = await env.server.api(`/api/v1/clusters/${clusterId}/upgrades/plan`, { body });
     expect(res.status, res.text).toBe(200);
     return res.body;
   };
@@ -42,7 +31,7 @@ describe('plan and start refusals', () => {
     const planned = await plan(cluster.id, { component: 'docker' });
     expect(planned.total).toBe(4);
     expect(planned.refusal).toMatchObject({ code: 'AGENT_OUTDATED' });
-    const started = await s.api(`/api/v1/clusters/${cluster.id}/upgrades`, { body: { component: 'docker' } });
+    const started = await env.server.api(`/api/v1/clusters/${cluster.id}/upgrades`, { body: { component: 'docker' } });
     expect(started.status).toBe(409);
     expect(started.body.error).toMatchObject({ code: 'AGENT_OUTDATED', message: planned.refusal.message });
 
@@ -53,24 +42,28 @@ describe('plan and start refusals', () => {
 
   it('names the active upgrade first, in the plan and in a start, whatever else is true', async () => {
     const cluster = await createCluster('busy', { nodes: 20, upgradeSeconds: 0.5, versions: { agent: '1.0.0' } });
-    const running = await s.api(`/api/v1/clusters/${cluster.id}/upgrades`, { body: { component: 'agent' } });
+    const running = await env.server.api(`/api/v1/clusters/${cluster.id}/upgrades`, { body: { component: 'agent' } });
     expect(running.status, running.text).toBe(201);
     // Agents are outdated too, but the active upgrade is the reason that holds.
     const planned = await plan(cluster.id, { component: 'docker' });
     expect(planned.refusal.code).toBe('UPGRADE_IN_PROGRESS');
     expect(planned.refusal.message).toContain(running.body.id);
-    const started = await s.api(`/api/v1/clusters/${cluster.id}/upgrades`, { body: { component: 'docker' } });
+    const started = await env.server.api(`/api/v1/clusters/${cluster.id}/upgrades`, { body: { component: 'docker' } });
     expect(started.status).toBe(409);
     expect(started.body.error.code).toBe('UPGRADE_IN_PROGRESS');
 
-    const printed = await cli.run(['upgrade', 'plan', 'busy', '--component', 'docker']);
+    const printed = await env.cli.run(['upgrade', 'plan', 'busy', '--component', 'docker']);
     expect(printed.code, printed.stderr).toBe(0);
     expect(printed.stdout).toMatch(
       /\nA start would be refused now \(UPGRADE_IN_PROGRESS\): busy already has an active upgrade \(Agent → 1\.1\.0, \w+, upg_\w+\)/,
     );
 
     // Once it is over, the plan says nothing against a docker start.
-    await waitFor(async () => (await s.api(`/api/v1/upgrades/${running.body.id}`)).body.state === 'Completed', 60_000, 'the agent upgrade');
+    await waitFor(
+      async () => (await env.server.api(`/api/v1/upgrades/${running.body.id}`)).body.state === 'Completed',
+      60_000,
+      'the agent upgrade',
+    );
     const next = await plan(cluster.id, { component: 'docker' });
     expect(next.refusal).toBeNull();
     // No docker upgrade ran here yet: no estimate. The agent's did: going back to 1.0.0 is

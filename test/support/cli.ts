@@ -2,7 +2,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot, type ServerProcess } from './server.js';
+import { afterAll, beforeAll } from 'vitest';
+import { repoRoot, type ServerProcess, type StartOptions, startServerProcess } from './server.js';
 
 /**
  * Runs the built `upshift` CLI as a user would: a child process with its own config
@@ -177,4 +178,32 @@ export class Tmux {
   stop(): void {
     spawnSync('tmux', ['-L', this.socket, 'kill-server']);
   }
+}
+
+/**
+ * A real server process and a CLI signed in to it, for one `describe`: started before its
+ * tests, stopped and removed after. Read `.server` and `.cli` inside the tests.
+ */
+export function useServerWithCli(options: StartOptions = {}): { readonly server: ServerProcess; readonly cli: Cli } {
+  let server: ServerProcess | undefined;
+  let cli: Cli | undefined;
+  beforeAll(async () => {
+    server = await startServerProcess(options);
+    cli = new Cli(server);
+  });
+  afterAll(async () => {
+    cli?.cleanup();
+    await server?.stop();
+    server?.cleanup();
+  });
+  return {
+    get server() {
+      if (!server) throw new Error('the server is started in beforeAll');
+      return server;
+    },
+    get cli() {
+      if (!cli) throw new Error('the CLI is made in beforeAll');
+      return cli;
+    },
+  };
 }

@@ -1,8 +1,9 @@
 import { stringify } from 'yaml';
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { componentDisplayName, components, type Component } from '../../domain/components.js';
 import { upgradePolicy } from '../../domain/defaults.js';
 import { formatElapsed } from '../../domain/duration.js';
+import { describeWindow, windowFromText } from '../../domain/maintenance-window.js';
 import { upgradeStates } from '../../domain/upgrade-state.js';
 import type { BatchView, NodeTaskView, PlanView, UpgradeList, UpgradeView } from '../../api/index.js';
 import { clientCommand, parseSeconds, parseWholeNumber, runAction } from '../command.js';
@@ -63,7 +64,7 @@ function printUpgradeDetail(out: Output, u: UpgradeView, tasks: NodeTaskView[]):
     notes.push(
       `snapshots: ${u.snapshots.succeeded}/${u.snapshots.total} taken${u.snapshots.failed ? `, ${u.snapshots.failed} failed (${u.snapshots.failedNodes.join(', ')})` : ''}`,
     );
-  if (u.nextBatchAt && (u.state === 'Upgrading' || u.state === 'BackingUp')) notes.push(`next batch at ${shortTime(u.nextBatchAt)} (soak)`);
+  if (u.policy.window) notes.push(`maintenance window: ${describeWindow(u.policy.window)}`);
   out.line();
   for (const note of notes) out.line(note);
   if (u.batches.length === 0) return;
@@ -88,6 +89,7 @@ interface PolicyOptions {
   component: Component;
   to?: string;
   maxBatchPercent?: number;
+  window?: Record<string, unknown>;
 }
 
 interface StartOptions extends PolicyOptions {
@@ -101,9 +103,10 @@ function upgradeBody(opts: StartOptions): Record<string, unknown> {
   const body: Record<string, unknown> = { component: opts.component };
   if (opts.to !== undefined) body['toVersion'] = opts.to;
   if (opts.snapshot) body['snapshot'] = 'before';
-  const policy: Record<string, number> = {};
+  const policy: Record<string, unknown> = {};
   if (opts.maxBatchPercent !== undefined) policy['maxBatchPercent'] = opts.maxBatchPercent;
   if (opts.soak !== undefined) policy['soakSeconds'] = opts.soak;
+  if (opts.window !== undefined) policy['window'] = opts.window;
   if (Object.keys(policy).length > 0) body['policy'] = policy;
   return body;
 }
@@ -115,6 +118,17 @@ const maxBatchOption = () =>
     '--max-batch-percent <p>',
     `largest batch, in percent of the nodes (default ${upgradePolicy.defaults.maxBatchPercent})`,
   ).argParser(parseWholeNumber(upgradePolicy.bounds.maxBatchPercent.min, upgradePolicy.bounds.maxBatchPercent.max));
+const windowOption = () =>
+  new Option(
+    '--window <window>',
+    'start batches only in this maintenance window: DAYS START-END ZONE, e.g. "sat,sun 02:00-06:00 Europe/Berlin" (END at or before START: the next day)',
+  ).argParser((text) => {
+    try {
+      return windowFromText(text);
+    } catch (error) {
+      throw new InvalidArgumentError((error as Error).message);
+    }
+  });
 const throughPauseOption = () =>
   new Option('--through-pause', 'keep watching while Paused (showing the time left before auto-cancel) until Completed or Canceled');
 
@@ -140,7 +154,8 @@ export function registerUpgradeCommands(program: Command): void {
   const plan = clientCommand(upgrade, 'plan <cluster>', 'preview the batches of an upgrade without starting anything')
     .addOption(componentOption())
     .addOption(toOption())
-    .addOption(maxBatchOption());
+    .addOption(maxBatchOption())
+    .addOption(windowOption());
   runAction<PolicyOptions>(plan, async ({ cli, args, opts }) => {
     const cluster = args[0] as string;
     if (cli.out.format === 'manifests') {
@@ -175,6 +190,7 @@ export function registerUpgradeCommands(program: Command): void {
     .addOption(new Option('--snapshot', 'snapshot every node before upgrading any'))
     .addOption(maxBatchOption())
     .addOption(new Option('--soak <seconds>', 'wait between batches (seconds, or 30s, 5m)').argParser(parseSeconds))
+    .addOption(windowOption())
     .addOption(new Option('-w, --watch', 'follow it until it completes (exit 0) or stops (exit 3)'))
     .addOption(throughPauseOption());
   runAction<StartOptions>(start, async ({ cli, args, opts }) => {

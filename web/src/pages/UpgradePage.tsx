@@ -1,6 +1,7 @@
 import { useMemo, useState } from 'react';
 import type { NodeTaskState, NodeTaskView, UpgradeView } from '@upshift/api';
 import { nodeTaskStates } from '@upshift/api/enums';
+import { describeWaiting } from '@upshift/domain/progress.js';
 import { TaskStateBadge, UpgradeStateBadge } from '../components/Badges';
 import { BatchTimeline } from '../components/BatchTimeline';
 import { ErrorNotice, Loading } from '../components/Notice';
@@ -347,7 +348,9 @@ function progressText(u: UpgradeView, now: number): string {
   if (u.state === 'Completed') return `${head} · took ${formatDuration(p.elapsedSeconds * 1000)}`;
   if (u.state === 'Canceled') return `${head} · ran ${formatDuration(p.elapsedSeconds * 1000)}`;
   if (u.state === 'Paused' || u.state === 'SnapshotFailed') return `${head} · no estimate while it waits for an operator`;
-  if (p.etaSeconds === null || p.etaAt === null) return `${head} · estimate once a batch has ended`;
+  // What it waits for before the next batch: the soak or the maintenance window.
+  const waiting = u.waiting ? ` · ${describeWaiting(u.waiting, u.policy.window, now, p.batch)}` : '';
+  if (p.etaSeconds === null || p.etaAt === null) return `${head} · estimate once a batch has ended${waiting}`;
   const left = Math.max(0, Date.parse(p.etaAt) - now);
-  return `${head} · about ${formatDuration(left)} left (ends ${formatClock(p.etaAt)})`;
+  return `${head} · about ${formatDuration(left)} left (ends ${formatClock(p.etaAt)})${waiting}`;
 }
