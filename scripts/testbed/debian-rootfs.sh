@@ -5,8 +5,8 @@
 #
 #   scripts/testbed/debian-rootfs.sh          # build if missing; prints the manifest path
 #
-# Cache: ${UPSHIFT_TESTBED_CACHE:-$HOME/.cache/upshift-testbed}/debian13/
-#   rootfs/         debootstrap --variant=minbase --include=ca-certificates,iptables trixie,
+# Cache: ${UPSHIFT_TESTBED_CACHE:-$HOME/.cache/upshift-testbed}/debian13-v2/
+#   rootfs/         debootstrap --variant=minbase --include=ca-certificates,iptables,curl trixie,
 #                   then Docker Engine 26.1.5 (docker.io from trixie, with containerd
 #                   1.7.24, runc, tini) installed by apt inside it: what every host starts
 #                   from. Read-only lower layer of each host's overlay; never written to
@@ -25,10 +25,17 @@
 # archive snapshot this machine uses: that check is turned off for sid only at build time.
 #
 # Idempotent: with rootfs/.complete and manifest.json present it only prints the path.
+#
+# The recipe is versioned in the cache directory's name (RECIPE): a change to what the
+# base holds gets a new name, so a run of the previous recipe that uses the old cache at
+# the same time is not pulled from under its overlays. v2 added curl (a real Debian host
+# has it, and the install script is run with `curl … | sh` inside a host). An old
+# directory is left alone; remove it by hand (rm -rf CACHE/debian13) when nothing uses it.
 set -euo pipefail
 
 CACHE="${UPSHIFT_TESTBED_CACHE:-$HOME/.cache/upshift-testbed}"
-OUT="$CACHE/debian13"
+RECIPE=debian13-v2
+OUT="$CACHE/$RECIPE"
 SYSTEM_SOURCES="/etc/apt/sources.list.d/debian.sources"
 KEYRING="/usr/share/keyrings/debian-archive-keyring.gpg"
 
@@ -37,7 +44,7 @@ die() { log "error: $*"; exit 1; }
 
 [[ "$(id -u)" == 0 ]] || die "run as root (debootstrap, chroot)"
 mkdir -p "$CACHE"
-exec 9>"$CACHE/.debian13.lock"
+exec 9>"$CACHE/.$RECIPE.lock"
 flock 9
 
 if [[ -f "$OUT/rootfs/.complete" && -f "$OUT/manifest.json" ]]; then
@@ -56,12 +63,12 @@ URI="$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $
 [[ -n "$URI" ]] || die "no archive URI in $SYSTEM_SOURCES"
 
 started=$SECONDS
-BUILD="$(mktemp -d "$CACHE/.debian13-build.XXXXXX")"
+BUILD="$(mktemp -d "$CACHE/.$RECIPE-build.XXXXXX")"
 trap 'rm -rf --one-file-system "$BUILD"' EXIT
 ROOT="$BUILD/rootfs"
 
-log "debootstrap trixie (minbase, ca-certificates, iptables)"
-debootstrap --variant=minbase --include=ca-certificates,iptables trixie "$ROOT" "$URI" >"$BUILD/debootstrap.log" 2>&1 ||
+log "debootstrap trixie (minbase, ca-certificates, iptables, curl)"
+debootstrap --variant=minbase --include=ca-certificates,iptables,curl trixie "$ROOT" "$URI" >"$BUILD/debootstrap.log" 2>&1 ||
   { tail -20 "$BUILD/debootstrap.log" >&2; die "debootstrap failed"; }
 log "debootstrap done in $((SECONDS - started)) s"
 

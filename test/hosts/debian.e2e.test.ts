@@ -145,6 +145,12 @@ suite(
       return version ?? '';
     };
     const dpkgDocker = (h: RootfsHost) => dpkgVersion(h, 'docker.io');
+    /** Every package dpkg knows inside the host, with its state (`ii`, `rc`, …) and version. */
+    const packageSet = async (h: RootfsHost): Promise<string[]> => {
+      const r = await (fleet as RootfsFleet).exec(h, ['dpkg-query', '-W', '-f=${db:Status-Abbrev} ${Package} ${Version}\n']);
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout.split('\n').filter(Boolean).sort();
+    };
 
     beforeAll(async () => {
       if (!isRoot) throw new Error('the Debian hosts end-to-end test needs root (namespaces, overlay mounts, chroot)');
@@ -334,6 +340,7 @@ suite(
       const f = fleet as RootfsFleet;
       const broken = f.hosts[2] as RootfsHost;
       await writeFile(path.join(broken.merged, UNHEALTHY.slice(1)), 'the e2e test makes this host fail its health check\n');
+      const packagesBefore = await packageSet(broken);
 
       const t0 = Date.now();
       const started = await api<Upgrade>('POST', `/clusters/${clusterId}/upgrades`, {
@@ -374,6 +381,10 @@ suite(
       expect(log).toContain(`docker.io=${f.rootfs.docker28}`);
       expect(log).toContain(`docker.io=${f.rootfs.docker26}`);
       expect(log).toContain('Docker Engine 26.1.5 runs again');
+      // What 28.5.2 newly installed (tini-static, systemd, …) went with the rollback, purged:
+      // the host's package set is what it was, tini included.
+      expect(log).toMatch(/removed what the upgrade had added: .*tini-static/);
+      expect(await packageSet(broken)).toEqual(packagesBefore);
       // Hosts upgraded before the failure stay upgraded; the one after it was not started.
       const done = tasks.filter((t) => t.state === 'succeeded').length;
       expect(done).toBeGreaterThanOrEqual(1);

@@ -150,4 +150,30 @@ describe('the agent’s side of the mirror’s apt repository', () => {
       'tini-static': null,
     });
   });
+
+  it('names the packages an install adds that were not installed before, which a rollback removes', () => {
+    // What apt-get install -s printed on a Debian 13 host with Docker Engine 26.1.5 for docker.io 28.5.2.
+    const out = [
+      'NOTE: This is only a simulation!',
+      'The following NEW packages will be installed:',
+      '  libapparmor1 libsystemd-shared systemd tini-static',
+      'Remv tini [0.19.0-3+b8] [docker.io:amd64 ]',
+      'Inst libapparmor1:amd64 (4.1.0-1 upshift:upshift [amd64])',
+      'Inst libsystemd-shared:amd64 (257.13-1~deb13u1 upshift:upshift [amd64])',
+      'Inst systemd (257.13-1~deb13u1 upshift:upshift [amd64])',
+      'Inst tini-static (0.19.0-6+b2 upshift:upshift [amd64])',
+      'Inst docker.io [26.1.5+dfsg1-9+deb13u1+b1] (28.5.2+dfsg4-5 upshift:upshift [amd64]) []',
+      'Conf systemd (257.13-1~deb13u1 upshift:upshift [amd64])',
+      'Conf docker.io (28.5.2+dfsg4-5 upshift:upshift [amd64])',
+    ].join('\n');
+    const plan = parseAptSimulation(out);
+    expect(plan.added).toEqual(['libapparmor1', 'libsystemd-shared', 'systemd', 'tini-static']);
+    expect(plan.changes['tini']).toBe('0.19.0-3+b8');
+    expect(plan.changes['docker.io']).toBe('26.1.5+dfsg1-9+deb13u1+b1');
+    // Removed and installed again in one plan: it was there before, so it is not added.
+    const again = parseAptSimulation(['Remv runc [1.1.15+ds1-2+b4]', 'Inst runc (1.3.0+ds1-1 upshift:upshift [amd64])'].join('\n'));
+    expect(again).toEqual({ changes: { runc: '1.1.15+ds1-2+b4' }, added: [] });
+    // Nothing to do: nothing added, nothing changed.
+    expect(parseAptSimulation('0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n')).toEqual({ changes: {}, added: [] });
+  });
 });

@@ -372,7 +372,8 @@ for (const dialect of dialects) {
         return {
           dir,
           env: { PATH: hostPath(dir, stubs) },
-          args: ['--data-dir', join(dir, 'data'), '--prefix', join(dir, 'opt'), '--unit-dir', join(dir, 'units')],
+          // --systemd: the unit is installed also where systemd does not run (this machine, CI containers).
+          args: ['--systemd', '--data-dir', join(dir, 'data'), '--prefix', join(dir, 'opt'), '--unit-dir', join(dir, 'units')],
         };
       };
       const args = cluster.joinCommand.split(' -- ')[1]?.split(' ') ?? [];
@@ -409,9 +410,16 @@ for (const dialect of dialects) {
         // …and it does speak up about a unit that is wrong, so the check above can fail.
         expect(verifyUnit(work, unit.replace('RestartSec=', 'RestartSc='), binary).output).toContain("Unknown key 'RestartSc'");
       }
+      // Where systemd runs (/run/systemd/system), the unit is started now; elsewhere only enabled, for the next boot.
       expect(readFileSync(join(first.dir, 'systemctl.log'), 'utf8')).toBe(
-        'stop upshift-agent\ndaemon-reload\nenable upshift-agent\nrestart upshift-agent\n',
+        existsSync('/run/systemd/system')
+          ? 'stop upshift-agent\ndaemon-reload\nenable upshift-agent\nrestart upshift-agent\n'
+          : 'enable upshift-agent\n',
       );
+      if (!existsSync('/run/systemd/system'))
+        expect(installed.stdout).toContain(
+          `systemd does not run here now (/run/systemd/system does not exist): ${join(first.dir, 'units')}/upshift-agent.service is enabled and starts the agent at the next boot\n`,
+        );
       const nodes = (await api('GET', '/api/v1/clusters/inst/nodes')).body.items as Array<{ name: string; id: string }>;
       expect(nodes.map((n) => n.name)).toEqual(['inst-1']);
 
@@ -560,7 +568,7 @@ describe('the install script with --ca-file', () => {
       return {
         dir,
         env: { PATH: hostPath(dir, stubs) },
-        args: ['--data-dir', join(dir, 'data'), '--prefix', join(dir, 'opt'), '--unit-dir', join(dir, 'units')],
+        args: ['--systemd', '--data-dir', join(dir, 'data'), '--prefix', join(dir, 'opt'), '--unit-dir', join(dir, 'units')],
       };
     };
     const base = ['--join-token', created.joinToken, '--sha256', created.agentSha256, '--name', 'pin-1'];

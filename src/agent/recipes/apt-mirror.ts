@@ -120,22 +120,33 @@ export async function configureAptMirror(
   if (r.code !== 0 || r.timedOut) throw new Error(`apt-get update from the mirror failed: ${outputTail(r)}`);
 }
 
-/** What `apt-get install -s` says the install will change: package → version before (null: newly installed). */
+/**
+ * What `apt-get install -s` says the install will change: package → version before (null:
+ * newly installed), and the newly installed ones by name — what a rollback removes so
+ * that the host's package set is what it was (e.g. `systemd` and `tini-static`, which
+ * Debian's docker.io 28 pulls in where 26 had neither).
+ */
 export interface AptPlan {
   changes: Record<string, string | null>;
+  added: string[];
 }
 
-/** Reads apt's simulation (`Inst PKG [OLD] (NEW …)`, `Remv PKG [OLD]`). */
+/**
+ * Reads apt's simulation (`Inst PKG [OLD] (NEW …)`, `Remv PKG [OLD]`). A package that is
+ * removed and installed again in one plan (a `Remv` and a later `Inst` without `[OLD]`)
+ * was there before: it keeps its old version and is not counted as added.
+ */
 export function parseAptSimulation(output: string): AptPlan {
   const changes: Record<string, string | null> = {};
   for (const line of output.split('\n')) {
     const inst = /^Inst (\S+) (?:\[([^\]]+)\] )?\(/.exec(line);
     if (inst?.[1]) {
-      changes[inst[1].replace(/:[a-z0-9]+$/, '')] = inst[2] ?? null;
+      const name = inst[1].replace(/:[a-z0-9]+$/, '');
+      changes[name] = inst[2] ?? changes[name] ?? null;
       continue;
     }
     const remv = /^Remv (\S+) \[([^\]]+)\]/.exec(line);
     if (remv?.[1] && remv[2]) changes[remv[1].replace(/:[a-z0-9]+$/, '')] = remv[2];
   }
-  return { changes };
+  return { changes, added: Object.keys(changes).filter((p) => changes[p] === null) };
 }

@@ -144,6 +144,29 @@ export async function installedPackageVersions(packages: readonly string[]): Pro
   return out;
 }
 
+/**
+ * Of `packages` (ones an install adds), those dpkg has no trace of: a rollback purges them.
+ * The others left configuration files behind from an earlier removal (`config-files`),
+ * which an admin may want kept: a rollback only removes those, as they were.
+ */
+export async function packagesToPurge(packages: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of packages) {
+    const r = await runCommand(['dpkg-query', '-W', '-f=${Status}', p], { timeoutMs: 30_000 });
+    if (r.code !== 0 || !r.stdout.includes('config-files')) out.push(p);
+  }
+  return out;
+}
+
+/** `dpkg --purge` of packages apt has removed already: their configuration files go too. */
+export async function dpkgPurge(packages: readonly string[], log: (l: string) => void, timeoutMs = 300_000): Promise<void> {
+  if (packages.length === 0) return;
+  const argv = ['dpkg', '--purge', ...packages];
+  log(`purge: ${argv.join(' ')}`);
+  const r = await runCommand(argv, { timeoutMs, env: aptEnv, onLine: (l) => log(`  ${l}`) });
+  if (r.code !== 0 || r.timedOut) throw new Error(outputTail(r));
+}
+
 /** What `apt-get install TARGETS` would do (`-s`, nothing changed); throws with apt's own words when it cannot. */
 export async function aptSimulate(targets: readonly string[], timeoutMs = 300_000): Promise<string> {
   const r = await runCommand(['apt-get', 'install', '-s', ...aptOptions, ...targets], { timeoutMs, env: aptEnv });

@@ -16,10 +16,12 @@ import {
   cachedDeb,
   currentTarget,
   debPackageName,
+  dpkgPurge,
   flipCurrent,
   flipCurrentTo,
   freeBytes,
   installedPackageVersions,
+  packagesToPurge,
   pruneVersions,
   unpackBinary,
   versionDir,
@@ -39,6 +41,10 @@ interface Prepared {
   installTargets?: string[];
   /** deb: the previous versions' package files, kept in the backup for a rollback with dpkg. */
   rollbackDebs?: string[];
+  /** deb/apt: packages the install adds that were not installed before; a rollback removes them. */
+  addedPackages?: string[];
+  /** Those of `addedPackages` dpkg had no trace of (no configuration files left): purged, not only removed. */
+  purgeOnRollback?: string[];
   backupDir: string;
   configBackups: { file: string; backup: string }[];
   workloads: string[];
@@ -187,9 +193,13 @@ export class RuntimeRecipe implements Recipe {
         const plan = parseAptSimulation(await aptSimulate(prepared.installTargets));
         const touched = [...new Set([...names, ...Object.keys(plan.changes)])];
         prepared.previousPackages = await installedPackageVersions(touched);
-        const added = Object.entries(plan.changes).filter(([, v]) => v === null);
+        // What the install adds is removed by a rollback, so the host's package set is
+        // what it was (a named package may be new too: not installed before at all).
+        const added = touched.filter((p) => prepared.previousPackages?.[p] === undefined);
+        prepared.addedPackages = added;
+        prepared.purgeOnRollback = await packagesToPurge(added);
         log(
-          `apt will change ${Object.keys(plan.changes).join(', ') || 'nothing'}${added.length > 0 ? ` (new: ${added.map(([p]) => p).join(', ')})` : ''}; installed now: ${JSON.stringify(prepared.previousPackages)}`,
+          `apt will change ${Object.keys(plan.changes).join(', ') || 'nothing'}${added.length > 0 ? ` (new: ${added.join(', ')})` : ''}; installed now: ${JSON.stringify(prepared.previousPackages)}`,
         );
         if (method === 'deb') {
           // The rollback reinstalls the installed versions' own files, where apt or an
@@ -436,12 +446,16 @@ export class RuntimeRecipe implements Recipe {
         }
         case 'deb':
         case 'apt': {
-          if (prepared.method === 'deb' && prepared.rollbackDebs && prepared.rollbackDebs.length > 0) {
-            await aptInstall(prepared.rollbackDebs, log);
-            break;
-          }
-          const pins = Object.entries(prepared.previousPackages ?? {}).map(([p, v]) => `${p}=${v}`);
-          if (pins.length > 0) await aptInstall(pins, log);
+          // One apt transaction puts the previous versions back and removes (`PKG-`) what
+          // the install added, so apt resolves both together (tini-static breaks the old tini).
+          const removals = (prepared.addedPackages ?? []).map((p) => `${p}-`);
+          const previous =
+            prepared.method === 'deb' && prepared.rollbackDebs && prepared.rollbackDebs.length > 0
+              ? prepared.rollbackDebs
+              : Object.entries(prepared.previousPackages ?? {}).map(([p, v]) => `${p}=${v}`);
+          if (previous.length + removals.length > 0) await aptInstall([...previous, ...removals], log);
+          await dpkgPurge(prepared.purgeOnRollback ?? [], log);
+          if (removals.length > 0) log(`removed what the upgrade had added: ${(prepared.addedPackages ?? []).join(', ')}`);
           break;
         }
         default: {

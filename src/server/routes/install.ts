@@ -35,23 +35,45 @@ export function publicUrl(request: FastifyRequest): string | undefined {
  * - the join token is never written to disk: the script runs one join itself
  *   (`upshift-agent --join-only`, the token in that process's environment), which stores the
  *   node credential, and the service then starts with the credential alone;
- * - every value that reaches the unit or the environment file is checked against a
- *   strict character set first, and every expansion is quoted.
+ * - every value that reaches the unit, the environment file or the run script is checked
+ *   against a strict character set first, and every expansion is quoted;
+ * - it starts the agent only through what the host really runs: systemd counts as running
+ *   when `/run/systemd/system` exists (what sd_booted() checks), not when `systemctl` is
+ *   installed — Debian's docker.io 28 pulls in the systemd package on hosts and containers
+ *   where systemd is not PID 1. Without it the script says so and does what the operator
+ *   chose: `--foreground` (exec the agent), `--supervisor` (print its command line for
+ *   runit, s6, supervisord or tini, start nothing) or `--systemd` (a unit for the next
+ *   boot, for an image being built); without a choice it starts nothing and offers them.
  * `$`-expansions below are escaped for the template literal; `${server}` is the only
  * value the server fills in, and `publicUrl` allows only a plain host and port in it.
  */
 function installScript(server: string): string {
   return `#!/bin/sh
-# Installs the Upshift agent as a systemd service and joins this node to a cluster.
+# Installs the Upshift agent and joins this node to a cluster.
 #   curl -fsSL ${server}/install/agent.sh | sudo sh -s -- --join-token TOKEN --sha256 HEX
+#        [--foreground | --supervisor | --systemd]
 #        [--name NAME] [--config FILE] [--ca-file CA.pem] [--data-dir DIR] [--prefix DIR] [--unit-dir DIR]
-# Needs: root, curl, sha256sum, systemd. Not Node.js: the agent is one executable
+# Needs: root, curl, sha256sum. Not Node.js: the agent is one executable
 # ($PREFIX/upshift-agent, default /opt/upshift/upshift-agent) with its runtime inside.
 #
 # --sha256 is the checksum printed beside the join command (upshift cluster create, upshift
 # cluster join-token): the downloaded agent must match it. The join token is used by one
-# join this script runs and is never written to disk; the service starts with the node
+# join this script runs and is never written to disk; the agent then starts with the node
 # credential that join stored in the data dir.
+#
+# How the agent is started:
+#   systemd runs here (/run/systemd/system exists): the upshift-agent.service unit is
+#                  installed, enabled and (re)started. The default.
+#   --foreground   no service: after the join the script execs the agent, which runs
+#                  until it is stopped (SIGTERM, Ctrl-C); your shell or the container's
+#                  entrypoint keeps it. Exit status 2 is a refusal a restart cannot cure.
+#   --supervisor   no service, nothing started: prints the agent's command line (also
+#                  the run script $PREFIX/upshift-agent-run) and how to put it under
+#                  runit, s6, supervisord or tini; exits 0.
+#   --systemd      the unit even where systemd does not run now (an image being built):
+#                  enabled, it starts at the next boot.
+# Without systemd and without one of these, the agent is installed and joined but not
+# started, and the script says how to start it.
 set -eu
 LC_ALL=C
 export LC_ALL
@@ -62,23 +84,25 @@ NAME=''
 CONFIG=''
 CA_FILE=''
 SHA256=''
+MODE=''
 DATA_DIR=/var/lib/upshift-agent
 PREFIX=/opt/upshift
 UNIT_DIR=/etc/systemd/system
 
 usage() {
-  echo 'usage: agent.sh --join-token TOKEN [--sha256 HEX] [--name NAME] [--config FILE] [--ca-file CA.pem] [--data-dir DIR] [--prefix DIR] [--unit-dir DIR]' >&2
+  echo 'usage: agent.sh --join-token TOKEN [--sha256 HEX] [--foreground | --supervisor | --systemd] [--name NAME] [--config FILE] [--ca-file CA.pem] [--data-dir DIR] [--prefix DIR] [--unit-dir DIR]' >&2
   exit 2
 }
 bad() {
-  printf 'agent.sh: %s\n' "$*" >&2
+  printf 'agent.sh: %s\\n' "$*" >&2
   exit 2
 }
 fail() {
-  printf 'agent.sh: %s\n' "$*" >&2
+  printf 'agent.sh: %s\\n' "$*" >&2
   exit 1
 }
-# An absolute path of plain characters: it goes into the unit file and the environment file.
+# An absolute path of plain characters: it goes into the unit file, the environment file
+# and the run script.
 check_path() {
   case "$2" in
     /*) ;;
@@ -87,6 +111,10 @@ check_path() {
   case "$2" in
     *[!A-Za-z0-9._/+-]*) bad "$1 may contain only letters, digits and . _ / + -" ;;
   esac
+}
+choose() {
+  [ -z "$MODE" ] || [ "$MODE" = "$1" ] || bad 'choose one of --foreground, --supervisor and --systemd'
+  MODE="$1"
 }
 
 while [ $# -gt 0 ]; do
@@ -104,8 +132,11 @@ while [ $# -gt 0 ]; do
     --sha256) SHA256="$2"; shift 2 ;;
     --prefix) PREFIX="$2"; shift 2 ;;
     --unit-dir) UNIT_DIR="$2"; shift 2 ;;
+    --foreground) choose foreground; shift ;;
+    --supervisor) choose supervisor; shift ;;
+    --systemd) choose systemd; shift ;;
     -h | --help) usage ;;
-    *) printf 'agent.sh: unknown option %s\n' "$1" >&2; usage ;;
+    *) printf 'agent.sh: unknown option %s\\n' "$1" >&2; usage ;;
   esac
 done
 
@@ -150,6 +181,14 @@ case "$(uname -s)/$(uname -m)" in
 esac
 command -v curl >/dev/null 2>&1 || fail 'curl is needed'
 command -v sha256sum >/dev/null 2>&1 || fail 'sha256sum is needed (coreutils)'
+# systemd runs when it made /run/systemd/system (sd_booted()); an installed systemctl alone
+# says nothing: containers and chroots often have one without systemd being PID 1.
+SYSTEMD_RUNS=''
+if [ -d /run/systemd/system ]; then SYSTEMD_RUNS=yes; fi
+if [ -z "$MODE" ] && [ -n "$SYSTEMD_RUNS" ]; then MODE=systemd; fi
+if [ "$MODE" = systemd ]; then
+  command -v systemctl >/dev/null 2>&1 || fail 'systemctl is needed to install the systemd unit'
+fi
 
 # Every download: fail on HTTP errors; with --ca-file, https only and that CA only.
 fetch() {
@@ -188,11 +227,16 @@ if ! version=$("$NEW" --version 2>&1); then
   fail "the downloaded agent does not run on this host: $version; nothing was installed"
 fi
 
-# A previous install's agent holds the data dir; stop it for the join.
-systemctl stop upshift-agent >/dev/null 2>&1 || true
+# A previous install's agent holds the data dir; stop its service for the join. An agent
+# that something else runs keeps its lock on the data dir, and the join below says so.
+if [ -n "$SYSTEMD_RUNS" ] && command -v systemctl >/dev/null 2>&1; then
+  systemctl stop upshift-agent >/dev/null 2>&1 || true
+fi
 mv "$NEW" "$AGENT"
 # An older install kept the join token in join.env: it is not needed any more.
 rm -f "$DATA_DIR/join.env"
+# The agent of an install before the executable: a script nothing runs any more.
+rm -f "$PREFIX/agent.js"
 
 set -- --server "$SERVER" --data-dir "$DATA_DIR"
 if [ -n "$NAME" ]; then set -- "$@" --name "$NAME"; fi
@@ -200,19 +244,21 @@ if [ -n "$CONFIG" ]; then set -- "$@" --config "$CONFIG"; fi
 if [ -n "$CA_FILE" ]; then set -- "$@" --ca-file "$CA_FILE"; fi
 # The one join: the token lives only in this process's environment.
 if ! UPSHIFT_JOIN_TOKEN="$TOKEN" "$AGENT" agent "$@" --join-only; then
-  fail 'the node did not join (the reason is above); the service was not installed'
+  fail 'the node did not join (the reason is above); the agent was not started'
 fi
 TOKEN=''
+JOINED="upshift agent $version installed as $AGENT and joined $SERVER with a node credential; the join token was not stored on this host"
 
-ENV_FILE="$DATA_DIR/agent.env"
-: > "$ENV_FILE"
-if [ -n "$CONFIG" ]; then printf 'UPSHIFT_AGENT_CONFIG=%s\\n' "$CONFIG" >> "$ENV_FILE"; fi
-if [ -n "$CA_FILE" ]; then printf 'UPSHIFT_AGENT_CA_FILE=%s\\n' "$CA_FILE" >> "$ENV_FILE"; fi
-NAME_ARG=''
-if [ -n "$NAME" ]; then NAME_ARG=" --name $NAME"; fi
-mkdir -p "$UNIT_DIR"
-( umask 022
-cat > "$UNIT_DIR/upshift-agent.service" <<UNIT
+if [ "$MODE" = systemd ]; then
+  ENV_FILE="$DATA_DIR/agent.env"
+  : > "$ENV_FILE"
+  if [ -n "$CONFIG" ]; then printf 'UPSHIFT_AGENT_CONFIG=%s\\n' "$CONFIG" >> "$ENV_FILE"; fi
+  if [ -n "$CA_FILE" ]; then printf 'UPSHIFT_AGENT_CA_FILE=%s\\n' "$CA_FILE" >> "$ENV_FILE"; fi
+  NAME_ARG=''
+  if [ -n "$NAME" ]; then NAME_ARG=" --name $NAME"; fi
+  mkdir -p "$UNIT_DIR"
+  ( umask 022
+  cat > "$UNIT_DIR/upshift-agent.service" <<UNIT
 [Unit]
 Description=Upshift node agent
 After=network-online.target docker.service
@@ -230,13 +276,70 @@ RestartPreventExitStatus=2
 [Install]
 WantedBy=multi-user.target
 UNIT
+  )
+  if [ -n "$SYSTEMD_RUNS" ]; then
+    systemctl daemon-reload
+    systemctl enable upshift-agent
+    systemctl restart upshift-agent
+    echo "upshift agent $version installed as $AGENT: joined $SERVER and started with its node credential; the join token was not stored on this host"
+  else
+    # systemctl enables a unit without a running systemd (it only links files).
+    systemctl enable upshift-agent
+    echo "$JOINED"
+    echo "systemd does not run here now (/run/systemd/system does not exist): $UNIT_DIR/upshift-agent.service is enabled and starts the agent at the next boot"
+  fi
+  exit 0
+fi
+
+# Without a service manager: one command line runs the agent in the foreground with its
+# credential; every value in it was checked above, and no secret is in it.
+CMD="$AGENT agent --server $SERVER --data-dir $DATA_DIR"
+if [ -n "$NAME" ]; then CMD="$CMD --name $NAME"; fi
+if [ -n "$CONFIG" ]; then CMD="$CMD --config $CONFIG"; fi
+if [ -n "$CA_FILE" ]; then CMD="$CMD --ca-file $CA_FILE"; fi
+RUN="$PREFIX/upshift-agent-run"
+( umask 022
+cat > "$RUN.new" <<RUNSCRIPT
+#!/bin/sh
+# Runs the Upshift agent in the foreground with this host's node credential (written by
+# agent.sh). Logs go to stderr. Exit status 2 is a refusal that a restart cannot cure
+# (a revoked credential, a bad config file): do not restart on it.
+exec $CMD
+RUNSCRIPT
+chmod 755 "$RUN.new"
+mv "$RUN.new" "$RUN"
 )
-# The agent of an install before the executable: a script the new unit no longer runs.
-rm -f "$PREFIX/agent.js"
-systemctl daemon-reload
-systemctl enable upshift-agent
-systemctl restart upshift-agent
-echo "upshift agent $version installed as $AGENT: joined $SERVER and started with its node credential; the join token was not stored on this host"
+NO_INIT='no init system runs here (/run/systemd/system does not exist)'
+if [ -n "$SYSTEMD_RUNS" ]; then NO_INIT="--$MODE chosen: no systemd unit was installed"; fi
+
+case "$MODE" in
+  foreground)
+    echo "$JOINED"
+    echo "$NO_INIT: the agent runs in the foreground now (--foreground); stop it with SIGTERM or Ctrl-C. To start it again later: $RUN"
+    # The agent replaces this shell: a supervisor or entrypoint that ran the script keeps it.
+    umask 022
+    exec "$AGENT" agent "$@"
+    ;;
+  supervisor)
+    echo "$JOINED"
+    echo "$NO_INIT: nothing was started (--supervisor). Run the agent under your supervisor with this command line; it stays in the foreground and logs to stderr:"
+    echo "  $CMD"
+    echo "It is also the run script $RUN. Exit status 2 is a refusal that a restart cannot cure: do not restart on it. For example:"
+    echo "  runit:        mkdir -p /etc/service/upshift-agent && ln -s $RUN /etc/service/upshift-agent/run"
+    echo "  s6:           mkdir -p /etc/s6/upshift-agent && ln -s $RUN /etc/s6/upshift-agent/run"
+    echo "  supervisord:  [program:upshift-agent] command=$RUN autorestart=unexpected exitcodes=0,2"
+    echo "  tini:         tini -- $RUN   (a container's ENTRYPOINT [\\"tini\\", \\"--\\", \\"$RUN\\"])"
+    ;;
+  *)
+    echo "$JOINED"
+    echo "$NO_INIT, so the agent was not started. Start it one of these ways:"
+    echo "  in the foreground (your shell or the container's entrypoint keeps it): $RUN"
+    echo "    or run this install command again with --foreground"
+    echo "  under a supervisor (runit, s6, supervisord, tini, ...): give it the command line"
+    echo "    $CMD"
+    echo "    (the same as $RUN); run this install command again with --supervisor to see it for each"
+    ;;
+esac
 `;
 }
 

@@ -2,7 +2,8 @@
  * The cached Debian 13 root file system of the rootfs hosts, and the Debian packages their
  * upgrades install: made once by scripts/testbed/debian-rootfs.sh (debootstrap, ~1-2 min,
  * the only step that reaches the Debian archive), then read from the cache
- * (`${UPSHIFT_TESTBED_CACHE:-~/.cache/upshift-testbed}/debian13`).
+ * (`${UPSHIFT_TESTBED_CACHE:-~/.cache/upshift-testbed}/debian13-v2`; the script prints where: its
+ * directory carries the recipe's version).
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';

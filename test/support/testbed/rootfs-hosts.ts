@@ -57,7 +57,7 @@ export interface RootfsFleet {
   exec(h: RootfsHost, argv: string[], options?: { timeoutMs?: number; env?: Record<string, string> }): Promise<ExecResult>;
   /** Starts a long-lived process inside the host, in its cgroup, output appended to `logFile` (outside the host). */
   spawnIn(h: RootfsHost, argv: string[], logFile: string, env?: Record<string, string>): number;
-  /** The argv that runs the agent inside a host (see agentRuntime). */
+  /** The argv that runs the agent inside a host (see agentRuntime); empty with `agent: false`. */
   agentArgv: string[];
   /** Stops every host's dockerd, then the testbed's teardown removes everything. Idempotent. */
   teardown(): Promise<void>;
@@ -139,8 +139,12 @@ esac
 
 export const DOCKER_SERVICE = '/usr/local/sbin/upshift-docker-service';
 
-/** Starts `hosts` rootfs hosts (dockerd 26.1.5 running on each) in parallel. */
-export async function createRootfsHosts(opts: { hosts: number; prefix?: string }): Promise<RootfsFleet> {
+/**
+ * Starts `hosts` rootfs hosts (dockerd 26.1.5 running on each) in parallel. `agent: false`
+ * leaves /opt/upshift empty, for a test that installs the agent the way an operator does
+ * (the install script writes /opt/upshift/upshift-agent, where the bind mount would be).
+ */
+export async function createRootfsHosts(opts: { hosts: number; prefix?: string; agent?: boolean }): Promise<RootfsFleet> {
   const t0 = Date.now();
   const rootfs = await loadDebianRootfs();
   const bed = await createTestbed({ hosts: opts.hosts, ...(opts.prefix ? { prefix: opts.prefix } : {}) });
@@ -262,8 +266,10 @@ export async function createRootfsHosts(opts: { hosts: number; prefix?: string }
       }),
     );
     hosts.sort((a, b) => a.host.index - b.host.index);
-    fleet.agentArgv = await agentRuntime(hosts[0] as RootfsHost);
-    for (const h of hosts.slice(1)) await agentRuntime(h);
+    if (opts.agent !== false) {
+      fleet.agentArgv = await agentRuntime(hosts[0] as RootfsHost);
+      for (const h of hosts.slice(1)) await agentRuntime(h);
+    }
     // dockerd 26.1.5 (the base's own) started on every host, as its service would.
     await Promise.all(
       hosts.map(async (h) => {
