@@ -110,11 +110,15 @@ export async function startServer(
   const executable = loadAgentExecutable(options.agentExecutable ?? join(dist, 'agent', 'upshift-agent-linux-x64'));
   // The Kubernetes driver holds API clients and watches: closed with the server.
   let kubernetes: KubernetesDriver | undefined;
+  // Known once the server listens; webhook deliveries start only after that.
+  let listenUrl = `http://${config.host}:${config.port}`;
   const engine = new Engine({
     store,
     catalog,
     clock,
     pausedTtlMs: config.pausedTtlMs,
+    autoCancelWarningMs: config.autoCancelWarningMs,
+    webhooks: { publicUrl: () => config.publicUrl ?? listenUrl },
     secretBox: SecretBox.load(config.dataDir),
     agents: {
       heartbeatSeconds: config.agentHeartbeatSeconds,
@@ -164,6 +168,7 @@ export async function startServer(
     routes,
   );
   const address = await app.listen({ host: config.host, port: config.port });
+  listenUrl = address;
   logger.info(
     {
       address,
