@@ -4,7 +4,7 @@ import type { Timestamp } from './model.js';
 /**
  * Webhooks: an admin names a URL, the events it wants, a secret and a payload format;
  * every event of those types is delivered to it by a POST signed with the secret, through
- * an outbox in the database (docs/webhooks.md, docs/design.md §6).
+ * an outbox in the database (docs/webhooks.md).
  */
 
 /** The events a webhook may subscribe to: what a person may need to act on, not node chatter. */

@@ -1,4 +1,5 @@
 import { chmodSync, lstatSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
@@ -168,7 +169,8 @@ export async function startServer(
     routes,
   );
   const address = await app.listen({ host: config.host, port: config.port });
-  listenUrl = address;
+  // Listening on every address, the host's name is the best guess at one people reach.
+  listenUrl = address.replace('0.0.0.0', hostname()).replace('[::]', hostname());
   logger.info(
     {
       address,
