@@ -5,6 +5,7 @@ import { type IncomingHttpHeaders, type Server, type ServerResponse, createServe
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadServerConfig } from '../../src/server/config.js';
 import { cliEnv, cliPath, runCli } from '../support/cli.js';
 import { freshPgDatabase, pgUrl } from '../support/databases.js';
 import { waitFor } from '../support/engine.js';
@@ -448,5 +449,24 @@ describe.skipIf(!pgUrl)('webhooks with two replicas on PostgreSQL', () => {
     expect(new Set(ids).size).toBe(ids.length);
     expect(new Set(ids)).toEqual(new Set(all.map((d) => d.eventId)));
     for (const r of receiver.received) expect(r.headers['x-upshift-signature']).toBe(sign(secret, r.body));
+  });
+});
+
+describe('the webhook settings of the server', () => {
+  it('takes --public-url and --auto-cancel-warning, and refuses what cannot be used with what to write instead', () => {
+    const config = loadServerConfig({ publicUrl: 'https://upshift.example.com/', autoCancelWarning: '36h' }, {});
+    expect(config.publicUrl).toBe('https://upshift.example.com');
+    expect(config.autoCancelWarningMs).toBe(36 * 3600_000);
+    const defaults = loadServerConfig({}, {});
+    expect(defaults.publicUrl).toBeNull();
+    expect(defaults.autoCancelWarningMs).toBe(24 * 3600_000);
+    expect(loadServerConfig({}, { UPSHIFT_PUBLIC_URL: 'http://10.0.0.5:8420' }).publicUrl).toBe('http://10.0.0.5:8420');
+    expect(() => loadServerConfig({ publicUrl: 'ftp://upshift.example.com' }, {})).toThrow(ConfigError);
+    expect(() => loadServerConfig({ publicUrl: 'upshift.example.com' }, {})).toThrow(
+      /publicUrl \(flag --public-url\): "upshift.example.com" is not an http:\/\/ or https:\/\/ URL such as https:\/\/upshift.example.com/,
+    );
+    expect(() => loadServerConfig({ autoCancelWarning: 'soon' }, {})).toThrow(
+      /autoCancelWarning .*"soon" is not a duration of at least 1s/,
+    );
   });
 });
