@@ -345,6 +345,35 @@ describe('webhooks on one server', () => {
   });
 });
 
+describe('webhooks of the paused TTL', () => {
+  let s: ServerProcess | undefined;
+  let receiver: Receiver | undefined;
+  afterAll(async () => {
+    await s?.stop();
+    s?.cleanup();
+    await receiver?.close();
+  });
+
+  it('sends the auto-cancel warning before the cancel, and the cancel although the upgrade’s events were deleted', async () => {
+    s = await startServerProcess({ args: ['--paused-ttl', '5s', '--auto-cancel-warning', '2s'] });
+    receiver = await Receiver.start();
+    const secret = newSecret();
+    const hook = { name: 'ttl', url: receiver.url, events: ['upgrade.auto_cancel_warning', 'upgrade.auto_canceled'], secret };
+    expect((await s.api('/api/v1/webhooks', { body: hook })).status).toBe(201);
+    const upgradeId = await startUpgrade(s, await simCluster(s, 'forgotten', { nodes: 6, failNodes: ['sim-002'] }));
+    await waitFor(async () => receiver!.received.length >= 2 || undefined, 30_000, 'the warning and the cancel');
+    const bodies = receiver.received.map((r) => JSON.parse(r.body) as Record<string, any>);
+    expect(bodies.map((b) => b.type)).toEqual(['upgrade.auto_cancel_warning', 'upgrade.auto_canceled']);
+    expect(bodies.every((b) => b.upgradeId === upgradeId)).toBe(true);
+    expect(Date.parse(bodies[0]!.data.autoCancelAt) - Date.parse(bodies[0]!.data.pausedAt)).toBe(5000);
+    expect(bodies[0]!.message).toMatch(/will be canceled automatically at/);
+    for (const r of receiver.received) expect(r.headers['x-upshift-signature']).toBe(sign(secret, r.body));
+    // The purge left only the cancel's tombstone among the upgrade's events.
+    const left = await s.api(`/api/v1/events?upgradeId=${upgradeId}`);
+    expect(left.body.items.map((e: { type: string }) => e.type)).toEqual(['upgrade.auto_canceled']);
+  });
+});
+
 describe('webhooks across a kill -9 of the server', () => {
   let s: ServerProcess | undefined;
   let receiver: Receiver | undefined;
