@@ -43,7 +43,7 @@ export class Engine {
       leaseTtlMs: options.leaseTtlMs ?? 15_000,
     });
     this.upgrades = new UpgradeService(ctx, this.fleet, this.orchestrator);
-    this.webhooks = new WebhookService(ctx, this.secrets);
+    this.webhooks = new WebhookService(ctx, this.secrets, options.webhooks?.allowLinkLocalTargets ?? false);
     this.dispatcher = new WebhookDispatcher(ctx, this.secrets, options.webhooks ?? { publicUrl: () => 'http://localhost:8420' });
   }
 

@@ -1,4 +1,8 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { type LookupAddress, lookup as dnsLookup } from 'node:dns';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { LookupFunction } from 'node:net';
 import { hostname } from 'node:os';
 import { ErrorCode, UpshiftError, invalid, notFound } from '../domain/errors.js';
 import { EventType, type UpshiftEvent } from '../domain/events.js';
@@ -16,6 +20,7 @@ import {
   webhookFormats,
   webhookUrlProblem,
 } from '../domain/webhooks.js';
+import { ALLOW_LINK_LOCAL_FLAG, classifyAddress, refusedTargetReason } from '../domain/network-targets.js';
 import type { DueDelivery } from '../store/index.js';
 import type { SecretVault } from './secrets.js';
 import type { EngineContext } from './types.js';
@@ -48,6 +53,7 @@ export class WebhookService {
   constructor(
     private readonly ctx: EngineContext,
     private readonly secrets: SecretVault,
+    private readonly allowLinkLocal = false,
   ) {}
 
   async create(input: NewWebhook, actor: string): Promise<WebhookRecord> {
@@ -55,6 +61,8 @@ export class WebhookService {
       throw invalid(`webhook name "${input.name}" must be 1-63 lowercase letters, digits and dashes, such as ops-pager`, { field: 'name' });
     const urlProblem = webhookUrlProblem(input.url);
     if (urlProblem) throw invalid(urlProblem, { field: 'url' });
+    const refused = refusedTargetReason(hostOf(input.url), this.allowLinkLocal, 'the webhook host');
+    if (refused) throw invalid(refused, { field: 'url' });
     const events = [...new Set(input.events.map((e) => e.trim()).filter((e) => e !== ''))];
     const eventsProblem = webhookEventsProblem(events);
     if (eventsProblem) throw invalid(eventsProblem, { field: 'events' });
@@ -125,6 +133,8 @@ export interface DispatcherOptions {
   concurrency?: number;
   /** How often due deliveries are looked for (also at once when an event is written). Default 1 s. */
   pollMs?: number;
+  /** Let webhooks reach link-local and cloud metadata addresses (`--allow-link-local-targets`), as cluster targets may. */
+  allowLinkLocalTargets?: boolean;
 }
 
 /**
@@ -234,11 +244,12 @@ export class WebhookDispatcher {
     const body = deliveryBody(delivery.event, webhook, this.options.publicUrl());
     let status: number | null = null;
     let error: string | null = null;
+    const timeout = AbortSignal.timeout(this.timeoutMs);
     try {
       const secret = this.secrets.open(webhook.sealedSecret);
-      const response = await fetch(webhook.url, {
-        method: 'POST',
-        headers: {
+      status = await post(
+        webhook.url,
+        {
           'content-type': 'application/json',
           'user-agent': 'Upshift-Webhook',
           [SIGNATURE_HEADER]: signature(secret, body),
@@ -246,15 +257,12 @@ export class WebhookDispatcher {
           'X-Upshift-Event': delivery.eventType,
         },
         body,
-        // A redirect is an answer, not a new target: the signed event goes where the admin said.
-        redirect: 'manual',
-        signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.timeoutMs)]),
-      });
-      status = response.status;
-      await response.body?.cancel().catch(() => undefined);
+        AbortSignal.any([this.abort.signal, timeout]),
+        this.options.allowLinkLocalTargets ?? false,
+      );
     } catch (caught) {
       if (this.abort.signal.aborted) return; // stopping: the lease is released, another attempt follows
-      error = describeFailure(caught, this.timeoutMs);
+      error = timeout.aborted ? `no answer within ${this.timeoutMs / 1000} s` : describeFailure(caught);
     }
     const now = this.ctx.clock.now();
     const ok = status !== null && status >= 200 && status < 300;
@@ -274,11 +282,73 @@ export class WebhookDispatcher {
   }
 }
 
-/** What went wrong with a request, in a few words, without the URL (which may carry a token). */
-function describeFailure(error: unknown, timeoutMs: number): string {
-  const e = error as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (e.name === 'TimeoutError') return `no answer within ${timeoutMs / 1000} s`;
-  const cause = e.cause;
-  if (cause?.code) return `connection failed: ${cause.code}`;
-  return `request failed: ${cause?.message ?? e.message ?? String(error)}`;
+/** The host of a URL as `net` sees it (an IPv6 literal without its brackets). */
+function hostOf(url: string): string {
+  return new URL(url).hostname.replace(/^\[|\]$/g, '');
+}
+
+const LINK_LOCAL_REFUSED = 'EUPSHIFT_LINK_LOCAL';
+
+/**
+ * A `lookup` that refuses a name resolving to a link-local or cloud metadata address
+ * (docs/design.md §10), unless the operator allowed such targets: checked when the
+ * server connects, so a name that points there later is refused too.
+ */
+function guardedLookup(allowLinkLocal: boolean): LookupFunction {
+  return (host, options, callback) => {
+    dnsLookup(host, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
+      if (error) return callback(error, '', 0);
+      const refused = allowLinkLocal ? undefined : addresses.find((a) => classifyAddress(a.address) !== undefined);
+      if (refused || addresses.length === 0) {
+        const failure = Object.assign(new Error(refused ? 'link-local' : 'no address'), {
+          code: refused ? LINK_LOCAL_REFUSED : 'ENOTFOUND',
+        });
+        return callback(failure, '', 0);
+      }
+      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
+      const first = addresses[0]!;
+      callback(null, first.address, first.family);
+    });
+  };
+}
+
+/**
+ * One POST; answers the status once the receiver's headers arrive (its body is drained
+ * and ignored). No redirect is followed: the signed event goes only where the admin said.
+ */
+function post(url: string, headers: Record<string, string>, body: string, signal: AbortSignal, allowLinkLocal: boolean): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const refused = refusedTargetReason(hostOf(url), allowLinkLocal, 'the webhook host');
+    if (refused) return reject(Object.assign(new Error(refused), { code: LINK_LOCAL_REFUSED }));
+    const send = url.startsWith('https:') ? httpsRequest : httpRequest;
+    const request = send(
+      url,
+      {
+        method: 'POST',
+        headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+        lookup: guardedLookup(allowLinkLocal),
+        signal,
+      },
+      (response) => {
+        resolve(response.statusCode ?? 0);
+        response.resume();
+        response.on('error', () => undefined);
+      },
+    );
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+/**
+ * What went wrong with a request, in a few words made from its error code only: never the
+ * URL (a chat webhook's path is a credential) nor what a remote service answered.
+ */
+function describeFailure(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  if (code === LINK_LOCAL_REFUSED)
+    return `the webhook host resolves to a link-local or cloud metadata address; the server does not connect there unless it runs with ${ALLOW_LINK_LOCAL_FLAG}`;
+  if (typeof code === 'string' && /^[A-Z0-9_]{2,40}$/.test(code)) return `connection failed: ${code}`;
+  if (error instanceof UpshiftError) return error.message;
+  return 'the request failed';
 }

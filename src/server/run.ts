@@ -119,7 +119,7 @@ export async function startServer(
     clock,
     pausedTtlMs: config.pausedTtlMs,
     autoCancelWarningMs: config.autoCancelWarningMs,
-    webhooks: { publicUrl: () => config.publicUrl ?? listenUrl },
+    webhooks: { publicUrl: () => config.publicUrl ?? listenUrl, allowLinkLocalTargets: config.allowLinkLocalTargets },
     secretBox: SecretBox.load(config.dataDir),
     agents: {
       heartbeatSeconds: config.agentHeartbeatSeconds,

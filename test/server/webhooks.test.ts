@@ -283,6 +283,13 @@ describe('webhooks on one server', () => {
       [{ url: 'hooks.example.com/x' }, 422, 'VALIDATION_FAILED', /is not an absolute URL such as https:\/\//],
       [{ url: 'https://user:pw@hooks.example.com/' }, 422, 'VALIDATION_FAILED', /must not carry a user name or password/],
       [
+        { url: 'http://169.254.169.254/latest/meta-data/' },
+        422,
+        'VALIDATION_FAILED',
+        /the webhook host 169\.254\.169\.254 is a link-local address .*--allow-link-local-targets/,
+      ],
+      [{ url: 'http://metadata.google.internal/' }, 422, 'VALIDATION_FAILED', /is a cloud metadata service/],
+      [
         { events: ['upgrade.exploded'] },
         422,
         'VALIDATION_FAILED',
