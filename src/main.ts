@@ -69,6 +69,18 @@ program
   .addOption(
     new Option('--join-token-ttl <duration>', `lifetime of a join token by default (UPSHIFT_JOIN_TOKEN_TTL, default ${d.joinTokenTtl})`),
   )
+  .addOption(
+    new Option(
+      '--public-url <url>',
+      'the address users reach the server at, for console links in webhook payloads (UPSHIFT_PUBLIC_URL, default the listen address)',
+    ),
+  )
+  .addOption(
+    new Option(
+      '--auto-cancel-warning <duration>',
+      `warn this long before a paused upgrade is auto-canceled, at most half the paused TTL (UPSHIFT_AUTO_CANCEL_WARNING, default ${d.autoCancelWarning})`,
+    ),
+  )
   .action(async (flags: Record<string, string | undefined>) => {
     let config;
     try {
@@ -93,6 +105,8 @@ program
         // A bare flag means true (commander gives `true`); `--allow-link-local-targets false` is accepted too.
         allowLinkLocalTargets: flagText(flags['allowLinkLocalTargets']),
         joinTokenTtl: flags['joinTokenTtl'],
+        publicUrl: flags['publicUrl'],
+        autoCancelWarning: flags['autoCancelWarning'],
       });
     } catch (error) {
       if (error instanceof ConfigError) {

@@ -23,3 +23,4 @@ export * from './join-tokens.js';
 export * from './service.js';
 export * from './sse.js';
 export * from './upgrades.js';
+export * from './webhooks.js';

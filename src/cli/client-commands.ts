@@ -9,6 +9,7 @@ import { registerEventCommands } from './commands/events.js';
 import { registerNodeCommands } from './commands/node.js';
 import { registerUpgradeCommands } from './commands/upgrade.js';
 import { registerVersionCommand } from './commands/version.js';
+import { registerWebhookCommands } from './commands/webhook.js';
 import { addGlobalOptions } from './context.js';
 import { ExitCode, exitCodeHelp } from './errors.js';
 
@@ -50,6 +51,7 @@ ${exitCodeHelp}`,
   registerArtifactCommands(program);
   registerTokenCommands(program);
   registerSessionCommands(program);
+  registerWebhookCommands(program);
   registerEventCommands(program);
   registerConfigCommands(program);
   registerCompletionCommands(program);

@@ -36,6 +36,7 @@ export const serverDefaults = {
   agentTaskTimeout: '30m',
   signInLimit: 20,
   joinTokenTtl: '24h',
+  autoCancelWarning: '24h',
   logLevel: 'info',
 } as const;
 

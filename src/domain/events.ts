@@ -12,6 +12,8 @@ export const EventType = {
   upgradeContinued: 'upgrade.continued',
   upgradeSnapshotFailed: 'upgrade.snapshot_failed',
   upgradeRefused: 'upgrade.refused',
+  /** Recorded once per paused period, a configurable time (24 h) before the paused TTL cancels the upgrade. */
+  upgradeAutoCancelWarning: 'upgrade.auto_cancel_warning',
   batchStarted: 'batch.started',
   batchFinished: 'batch.finished',
   nodeStarted: 'node.started',
@@ -41,6 +43,8 @@ export const EventType = {
   authFailed: 'auth.failed',
   authSignedIn: 'auth.signed_in',
   sessionRevoked: 'session.revoked',
+  webhookCreated: 'webhook.created',
+  webhookDeleted: 'webhook.deleted',
   auditRequest: 'audit.request',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
@@ -90,6 +94,8 @@ export const operationEventTypes: readonly EventType[] = [
   EventType.tokenCreated,
   EventType.tokenRevoked,
   EventType.sessionRevoked,
+  EventType.webhookCreated,
+  EventType.webhookDeleted,
 ];
 
 /** Which events a reader asked for: some types (none: every type but the audit trail), one actor. */

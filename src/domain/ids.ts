@@ -11,6 +11,7 @@ export const IdPrefix = {
   upgrade: 'upg',
   nodeTask: 'nt',
   snapshot: 'snap',
+  webhook: 'wh',
 } as const;
 export type IdPrefix = (typeof IdPrefix)[keyof typeof IdPrefix];
 

@@ -6,12 +6,14 @@ import { SecretVault } from './secrets.js';
 import type { EngineContext, EngineOptions } from './types.js';
 import { silentLogger } from './types.js';
 import { UpgradeService } from './upgrades.js';
+import { WebhookDispatcher, WebhookService } from './webhooks.js';
 
 /**
  * The engine as the server and tests use it, and the one thing `upshift server` wires:
  * clusters (`fleet`), upgrades (`upgrades`), the inventory sync (`inventory`), the
- * agent protocol (`agents`) and the cluster secrets (`secrets`); the orchestrator that
- * drives upgrades runs behind it.
+ * agent protocol (`agents`), the cluster secrets (`secrets`) and the webhooks
+ * (`webhooks`); the orchestrator that drives upgrades and the webhook dispatcher that
+ * sends the deliveries run behind it.
  */
 export class Engine {
   readonly agents: AgentHub;
@@ -19,7 +21,9 @@ export class Engine {
   readonly inventory: InventorySync;
   readonly fleet: FleetService;
   readonly upgrades: UpgradeService;
+  readonly webhooks: WebhookService;
   private readonly orchestrator: Orchestrator;
+  private readonly dispatcher: WebhookDispatcher;
   private started = false;
 
   constructor(readonly options: EngineOptions) {
@@ -34,10 +38,13 @@ export class Engine {
     this.fleet = new FleetService(ctx, drivers, this.secrets, this.inventory);
     this.orchestrator = new Orchestrator(ctx, {
       pausedTtlMs: options.pausedTtlMs,
+      autoCancelWarningMs: options.autoCancelWarningMs ?? 86_400_000,
       snapshotConcurrency: options.snapshotConcurrency ?? 20,
       leaseTtlMs: options.leaseTtlMs ?? 15_000,
     });
     this.upgrades = new UpgradeService(ctx, this.fleet, this.orchestrator);
+    this.webhooks = new WebhookService(ctx, this.secrets, options.webhooks?.allowLinkLocalTargets ?? false);
+    this.dispatcher = new WebhookDispatcher(ctx, this.secrets, options.webhooks ?? { publicUrl: () => 'http://localhost:8420' });
   }
 
   /** Whether upgrades are being driven (the server's readiness). */
@@ -52,12 +59,14 @@ export class Engine {
     await this.orchestrator.start();
     this.inventory.start();
     this.agents.startSweeper();
+    this.dispatcher.start();
   }
 
   /** Stops all of it; running node tasks are reattached by the next start, here or on another replica. Idempotent. */
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    await this.dispatcher.stop();
     this.agents.stopSweeper();
     this.inventory.stop();
     await this.orchestrator.stop();

@@ -11,6 +11,8 @@ import { UpgradeQueue } from './upgrade-queue.js';
 export interface OrchestratorOptions {
   /** A paused upgrade older than this is canceled and purged. */
   pausedTtlMs: number;
+  /** How long before the paused-TTL cancel its warning is recorded. */
+  autoCancelWarningMs: number;
   /** How many snapshots one upgrade takes at once. */
   snapshotConcurrency: number;
   /** How long this replica's claim on an upgrade lasts without renewal. */
@@ -58,7 +60,11 @@ export class Orchestrator {
     this.tasks = new NodeTaskRunner(ctx, { work: this.work, queue: this.queue, logs: this.logs, kick });
     this.snapshots = new SnapshotPhase(ctx, { work: this.work, queue: this.queue, kick, concurrency: options.snapshotConcurrency });
     this.batches = new BatchPhase(ctx, { queue: this.queue, tasks: this.tasks });
-    this.pausedTtl = new PausedTtl(ctx, { queue: this.queue, pausedTtlMs: options.pausedTtlMs });
+    this.pausedTtl = new PausedTtl(ctx, {
+      queue: this.queue,
+      pausedTtlMs: options.pausedTtlMs,
+      warningMs: options.autoCancelWarningMs,
+    });
   }
 
   get isRunning(): boolean {

@@ -80,6 +80,11 @@ export class SecretVault implements SecretReader {
     return this.key('stored').seal(plaintext);
   }
 
+  /** A sealed value opened (webhook secrets, which live beside their webhook rather than a cluster). */
+  open(sealed: string): string {
+    return this.key('read').open(sealed);
+  }
+
   async read(clusterId: string, name: string): Promise<string | undefined> {
     const sealed = await this.store.clusters.getSecret(clusterId, name);
     return sealed === undefined ? undefined : this.key('read').open(sealed);

@@ -4,6 +4,7 @@ import type { ClusterDriver, Clock } from '../domain/ports.js';
 import type { Store } from '../store/store.js';
 import type { AgentHub, AgentHubSettings } from './agents/index.js';
 import type { SecretBox, SecretVault } from './secrets.js';
+import type { DispatcherOptions } from './webhooks.js';
 
 /** The logging calls the engine makes; pino's logger fits. */
 export interface Logger {
@@ -36,6 +37,13 @@ export interface EngineOptions {
   clock: Clock;
   /** A paused upgrade older than this is canceled and purged. */
   pausedTtlMs: number;
+  /**
+   * How long before that cancel `upgrade.auto_cancel_warning` is recorded, once per paused
+   * period. Default 24 h; at most half the paused TTL (a longer one is clamped to that).
+   */
+  autoCancelWarningMs?: number;
+  /** Webhook deliveries: the public URL their console links start with, and the attempts' limits. */
+  webhooks?: DispatcherOptions;
   logger?: Logger;
   observer?: EngineObserver;
   /** How many snapshots one upgrade takes at once. */

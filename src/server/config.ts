@@ -43,6 +43,13 @@ export interface ServerConfig {
   allowLinkLocalTargets: boolean;
   /** Lifetime of a join token created without an explicit `ttlSeconds`. */
   joinTokenTtlSeconds: number;
+  /**
+   * The address users reach the server at (`https://upshift.example.com`), for the console
+   * links in webhook payloads; null: the address the server listens on.
+   */
+  publicUrl: string | null;
+  /** How long before the paused-TTL cancel `upgrade.auto_cancel_warning` is recorded (at most half the TTL). */
+  autoCancelWarningMs: number;
 }
 
 /** An IPv4 or IPv6 address, optionally with a /prefix. */
@@ -88,6 +95,8 @@ const keys = {
   swarmSocket: { flag: '--swarm-socket', env: 'UPSHIFT_SWARM_SOCKET', file: 'swarmSocket' },
   allowLinkLocalTargets: { flag: '--allow-link-local-targets', env: 'UPSHIFT_ALLOW_LINK_LOCAL_TARGETS', file: 'allowLinkLocalTargets' },
   joinTokenTtl: { flag: '--join-token-ttl', env: 'UPSHIFT_JOIN_TOKEN_TTL', file: 'joinTokenTtl' },
+  publicUrl: { flag: '--public-url', env: 'UPSHIFT_PUBLIC_URL', file: 'publicUrl' },
+  autoCancelWarning: { flag: '--auto-cancel-warning', env: 'UPSHIFT_AUTO_CANCEL_WARNING', file: 'autoCancelWarning' },
 } satisfies Record<string, Key>;
 type KeyName = keyof typeof keys;
 
@@ -220,6 +229,25 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = pr
   if (joinTtlMs === undefined || joinTtlMs < 60_000 || joinTtlMs > 365 * 86_400_000 || joinTtlMs % 1000 !== 0)
     fail('joinTokenTtl', joinTtl.source, `"${joinTtl.value}" is not a duration from 1m to 365d, such as 24h`);
 
+  const publicUrl = pick('publicUrl');
+  let publicUrlValue: string | null = null;
+  if (publicUrl.value !== undefined) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(publicUrl.value);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.search !== '' || parsed.hash !== '' || parsed.username !== '')
+      fail('publicUrl', publicUrl.source, `"${publicUrl.value}" is not an http:// or https:// URL such as https://upshift.example.com`);
+    publicUrlValue = publicUrl.value.replace(/\/+$/, '');
+  }
+
+  const warning = pick('autoCancelWarning');
+  const warningMs = parseDuration(warning.value ?? serverDefaults.autoCancelWarning);
+  if (warningMs === undefined || warningMs < 1000)
+    fail('autoCancelWarning', warning.source, `"${warning.value}" is not a duration of at least 1s, such as 24h`);
+
   return Object.freeze({
     host: hostValue,
     port: portValue,
@@ -239,5 +267,7 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = pr
     swarmSocket: socket.value ?? null,
     allowLinkLocalTargets: linkLocalValue === 'true',
     joinTokenTtlSeconds: (joinTtlMs as number) / 1000,
+    publicUrl: publicUrlValue,
+    autoCancelWarningMs: warningMs as number,
   });
 }

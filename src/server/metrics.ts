@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Component } from '../domain/components.js';
 import { activeStates } from '../domain/upgrade-state.js';
+import { deliveryStates } from '../domain/webhooks.js';
 import type { EngineObserver } from '../engine/index.js';
 import type { Store } from '../store/store.js';
 import type { UpgradeView } from '../api/index.js';
@@ -9,7 +10,8 @@ import { upgradeView } from './views.js';
 /**
  * Prometheus metrics, named for alerting (docs/alerts.yml): per active upgrade its state,
  * why it is paused, its nodes by state, the seconds left before auto-cancel, its batch and
- * ETA; per cluster the agents heard from and the age of the oldest heartbeat; node tasks
+ * ETA; per cluster the agents heard from and the age of the oldest heartbeat; webhook
+ * deliveries by state; node tasks
  * and batch durations; HTTP request durations by route. The process and Node.js series
  * keep their standard names (`process_*`, `nodejs_*`), as dashboards expect them.
  */
@@ -128,6 +130,18 @@ export class Metrics implements EngineObserver {
       async collect() {
         this.reset();
         for (const row of await agentSummary()) if (row.oldestAgeSeconds !== null) this.set({ cluster: row.cluster }, row.oldestAgeSeconds);
+      },
+    });
+
+    new Gauge({
+      name: 'upshift_webhook_deliveries',
+      help: 'Webhook deliveries in the outbox by webhook and state: pending (not yet sent, retrying), sent, failed (given up after 24 h)',
+      labelNames: ['webhook', 'state'],
+      registers: register,
+      async collect() {
+        this.reset();
+        for (const hook of await store.webhooks.counts())
+          for (const state of deliveryStates) this.set({ webhook: hook.name, state }, hook.counts[state]);
       },
     });
 

@@ -1,4 +1,5 @@
 import { chmodSync, lstatSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
@@ -110,11 +111,15 @@ export async function startServer(
   const executable = loadAgentExecutable(options.agentExecutable ?? join(dist, 'agent', 'upshift-agent-linux-x64'));
   // The Kubernetes driver holds API clients and watches: closed with the server.
   let kubernetes: KubernetesDriver | undefined;
+  // Known once the server listens; webhook deliveries start only after that.
+  let listenUrl = `http://${config.host}:${config.port}`;
   const engine = new Engine({
     store,
     catalog,
     clock,
     pausedTtlMs: config.pausedTtlMs,
+    autoCancelWarningMs: config.autoCancelWarningMs,
+    webhooks: { publicUrl: () => config.publicUrl ?? listenUrl, allowLinkLocalTargets: config.allowLinkLocalTargets },
     secretBox: SecretBox.load(config.dataDir),
     agents: {
       heartbeatSeconds: config.agentHeartbeatSeconds,
@@ -164,6 +169,8 @@ export async function startServer(
     routes,
   );
   const address = await app.listen({ host: config.host, port: config.port });
+  // Listening on every address, the host's name is the best guess at one people reach.
+  listenUrl = address.replace('0.0.0.0', hostname()).replace('[::]', hostname());
   logger.info(
     {
       address,

@@ -1,8 +1,10 @@
 import { type Selectable, sql } from 'kysely';
 import type { EventType, NewEvent, UpshiftEvent } from '../domain/events.js';
+import { isWebhookEventType } from '../domain/webhooks.js';
 import { jsonOrNull, nowIso, parseJson, slices } from './rows.js';
 import type { EventsTable } from './schema.js';
 import type { Scope } from './scope.js';
+import { enqueueDeliveries } from './webhooks.js';
 
 /** The PostgreSQL NOTIFY channel on which replicas announce the events they wrote. */
 const EVENTS_CHANNEL = 'upshift_events';
@@ -65,9 +67,16 @@ export class EventRepository {
     return this.scope.db;
   }
 
+  /**
+   * Writes one event, and its webhook deliveries (the outbox) in the same transaction: an
+   * event a webhook may want is written in one, opened here when the caller has none.
+   */
   async append(event: NewEvent): Promise<UpshiftEvent> {
+    if (!this.scope.inTransaction && isWebhookEventType(event.type))
+      return this.scope.transaction((scope) => new EventRepository(scope).append(event));
     const row = await this.db.insertInto('events').values(toRow(event)).returning(EVENT_COLUMNS).executeTakeFirstOrThrow();
     const stored = toEvent(row);
+    await enqueueDeliveries(this.db, [stored]);
     await this.notifyReplicas([stored.id]);
     this.scope.publish([stored]);
     return stored;
@@ -75,10 +84,13 @@ export class EventRepository {
 
   /** Several events in one statement per 500 (a batch starting, a batch of outcomes), in order. */
   async appendMany(events: NewEvent[]): Promise<UpshiftEvent[]> {
+    if (!this.scope.inTransaction && events.some((e) => isWebhookEventType(e.type)))
+      return this.scope.transaction((scope) => new EventRepository(scope).appendMany(events));
     const stored: UpshiftEvent[] = [];
     for (const slice of slices(events)) {
       const rows = await this.db.insertInto('events').values(slice.map(toRow)).returning(EVENT_COLUMNS).execute();
       const chunk = rows.map(toEvent).sort((a, b) => Number(a.id) - Number(b.id));
+      await enqueueDeliveries(this.db, chunk);
       await this.notifyReplicas(chunk.map((e) => e.id));
       stored.push(...chunk);
     }

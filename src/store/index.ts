@@ -19,3 +19,4 @@ export { ArtifactRepository } from './artifacts.js';
 export { ClusterRepository } from './clusters.js';
 export { LeaseRepository } from './leases.js';
 export { NodeRepository } from './nodes.js';
+export { type AttemptOutcome, type DueDelivery, WebhookRepository } from './webhooks.js';

@@ -12,6 +12,7 @@ import type {
   SnapshotState,
 } from '../domain/model.js';
 import type { UpgradeState } from '../domain/upgrade-state.js';
+import type { DeliveryState, WebhookFormat } from '../domain/webhooks.js';
 
 /**
  * Row types as stored, in the camelCase the repositories write: the query compiler
@@ -200,6 +201,50 @@ export interface ClusterSecretsTable {
 export type ApiTokensTable = ApiTokenRecord;
 export type SessionsTable = SessionRecord;
 
+export interface WebhooksTable {
+  id: string;
+  name: string;
+  url: string;
+  /** JSON array of the subscribed event types (also one row each in webhookSubscriptions). */
+  events: string;
+  format: WebhookFormat;
+  /** The signing secret, sealed like cluster secrets (`v1:` + AES-256-GCM); never plaintext. */
+  sealedSecret: string;
+  createdBy: string;
+  createdAt: string;
+}
+
+export interface WebhookSubscriptionsTable {
+  webhookId: string;
+  eventType: string;
+}
+
+/** The outbox (migration 12): one row per event and webhook, leased by the replica sending it. */
+export interface WebhookDeliveriesTable {
+  id: Generated<number>;
+  webhookId: string;
+  eventId: string;
+  eventType: EventType;
+  /** JSON of the event as recorded. */
+  event: string;
+  state: DeliveryState;
+  attempts: Generated<number>;
+  createdAt: string;
+  nextAttemptAt: string | null;
+  finishedAt: string | null;
+  leaseOwner: string | null;
+  leaseExpiresAt: string | null;
+}
+
+export interface WebhookAttemptsTable {
+  id: Generated<number>;
+  deliveryId: number;
+  at: string;
+  status: number | null;
+  error: string | null;
+  nextAttemptAt: string | null;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -224,4 +269,8 @@ export interface Database {
   clusterSecrets: ClusterSecretsTable;
   apiTokens: ApiTokensTable;
   sessions: SessionsTable;
+  webhooks: WebhooksTable;
+  webhookSubscriptions: WebhookSubscriptionsTable;
+  webhookDeliveries: WebhookDeliveriesTable;
+  webhookAttempts: WebhookAttemptsTable;
 }

@@ -11,13 +11,14 @@ import { NodeLogRepository } from './node-logs.js';
 import { NodeRepository } from './nodes.js';
 import { Scope } from './scope.js';
 import { UpgradeRepository } from './upgrades.js';
+import { WebhookRepository } from './webhooks.js';
 
 /**
  * The database, one repository per area: `store.clusters`, `store.nodes`,
  * `store.upgrades` (with their node tasks, batches and snapshots), `store.events`,
  * `store.logs` (node task logs), `store.access` (API tokens, console sessions),
- * `store.agents` (join tokens, credentials, heartbeats, agent tasks), `store.artifacts`
- * and `store.leases`. Repositories take and return the domain's records
+ * `store.agents` (join tokens, credentials, heartbeats, agent tasks), `store.artifacts`,
+ * `store.leases` and `store.webhooks` (with their delivery outbox). Repositories take and return the domain's records
  * (`src/domain/model.ts`) in camelCase; table and column names, JSON encoding and
  * dialect differences stay inside `src/store/`.
  *
@@ -43,6 +44,7 @@ export class Store {
   readonly agents: AgentRepository;
   readonly artifacts: ArtifactRepository;
   readonly leases: LeaseRepository;
+  readonly webhooks: WebhookRepository;
 
   constructor(
     readonly adapter: StoreAdapter,
@@ -63,6 +65,7 @@ export class Store {
     this.agents = new AgentRepository(scope);
     this.artifacts = new ArtifactRepository(scope);
     this.leases = new LeaseRepository(scope);
+    this.webhooks = new WebhookRepository(scope);
   }
 
   /** `event` for every event written, after its commit; `remote-event` for other replicas' (see events.ts). */

@@ -22,6 +22,7 @@ export interface TestEngine {
 
 export interface TestEngineOptions {
   pausedTtlMs?: number;
+  autoCancelWarningMs?: number;
   wrapDriver?: (driver: ClusterDriver) => ClusterDriver;
 }
 
@@ -52,6 +53,7 @@ export async function createTestEngine(dialect: DialectName, options: TestEngine
       catalog: defaultCatalog,
       clock,
       pausedTtlMs: options.pausedTtlMs ?? 15 * 86_400_000,
+      ...(options.autoCancelWarningMs !== undefined ? { autoCancelWarningMs: options.autoCancelWarningMs } : {}),
       drivers: { simulated: options.wrapDriver ? options.wrapDriver(sim) : sim },
       inventoryIntervalMs: 0,
     });

@@ -5,6 +5,7 @@ import { CatalogView, EventPage, EventQuery, errorResponses } from '../../api/in
 import type { ApiDeps } from './api-deps.js';
 import { clusterRoutes } from './clusters.js';
 import { upgradeRoutes } from './upgrades.js';
+import { webhookRoutes } from './webhooks.js';
 import { catalogView } from '../views.js';
 
 export type { ApiDeps } from './api-deps.js';
@@ -15,6 +16,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) =
   const catalog = engine.options.catalog;
   await app.register(clusterRoutes, deps);
   await app.register(upgradeRoutes, deps);
+  await app.register(webhookRoutes, deps);
 
   app.get(
     '/events',

@@ -330,6 +330,60 @@ export const migrations: Migration[] = [
       await db.schema.alterTable('upgrades').addColumn('end_reason', 'text').execute();
     },
   },
+  {
+    version: 12,
+    name: 'webhooks and their delivery outbox',
+    async up(db, adapter) {
+      const autoId = (c: any) => (adapter.autoIncrementType === 'integer' ? c.primaryKey().autoIncrement() : c.primaryKey());
+      await db.schema
+        .createTable('webhooks')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('events', 'text', (c) => c.notNull())
+        .addColumn('format', 'text', (c) => c.notNull())
+        .addColumn('sealed_secret', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      // One row per subscribed type, so that writing an event finds its webhooks by index.
+      await db.schema
+        .createTable('webhook_subscriptions')
+        .addColumn('webhook_id', 'text', (c) => c.notNull().references('webhooks.id').onDelete('cascade'))
+        .addColumn('event_type', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('webhook_subscriptions_pk', ['event_type', 'webhook_id'])
+        .execute();
+      // The outbox: written in the transaction that records the event. The event is copied
+      // (no foreign key): an auto-cancel purges the upgrade's events before they are sent.
+      await db.schema
+        .createTable('webhook_deliveries')
+        .addColumn('id', adapter.autoIncrementType, autoId)
+        .addColumn('webhook_id', 'text', (c) => c.notNull().references('webhooks.id').onDelete('cascade'))
+        .addColumn('event_id', 'text', (c) => c.notNull())
+        .addColumn('event_type', 'text', (c) => c.notNull())
+        .addColumn('event', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('next_attempt_at', 'text')
+        .addColumn('finished_at', 'text')
+        .addColumn('lease_owner', 'text')
+        .addColumn('lease_expires_at', 'text')
+        .addUniqueConstraint('webhook_deliveries_event', ['webhook_id', 'event_id'])
+        .execute();
+      await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['state', 'next_attempt_at']).execute();
+      await db.schema
+        .createTable('webhook_attempts')
+        .addColumn('id', adapter.autoIncrementType, autoId)
+        .addColumn('delivery_id', 'bigint', (c) => c.notNull().references('webhook_deliveries.id').onDelete('cascade'))
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('status', 'integer')
+        .addColumn('error', 'text')
+        .addColumn('next_attempt_at', 'text')
+        .execute();
+      await db.schema.createIndex('webhook_attempts_delivery').on('webhook_attempts').columns(['delivery_id', 'id']).execute();
+    },
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version));
