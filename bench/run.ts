@@ -13,6 +13,8 @@
  *   agents    1,000 real agents (20 processes × 50) on loopback, a docker upgrade (bench/agents.ts)
  *   ansible   side by side with Ansible `serial` on 100 hosts (bench/ansible.ts; root, installs
  *             ansible and openssh-server with apt-get when missing)
+ *   apt       a real `apt` upgrade of Docker Engine on a Debian 13 rootfs host, Upshift against
+ *             a bare apt-get (bench/real-apt.ts; root and the cached base, else skipped)
  *
  * `npm run bench -- --only agents,ansible` runs some parts; BENCHMARKS.md then keeps the
  * other parts' figures from its previous run (each part's block is marked in the file).
@@ -27,6 +29,7 @@ import { AGENTS_METHOD, benchAgents } from './agents.js';
 import { benchSideBySide, SIDE_BY_SIDE_METHOD } from './ansible.js';
 import { deferCleanup, runPendingCleanups } from './cleanup.js';
 import { benchPaging, PAGING_METHOD } from './paging.js';
+import { benchRealApt, REAL_APT_METHOD } from './real-apt.js';
 import { fmt, median, pct, processStats } from './stats.js';
 
 /** A server process that is stopped and removed also when the bench is interrupted. */
@@ -189,7 +192,7 @@ async function benchFleet(label: string, database: string | undefined): Promise<
 }
 
 /** The parts in the order they run; `--only` picks some. */
-const PARTS = ['planner', 'engine', 'fleet', 'postgres', 'list', 'paging', 'agents', 'ansible'] as const;
+const PARTS = ['planner', 'engine', 'fleet', 'postgres', 'list', 'paging', 'agents', 'ansible', 'apt'] as const;
 type Part = (typeof PARTS)[number];
 
 /** This run's figures by part: the report() lines, and Markdown that goes below them (a chart). */
@@ -254,6 +257,7 @@ const runners: Record<Part, () => Promise<void>> = {
   ansible: async () => {
     resultsOf('ansible').markdown.push(...(await benchSideBySide(report)));
   },
+  apt: () => benchRealApt(report),
 };
 
 /** `--only a,b` or `--only=a,b`; every part when absent. */
@@ -406,10 +410,11 @@ function writeBenchmarks(took: Map<Part, number>): void {
     ...section('Paged node lists: eight viewers of a 100,000-node cluster', 'paging', PAGING_METHOD),
     ...section('1,000 agents on loopback', 'agents', AGENTS_METHOD),
     ...section('Side by side with Ansible `serial`', 'ansible', SIDE_BY_SIDE_METHOD),
+    ...section('What Upshift adds to a real `apt` upgrade', 'apt', REAL_APT_METHOD),
     ...keptSections(),
     '## Commands',
     '',
-    '`npm run bench` runs every part; it starts its own server processes, agent processes, sshd and a private PostgreSQL (unless `UPSHIFT_TEST_PG_URL` is set), and stops them and removes their temp dirs also when it fails or is interrupted. `npm run bench -- --only agents,ansible` runs some parts and keeps the other figures in this file; the parts are planner, engine, fleet, postgres, list, paging, agents and ansible (see bench/run.ts). The ansible part needs root the first time, to install `ansible` and `openssh-server` with apt-get.',
+    '`npm run bench` runs every part; it starts its own server processes, agent processes, sshd and a private PostgreSQL (unless `UPSHIFT_TEST_PG_URL` is set), and stops them and removes their temp dirs also when it fails or is interrupted. `npm run bench -- --only agents,ansible` runs some parts and keeps the other figures in this file; the parts are planner, engine, fleet, postgres, list, paging, agents, ansible and apt (see bench/run.ts). The ansible part needs root the first time, to install `ansible` and `openssh-server` with apt-get. The apt part needs root and the cached Debian 13 base (`scripts/testbed/debian-rootfs.sh`); without them it is skipped with a message and its figures are kept.',
     '',
   ].join('\n');
   writeFileSync(BENCHMARKS, text);

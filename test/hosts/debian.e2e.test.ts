@@ -24,15 +24,13 @@
  * The time of each phase (base root file system, host start, upgrade) is printed.
  * Everything is torn down in afterAll, and by the testbed's cleanup after a crash.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { REPO, serverCgroupProcs } from '../support/testbed/host-agents.js';
+import { rootfsAgentConfig, startDebianMirror, startRootfsAgent, type MirrorServer } from '../support/testbed/debian-mirror.js';
+import { ensureBuilt } from '../support/testbed/host-agents.js';
 import { engineJson, engineVersion, importBusybox, run } from '../support/testbed/hosts.js';
-import { DOCKER_SERVICE, createRootfsHosts, startSeconds, type RootfsFleet, type RootfsHost } from '../support/testbed/rootfs-hosts.js';
+import { createRootfsHosts, startSeconds, type RootfsFleet, type RootfsHost } from '../support/testbed/rootfs-hosts.js';
 
 const isRoot = process.getuid?.() === 0;
 const ci = process.env.CI === 'true';
@@ -58,51 +56,21 @@ interface NodeView {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Builds dist/ when it is missing or older than the sources the agent executable is made of. */
-async function ensureBuilt(): Promise<void> {
-  const bundle = path.join(REPO, 'dist', 'agent', 'upshift-agent-linux-x64');
-  const server = path.join(REPO, 'dist', 'upshift.js');
-  let newest = 0;
-  const walk = async (dir: string): Promise<void> => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (p.endsWith('.ts')) newest = Math.max(newest, (await stat(p)).mtimeMs);
-    }
-  };
-  for (const d of ['agent', 'domain', 'platform', 'server', 'engine', 'api']) await walk(path.join(REPO, 'src', d));
-  if (existsSync(bundle) && existsSync(server) && Math.min(statSync(bundle).mtimeMs, statSync(server).mtimeMs) >= newest) return;
-  const r = await run([process.execPath, path.join(REPO, 'scripts/build.mjs'), '--no-web'], { timeoutMs: 300_000 });
-  if (r.code !== 0 || !existsSync(bundle)) throw new Error(`the build (scripts/build.mjs --no-web) failed: ${r.stderr}${r.stdout}`);
-}
-
 suite(
   'Debian 13 rootfs hosts: Docker Engine 26.1.5 → 28.5.2 with apt from the server’s signed repository, rollback through dpkg, resume',
   () => {
     let fleet: RootfsFleet | undefined;
-    let serverChild: ChildProcess | undefined;
-    let serverOut = '';
+    let server: MirrorServer | undefined;
     let base = '';
     let clusterId = '';
     const timings: Record<string, number> = {};
     const startedBefore = new Map<string, string>();
 
-    const api = async <T = any>(method: string, p: string, body?: unknown, raw?: Buffer): Promise<{ status: number; body: T }> => {
-      const res = await fetch(`${base}/api/v1${p}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${TOKEN}`,
-          ...(raw ? { 'content-type': 'application/octet-stream' } : body !== undefined ? { 'content-type': 'application/json' } : {}),
-        },
-        ...(raw ? { body: raw } : body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
-      const text = await res.text();
-      return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-    };
+    const api = <T = any>(method: string, p: string, body?: unknown, raw?: Buffer) => (server as MirrorServer).api<T>(method, p, body, raw);
     const nodes = async (): Promise<NodeView[]> => (await api<{ items: NodeView[] }>('GET', `/clusters/${clusterId}/nodes`)).body.items;
 
     const diagnostics = async (): Promise<string> => {
-      const parts = [`--- server ---\n${serverOut.slice(-3000)}`];
+      const parts = [`--- server ---\n${server?.output() ?? ''}`];
       for (const h of fleet?.hosts ?? []) {
         const log = await readFile(path.join(h.host.dir, 'agent.log'), 'utf8').catch(() => '');
         parts.push(`--- ${h.name} agent ---\n${log.split('\n').slice(-30).join('\n')}`);
@@ -160,77 +128,10 @@ suite(
       timings['base root file system build (cached after the first run)'] = f.rootfs.buildSeconds;
       timings['4 hosts started (overlays, namespaces, dockerd 26.1.5 answering)'] = startSeconds;
 
-      // The server, on the testbed bridge: the one address the hosts reach.
-      const serverData = path.join(f.bed.root, 'server');
-      await mkdir(serverData);
-      const catalogFile = path.join(f.bed.root, 'catalog.yaml');
-      await writeFile(
-        catalogFile,
-        stringify({
-          docker: [
-            { version: '26.1.5', artifacts: [{ method: 'apt', file: 'docker.io', packageVersion: f.rootfs.docker26 }], notes: 'Debian 13' },
-            {
-              version: '28.5.2',
-              artifacts: [{ method: 'apt', file: 'docker.io', packageVersion: f.rootfs.docker28 }],
-              notes: 'Debian 13 (from sid)',
-            },
-          ],
-          containerd: [
-            {
-              version: '1.7.24',
-              artifacts: [{ method: 'apt', file: 'containerd', packageVersion: f.rootfs.containerd17 }],
-              notes: 'Debian 13',
-            },
-            { version: '2.1.9', artifacts: [], notes: 'Debian 13 (from sid); the deb uploaded to the mirror' },
-          ],
-        }),
-      );
-      const port = 20000 + Math.floor(Math.random() * 20000);
-      base = `http://${f.bed.bridgeIp}:${port}`;
-      serverChild = spawn(
-        '/bin/sh',
-        [
-          '-c',
-          'echo $$ > "$1" && shift && exec "$@"',
-          'sh',
-          await serverCgroupProcs(f.bed),
-          process.execPath,
-          path.join(REPO, 'bin/upshift.js'),
-          'server',
-          '--host',
-          f.bed.bridgeIp,
-          '--port',
-          String(port),
-          '--data-dir',
-          serverData,
-          '--catalog',
-          catalogFile,
-          '--log-level',
-          'warn',
-          '--agent-heartbeat',
-          '5s',
-        ],
-        { env: { ...process.env, UPSHIFT_ADMIN_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      serverChild.stdout?.on('data', (d: Buffer) => (serverOut += d.toString()));
-      serverChild.stderr?.on('data', (d: Buffer) => (serverOut += d.toString()));
-      await waitFor('the server', async () => ((await fetch(`${base}/healthz`).catch(() => undefined))?.ok ? true : undefined), 30_000);
-
-      // The packages of both engines into the mirror: what apt resolves from.
-      for (const [set, version] of [
-        ['engine-26', '26.1.5'],
-        ['engine-28', '28.5.2'],
-      ] as const) {
-        for (const file of f.rootfs[set]) {
-          const up = await api(
-            'PUT',
-            `/artifacts/docker/${version}/${file}?method=deb`,
-            undefined,
-            await readFile(path.join(f.rootfs.debs, set, file)),
-          );
-          expect(up.status, JSON.stringify(up.body)).toBe(201);
-        }
-      }
+      // The server, on the testbed bridge: the one address the hosts reach; the packages
+      // of both engines into its mirror: what apt resolves from.
+      server = await startDebianMirror(f, TOKEN);
+      base = server.base;
 
       const created = await api<{ id: string; joinToken: string }>('POST', '/clusters', { name: 'debian-hosts', kind: 'hosts' });
       expect(created.status).toBe(201);
@@ -255,47 +156,14 @@ suite(
           ]);
           expect(r.code, r.stderr).toBe(0);
           startedBefore.set(h.name, (await engineJson<Inspect>(h, 'GET', '/containers/keeper/json')).State.StartedAt);
-          await mkdir(path.join(h.merged, 'etc/upshift'), { recursive: true });
-          await writeFile(
-            path.join(h.merged, 'etc/upshift/agent.yaml'),
-            stringify({
-              dataDir: '/var/lib/upshift-agent',
-              dockerSocket: '/run/docker.sock',
-              aptSource: 'mirror',
-              components: {
-                docker: {
-                  methods: ['apt'],
-                  service: { kind: 'command', start: [DOCKER_SERVICE, 'start'], stop: [DOCKER_SERVICE, 'stop'] },
-                  configFiles: ['/etc/docker/daemon.json'],
-                },
-                // dockerd runs its own containerd here (no init system): restarting the
-                // Docker service restarts containerd on the newly installed binary.
-                containerd: {
-                  methods: ['deb'],
-                  service: { kind: 'command', start: [DOCKER_SERVICE, 'start'], stop: [DOCKER_SERVICE, 'stop'] },
-                  configFiles: [],
-                },
-              },
-              snapshot: {
-                provider: 'command',
-                create: [
-                  '/bin/sh',
-                  '-c',
-                  'f="/var/backups/upshift-$UPSHIFT_SNAPSHOT_LABEL.tar.gz"; tar -C / -czf "$f" var/lib/dpkg/status etc/docker && echo "$f"',
-                ],
-              },
-              hooks: {
-                afterStart: [
-                  ['/bin/sh', '-c', `if [ -e ${UNHEALTHY} ]; then echo "health check failed: ${UNHEALTHY} is present" >&2; exit 1; fi`],
-                ],
-              },
-              timeouts: { startSeconds: 60, stopSeconds: 60, verifySeconds: 60 },
-              minFreeMegabytes: 256,
-            }),
+          const unhealthy = `if [ -e ${UNHEALTHY} ]; then echo "health check failed: ${UNHEALTHY} is present" >&2; exit 1; fi`;
+          await startRootfsAgent(
+            f,
+            h,
+            server as MirrorServer,
+            created.body.joinToken,
+            rootfsAgentConfig({ afterStart: [['/bin/sh', '-c', unhealthy]] }),
           );
-          f.spawnIn(h, [...f.agentArgv, '--server', base, '--config', '/etc/upshift/agent.yaml'], path.join(h.host.dir, 'agent.log'), {
-            UPSHIFT_JOIN_TOKEN: created.body.joinToken,
-          });
         }),
       );
       await waitFor(
@@ -309,10 +177,7 @@ suite(
     }, 900_000);
 
     afterAll(async () => {
-      if (serverChild && serverChild.exitCode === null) {
-        serverChild.kill('SIGTERM');
-        await new Promise((r) => serverChild?.once('exit', r));
-      }
+      await server?.stop();
       if (fleet) await fleet.teardown();
       console.info(
         `Debian e2e phases:\n${Object.entries(timings)

@@ -30,8 +30,7 @@
  * and engines live in the testbed's cgroup subtree, the btrfs mount under its root).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -43,6 +42,7 @@ import {
   agentPid,
   buildOldAgentExecutable,
   dockerArchive,
+  ensureBuilt,
   installAgentFile,
   pathWithoutNode,
   prepareHost,
@@ -83,24 +83,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The file the post-start check of a host appends the task key to, each time it runs. */
 const checkMarks = (p: PreparedHost) => path.join(p.host.dir, 'post-start-check.marks');
 const marksOf = async (p: PreparedHost) => (await readFile(checkMarks(p), 'utf8').catch(() => '')).split('\n').filter(Boolean);
-
-/** Builds dist/ when it is missing or older than the sources the agent is made of. */
-async function ensureBuilt(): Promise<void> {
-  const bundle = path.join(REPO, 'dist', 'agent', 'upshift-agent-linux-x64');
-  const server = path.join(REPO, 'dist', 'upshift.js');
-  let newest = 0;
-  const walk = async (dir: string): Promise<void> => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (p.endsWith('.ts')) newest = Math.max(newest, (await stat(p)).mtimeMs);
-    }
-  };
-  for (const d of ['agent', 'domain', 'platform']) await walk(path.join(REPO, 'src', d));
-  if (existsSync(bundle) && existsSync(server) && statSync(bundle).mtimeMs >= newest) return;
-  const r = await run([process.execPath, path.join(REPO, 'scripts/build.mjs'), '--no-web'], { timeoutMs: 300_000 });
-  if (r.code !== 0 || !existsSync(bundle)) throw new Error(`the build (scripts/build.mjs --no-web) failed: ${r.stderr}${r.stdout}`);
-}
 
 suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots, rollback and resume', () => {
   let bed: Testbed | undefined;

@@ -12,8 +12,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, openSync, closeSync } from 'node:fs';
-import { copyFile, link, mkdir, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { createReadStream, existsSync, openSync, closeSync, statSync } from 'node:fs';
+import { copyFile, link, mkdir, readFile, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -314,4 +314,22 @@ export async function stopAgent(p: PreparedHost, ms = 10_000): Promise<void> {
   } catch {
     // gone
   }
+}
+
+/** Builds dist/ (server and agent executable) when it is missing or older than the sources they are made of. */
+export async function ensureBuilt(): Promise<void> {
+  const bundle = path.join(REPO, 'dist', 'agent', 'upshift-agent-linux-x64');
+  const server = path.join(REPO, 'dist', 'upshift.js');
+  let newest = 0;
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (p.endsWith('.ts')) newest = Math.max(newest, (await stat(p)).mtimeMs);
+    }
+  };
+  for (const d of ['agent', 'domain', 'platform', 'server', 'engine', 'api']) await walk(path.join(REPO, 'src', d));
+  if (existsSync(bundle) && existsSync(server) && Math.min(statSync(bundle).mtimeMs, statSync(server).mtimeMs) >= newest) return;
+  const r = await run([process.execPath, path.join(REPO, 'scripts/build.mjs'), '--no-web'], { timeoutMs: 300_000 });
+  if (r.code !== 0 || !existsSync(bundle)) throw new Error(`the build (scripts/build.mjs --no-web) failed: ${r.stderr}${r.stdout}`);
 }
