@@ -2,7 +2,8 @@ import { type Static, Type } from '@sinclair/typebox';
 import { clusterKinds, components, nodeRoles } from '../domain/components.js';
 import { clusterStatuses } from '../domain/fleet-summary.js';
 import { upgradeStates } from '../domain/upgrade-state.js';
-import { FreeObject, ItemList, keyed, NullableEnum, NullableString, Page, Ref, StringEnum, Timestamp, View } from './common.js';
+import { FreeObject, ItemList, keyed, NullableEnum, NullableString, OrNull, Page, Ref, StringEnum, Timestamp, View } from './common.js';
+import { MaintenanceWindowBody, MaintenanceWindowView } from './maintenance-window.js';
 import { JoinTokenView } from './join-tokens.js';
 
 /** Clusters and their nodes: `/clusters`, `/clusters/{id}`, `/clusters/{id}/nodes`. */
@@ -22,10 +23,24 @@ export const ClusterBody = Type.Object(
   {
     name: Type.String({ description: 'unique; letters, digits, . _ -' }),
     kind: StringEnum(clusterKinds),
+    window: Type.Optional(
+      Type.Union([MaintenanceWindowBody, Type.Null()], { description: 'the default maintenance window of its upgrades' }),
+    ),
   },
   { additionalProperties: true },
 );
 export type ClusterBody = Static<typeof ClusterBody>;
+
+/** What can change on a cluster after it is created: its default maintenance window (null: none). */
+export const ClusterPatchBody = Type.Object(
+  {
+    window: Type.Union([MaintenanceWindowBody, Type.Null()], {
+      description: 'batches of its upgrades start only in this window; null: any time',
+    }),
+  },
+  { additionalProperties: false },
+);
+export type ClusterPatchBody = Static<typeof ClusterPatchBody>;
 
 export const NodeBody = Type.Object({ name: Type.String() }, { additionalProperties: false });
 export type NodeBody = Static<typeof NodeBody>;
@@ -54,6 +69,7 @@ export const ClusterView = View(
     activeUpgradeComponent: NullableEnum(components),
     components: View(keyed(components, ComponentSummaryView)),
     config: FreeObject({ description: 'the kind’s settings (never secrets)' }),
+    window: OrNull(MaintenanceWindowView),
     createdAt: Timestamp(),
   },
   { description: 'A cluster' },

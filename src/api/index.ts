@@ -20,6 +20,7 @@ export * from './enums.js';
 export * from './errors.js';
 export * from './events.js';
 export * from './join-tokens.js';
+export * from './maintenance-window.js';
 export * from './service.js';
 export * from './sse.js';
 export * from './upgrades.js';

@@ -2,7 +2,6 @@ import { type Static, Type } from '@sinclair/typebox';
 import { components, nodeRoles } from '../domain/components.js';
 import { batchStates, nodeTaskStates, snapshotModes, snapshotStates } from '../domain/model.js';
 import { errorCodes } from '../domain/errors.js';
-import { weekdays } from '../domain/maintenance-window.js';
 import { endReasonKinds, upgradeStates } from '../domain/upgrade-state.js';
 import {
   ItemList,
@@ -19,6 +18,7 @@ import {
   Timestamp,
   View,
 } from './common.js';
+import { MaintenanceWindowBody, MaintenanceWindowView } from './maintenance-window.js';
 
 /** Upgrades: plans, starting, steering (`/upgrades/{id}/{command}`) and their node tasks. */
 
@@ -26,28 +26,6 @@ export const VersionString = Type.String({
   pattern: '^[0-9A-Za-z][0-9A-Za-z.+~:_-]{0,63}$',
   description: 'a catalog version such as 26.1.5',
 });
-
-/**
- * A maintenance window: batches start only on `days` between `start` and `end`, wall-clock
- * time in `timezone`; an `end` at or before `start` closes the next day. The shapes are
- * checked here; the values (times, zone names) by the engine, whose errors say what to fix.
- */
-export const MaintenanceWindowBody = Type.Object(
-  {
-    days: Type.Array(Type.String(), { description: `days the window opens on: ${weekdays.join(', ')}` }),
-    start: Type.String({ description: 'opening time, HH:MM (24-hour) in timezone' }),
-    end: Type.String({ description: 'closing time, HH:MM; at or before start: the next day' }),
-    timezone: Type.String({ description: 'IANA time zone name such as Europe/Berlin' }),
-  },
-  { additionalProperties: false },
-);
-export const MaintenanceWindowView = View({
-  days: Type.Array(StringEnum(weekdays)),
-  start: Type.String(),
-  end: Type.String(),
-  timezone: Type.String(),
-});
-export type MaintenanceWindowView = Static<typeof MaintenanceWindowView>;
 
 export const UpgradeBody = Type.Object(
   {

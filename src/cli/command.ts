@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { errorMessage } from '../domain/errors.js';
+import { windowFromText } from '../domain/maintenance-window.js';
 import { escapeControls } from '../domain/text.js';
 import { addGlobalOptions, type Cli, createCli } from './context.js';
 import { CliError, ExitCode } from './errors.js';
@@ -89,6 +90,18 @@ export function parseSeconds(value: string): number {
   const factor = { ms: 0.001, s: 1, m: 60, h: 3600 }[match[2] as 'ms' | 's' | 'm' | 'h'];
   return Number(match[1]) * factor;
 }
+
+/** `--window "sat,sun 02:00-06:00 Europe/Berlin"` as the API's window object (the server checks the values). */
+export function parseWindow(text: string): Record<string, unknown> {
+  try {
+    return windowFromText(text);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+/** The text of a window option's help, the same for clusters and upgrades. */
+export const windowHelp = 'DAYS START-END ZONE, e.g. "sat,sun 02:00-06:00 Europe/Berlin" (END at or before START: the next day)';
 
 export function parseNameList(value: string, previous: string[] = []): string[] {
   const names = value

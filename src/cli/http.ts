@@ -63,6 +63,10 @@ export class ApiClient {
     return (await this.call('POST', path, { body })) as T;
   }
 
+  async patch<T>(path: string, body: unknown): Promise<T> {
+    return (await this.call('PATCH', path, { body })) as T;
+  }
+
   /** Uploads bytes (an artifact) with PUT as application/octet-stream; no timeout, files can be large. */
   async put<T>(path: string, bytes: Uint8Array, query: Query = {}): Promise<T> {
     const response = await this.send('PUT', path, { query, rawBody: bytes }, {}, false);

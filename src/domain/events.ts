@@ -30,6 +30,8 @@ export const EventType = {
   clusterNodeRemoved: 'cluster.node_removed',
   clusterUnavailable: 'cluster.unavailable',
   clusterAvailable: 'cluster.available',
+  /** The cluster's default maintenance window was set or cleared. */
+  clusterWindowChanged: 'cluster.window_changed',
   requestRefused: 'request.refused',
   /** An agent claimed an existing node that held no credential (made by an inventory sync, or reset by an admin). */
   agentJoined: 'agent.joined',
@@ -89,6 +91,7 @@ export const operationEventTypes: readonly EventType[] = [
   EventType.clusterDeleted,
   EventType.clusterNodeAdded,
   EventType.clusterNodeRemoved,
+  EventType.clusterWindowChanged,
   EventType.agentJoinRefused,
   EventType.nodeCredentialReset,
   EventType.tokenCreated,

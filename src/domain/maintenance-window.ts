@@ -69,7 +69,8 @@ export function parseMaintenanceWindow(raw: unknown, field = 'window'): Maintena
     throw invalid(`${field}.timezone must be an IANA time zone name such as Europe/Berlin, America/New_York or UTC`);
   }
   return {
-    days: weekdays.filter((d) => seen.has(d)),
+    // Monday first, as operators write weeks.
+    days: [...weekdays.slice(1), weekdays[0]].filter((d) => seen.has(d)),
     start: r['start'] as string,
     end: r['end'] as string,
     timezone: canonicalZone(timezone),

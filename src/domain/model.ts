@@ -25,6 +25,8 @@ export interface ClusterRecord {
   config: Record<string, unknown>;
   /** Set by inventory sync when the cluster could not be reached. */
   unavailableReason: string | null;
+  /** The default maintenance window of its upgrades (an upgrade's `policy.window` overrides it). */
+  window: MaintenanceWindow | null;
   createdAt: Timestamp;
 }
 

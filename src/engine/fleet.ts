@@ -3,6 +3,7 @@ import { clusterKinds, isClusterKind } from '../domain/components.js';
 import { ErrorCode, UpshiftError, invalid, notFound } from '../domain/errors.js';
 import { EventType } from '../domain/events.js';
 import { newId, looksLikeId } from '../domain/ids.js';
+import { describeWindow, parseMaintenanceWindow } from '../domain/maintenance-window.js';
 import type { ClusterRecord, NodeRecord } from '../domain/model.js';
 import type { ClusterDriver } from '../domain/ports.js';
 import type { Store } from '../store/store.js';
@@ -64,7 +65,8 @@ export class FleetService {
       throw invalid(`kind must be one of ${clusterKinds.join(', ')}`);
     }
     const driver = this.driverFor(input.kind);
-    const { name: _n, kind: _k, ...rest } = input;
+    const { name: _n, kind: _k, window: rawWindow, ...rest } = input;
+    const window = rawWindow === undefined || rawWindow === null ? null : parseMaintenanceWindow(rawWindow);
     const secrets: Record<string, string> = {};
     for (const field of driver.secretFields ?? []) {
       const value = rest[field];
@@ -79,7 +81,7 @@ export class FleetService {
       throw new UpshiftError(ErrorCode.INTERNAL, 'no secret key is configured, so secrets cannot be stored');
     }
     const createdAt = new Date().toISOString();
-    const cluster: ClusterRecord = { id: newId('cl'), name, kind: input.kind, config, unavailableReason: null, createdAt };
+    const cluster: ClusterRecord = { id: newId('cl'), name, kind: input.kind, config, unavailableReason: null, window, createdAt };
     const nodes: NodeRecord[] = driver.initialNodes(cluster).map((n) => ({ ...n, id: newId('nd'), clusterId: cluster.id, createdAt }));
     await this.store.tx(async (tx) => {
       await tx.clusters.insert(cluster);
@@ -100,6 +102,30 @@ export class FleetService {
       .sync(cluster)
       .catch((error: unknown) => this.ctx.log.warn({ err: error, clusterId: cluster.id }, 'first inventory sync failed'));
     return cluster;
+  }
+
+  /**
+   * Sets (or, with null, clears) the default maintenance window of the cluster's upgrades.
+   * Upgrades already started keep the window they started with (docs/design.md §4).
+   */
+  async setWindow(ref: string, raw: unknown, actor: string): Promise<ClusterRecord> {
+    const cluster = await this.resolveCluster(ref);
+    const window = raw === null ? null : parseMaintenanceWindow(raw);
+    await this.store.tx(async (tx) => {
+      if (!(await tx.clusters.setWindow(cluster.id, window))) throw notFound('cluster', ref);
+      await tx.events.append({
+        type: EventType.clusterWindowChanged,
+        actor,
+        clusterId: cluster.id,
+        upgradeId: null,
+        nodeId: null,
+        message: window
+          ? `cluster ${cluster.name}: upgrades start batches only in ${describeWindow(window)}`
+          : `cluster ${cluster.name}: no maintenance window; upgrades start batches at any time`,
+        data: { window },
+      });
+    });
+    return { ...cluster, window };
   }
 
   async deleteCluster(ref: string, actor: string): Promise<void> {

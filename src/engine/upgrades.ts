@@ -70,7 +70,7 @@ export class UpgradeService {
     this.catalog = ctx.catalog;
   }
 
-  private validate(request: UpgradeRequest): ValidRequest {
+  private validate(request: UpgradeRequest, cluster: ClusterRecord): ValidRequest {
     const { component } = request;
     if (typeof component !== 'string' || !isComponent(component)) {
       throw invalid(`component must be one of ${components.join(', ')}`, { field: 'component' });
@@ -103,9 +103,11 @@ export class UpgradeService {
         field: 'policy.soakSeconds',
       });
     }
+    // The cluster's default window unless the request names one; `window: null` asks for none.
     const raw = request.policy?.window;
     const policy: UpgradePolicy = { maxBatchPercent: pct, soakSeconds: soak };
     if (raw !== undefined && raw !== null) policy.window = parseMaintenanceWindow(raw, 'policy.window');
+    else if (raw === undefined && cluster.window) policy.window = cluster.window;
     return { component, toVersion, snapshot, policy };
   }
 
@@ -119,7 +121,7 @@ export class UpgradeService {
 
   async plan(clusterRef: string, request: UpgradeRequest, options: { manifests?: boolean } = {}): Promise<PlanResult> {
     const cluster = await this.fleet.resolveCluster(clusterRef);
-    const valid = this.validate(request);
+    const valid = this.validate(request, cluster);
     const nodes = await this.store.nodes.list(cluster.id);
     const targets = this.targets(nodes, valid.component, valid.toVersion);
     const cap = batchCap(targets.length, valid.policy.maxBatchPercent);
@@ -156,7 +158,7 @@ export class UpgradeService {
 
   async start(clusterRef: string, request: UpgradeRequest, actor: string): Promise<UpgradeRecord> {
     const cluster = await this.fleet.resolveCluster(clusterRef);
-    const valid = this.validate(request);
+    const valid = this.validate(request, cluster);
     return this.recordingRefusals(cluster, null, actor, `start a ${valid.component} upgrade`, async () => {
       const nodes = await this.store.nodes.list(cluster.id);
       const targets = orderNodes(this.targets(nodes, valid.component, valid.toVersion));

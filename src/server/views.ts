@@ -28,6 +28,7 @@ export function clusterView(
     activeUpgradeComponent: active?.component ?? null,
     components: summariseComponents(catalog, groups),
     config: cluster.config,
+    window: cluster.window,
     createdAt: cluster.createdAt,
   };
 }

@@ -5,7 +5,7 @@ import { changed, nowIso, parseJson, pick } from './rows.js';
 import type { ClustersTable } from './schema.js';
 import type { Scope } from './scope.js';
 
-const CLUSTER_COLUMNS = ['id', 'name', 'kind', 'config', 'unavailableReason', 'createdAt'] as const;
+const CLUSTER_COLUMNS = ['id', 'name', 'kind', 'config', 'unavailableReason', 'maintenanceWindow', 'createdAt'] as const;
 
 function toCluster(row: Pick<Selectable<ClustersTable>, (typeof CLUSTER_COLUMNS)[number]>): ClusterRecord {
   return {
@@ -14,6 +14,7 @@ function toCluster(row: Pick<Selectable<ClustersTable>, (typeof CLUSTER_COLUMNS)
     kind: row.kind,
     config: parseJson(row.config, {}),
     unavailableReason: row.unavailableReason,
+    window: parseJson(row.maintenanceWindow, null),
     createdAt: row.createdAt,
   };
 }
@@ -34,7 +35,12 @@ export class ClusterRepository {
     try {
       await this.db
         .insertInto('clusters')
-        .values({ ...pick(cluster, CLUSTER_COLUMNS), config: JSON.stringify(cluster.config), updatedAt: cluster.createdAt })
+        .values({
+          ...pick(cluster, ['id', 'name', 'kind', 'unavailableReason', 'createdAt']),
+          config: JSON.stringify(cluster.config),
+          maintenanceWindow: cluster.window ? JSON.stringify(cluster.window) : null,
+          updatedAt: cluster.createdAt,
+        })
         .execute();
     } catch (error) {
       if (this.scope.adapter.isUniqueViolation(error)) {
@@ -60,6 +66,16 @@ export class ClusterRepository {
   async findByName(name: string): Promise<ClusterRecord | undefined> {
     const row = await this.db.selectFrom('clusters').select(CLUSTER_COLUMNS).where('name', '=', name).executeTakeFirst();
     return row ? toCluster(row) : undefined;
+  }
+
+  /** Sets or clears (null) the cluster's default maintenance window; false when there is no such cluster. */
+  async setWindow(id: string, window: ClusterRecord['window']): Promise<boolean> {
+    const result = await this.db
+      .updateTable('clusters')
+      .set({ maintenanceWindow: window ? JSON.stringify(window) : null, updatedAt: nowIso() })
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return changed(result) === 1;
   }
 
   /** Deletes the cluster and all it holds (see the class comment); false when there was none. */

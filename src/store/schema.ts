@@ -30,6 +30,8 @@ export interface ClustersTable {
   kind: ClusterKind;
   config: string;
   unavailableReason: string | null;
+  /** JSON of the default maintenance window, or null. */
+  maintenanceWindow: string | null;
   createdAt: string;
   updatedAt: string;
 }

@@ -7,7 +7,7 @@ import { createTestEngine, type TestEngine, waitFor } from '../support/engine.js
 
 const HOUR = 3_600_000;
 const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
-const everyDay: MaintenanceWindow['days'] = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+const everyDay: MaintenanceWindow['days'] = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 
 /** A UTC window of every day from `opensIn` to `opensIn + hours` from now (whole minutes). */
 function windowFrom(now: number, opensInMs: number, hours: number): { window: MaintenanceWindow; opensAt: number; closesAt: number } {

@@ -35,7 +35,7 @@ describe('maintenance windows through the API and the CLI', () => {
     expect(view.batches).toEqual([]);
     expect(view.waiting).toEqual({ reason: 'window', until: new Date(opensAt).toISOString() });
     expect(view.policy.window).toEqual({
-      days: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'],
+      days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'],
       start: hhmm(opensAt),
       end: hhmm(opensAt + HOUR),
       timezone: 'UTC',
@@ -46,7 +46,7 @@ describe('maintenance windows through the API and the CLI', () => {
     const got = await env.cli.run(['upgrade', 'get', id]);
     expect(got.code, got.stderr).toBe(0);
     expect(got.stdout).toMatch(/waiting for the maintenance window \(opens \w{3} \d\d:\d\d UTC, in [23]h\d+m\)/);
-    expect(got.stdout).toContain(`maintenance window: sun, mon, tue, wed, thu, fri, sat ${hhmm(opensAt)}–${hhmm(opensAt + HOUR)} UTC`);
+    expect(got.stdout).toContain(`maintenance window: mon, tue, wed, thu, fri, sat, sun ${hhmm(opensAt)}–${hhmm(opensAt + HOUR)} UTC`);
 
     // Pause and cancel while it waits.
     expect((await env.cli.run(['upgrade', 'pause', id])).code).toBe(0);
@@ -74,5 +74,58 @@ describe('maintenance windows through the API and the CLI', () => {
     expect((await env.server.api('/api/v1/upgrades')).body.items.filter((u: { clusterId: string }) => u.clusterId === cluster.id)).toEqual(
       [],
     );
+  });
+
+  it("applies the cluster's default window to its upgrades, unless an upgrade names its own or none", async () => {
+    const created = await env.cli.run([
+      'cluster',
+      'create',
+      'weekends',
+      '--nodes',
+      '4',
+      '--version',
+      'agent=1.1.0',
+      '--window',
+      'sat,sun 02:00-06:00 Europe/Berlin',
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    const shown = await env.cli.run(['cluster', 'window', 'weekends']);
+    expect(shown.stdout).toBe('weekends: batches of its upgrades start only in sat, sun 02:00–06:00 Europe/Berlin\n');
+    const got = await env.cli.run(['cluster', 'get', 'weekends']);
+    expect(got.stdout).toContain('maintenance window: sat, sun 02:00–06:00 Europe/Berlin');
+
+    const cluster = (await env.server.api('/api/v1/clusters/weekends')).body;
+    expect(cluster.window).toEqual({ days: ['sat', 'sun'], start: '02:00', end: '06:00', timezone: 'Europe/Berlin' });
+    const plan = await env.server.api(`/api/v1/clusters/${cluster.id}/upgrades/plan`, { body: { component: 'docker' } });
+    expect(plan.status, plan.text).toBe(200);
+    const started = await env.server.api(`/api/v1/clusters/${cluster.id}/upgrades`, { body: { component: 'docker' } });
+    expect(started.status, started.text).toBe(201);
+    expect(started.body.policy.window).toEqual(cluster.window);
+    await env.server.api(`/api/v1/upgrades/${started.body.id}/pause`, { method: 'POST', body: {} });
+    await env.server.api(`/api/v1/upgrades/${started.body.id}/cancel`, { method: 'POST', body: {} });
+
+    // An upgrade that asks for no window runs at once.
+    const now = await env.server.api(`/api/v1/clusters/${cluster.id}/upgrades`, {
+      body: { component: 'docker', policy: { window: null } },
+    });
+    expect(now.status, now.text).toBe(201);
+    expect(now.body.policy.window ?? null).toBeNull();
+    await env.server.api(`/api/v1/upgrades/${now.body.id}/pause`, { method: 'POST', body: {} });
+    await env.server.api(`/api/v1/upgrades/${now.body.id}/cancel`, { method: 'POST', body: {} });
+
+    // Changed and cleared through PATCH, recorded as an operation; bad input changes nothing.
+    const bad = await env.server.api(`/api/v1/clusters/${cluster.id}`, {
+      method: 'PATCH',
+      body: { window: { days: ['sat'], start: '02:00', end: '06:00', timezone: 'Nowhere/City' } },
+    });
+    expect(bad.status).toBe(422);
+    expect((await env.server.api(`/api/v1/clusters/${cluster.id}`)).body.window).toEqual(cluster.window);
+    const cleared = await env.cli.run(['cluster', 'window', 'weekends', '--clear']);
+    expect(cleared.stdout).toBe('weekends: no maintenance window; batches start at any time\n');
+    expect((await env.server.api(`/api/v1/clusters/${cluster.id}`)).body.window).toBeNull();
+    const events = (await env.server.api(`/api/v1/events?clusterId=${cluster.id}&type=cluster.window_changed`)).body.items;
+    expect(events.map((e: { message: string }) => e.message)).toEqual([
+      'cluster weekends: no maintenance window; upgrades start batches at any time',
+    ]);
   });
 });

@@ -60,6 +60,7 @@ export function kubeClusterRecord(driver: KubernetesDriver, id: string, raw: Rec
     kind: 'kubernetes',
     config: driver.validateConfig(raw),
     unavailableReason: null,
+    window: null,
     createdAt: new Date().toISOString(),
   };
 }

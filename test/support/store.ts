@@ -51,6 +51,7 @@ export async function addCluster(store: Store, name: string): Promise<ClusterRec
     kind: 'simulated',
     config: { simulation: { nodes: 0 } },
     unavailableReason: null,
+    window: null,
     createdAt: new Date().toISOString(),
   };
   await store.clusters.insert(cluster);

@@ -4,8 +4,9 @@ import { parse } from 'yaml';
 import { clusterKinds, components, isComponent, type Component } from '../../domain/components.js';
 import { serverDefaults } from '../../domain/defaults.js';
 import { parseDuration } from '../../domain/duration.js';
+import { describeWindow } from '../../domain/maintenance-window.js';
 import type { ClusterCreatedView, ClusterList, ClusterView, ComponentSummaryView, JoinTokenView } from '../../api/index.js';
-import { clientCommand, parseNameList, parseSeconds, parseWholeNumber, runAction } from '../command.js';
+import { clientCommand, parseNameList, parseSeconds, parseWholeNumber, parseWindow, runAction, windowHelp } from '../command.js';
 import { usageError } from '../errors.js';
 import { age, type Column, type Output } from '../output.js';
 import { clusterPath } from '../resolve.js';
@@ -63,6 +64,7 @@ interface CreateOptions {
   failNodes?: string[];
   snapshotFailNodes?: string[];
   version?: string[];
+  window?: Record<string, unknown>;
   file?: string;
 }
 
@@ -94,6 +96,7 @@ function readBodyFile(file: string): Record<string, unknown> {
 
 export function createClusterBody(name: string, options: CreateOptions): Record<string, unknown> {
   const body: Record<string, unknown> = { ...(options.file ? readBodyFile(options.file) : {}), name, kind: options.kind };
+  if (options.window !== undefined) body['window'] = options.window;
   const simulation: Record<string, unknown> = {};
   if (options.nodes !== undefined) simulation['nodes'] = options.nodes;
   if (options.managers !== undefined) simulation['managers'] = options.managers;
@@ -127,6 +130,10 @@ function printClusterDetail(out: Output, cluster: ClusterView): void {
       { header: 'UPGRADABLE', value: (r) => (r.summary.upgradable ? out.paint.yellow('yes') : 'no') },
     ],
     rows,
+  );
+  out.line();
+  out.line(
+    cluster.window ? `maintenance window: ${describeWindow(cluster.window)}` : 'maintenance window: none (batches start at any time)',
   );
   if (cluster.activeUpgradeId) {
     out.line();
@@ -195,6 +202,7 @@ export function registerClusterCommands(program: Command): void {
     .addOption(
       new Option('--version <component=version...>', 'simulated: starting version of a component, such as docker=20.10.24 (repeatable)'),
     )
+    .addOption(new Option('--window <window>', `the default maintenance window of its upgrades: ${windowHelp}`).argParser(parseWindow))
     .addOption(
       new Option(
         '-f, --file <file>',
@@ -210,6 +218,26 @@ export function registerClusterCommands(program: Command): void {
       cli.out.line('');
       printJoinInstructions(cli.out, view.name, view as JoinTokenView);
     }
+  });
+
+  const windowCommand = clientCommand(
+    cluster,
+    'window <cluster> [window]',
+    `show, set or clear (--clear) the default maintenance window of the cluster's upgrades: ${windowHelp}`,
+  ).addOption(new Option('--clear', 'no window: batches start at any time'));
+  runAction<{ clear?: boolean }>(windowCommand, async ({ cli, args, opts }) => {
+    const [ref, text] = args as [string, string | undefined];
+    if (opts.clear && text !== undefined) throw usageError('give a window or --clear, not both');
+    const view =
+      text === undefined && !opts.clear
+        ? await cli.client.get<ClusterView>(clusterPath(ref))
+        : await cli.client.patch<ClusterView>(clusterPath(ref), { window: opts.clear ? null : parseWindow(text as string) });
+    if (cli.out.structured) return cli.out.data(view.window);
+    cli.out.line(
+      view.window
+        ? `${view.name}: batches of its upgrades start only in ${describeWindow(view.window)}`
+        : `${view.name}: no maintenance window; batches start at any time`,
+    );
   });
 
   const joinToken = clientCommand(

@@ -1,12 +1,12 @@
 import { stringify } from 'yaml';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { componentDisplayName, components, type Component } from '../../domain/components.js';
 import { upgradePolicy } from '../../domain/defaults.js';
 import { formatElapsed } from '../../domain/duration.js';
-import { describeWindow, windowFromText } from '../../domain/maintenance-window.js';
+import { describeWindow } from '../../domain/maintenance-window.js';
 import { upgradeStates } from '../../domain/upgrade-state.js';
 import type { BatchView, NodeTaskView, PlanView, UpgradeList, UpgradeView } from '../../api/index.js';
-import { clientCommand, parseSeconds, parseWholeNumber, runAction } from '../command.js';
+import { clientCommand, parseSeconds, parseWholeNumber, parseWindow, runAction, windowHelp } from '../command.js';
 import type { Cli } from '../context.js';
 import { ApiError, usageError } from '../errors.js';
 import { age, type Column, nameList, type Output, plural, shortTime } from '../output.js';
@@ -119,16 +119,9 @@ const maxBatchOption = () =>
     `largest batch, in percent of the nodes (default ${upgradePolicy.defaults.maxBatchPercent})`,
   ).argParser(parseWholeNumber(upgradePolicy.bounds.maxBatchPercent.min, upgradePolicy.bounds.maxBatchPercent.max));
 const windowOption = () =>
-  new Option(
-    '--window <window>',
-    'start batches only in this maintenance window: DAYS START-END ZONE, e.g. "sat,sun 02:00-06:00 Europe/Berlin" (END at or before START: the next day)',
-  ).argParser((text) => {
-    try {
-      return windowFromText(text);
-    } catch (error) {
-      throw new InvalidArgumentError((error as Error).message);
-    }
-  });
+  new Option('--window <window>', `start batches only in this maintenance window (default: the cluster's): ${windowHelp}`).argParser(
+    parseWindow,
+  );
 const throughPauseOption = () =>
   new Option('--through-pause', 'keep watching while Paused (showing the time left before auto-cancel) until Completed or Canceled');
 

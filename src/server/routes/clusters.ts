@@ -7,6 +7,7 @@ import {
   ClusterCreatedView,
   ClusterList,
   ClusterNodeParams,
+  ClusterPatchBody,
   ClusterView,
   IdParam,
   JoinTokenBody,
@@ -83,6 +84,24 @@ export const clusterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { e
         return reply.code(201).send({ ...view, ...joinInstructions(request, await hub.createJoinToken(cluster.id)) });
       }
       return reply.code(201).send(view);
+    },
+  );
+
+  app.patch(
+    '/clusters/:id',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['clusters'],
+        summary: 'Set or clear (null) the default maintenance window of the cluster’s upgrades; running upgrades keep theirs',
+        params: IdParam,
+        body: ClusterPatchBody,
+        response: { 200: ClusterView, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const cluster = await engine.fleet.setWindow(request.params.id, request.body.window, actorOf(request));
+      return viewCluster(cluster.id);
     },
   );
 

@@ -384,6 +384,14 @@ export const migrations: Migration[] = [
       await db.schema.createIndex('webhook_attempts_delivery').on('webhook_attempts').columns(['delivery_id', 'id']).execute();
     },
   },
+  {
+    version: 15,
+    name: 'a default maintenance window per cluster',
+    async up(db) {
+      // JSON of { days, start, end, timezone }; null: batches may start at any time.
+      await db.schema.alterTable('clusters').addColumn('maintenance_window', 'text').execute();
+    },
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version));
