@@ -92,9 +92,11 @@ export class BatchPhase {
       }
     }
     // Only the start of a batch waits for the maintenance window; a running batch finishes.
+    // The batch starts at the instant the window was checked at, never a moment after.
+    const now = clock.now();
     const window = upgrade.policy.window;
     if (window) {
-      const status = windowStatus(window, clock.now());
+      const status = windowStatus(window, now);
       if (!status.open) {
         this.deps.queue.wakeAt(upgrade.id, status.opensAt);
         return;
@@ -102,15 +104,21 @@ export class BatchPhase {
     }
     const cluster = await store.clusters.get(upgrade.clusterId);
     if (!cluster) return;
-    await this.start(upgrade, cluster, batches.length, pending);
+    await this.start(upgrade, cluster, batches.length, pending, now);
   }
 
   /** Plans batch `index` from the pending tasks, starts its tasks by compare-and-set and dispatches them. */
-  private async start(upgrade: UpgradeRecord, cluster: ClusterRecord, index: number, pending: NodeTaskRecord[]): Promise<void> {
-    const { store, clock } = this.ctx;
+  private async start(
+    upgrade: UpgradeRecord,
+    cluster: ClusterRecord,
+    index: number,
+    pending: NodeTaskRecord[],
+    now: number,
+  ): Promise<void> {
+    const { store } = this.ctx;
     const plannable = pending.map((task) => ({ id: task.nodeId, name: task.nodeName, role: task.role, task }));
     const chosen = planNextBatch(orderNodes(plannable), index - upgrade.rampStart, upgrade.cap).map((p) => p.task);
-    const startedAt = isoTime(clock.now());
+    const startedAt = isoTime(now);
     const nodes = new Map((await store.nodes.getMany(chosen.map((t) => t.nodeId))).map((n) => [n.id, n]));
     const started = await store.tx(async (tx) => {
       // The guard: a pause that landed meanwhile (here or on another replica) wins.

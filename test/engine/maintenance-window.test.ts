@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MaintenanceWindow } from '../../src/domain/maintenance-window.js';
 import { windowStatus } from '../../src/domain/maintenance-window.js';
@@ -118,5 +119,74 @@ for (const dialect of dialects) {
       );
       expect(await t.store.upgrades.activeOf(cluster.id)).toBeUndefined();
     });
+
+    /** Steps the injected clock until the upgrade ends, giving the engine a moment after each step. */
+    async function runToEnd(upgradeId: string, stepMs: number, maxSteps: number) {
+      for (let i = 0; i < maxSteps; i++) {
+        const u = await t.store.upgrades.get(upgradeId);
+        if (u && (u.state === 'Completed' || u.state === 'Canceled')) return u;
+        t.clock.advance(stepMs);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error(`upgrade ${upgradeId} did not end in ${maxSteps} steps of ${stepMs} ms`);
+    }
+
+    it('starts every batch inside its window, on the night the clocks skip an hour (Europe/Berlin)', async () => {
+      t = await createTestEngine(dialect);
+      // To Saturday 2027-03-27 12:00Z; that night Berlin goes from 02:00 CET to 03:00 CEST.
+      t.clock.advance(Date.parse('2027-03-27T12:00:00Z') - t.clock.now());
+      const window: MaintenanceWindow = { days: ['sun'], start: '01:30', end: '04:00', timezone: 'Europe/Berlin' };
+      const cluster = await t.engine.fleet.createCluster(
+        { name: 'dst', kind: 'simulated', simulation: { nodes: 4, upgradeSeconds: 1200, versions: { agent: '1.1.0' } } },
+        'tester',
+      );
+      const upgrade = await t.engine.upgrades.start(
+        cluster.id,
+        { component: 'docker', policy: { maxBatchPercent: 100, window } },
+        'tester',
+      );
+      const done = await runToEnd(upgrade.id, 10 * 60_000, 400);
+      expect(done.state).toBe('Completed');
+      const starts = (await batches(upgrade.id)).map((b) => Date.parse(b.startedAt));
+      expect(starts).toHaveLength(3);
+      // 01:30 CET is 00:30Z; 04:00 CEST is 02:00Z: one and a half hours of real time.
+      expect(starts[0]).toBeGreaterThanOrEqual(Date.parse('2027-03-28T00:30:00Z'));
+      expect(starts[0]).toBeLessThan(Date.parse('2027-03-28T00:41:00Z'));
+      for (const at of starts) expect(at).toBeLessThan(Date.parse('2027-03-28T02:00:00Z'));
+    });
+
+    it('never starts a batch outside its window (property: random windows, the clock stepped past them)', async () => {
+      t = await createTestEngine(dialect);
+      const hhmm = fc
+        .tuple(fc.integer({ min: 0, max: 23 }), fc.constantFrom(0, 15, 30, 45))
+        .map(([h, m]) => `${String(h).padStart(2, '0')}:${String(m).padStart(2, '0')}`);
+      let run = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.subarray([...everyDay], { minLength: 2 }),
+          hhmm,
+          fc.integer({ min: 1, max: 6 }),
+          fc.constantFrom('UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Kolkata'),
+          async (days, start, hours, timezone) => {
+            const [h, m] = start.split(':').map(Number) as [number, number];
+            const end = `${String((h + hours) % 24).padStart(2, '0')}:${String(m).padStart(2, '0')}`;
+            const window: MaintenanceWindow = { days, start, end, timezone };
+            const cluster = await t.engine.fleet.createCluster(
+              { name: `prop-${run++}`, kind: 'simulated', simulation: { nodes: 6, upgradeSeconds: 1800, versions: { agent: '1.1.0' } } },
+              'tester',
+            );
+            const upgrade = await t.engine.upgrades.start(
+              cluster.id,
+              { component: 'docker', policy: { maxBatchPercent: 50, window } },
+              'tester',
+            );
+            expect((await runToEnd(upgrade.id, 40 * 60_000, 1000)).state).toBe('Completed');
+            for (const b of await batches(upgrade.id))
+              expect(windowStatus(upgrade.policy.window!, Date.parse(b.startedAt)).open).toBe(true);
+          },
+        ),
+        { numRuns: 3 },
+      );
+    }, 120_000);
   });
 }
