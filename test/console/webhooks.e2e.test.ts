@@ -162,7 +162,9 @@ describe.runIf(browserAvailable())('console: webhooks', () => {
     await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Webhooks' }).click();
     await webhooks.row('ops-pager').waitFor();
     await webhooks.delete('ops-pager');
-    expect(await webhooks.deleteDialog.innerText()).toMatch(/its 1 delivery still being retried are dropped.*This cannot be undone/s);
+    expect(await webhooks.deleteDialog.locator('p').first().innerText()).toMatch(
+      /^Nothing more is sent to http:\/\/127\.0\.0\.1:\d+\/hook, and the delivery still being retried is dropped\. Its delivery history is deleted with it\. This cannot be undone/,
+    );
     await webhooks.confirmDelete();
     await webhooks.row('ops-pager').waitFor({ state: 'detached' });
     expect(await webhooks.row('chat').count()).toBe(1);

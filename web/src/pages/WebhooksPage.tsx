@@ -1,5 +1,5 @@
 import { useEffect, useState, type FormEvent } from 'react';
-import { describeError, type ApiClient } from '../api/client';
+import { ApiError, describeError, type ApiClient } from '../api/client';
 import type { DeliveryView, EventView, WebhookView } from '@upshift/api';
 import { webhookEventTypes, webhookFormats, type WebhookEventType, type WebhookFormat } from '@upshift/api/enums';
 import { Dialog } from '../components/Dialog';
@@ -69,7 +69,14 @@ interface WebhookRow extends WebhookView {
 async function loadWebhooks(api: ApiClient, signal: AbortSignal): Promise<WebhookRow[]> {
   const webhooks = await api.listWebhooks(signal);
   return Promise.all(
-    webhooks.map(async (w) => ({ ...w, lastError: lastErrorOf(await api.listDeliveries(w.id, RECENT_DELIVERIES, signal)) })),
+    webhooks.map(async (w) => {
+      // A webhook deleted meanwhile (by another admin) has no deliveries left; the next read drops it.
+      const deliveries = await api.listDeliveries(w.id, RECENT_DELIVERIES, signal).catch((error: unknown) => {
+        if (error instanceof ApiError && error.status === 404) return [];
+        throw error;
+      });
+      return { ...w, lastError: lastErrorOf(deliveries) };
+    }),
   );
 }
 
@@ -405,6 +412,13 @@ export function DeleteWebhookDialog({ webhook, onClose, onDeleted }: { webhook: 
   const { api } = useSession();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const { pending } = webhook;
+  const dropped =
+    pending === 0
+      ? ''
+      : pending === 1
+        ? ', and the delivery still being retried is dropped'
+        : `, and the ${plural(pending, 'delivery', 'deliveries')} still being retried are dropped`;
   const remove = async () => {
     setBusy(true);
     setError(null);
@@ -420,8 +434,7 @@ export function DeleteWebhookDialog({ webhook, onClose, onDeleted }: { webhook: 
     <Dialog title={`Delete ${webhook.name}?`} onClose={onClose} testId="delete-webhook-dialog">
       <p>
         Nothing more is sent to <span className="mono">{webhook.url}</span>
-        {webhook.pending > 0 ? `, and its ${plural(webhook.pending, 'delivery', 'deliveries')} still being retried are dropped` : ''}. Its
-        delivery history is deleted with it. This cannot be undone: to be told again, create a new webhook.
+        {dropped}. Its delivery history is deleted with it. This cannot be undone: to be told again, create a new webhook.
       </p>
       {error ? (
         <div>
