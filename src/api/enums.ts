@@ -1,8 +1,8 @@
 /**
  * The enumerations of the API, from `domain` where each is written once: upgrade and task
- * states, components, cluster kinds and statuses, roles, event types, error codes. The
- * schemas use them; the clients import their values from this file, which loads no
- * TypeBox (see index.ts).
+ * states, components, cluster kinds and statuses, roles, event types, the events a webhook
+ * may subscribe to and its formats, error codes. The schemas use them; the clients import
+ * their values from this file, which loads no TypeBox (see index.ts).
  */
 export {
   type ClusterKind,
@@ -28,4 +28,12 @@ export {
   snapshotStates,
 } from '../domain/model.js';
 export { type Role, roles } from '../domain/roles.js';
+export {
+  type DeliveryState,
+  type WebhookEventType,
+  type WebhookFormat,
+  deliveryStates,
+  webhookEventTypes,
+  webhookFormats,
+} from '../domain/webhooks.js';
 export { type UpgradeState, activeStates, upgradeStates } from '../domain/upgrade-state.js';

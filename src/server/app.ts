@@ -351,7 +351,7 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
 }
 
 /** Paths of the console's pages (web/src/App.tsx), as the router decoded them. */
-const CONSOLE_ROUTE = /^(?:(?:clusters|upgrades)(?:\/(?!\.\.?$)[^/]{1,256})?|events|tokens)$/;
+const CONSOLE_ROUTE = /^(?:(?:clusters|upgrades|webhooks)(?:\/(?!\.\.?$)[^/]{1,256})?|events|tokens)$/;
 
 /** The console's policy: its own scripts and styles only, talks to its own origin, never framed. */
 const CONSOLE_CSP = [

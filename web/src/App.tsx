@@ -11,6 +11,8 @@ import { SignInPage } from './pages/SignInPage';
 import { TokensPage } from './pages/TokensPage';
 import { UpgradePage } from './pages/UpgradePage';
 import { UpgradesPage } from './pages/UpgradesPage';
+import { WebhookPage } from './pages/WebhookPage';
+import { WebhooksPage } from './pages/WebhooksPage';
 
 /** The console: sign-in, then the pages behind a header with navigation and the live status. */
 export function App() {
@@ -68,6 +70,8 @@ function Routes() {
   if ((params = matchPath('/upgrades/:id', pathname))) return <UpgradePage key={params['id']} upgradeId={params['id'] as string} />;
   if (matchPath('/events', pathname)) return <EventsPage />;
   if (matchPath('/tokens', pathname)) return <TokensPage />;
+  if (matchPath('/webhooks', pathname)) return <WebhooksPage />;
+  if ((params = matchPath('/webhooks/:id', pathname))) return <WebhookPage key={params['id']} webhookRef={params['id'] as string} />;
   return (
     <section className="page">
       <h1>Page not found</h1>
@@ -100,12 +104,13 @@ const nav: { to: string; label: string; role?: Role }[] = [
   { to: '/upgrades', label: 'Upgrades' },
   { to: '/events', label: 'Events' },
   { to: '/tokens', label: 'Tokens', role: 'admin' },
+  { to: '/webhooks', label: 'Webhooks', role: 'admin' },
 ];
 
 const roleHelp: Record<Role, string> = {
   viewer: 'viewer: can look at everything, change nothing',
   operator: 'operator: can plan, start, pause, continue and cancel upgrades',
-  admin: 'admin: can also manage clusters and API tokens',
+  admin: 'admin: can also manage clusters, API tokens and webhooks',
 };
 
 function WhoAmI() {

@@ -5,6 +5,7 @@ import type {
   ClusterView,
   CreatedTokenView,
   CurrentSessionView,
+  DeliveryList,
   EventPage,
   FailedPodList,
   NodeTaskPage,
@@ -17,6 +18,9 @@ import type {
   UpgradeCommandName,
   UpgradeList,
   UpgradeView,
+  WebhookBody,
+  WebhookList,
+  WebhookView,
 } from '@upshift/api';
 
 /** A refusal or failure as the API reports it: `{"error":{"code","message"}}`, or a network failure (status 0). */
@@ -139,6 +143,23 @@ export class ApiClient {
   }
   revokeToken(id: string) {
     return this.request<void>('DELETE', `/tokens/${encodeURIComponent(id)}`);
+  }
+  listWebhooks(signal?: AbortSignal) {
+    return this.request<WebhookList>('GET', '/webhooks', undefined, signal).then((r) => r.items);
+  }
+  getWebhook(ref: string, signal?: AbortSignal) {
+    return this.request<WebhookView>('GET', `/webhooks/${encodeURIComponent(ref)}`, undefined, signal);
+  }
+  createWebhook(body: WebhookBody) {
+    return this.request<WebhookView>('POST', '/webhooks', body);
+  }
+  deleteWebhook(ref: string) {
+    return this.request<void>('DELETE', `/webhooks/${encodeURIComponent(ref)}`);
+  }
+  listDeliveries(ref: string, limit: number, signal?: AbortSignal) {
+    return this.request<DeliveryList>('GET', `/webhooks/${encodeURIComponent(ref)}/deliveries${query({ limit })}`, undefined, signal).then(
+      (r) => r.items,
+    );
   }
   listClusters(signal?: AbortSignal) {
     return this.request<ClusterList>('GET', '/clusters', undefined, signal).then((r) => r.items);

@@ -1,10 +1,11 @@
-import { useRef, useState, type FormEvent } from 'react';
+import { useState, type FormEvent } from 'react';
 import { describeError } from '../api/client';
 import type { ApiTokenView, CreatedTokenView, Role } from '@upshift/api';
 import { roles } from '@upshift/api/enums';
 import { Dialog } from '../components/Dialog';
 import { ErrorNotice, Loading, Notice } from '../components/Notice';
 import { RoleNote } from '../components/RoleGate';
+import { SecretField } from '../components/SecretField';
 import { formatTime } from '../lib/format';
 import { useLiveResource, useNow, useTitle } from '../lib/live';
 import { useSession } from '../lib/session';
@@ -186,7 +187,7 @@ function CreateTokenDialog({ onClose, onCreated }: { onClose: () => void; onCrea
             This is the only time it is shown: Upshift keeps only a digest of it. Store it in a password manager or a secret store; if it is
             lost, revoke it and create another.
           </Notice>
-          <SecretField value={created.token} />
+          <SecretField value={created.token} label="Token" testId="token-secret" />
           <p className="muted">
             Role <strong>{created.role}</strong>
             {created.expiresAt ? `, expires ${formatTime(created.expiresAt)}` : ', does not expire'}. Use it to sign in to the console, or
@@ -256,51 +257,6 @@ function CreateTokenDialog({ onClose, onCreated }: { onClose: () => void; onCrea
         </div>
       </form>
     </Dialog>
-  );
-}
-
-/** The new secret, read-only and selected on focus, with a Copy button. */
-function SecretField({ value }: { value: string }) {
-  const input = useRef<HTMLInputElement>(null);
-  const [copied, setCopied] = useState<'yes' | 'select' | null>(null);
-  const copy = async () => {
-    try {
-      await navigator.clipboard.writeText(value);
-      setCopied('yes');
-    } catch {
-      // No clipboard permission (or not a secure context): select it for Ctrl+C.
-      input.current?.focus();
-      input.current?.select();
-      setCopied('select');
-    }
-  };
-  return (
-    <div className="secret-field">
-      <label htmlFor="tk-secret">Token</label>
-      <div className="secret-row">
-        <input
-          id="tk-secret"
-          ref={input}
-          className="mono"
-          readOnly
-          value={value}
-          spellCheck={false}
-          autoComplete="off"
-          onFocus={(e) => e.currentTarget.select()}
-          data-testid="token-secret"
-        />
-        <button type="button" onClick={() => void copy()}>
-          {copied === 'yes' ? 'Copied' : 'Copy'}
-        </button>
-      </div>
-      <p className="help" role="status">
-        {copied === 'yes'
-          ? 'Copied to the clipboard.'
-          : copied === 'select'
-            ? 'The clipboard is not available here: press Ctrl+C to copy.'
-            : ''}
-      </p>
-    </div>
   );
 }
 

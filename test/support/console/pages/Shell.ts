@@ -15,7 +15,7 @@ export class Shell {
     this.signOut = page.getByRole('button', { name: 'Sign out' });
   }
 
-  nav(name: 'Clusters' | 'Upgrades' | 'Events' | 'Tokens'): Locator {
+  nav(name: 'Clusters' | 'Upgrades' | 'Events' | 'Tokens' | 'Webhooks'): Locator {
     return this.page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true });
   }
 
