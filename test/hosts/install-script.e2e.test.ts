@@ -211,7 +211,17 @@ suite('the install script run for real inside Debian 13 hosts without an init sy
     f.spawnIn(h, ['sh', '-c', joinAs('--foreground')], path.join(h.host.dir, 'install.log'));
     const node = await online(h);
     expect(node.versions).toMatchObject({ agent: PRODUCT_VERSION, docker: '26.1.5', containerd: '1.7.24' });
-    const log = await logOf(h);
+    // The join alone makes the node Ready with its facts, a moment before the script prints
+    // and execs the agent: wait for the script's last line rather than read the log at once.
+    const log = await waitFor(
+      `${h.name}: the script handing over to the agent`,
+      async () => {
+        const text = await logOf(h);
+        return text.includes('the agent runs in the foreground now (--foreground)') ? text : undefined;
+      },
+      30_000,
+      async () => `--- ${h.name} ---\n${(await logOf(h)).slice(-3000)}`,
+    );
     expect(log).toContain(
       `upshift agent ${PRODUCT_VERSION} installed as /opt/upshift/upshift-agent and joined ${base} with a node credential; the join token was not stored on this host\n`,
     );
