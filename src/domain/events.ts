@@ -71,11 +71,12 @@ export type NewEvent = Omit<UpshiftEvent, 'id' | 'at'> & { at?: Timestamp };
 export const ENGINE_ACTOR = 'engine';
 
 /**
- * "Operations": what people and the system decided, apart from node and batch chatter:
- * starts, pauses, resumes, continues, cancels, refusals, auto-pauses, auto-cancels and
- * completions, changes to clusters, their members and credentials, and access.
+ * An upgrade's course: started, paused, resumed, continued, canceled, completed or refused,
+ * by a person or by the engine. Both the "operations" filter and what a webhook may subscribe
+ * to (domain/webhooks.ts) start from this list, so that a new turn of an upgrade's course
+ * is added once and reaches both.
  */
-export const operationEventTypes: readonly EventType[] = [
+export const upgradeCourseEventTypes = [
   EventType.upgradeStarted,
   EventType.upgradePaused,
   EventType.upgradeAutoPaused,
@@ -86,6 +87,15 @@ export const operationEventTypes: readonly EventType[] = [
   EventType.upgradeCompleted,
   EventType.upgradeSnapshotFailed,
   EventType.upgradeRefused,
+] as const satisfies readonly EventType[];
+
+/**
+ * "Operations": what people and the system decided, apart from node and batch chatter:
+ * starts, pauses, resumes, continues, cancels, refusals, auto-pauses, auto-cancels and
+ * completions, changes to clusters, their members and credentials, and access.
+ */
+export const operationEventTypes: readonly EventType[] = [
+  ...upgradeCourseEventTypes,
   EventType.requestRefused,
   EventType.clusterCreated,
   EventType.clusterDeleted,

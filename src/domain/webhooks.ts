@@ -1,4 +1,4 @@
-import { EventType, type UpshiftEvent } from './events.js';
+import { EventType, upgradeCourseEventTypes, type UpshiftEvent } from './events.js';
 import type { Timestamp } from './model.js';
 
 /**
@@ -9,17 +9,8 @@ import type { Timestamp } from './model.js';
 
 /** The events a webhook may subscribe to: what a person may need to act on, not node chatter. */
 export const webhookEventTypes = [
-  EventType.upgradeStarted,
-  EventType.upgradePaused,
-  EventType.upgradeAutoPaused,
-  EventType.upgradeResumed,
-  EventType.upgradeContinued,
-  EventType.upgradeCanceled,
-  EventType.upgradeAutoCanceled,
+  ...upgradeCourseEventTypes,
   EventType.upgradeAutoCancelWarning,
-  EventType.upgradeCompleted,
-  EventType.upgradeSnapshotFailed,
-  EventType.upgradeRefused,
   EventType.snapshotFailed,
   EventType.batchFinished,
   EventType.nodeFailed,

@@ -26,6 +26,7 @@
  */
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rootfsAgentConfig, startDebianMirror, startRootfsAgent, type MirrorServer } from '../support/testbed/debian-mirror.js';
 import { ensureBuilt } from '../support/testbed/host-agents.js';
@@ -47,15 +48,6 @@ interface Upgrade {
   state: string;
   pauseReason: { kind: string; message: string; nodeId?: string } | null;
 }
-interface NodeView {
-  id: string;
-  name: string;
-  status: string;
-  versions: Record<string, string>;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 suite(
   'Debian 13 rootfs hosts: Docker Engine 26.1.5 → 28.5.2 with apt from the server’s signed repository, rollback through dpkg, resume',
   () => {
@@ -67,7 +59,7 @@ suite(
     const startedBefore = new Map<string, string>();
 
     const api = <T = any>(method: string, p: string, body?: unknown, raw?: Buffer) => (server as MirrorServer).api<T>(method, p, body, raw);
-    const nodes = async (): Promise<NodeView[]> => (await api<{ items: NodeView[] }>('GET', `/clusters/${clusterId}/nodes`)).body.items;
+    const nodes = () => (server as MirrorServer).nodes(clusterId);
 
     const diagnostics = async (): Promise<string> => {
       const parts = [`--- server ---\n${server?.output() ?? ''}`];

@@ -29,9 +29,9 @@
  * Everything is torn down in afterAll, and by the testbed's cleanup after a crash (agents
  * and engines live in the testbed's cgroup subtree, the btrfs mount under its root).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { PRODUCT_VERSION } from '../../src/domain/product-version.js';
@@ -46,7 +46,6 @@ import {
   installAgentFile,
   pathWithoutNode,
   prepareHost,
-  serverCgroupProcs,
   service,
   sha256File,
   startAgent,
@@ -55,6 +54,7 @@ import {
   type AgentProcess,
   type PreparedHost,
 } from '../support/testbed/host-agents.js';
+import { startTestbedServer, type TestbedServer } from '../support/testbed/testbed-server.js';
 
 const isRoot = process.getuid?.() === 0;
 const ci = process.env.CI === 'true';
@@ -71,15 +71,6 @@ interface Upgrade {
   pauseReason: { kind: string; message: string; nodeId?: string } | null;
   nodes: Record<string, number>;
 }
-interface NodeView {
-  id: string;
-  name: string;
-  status: string;
-  versions: Record<string, string>;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** The file the post-start check of a host appends the task key to, each time it runs. */
 const checkMarks = (p: PreparedHost) => path.join(p.host.dir, 'post-start-check.marks');
 const marksOf = async (p: PreparedHost) => (await readFile(checkMarks(p), 'utf8').catch(() => '')).split('\n').filter(Boolean);
@@ -88,9 +79,7 @@ suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots
   let bed: Testbed | undefined;
   const hosts: PreparedHost[] = [];
   const agents: AgentProcess[] = [];
-  let serverChild: ChildProcess | undefined;
-  let serverOut = '';
-  let serverData = '';
+  let server: TestbedServer | undefined;
   let btrfsMount = '';
   let base = '';
   let clusterId = '';
@@ -99,20 +88,8 @@ suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots
   let agentPath = '';
   const startedBefore = new Map<string, string>();
 
-  const api = async <T = any>(method: string, p: string, body?: unknown, raw?: Buffer): Promise<{ status: number; body: T }> => {
-    const res = await fetch(`${base}/api/v1${p}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${TOKEN}`,
-        ...(raw ? { 'content-type': 'application/octet-stream' } : body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(raw ? { body: raw } : body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-  };
-
-  const nodes = async (): Promise<NodeView[]> => (await api<{ items: NodeView[] }>('GET', `/clusters/${clusterId}/nodes`)).body.items;
+  const api = <T = any>(method: string, p: string, body?: unknown, raw?: Buffer) => (server as TestbedServer).api<T>(method, p, body, raw);
+  const nodes = () => (server as TestbedServer).nodes(clusterId);
 
   const waitFor = async <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> => {
     const deadline = Date.now() + timeoutMs;
@@ -141,7 +118,7 @@ suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots
     );
 
   const diagnostics = async (): Promise<string> => {
-    const parts = [`--- server ---\n${serverOut.slice(-3000)}`];
+    const parts = [`--- server ---\n${server?.output() ?? ''}`];
     for (const p of hosts) {
       const log = await readFile(path.join(p.host.dir, 'agent.log'), 'utf8').catch(() => '');
       parts.push(`--- ${p.host.name} agent ---\n${log.split('\n').slice(-25).join('\n')}`);
@@ -205,36 +182,8 @@ suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots
     // The server, on the testbed bridge so that the hosts reach it. Its data dir is under
     // the testbed root and it runs in the testbed's cgroup subtree, so the testbed's
     // cleanup removes both even after a crash of this process.
-    serverData = path.join(b.root, 'server');
-    await mkdir(serverData);
-    const port = 20000 + Math.floor(Math.random() * 20000);
-    base = `http://${b.bridgeIp}:${port}`;
-    serverChild = spawn(
-      '/bin/sh',
-      [
-        '-c',
-        'echo $$ > "$1" && shift && exec "$@"',
-        'sh',
-        await serverCgroupProcs(b),
-        process.execPath,
-        path.join(REPO, 'bin/upshift.js'),
-        'server',
-        '--host',
-        b.bridgeIp,
-        '--port',
-        String(port),
-        '--data-dir',
-        serverData,
-        '--log-level',
-        'warn',
-        '--agent-heartbeat',
-        '5s',
-      ],
-      { env: { ...process.env, UPSHIFT_ADMIN_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    serverChild.stdout?.on('data', (d: Buffer) => (serverOut += d.toString()));
-    serverChild.stderr?.on('data', (d: Buffer) => (serverOut += d.toString()));
-    await waitFor('the server', async () => ((await fetch(`${base}/healthz`).catch(() => undefined))?.ok ? true : undefined), 30_000);
+    server = await startTestbedServer(b, { token: TOKEN });
+    base = server.base;
 
     const created = await api<{ id: string; joinToken: string; joinCommand: string }>('POST', '/clusters', {
       name: 'docker-hosts',
@@ -280,10 +229,7 @@ suite('hosts cluster: agents, self-upgrade, Docker Engine upgrade with snapshots
   afterAll(async () => {
     await Promise.allSettled(hosts.map((p) => stopAgent(p)));
     for (const a of agents) if (a.child.exitCode === null && a.child.pid) process.kill(a.child.pid, 'SIGKILL');
-    if (serverChild && serverChild.exitCode === null) {
-      serverChild.kill('SIGTERM');
-      await new Promise((r) => serverChild?.once('exit', r));
-    }
+    await server?.stop();
     await Promise.allSettled(hosts.map((p) => service(p, 'stop')));
     if (btrfsMount) await run(['umount', btrfsMount]);
     if (bed) await bed.teardown();

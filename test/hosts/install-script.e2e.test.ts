@@ -20,16 +20,16 @@
  * processes (the server, the agents) run in the testbed's cgroup subtree, so its teardown
  * ends them by cgroup and PID; everything is torn down in afterAll.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PRODUCT_VERSION } from '../../src/domain/product-version.js';
-import { REPO, serverCgroupProcs } from '../support/testbed/host-agents.js';
-import { run } from '../support/testbed/hosts.js';
+import { REPO, ensureBuilt } from '../support/testbed/host-agents.js';
 import { createRootfsHosts, type RootfsFleet, type RootfsHost } from '../support/testbed/rootfs-hosts.js';
+import { startTestbedServer, type TestbedServer } from '../support/testbed/testbed-server.js';
 
 const isRoot = process.getuid?.() === 0;
 const ci = process.env.CI === 'true';
@@ -37,51 +37,16 @@ const suite = isRoot || ci ? describe : describe.skip;
 const TOKEN = 'install-e2e-admin-token-8c2e4a6f1b3d5e7a9c0b2d4f6a8e1c3b';
 const EXECUTABLE = path.join(REPO, 'dist', 'agent', 'upshift-agent-linux-x64');
 
-interface NodeView {
-  id: string;
-  name: string;
-  status: string;
-  versions: Record<string, string>;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Builds dist/ when it is missing or older than the sources of the server and the agent executable. */
-async function ensureBuilt(): Promise<void> {
-  const server = path.join(REPO, 'dist', 'upshift.js');
-  let newest = 0;
-  const walk = async (dir: string): Promise<void> => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (p.endsWith('.ts')) newest = Math.max(newest, (await stat(p)).mtimeMs);
-    }
-  };
-  for (const d of ['agent', 'domain', 'platform', 'server', 'engine', 'api']) await walk(path.join(REPO, 'src', d));
-  if (existsSync(EXECUTABLE) && existsSync(server) && Math.min(statSync(EXECUTABLE).mtimeMs, statSync(server).mtimeMs) >= newest) return;
-  const r = await run([process.execPath, path.join(REPO, 'scripts/build.mjs'), '--no-web'], { timeoutMs: 300_000 });
-  if (r.code !== 0 || !existsSync(EXECUTABLE)) throw new Error(`the build (scripts/build.mjs --no-web) failed: ${r.stderr}${r.stdout}`);
-}
-
 suite('the install script run for real inside Debian 13 hosts without an init system', () => {
   let fleet: RootfsFleet | undefined;
-  let serverChild: ChildProcess | undefined;
-  let serverOut = '';
+  let server: TestbedServer | undefined;
   let base = '';
   let clusterId = '';
   let joinCommand = '';
   let sha256 = '';
 
-  const api = async <T = any>(method: string, p: string, body?: unknown): Promise<{ status: number; body: T }> => {
-    const res = await fetch(`${base}/api/v1${p}`, {
-      method,
-      headers: { authorization: `Bearer ${TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-  };
-  const nodes = async (): Promise<NodeView[]> => (await api<{ items: NodeView[] }>('GET', `/clusters/${clusterId}/nodes`)).body.items;
+  const api = <T = any>(method: string, p: string, body?: unknown) => (server as TestbedServer).api<T>(method, p, body);
+  const nodes = () => (server as TestbedServer).nodes(clusterId);
   const logOf = (h: RootfsHost) => readFile(path.join(h.host.dir, 'install.log'), 'utf8').catch(() => '');
 
   const waitFor = async <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, more?: () => Promise<string>) => {
@@ -90,7 +55,7 @@ suite('the install script run for real inside Debian 13 hosts without an init sy
       const v = await probe().catch(() => undefined);
       if (v !== undefined) return v;
       if (Date.now() > deadline)
-        throw new Error(`timed out waiting for ${what}\n--- server ---\n${serverOut.slice(-2000)}\n${more ? await more() : ''}`);
+        throw new Error(`timed out waiting for ${what}\n--- server ---\n${server?.output(2000) ?? ''}\n${more ? await more() : ''}`);
       await sleep(500);
     }
   };
@@ -127,36 +92,8 @@ suite('the install script run for real inside Debian 13 hosts without an init sy
     // Hosts with nothing of the agent on them: the script installs it.
     fleet = await createRootfsHosts({ hosts: 2, agent: false });
     const f = fleet;
-    const serverData = path.join(f.bed.root, 'server');
-    await mkdir(serverData);
-    const port = 20000 + Math.floor(Math.random() * 20000);
-    base = `http://${f.bed.bridgeIp}:${port}`;
-    serverChild = spawn(
-      '/bin/sh',
-      [
-        '-c',
-        'echo $$ > "$1" && shift && exec "$@"',
-        'sh',
-        await serverCgroupProcs(f.bed),
-        process.execPath,
-        path.join(REPO, 'bin/upshift.js'),
-        'server',
-        '--host',
-        f.bed.bridgeIp,
-        '--port',
-        String(port),
-        '--data-dir',
-        serverData,
-        '--log-level',
-        'warn',
-        '--agent-heartbeat',
-        '5s',
-      ],
-      { env: { ...process.env, UPSHIFT_ADMIN_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    serverChild.stdout?.on('data', (d: Buffer) => (serverOut += d.toString()));
-    serverChild.stderr?.on('data', (d: Buffer) => (serverOut += d.toString()));
-    await waitFor('the server', async () => ((await fetch(`${base}/healthz`).catch(() => undefined))?.ok ? true : undefined), 30_000);
+    server = await startTestbedServer(f.bed, { token: TOKEN });
+    base = server.base;
 
     const created = await api<{ id: string; joinToken: string; joinCommand: string; agentSha256: string }>('POST', '/clusters', {
       name: 'installed',
@@ -178,10 +115,7 @@ suite('the install script run for real inside Debian 13 hosts without an init sy
   }, 900_000);
 
   afterAll(async () => {
-    if (serverChild && serverChild.exitCode === null) {
-      serverChild.kill('SIGTERM');
-      await new Promise((r) => serverChild?.once('exit', r));
-    }
+    await server?.stop();
     if (fleet) await fleet.teardown();
   }, 180_000);
 
@@ -277,7 +211,17 @@ suite('the install script run for real inside Debian 13 hosts without an init sy
     f.spawnIn(h, ['sh', '-c', joinAs('--foreground')], path.join(h.host.dir, 'install.log'));
     const node = await online(h);
     expect(node.versions).toMatchObject({ agent: PRODUCT_VERSION, docker: '26.1.5', containerd: '1.7.24' });
-    const log = await logOf(h);
+    // The join alone makes the node Ready with its facts, a moment before the script prints
+    // and execs the agent: wait for the script's last line rather than read the log at once.
+    const log = await waitFor(
+      `${h.name}: the script handing over to the agent`,
+      async () => {
+        const text = await logOf(h);
+        return text.includes('the agent runs in the foreground now (--foreground)') ? text : undefined;
+      },
+      30_000,
+      async () => `--- ${h.name} ---\n${(await logOf(h)).slice(-3000)}`,
+    );
     expect(log).toContain(
       `upshift agent ${PRODUCT_VERSION} installed as /opt/upshift/upshift-agent and joined ${base} with a node credential; the join token was not stored on this host\n`,
     );

@@ -9,7 +9,7 @@ import { ConfigError, loadServerConfig } from '../../src/server/config.js';
 import { cliEnv, cliPath, runCli } from '../support/cli.js';
 import { freshPgDatabase, pgUrl } from '../support/databases.js';
 import { waitFor } from '../support/engine.js';
-import { type ServerProcess, freePort, startServerProcess } from '../support/server.js';
+import { type ServerProcess, type StartOptions, freePort, startServerProcess } from '../support/server.js';
 
 /**
  * Webhooks through the real server process, against real HTTP receivers on loopback:
@@ -99,6 +99,25 @@ const deliveriesOf = async (s: ServerProcess, webhook: string) => {
     attempts: Array<{ at: string; status: number | null; error: string | null; nextAttemptAt: string | null }>;
   }>;
 };
+
+/**
+ * A server and a receiver for the tests of one describe block, stopped after them; the
+ * test starts them (with its server options) and gets a fresh secret with them.
+ */
+function serverWithReceiver(): (options?: StartOptions) => Promise<{ s: ServerProcess; receiver: Receiver; secret: string }> {
+  let s: ServerProcess | undefined;
+  let receiver: Receiver | undefined;
+  afterAll(async () => {
+    await s?.stop();
+    s?.cleanup();
+    await receiver?.close();
+  });
+  return async (options) => {
+    s = await startServerProcess(options);
+    receiver = await Receiver.start();
+    return { s, receiver, secret: newSecret() };
+  };
+}
 
 describe('webhooks on one server', () => {
   let s: ServerProcess;
@@ -353,22 +372,14 @@ describe('webhooks on one server', () => {
 });
 
 describe('webhooks of the paused TTL', () => {
-  let s: ServerProcess | undefined;
-  let receiver: Receiver | undefined;
-  afterAll(async () => {
-    await s?.stop();
-    s?.cleanup();
-    await receiver?.close();
-  });
+  const start = serverWithReceiver();
 
   it('sends the auto-cancel warning before the cancel, and the cancel although the upgrade’s events were deleted', async () => {
-    s = await startServerProcess({ args: ['--paused-ttl', '5s', '--auto-cancel-warning', '2s'] });
-    receiver = await Receiver.start();
-    const secret = newSecret();
+    const { s, receiver, secret } = await start({ args: ['--paused-ttl', '5s', '--auto-cancel-warning', '2s'] });
     const hook = { name: 'ttl', url: receiver.url, events: ['upgrade.auto_cancel_warning', 'upgrade.auto_canceled'], secret };
     expect((await s.api('/api/v1/webhooks', { body: hook })).status).toBe(201);
     const upgradeId = await startUpgrade(s, await simCluster(s, 'forgotten', { nodes: 6, failNodes: ['sim-002'] }));
-    await waitFor(async () => receiver!.received.length >= 2 || undefined, 30_000, 'the warning and the cancel');
+    await waitFor(async () => receiver.received.length >= 2 || undefined, 30_000, 'the warning and the cancel');
     const bodies = receiver.received.map((r) => JSON.parse(r.body) as Record<string, any>);
     expect(bodies.map((b) => b.type)).toEqual(['upgrade.auto_cancel_warning', 'upgrade.auto_canceled']);
     expect(bodies.every((b) => b.upgradeId === upgradeId)).toBe(true);
@@ -382,31 +393,23 @@ describe('webhooks of the paused TTL', () => {
 });
 
 describe('webhooks across a kill -9 of the server', () => {
-  let s: ServerProcess | undefined;
-  let receiver: Receiver | undefined;
-  afterAll(async () => {
-    await s?.stop();
-    s?.cleanup();
-    await receiver?.close();
-  });
+  const start = serverWithReceiver();
 
   it('delivers an event refused before the crash once the receiver is back after the restart', async () => {
-    s = await startServerProcess();
-    receiver = await Receiver.start();
+    const { s, receiver, secret } = await start();
     receiver.answers = [500];
-    const secret = newSecret();
     expect(
       (await s.api('/api/v1/webhooks', { body: { name: 'crash', url: receiver.url, events: ['upgrade.completed'], secret } })).status,
     ).toBe(201);
     const upgradeId = await startUpgrade(s, await simCluster(s, 'crashing', { nodes: 3 }));
-    await waitFor(async () => (await deliveriesOf(s!, 'crash'))[0]?.attempts.length === 1 || undefined, 30_000, 'the refusal');
+    await waitFor(async () => (await deliveriesOf(s, 'crash'))[0]?.attempts.length === 1 || undefined, 30_000, 'the refusal');
     // The receiver goes down, then the server dies without a word.
     await receiver.close();
     await s.kill9();
     await s.restart();
     const down = await waitFor(
       async () => {
-        const [d] = await deliveriesOf(s!, 'crash');
+        const [d] = await deliveriesOf(s, 'crash');
         return d && d.attempts.length >= 2 ? d : undefined;
       },
       90_000,
@@ -420,7 +423,7 @@ describe('webhooks across a kill -9 of the server', () => {
     await receiver.listen();
     const sent = await waitFor(
       async () => {
-        const [d] = await deliveriesOf(s!, 'crash');
+        const [d] = await deliveriesOf(s, 'crash');
         return d?.state === 'sent' ? d : undefined;
       },
       60_000,

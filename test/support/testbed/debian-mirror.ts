@@ -3,25 +3,21 @@
  * `apt` method through a real server, shared by test/hosts/debian.e2e.test.ts and the
  * bench's `apt` part (bench/real-apt.ts):
  *
- *   - an Upshift server (SQLite) on the testbed's bridge, the one address the hosts reach,
- *     with a catalog of the Debian 13 versions, in the testbed's cgroup so that its
- *     teardown also stops it, and both engines' Debian packages uploaded to its mirror,
- *     which serves them as a signed apt repository (`startDebianMirror`)
+ *   - an Upshift server on the testbed's bridge (testbed-server.ts), with a catalog of the
+ *     Debian 13 versions, and both engines' Debian packages uploaded to its mirror, which
+ *     serves them as a signed apt repository (`startDebianMirror`)
  *   - a host's agent configuration and the agent started inside the host (`rootfsAgentConfig`,
  *     `startRootfsAgent`)
  *
  *   const server = await startDebianMirror(fleet, token);
  *   await startRootfsAgent(fleet, fleet.hosts[0], server, joinToken, rootfsAgentConfig());
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import type { DebianRootfs } from './debian-rootfs.js';
-import { REPO, serverCgroupProcs } from './host-agents.js';
 import { DOCKER_SERVICE, type RootfsFleet, type RootfsHost } from './rootfs-hosts.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { startTestbedServer, type TestbedServer } from './testbed-server.js';
 
 /** The catalog of the Debian 13 hosts: both engines and both containerd versions, with the exact package versions apt needs. */
 function debianCatalog(rootfs: DebianRootfs): Record<string, unknown> {
@@ -41,98 +37,8 @@ function debianCatalog(rootfs: DebianRootfs): Record<string, unknown> {
   };
 }
 
-export interface MirrorServer {
-  /** `http://<bridge address>:<port>`: what the hosts' agents and apt reach. */
-  base: string;
-  child: ChildProcess;
-  /** Calls /api/v1 as the admin: JSON in and out, or `raw` bytes in (uploads). */
-  api<T = any>(method: string, p: string, body?: unknown, raw?: Buffer): Promise<{ status: number; body: T }>;
-  /** A text answer of /api/v1 (a node task's log). */
-  text(p: string): Promise<string>;
-  /** What the server printed so far (the last `chars`). */
-  output(chars?: number): string;
-  /** SIGTERM, then waits for the exit. Idempotent. */
-  stop(): Promise<void>;
-}
-
-/**
- * Starts `bin/upshift.js server` (SQLite, its data dir under the testbed) on the testbed's
- * bridge address, with `catalog`, and waits until it answers /healthz.
- */
-async function startMirrorServer(fleet: RootfsFleet, opts: { token: string; catalog: Record<string, unknown> }): Promise<MirrorServer> {
-  const data = path.join(fleet.bed.root, 'server');
-  await mkdir(data, { recursive: true });
-  const catalogFile = path.join(fleet.bed.root, 'catalog.yaml');
-  await writeFile(catalogFile, stringify(opts.catalog));
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const base = `http://${fleet.bed.bridgeIp}:${port}`;
-  // sh joins the testbed's server cgroup, then execs the server: one PID throughout.
-  const child = spawn(
-    '/bin/sh',
-    [
-      '-c',
-      'echo $$ > "$1" && shift && exec "$@"',
-      'sh',
-      await serverCgroupProcs(fleet.bed),
-      process.execPath,
-      path.join(REPO, 'bin/upshift.js'),
-      'server',
-      '--host',
-      fleet.bed.bridgeIp,
-      '--port',
-      String(port),
-      '--data-dir',
-      data,
-      '--catalog',
-      catalogFile,
-      '--log-level',
-      'warn',
-      '--agent-heartbeat',
-      '5s',
-    ],
-    { env: { ...process.env, UPSHIFT_ADMIN_TOKEN: opts.token }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const headers = (extra: Record<string, string> = {}) => ({ authorization: `Bearer ${opts.token}`, ...extra });
-  const server: MirrorServer = {
-    base,
-    child,
-    async api<T>(method: string, p: string, body?: unknown, raw?: Buffer) {
-      const res = await fetch(`${base}/api/v1${p}`, {
-        method,
-        headers: headers(
-          raw ? { 'content-type': 'application/octet-stream' } : body !== undefined ? { 'content-type': 'application/json' } : {},
-        ),
-        ...(raw ? { body: raw } : body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
-      const text = await res.text();
-      return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-    },
-    async text(p) {
-      const res = await fetch(`${base}/api/v1${p}`, { headers: headers() });
-      if (!res.ok) throw new Error(`GET ${p}: ${res.status} ${await res.text()}`);
-      return res.text();
-    },
-    output: (chars = 3000) => out.slice(-chars),
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-  const deadline = Date.now() + 30_000;
-  while (!(await fetch(`${base}/healthz`).catch(() => undefined))?.ok) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await server.stop();
-      throw new Error(`the server did not answer on ${base}/healthz within 30 s:\n${server.output()}`);
-    }
-    await sleep(250);
-  }
-  return server;
-}
+/** The server the Debian hosts upgrade through: a testbed server whose mirror holds both engines' packages. */
+export type MirrorServer = TestbedServer;
 
 /** Uploads both engines' Debian packages (what installing 26.1.5 and upgrading to 28.5.2 fetch) to the server's mirror. */
 async function uploadEngines(server: MirrorServer, rootfs: DebianRootfs): Promise<void> {
@@ -150,7 +56,7 @@ async function uploadEngines(server: MirrorServer, rootfs: DebianRootfs): Promis
 
 /** A server on the fleet's bridge whose mirror holds both engines' packages (as the apt repository the hosts install from). */
 export async function startDebianMirror(fleet: RootfsFleet, token: string): Promise<MirrorServer> {
-  const server = await startMirrorServer(fleet, { token, catalog: debianCatalog(fleet.rootfs) });
+  const server = await startTestbedServer(fleet.bed, { token, catalog: debianCatalog(fleet.rootfs) });
   try {
     await uploadEngines(server, fleet.rootfs);
   } catch (e) {
