@@ -83,6 +83,10 @@ export const NodeView = View(
     role: StringEnum(nodeRoles),
     status: Type.String({ description: 'Ready, Down, Unknown, Draining, …' }),
     versions: ComponentVersionsView,
+    distribution: NullableString({
+      description:
+        "the distribution its agent reports (debian-13: os-release's ID-VERSION_ID); null without one (no agent, or an older one)",
+    }),
     createdAt: Timestamp(),
   },
   { description: 'A node' },

@@ -11,7 +11,7 @@ import type { NodesTable } from './schema.js';
 import type { Scope } from './scope.js';
 import type { UpgradeRepository } from './upgrades.js';
 
-export const NODE_COLUMNS = ['id', 'clusterId', 'name', 'role', 'status', 'versions', 'createdAt'] as const;
+export const NODE_COLUMNS = ['id', 'clusterId', 'name', 'role', 'status', 'versions', 'distribution', 'createdAt'] as const;
 
 export function toNode(row: Pick<Selectable<NodesTable>, (typeof NODE_COLUMNS)[number]>): NodeRecord {
   return {
@@ -21,6 +21,7 @@ export function toNode(row: Pick<Selectable<NodesTable>, (typeof NODE_COLUMNS)[n
     role: row.role,
     status: row.status,
     versions: parseJson<ComponentVersions>(row.versions, {}),
+    distribution: row.distribution,
     createdAt: row.createdAt,
   };
 }
@@ -168,7 +169,16 @@ export class NodeRepository {
       }
       const id = newId('nd');
       await this.insert([
-        { id, clusterId, name: item.name, role: item.role, status: item.status, versions: item.versions, createdAt: now },
+        {
+          id,
+          clusterId,
+          name: item.name,
+          role: item.role,
+          status: item.status,
+          versions: item.versions,
+          distribution: null,
+          createdAt: now,
+        },
       ]);
       await this.related.events.append({
         type: 'cluster.node_added',

@@ -330,6 +330,16 @@ export const migrations: Migration[] = [
       await db.schema.alterTable('upgrades').addColumn('end_reason', 'text').execute();
     },
   },
+  {
+    version: 11,
+    name: "the distribution a node's agent reports",
+    async up(db) {
+      // A column, not only a key in `facts`: plans read it for every node of a cluster to
+      // decide which catalog versions install there. Null until the node's agent reports
+      // one (agents before 1.1, Kubernetes and Swarm nodes): such nodes do not restrict.
+      await db.schema.alterTable('nodes').addColumn('distribution', 'text').execute();
+    },
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version));
