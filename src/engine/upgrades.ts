@@ -1,5 +1,5 @@
 import type { Catalog } from '../domain/catalog.js';
-import { findCatalogVersion, latestVersion } from '../domain/catalog.js';
+import { InstallMethod, findCatalogVersion, latestVersion } from '../domain/catalog.js';
 import { type Installability, installability, installableVersions, newestInstallable } from '../domain/installability.js';
 import type { Component } from '../domain/components.js';
 import { componentDisplayName, components, isComponent, kindHasAgents } from '../domain/components.js';
@@ -12,7 +12,7 @@ import { defaultSnapshotMode, upgradePolicy } from '../domain/defaults.js';
 import type { ClusterRecord, NodeRecord, SnapshotMode, UpgradePolicy, UpgradeRecord } from '../domain/model.js';
 import type { OperatorCommand } from '../domain/upgrade-state.js';
 import { decide, startState } from '../domain/upgrade-state.js';
-import { compareReleases, isValidVersion, sameRelease } from '../domain/versions.js';
+import { compareReleases, isValidVersion, releaseOf, sameRelease } from '../domain/versions.js';
 import type { Store } from '../store/store.js';
 import { applyStart, applyTransition } from './apply-transition.js';
 import type { FleetService } from './fleet.js';
@@ -36,6 +36,14 @@ interface ValidRequest {
 
 /** A request checked on its own: the target is the one asked for, or undefined for the default. */
 type CheckedRequest = Omit<ValidRequest, 'toVersion'> & { toVersion: string | undefined };
+
+/** `; versions that install on web: 20.10.24`, or nothing when none does. */
+function offeredText(catalog: Catalog, cluster: ClusterRecord, nodes: NodeRecord[], component: Component): string {
+  const offered = installableVersions(catalog, component, nodes)
+    .filter((v) => v.installable)
+    .map((v) => v.version);
+  return offered.length > 0 ? `; versions that install on ${cluster.name}: ${offered.join(', ')}` : '';
+}
 
 /** A catalog version that is not offered to a cluster, and why. */
 export interface NotOffered {
@@ -136,23 +144,24 @@ export class UpgradeService {
    * every node it would go on; without one, the newest version that installs on them
    * (docs/hosts.md, "Catalog versions per distribution").
    */
-  private target(cluster: ClusterRecord, nodes: NodeRecord[], checked: CheckedRequest): ValidRequest {
+  private async target(cluster: ClusterRecord, nodes: NodeRecord[], checked: CheckedRequest): Promise<ValidRequest> {
     const { component } = checked;
+    const catalog = await this.installCatalog(component);
     if (checked.toVersion !== undefined) {
-      const entry = findCatalogVersion(this.catalog, component, checked.toVersion);
+      const entry = findCatalogVersion(catalog, component, checked.toVersion);
       const verdict = entry ? installability(entry, component, nodes) : undefined;
       if (verdict && !verdict.installable) {
         throw new UpshiftError(
           ErrorCode.VERSION_NOT_INSTALLABLE,
-          `${componentDisplayName[component]} ${verdict.version} does not install on ${verdict.blockedNodes.length} node${verdict.blockedNodes.length === 1 ? '' : 's'} of ${cluster.name} (${verdict.reason}): choose another version${this.offeredText(cluster, nodes, component)}`,
+          `${componentDisplayName[component]} ${verdict.version} does not install on ${verdict.blockedNodes.length} node${verdict.blockedNodes.length === 1 ? '' : 's'} of ${cluster.name} (${verdict.reason}): choose another version${offeredText(catalog, cluster, nodes, component)}`,
           { details: { version: verdict.version, nodes: verdict.blockedNodes } },
         );
       }
       return { ...checked, toVersion: checked.toVersion };
     }
-    const newest = newestInstallable(this.catalog, component, nodes);
+    const newest = newestInstallable(catalog, component, nodes);
     if (newest === undefined) {
-      const reasons = installableVersions(this.catalog, component, nodes).map((v) => `${v.version}: ${v.reason ?? 'installs'}`);
+      const reasons = installableVersions(catalog, component, nodes).map((v) => `${v.version}: ${v.reason ?? 'installs'}`);
       throw new UpshiftError(
         ErrorCode.VERSION_NOT_INSTALLABLE,
         `no ${componentDisplayName[component]} version in the catalog installs on the nodes of ${cluster.name} (${reasons.join('; ')}): add one for their distribution to the catalog`,
@@ -162,17 +171,28 @@ export class UpgradeService {
     return { ...checked, toVersion: newest };
   }
 
-  /** `; versions offered: 20.10.24`, or nothing when none is. */
-  private offeredText(cluster: ClusterRecord, nodes: NodeRecord[], component: Component): string {
-    const offered = installableVersions(this.catalog, component, nodes)
-      .filter((v) => v.installable)
-      .map((v) => v.version);
-    return offered.length > 0 ? `; versions that install on ${cluster.name}: ${offered.join(', ')}` : '';
+  /**
+   * The catalog as installs see it: a version whose release has a binary archive in the
+   * artifact mirror installs anywhere (the agent prefers the mirror's files, and a binary
+   * archive does not depend on the distribution's packages), so its `distributions`, which
+   * describe the catalog's packages, do not restrict it.
+   */
+  private async installCatalog(component: Component): Promise<Catalog> {
+    const binaries = new Set(
+      (await this.store.artifacts.list({ component })).filter((a) => a.method === InstallMethod.binary).map((a) => releaseOf(a.version)),
+    );
+    if (binaries.size === 0) return this.catalog;
+    const list = this.catalog[component].map((v) => {
+      if (!v.distributions || !binaries.has(releaseOf(v.version))) return v;
+      const { distributions: _restricted, ...anywhere } = v;
+      return anywhere;
+    });
+    return { ...this.catalog, [component]: list };
   }
 
   /** The component's versions that do not install on these nodes, with why. */
-  private notOffered(nodes: NodeRecord[], component: Component): NotOffered[] {
-    return installableVersions(this.catalog, component, nodes)
+  private notOffered(catalog: Catalog, nodes: NodeRecord[], component: Component): NotOffered[] {
+    return installableVersions(catalog, component, nodes)
       .filter((v) => !v.installable)
       .map((v) => ({ version: v.version, reason: v.reason ?? '' }));
   }
@@ -184,12 +204,15 @@ export class UpgradeService {
   async clusterCatalog(clusterRef: string): Promise<ClusterCatalog> {
     const cluster = await this.fleet.resolveCluster(clusterRef);
     const nodes = await this.store.nodes.list(cluster.id);
+    const catalogs = new Map<Component, Catalog>();
+    for (const c of components) catalogs.set(c, await this.installCatalog(c));
     const entry = (component: Component): ClusterCatalog['components'][Component] => {
-      const byVersion = new Map(this.catalog[component].map((v) => [v.version, v]));
+      const catalog = catalogs.get(component) ?? this.catalog;
+      const byVersion = new Map(catalog[component].map((v) => [v.version, v]));
       return {
         latest: latestVersion(this.catalog, component) ?? null,
-        default: newestInstallable(this.catalog, component, nodes) ?? null,
-        versions: installableVersions(this.catalog, component, nodes).map((v) => {
+        default: newestInstallable(catalog, component, nodes) ?? null,
+        versions: installableVersions(catalog, component, nodes).map((v) => {
           const catalogEntry = byVersion.get(v.version);
           return {
             ...v,
@@ -215,7 +238,8 @@ export class UpgradeService {
     const cluster = await this.fleet.resolveCluster(clusterRef);
     const checked = this.validate(request);
     const nodes = await this.store.nodes.list(cluster.id);
-    const valid = this.target(cluster, nodes, checked);
+    const valid = await this.target(cluster, nodes, checked);
+    const installCatalog = await this.installCatalog(valid.component);
     const targets = this.targets(nodes, valid.component, valid.toVersion);
     const cap = batchCap(targets.length, valid.policy.maxBatchPercent);
     const refused = await this.startRefusal(cluster, nodes, valid, targets.length);
@@ -231,7 +255,7 @@ export class UpgradeService {
         perBatchMs === null || batches.length === 0
           ? null
           : Math.round((batches.length * perBatchMs) / 100) / 10 + (batches.length - 1) * valid.policy.soakSeconds,
-      notOffered: this.notOffered(nodes, valid.component),
+      notOffered: this.notOffered(installCatalog, nodes, valid.component),
       refusal: refused ? { code: refused.code, message: refused.message } : null,
     };
     if (options.manifests) {
@@ -255,7 +279,7 @@ export class UpgradeService {
     const checked = this.validate(request);
     return this.recordingRefusals(cluster, null, actor, `start a ${checked.component} upgrade`, async () => {
       const nodes = await this.store.nodes.list(cluster.id);
-      const valid = this.target(cluster, nodes, checked);
+      const valid = await this.target(cluster, nodes, checked);
       const targets = orderNodes(this.targets(nodes, valid.component, valid.toVersion));
       const refused = await this.startRefusal(cluster, nodes, valid, targets.length);
       if (refused) throw refused;

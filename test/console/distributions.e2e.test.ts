@@ -71,7 +71,7 @@ describe.runIf(browserAvailable())('console: versions per distribution', () => {
     await expect.poll(() => dialog.planSummary.textContent()).toContain('3 nodes to upgrade to Docker-Engine 28.5.2');
     const options = await dialog.version
       .locator('option')
-      .evaluateAll((els) => els.map((el) => [(el as HTMLOptionElement).value, (el as HTMLOptionElement).disabled, el.textContent]));
+      .evaluateAll((els) => els.map((el) => [el.getAttribute('value'), el.hasAttribute('disabled'), el.textContent]));
     expect(options).toEqual([
       ['28.5.2', false, '28.5.2 (latest)'],
       ['26.1.5', false, '26.1.5'],

@@ -160,6 +160,24 @@ for (const dialect of dialects) {
       expect(none.body.error.code).toBe('VERSION_NOT_INSTALLABLE');
       expect(none.body.error.message).toContain('no Docker-Engine version in the catalog installs on the nodes of bookworm');
 
+      // A binary archive of 26.1.5 in the mirror installs anywhere: now 26.1.5 is offered.
+      const put = await fetch(`${s.url}/api/v1/artifacts/docker/26.1.5/docker-engine-26.1.5-amd64.tar.gz?method=binary`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/octet-stream' },
+        body: Buffer.from('docker 26.1.5 binaries'),
+      });
+      expect(put.status).toBe(201);
+      const withBinary = await versionsOf('bookworm', 'docker');
+      expect(withBinary.default).toBe('26.1.5');
+      expect(withBinary.versions.map((v) => [v.version, v.installable, v.distributions ?? 'anywhere'])).toEqual([
+        ['20.10.24', false, ['debian-12']],
+        ['26.1.5', true, 'anywhere'],
+        ['28.5.2', false, ['debian-13']],
+      ]);
+      const planned = await s.api('/api/v1/clusters/bookworm/upgrades/plan', { body: { component: 'docker' } });
+      expect(planned.body).toMatchObject({ toVersion: '26.1.5', total: 2, refusal: null });
+      expect((await s.api('/api/v1/artifacts/docker-engine-26.1.5-amd64.tar.gz', { method: 'DELETE' })).status).toBe(204);
+
       // A distribution that os-release could not have given is refused and changes nothing.
       const bad = await heartbeat(credentials['b-2']!, { facts: facts({ docker: '20.10.24+dfsg1' }, 'Debian 13; rm -rf /') });
       expect(bad.status).toBe(422);
