@@ -173,9 +173,9 @@ export class UpgradeService {
 
   /**
    * The catalog as installs see it: a version whose release has a binary archive in the
-   * artifact mirror installs anywhere (the agent prefers the mirror's files, and a binary
-   * archive does not depend on the distribution's packages), so its `distributions`, which
-   * describe the catalog's packages, do not restrict it.
+   * artifact mirror installs anywhere (a binary archive does not depend on the
+   * distribution's packages, and agents that list `binary` among their methods take it),
+   * so its `distributions`, which describe the catalog's packages, do not restrict it.
    */
   private async installCatalog(component: Component): Promise<Catalog> {
     const binaries = new Set(
