@@ -37,7 +37,9 @@ export type ComponentVersionsView = Static<typeof ComponentVersionsView>;
 export const ComponentSummaryView = View({
   versions: Type.Record(Type.String(), Type.Integer(), { description: 'how many nodes run each version' }),
   latest: NullableString({ description: 'the newest version in the catalog' }),
-  upgradable: Type.Boolean({ description: 'some node runs an older version than latest' }),
+  upgradable: Type.Boolean({
+    description: 'some node runs an older version than the newest that installs on the nodes’ distributions (the default target)',
+  }),
 });
 export type ComponentSummaryView = Static<typeof ComponentSummaryView>;
 

@@ -1,6 +1,6 @@
 import type { Catalog, CatalogVersion } from './catalog.js';
 import type { Component } from './components.js';
-import { compareReleases, sameRelease } from './versions.js';
+import { compareReleases, releaseOf, sameRelease } from './versions.js';
 
 /** What installability needs of a node: its name, the distribution its agent reports, what it runs. */
 export interface NodeDistribution {
@@ -21,6 +21,25 @@ export interface Installability {
 }
 
 const NAMES_SHOWN = 5;
+
+/**
+ * The catalog as installs see it: a version whose release has a binary archive in the
+ * artifact mirror (`binaryReleases`, per component) installs anywhere, since a binary archive
+ * does not depend on the distribution's packages and agents that list `binary` among their
+ * methods take it; its `distributions`, which describe the catalog's packages, are dropped.
+ */
+export function withBinaryReleases(catalog: Catalog, binaryReleases: ReadonlyMap<Component, ReadonlySet<string>>): Catalog {
+  if (binaryReleases.size === 0) return catalog;
+  const out = { ...catalog };
+  for (const [component, releases] of binaryReleases) {
+    out[component] = catalog[component].map((v) => {
+      if (!v.distributions || !releases.has(releaseOf(v.version))) return v;
+      const { distributions: _packagesOnly, ...anywhere } = v;
+      return anywhere;
+    });
+  }
+  return out;
+}
 
 /** `debian-12` → `Debian 12`, `ubuntu-24.04` → `Ubuntu 24.04`; the catalog's notes say more. */
 export function distributionLabel(distribution: string): string {

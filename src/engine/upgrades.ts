@@ -1,6 +1,12 @@
 import type { Catalog } from '../domain/catalog.js';
 import { InstallMethod, findCatalogVersion, latestVersion } from '../domain/catalog.js';
-import { type Installability, installability, installableVersions, newestInstallable } from '../domain/installability.js';
+import {
+  type Installability,
+  installability,
+  installableVersions,
+  newestInstallable,
+  withBinaryReleases,
+} from '../domain/installability.js';
 import type { Component } from '../domain/components.js';
 import { componentDisplayName, components, isComponent, kindHasAgents } from '../domain/components.js';
 import { ErrorCode, UpshiftError, invalid, notFound } from '../domain/errors.js';
@@ -146,7 +152,7 @@ export class UpgradeService {
    */
   private async target(cluster: ClusterRecord, nodes: NodeRecord[], checked: CheckedRequest): Promise<ValidRequest> {
     const { component } = checked;
-    const catalog = await this.installCatalog(component);
+    const catalog = await this.installCatalog();
     if (checked.toVersion !== undefined) {
       const entry = findCatalogVersion(catalog, component, checked.toVersion);
       const verdict = entry ? installability(entry, component, nodes) : undefined;
@@ -172,22 +178,19 @@ export class UpgradeService {
   }
 
   /**
-   * The catalog as installs see it: a version whose release has a binary archive in the
-   * artifact mirror installs anywhere (a binary archive does not depend on the
-   * distribution's packages, and agents that list `binary` among their methods take it),
-   * so its `distributions`, which describe the catalog's packages, do not restrict it.
+   * The catalog as installs see it: a release with a binary archive in the artifact mirror
+   * installs anywhere (domain/installability.ts `withBinaryReleases`). The cluster views
+   * use it too, so that `upgradable` agrees with what plan and start offer.
    */
-  private async installCatalog(component: Component): Promise<Catalog> {
-    const binaries = new Set(
-      (await this.store.artifacts.list({ component })).filter((a) => a.method === InstallMethod.binary).map((a) => releaseOf(a.version)),
-    );
-    if (binaries.size === 0) return this.catalog;
-    const list = this.catalog[component].map((v) => {
-      if (!v.distributions || !binaries.has(releaseOf(v.version))) return v;
-      const { distributions: _restricted, ...anywhere } = v;
-      return anywhere;
-    });
-    return { ...this.catalog, [component]: list };
+  async installCatalog(): Promise<Catalog> {
+    const binaries = new Map<Component, Set<string>>();
+    for (const a of await this.store.artifacts.list()) {
+      if (a.method !== InstallMethod.binary || !isComponent(a.component)) continue;
+      const set = binaries.get(a.component) ?? new Set<string>();
+      set.add(releaseOf(a.version));
+      binaries.set(a.component, set);
+    }
+    return withBinaryReleases(this.catalog, binaries);
   }
 
   /** The component's versions that do not install on these nodes, with why. */
@@ -204,10 +207,8 @@ export class UpgradeService {
   async clusterCatalog(clusterRef: string): Promise<ClusterCatalog> {
     const cluster = await this.fleet.resolveCluster(clusterRef);
     const nodes = await this.store.nodes.list(cluster.id);
-    const catalogs = new Map<Component, Catalog>();
-    for (const c of components) catalogs.set(c, await this.installCatalog(c));
+    const catalog = await this.installCatalog();
     const entry = (component: Component): ClusterCatalog['components'][Component] => {
-      const catalog = catalogs.get(component) ?? this.catalog;
       const byVersion = new Map(catalog[component].map((v) => [v.version, v]));
       return {
         latest: latestVersion(this.catalog, component) ?? null,
@@ -239,7 +240,7 @@ export class UpgradeService {
     const checked = this.validate(request);
     const nodes = await this.store.nodes.list(cluster.id);
     const valid = await this.target(cluster, nodes, checked);
-    const installCatalog = await this.installCatalog(valid.component);
+    const installCatalog = await this.installCatalog();
     const targets = this.targets(nodes, valid.component, valid.toVersion);
     const cap = batchCap(targets.length, valid.policy.maxBatchPercent);
     const refused = await this.startRefusal(cluster, nodes, valid, targets.length);

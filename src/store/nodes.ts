@@ -107,15 +107,22 @@ export class NodeRepository {
   }
 
   /** How many nodes of each cluster run each combination of versions, for the cluster list. */
-  async versionGroups(clusterId?: string): Promise<Array<{ clusterId: string; versions: ComponentVersions; count: number }>> {
+  async versionGroups(
+    clusterId?: string,
+  ): Promise<Array<{ clusterId: string; versions: ComponentVersions; distribution: string | null; count: number }>> {
     let query = this.db
       .selectFrom('nodes')
-      .select(['clusterId', 'versions'])
+      .select(['clusterId', 'versions', 'distribution'])
       .select((eb) => eb.fn.countAll<number>().as('n'))
-      .groupBy(['clusterId', 'versions']);
+      .groupBy(['clusterId', 'versions', 'distribution']);
     if (clusterId) query = query.where('clusterId', '=', clusterId);
     const rows = await query.execute();
-    return rows.map((r) => ({ clusterId: r.clusterId, versions: parseJson<ComponentVersions>(r.versions, {}), count: Number(r.n) }));
+    return rows.map((r) => ({
+      clusterId: r.clusterId,
+      versions: parseJson<ComponentVersions>(r.versions, {}),
+      distribution: r.distribution,
+      count: Number(r.n),
+    }));
   }
 
   async delete(id: string): Promise<boolean> {

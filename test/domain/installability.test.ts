@@ -6,7 +6,9 @@ import {
   installability,
   installableVersions,
   newestInstallable,
+  withBinaryReleases,
 } from '../../src/domain/installability.js';
+import { summariseComponents } from '../../src/domain/fleet-summary.js';
 
 const node = (name: string, distribution: string | null, docker?: string): NodeDistribution => ({
   name,
@@ -94,6 +96,28 @@ describe('the default target', () => {
     // 20.10.24 would go on b (Ubuntu), 26.1.5 and 28.5.2 on a (Debian 11).
     const nodes = [node('a', 'debian-11', '20.10.24'), node('b', 'ubuntu-24.04', '26.1.5')];
     expect(newestInstallable(defaultCatalog, 'docker', nodes)).toBeUndefined();
+  });
+});
+
+describe("a cluster's summary", () => {
+  it('is upgradable only to a version that installs on its nodes', () => {
+    const groups = (distribution: string | null) => [{ versions: { docker: '20.10.24' }, distribution, count: 3 }];
+    expect(summariseComponents(defaultCatalog, groups('debian-12')).docker).toEqual({
+      versions: { '20.10.24': 3 },
+      latest: '28.5.2',
+      upgradable: false,
+    });
+    expect(summariseComponents(defaultCatalog, groups('debian-13')).docker.upgradable).toBe(true);
+    expect(summariseComponents(defaultCatalog, groups(null)).docker.upgradable).toBe(true);
+  });
+
+  it('lets a binary archive in the mirror install anywhere', () => {
+    const withBinary = withBinaryReleases(defaultCatalog, new Map([['docker', new Set(['26.1.5'])]]));
+    expect(withBinary.docker.find((v) => v.version === '26.1.5')?.distributions).toBeUndefined();
+    expect(withBinary.docker.find((v) => v.version === '28.5.2')?.distributions).toEqual(['debian-13']);
+    expect(newestInstallable(withBinary, 'docker', [node('a', 'debian-12', '20.10.24')])).toBe('26.1.5');
+    // The built-in catalog is left as it was.
+    expect(defaultCatalog.docker.find((v) => v.version === '26.1.5')?.distributions).toEqual(['debian-13']);
   });
 });
 

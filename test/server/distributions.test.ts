@@ -85,6 +85,11 @@ for (const dialect of dialects) {
       ]);
       expect(docker.versions[2]?.distributions).toEqual(['debian-13']);
       expect((await versionsOf('trixie', 'containerd')).default).toBe('2.1.9');
+      expect((await s.api('/api/v1/clusters/trixie')).body.components.docker).toEqual({
+        versions: { '26.1.5+dfsg1': 2 },
+        latest: '28.5.2',
+        upgradable: true,
+      });
       // The agent's own bundle names no distribution: it installs anywhere.
       expect((await versionsOf('trixie', 'agent')).versions.every((v) => v.installable && v.distributions === undefined)).toBe(true);
 
@@ -139,6 +144,11 @@ for (const dialect of dialects) {
         ['26.1.5', false, 'Debian 13 packages; nodes b-1, b-2 run debian-12'],
         ['28.5.2', false, 'Debian 13 packages; nodes b-1, b-2 run debian-12'],
       ]);
+      // Not upgradable: the catalog's newer versions are Debian 13 packages.
+      expect((await s.api('/api/v1/clusters/bookworm')).body.components.docker).toMatchObject({ latest: '28.5.2', upgradable: false });
+      const listed = (await s.api('/api/v1/clusters')).body.items.find((c: { name: string }) => c.name === 'bookworm');
+      expect(listed.components.docker.upgradable).toBe(false);
+      expect(listed.components['sandboxed-runtime'].upgradable).toBe(true);
       const nothing = await s.api('/api/v1/clusters/bookworm/upgrades/plan', { body: { component: 'docker' } });
       expect(nothing.body).toMatchObject({ toVersion: '20.10.24', total: 0, refusal: { code: 'NOTHING_TO_UPGRADE' } });
       const runsc = await s.api('/api/v1/clusters/bookworm/upgrades/plan', { body: { component: 'sandboxed-runtime' } });
@@ -176,6 +186,7 @@ for (const dialect of dialects) {
       ]);
       const planned = await s.api('/api/v1/clusters/bookworm/upgrades/plan', { body: { component: 'docker' } });
       expect(planned.body).toMatchObject({ toVersion: '26.1.5', total: 2, refusal: null });
+      expect((await s.api('/api/v1/clusters/bookworm')).body.components.docker.upgradable).toBe(true);
       expect((await s.api('/api/v1/artifacts/docker-engine-26.1.5-amd64.tar.gz', { method: 'DELETE' })).status).toBe(204);
 
       // A distribution that os-release could not have given is refused and changes nothing.
