@@ -148,7 +148,7 @@ export class UpgradeService {
    * The target on these nodes: the version asked for, refused with VERSION_NOT_INSTALLABLE
    * (naming the nodes and their distribution) when its catalog entry does not install on
    * every node it would go on; without one, the newest version that installs on them
-   * (docs/hosts.md, "Catalog versions per distribution").
+   * (docs/hosts.md, "The catalog file, and versions per distribution").
    */
   private async target(cluster: ClusterRecord, nodes: NodeRecord[], checked: CheckedRequest): Promise<ValidRequest> {
     const { component } = checked;
@@ -167,11 +167,11 @@ export class UpgradeService {
     }
     const newest = newestInstallable(catalog, component, nodes);
     if (newest === undefined) {
-      const reasons = installableVersions(catalog, component, nodes).map((v) => `${v.version}: ${v.reason ?? 'installs'}`);
+      const notOffered = this.notOffered(catalog, nodes, component);
       throw new UpshiftError(
         ErrorCode.VERSION_NOT_INSTALLABLE,
-        `no ${componentDisplayName[component]} version in the catalog installs on the nodes of ${cluster.name} (${reasons.join('; ')}): add one for their distribution to the catalog`,
-        { details: { nodes: [] } },
+        `no ${componentDisplayName[component]} version in the catalog installs on the nodes of ${cluster.name} (${notOffered.map((v) => `${v.version}: ${v.reason}`).join('; ')}): add one for their distribution to the catalog`,
+        { details: { notOffered } },
       );
     }
     return { ...checked, toVersion: newest };

@@ -168,7 +168,10 @@ for (const dialect of dialects) {
       const none = await s.api('/api/v1/clusters/bookworm/upgrades', { body: { component: 'docker' } });
       expect(none.status).toBe(409);
       expect(none.body.error.code).toBe('VERSION_NOT_INSTALLABLE');
-      expect(none.body.error.message).toContain('no Docker-Engine version in the catalog installs on the nodes of bookworm');
+      expect(none.body.error.message).toBe(
+        'no Docker-Engine version in the catalog installs on the nodes of bookworm (20.10.24: Debian 12 packages; node b-1 runs debian-13; 26.1.5: Debian 13 packages; nodes b-2, b-3 run debian-12; 28.5.2: Debian 13 packages; nodes b-2, b-3 run debian-12): add one for their distribution to the catalog',
+      );
+      expect(none.body.error.details.notOffered).toHaveLength(3);
 
       // A binary archive of 26.1.5 in the mirror installs anywhere: now 26.1.5 is offered.
       const put = await fetch(`${s.url}/api/v1/artifacts/docker/26.1.5/docker-engine-26.1.5-amd64.tar.gz?method=binary`, {
