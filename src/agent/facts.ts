@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { AgentFacts } from '../domain/agent-protocol.js';
+import { DISTRIBUTION_PATTERN } from '../domain/catalog.js';
 import type { ComponentVersions } from '../domain/components.js';
 import { DockerApi, DockerApiError, DockerUnreachableError } from '../platform/docker-api.js';
 import { runCommand } from '../platform/run-command.js';
@@ -24,15 +25,44 @@ export function debianArch(nodeArch: string = process.arch): string {
   }
 }
 
-async function osName(): Promise<string> {
+/** The fields of an os-release file (KEY=value, the value optionally quoted). */
+export function parseOsRelease(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (!m?.[1]) continue;
+    let value = m[2] ?? '';
+    const q = value.charAt(0);
+    if ((q === '"' || q === "'") && value.endsWith(q) && value.length >= 2) value = value.slice(1, -1);
+    out[m[1]] = value.replace(/\\(["'$`\\])/g, '$1');
+  }
+  return out;
+}
+
+/**
+ * The distribution as the catalog names it: os-release's ID and VERSION_ID joined by `-`
+ * (`debian-13`, `ubuntu-24.04`). Without VERSION_ID (Debian sid/testing, Arch and other
+ * rolling releases) it is the ID alone (`debian`): such a host matches only catalog
+ * versions that name the bare ID or name no distribution, since a rolling release has no
+ * version whose packages a catalog could pin. Undefined without an ID or with characters
+ * os-release does not allow: the node then reports none and restricts nothing.
+ */
+export function distributionOf(fields: Record<string, string>): string | undefined {
+  const id = fields['ID']?.toLowerCase();
+  if (!id) return undefined;
+  const versionId = fields['VERSION_ID']?.toLowerCase();
+  const distribution = versionId ? `${id}-${versionId}` : id;
+  return DISTRIBUTION_PATTERN.test(distribution) ? distribution : undefined;
+}
+
+async function osRelease(): Promise<{ name: string; distribution: string | undefined }> {
+  let fields: Record<string, string> = {};
   try {
-    const text = await readFile('/etc/os-release', 'utf8');
-    const m = /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(text);
-    if (m?.[1]) return m[1];
+    fields = parseOsRelease(await readFile('/etc/os-release', 'utf8'));
   } catch {
     // not every system has it
   }
-  return `${os.type()} ${os.release()}`;
+  return { name: fields['PRETTY_NAME'] || `${os.type()} ${os.release()}`, distribution: distributionOf(fields) };
 }
 
 /** The host's Docker Engine API, on the socket the agent's config names. */
@@ -128,9 +158,11 @@ export class FactCollector implements FactSource {
     }
     if (this.cached.containerd) versions.containerd = this.cached.containerd;
     if (this.cached.runsc) versions['sandboxed-runtime'] = this.cached.runsc;
+    const release = await osRelease();
     return {
       hostname: os.hostname(),
-      os: await osName(),
+      os: release.name,
+      ...(release.distribution ? { distribution: release.distribution } : {}),
       arch: debianArch(),
       agentVersion: this.agentVersion,
       versions,

@@ -52,7 +52,9 @@ export type ComponentVersionsView = Static<typeof ComponentVersionsView>;
 export const ComponentSummaryView = View({
   versions: Type.Record(Type.String(), Type.Integer(), { description: 'how many nodes run each version' }),
   latest: NullableString({ description: 'the newest version in the catalog' }),
-  upgradable: Type.Boolean({ description: 'some node runs an older version than latest' }),
+  upgradable: Type.Boolean({
+    description: 'some node runs an older version than the newest that installs on the nodes’ distributions (the default target)',
+  }),
 });
 export type ComponentSummaryView = Static<typeof ComponentSummaryView>;
 
@@ -99,6 +101,10 @@ export const NodeView = View(
     role: StringEnum(nodeRoles),
     status: Type.String({ description: 'Ready, Down, Unknown, Draining, …' }),
     versions: ComponentVersionsView,
+    distribution: NullableString({
+      description:
+        "the distribution its agent reports (debian-13: os-release's ID-VERSION_ID); null without one (no agent, or an older one)",
+    }),
     createdAt: Timestamp(),
   },
   { description: 'A node' },

@@ -227,6 +227,9 @@ export const PlanView = View(
       description:
         "how long it should take: the median of this component's batch durations in the cluster's earlier upgrades per batch, plus soak; null without such history",
     }),
+    notOffered: Type.Array(View({ version: Type.String(), reason: Type.String() }), {
+      description: "the component's catalog versions that do not install on the nodes an upgrade to them would touch, with why",
+    }),
     refusal: OrNull(
       View(
         { code: StringEnum(errorCodes), message: Type.String() },

@@ -22,6 +22,12 @@ export const AGENT_PROTOCOL_VERSION = 1;
 export interface AgentFacts {
   hostname: string;
   os: string;
+  /**
+   * The distribution, as the catalog names it (`debian-13`, `ubuntu-24.04`; agent/facts.ts
+   * says how it is made). Absent from agents older than 1.1 and on hosts without
+   * /etc/os-release: such nodes do not restrict which catalog versions are offered.
+   */
+  distribution?: string;
   arch: string;
   agentVersion: string;
   /** What the agent found: docker (Engine API `Version`), containerd, sandboxed-runtime (runsc release, e.g. `20240729`). */

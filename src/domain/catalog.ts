@@ -5,9 +5,11 @@ import { compareReleases, isValidVersion, newestVersion, releaseOf } from './ver
 
 /**
  * The catalog says which versions exist for each component and where their bits come
- * from. A built-in default lists the versions that really install on Debian 12 test
- * hosts; a user catalog file adds versions or artifacts. The newest version is the
- * component's *latest*; a cluster is upgradable when a node runs something older.
+ * from. A built-in default lists the Debian packages that really install on the test
+ * hosts, each with the distribution it installs on; a user catalog file adds versions or
+ * artifacts. The newest version is the component's *latest*; a cluster is upgradable when
+ * a node runs something older. Which versions a given cluster can take is
+ * `domain/installability.ts`.
  */
 export const InstallMethod = {
   /** Debian packages served by the artifact mirror, installed with dpkg/apt. */
@@ -46,7 +48,21 @@ export interface CatalogVersion {
   version: string;
   artifacts: CatalogArtifact[];
   notes?: string;
+  /**
+   * The distributions this version installs on, as agents report them (`debian-13`: the
+   * os-release ID and VERSION_ID, see agent/facts.ts). Absent: it installs anywhere, as
+   * binary archives and installer images do. Distribution packages (apt, deb) name theirs,
+   * because apt cannot install a package built against another release's libraries.
+   */
+  distributions?: string[];
 }
+
+/**
+ * A distribution as agents report it and catalogs name it: os-release's ID, then `-` and
+ * VERSION_ID where there is one (`debian-13`, `ubuntu-24.04`, `debian` for sid), lower
+ * case; os-release allows only these characters in both fields.
+ */
+export const DISTRIBUTION_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 export type Catalog = Record<Component, CatalogVersion[]>;
 
@@ -60,21 +76,41 @@ export const defaultCatalog: Catalog = {
       version: '20.10.24',
       artifacts: [{ method: 'apt', file: 'docker.io', packageVersion: '20.10.24+dfsg1-1+deb12u1+b6' }],
       notes: 'Debian 12 (bookworm)',
+      distributions: ['debian-12'],
     },
     {
       version: '26.1.5',
       artifacts: [{ method: 'apt', file: 'docker.io', packageVersion: '26.1.5+dfsg1-9+deb13u1+b1' }],
-      notes: 'Debian 13 (trixie) packages; install on Debian 12 with the Debian 12 runc',
+      notes: 'Debian 13 (trixie)',
+      distributions: ['debian-13'],
+    },
+    {
+      // sid's package; test/hosts/debian.e2e.test.ts installs it on trixie hosts.
+      version: '28.5.2',
+      artifacts: [{ method: 'apt', file: 'docker.io', packageVersion: '28.5.2+dfsg4-5' }],
+      notes: "Debian sid's packages, which install on Debian 13 (trixie)",
+      distributions: ['debian-13'],
     },
   ],
   containerd: [
     {
       version: '1.6.20',
       artifacts: [{ method: 'apt', file: 'containerd', packageVersion: '1.6.20~ds1-1+deb12u3' }],
+      notes: 'Debian 12 (bookworm)',
+      distributions: ['debian-12'],
     },
     {
       version: '1.7.24',
       artifacts: [{ method: 'apt', file: 'containerd', packageVersion: '1.7.24~ds1-6+deb13u1' }],
+      notes: 'Debian 13 (trixie)',
+      distributions: ['debian-13'],
+    },
+    {
+      // sid's package; Docker Engine 28.5.2 runs on it (test/hosts/debian.e2e.test.ts).
+      version: '2.1.9',
+      artifacts: [{ method: 'apt', file: 'containerd', packageVersion: '2.1.9+ds1-5' }],
+      notes: "Debian sid's package, which installs on Debian 13 (trixie)",
+      distributions: ['debian-13'],
     },
   ],
   'sandboxed-runtime': [
@@ -82,11 +118,13 @@ export const defaultCatalog: Catalog = {
       version: '20221219',
       artifacts: [{ method: 'apt', file: 'runsc', packageVersion: '0.0~20221219.0-2+b3' }],
       notes: 'gVisor runsc, Debian 12',
+      distributions: ['debian-12'],
     },
     {
       version: '20240729',
       artifacts: [{ method: 'apt', file: 'runsc', packageVersion: '0.0~20240729.0-4~bpo12+2' }],
       notes: 'gVisor runsc, bookworm-backports',
+      distributions: ['debian-12'],
     },
   ],
 };
@@ -155,6 +193,32 @@ function parseArtifact(raw: unknown, where: string): CatalogArtifact {
 }
 
 /**
+ * A version's `distributions`: absent (installs anywhere), or a non-empty list of
+ * distributions as agents report them. An empty list would offer the version nowhere,
+ * which is a mistake rather than a wish: leave the version out instead.
+ */
+function parseDistributions(raw: unknown, where: string): string[] | undefined {
+  if (raw === undefined) return undefined;
+  if (!Array.isArray(raw) || raw.length === 0) {
+    throw catalogError(
+      where,
+      'must be a non-empty list such as [debian-13, ubuntu-24.04]; leave it out for a version that installs anywhere',
+    );
+  }
+  const out: string[] = [];
+  raw.forEach((d: unknown, i) => {
+    if (typeof d !== 'string' || !DISTRIBUTION_PATTERN.test(d)) {
+      throw catalogError(
+        `${where}[${i}]`,
+        `must be a distribution as os-release names it: ID-VERSION_ID in lower case, such as debian-13 or ubuntu-24.04 (got ${JSON.stringify(d)})`,
+      );
+    }
+    if (!out.includes(d)) out.push(d);
+  });
+  return out;
+}
+
+/**
  * Validates a user catalog (already parsed from JSON or YAML) and merges it over `base`:
  * a version the user lists replaces the built-in entry of the same release; new versions
  * are added. Throws with the path of the first offending key.
@@ -174,7 +238,7 @@ export function mergeCatalog(base: Catalog, raw: unknown): Catalog {
       const where = `${name}[${i}]`;
       if (!isRecord(entry)) throw catalogError(where, 'must be an object');
       for (const key of Object.keys(entry)) {
-        if (!['version', 'artifacts', 'notes'].includes(key)) throw catalogError(`${where}.${key}`, 'unknown key');
+        if (!['version', 'artifacts', 'notes', 'distributions'].includes(key)) throw catalogError(`${where}.${key}`, 'unknown key');
       }
       const version = entry['version'];
       if (typeof version !== 'string' || !isValidVersion(version)) {
@@ -186,6 +250,8 @@ export function mergeCatalog(base: Catalog, raw: unknown): Catalog {
       const notes = entry['notes'];
       const parsed: CatalogVersion = { version, artifacts };
       if (typeof notes === 'string') parsed.notes = notes;
+      const distributions = parseDistributions(entry['distributions'], `${where}.distributions`);
+      if (distributions) parsed.distributions = distributions;
       const existing = merged[name].findIndex((v) => releaseOf(v.version) === releaseOf(version));
       if (existing >= 0) merged[name][existing] = parsed;
       else merged[name].push(parsed);

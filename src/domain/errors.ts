@@ -26,6 +26,11 @@ export const ErrorCode = {
   TASK_ENDED: 'TASK_ENDED',
   /** Every node already runs the target version. */
   NOTHING_TO_UPGRADE: 'NOTHING_TO_UPGRADE',
+  /**
+   * The target version's catalog entry names distributions that some node to upgrade does
+   * not run (Debian 12 packages for a Debian 13 node); `details.nodes` names them (409).
+   */
+  VERSION_NOT_INSTALLABLE: 'VERSION_NOT_INSTALLABLE',
   /** A name that must be unique is taken. */
   ALREADY_EXISTS: 'ALREADY_EXISTS',
   /**
@@ -78,6 +83,7 @@ const httpStatusOf: Record<ErrorCode, number> = {
   INVALID_STATE: 409,
   TASK_ENDED: 409,
   NOTHING_TO_UPGRADE: 409,
+  VERSION_NOT_INSTALLABLE: 409,
   ALREADY_EXISTS: 409,
   NODE_NAME_TAKEN: 409,
   NOT_SUPPORTED: 422,

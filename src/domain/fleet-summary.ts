@@ -1,21 +1,29 @@
 import type { Catalog } from './catalog.js';
 import { latestVersion } from './catalog.js';
+import { newestInstallable } from './installability.js';
 import type { Component, ComponentVersions } from './components.js';
 import { componentDisplayName, components } from './components.js';
 import type { ClusterRecord, UpgradeRecord } from './model.js';
 import type { UpgradeState } from './upgrade-state.js';
 import { compareReleases } from './versions.js';
 
-/** Per component: how many nodes run each version, the catalog's latest, and whether any node is behind. */
+/**
+ * Per component: how many nodes run each version, the catalog's latest, and whether any node
+ * runs an older release than the newest version that installs on the nodes (the default
+ * target of an upgrade, domain/installability.ts): a Debian 12 cluster is not upgradable to
+ * Debian 13 packages.
+ */
 export interface ComponentSummary {
   versions: Record<string, number>;
   latest: string | null;
   upgradable: boolean;
 }
 
-/** Nodes that run the same versions of everything, and how many they are. */
+/** Nodes that run the same versions of everything on the same distribution, and how many they are. */
 export interface VersionGroup {
   versions: ComponentVersions;
+  /** What their agents report; null without one (it restricts nothing). */
+  distribution: string | null;
   count: number;
 }
 
@@ -28,8 +36,14 @@ export function summariseComponents(catalog: Catalog, groups: readonly VersionGr
       const version = group.versions[component];
       if (version !== undefined) versions[version] = (versions[version] ?? 0) + group.count;
     }
+    // Per group, not per node: names only matter for the reasons, which are not shown here.
+    const target = newestInstallable(
+      catalog,
+      component,
+      groups.map((g) => ({ name: '', distribution: g.distribution, versions: g.versions })),
+    );
     // Compare each distinct version once, not once per node.
-    const upgradable = latest !== null && Object.keys(versions).some((v) => compareReleases(v, latest) < 0);
+    const upgradable = target !== undefined && Object.keys(versions).some((v) => compareReleases(v, target) < 0);
     out[component] = { versions, latest, upgradable };
   }
   return out;

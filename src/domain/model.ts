@@ -37,6 +37,12 @@ export interface NodeRecord {
   role: NodeRole;
   status: string;
   versions: ComponentVersions;
+  /**
+   * The distribution the node's agent reports (`debian-13`, see agent/facts.ts); null for
+   * nodes without an agent or whose agent does not report one: they do not restrict which
+   * catalog versions are offered (domain/installability.ts).
+   */
+  distribution: string | null;
   createdAt: Timestamp;
 }
 

@@ -82,7 +82,9 @@ export class FleetService {
     }
     const createdAt = new Date().toISOString();
     const cluster: ClusterRecord = { id: newId('cl'), name, kind: input.kind, config, unavailableReason: null, window, createdAt };
-    const nodes: NodeRecord[] = driver.initialNodes(cluster).map((n) => ({ ...n, id: newId('nd'), clusterId: cluster.id, createdAt }));
+    const nodes: NodeRecord[] = driver
+      .initialNodes(cluster)
+      .map((n) => ({ ...n, id: newId('nd'), clusterId: cluster.id, distribution: null, createdAt }));
     await this.store.tx(async (tx) => {
       await tx.clusters.insert(cluster);
       for (const [field, value] of Object.entries(secrets)) await tx.clusters.putSecret(cluster.id, field, this.secrets.seal(value));
@@ -167,6 +169,7 @@ export class FleetService {
       role: 'worker',
       status: 'Ready',
       versions: driver.newNodeVersions(cluster),
+      distribution: null,
       createdAt: new Date().toISOString(),
     };
     await this.store.tx(async (tx) => {

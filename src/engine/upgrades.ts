@@ -1,5 +1,12 @@
 import type { Catalog } from '../domain/catalog.js';
-import { findCatalogVersion, latestVersion } from '../domain/catalog.js';
+import { InstallMethod, findCatalogVersion, latestVersion } from '../domain/catalog.js';
+import {
+  type Installability,
+  installability,
+  installableVersions,
+  newestInstallable,
+  withBinaryReleases,
+} from '../domain/installability.js';
 import type { Component } from '../domain/components.js';
 import { componentDisplayName, components, isComponent, kindHasAgents } from '../domain/components.js';
 import { ErrorCode, UpshiftError, invalid, notFound } from '../domain/errors.js';
@@ -13,7 +20,7 @@ import type { ClusterRecord, NodeRecord, SnapshotMode, UpgradePolicy, UpgradeRec
 import type { FailedPod } from '../domain/ports.js';
 import type { OperatorCommand } from '../domain/upgrade-state.js';
 import { decide, startState } from '../domain/upgrade-state.js';
-import { compareReleases, isValidVersion, sameRelease } from '../domain/versions.js';
+import { compareReleases, isValidVersion, releaseOf, sameRelease } from '../domain/versions.js';
 import type { Store } from '../store/store.js';
 import { applyStart, applyTransition } from './apply-transition.js';
 import type { FleetService } from './fleet.js';
@@ -35,6 +42,37 @@ interface ValidRequest {
   policy: UpgradePolicy;
 }
 
+/** A request checked on its own: the target is the one asked for, or undefined for the default. */
+type CheckedRequest = Omit<ValidRequest, 'toVersion'> & { toVersion: string | undefined };
+
+/** `; versions that install on web: 20.10.24`, or nothing when none does. */
+function offeredText(catalog: Catalog, cluster: ClusterRecord, nodes: NodeRecord[], component: Component): string {
+  const offered = installableVersions(catalog, component, nodes)
+    .filter((v) => v.installable)
+    .map((v) => v.version);
+  return offered.length > 0 ? `; versions that install on ${cluster.name}: ${offered.join(', ')}` : '';
+}
+
+/** A catalog version that is not offered to a cluster, and why. */
+export interface NotOffered {
+  version: string;
+  reason: string;
+}
+
+/** A component's catalog as one cluster sees it (`GET /clusters/{id}/catalog`). */
+export interface ClusterCatalog {
+  components: Record<
+    Component,
+    {
+      /** The catalog's newest version. */
+      latest: string | null;
+      /** The default target of an upgrade: the newest version that installs on the cluster's nodes. */
+      default: string | null;
+      versions: Array<Installability & { notes: string | null; methods: string[]; distributions?: string[] }>;
+    }
+  >;
+}
+
 export interface PlanResult {
   component: Component;
   toVersion: string;
@@ -47,6 +85,8 @@ export interface PlanResult {
    * the cluster has no such history.
    */
   estimatedSeconds: number | null;
+  /** The component's catalog versions that do not install on the nodes an upgrade to them would touch. */
+  notOffered: NotOffered[];
   /** What a start with this request would be refused with now, or null: the same checks, in the same order. */
   refusal: { code: ErrorCode; message: string } | null;
   /** With `manifests`: what the driver would create (Kubernetes executor pods), for review. */
@@ -70,12 +110,13 @@ export class UpgradeService {
     this.catalog = ctx.catalog;
   }
 
-  private validate(request: UpgradeRequest, cluster: ClusterRecord): ValidRequest {
+  private validate(request: UpgradeRequest, cluster: ClusterRecord): CheckedRequest {
     const { component } = request;
     if (typeof component !== 'string' || !isComponent(component)) {
       throw invalid(`component must be one of ${components.join(', ')}`, { field: 'component' });
     }
-    let toVersion = latestVersion(this.catalog, component);
+    if (this.catalog[component].length === 0) throw invalid(`the catalog has no version of ${component}`);
+    let toVersion: string | undefined;
     if (request.toVersion !== undefined) {
       if (typeof request.toVersion !== 'string' || !isValidVersion(request.toVersion)) {
         throw invalid('toVersion must be a version such as 26.1.5 (letters, digits and . + ~ : _ - only)', { field: 'toVersion' });
@@ -87,7 +128,6 @@ export class UpgradeService {
       }
       toVersion = entry.version;
     }
-    if (toVersion === undefined) throw invalid(`the catalog has no version of ${component}`);
     const snapshot = request.snapshot ?? defaultSnapshotMode;
     if (snapshot !== 'none' && snapshot !== 'before') throw invalid('snapshot must be "none" or "before"', { field: 'snapshot' });
     const { defaults, bounds } = upgradePolicy;
@@ -111,6 +151,89 @@ export class UpgradeService {
     return { component, toVersion, snapshot, policy };
   }
 
+  /**
+   * The target on these nodes: the version asked for, refused with VERSION_NOT_INSTALLABLE
+   * (naming the nodes and their distribution) when its catalog entry does not install on
+   * every node it would go on; without one, the newest version that installs on them
+   * (docs/hosts.md, "The catalog file, and versions per distribution").
+   */
+  private async target(cluster: ClusterRecord, nodes: NodeRecord[], checked: CheckedRequest): Promise<ValidRequest> {
+    const { component } = checked;
+    const catalog = await this.installCatalog();
+    if (checked.toVersion !== undefined) {
+      const entry = findCatalogVersion(catalog, component, checked.toVersion);
+      const verdict = entry ? installability(entry, component, nodes) : undefined;
+      if (verdict && !verdict.installable) {
+        throw new UpshiftError(
+          ErrorCode.VERSION_NOT_INSTALLABLE,
+          `${componentDisplayName[component]} ${verdict.version} does not install on ${verdict.blockedNodes.length} node${verdict.blockedNodes.length === 1 ? '' : 's'} of ${cluster.name} (${verdict.reason}): choose another version${offeredText(catalog, cluster, nodes, component)}`,
+          { details: { version: verdict.version, nodes: verdict.blockedNodes } },
+        );
+      }
+      return { ...checked, toVersion: checked.toVersion };
+    }
+    const newest = newestInstallable(catalog, component, nodes);
+    if (newest === undefined) {
+      const notOffered = this.notOffered(catalog, nodes, component);
+      throw new UpshiftError(
+        ErrorCode.VERSION_NOT_INSTALLABLE,
+        `no ${componentDisplayName[component]} version in the catalog installs on the nodes of ${cluster.name} (${notOffered.map((v) => `${v.version}: ${v.reason}`).join('; ')}): add one for their distribution to the catalog`,
+        { details: { notOffered } },
+      );
+    }
+    return { ...checked, toVersion: newest };
+  }
+
+  /**
+   * The catalog as installs see it: a release with a binary archive in the artifact mirror
+   * installs anywhere (domain/installability.ts `withBinaryReleases`). The cluster views
+   * use it too, so that `upgradable` agrees with what plan and start offer.
+   */
+  async installCatalog(): Promise<Catalog> {
+    const binaries = new Map<Component, Set<string>>();
+    for (const a of await this.store.artifacts.list()) {
+      if (a.method !== InstallMethod.binary || !isComponent(a.component)) continue;
+      const set = binaries.get(a.component) ?? new Set<string>();
+      set.add(releaseOf(a.version));
+      binaries.set(a.component, set);
+    }
+    return withBinaryReleases(this.catalog, binaries);
+  }
+
+  /** The component's versions that do not install on these nodes, with why. */
+  private notOffered(catalog: Catalog, nodes: NodeRecord[], component: Component): NotOffered[] {
+    return installableVersions(catalog, component, nodes)
+      .filter((v) => !v.installable)
+      .map((v) => ({ version: v.version, reason: v.reason ?? '' }));
+  }
+
+  /**
+   * The catalog as this cluster sees it: every version with whether it installs on the
+   * nodes an upgrade to it would touch, and the default target.
+   */
+  async clusterCatalog(clusterRef: string): Promise<ClusterCatalog> {
+    const cluster = await this.fleet.resolveCluster(clusterRef);
+    const nodes = await this.store.nodes.list(cluster.id);
+    const catalog = await this.installCatalog();
+    const entry = (component: Component): ClusterCatalog['components'][Component] => {
+      const byVersion = new Map(catalog[component].map((v) => [v.version, v]));
+      return {
+        latest: latestVersion(this.catalog, component) ?? null,
+        default: newestInstallable(catalog, component, nodes) ?? null,
+        versions: installableVersions(catalog, component, nodes).map((v) => {
+          const catalogEntry = byVersion.get(v.version);
+          return {
+            ...v,
+            notes: catalogEntry?.notes ?? null,
+            methods: catalogEntry?.artifacts.map((a) => a.method) ?? [],
+            ...(catalogEntry?.distributions ? { distributions: catalogEntry.distributions } : {}),
+          };
+        }),
+      };
+    };
+    return { components: Object.fromEntries(components.map((c) => [c, entry(c)])) as ClusterCatalog['components'] };
+  }
+
   /** Nodes that run the component at another release than the target. */
   private targets(nodes: NodeRecord[], component: Component, toVersion: string): NodeRecord[] {
     return nodes.filter((n) => {
@@ -121,8 +244,10 @@ export class UpgradeService {
 
   async plan(clusterRef: string, request: UpgradeRequest, options: { manifests?: boolean } = {}): Promise<PlanResult> {
     const cluster = await this.fleet.resolveCluster(clusterRef);
-    const valid = this.validate(request, cluster);
+    const checked = this.validate(request, cluster);
     const nodes = await this.store.nodes.list(cluster.id);
+    const valid = await this.target(cluster, nodes, checked);
+    const installCatalog = await this.installCatalog();
     const targets = this.targets(nodes, valid.component, valid.toVersion);
     const cap = batchCap(targets.length, valid.policy.maxBatchPercent);
     const refused = await this.startRefusal(cluster, nodes, valid, targets.length);
@@ -138,6 +263,7 @@ export class UpgradeService {
         perBatchMs === null || batches.length === 0
           ? null
           : Math.round((batches.length * perBatchMs) / 100) / 10 + (batches.length - 1) * valid.policy.soakSeconds,
+      notOffered: this.notOffered(installCatalog, nodes, valid.component),
       refusal: refused ? { code: refused.code, message: refused.message } : null,
     };
     if (options.manifests) {
@@ -158,9 +284,10 @@ export class UpgradeService {
 
   async start(clusterRef: string, request: UpgradeRequest, actor: string): Promise<UpgradeRecord> {
     const cluster = await this.fleet.resolveCluster(clusterRef);
-    const valid = this.validate(request, cluster);
-    return this.recordingRefusals(cluster, null, actor, `start a ${valid.component} upgrade`, async () => {
+    const checked = this.validate(request, cluster);
+    return this.recordingRefusals(cluster, null, actor, `start a ${checked.component} upgrade`, async () => {
       const nodes = await this.store.nodes.list(cluster.id);
+      const valid = await this.target(cluster, nodes, checked);
       const targets = orderNodes(this.targets(nodes, valid.component, valid.toVersion));
       const refused = await this.startRefusal(cluster, nodes, valid, targets.length);
       if (refused) throw refused;

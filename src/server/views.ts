@@ -45,7 +45,15 @@ export async function clusterViews(store: Store, catalog: Catalog, clusters: Clu
 }
 
 export function nodeView(node: NodeRecord): NodeView {
-  return { id: node.id, name: node.name, role: node.role, status: node.status, versions: node.versions, createdAt: node.createdAt };
+  return {
+    id: node.id,
+    name: node.name,
+    role: node.role,
+    status: node.status,
+    versions: node.versions,
+    distribution: node.distribution,
+    createdAt: node.createdAt,
+  };
 }
 
 function batchView(batch: BatchRecord) {
@@ -146,7 +154,12 @@ export function nodeTaskView(task: NodeTaskRecord, snapshot: SnapshotRecord | un
 export function catalogView(catalog: Catalog): CatalogView {
   const entry = (c: Component) => ({
     latest: latestVersion(catalog, c) ?? null,
-    versions: catalog[c].map((v) => ({ version: v.version, notes: v.notes ?? null, methods: v.artifacts.map((a) => a.method) })),
+    versions: catalog[c].map((v) => ({
+      version: v.version,
+      notes: v.notes ?? null,
+      methods: v.artifacts.map((a) => a.method),
+      ...(v.distributions ? { distributions: v.distributions } : {}),
+    })),
   });
   return { components: Object.fromEntries(components.map((c) => [c, entry(c)])) as CatalogView['components'] };
 }

@@ -152,11 +152,27 @@ export class AgentRepository {
 
   // Heartbeats.
 
-  /** What an agent reported: the node is Ready, with these facts and versions, seen at `at`. */
-  async recordHeartbeat(nodeId: string, facts: unknown, versions: ComponentVersions, at: string): Promise<void> {
+  /**
+   * What an agent reported: the node is Ready, with these facts, versions and distribution
+   * (null when the agent reports none: an older agent), seen at `at`.
+   */
+  async recordHeartbeat(
+    nodeId: string,
+    facts: unknown,
+    versions: ComponentVersions,
+    at: string,
+    distribution: string | null,
+  ): Promise<void> {
     await this.db
       .updateTable('nodes')
-      .set({ facts: JSON.stringify(facts), versions: JSON.stringify(versions), status: 'Ready', lastSeenAt: at, updatedAt: at })
+      .set({
+        facts: JSON.stringify(facts),
+        versions: JSON.stringify(versions),
+        distribution,
+        status: 'Ready',
+        lastSeenAt: at,
+        updatedAt: at,
+      })
       .where('id', '=', nodeId)
       .execute();
   }

@@ -11,7 +11,7 @@ import type { NodesTable } from './schema.js';
 import type { Scope } from './scope.js';
 import type { UpgradeRepository } from './upgrades.js';
 
-export const NODE_COLUMNS = ['id', 'clusterId', 'name', 'role', 'status', 'versions', 'createdAt'] as const;
+export const NODE_COLUMNS = ['id', 'clusterId', 'name', 'role', 'status', 'versions', 'distribution', 'createdAt'] as const;
 
 export function toNode(row: Pick<Selectable<NodesTable>, (typeof NODE_COLUMNS)[number]>): NodeRecord {
   return {
@@ -21,6 +21,7 @@ export function toNode(row: Pick<Selectable<NodesTable>, (typeof NODE_COLUMNS)[n
     role: row.role,
     status: row.status,
     versions: parseJson<ComponentVersions>(row.versions, {}),
+    distribution: row.distribution,
     createdAt: row.createdAt,
   };
 }
@@ -106,15 +107,22 @@ export class NodeRepository {
   }
 
   /** How many nodes of each cluster run each combination of versions, for the cluster list. */
-  async versionGroups(clusterId?: string): Promise<Array<{ clusterId: string; versions: ComponentVersions; count: number }>> {
+  async versionGroups(
+    clusterId?: string,
+  ): Promise<Array<{ clusterId: string; versions: ComponentVersions; distribution: string | null; count: number }>> {
     let query = this.db
       .selectFrom('nodes')
-      .select(['clusterId', 'versions'])
+      .select(['clusterId', 'versions', 'distribution'])
       .select((eb) => eb.fn.countAll<number>().as('n'))
-      .groupBy(['clusterId', 'versions']);
+      .groupBy(['clusterId', 'versions', 'distribution']);
     if (clusterId) query = query.where('clusterId', '=', clusterId);
     const rows = await query.execute();
-    return rows.map((r) => ({ clusterId: r.clusterId, versions: parseJson<ComponentVersions>(r.versions, {}), count: Number(r.n) }));
+    return rows.map((r) => ({
+      clusterId: r.clusterId,
+      versions: parseJson<ComponentVersions>(r.versions, {}),
+      distribution: r.distribution,
+      count: Number(r.n),
+    }));
   }
 
   async delete(id: string): Promise<boolean> {
@@ -168,7 +176,16 @@ export class NodeRepository {
       }
       const id = newId('nd');
       await this.insert([
-        { id, clusterId, name: item.name, role: item.role, status: item.status, versions: item.versions, createdAt: now },
+        {
+          id,
+          clusterId,
+          name: item.name,
+          role: item.role,
+          status: item.status,
+          versions: item.versions,
+          distribution: null,
+          createdAt: now,
+        },
       ]);
       await this.related.events.append({
         type: 'cluster.node_added',

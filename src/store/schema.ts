@@ -49,6 +49,8 @@ export interface NodesTable {
   updatedAt: string;
   /** `naturalSortKey(name)`: node lists are ordered and paged by it (migration 9). */
   sortKey: string;
+  /** What the node's agent last reported (`debian-13`), null without one (migration 11). */
+  distribution: string | null;
 }
 
 export interface UpgradesTable {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,6 +8,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Agent, AgentFatalError } from '../../src/agent/agent.js';
 import { parseAgentConfig } from '../../src/agent/config.js';
+import { distributionOf, parseOsRelease } from '../../src/agent/facts.js';
 import { silentAgentLogger } from '../../src/agent/log.js';
 import type { AgentProgram } from '../../src/agent/program.js';
 import { SCRIPT_AGENT_REFUSAL } from '../../src/agent/recipes/self-upgrade.js';
@@ -28,7 +30,7 @@ class FakeServer {
   joinAttempts = 0;
   /** Credentials the server accepts; clearing it is what an admin's reset does. */
   credentials = new Set<string>();
-  heartbeats: { agentVersion: string }[] = [];
+  heartbeats: { agentVersion: string; distribution?: string }[] = [];
   tasks: AgentTask[] = [];
   results = new Map<string, TaskResultRequest>();
   logs = new Map<string, string[]>();
@@ -82,7 +84,7 @@ class FakeServer {
       return;
     }
     if (url.pathname === '/api/v1/agent/heartbeat') {
-      this.heartbeats.push((JSON.parse(body) as { facts: { agentVersion: string } }).facts);
+      this.heartbeats.push((JSON.parse(body) as { facts: { agentVersion: string; distribution?: string } }).facts);
       return send(200, { serverTime: new Date().toISOString(), heartbeatSeconds: 1 });
     }
     if (url.pathname === '/api/v1/agent/tasks') {
@@ -162,6 +164,9 @@ describe('the agent against the protocol', () => {
     expect(await running).toBe('stopped');
     expect(server.joins).toBe(1);
     expect(server.heartbeats[0]?.agentVersion).toBe('1.1.0');
+    // The distribution of this machine, as the catalog names it (debian-12 on the CI hosts).
+    const release = existsSync('/etc/os-release') ? distributionOf(parseOsRelease(await readFile('/etc/os-release', 'utf8'))) : undefined;
+    expect(server.heartbeats[0]?.distribution).toBe(release);
     const credFile = path.join(dir, 'data', 'credential.json');
     expect((await stat(credFile)).mode & 0o777).toBe(0o600);
     expect(JSON.parse(await readFile(credFile, 'utf8')).credential).toBe('upa_secret-credential-0123456789');

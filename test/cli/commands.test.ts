@@ -90,7 +90,7 @@ describe.concurrent('the CLI against a server', () => {
       const result = await cli.run(['cluster', 'get', 'fleet']);
       expect(result.code).toBe(0);
       expect(result.stdout).toMatch(/COMPONENT {3,}VERSIONS {3,}LATEST {3,}UPGRADABLE\n/);
-      expect(result.stdout).toMatch(/\ndocker {3,}20\.10\.24 {3,}26\.1\.5 {3,}yes\n/);
+      expect(result.stdout).toMatch(/\ndocker {3,}20\.10\.24 {3,}28\.5\.2 {3,}yes\n/);
     });
 
     it('refuses a Docker Engine upgrade while the agents are outdated: the API message, exit 3', async () => {
@@ -130,7 +130,16 @@ describe.concurrent('the CLI against a server', () => {
       expect(added.stdout).toMatch(/^node edge-1 added to small \(id nd_/);
       const nodes = await cli.run(['node', 'list', 'small']);
       expect(tableRows(nodes.stdout).map((r) => r[0])).toEqual(['NAME', 'edge-1', 'sim-001', 'sim-002']);
-      expect(tableRows(nodes.stdout)[0]).toEqual(['NAME', 'ROLE', 'STATUS', 'AGENT', 'DOCKER', 'CONTAINERD', 'SANDBOXED-RUNTIME']);
+      expect(tableRows(nodes.stdout)[0]).toEqual([
+        'NAME',
+        'ROLE',
+        'STATUS',
+        'AGENT',
+        'DOCKER',
+        'CONTAINERD',
+        'SANDBOXED-RUNTIME',
+        'DISTRIBUTION',
+      ]);
       const removed = await cli.run(['node', 'remove', 'small', 'edge-1']);
       expect([removed.code, removed.stdout]).toEqual([0, 'node edge-1 removed from small\n']);
       const deleted = await cli.run(['cluster', 'delete', 'small']);

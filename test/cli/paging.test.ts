@@ -37,7 +37,7 @@ describe('the CLI pages through node lists', () => {
     const result = await cli.run(['node', 'list', 'big']);
     expect(result.code, result.stderr).toBe(0);
     const rows = tableRows(result.stdout);
-    expect(rows[0]).toEqual(['NAME', 'ROLE', 'STATUS', 'AGENT', 'DOCKER', 'CONTAINERD', 'SANDBOXED-RUNTIME']);
+    expect(rows[0]).toEqual(['NAME', 'ROLE', 'STATUS', 'AGENT', 'DOCKER', 'CONTAINERD', 'SANDBOXED-RUNTIME', 'DISTRIBUTION']);
     expect(rows.slice(1).map((r) => r[0])).toEqual(names);
     expect(rows[1]?.slice(0, 5)).toEqual(['sim-0001', 'manager', 'Ready', '1.1.0', '20.10.24']);
     // Columns line up across pages: every row's second column starts under ROLE.

@@ -107,7 +107,7 @@ describe.concurrent('watching an upgrade', () => {
       expect(running).toMatch(/^✔ Snapshots {4}20\/20 taken$/m);
       expect(running).toMatch(/^[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] Batch \d+ +\d nodes? +sim-\d{3}/m);
       expect(running).toMatch(/batch \d+ of \d+ · \d+\/20 nodes · (ETA \d+\.\ds|ETA once a batch has ended)/);
-      expect(running).toMatch(/^Upgrade upg_\w{16}: Docker-Engine → 26\.1\.5 on live, 20 nodes, batches of at most 2, snapshots first$/m);
+      expect(running).toMatch(/^Upgrade upg_\w{16}: Docker-Engine → 28\.5\.2 on live, 20 nodes, batches of at most 2, snapshots first$/m);
 
       const done = await tty.waitFor((s) => s.includes('EXIT='));
       expect(done).toContain('EXIT=0');
@@ -115,7 +115,7 @@ describe.concurrent('watching an upgrade', () => {
       expect(done).toMatch(/^✔ Batch 2 {6}2 nodes {3}sim-002, sim-003 {2}\(\d+\.\ds\)$/m);
       expect(done).toMatch(/^✔ Batch 11 {5}1 node {4}sim-020 {2}\(\d+\.\ds\)$/m);
       expect(done.match(/^✔ Batch /gm)).toHaveLength(11);
-      expect(done).toMatch(/^✔ Completed {4}20\/20 nodes run 26\.1\.5/m);
+      expect(done).toMatch(/^✔ Completed {4}20\/20 nodes run 28\.5\.2/m);
       expect(done).not.toMatch(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]|› running/);
     });
 

@@ -42,7 +42,7 @@ describe.runIf(browserAvailable())('console: automatic pause after a failure', (
     await cluster.componentCard('docker').getByRole('button', { name: 'Upgrade Docker-Engine' }).click();
     const dialog = await new UpgradeDialog(page).waitOpen();
     expect(await dialog.planSummary.textContent()).toContain(
-      '20 nodes to upgrade to Docker-Engine 26.1.5 in 11 batches: 1, 2 × 9, 1. At most 2 nodes at a time.',
+      '20 nodes to upgrade to Docker-Engine 28.5.2 in 11 batches: 1, 2 × 9, 1. At most 2 nodes at a time.',
     );
     await dialog.upgradeDirectly.click();
     await dialog.confirmStart.click();
@@ -52,7 +52,7 @@ describe.runIf(browserAvailable())('console: automatic pause after a failure', (
     await upgrade.waitForState('Paused');
     const banner = await upgrade.autoPauseBanner.innerText();
     expect(banner).toContain('Paused automatically after a failure');
-    expect(banner).toContain("sim-007: Docker-Engine 26.1.5 did not start (simulated failure of sim-007's first attempt)");
+    expect(banner).toContain("sim-007: Docker-Engine 28.5.2 did not start (simulated failure of sim-007's first attempt)");
     expect(await upgrade.autoCancel.isVisible()).toBe(true);
     expect(await upgrade.pause.isDisabled()).toBe(true);
     expect(await upgrade.continue.isEnabled()).toBe(true);
@@ -64,7 +64,7 @@ describe.runIf(browserAvailable())('console: automatic pause after a failure', (
     await upgrade.logViewer.waitFor();
     await expect
       .poll(() => upgrade.logViewer.locator('pre').textContent())
-      .toContain("error: Docker-Engine 26.1.5 did not start (simulated failure of sim-007's first attempt)");
+      .toContain("error: Docker-Engine 28.5.2 did not start (simulated failure of sim-007's first attempt)");
     expect(await upgrade.logViewer.getByRole('heading').innerText()).toMatch(/^Log of sim-007\s+attempt 1 · failed$/);
     await screenshotBoth(page, 'upgrade-auto-paused', { fullPage: true });
     await page.evaluate('window.scrollTo(0, 0)');
@@ -75,7 +75,7 @@ describe.runIf(browserAvailable())('console: automatic pause after a failure', (
     expect(await upgrade.autoPauseBanner.count()).toBe(0);
     await expect.poll(() => upgrade.taskRow('sim-007').innerText()).toMatch(/succeeded\s+2\s/);
     // The open log follows the node: its second attempt is there.
-    await expect.poll(() => upgrade.logViewer.locator('pre').textContent()).toContain('verified: Docker-Engine reports 26.1.5');
+    await expect.poll(() => upgrade.logViewer.locator('pre').textContent()).toContain('verified: Docker-Engine reports 28.5.2');
 
     const events = new EventsPage(page);
     await page.getByRole('link', { name: 'All events of this upgrade' }).click();

@@ -58,7 +58,7 @@ describe.runIf(browserAvailable())('console: the upgrade flow on a 50-node clust
     const dialog = await new UpgradeDialog(page).waitOpen();
     await expect.poll(() => dialog.agentOutdated.textContent()).toContain('All 50 nodes run an Upshift agent older than 1.1.0');
     expect(await dialog.planSummary.textContent()).toContain(
-      '50 nodes to upgrade to Docker-Engine 26.1.5 in 12 batches: 1, 2, 4, 5 × 8, 3',
+      '50 nodes to upgrade to Docker-Engine 28.5.2 in 12 batches: 1, 2, 4, 5 × 8, 3',
     );
     expect(await dialog.upgradeDirectly.isDisabled()).toBe(true);
     expect(await dialog.backUpSnapshot.isDisabled()).toBe(true);
@@ -94,7 +94,7 @@ describe.runIf(browserAvailable())('console: the upgrade flow on a 50-node clust
     await dialog.backUpSnapshot.click();
     // A last look before anything starts: the cluster, the component, the versions, the node count.
     expect(await dialog.confirmSummary.innerText()).toBe(
-      'Docker-Engine on demo: 20.10.24 → 26.1.5 on 50 nodes in 12 batches, snapshots of every node first.',
+      'Docker-Engine on demo: 20.10.24 → 28.5.2 on 50 nodes in 12 batches, snapshots of every node first.',
     );
     await screenshotBoth(page, 'upgrade-dialog-confirm');
     await dialog.confirmStart.click();
@@ -131,10 +131,10 @@ describe.runIf(browserAvailable())('console: the upgrade flow on a 50-node clust
     await shell.nav('Clusters').click();
     await expect.poll(() => clusters.status('demo').textContent()).toContain('Docker-Engine upgrade is paused');
     const mixed = await clusters.versionText('demo', 'docker');
-    expect(mixed).toMatch(/^26\.1\.5 × \d+ 20\.10\.24 × \d+ Upgrade$/);
+    expect(mixed).toMatch(/^28\.5\.2 × \d+ 20\.10\.24 × \d+ Upgrade$/);
     await screenshotBoth(page, 'clusters-mid-upgrade');
 
-    // Continue from the upgrade page, then watch the list change to 26.1.5 by itself.
+    // Continue from the upgrade page, then watch the list change to 28.5.2 by itself.
     await page.getByRole('link', { name: 'View upgrade' }).click();
     await upgrade.waitForState('Paused');
     await upgrade.continue.click();
@@ -147,7 +147,7 @@ describe.runIf(browserAvailable())('console: the upgrade flow on a 50-node clust
     await screenshotBoth(page, 'upgrade-running');
     await shell.nav('Clusters').click();
     await expect.poll(() => clusters.status('demo').textContent()).toContain('Docker-Engine is upgrading');
-    await expect.poll(() => clusters.versionText('demo', 'docker'), { timeout: 30_000 }).toBe('26.1.5');
+    await expect.poll(() => clusters.versionText('demo', 'docker'), { timeout: 30_000 }).toBe('28.5.2');
     await expect.poll(() => clusters.status('demo').textContent()).toBe('Running');
     expect(await clusters.upgradeButton('demo', 'docker').count()).toBe(0);
     expect(await shell.stillSameDocument()).toBe(true);
@@ -156,14 +156,14 @@ describe.runIf(browserAvailable())('console: the upgrade flow on a 50-node clust
     await page.goto(`/upgrades/${upgradeId}`);
     await upgrade.waitForState('Completed');
     expect(await upgrade.progress.getAttribute('aria-valuetext')).toBe('50 of 50 nodes upgraded');
-    expect(await upgrade.endReason.textContent()).toMatch(/^Completed: Docker-Engine 26\.1\.5 is on all 50 nodes \(\d{4}-/);
+    expect(await upgrade.endReason.textContent()).toMatch(/^Completed: Docker-Engine 28\.5\.2 is on all 50 nodes \(\d{4}-/);
     expect(await upgrade.plannedSizes()).toEqual([]);
     const sizes = (await upgrade.timeline.locator('g.bar text.label').allTextContents()).map((t) => Number(/· (\d+) node/.exec(t)?.[1]));
     expect(sizes[0]).toBe(1);
     expect(sizes.slice(1).includes(1)).toBe(true);
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(50);
     const log = await upgrade.openLog('sim-050');
-    expect(log).toContain('verified: Docker-Engine reports 26.1.5');
+    expect(log).toContain('verified: Docker-Engine reports 28.5.2');
     await screenshotBoth(page, 'upgrade-completed', { fullPage: true });
 
     // The cluster page: nodes with their versions.
@@ -175,8 +175,10 @@ describe.runIf(browserAvailable())('console: the upgrade flow on a 50-node clust
       'sim-001',
       'worker',
       'Ready',
+      // Simulated nodes report no distribution.
+      '—',
       '1.1.0',
-      '26.1.5',
+      '28.5.2',
       '1.6.20',
       '20221219',
     ]);
@@ -186,7 +188,7 @@ describe.runIf(browserAvailable())('console: the upgrade flow on a 50-node clust
     await shell.nav('Upgrades').click();
     const upgradeRows = page.getByTestId('upgrades-table').locator('tbody tr');
     await expect.poll(() => upgradeRows.count()).toBe(2);
-    expect(await upgradeRows.first().innerText()).toMatch(/Docker-Engine → 26\.1\.5\s*snapshots\s+demo\s+Completed\s+50\/50/);
+    expect(await upgradeRows.first().innerText()).toMatch(/Docker-Engine → 28\.5\.2\s*snapshots\s+demo\s+Completed\s+50\/50/);
     await screenshotBoth(page, 'upgrades');
 
     // Events: newest first, filters, load more.

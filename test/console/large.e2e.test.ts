@@ -20,7 +20,7 @@ describe.runIf(browserAvailable())('console: a 10,000-node cluster and a narrow 
   beforeAll(async () => {
     h = await startConsole();
     clusterId = (await createSimulatedCluster(h.server, 'huge', { nodes: 10_000, upgradeSeconds: 0.2 })).id;
-    await createSimulatedCluster(h.server, 'small', { nodes: 5, upgradeSeconds: 0.2, versions: { agent: '1.1.0', docker: '26.1.5' } });
+    await createSimulatedCluster(h.server, 'small', { nodes: 5, upgradeSeconds: 0.2, versions: { agent: '1.1.0', docker: '28.5.2' } });
   });
   afterAll(async () => {
     await h?.close();

@@ -122,7 +122,7 @@ for (const dialect of dialects) {
               const events = (await t.store.events.list({ upgradeId: upgrade.id, limit: 100_000 })).reverse();
               expect(checkEvents(events, final.cap)).toEqual([]);
               expect(watch.violations).toEqual([]);
-              const upgraded = (await t.store.nodes.list(cluster.id)).filter((n) => n.versions.docker === '26.1.5').length;
+              const upgraded = (await t.store.nodes.list(cluster.id)).filter((n) => n.versions.docker === '28.5.2').length;
               expect(upgraded).toBe(counts.succeeded);
             } finally {
               await t.close();

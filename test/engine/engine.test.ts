@@ -64,12 +64,12 @@ for (const dialect of dialects) {
         expect(Date.parse(batches[i]!.startedAt)).toBeGreaterThanOrEqual(Date.parse(batches[i - 1]!.finishedAt!));
       }
       const nodes = await t.store.nodes.list(cluster.id);
-      expect(nodes.every((n) => n.versions.docker === '26.1.5')).toBe(true);
+      expect(nodes.every((n) => n.versions.docker === '28.5.2')).toBe(true);
       const events = await allEvents(t, upgrade.id);
       expect(events.filter((e) => e.type === 'node.succeeded')).toHaveLength(50);
       expect(events.at(-1)?.type).toBe('upgrade.completed');
       const log = await t.store.logs.read((await t.store.upgrades.listTasks(upgrade.id))[0]!.id);
-      expect(log.map((l) => l.line).join('\n')).toMatch(/verified: Docker-Engine reports 26.1.5/);
+      expect(log.map((l) => l.line).join('\n')).toMatch(/verified: Docker-Engine reports 28.5.2/);
     });
 
     it('refuses a runtime upgrade while agents are outdated, and allows it after the agent upgrade', async () => {
@@ -119,7 +119,7 @@ for (const dialect of dialects) {
       expect(counts.pending).toBe(0);
       expect(counts.succeeded + counts.skipped + counts.failed).toBe(100);
       const nodes = await t.store.nodes.list(cluster.id);
-      expect(nodes.filter((n) => n.versions.docker === '26.1.5').length).toBe(counts.succeeded);
+      expect(nodes.filter((n) => n.versions.docker === '28.5.2').length).toBe(counts.succeeded);
       expect(await t.store.upgrades.activeOf(cluster.id)).toBeUndefined();
     });
 

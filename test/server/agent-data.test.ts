@@ -91,7 +91,7 @@ for (const dialect of dialects) {
     }
 
     async function startDockerUpgrade(cluster: string): Promise<string> {
-      const start = await s.api(`/api/v1/clusters/${cluster}/upgrades`, { body: { component: 'docker' } });
+      const start = await s.api(`/api/v1/clusters/${cluster}/upgrades`, { body: { component: 'docker', toVersion: '26.1.5' } });
       expect(start.status).toBe(201);
       return start.body.id as string;
     }

@@ -95,7 +95,7 @@ describe('agent protocol', () => {
     });
     expect(notInCatalog.status).toBe(422);
 
-    const start = await s.api('/api/v1/clusters/hosts-a/upgrades', { body: { component: 'docker' } });
+    const start = await s.api('/api/v1/clusters/hosts-a/upgrades', { body: { component: 'docker', toVersion: '26.1.5' } });
     expect(start.status).toBe(201);
     const late = await join('node-3');
     expect(late.status).toBe(409);
@@ -269,7 +269,7 @@ describe('an agent that goes silent during its task', () => {
       body: Buffer.from('docker 26.1.5'),
     });
     expect(put.status).toBe(201);
-    const start = await s.api('/api/v1/clusters/silent/upgrades', { body: { component: 'docker' } });
+    const start = await s.api('/api/v1/clusters/silent/upgrades', { body: { component: 'docker', toVersion: '26.1.5' } });
     expect(start.status).toBe(201);
     const delivered = await call(credential, '/tasks?waitSeconds=5');
     const task = delivered.body.tasks[0];

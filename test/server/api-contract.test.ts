@@ -104,6 +104,7 @@ describe('an answer outside its schema', () => {
     role: 'worker',
     status: 'Ready',
     versions: { docker: '26.1.5' },
+    distribution: null,
     createdAt: '2026-01-01T00:00:00.000Z',
   };
 

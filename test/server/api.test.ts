@@ -47,7 +47,8 @@ for (const dialect of dialects) {
       expect(plan.body.batches.map((b: string[]) => b.length)).toEqual([1, 2, 4, 5, 5, 5, 5, 5, 5, 5, 5, 3]);
       const start = await s.api(`/api/v1/clusters/${cluster.id}/upgrades`, { body: { component: 'docker' } });
       expect(start.status).toBe(201);
-      expect(start.body).toMatchObject({ component: 'docker', toVersion: '26.1.5', state: 'Upgrading', nodes: { total: 50 } });
+      // Simulated nodes report no distribution, so the default target is the catalog's newest.
+      expect(start.body).toMatchObject({ component: 'docker', toVersion: '28.5.2', state: 'Upgrading', nodes: { total: 50 } });
       const during = (await s.api(`/api/v1/clusters/${cluster.id}`)).body;
       expect(during).toMatchObject({ status: 'Upgrading', statusText: 'Docker-Engine is upgrading', activeUpgradeId: start.body.id });
       const done = await waitUpgrade(start.body.id, 'Completed');
@@ -56,10 +57,16 @@ for (const dialect of dialects) {
       expect(done.nodes).toMatchObject({ total: 50, succeeded: 50, pending: 0, running: 0, failed: 0, skipped: 0 });
       const after = (await s.api(`/api/v1/clusters/${cluster.id}`)).body;
       expect(after).toMatchObject({ status: 'Running', activeUpgradeId: null });
-      expect(after.components.docker).toEqual({ versions: { '26.1.5': 50 }, latest: '26.1.5', upgradable: false });
+      expect(after.components.docker).toEqual({ versions: { '28.5.2': 50 }, latest: '28.5.2', upgradable: false });
       const nodes = (await s.api(`/api/v1/clusters/${cluster.id}/nodes`)).body.items;
       expect(nodes).toHaveLength(50);
-      expect(nodes[0]).toMatchObject({ name: 'sim-001', role: 'worker', status: 'Ready', versions: { docker: '26.1.5' } });
+      expect(nodes[0]).toMatchObject({
+        name: 'sim-001',
+        role: 'worker',
+        status: 'Ready',
+        versions: { docker: '28.5.2' },
+        distribution: null,
+      });
       const tasks = (await s.api(`/api/v1/upgrades/${start.body.id}/nodes`)).body.items;
       expect(tasks[0]).toMatchObject({
         nodeName: 'sim-001',
@@ -67,7 +74,7 @@ for (const dialect of dialects) {
         batchIndex: 0,
         attempt: 1,
         fromVersion: '20.10.24',
-        toVersion: '26.1.5',
+        toVersion: '28.5.2',
         error: null,
       });
       const log = await s.api(`/api/v1/upgrades/${start.body.id}/nodes/${tasks[0].nodeId}/log`);
@@ -76,7 +83,7 @@ for (const dialect of dialects) {
       // skipped when the driver is called later than their time (as on a reattach), which a
       // loaded machine can cause.
       expect(log.text).toMatch(
-        /preflight: Docker-Engine 20.10.24 found, 26.1.5 wanted\n(.*\n)*.*verified: Docker-Engine reports 26.1.5\n$/,
+        /preflight: Docker-Engine 20.10.24 found, 28.5.2 wanted\n(.*\n)*.*verified: Docker-Engine reports 28.5.2\n$/,
       );
     });
 

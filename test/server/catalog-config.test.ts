@@ -7,17 +7,46 @@ import { parseDuration } from '../../src/domain/duration.js';
 import { loadServerConfig } from '../../src/server/config.js';
 
 describe('catalog', () => {
-  it('has the installable versions built in', () => {
-    expect(latestVersion(defaultCatalog, 'docker')).toBe('26.1.5');
-    expect(latestVersion(defaultCatalog, 'containerd')).toBe('1.7.24');
+  it('has the installable versions built in, each Debian package with its distribution', () => {
+    expect(latestVersion(defaultCatalog, 'docker')).toBe('28.5.2');
+    expect(latestVersion(defaultCatalog, 'containerd')).toBe('2.1.9');
     expect(latestVersion(defaultCatalog, 'sandboxed-runtime')).toBe('20240729');
-    expect(defaultCatalog.docker.map((v) => v.version)).toContain('20.10.24');
+    const distributions = (c: 'docker' | 'containerd' | 'sandboxed-runtime') =>
+      Object.fromEntries(defaultCatalog[c].map((v) => [v.version, v.distributions]));
+    expect(distributions('docker')).toEqual({ '20.10.24': ['debian-12'], '26.1.5': ['debian-13'], '28.5.2': ['debian-13'] });
+    expect(distributions('containerd')).toEqual({ '1.6.20': ['debian-12'], '1.7.24': ['debian-13'], '2.1.9': ['debian-13'] });
+    expect(distributions('sandboxed-runtime')).toEqual({ '20221219': ['debian-12'], '20240729': ['debian-12'] });
+    // sid's package versions, as test/hosts/debian.e2e.test.ts installs them on trixie.
+    expect(defaultCatalog.docker.find((v) => v.version === '28.5.2')?.artifacts[0]?.packageVersion).toBe('28.5.2+dfsg4-5');
+    expect(defaultCatalog.containerd.find((v) => v.version === '2.1.9')?.artifacts[0]?.packageVersion).toBe('2.1.9+ds1-5');
+    // The agent's own bundle installs anywhere.
+    expect(defaultCatalog.agent.every((v) => v.distributions === undefined)).toBe(true);
+  });
+  it('reads distributions from a user catalog and says what is wrong with bad ones', () => {
+    const merged = mergeCatalog(defaultCatalog, {
+      docker: [
+        { version: '27.5.1', distributions: ['ubuntu-24.04', 'debian-13', 'debian-13'], artifacts: [{ method: 'apt', file: 'docker.io' }] },
+        { version: '27.0.1', artifacts: [{ method: 'binary', file: 'docker-27.0.1.tgz', sha256: 'b'.repeat(64) }] },
+      ],
+    });
+    expect(merged.docker.find((v) => v.version === '27.5.1')?.distributions).toEqual(['ubuntu-24.04', 'debian-13']);
+    expect(merged.docker.find((v) => v.version === '27.0.1')?.distributions).toBeUndefined();
+    expect(() => mergeCatalog(defaultCatalog, { docker: [{ version: '27.0.0', distributions: [] }] })).toThrow(
+      /docker\[0\]\.distributions: must be a non-empty list .*leave it out for a version that installs anywhere/,
+    );
+    expect(() => mergeCatalog(defaultCatalog, { docker: [{ version: '27.0.0', distributions: 'debian-13' }] })).toThrow(
+      /docker\[0\]\.distributions: must be a non-empty list/,
+    );
+    expect(() => mergeCatalog(defaultCatalog, { containerd: [{ version: '2.0.0', distributions: ['debian-13', 'Debian 12'] }] })).toThrow(
+      /containerd\[0\]\.distributions\[1\]: must be a distribution as os-release names it: ID-VERSION_ID in lower case, such as debian-13 or ubuntu-24.04 \(got "Debian 12"\)/,
+    );
+    expect(() => mergeCatalog(defaultCatalog, { containerd: [{ version: '2.0.0', distributions: [13] }] })).toThrow(/distributions\[0\]/);
   });
   it('merges a user catalog and names the offending key', () => {
     const merged = mergeCatalog(defaultCatalog, {
-      docker: [{ version: '27.0.1', artifacts: [{ method: 'deb', file: 'docker.io_27.deb', sha256: 'a'.repeat(64) }] }],
+      docker: [{ version: '29.0.1', artifacts: [{ method: 'deb', file: 'docker.io_29.deb', sha256: 'a'.repeat(64) }] }],
     });
-    expect(latestVersion(merged, 'docker')).toBe('27.0.1');
+    expect(latestVersion(merged, 'docker')).toBe('29.0.1');
     expect(() => mergeCatalog(defaultCatalog, { podman: [] })).toThrow(/podman: unknown component/);
     expect(() => mergeCatalog(defaultCatalog, { docker: [{ version: '1; rm -rf /' }] })).toThrow(/docker\[0\]\.version/);
     expect(() => mergeCatalog(defaultCatalog, { docker: [{ version: '27.0.0', artifacts: [{ method: 'deb', sha256: 'xyz' }] }] })).toThrow(

@@ -76,7 +76,7 @@ for (const dialect of dialects) {
         expect(done.progress).toMatchObject({ etaSeconds: 0, etaAt: done.finishedAt, nodesDone: c.nodes, plannedSizes: [] });
         expect(done.progress.batch).toBe(done.batches.length);
         expect(done.endReason).toMatchObject({ kind: 'completed', actor: 'engine', at: done.finishedAt });
-        expect(done.endReason.message).toMatch(new RegExp(`^Completed: Docker-Engine 26\\.1\\.5 is on all ${c.nodes} nodes$`));
+        expect(done.endReason.message).toMatch(new RegExp(`^Completed: Docker-Engine 28\\.5\\.2 is on all ${c.nodes} nodes$`));
       }
     }, 90_000);
 

@@ -104,10 +104,15 @@ for (const dialect of dialects) {
 
       const old = new Date(Date.now() - 60_000).toISOString();
       const fresh = new Date().toISOString();
-      await suite.store.agents.recordHeartbeat(n1!.id, { os: 'linux' }, { docker: '26.1.5', agent: '1.1.0' }, old);
-      await suite.store.agents.recordHeartbeat(n2!.id, { os: 'linux' }, { docker: '20.10.24' }, fresh);
+      await suite.store.agents.recordHeartbeat(n1!.id, { os: 'linux' }, { docker: '26.1.5', agent: '1.1.0' }, old, 'debian-13');
+      await suite.store.agents.recordHeartbeat(n2!.id, { os: 'linux' }, { docker: '20.10.24' }, fresh, null);
       expect(await suite.store.agents.lastSeen(n1!.id)).toBe(old);
-      expect(await suite.store.nodes.get(n1!.id)).toMatchObject({ status: 'Ready', versions: { docker: '26.1.5', agent: '1.1.0' } });
+      expect(await suite.store.nodes.get(n1!.id)).toMatchObject({
+        status: 'Ready',
+        versions: { docker: '26.1.5', agent: '1.1.0' },
+        distribution: 'debian-13',
+      });
+      expect((await suite.store.nodes.get(n2!.id))?.distribution).toBeNull();
       const down = await suite.store.agents.markSilentNodesDown(new Date(Date.now() - 30_000).toISOString());
       expect(down.map((n) => n.name)).toEqual(['a1']);
       expect((await suite.store.nodes.get(n1!.id))?.status).toBe('Down');

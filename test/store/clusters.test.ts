@@ -77,15 +77,17 @@ for (const dialect of dialects) {
       expect((await suite.store.nodes.page(c.id, null, 12)).nextAfter).toBeNull();
     });
 
-    it('updates versions and groups nodes by them', async () => {
+    it('updates versions and groups nodes by them and their distribution', async () => {
       const c = await addCluster(suite.store, 'versions');
-      const nodes = await addNodes(suite.store, c.id, ['v1', 'v2', 'v3']);
+      const nodes = await addNodes(suite.store, c.id, ['v1', 'v2', 'v3', 'v4']);
       await suite.store.nodes.setVersions([nodes[0]!.id, nodes[1]!.id], { docker: '26.1.5' });
       await suite.store.nodes.update(nodes[2]!.id, { status: 'Down', role: 'manager' });
+      await suite.store.agents.recordHeartbeat(nodes[3]!.id, {}, { docker: '20.10.24' }, new Date().toISOString(), 'debian-12');
       const groups = await suite.store.nodes.versionGroups(c.id);
-      expect(groups.sort((x, y) => x.count - y.count)).toEqual([
-        { clusterId: c.id, versions: { docker: '20.10.24' }, count: 1 },
-        { clusterId: c.id, versions: { docker: '26.1.5' }, count: 2 },
+      expect(groups.sort((x, y) => x.count - y.count || String(x.distribution).localeCompare(String(y.distribution)))).toEqual([
+        { clusterId: c.id, versions: { docker: '20.10.24' }, distribution: 'debian-12', count: 1 },
+        { clusterId: c.id, versions: { docker: '20.10.24' }, distribution: null, count: 1 },
+        { clusterId: c.id, versions: { docker: '26.1.5' }, distribution: null, count: 2 },
       ]);
       expect(await suite.store.nodes.get(nodes[2]!.id)).toMatchObject({
         status: 'Down',

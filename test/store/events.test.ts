@@ -80,7 +80,16 @@ for (const dialect of dialects) {
           suite.store.tx(async (tx) => {
             await tx.events.append(event({ clusterId: c.id, message: 'rolled back' }));
             await tx.nodes.insert([
-              { id: 'nd_rolledback', clusterId: c.id, name: 'r', role: 'worker', status: 'Ready', versions: {}, createdAt: '' },
+              {
+                id: 'nd_rolledback',
+                clusterId: c.id,
+                name: 'r',
+                role: 'worker',
+                status: 'Ready',
+                versions: {},
+                distribution: null,
+                createdAt: '',
+              },
             ]);
             // A nested tx runs in the same transaction and rolls back with it.
             await tx.tx((inner) => inner.clusters.setUnavailable(c.id, 'unreachable'));

@@ -68,6 +68,7 @@ export async function addNodes(store: Store, clusterId: string, names: string[])
     role: 'worker',
     status: 'Ready',
     versions: { docker: '20.10.24' },
+    distribution: null,
     createdAt,
   }));
   await store.nodes.insert(nodes);

@@ -13,6 +13,8 @@ function nodeColumns(out: Output): Column<NodeView>[] {
     { header: 'ROLE', value: (n) => n.role },
     { header: 'STATUS', value: (n) => out.state(n.status) },
     ...components.map((component): Column<NodeView> => ({ header: component.toUpperCase(), value: (n) => n.versions[component] ?? '' })),
+    // What the node's agent reports; blank for nodes without one (they restrict no version).
+    { header: 'DISTRIBUTION', value: (n) => n.distribution ?? '' },
     { header: 'AGE', value: (n) => age(n.createdAt), wide: true },
   ];
 }

@@ -112,7 +112,8 @@ function upgradeBody(opts: StartOptions): Record<string, unknown> {
 }
 
 const componentOption = () => new Option('--component <component>', 'what to upgrade').choices(components).makeOptionMandatory();
-const toOption = () => new Option('--to <version>', 'target version (default: the catalog’s latest)');
+const toOption = () =>
+  new Option('--to <version>', 'target version (default: the newest catalog version that installs on the cluster’s nodes)');
 const maxBatchOption = () =>
   new Option(
     '--max-batch-percent <p>',
@@ -165,6 +166,8 @@ export function registerUpgradeCommands(program: Command): void {
     );
     // Said before it happens: what `upgrade start` would answer now.
     if (view.refusal) cli.out.line(`A start would be refused now (${view.refusal.code}): ${view.refusal.message}`);
+    // Versions the catalog has but this cluster's nodes cannot take, so that a missing one is explained.
+    for (const v of view.notOffered ?? []) cli.out.line(`Not offered: ${v.version} (${v.reason})`);
     if (view.batches.length === 0) return;
     cli.out.line();
     cli.out.table<{ index: number; nodes: string[] }>(

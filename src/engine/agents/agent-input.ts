@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AgentFacts } from '../../domain/agent-protocol.js';
 import type { ComponentVersions } from '../../domain/components.js';
+import { DISTRIBUTION_PATTERN } from '../../domain/catalog.js';
 import { isComponent } from '../../domain/components.js';
 import { invalid } from '../../domain/errors.js';
 import { type TextShape, stripControls } from '../../domain/text.js';
@@ -31,10 +32,15 @@ export function checkFacts(raw: unknown): AgentFacts {
       versions[key] = value;
     }
   }
+  const distribution = facts['distribution'];
+  if (distribution !== undefined && (typeof distribution !== 'string' || !DISTRIBUTION_PATTERN.test(distribution))) {
+    throw invalid('facts.distribution must be ID-VERSION_ID from os-release in lower case, such as debian-13');
+  }
   const text = (key: string, max: number) => (typeof facts[key] === 'string' ? agentText(facts[key] as string, max) : '');
   return {
     hostname: text('hostname', 200),
     os: text('os', 200),
+    ...(typeof distribution === 'string' ? { distribution } : {}),
     arch: text('arch', 200),
     agentVersion: text('agentVersion', 200),
     versions,

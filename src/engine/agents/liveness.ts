@@ -35,7 +35,7 @@ export class AgentLiveness {
   async heartbeat(node: NodeRecord, rawFacts: unknown): Promise<{ serverTime: string; heartbeatSeconds: number }> {
     const facts = checkFacts(rawFacts);
     const now = new Date(this.ctx.clock.now()).toISOString();
-    await this.ctx.store.agents.recordHeartbeat(node.id, facts, reportedVersions(node.versions, facts), now);
+    await this.ctx.store.agents.recordHeartbeat(node.id, facts, reportedVersions(node.versions, facts), now, facts.distribution ?? null);
     this.ctx.signals.emit(`heartbeat:${node.id}`, facts);
     return { serverTime: now, heartbeatSeconds: this.ctx.heartbeatSeconds };
   }

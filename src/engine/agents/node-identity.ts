@@ -134,7 +134,18 @@ export class NodeIdentity {
       if (token.singleUse && !(await tx.agents.consumeJoinToken(tokenHash, now, id))) throw tokenRefusal('used', cluster.name, null);
       const origin = `agent ${facts.agentVersion || 'unknown'}, ${facts.os} ${facts.arch}, from ${from.address}`;
       if (!existing) {
-        await tx.nodes.insert([{ id, clusterId: cluster.id, name, role: 'worker', status: 'Ready', versions, createdAt: now }]);
+        await tx.nodes.insert([
+          {
+            id,
+            clusterId: cluster.id,
+            name,
+            role: 'worker',
+            status: 'Ready',
+            versions,
+            distribution: facts.distribution ?? null,
+            createdAt: now,
+          },
+        ]);
         await tx.events.append({
           type: EventType.clusterNodeAdded,
           actor: `agent:${name}`,
@@ -155,7 +166,13 @@ export class NodeIdentity {
           data: { address: from.address },
         });
       }
-      await tx.agents.recordHeartbeat(id, facts, existing ? reportedVersions(existing.versions, facts) : versions, now);
+      await tx.agents.recordHeartbeat(
+        id,
+        facts,
+        existing ? reportedVersions(existing.versions, facts) : versions,
+        now,
+        facts.distribution ?? null,
+      );
       await tx.agents.setCredential(id, hashSecret(credential));
       return { kind: 'joined' as const, nodeId: id };
     });

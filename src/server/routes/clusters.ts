@@ -28,11 +28,15 @@ import { clusterView, clusterViews, nodeView } from '../views.js';
 /** Clusters, their join tokens and their nodes, under /api/v1 (docs/design.md §7). */
 export const clusterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { engine, store }) => {
   const hub = engine.agents;
-  const catalog = engine.options.catalog;
 
   const viewCluster = async (id: string) => {
     const cluster = await engine.fleet.resolveCluster(id);
-    return clusterView(catalog, cluster, await store.nodes.versionGroups(cluster.id), await store.upgrades.activeOf(cluster.id));
+    return clusterView(
+      await engine.upgrades.installCatalog(),
+      cluster,
+      await store.nodes.versionGroups(cluster.id),
+      await store.upgrades.activeOf(cluster.id),
+    );
   };
 
   app.get(
@@ -42,7 +46,7 @@ export const clusterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { e
       schema: { tags: ['clusters'], summary: 'List clusters', response: { 200: ClusterList, ...errorResponses } },
     },
     async () => ({
-      items: await clusterViews(store, catalog, await store.clusters.list()),
+      items: await clusterViews(store, await engine.upgrades.installCatalog(), await store.clusters.list()),
     }),
   );
 

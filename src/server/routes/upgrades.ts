@@ -4,6 +4,7 @@ import { ErrorCode, UpshiftError, notFound } from '../../domain/errors.js';
 import type { OperatorCommand } from '../../domain/upgrade-state.js';
 import { type LogCursor, type Store, logMarker } from '../../store/index.js';
 import {
+  ClusterCatalogView,
   ClusterNodeParams,
   IdParam,
   FailedPodList,
@@ -40,6 +41,20 @@ export const upgradeRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { e
       },
     },
     async (request) => engine.upgrades.plan(request.params.id, request.body, { manifests: request.query.output === 'manifests' }),
+  );
+
+  app.get(
+    '/clusters/:id/catalog',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['catalog'],
+        summary: 'The catalog as this cluster sees it: which versions install on its nodes, and why not',
+        params: IdParam,
+        response: { 200: ClusterCatalogView, ...errorResponses },
+      },
+    },
+    async (request) => engine.upgrades.clusterCatalog(request.params.id),
   );
 
   app.post(

@@ -331,6 +331,16 @@ export const migrations: Migration[] = [
     },
   },
   {
+    version: 11,
+    name: "the distribution a node's agent reports",
+    async up(db) {
+      // A column, not only a key in `facts`: plans read it for every node of a cluster to
+      // decide which catalog versions install there. Null until the node's agent reports
+      // one (agents before 1.1, Kubernetes and Swarm nodes): such nodes do not restrict.
+      await db.schema.alterTable('nodes').addColumn('distribution', 'text').execute();
+    },
+  },
+  {
     version: 12,
     name: 'webhooks and their delivery outbox',
     async up(db, adapter) {

@@ -43,6 +43,7 @@ function nodeRecord(name: string, versions: NodeRecord['versions'] = { 'sandboxe
     role: 'worker',
     status: 'Ready',
     versions,
+    distribution: null,
     createdAt: '',
   };
 }

@@ -1,5 +1,5 @@
 import type {
-  CatalogView,
+  ClusterCatalogView,
   ClusterCreatedView,
   ClusterList,
   ClusterView,
@@ -183,8 +183,9 @@ export class ApiClient {
       signal,
     );
   }
-  catalog(signal?: AbortSignal) {
-    return this.request<CatalogView>('GET', '/catalog', undefined, signal);
+  /** The catalog as this cluster sees it: which versions install on its nodes' distributions, and why not. */
+  clusterCatalog(clusterId: string, signal?: AbortSignal) {
+    return this.request<ClusterCatalogView>('GET', `/clusters/${encodeURIComponent(clusterId)}/catalog`, undefined, signal);
   }
   plan(clusterId: string, body: UpgradeBody, signal?: AbortSignal) {
     return this.request<PlanView>('POST', `/clusters/${encodeURIComponent(clusterId)}/upgrades/plan`, body, signal);

@@ -1,7 +1,7 @@
 import { upgradePolicy } from '@upshift/domain/defaults.js';
 import { useEffect, useMemo, useState } from 'react';
 import { describeError } from '../api/client';
-import type { CatalogView, ClusterView, Component, PlanView, UpgradeBody } from '@upshift/api';
+import type { ClusterCatalogView, ClusterView, Component, PlanView, UpgradeBody } from '@upshift/api';
 import { components, runtimeComponents } from '@upshift/api/enums';
 import { compareNatural, displayComponent, formatDuration, plural, summariseSizes, versionEntries } from '../lib/format';
 import { Link, navigate } from '../lib/router';
@@ -11,8 +11,6 @@ import { Notice } from './Notice';
 import { VersionSummary } from './Versions';
 
 const { defaults, bounds } = upgradePolicy;
-
-let catalogCache: Promise<CatalogView> | null = null;
 
 /** What upgrading a component does to the workloads on a node while it runs (no drain). */
 const impact: Partial<Record<Component, string>> = {
@@ -40,7 +38,9 @@ export function outdatedAgents(cluster: ClusterView): number {
  * Starts an upgrade of one component of one cluster: target version from the catalog,
  * upgrade directly or back up snapshots first, and a preview of the batches (the server's
  * plan) before anything starts. When agents are outdated a runtime upgrade would be
- * refused, so the dialog says so and offers the agent upgrade first.
+ * refused, so the dialog says so and offers the agent upgrade first. The versions come
+ * from the catalog as this cluster sees it: one that does not install on its nodes'
+ * distribution is shown disabled, with why under the select, and is never the default.
  */
 export function UpgradeDialog({
   cluster,
@@ -52,7 +52,7 @@ export function UpgradeDialog({
   onClose: () => void;
 }) {
   const { api } = useSession();
-  const [catalog, setCatalog] = useState<CatalogView | null>(null);
+  const [catalog, setCatalog] = useState<ClusterCatalogView | null>(null);
   const [catalogError, setCatalogError] = useState<unknown>(null);
   const [component, setComponent] = useState<Component>(initialComponent);
   const [toVersion, setToVersion] = useState<string>('');
@@ -64,21 +64,29 @@ export function UpgradeDialog({
   // The last step before anything starts: what, where, how many, how long, what it interrupts.
   const [confirming, setConfirming] = useState<'none' | 'before' | null>(null);
 
+  // Per cluster, and again when its membership changes: a new node may run another distribution.
   useEffect(() => {
-    catalogCache ??= api.catalog();
-    const pending = catalogCache;
-    pending.then(setCatalog, (e: unknown) => {
-      catalogCache = null;
-      setCatalogError(e);
-    });
-  }, [api]);
+    const controller = new AbortController();
+    api.clusterCatalog(cluster.id, controller.signal).then(
+      (result) => {
+        setCatalog(result);
+        setCatalogError(null);
+      },
+      (e: unknown) => {
+        if (!controller.signal.aborted) setCatalogError(e);
+      },
+    );
+    return () => controller.abort();
+  }, [api, cluster.id, cluster.nodeCount]);
 
   const versions = useMemo(
-    () => (catalog?.components[component]?.versions ?? []).map((v) => v.version).sort((a, b) => compareNatural(b, a)),
+    () => [...(catalog?.components[component]?.versions ?? [])].sort((a, b) => compareNatural(b.version, a.version)),
     [catalog, component],
   );
+  const notOffered = versions.filter((v) => !v.installable);
   const latest = catalog?.components[component]?.latest ?? cluster.components[component]?.latest ?? null;
-  const target = toVersion && versions.includes(toVersion) ? toVersion : (latest ?? '');
+  const preferred = catalog ? catalog.components[component]?.default : latest;
+  const target = toVersion && versions.some((v) => v.version === toVersion && v.installable) ? toVersion : (preferred ?? '');
 
   const policy = useMemo(() => {
     const p: NonNullable<UpgradeBody['policy']> = {};
@@ -175,14 +183,33 @@ export function UpgradeDialog({
             <VersionSummary summary={cluster.components[component]} />
           </div>
           <label htmlFor="ud-version">Target version</label>
-          <select id="ud-version" value={target} onChange={(e) => setToVersion(e.target.value)} disabled={!catalog}>
+          <select
+            id="ud-version"
+            value={target}
+            onChange={(e) => setToVersion(e.target.value)}
+            disabled={!catalog}
+            aria-describedby={notOffered.length > 0 ? 'ud-not-offered' : undefined}
+          >
             {versions.map((v) => (
-              <option key={v} value={v}>
-                {v}
-                {v === latest ? ' (latest)' : ''}
+              <option key={v.version} value={v.version} disabled={!v.installable} title={v.reason ?? undefined}>
+                {v.version}
+                {v.version === latest ? ' (latest)' : ''}
+                {v.installable ? '' : ' (not offered)'}
               </option>
             ))}
           </select>
+          {notOffered.length > 0 ? (
+            <div id="ud-not-offered" className="help span-field not-offered" data-testid="versions-not-offered">
+              Not offered on this cluster:
+              <ul>
+                {notOffered.map((v) => (
+                  <li key={v.version}>
+                    <span className="mono">{v.version}</span>: {v.reason}
+                  </li>
+                ))}
+              </ul>
+            </div>
+          ) : null}
         </div>
         <details className="advanced">
           <summary>Batch policy</summary>

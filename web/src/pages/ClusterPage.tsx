@@ -89,6 +89,13 @@ export function ClusterPage({ clusterId }: { clusterId: string }) {
     { key: 'name', header: 'Node', width: 'minmax(8rem, 1.2fr)', render: (n) => <span className="mono">{n.name}</span> },
     { key: 'role', header: 'Role', width: '6rem', render: (n) => n.role },
     { key: 'status', header: 'Status', width: '7rem', render: (n) => <NodeStatusBadge status={n.status} /> },
+    {
+      key: 'distribution',
+      header: 'Distribution',
+      width: '8rem',
+      // What the node's agent reports (os-release); a dash for nodes without one.
+      render: (n) => (n.distribution ? <span className="mono">{n.distribution}</span> : <span className="muted">—</span>),
+    },
     ...components.map<Column<NodeView>>((component) => ({
       key: component,
       header: displayComponent(component),

@@ -5,6 +5,8 @@ export class UpgradeDialog {
   readonly root: Locator;
   readonly component: Locator;
   readonly version: Locator;
+  /** The versions the catalog has that do not install on this cluster, with why (under the select). */
+  readonly notOffered: Locator;
   readonly planSummary: Locator;
   readonly agentOutdated: Locator;
   readonly activeUpgrade: Locator;
@@ -21,6 +23,7 @@ export class UpgradeDialog {
     this.root = page.getByTestId('upgrade-dialog');
     this.component = this.root.getByLabel('Component');
     this.version = this.root.getByLabel('Target version');
+    this.notOffered = this.root.getByTestId('versions-not-offered');
     this.planSummary = this.root.getByTestId('plan-summary');
     this.agentOutdated = this.root.getByTestId('agent-outdated');
     this.activeUpgrade = this.root.getByTestId('active-upgrade-notice');
