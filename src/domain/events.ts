@@ -12,6 +12,10 @@ export const EventType = {
   upgradeContinued: 'upgrade.continued',
   upgradeSnapshotFailed: 'upgrade.snapshot_failed',
   upgradeRefused: 'upgrade.refused',
+  /** A health gate passed its check before a batch; `data`: {gateIndex, kind, ok, message, batchIndex}. */
+  gatePassed: 'gate.passed',
+  /** A health gate failed its check; `data` also has `retryUntil`, after which the upgrade pauses. */
+  gateFailed: 'gate.failed',
   batchStarted: 'batch.started',
   batchFinished: 'batch.finished',
   nodeStarted: 'node.started',
@@ -67,7 +71,7 @@ export const ENGINE_ACTOR = 'engine';
 /**
  * "Operations": what people and the system decided, apart from node and batch chatter:
  * starts, pauses, resumes, continues, cancels, refusals, auto-pauses, auto-cancels and
- * completions, changes to clusters, their members and credentials, and access.
+ * completions, failed health gates, changes to clusters, their members and credentials, and access.
  */
 export const operationEventTypes: readonly EventType[] = [
   EventType.upgradeStarted,
@@ -80,6 +84,7 @@ export const operationEventTypes: readonly EventType[] = [
   EventType.upgradeCompleted,
   EventType.upgradeSnapshotFailed,
   EventType.upgradeRefused,
+  EventType.gateFailed,
   EventType.requestRefused,
   EventType.clusterCreated,
   EventType.clusterDeleted,

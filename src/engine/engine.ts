@@ -36,8 +36,10 @@ export class Engine {
       pausedTtlMs: options.pausedTtlMs,
       snapshotConcurrency: options.snapshotConcurrency ?? 20,
       leaseTtlMs: options.leaseTtlMs ?? 15_000,
+      vault: this.secrets,
+      allowLinkLocalTargets: options.allowLinkLocalTargets ?? false,
     });
-    this.upgrades = new UpgradeService(ctx, this.fleet, this.orchestrator);
+    this.upgrades = new UpgradeService(ctx, this.fleet, this.orchestrator, this.secrets, options.allowLinkLocalTargets ?? false);
   }
 
   /** Whether upgrades are being driven (the server's readiness). */

@@ -80,6 +80,11 @@ export class SecretVault implements SecretReader {
     return this.key('stored').seal(plaintext);
   }
 
+  /** Opens a value `seal` made (a gate's bearer token kept in an upgrade's policy). */
+  open(sealed: string): string {
+    return this.key('read').open(sealed);
+  }
+
   async read(clusterId: string, name: string): Promise<string | undefined> {
     const sealed = await this.store.clusters.getSecret(clusterId, name);
     return sealed === undefined ? undefined : this.key('read').open(sealed);

@@ -5,6 +5,7 @@ import { componentDisplayName, components, isComponent, kindHasAgents } from '..
 import { ErrorCode, UpshiftError, invalid, notFound } from '../domain/errors.js';
 import { EventType } from '../domain/events.js';
 import { newId } from '../domain/ids.js';
+import { type Gate, type GateResult, parseGate, parseGates, type PublicGate, publicGate } from '../domain/gates.js';
 import { parseMaintenanceWindow } from '../domain/maintenance-window.js';
 import { median } from '../domain/progress.js';
 import { batchCap, orderNodes, planBatches } from '../domain/batch-planner.js';
@@ -18,6 +19,7 @@ import type { Store } from '../store/store.js';
 import { applyStart, applyTransition } from './apply-transition.js';
 import type { FleetService } from './fleet.js';
 import type { Orchestrator } from './orchestrator.js';
+import type { SecretVault } from './secrets.js';
 import type { EngineContext } from './types.js';
 import { isoTime } from './types.js';
 
@@ -25,7 +27,7 @@ export interface UpgradeRequest {
   component?: unknown;
   toVersion?: unknown;
   snapshot?: unknown;
-  policy?: { maxBatchPercent?: unknown; soakSeconds?: unknown; window?: unknown } | undefined;
+  policy?: { maxBatchPercent?: unknown; soakSeconds?: unknown; window?: unknown; gates?: unknown } | undefined;
 }
 
 interface ValidRequest {
@@ -47,6 +49,8 @@ export interface PlanResult {
    * the cluster has no such history.
    */
   estimatedSeconds: number | null;
+  /** The health gates, as the API shows them (a bearer token as "(set)"). */
+  gates: PublicGate[];
   /** What a start with this request would be refused with now, or null: the same checks, in the same order. */
   refusal: { code: ErrorCode; message: string } | null;
   /** With `manifests`: what the driver would create (Kubernetes executor pods), for review. */
@@ -64,13 +68,15 @@ export class UpgradeService {
   constructor(
     private readonly ctx: EngineContext,
     private readonly fleet: FleetService,
-    private readonly orchestrator: Pick<Orchestrator, 'exclusive' | 'kick'>,
+    private readonly orchestrator: Pick<Orchestrator, 'exclusive' | 'kick' | 'testGate'>,
+    private readonly vault: SecretVault,
+    private readonly allowLinkLocalTargets: boolean,
   ) {
     this.store = ctx.store;
     this.catalog = ctx.catalog;
   }
 
-  private validate(request: UpgradeRequest): ValidRequest {
+  private validate(request: UpgradeRequest, cluster: ClusterRecord): ValidRequest {
     const { component } = request;
     if (typeof component !== 'string' || !isComponent(component)) {
       throw invalid(`component must be one of ${components.join(', ')}`, { field: 'component' });
@@ -106,6 +112,11 @@ export class UpgradeService {
     const raw = request.policy?.window;
     const policy: UpgradePolicy = { maxBatchPercent: pct, soakSeconds: soak };
     if (raw !== undefined && raw !== null) policy.window = parseMaintenanceWindow(raw, 'policy.window');
+    const gates = request.policy?.gates;
+    if (gates !== undefined && gates !== null) {
+      const parsed = parseGates(gates, { clusterKind: cluster.kind, allowLinkLocal: this.allowLinkLocalTargets });
+      if (parsed.length > 0) policy.gates = parsed;
+    }
     return { component, toVersion, snapshot, policy };
   }
 
@@ -119,7 +130,7 @@ export class UpgradeService {
 
   async plan(clusterRef: string, request: UpgradeRequest, options: { manifests?: boolean } = {}): Promise<PlanResult> {
     const cluster = await this.fleet.resolveCluster(clusterRef);
-    const valid = this.validate(request);
+    const valid = this.validate(request, cluster);
     const nodes = await this.store.nodes.list(cluster.id);
     const targets = this.targets(nodes, valid.component, valid.toVersion);
     const cap = batchCap(targets.length, valid.policy.maxBatchPercent);
@@ -136,6 +147,7 @@ export class UpgradeService {
         perBatchMs === null || batches.length === 0
           ? null
           : Math.round((batches.length * perBatchMs) / 100) / 10 + (batches.length - 1) * valid.policy.soakSeconds,
+      gates: (valid.policy.gates ?? []).map(publicGate),
       refusal: refused ? { code: refused.code, message: refused.message } : null,
     };
     if (options.manifests) {
@@ -156,7 +168,8 @@ export class UpgradeService {
 
   async start(clusterRef: string, request: UpgradeRequest, actor: string): Promise<UpgradeRecord> {
     const cluster = await this.fleet.resolveCluster(clusterRef);
-    const valid = this.validate(request);
+    const valid = this.validate(request, cluster);
+    valid.policy = this.sealGateTokens(valid.policy);
     return this.recordingRefusals(cluster, null, actor, `start a ${valid.component} upgrade`, async () => {
       const nodes = await this.store.nodes.list(cluster.id);
       const targets = orderNodes(this.targets(nodes, valid.component, valid.toVersion));
@@ -229,7 +242,7 @@ export class UpgradeService {
               total: upgrade.total,
               cap: upgrade.cap,
               snapshot: valid.snapshot,
-              policy: valid.policy,
+              policy: { ...valid.policy, ...(valid.policy.gates ? { gates: valid.policy.gates.map(publicGate) } : {}) },
             },
           },
         });
@@ -237,6 +250,35 @@ export class UpgradeService {
       this.orchestrator.kick(upgrade.id);
       return upgrade;
     });
+  }
+
+  /**
+   * The policy as it is stored: a gate's bearer token sealed by the secret key (and the
+   * plain text gone), so the database, the start event and the API never hold it.
+   */
+  private sealGateTokens(policy: UpgradePolicy): UpgradePolicy {
+    if (!policy.gates) return policy;
+    const gates = policy.gates.map((gate): Gate => {
+      if (gate.kind !== 'prometheus' || gate.bearerToken === undefined) return gate;
+      if (!this.vault.canSeal) {
+        throw new UpshiftError(ErrorCode.NOT_SUPPORTED, 'this server has no secret key, so a gate bearer token cannot be stored');
+      }
+      const { bearerToken, ...rest } = gate;
+      return { ...rest, sealedBearerToken: this.vault.seal(bearerToken) };
+    });
+    return { ...policy, gates };
+  }
+
+  /**
+   * Checks one gate once, as the console's "Test now" does: the same validation as a
+   * start (a swarm-services gate needs the cluster), then one check; the answer says what
+   * it found. Nothing is stored.
+   */
+  async testGate(raw: unknown, clusterRef: string | undefined): Promise<GateResult> {
+    const cluster = clusterRef === undefined ? undefined : await this.fleet.resolveCluster(clusterRef);
+    const gate = parseGate(raw, { allowLinkLocal: this.allowLinkLocalTargets, ...(cluster ? { clusterKind: cluster.kind } : {}) });
+    if (gate.kind === 'swarm-services' && !cluster) throw invalid('a swarm-services gate is checked on a cluster: give clusterId');
+    return this.orchestrator.testGate(gate, cluster);
   }
 
   /**
