@@ -67,7 +67,9 @@ export const GateBody = Type.Object(
     min: Type.Optional(Type.Number({ description: 'prometheus: every value must be at least this' })),
     allowEmpty: Type.Optional(Type.Boolean({ description: 'prometheus: no result passes (default false: it fails)' })),
     bearerToken: Type.Optional(Type.String({ description: 'prometheus: sent as Authorization: Bearer; stored sealed, never returned' })),
-    retrySeconds: Type.Optional(Type.Number({ description: 'how long a failing gate is checked again before the upgrade pauses (default 60)' })),
+    retrySeconds: Type.Optional(
+      Type.Number({ description: 'how long a failing gate is checked again before the upgrade pauses (default 60)' }),
+    ),
   },
   { additionalProperties: false },
 );

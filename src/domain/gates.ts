@@ -60,7 +60,8 @@ export interface SwarmServicesGate {
 export type Gate = HttpGate | PrometheusGate | SwarmServicesGate;
 
 /** A gate as the API returns it: the token only as `"(set)"`. */
-export type PublicGate = HttpGate | (Omit<PrometheusGate, 'bearerToken' | 'sealedBearerToken'> & { bearerToken?: '(set)' }) | SwarmServicesGate;
+export type PublicGate =
+  HttpGate | (Omit<PrometheusGate, 'bearerToken' | 'sealedBearerToken'> & { bearerToken?: '(set)' }) | SwarmServicesGate;
 
 /** What one check of a gate found: the words an operator reads in the event and the pause cause. */
 export interface GateResult {
@@ -156,7 +157,8 @@ export function parseGate(raw: unknown, rules: GateRules, field = 'gate'): Gate 
     if (typeof token !== 'string' || token.length === 0 || token.length > 8192 || /[\r\n]/.test(token)) {
       throw invalid(`${field}.bearerToken must be a token on one line (at most 8192 characters)`);
     }
-    if (token === TOKEN_SET) throw invalid(`${field}.bearerToken: "${TOKEN_SET}" is what the API shows for a stored token; give the token itself`);
+    if (token === TOKEN_SET)
+      throw invalid(`${field}.bearerToken: "${TOKEN_SET}" is what the API shows for a stored token; give the token itself`);
     gate.bearerToken = token;
   }
   return gate;
@@ -179,7 +181,8 @@ export function gateUrl(raw: unknown, field: string, allowLinkLocal: boolean): s
   } catch {
     throw invalid(`${field}: "${raw.slice(0, 200)}" is not a URL; write it as http://host:port/path or https://…`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid(`${field} must be an http:// or https:// URL, not ${url.protocol}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw invalid(`${field} must be an http:// or https:// URL, not ${url.protocol}`);
   if (url.username || url.password) {
     throw invalid(`${field} must not carry credentials (they would be shown with the gate); a Prometheus gate takes a bearerToken`);
   }
@@ -266,12 +269,12 @@ const cliKeys: Record<string, { field: string; type: 'number' | 'string' | 'flag
  * variable named with `token-env=NAME`, given here as `env`.
  */
 export function gateFromText(text: string, env: Record<string, string | undefined> = {}): Record<string, unknown> {
-  const eq = text.indexOf('=');
-  const head = eq < 0 ? (text.split(',')[0] ?? '') : text.slice(0, eq);
-  const kind = head.trim();
   const usage = 'write http=URL, prometheus=URL,QUERY,max=0.01 or swarm-services';
+  // The kind, then `=` and its URL (http, prometheus) or `,` and options (swarm-services).
+  const m = /^\s*([a-z-]+)(?:[=,]([\s\S]*))?$/.exec(text);
+  const kind = m?.[1] ?? '';
   if (!(gateKinds as readonly string[]).includes(kind)) throw invalid(`"${text}" is not a gate: ${usage}`);
-  const rest = eq < 0 ? text.slice(kind.length).replace(/^,/, '') : text.slice(eq + 1);
+  const rest = m?.[2] ?? '';
   const parts = rest.trim() === '' ? [] : splitOptions(rest);
   const gate: Record<string, unknown> = { kind };
   let positional: string[] = [];
@@ -288,7 +291,8 @@ export function gateFromText(text: string, env: Record<string, string | undefine
     const value = i < 0 ? undefined : part.slice(i + 1);
     if (key === 'token-env' && kind === 'prometheus') {
       const token = value ? env[value] : undefined;
-      if (!value || token === undefined || token === '') throw invalid(`"${text}": the environment variable ${value ?? '(none)'} is not set`);
+      if (!value || token === undefined || token === '')
+        throw invalid(`"${text}": the environment variable ${value ?? '(none)'} is not set`);
       gate['bearerToken'] = token;
       continue;
     }

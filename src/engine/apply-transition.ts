@@ -148,7 +148,8 @@ export function applyTransition(
       case 'gateFailed': {
         // Nothing new starts; the cause names the gate and what its last check saw.
         const { gate, gateIndex, message } = cause;
-        if (!(await cas({ pauseReason: { kind: 'gate', gate, gateIndex, message }, pausedAt: now, nextBatchAt: null }))) return lost(from, cause);
+        if (!(await cas({ pauseReason: { kind: 'gate', gate, gateIndex, message }, pausedAt: now, nextBatchAt: null })))
+          return lost(from, cause);
         written = event(EventType.upgradeAutoPaused, ENGINE_ACTOR, `paused automatically: gate ${gateIndex + 1} kept failing: ${message}`, {
           data: { gate, gateIndex },
         });

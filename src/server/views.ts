@@ -2,7 +2,15 @@ import type { CatalogView, ClusterView, NodeTaskView, NodeView, PolicyView, Upgr
 import { type Catalog, latestVersion } from '../domain/catalog.js';
 import { type Component, components } from '../domain/components.js';
 import { type VersionGroup, clusterStatus, summariseComponents, upgradeStatusText } from '../domain/fleet-summary.js';
-import type { BatchRecord, ClusterRecord, NodeRecord, NodeTaskRecord, SnapshotRecord, UpgradePolicy, UpgradeRecord } from '../domain/model.js';
+import type {
+  BatchRecord,
+  ClusterRecord,
+  NodeRecord,
+  NodeTaskRecord,
+  SnapshotRecord,
+  UpgradePolicy,
+  UpgradeRecord,
+} from '../domain/model.js';
 import { ENGINE_ACTOR, EventType } from '../domain/events.js';
 import { publicGate } from '../domain/gates.js';
 import { upgradeProgress, waitingFor } from '../domain/progress.js';

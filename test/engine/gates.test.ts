@@ -47,12 +47,19 @@ describe('health gates in the engine', () => {
 
       async function start(nodes: number, retrySeconds: number, extra: Record<string, unknown> = {}) {
         const cluster = await t.engine.fleet.createCluster(
-          { name: `gated-${Math.random().toString(36).slice(2, 8)}`, kind: 'simulated', simulation: { nodes, upgradeSeconds: 0.02, versions: { agent: '1.1.0' } } },
+          {
+            name: `gated-${Math.random().toString(36).slice(2, 8)}`,
+            kind: 'simulated',
+            simulation: { nodes, upgradeSeconds: 0.02, versions: { agent: '1.1.0' } },
+          },
           'tester',
         );
         return t.engine.upgrades.start(
           cluster.id,
-          { component: 'docker', policy: { maxBatchPercent: 50, gates: [{ kind: 'http', url, bodyContains: 'healthy', retrySeconds, ...extra }] } },
+          {
+            component: 'docker',
+            policy: { maxBatchPercent: 50, gates: [{ kind: 'http', url, bodyContains: 'healthy', retrySeconds, ...extra }] },
+          },
           'tester',
         );
       }

@@ -42,7 +42,10 @@ export class GateProbe {
     if (gate.bodyContains !== undefined && !answer.body.includes(gate.bodyContains)) {
       return { ok: false, message: `GET ${gate.url} answered ${answer.status} without "${gate.bodyContains}" in its body` };
     }
-    return { ok: true, message: `GET ${gate.url} answered ${answer.status}${gate.bodyContains !== undefined ? ` with "${gate.bodyContains}"` : ''}` };
+    return {
+      ok: true,
+      message: `GET ${gate.url} answered ${answer.status}${gate.bodyContains !== undefined ? ` with "${gate.bodyContains}"` : ''}`,
+    };
   }
 
   /** An instant query (`/api/v1/query`); every sample must lie within the bounds, and no sample fails unless `allowEmpty`. */
@@ -72,7 +75,8 @@ export class GateProbe {
       return { ok: false, message: `${q} on ${gate.url} failed with ${answer.status}${auth}${said}` };
     }
     const samples = samplesOf(parsed.data?.resultType, parsed.data?.result);
-    if (samples === undefined) return { ok: false, message: `${q}: a ${String(parsed.data?.resultType)} result is not a number or a vector` };
+    if (samples === undefined)
+      return { ok: false, message: `${q}: a ${String(parsed.data?.resultType)} result is not a number or a vector` };
     const bounds = boundsText(gate);
     if (samples.length === 0) {
       return gate.allowEmpty

@@ -214,7 +214,8 @@ export class SwarmDriver implements ClusterDriver {
       // Only a status and Upshift's words: the reason is shown in the gate's events.
       throw new DockerUnreachableError(swarmFailureReason(error));
     }
-    if (!Array.isArray(services) || !Array.isArray(tasks)) throw new DockerUnreachableError('the managers answered with something that is not a list');
+    if (!Array.isArray(services) || !Array.isArray(tasks))
+      throw new DockerUnreachableError('the managers answered with something that is not a list');
     const running = new Map<string, number>();
     for (const t of tasks) if (t.Status.State === 'running') running.set(t.ServiceID, (running.get(t.ServiceID) ?? 0) + 1);
     return services.flatMap((s) => {
