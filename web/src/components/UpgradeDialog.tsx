@@ -209,7 +209,7 @@ export function UpgradeDialog({
             />
           </div>
         </details>
-        <details className="advanced" open={gates.length > 0}>
+        <details className="advanced">
           <summary>Health gates{gates.length > 0 ? ` (${gates.length})` : ''}</summary>
           <GateEditor cluster={cluster} gates={gates} onChange={setGates} />
         </details>
