@@ -122,10 +122,10 @@ describe.skipIf(!haveProm)('health gates against a real Prometheus and an HTTP e
 
   it('pauses before the next batch when Prometheus reports a bad value, and completes after it is healthy and resumed', async () => {
     await simulated('prom-gated');
-    const gate = `prometheus=${promUrl},${QUERY},max=0.01,retry=4`;
+    const gate = `prometheus=${promUrl},${QUERY},max=0.01,retry=8`;
     const planned = await env.cli.run(['upgrade', 'plan', 'prom-gated', '--component', 'docker', '--gate', gate]);
     expect(planned.code, planned.stderr).toBe(0);
-    expect(planned.stdout).toContain(`gate 1: prometheus ${promUrl}/: ${QUERY} ≤ 0.01, retried for 4s`);
+    expect(planned.stdout).toContain(`gate 1: prometheus ${promUrl}/: ${QUERY} ≤ 0.01, retried for 8s`);
 
     const started = await env.cli.run([
       'upgrade',
@@ -135,6 +135,8 @@ describe.skipIf(!haveProm)('health gates against a real Prometheus and an HTTP e
       'docker',
       '--max-batch-percent',
       '25',
+      '--soak',
+      '5',
       '--gate',
       gate,
       '-o',
@@ -148,6 +150,7 @@ describe.skipIf(!haveProm)('health gates against a real Prometheus and an HTTP e
       'a batch',
     );
 
+    // During the soak after the first batch: the value goes bad before the next batch's check.
     gauge = 0.5;
     await promValue(0.5);
     // While the gate is retried: Upgrading, waiting for the gate until its retry deadline.
@@ -161,6 +164,10 @@ describe.skipIf(!haveProm)('health gates against a real Prometheus and an HTTP e
     );
     expect(waiting.state).toBe('Upgrading');
     expect(Date.parse(waiting.waiting.until)).toBeGreaterThan(Date.now() - 5_000);
+    const duringRetry = await env.cli.run(['upgrade', 'get', id]);
+    expect(duringRetry.stdout).toMatch(
+      /waiting for a failing health gate before batch \d+: checked again until it passes, pauses in \d+s otherwise|pause reason: health gate 1/,
+    );
 
     const paused = await waitFor(
       async () => {
@@ -174,6 +181,8 @@ describe.skipIf(!haveProm)('health gates against a real Prometheus and an HTTP e
     expect(paused.pauseReason.message).toBe(
       `query ${QUERY}: value 0.5 {__name__="${QUERY}", instance="${endpoints.slice(7)}", job="exporter"} not ≤ 0.01`,
     );
+    // Before the second batch: the one that ran is all that started.
+    expect(paused.batches).toHaveLength(1);
     expect(paused.nodes.running).toBe(0);
     expect(paused.nodes.pending).toBeGreaterThan(0);
     expect(paused.batches.every((b: { state: string }) => b.state !== 'running')).toBe(true);
@@ -200,6 +209,8 @@ describe.skipIf(!haveProm)('health gates against a real Prometheus and an HTTP e
         component: 'docker',
         policy: {
           maxBatchPercent: 34,
+          // The endpoint fails during the soak after the first batch, before the next one's check.
+          soakSeconds: 2,
           gates: [
             { kind: 'http', url: `${endpoints}/health`, bodyContains: 'ok', retrySeconds: 2 },
             { kind: 'prometheus', url: `${endpoints}/secured`, query: 'up', min: 1, bearerToken: TOKEN, retrySeconds: 2 },
@@ -235,6 +246,7 @@ describe.skipIf(!haveProm)('health gates against a real Prometheus and an HTTP e
       'the gate to pause the upgrade',
     );
     expect(paused.pauseReason).toMatchObject({ kind: 'gate', gateIndex: 0, message: `GET ${endpoints}/health answered 503, expected 200` });
+    expect(paused.batches).toHaveLength(1);
     // The token gate passed every time: the sealed token reached it.
     const events = (await env.server.api(`/api/v1/events?upgradeId=${id}&limit=200`)).body.items as Array<{
       type: string;
