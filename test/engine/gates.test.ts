@@ -149,6 +149,31 @@ describe('health gates in the engine', () => {
         await waitFor(async () => (await state(upgrade.id)) === 'Completed' || undefined, 20_000, 'completion after the resume');
       });
 
+      it('a pause between the checks of a failing gate holds: the retry time passing does not touch it, and resume checks afresh', async () => {
+        t = await createTestEngine(dialect);
+        mode = 'fail';
+        const upgrade = await start(4, 20);
+        await waitFor(async () => (await gateEvents(upgrade.id)).length > 0 || undefined, 10_000, 'the first check');
+        expect((await t.engine.upgrades.command(upgrade.id, { type: 'pause' }, 'tester')).state).toBe('Paused');
+        const checks = (await gateEvents(upgrade.id)).length;
+        t.clock.advance(60_000);
+        await new Promise((r) => setTimeout(r, 300));
+        const paused = await t.store.upgrades.get(upgrade.id);
+        expect(paused?.state).toBe('Paused');
+        expect(paused?.pauseReason?.kind).toBe('user');
+        expect(await t.store.events.list({ upgradeId: upgrade.id, type: EventType.upgradeAutoPaused, limit: 5 })).toEqual([]);
+        expect((await gateEvents(upgrade.id)).length).toBe(checks);
+        // Resumed while still failing: a new retry time from the new first failure, not the old one.
+        await t.engine.upgrades.command(upgrade.id, { type: 'resume' }, 'tester');
+        await waitFor(async () => (await gateEvents(upgrade.id)).length > checks || undefined, 10_000, 'a check after the resume');
+        const fresh = (await gateEvents(upgrade.id))[checks]!;
+        expect(Date.parse(fresh.data?.['retryUntil'] as string)).toBeGreaterThan(t.clock.now() + 15_000);
+        expect(await state(upgrade.id)).toBe('Upgrading');
+        mode = 'ok';
+        t.clock.advance(6_000);
+        await waitFor(async () => (await state(upgrade.id)) === 'Completed' || undefined, 20_000, 'completion');
+      });
+
       it('refuses bad gates with what to fix and starts nothing', async () => {
         t = await createTestEngine(dialect);
         const cluster = await t.engine.fleet.createCluster(
