@@ -2,6 +2,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { components, nodeRoles } from '../domain/components.js';
 import { batchStates, nodeTaskStates, snapshotModes, snapshotStates } from '../domain/model.js';
 import { errorCodes } from '../domain/errors.js';
+import { gateKinds } from '../domain/gates.js';
 import { endReasonKinds, upgradeStates } from '../domain/upgrade-state.js';
 import {
   ItemList,
@@ -27,6 +28,57 @@ export const VersionString = Type.String({
   description: 'a catalog version such as 26.1.5',
 });
 
+/**
+ * A health gate as a request gives it (docs/design.md, "Rollout guards"): the shapes are
+ * checked here; the values (URLs, bounds, which fields a kind takes) by the engine, whose
+ * errors say what to fix.
+ */
+export const GateBody = Type.Object(
+  {
+    kind: StringEnum(gateKinds, { description: 'http, prometheus or swarm-services (Swarm clusters only)' }),
+    url: Type.Optional(Type.String({ description: 'http/prometheus: an http:// or https:// URL' })),
+    expectStatus: Type.Optional(Type.Integer({ description: 'http: the status that passes (default 200)' })),
+    timeoutSeconds: Type.Optional(Type.Number({ description: 'http/prometheus: the whole request (default 10)' })),
+    bodyContains: Type.Optional(Type.String({ description: 'http: a text the body must contain' })),
+    query: Type.Optional(Type.String({ description: 'prometheus: a PromQL instant query' })),
+    max: Type.Optional(Type.Number({ description: 'prometheus: every value must be at most this' })),
+    min: Type.Optional(Type.Number({ description: 'prometheus: every value must be at least this' })),
+    allowEmpty: Type.Optional(Type.Boolean({ description: 'prometheus: no result passes (default false: it fails)' })),
+    bearerToken: Type.Optional(Type.String({ description: 'prometheus: sent as Authorization: Bearer; stored sealed, never returned' })),
+    retrySeconds: Type.Optional(
+      Type.Number({ description: 'how long a failing gate is checked again before the upgrade pauses (default 60)' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type GateBody = Static<typeof GateBody>;
+export const GateView = View({
+  kind: StringEnum(gateKinds),
+  url: Type.Optional(Type.String()),
+  expectStatus: Type.Optional(Type.Integer()),
+  timeoutSeconds: Type.Optional(Type.Number()),
+  bodyContains: Type.Optional(Type.String()),
+  query: Type.Optional(Type.String()),
+  max: Type.Optional(Type.Number()),
+  min: Type.Optional(Type.Number()),
+  allowEmpty: Type.Optional(Type.Boolean()),
+  bearerToken: Type.Optional(Type.Literal('(set)', { description: 'a bearer token is stored (sealed); it is never returned' })),
+  retrySeconds: Type.Number(),
+});
+export type GateView = Static<typeof GateView>;
+
+/** `POST /gates/test`: one check of one gate, now; `clusterId` for a swarm-services gate. */
+export const GateTestBody = Type.Object(
+  { gate: GateBody, clusterId: Type.Optional(Ref('cluster id or name')) },
+  { additionalProperties: false },
+);
+export type GateTestBody = Static<typeof GateTestBody>;
+export const GateTestView = View(
+  { ok: Type.Boolean(), message: Type.String({ description: 'what the check found: the status, the value, the query and the bounds' }) },
+  { description: 'The result of one check of a gate' },
+);
+export type GateTestView = Static<typeof GateTestView>;
+
 export const UpgradeBody = Type.Object(
   {
     component: StringEnum(components, { description: 'agent, docker, containerd or sandboxed-runtime' }),
@@ -38,6 +90,7 @@ export const UpgradeBody = Type.Object(
           maxBatchPercent: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
           soakSeconds: Type.Optional(Type.Number({ minimum: 0, maximum: 86400 })),
           window: Type.Optional(Type.Union([MaintenanceWindowBody, Type.Null()])),
+          gates: Type.Optional(Type.Array(GateBody, { description: 'health gates checked before each batch' })),
         },
         { additionalProperties: false },
       ),
@@ -69,7 +122,13 @@ export type UpgradeListQuery = Static<typeof UpgradeListQuery>;
 /** Why an upgrade is paused: by a person, or by the engine after a failure. */
 const UserPause = View({ kind: Type.Literal('user'), actor: Type.String(), message: Type.String() });
 const ErrorPause = View({ kind: Type.Literal('error'), message: Type.String(), nodeId: NullableString() });
-export const PauseReasonView = OneOf([UserPause, ErrorPause]);
+const GatePause = View({
+  kind: Type.Literal('gate'),
+  gate: GateView,
+  gateIndex: Type.Integer({ description: '0-based index of the gate in policy.gates' }),
+  message: Type.String({ description: "what the gate's last check found: the status, the value, the query and the bounds" }),
+});
+export const PauseReasonView = OneOf([UserPause, ErrorPause, GatePause]);
 export type PauseReasonView = Static<typeof PauseReasonView>;
 
 /** Why an upgrade ended: kept on it for good (docs/design.md §3). */
@@ -111,14 +170,15 @@ export const PolicyView = View({
   maxBatchPercent: Type.Integer({ description: 'the largest batch, in percent of the nodes to upgrade' }),
   soakSeconds: Type.Number({ description: 'the wait after a batch before the next one starts' }),
   window: Type.Optional(OrNull(MaintenanceWindowView)),
+  gates: Type.Optional(Type.Array(GateView, { description: 'health gates checked before each batch' })),
 });
 
 /** What an upgrade that is Upgrading with no batch running waits for, and until when. */
 export const WaitingView = View({
-  reason: StringEnum(['soak', 'window'] as const, {
-    description: 'soak: the wait after a batch; window: the maintenance window is closed',
+  reason: StringEnum(['soak', 'window', 'gate'] as const, {
+    description: 'soak: the wait after a batch; window: the maintenance window is closed; gate: a health gate fails and is checked again',
   }),
-  until: Timestamp(),
+  until: Timestamp('soak, window: when it ends; gate: when the failing gate pauses the upgrade unless it passes first'),
 });
 export type WaitingView = Static<typeof WaitingView>;
 export type PolicyView = Static<typeof PolicyView>;
@@ -155,7 +215,7 @@ export const UpgradeView = View(
     toVersion: Type.String(),
     state: StringEnum(upgradeStates),
     statusText: Type.String({ description: 'the state in a sentence, as the console shows it' }),
-    pauseReason: OneOfOrNull([UserPause, ErrorPause]),
+    pauseReason: OneOfOrNull([UserPause, ErrorPause, GatePause]),
     endReason: OrNull(EndReasonView),
     progress: ProgressView,
     createdAt: Timestamp(),
@@ -230,6 +290,7 @@ export const PlanView = View(
     notOffered: Type.Array(View({ version: Type.String(), reason: Type.String() }), {
       description: "the component's catalog versions that do not install on the nodes an upgrade to them would touch, with why",
     }),
+    gates: Type.Array(GateView, { description: 'the health gates checked before each batch' }),
     refusal: OrNull(
       View(
         { code: StringEnum(errorCodes), message: Type.String() },

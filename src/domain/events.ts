@@ -14,6 +14,10 @@ export const EventType = {
   upgradeRefused: 'upgrade.refused',
   /** Recorded once per paused period, a configurable time (24 h) before the paused TTL cancels the upgrade. */
   upgradeAutoCancelWarning: 'upgrade.auto_cancel_warning',
+  /** A health gate passed its check before a batch; `data`: {gateIndex, kind, ok, message, batchIndex}. */
+  gatePassed: 'gate.passed',
+  /** A health gate failed its check; `data` also has `retryUntil`, after which the upgrade pauses. */
+  gateFailed: 'gate.failed',
   batchStarted: 'batch.started',
   batchFinished: 'batch.finished',
   nodeStarted: 'node.started',
@@ -92,10 +96,11 @@ export const upgradeCourseEventTypes = [
 /**
  * "Operations": what people and the system decided, apart from node and batch chatter:
  * starts, pauses, resumes, continues, cancels, refusals, auto-pauses, auto-cancels and
- * completions, changes to clusters, their members and credentials, and access.
+ * completions, failed health gates, changes to clusters, their members and credentials, and access.
  */
 export const operationEventTypes: readonly EventType[] = [
   ...upgradeCourseEventTypes,
+  EventType.gateFailed,
   EventType.requestRefused,
   EventType.clusterCreated,
   EventType.clusterDeleted,

@@ -2,6 +2,7 @@ import type { TaskResultRequest } from './agent-protocol.js';
 import type { ClusterKind, Component, ComponentVersions, NodeRole } from './components.js';
 import type { MaintenanceWindow } from './maintenance-window.js';
 import type { AgentTaskRequest } from './ports.js';
+import type { Gate } from './gates.js';
 import type { EndReason, PauseReason, UpgradeState } from './upgrade-state.js';
 
 /** Timestamps are ISO-8601 strings in UTC everywhere: in the database and in the API. */
@@ -51,6 +52,8 @@ export interface UpgradePolicy {
   soakSeconds: number;
   /** When batches may start (docs/design.md, "Rollout guards"); absent or null: any time. */
   window?: MaintenanceWindow | null;
+  /** Health gates checked before each batch (docs/design.md, "Rollout guards"); absent or empty: none. */
+  gates?: Gate[];
 }
 
 /** Whether an upgrade snapshots every node before it touches any (`before`). */

@@ -104,6 +104,15 @@ export interface ClusterDriver {
   /** Kubernetes: the failed executor pods of the upgrade still in the cluster (kept for troubleshooting); delete them when asked. */
   failedPods?(cluster: ClusterRecord, upgradeId: string): Promise<FailedPod[]>;
   deleteFailedPods?(cluster: ClusterRecord, upgradeId: string): Promise<void>;
+  /** Swarm: every replicated service with its desired replicas and running tasks (the `swarm-services` health gate). */
+  serviceReplicas?(cluster: ClusterRecord): Promise<ServiceReplicas[]>;
+}
+
+/** A replicated service as a health gate reads it: how many tasks it wants running, and how many run. */
+export interface ServiceReplicas {
+  name: string;
+  desired: number;
+  running: number;
 }
 
 /** A failed executor pod, as an operator looks it up with kubectl before deleting it. */

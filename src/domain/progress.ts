@@ -43,10 +43,19 @@ export interface ProgressInput {
   now: number;
 }
 
-/** What an `Upgrading` upgrade with no batch running waits for before its next batch, and until when. */
-export type Waiting = { reason: 'soak' | 'window'; until: string };
+/**
+ * What an `Upgrading` upgrade with no batch running waits for before its next batch, and
+ * until when: the soak's end, the window's opening, or for a failing health gate the time
+ * it pauses the upgrade unless it passes first.
+ */
+export type Waiting = { reason: 'soak' | 'window' | 'gate'; until: string };
 
-export function waitingFor(input: Pick<ProgressInput, 'state' | 'counts' | 'nextBatchAt' | 'window' | 'now'>): Waiting | null {
+export function waitingFor(
+  input: Pick<ProgressInput, 'state' | 'counts' | 'nextBatchAt' | 'window' | 'now'> & {
+    /** The earliest retry deadline of the gates failing their last check before this batch, if any. */
+    gateRetryUntil?: string | null | undefined;
+  },
+): Waiting | null {
   const { state, counts, now } = input;
   if (state !== 'Upgrading' || counts.running > 0 || counts.pending === 0) return null;
   if (input.nextBatchAt && Date.parse(input.nextBatchAt) > now) return { reason: 'soak', until: input.nextBatchAt };
@@ -54,6 +63,7 @@ export function waitingFor(input: Pick<ProgressInput, 'state' | 'counts' | 'next
     const status = windowStatus(input.window, now);
     if (!status.open) return { reason: 'window', until: new Date(status.opensAt).toISOString() };
   }
+  if (input.gateRetryUntil) return { reason: 'gate', until: input.gateRetryUntil };
   return null;
 }
 
@@ -68,6 +78,9 @@ export function describeWaiting(waiting: Waiting, window: MaintenanceWindow | nu
   if (waiting.reason === 'window') {
     const opens = window ? `opens ${describeWindowTime(until, window.timezone)}, ` : '';
     return `waiting for the maintenance window (${opens}in ${left})`;
+  }
+  if (waiting.reason === 'gate') {
+    return `waiting for a failing health gate before batch ${batch + 1}: checked again until it passes, pauses in ${left} otherwise`;
   }
   return `soaking after batch ${batch}: the next batch starts in ${left}`;
 }

@@ -1,4 +1,5 @@
 import { ErrorCode, UpshiftError } from './errors.js';
+import type { PublicGate } from './gates.js';
 
 /**
  * The states of an upgrade (docs/design.md §3 has the table of transitions).
@@ -9,7 +10,7 @@ import { ErrorCode, UpshiftError } from './errors.js';
  * - `SnapshotFailed`: the operator decides. continue → Upgrading; quit (or cancel) →
  *   Canceled.
  * - `Upgrading`: batches are dispatched. pause → Paused (refused when no node is left
- *   unstarted); a node failure → Paused automatically; every node succeeded →
+ *   unstarted); a node failure or a gate that kept failing → Paused automatically; every node succeeded →
  *   Completed; cancel is refused: pause first, so that an operator never cancels while
  *   a batch is being dispatched.
  * - `Paused`: nothing new starts; started nodes finish. resume → Upgrading with the ramp
@@ -35,8 +36,11 @@ export function isActiveState(state: UpgradeState): boolean {
   return !finalStates.includes(state);
 }
 
-/** Why an upgrade is paused: by a person, or by the engine after a failure. */
-export type PauseReason = { kind: 'user'; actor: string; message: string } | { kind: 'error'; message: string; nodeId: string | null };
+/** Why an upgrade is paused: by a person, by the engine after a failure, or by a health gate that kept failing. */
+export type PauseReason =
+  | { kind: 'user'; actor: string; message: string }
+  | { kind: 'error'; message: string; nodeId: string | null }
+  | { kind: 'gate'; gate: PublicGate; gateIndex: number; message: string };
 
 /** How an upgrade ended (docs/design.md §3), kept on it for good: the last word an operator reads. */
 export const endReasonKinds = ['completed', 'canceled', 'quit', 'auto_canceled'] as const;
@@ -64,6 +68,7 @@ export type SystemObservation =
   | { type: 'snapshotsSucceeded' }
   | { type: 'snapshotFailed' }
   | { type: 'nodeFailed'; nodeId: string; message: string }
+  | { type: 'gateFailed'; message: string }
   | { type: 'allSucceeded' }
   | { type: 'pausedTtlExpired' };
 
@@ -140,6 +145,7 @@ export function decide(facts: UpgradeFacts, command: UpgradeCommand): Transition
           }
           return to(state, 'Paused');
         case 'nodeFailed':
+        case 'gateFailed':
           return to(state, 'Paused', true);
         case 'allSucceeded':
           return to(state, 'Completed', true);

@@ -1,6 +1,7 @@
 import { componentDisplayName } from '../domain/components.js';
 import { durationInWords, formatDuration } from '../domain/duration.js';
 import { ENGINE_ACTOR, EventType, type NewEvent } from '../domain/events.js';
+import type { PublicGate } from '../domain/gates.js';
 import type { NodeTaskRecord, SnapshotRecord, UpgradeRecord } from '../domain/model.js';
 import type { EndReason, Transition, UpgradeState } from '../domain/upgrade-state.js';
 import type { Store } from '../store/store.js';
@@ -33,6 +34,7 @@ export type TransitionCause =
   | { type: 'snapshotsSucceeded' }
   | { type: 'snapshotFailed'; failedNodes: readonly string[]; snapshots: number }
   | { type: 'nodeFailed'; nodeId: string | null; message: string }
+  | { type: 'gateFailed'; gate: PublicGate; gateIndex: number; message: string }
   | { type: 'allSucceeded' }
   | { type: 'pausedTtlExpired'; pausedTtlMs: number };
 
@@ -141,6 +143,16 @@ export function applyTransition(
         const { nodeId, message } = cause;
         if (!(await cas({ pauseReason: { kind: 'error', message, nodeId }, pausedAt: now, nextBatchAt: null }))) return lost(from, cause);
         written = event(EventType.upgradeAutoPaused, ENGINE_ACTOR, `paused automatically: ${message}`, { nodeId });
+        break;
+      }
+      case 'gateFailed': {
+        // Nothing new starts; the cause names the gate and what its last check saw.
+        const { gate, gateIndex, message } = cause;
+        if (!(await cas({ pauseReason: { kind: 'gate', gate, gateIndex, message }, pausedAt: now, nextBatchAt: null })))
+          return lost(from, cause);
+        written = event(EventType.upgradeAutoPaused, ENGINE_ACTOR, `paused automatically: gate ${gateIndex + 1} kept failing: ${message}`, {
+          data: { gate, gateIndex },
+        });
         break;
       }
       case 'allSucceeded': {

@@ -7,6 +7,7 @@ import { windowStatus } from '../domain/maintenance-window.js';
 import type { ClusterRecord, NodeRecord, NodeTaskRecord, UpgradeRecord } from '../domain/model.js';
 import { decide } from '../domain/upgrade-state.js';
 import { applyTransition } from './apply-transition.js';
+import type { GateChecks } from './gate-checks.js';
 import type { NodeTaskRunner } from './node-tasks.js';
 import type { EngineContext } from './types.js';
 import { isoTime } from './types.js';
@@ -18,12 +19,13 @@ import type { UpgradeQueue } from './upgrade-queue.js';
  * from the pending nodes (`planNextBatch`: the ramp from 1 up to the cap), started by
  * compare-and-set with an event per node and handed to the node task runner. With no
  * node left, a failed one pauses the upgrade and otherwise it is complete (both through
- * `applyTransition`).
+ * `applyTransition`). Before a batch starts: the soak, the maintenance window, then the
+ * health gates (`GateChecks`; one that keeps failing pauses the upgrade).
  */
 export class BatchPhase {
   constructor(
     private readonly ctx: EngineContext,
-    private readonly deps: { queue: UpgradeQueue; tasks: NodeTaskRunner },
+    private readonly deps: { queue: UpgradeQueue; tasks: NodeTaskRunner; gates: GateChecks },
   ) {}
 
   /** Closes every batch whose nodes have all finished, and starts the soak. */
@@ -104,6 +106,15 @@ export class BatchPhase {
     }
     const cluster = await store.clusters.get(upgrade.clusterId);
     if (!cluster) return;
+    // The health gates, checked off this queue: a check under way, or one failing within its retry time, waits.
+    const verdict = this.deps.gates.before(upgrade, cluster, batches.length);
+    if (verdict.kind === 'wait') return;
+    if (verdict.kind === 'fail') {
+      const { gate, gateIndex, message } = verdict;
+      const transition = decide({ state: upgrade.state, unstartedNodes: pending.length }, { type: 'gateFailed', message });
+      if (transition.ok) await applyTransition(store, upgrade, transition, { type: 'gateFailed', gate, gateIndex, message }, clock.now());
+      return;
+    }
     await this.start(upgrade, cluster, batches.length, pending, now);
   }
 

@@ -41,8 +41,10 @@ export class Engine {
       autoCancelWarningMs: options.autoCancelWarningMs ?? 86_400_000,
       snapshotConcurrency: options.snapshotConcurrency ?? 20,
       leaseTtlMs: options.leaseTtlMs ?? 15_000,
+      vault: this.secrets,
+      allowLinkLocalTargets: options.allowLinkLocalTargets ?? false,
     });
-    this.upgrades = new UpgradeService(ctx, this.fleet, this.orchestrator);
+    this.upgrades = new UpgradeService(ctx, this.fleet, this.orchestrator, this.secrets, options.allowLinkLocalTargets ?? false);
     this.webhooks = new WebhookService(ctx, this.secrets, options.webhooks?.allowLinkLocalTargets ?? false);
     this.dispatcher = new WebhookDispatcher(ctx, this.secrets, options.webhooks ?? { publicUrl: () => 'http://localhost:8420' });
   }

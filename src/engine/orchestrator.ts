@@ -1,9 +1,13 @@
 import { BatchPhase } from './batches.js';
+import type { Gate, GateResult } from '../domain/gates.js';
+import type { ClusterRecord } from '../domain/model.js';
 import { DriverWork } from './driver-work.js';
+import { GateChecks } from './gate-checks.js';
 import { NodeLogBuffer } from './node-log-buffer.js';
 import { NodeTaskRunner } from './node-tasks.js';
 import { PausedTtl } from './paused-ttl.js';
 import { ReplicaLeases } from './replica-leases.js';
+import type { SecretVault } from './secrets.js';
 import { SnapshotPhase } from './snapshots.js';
 import type { EngineContext } from './types.js';
 import { UpgradeQueue } from './upgrade-queue.js';
@@ -17,6 +21,10 @@ export interface OrchestratorOptions {
   snapshotConcurrency: number;
   /** How long this replica's claim on an upgrade lasts without renewal. */
   leaseTtlMs: number;
+  /** Opens gates' sealed bearer tokens. */
+  vault: SecretVault;
+  /** The server's --allow-link-local-targets, for gate URLs. */
+  allowLinkLocalTargets: boolean;
 }
 
 /**
@@ -41,6 +49,7 @@ export class Orchestrator {
   private readonly snapshots: SnapshotPhase;
   private readonly batches: BatchPhase;
   private readonly pausedTtl: PausedTtl;
+  private readonly gates: GateChecks;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -53,13 +62,17 @@ export class Orchestrator {
         await this.reattach(upgradeId);
         this.kick(upgradeId);
       },
-      lost: (upgradeId) => this.queue.cancelWake(upgradeId),
+      lost: (upgradeId) => {
+        this.queue.cancelWake(upgradeId);
+        this.gates.forget(upgradeId);
+      },
       changedElsewhere: kick,
     });
     this.logs = new NodeLogBuffer(ctx);
     this.tasks = new NodeTaskRunner(ctx, { work: this.work, queue: this.queue, logs: this.logs, kick });
     this.snapshots = new SnapshotPhase(ctx, { work: this.work, queue: this.queue, kick, concurrency: options.snapshotConcurrency });
-    this.batches = new BatchPhase(ctx, { queue: this.queue, tasks: this.tasks });
+    this.gates = new GateChecks(ctx, { queue: this.queue, kick, vault: options.vault, allowLinkLocal: options.allowLinkLocalTargets });
+    this.batches = new BatchPhase(ctx, { queue: this.queue, tasks: this.tasks, gates: this.gates });
     this.pausedTtl = new PausedTtl(ctx, {
       queue: this.queue,
       pausedTtlMs: options.pausedTtlMs,
@@ -94,10 +107,16 @@ export class Orchestrator {
     this.work.abort();
     await this.leases.stop();
     this.logs.stop();
+    await this.gates.stop();
     await this.queue.drain();
     await this.work.settled();
     await this.logs.flush();
     await this.leases.release();
+  }
+
+  /** Checks one gate once, outside any upgrade ("Test now"); `cluster` for a swarm-services gate. */
+  testGate(gate: Gate, cluster: ClusterRecord | undefined): Promise<GateResult> {
+    return this.gates.checkOnce(gate, cluster);
   }
 
   /** Runs `fn` after everything already queued for this upgrade (an operator's command). */
@@ -142,6 +161,8 @@ export class Orchestrator {
     const upgrade = await this.ctx.store.upgrades.get(upgradeId);
     if (!upgrade) return;
     await this.batches.close(upgrade);
+    // Gate results hold only while the upgrade runs: a resume checks every gate again.
+    if (upgrade.state !== 'Upgrading') this.gates.forget(upgradeId);
     switch (upgrade.state) {
       case 'BackingUp':
         await this.snapshots.advance(upgrade);

@@ -80,7 +80,7 @@ export class SecretVault implements SecretReader {
     return this.key('stored').seal(plaintext);
   }
 
-  /** A sealed value opened (webhook secrets, which live beside their webhook rather than a cluster). */
+  /** A sealed value opened (webhook secrets, which live beside their webhook rather than a cluster; a gate's bearer token kept in an upgrade's policy). */
   open(sealed: string): string {
     return this.key('read').open(sealed);
   }

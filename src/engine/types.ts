@@ -57,6 +57,8 @@ export interface EngineOptions {
    * the upgrade over after that (renewed every third of it). Default 15 s.
    */
   leaseTtlMs?: number;
+  /** Let health gates connect to link-local and cloud metadata addresses (--allow-link-local-targets). */
+  allowLinkLocalTargets?: boolean;
   /** How often real clusters' inventories are synced; 0 turns it off. */
   inventoryIntervalMs?: number;
 }

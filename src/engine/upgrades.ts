@@ -12,6 +12,7 @@ import { componentDisplayName, components, isComponent, kindHasAgents } from '..
 import { ErrorCode, UpshiftError, invalid, notFound } from '../domain/errors.js';
 import { EventType } from '../domain/events.js';
 import { newId } from '../domain/ids.js';
+import { type Gate, type GateResult, parseGate, parseGates, type PublicGate, publicGate } from '../domain/gates.js';
 import { parseMaintenanceWindow } from '../domain/maintenance-window.js';
 import { median } from '../domain/progress.js';
 import { batchCap, orderNodes, planBatches } from '../domain/batch-planner.js';
@@ -25,6 +26,7 @@ import type { Store } from '../store/store.js';
 import { applyStart, applyTransition } from './apply-transition.js';
 import type { FleetService } from './fleet.js';
 import type { Orchestrator } from './orchestrator.js';
+import type { SecretVault } from './secrets.js';
 import type { EngineContext } from './types.js';
 import { isoTime } from './types.js';
 
@@ -32,7 +34,7 @@ export interface UpgradeRequest {
   component?: unknown;
   toVersion?: unknown;
   snapshot?: unknown;
-  policy?: { maxBatchPercent?: unknown; soakSeconds?: unknown; window?: unknown } | undefined;
+  policy?: { maxBatchPercent?: unknown; soakSeconds?: unknown; window?: unknown; gates?: unknown } | undefined;
 }
 
 interface ValidRequest {
@@ -87,6 +89,8 @@ export interface PlanResult {
   estimatedSeconds: number | null;
   /** The component's catalog versions that do not install on the nodes an upgrade to them would touch. */
   notOffered: NotOffered[];
+  /** The health gates, as the API shows them (a bearer token as "(set)"). */
+  gates: PublicGate[];
   /** What a start with this request would be refused with now, or null: the same checks, in the same order. */
   refusal: { code: ErrorCode; message: string } | null;
   /** With `manifests`: what the driver would create (Kubernetes executor pods), for review. */
@@ -104,7 +108,9 @@ export class UpgradeService {
   constructor(
     private readonly ctx: EngineContext,
     private readonly fleet: FleetService,
-    private readonly orchestrator: Pick<Orchestrator, 'exclusive' | 'kick'>,
+    private readonly orchestrator: Pick<Orchestrator, 'exclusive' | 'kick' | 'testGate'>,
+    private readonly vault: SecretVault,
+    private readonly allowLinkLocalTargets: boolean,
   ) {
     this.store = ctx.store;
     this.catalog = ctx.catalog;
@@ -148,6 +154,11 @@ export class UpgradeService {
     const policy: UpgradePolicy = { maxBatchPercent: pct, soakSeconds: soak };
     if (raw !== undefined && raw !== null) policy.window = parseMaintenanceWindow(raw, 'policy.window');
     else if (raw === undefined && cluster.window) policy.window = cluster.window;
+    const gates = request.policy?.gates;
+    if (gates !== undefined && gates !== null) {
+      const parsed = parseGates(gates, { clusterKind: cluster.kind, allowLinkLocal: this.allowLinkLocalTargets });
+      if (parsed.length > 0) policy.gates = parsed;
+    }
     return { component, toVersion, snapshot, policy };
   }
 
@@ -264,6 +275,7 @@ export class UpgradeService {
           ? null
           : Math.round((batches.length * perBatchMs) / 100) / 10 + (batches.length - 1) * valid.policy.soakSeconds,
       notOffered: this.notOffered(installCatalog, nodes, valid.component),
+      gates: (valid.policy.gates ?? []).map(publicGate),
       refusal: refused ? { code: refused.code, message: refused.message } : null,
     };
     if (options.manifests) {
@@ -285,6 +297,7 @@ export class UpgradeService {
   async start(clusterRef: string, request: UpgradeRequest, actor: string): Promise<UpgradeRecord> {
     const cluster = await this.fleet.resolveCluster(clusterRef);
     const checked = this.validate(request, cluster);
+    checked.policy = this.sealGateTokens(checked.policy);
     return this.recordingRefusals(cluster, null, actor, `start a ${checked.component} upgrade`, async () => {
       const nodes = await this.store.nodes.list(cluster.id);
       const valid = await this.target(cluster, nodes, checked);
@@ -358,7 +371,7 @@ export class UpgradeService {
               total: upgrade.total,
               cap: upgrade.cap,
               snapshot: valid.snapshot,
-              policy: valid.policy,
+              policy: { ...valid.policy, ...(valid.policy.gates ? { gates: valid.policy.gates.map(publicGate) } : {}) },
             },
           },
         });
@@ -366,6 +379,35 @@ export class UpgradeService {
       this.orchestrator.kick(upgrade.id);
       return upgrade;
     });
+  }
+
+  /**
+   * The policy as it is stored: a gate's bearer token sealed by the secret key (and the
+   * plain text gone), so the database, the start event and the API never hold it.
+   */
+  private sealGateTokens(policy: UpgradePolicy): UpgradePolicy {
+    if (!policy.gates) return policy;
+    const gates = policy.gates.map((gate): Gate => {
+      if (gate.kind !== 'prometheus' || gate.bearerToken === undefined) return gate;
+      if (!this.vault.canSeal) {
+        throw new UpshiftError(ErrorCode.NOT_SUPPORTED, 'this server has no secret key, so a gate bearer token cannot be stored');
+      }
+      const { bearerToken, ...rest } = gate;
+      return { ...rest, sealedBearerToken: this.vault.seal(bearerToken) };
+    });
+    return { ...policy, gates };
+  }
+
+  /**
+   * Checks one gate once, as the console's "Test now" does: the same validation as a
+   * start (a swarm-services gate needs the cluster), then one check; the answer says what
+   * it found. Nothing is stored.
+   */
+  async testGate(raw: unknown, clusterRef: string | undefined): Promise<GateResult> {
+    const cluster = clusterRef === undefined ? undefined : await this.fleet.resolveCluster(clusterRef);
+    const gate = parseGate(raw, { allowLinkLocal: this.allowLinkLocalTargets, ...(cluster ? { clusterKind: cluster.kind } : {}) });
+    if (gate.kind === 'swarm-services' && !cluster) throw invalid('a swarm-services gate is checked on a cluster: give clusterId');
+    return this.orchestrator.testGate(gate, cluster);
   }
 
   /**

@@ -144,6 +144,7 @@ export async function startServer(
     observer: metrics,
     inventoryIntervalMs: config.inventoryIntervalMs,
     leaseTtlMs: config.leaseTtlMs,
+    allowLinkLocalTargets: config.allowLinkLocalTargets,
   });
   await engine.start();
   const routes: RouteRule[] = [];

@@ -1,9 +1,18 @@
-import type { CatalogView, ClusterView, NodeTaskView, NodeView, UpgradeView } from '../api/index.js';
+import type { CatalogView, ClusterView, NodeTaskView, NodeView, PolicyView, UpgradeView } from '../api/index.js';
 import { type Catalog, latestVersion } from '../domain/catalog.js';
 import { type Component, components } from '../domain/components.js';
 import { type VersionGroup, clusterStatus, summariseComponents, upgradeStatusText } from '../domain/fleet-summary.js';
-import type { BatchRecord, ClusterRecord, NodeRecord, NodeTaskRecord, SnapshotRecord, UpgradeRecord } from '../domain/model.js';
-import { ENGINE_ACTOR } from '../domain/events.js';
+import type {
+  BatchRecord,
+  ClusterRecord,
+  NodeRecord,
+  NodeTaskRecord,
+  SnapshotRecord,
+  UpgradePolicy,
+  UpgradeRecord,
+} from '../domain/model.js';
+import { ENGINE_ACTOR, EventType } from '../domain/events.js';
+import { publicGate } from '../domain/gates.js';
 import { upgradeProgress, waitingFor } from '../domain/progress.js';
 import type { EndReason } from '../domain/upgrade-state.js';
 import type { Store } from '../store/store.js';
@@ -67,6 +76,35 @@ function batchView(batch: BatchRecord) {
   };
 }
 
+/** The policy as the API shows it: a gate's bearer token only as "(set)". */
+export function publicPolicy(policy: UpgradePolicy): PolicyView {
+  const { gates, ...rest } = policy;
+  return gates ? { ...rest, gates: gates.map(publicGate) } : rest;
+}
+
+/**
+ * While the upgrade waits between batches: the earliest retry deadline of the gates whose
+ * last check failed, read from the events the gate checks wrote since the last batch
+ * started or the upgrade resumed (every replica answers the same); null when none fails.
+ */
+async function gateRetryUntil(store: Store, upgrade: UpgradeRecord, running: number): Promise<string | null> {
+  const gates = upgrade.policy.gates ?? [];
+  if (gates.length === 0 || upgrade.state !== 'Upgrading' || running > 0) return null;
+  const recent = await store.events.list({
+    upgradeId: upgrade.id,
+    types: [EventType.gateFailed, EventType.gatePassed, EventType.batchStarted, EventType.upgradeResumed],
+    limit: gates.length,
+  });
+  const latest = new Map<number, { ok: boolean; retryUntil?: string }>();
+  for (const e of recent) {
+    if (e.type !== EventType.gateFailed && e.type !== EventType.gatePassed) break;
+    const data = (e.data ?? {}) as { gateIndex?: number; ok?: boolean; retryUntil?: string };
+    if (typeof data.gateIndex === 'number' && !latest.has(data.gateIndex)) latest.set(data.gateIndex, data as { ok: boolean });
+  }
+  const deadlines = [...latest.values()].flatMap((d) => (!d.ok && typeof d.retryUntil === 'string' ? [d.retryUntil] : []));
+  return deadlines.length === 0 ? null : deadlines.sort()[0]!;
+}
+
 export async function upgradeView(store: Store, upgrade: UpgradeRecord, pausedTtlMs: number): Promise<UpgradeView> {
   const [counts, batches, snapshots, cluster, driver] = await Promise.all([
     store.upgrades.taskCounts(upgrade.id),
@@ -122,9 +160,16 @@ export async function upgradeView(store: Store, upgrade: UpgradeRecord, pausedTt
     finishedAt: upgrade.finishedAt,
     autoCancelAt: waiting && upgrade.pausedAt ? new Date(Date.parse(upgrade.pausedAt) + pausedTtlMs).toISOString() : null,
     nextBatchAt: upgrade.nextBatchAt,
-    waiting: waitingFor({ state: upgrade.state, counts, nextBatchAt: upgrade.nextBatchAt, window: upgrade.policy.window, now }),
+    waiting: waitingFor({
+      state: upgrade.state,
+      counts,
+      nextBatchAt: upgrade.nextBatchAt,
+      window: upgrade.policy.window,
+      gateRetryUntil: await gateRetryUntil(store, upgrade, counts.running),
+      now,
+    }),
     snapshot: upgrade.snapshot,
-    policy: upgrade.policy,
+    policy: publicPolicy(upgrade.policy),
     cap: upgrade.cap,
     nodes: { total, ...counts },
     batches: batches.map(batchView),

@@ -21,6 +21,10 @@ describe('upgrade state machine: every row of the spec', () => {
   it('Upgrading → Paused on pause', () => expect(ok('Upgrading', { type: 'pause' })).toBe('Paused'));
   it('Upgrading → Paused when a node fails', () =>
     expect(ok('Upgrading', { type: 'nodeFailed', nodeId: 'n', message: 'x' })).toBe('Paused'));
+  it('Upgrading → Paused, automatically, when a health gate kept failing', () => {
+    const t = decide({ state: 'Upgrading', unstartedNodes: 3 }, { type: 'gateFailed', message: 'GET http://a/ answered 503' });
+    expect(t).toEqual({ ok: true, from: 'Upgrading', to: 'Paused', automatic: true });
+  });
   it('Paused → Upgrading on resume', () => expect(ok('Paused', { type: 'resume' })).toBe('Upgrading'));
   it('Paused → Canceled on cancel', () => expect(ok('Paused', { type: 'cancel' })).toBe('Canceled'));
   it('Paused → Canceled when the TTL expires', () => expect(ok('Paused', { type: 'pausedTtlExpired' })).toBe('Canceled'));
@@ -65,6 +69,7 @@ describe('upgrade state machine: refusals', () => {
       { type: 'snapshotsSucceeded' },
       { type: 'snapshotFailed' },
       { type: 'nodeFailed', nodeId: 'n', message: 'm' },
+      { type: 'gateFailed', message: 'm' },
       { type: 'allSucceeded' },
       { type: 'pausedTtlExpired' },
     ];

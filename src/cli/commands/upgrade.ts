@@ -1,11 +1,12 @@
 import { stringify } from 'yaml';
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { componentDisplayName, components, type Component } from '../../domain/components.js';
 import { upgradePolicy } from '../../domain/defaults.js';
 import { formatElapsed } from '../../domain/duration.js';
+import { describeGate, gateFromText } from '../../domain/gates.js';
 import { describeWindow } from '../../domain/maintenance-window.js';
 import { upgradeStates } from '../../domain/upgrade-state.js';
-import type { BatchView, NodeTaskView, PlanView, UpgradeList, UpgradeView } from '../../api/index.js';
+import type { BatchView, GateView, NodeTaskView, PlanView, UpgradeList, UpgradeView } from '../../api/index.js';
 import { clientCommand, parseSeconds, parseWholeNumber, parseWindow, runAction, windowHelp } from '../command.js';
 import type { Cli } from '../context.js';
 import { ApiError, usageError } from '../errors.js';
@@ -22,6 +23,12 @@ const UPGRADE_REF = 'an upgrade id, or a cluster name or id for that cluster’s
 function reasonText(u: UpgradeView, names: ReadonlyMap<string, string> = new Map()): string {
   if (u.state === 'Paused' && u.pauseReason) return pauseCause(u, names);
   return u.endReason?.message ?? '';
+}
+
+/** A gate in one line: what it checks, how long it is retried, and whether a bearer token is stored. */
+function gateLine(g: GateView): string {
+  const token = g.bearerToken ? ', bearer token set' : '';
+  return `${describeGate(g)}, retried for ${g.retrySeconds}s${token}`;
 }
 
 function upgradeColumns(out: Output): Column<UpgradeView>[] {
@@ -65,6 +72,7 @@ function printUpgradeDetail(out: Output, u: UpgradeView, tasks: NodeTaskView[]):
       `snapshots: ${u.snapshots.succeeded}/${u.snapshots.total} taken${u.snapshots.failed ? `, ${u.snapshots.failed} failed (${u.snapshots.failedNodes.join(', ')})` : ''}`,
     );
   if (u.policy.window) notes.push(`maintenance window: ${describeWindow(u.policy.window)}`);
+  u.policy.gates?.forEach((g, i) => notes.push(`gate ${i + 1}: ${gateLine(g)}`));
   out.line();
   for (const note of notes) out.line(note);
   if (u.batches.length === 0) return;
@@ -90,6 +98,7 @@ interface PolicyOptions {
   to?: string;
   maxBatchPercent?: number;
   window?: Record<string, unknown>;
+  gate?: Array<Record<string, unknown>>;
 }
 
 interface StartOptions extends PolicyOptions {
@@ -107,6 +116,7 @@ function upgradeBody(opts: StartOptions): Record<string, unknown> {
   if (opts.maxBatchPercent !== undefined) policy['maxBatchPercent'] = opts.maxBatchPercent;
   if (opts.soak !== undefined) policy['soakSeconds'] = opts.soak;
   if (opts.window !== undefined) policy['window'] = opts.window;
+  if (opts.gate !== undefined) policy['gates'] = opts.gate;
   if (Object.keys(policy).length > 0) body['policy'] = policy;
   return body;
 }
@@ -123,6 +133,19 @@ const windowOption = () =>
   new Option('--window <window>', `start batches only in this maintenance window (default: the cluster's): ${windowHelp}`).argParser(
     parseWindow,
   );
+/** `--gate`, repeatable: each one a gate in docs/cli.md's syntax (`gateFromText`), checked by the server. */
+export function parseGateOption(text: string, previous: Array<Record<string, unknown>> = [], env: NodeJS.ProcessEnv = process.env) {
+  try {
+    return [...previous, gateFromText(text, env)];
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+const gateOption = () =>
+  new Option(
+    '--gate <gate>',
+    'a health gate checked before each batch (repeatable): http=URL[,status=N][,contains=TEXT], prometheus=URL,QUERY[,max=X][,min=X][,allow-empty][,token-env=VAR], swarm-services; each takes retry=SECONDS (default 60) and http/prometheus timeout=SECONDS; a QUERY with a comma outside brackets goes in double quotes',
+  ).argParser((text: string, previous: Array<Record<string, unknown>> | undefined) => parseGateOption(text, previous));
 const throughPauseOption = () =>
   new Option('--through-pause', 'keep watching while Paused (showing the time left before auto-cancel) until Completed or Canceled');
 
@@ -149,7 +172,8 @@ export function registerUpgradeCommands(program: Command): void {
     .addOption(componentOption())
     .addOption(toOption())
     .addOption(maxBatchOption())
-    .addOption(windowOption());
+    .addOption(windowOption())
+    .addOption(gateOption());
   runAction<PolicyOptions>(plan, async ({ cli, args, opts }) => {
     const cluster = args[0] as string;
     if (cli.out.format === 'manifests') {
@@ -168,6 +192,7 @@ export function registerUpgradeCommands(program: Command): void {
     if (view.refusal) cli.out.line(`A start would be refused now (${view.refusal.code}): ${view.refusal.message}`);
     // Versions the catalog has but this cluster's nodes cannot take, so that a missing one is explained.
     for (const v of view.notOffered ?? []) cli.out.line(`Not offered: ${v.version} (${v.reason})`);
+    view.gates?.forEach((g, i) => cli.out.line(`gate ${i + 1}: ${gateLine(g)}`));
     if (view.batches.length === 0) return;
     cli.out.line();
     cli.out.table<{ index: number; nodes: string[] }>(
@@ -187,6 +212,7 @@ export function registerUpgradeCommands(program: Command): void {
     .addOption(maxBatchOption())
     .addOption(new Option('--soak <seconds>', 'wait between batches (seconds, or 30s, 5m)').argParser(parseSeconds))
     .addOption(windowOption())
+    .addOption(gateOption())
     .addOption(new Option('-w, --watch', 'follow it until it completes (exit 0) or stops (exit 3)'))
     .addOption(throughPauseOption());
   runAction<StartOptions>(start, async ({ cli, args, opts }) => {

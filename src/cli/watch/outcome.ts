@@ -1,3 +1,4 @@
+import { describeGate } from '../../domain/gates.js';
 import { componentDisplayName } from '../../domain/components.js';
 import type { NodeTaskView, UpgradeView } from '../../api/index.js';
 import { ExitCode } from '../errors.js';
@@ -28,6 +29,7 @@ export function pauseCause(upgrade: UpgradeView, names: ReadonlyMap<string, stri
   const reason = upgrade.pauseReason;
   if (!reason) return 'paused';
   if (reason.kind === 'user') return reason.message || `paused by ${reason.actor}`;
+  if (reason.kind === 'gate') return `health gate ${reason.gateIndex + 1} (${describeGate(reason.gate)}) kept failing: ${reason.message}`;
   const node = reason.nodeId ? names.get(reason.nodeId) : undefined;
   return node && !reason.message.startsWith(node) ? `${node} failed: ${reason.message}` : reason.message;
 }

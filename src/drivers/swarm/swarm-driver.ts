@@ -11,6 +11,7 @@ import type {
   NodeTaskOutcome,
   NodeTaskSpec,
   SecretReader,
+  ServiceReplicas,
   SnapshotOutcome,
   SnapshotSpec,
   TaskContext,
@@ -24,7 +25,7 @@ import { TLS_KEY_FIELD, storedSwarmConfig, validateSwarmConfig, validateSwarmSec
 import { managerApi, swarmFailureReason } from './manager-api.js';
 import type { Drained } from './node-steps.js';
 import { SwarmNodeSteps, SwarmStepError } from './node-steps.js';
-import type { SwarmNode } from './swarm-api.js';
+import type { SwarmNode, SwarmService, SwarmTask } from './swarm-api.js';
 import { nodeName, nodeStatus } from './swarm-api.js';
 
 export interface SwarmDriverLogger {
@@ -193,6 +194,35 @@ export class SwarmDriver implements ClusterDriver {
       this.logger.warn({ clusterId: cluster.id, node: spec.node.name, err: message }, 'swarm node task failed');
       return { result: 'failed', error: message };
     }
+  }
+
+  /**
+   * Replicated services with their desired replicas and running tasks, for the
+   * `swarm-services` gate: one list of services and one of the tasks that should run.
+   */
+  async serviceReplicas(cluster: ClusterRecord): Promise<ServiceReplicas[]> {
+    const { api } = await this.client(cluster);
+    const filter = encodeURIComponent(JSON.stringify({ 'desired-state': ['running'] }));
+    let services: SwarmService[];
+    let tasks: SwarmTask[];
+    try {
+      [services, tasks] = await Promise.all([
+        api.json<SwarmService[]>('GET', '/services'),
+        api.json<SwarmTask[]>('GET', `/tasks?filters=${filter}`),
+      ]);
+    } catch (error) {
+      // Only a status and Upshift's words: the reason is shown in the gate's events.
+      throw new DockerUnreachableError(swarmFailureReason(error));
+    }
+    if (!Array.isArray(services) || !Array.isArray(tasks))
+      throw new DockerUnreachableError('the managers answered with something that is not a list');
+    const running = new Map<string, number>();
+    for (const t of tasks) if (t.Status.State === 'running') running.set(t.ServiceID, (running.get(t.ServiceID) ?? 0) + 1);
+    return services.flatMap((s) => {
+      const replicated = s.Spec.Mode?.Replicated;
+      if (!replicated) return [];
+      return [{ name: s.Spec.Name, desired: replicated.Replicas ?? 1, running: running.get(s.ID) ?? 0 }];
+    });
   }
 
   private runAgent(spec: NodeTaskSpec, ctx: TaskContext): Promise<NodeTaskOutcome> {

@@ -8,6 +8,8 @@ import {
   ClusterNodeParams,
   IdParam,
   FailedPodList,
+  GateTestBody,
+  GateTestView,
   NodeTaskPage,
   NotJson,
   PageQuery,
@@ -55,6 +57,20 @@ export const upgradeRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { e
       },
     },
     async (request) => engine.upgrades.clusterCatalog(request.params.id),
+  );
+
+  app.post(
+    '/gates/test',
+    {
+      config: { access: 'operator' },
+      schema: {
+        tags: ['upgrades'],
+        summary: 'Check one health gate once, now ("Test now"); clusterId for a swarm-services gate. Nothing is stored.',
+        body: GateTestBody,
+        response: { 200: GateTestView, ...errorResponses },
+      },
+    },
+    async (request) => engine.upgrades.testGate(request.body.gate, request.body.clusterId),
   );
 
   app.post(

@@ -8,6 +8,8 @@ import type {
   DeliveryList,
   EventPage,
   FailedPodList,
+  GateTestBody,
+  GateTestView,
   NodeTaskPage,
   NodePage,
   PlanView,
@@ -189,6 +191,10 @@ export class ApiClient {
   }
   plan(clusterId: string, body: UpgradeBody, signal?: AbortSignal) {
     return this.request<PlanView>('POST', `/clusters/${encodeURIComponent(clusterId)}/upgrades/plan`, body, signal);
+  }
+  /** One check of one gate, now ("Test now"); nothing is stored. */
+  testGate(body: GateTestBody, signal?: AbortSignal) {
+    return this.request<GateTestView>('POST', '/gates/test', body, signal);
   }
   startUpgrade(clusterId: string, body: UpgradeBody) {
     return this.request<UpgradeView>('POST', `/clusters/${encodeURIComponent(clusterId)}/upgrades`, body);

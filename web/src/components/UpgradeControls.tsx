@@ -1,3 +1,4 @@
+import { describeGate } from '@upshift/domain/gates.js';
 import { useState } from 'react';
 import { ApiError, describeError } from '../api/client';
 import type { NodeTaskView, UpgradeCommandName, UpgradeView } from '@upshift/api';
@@ -107,6 +108,18 @@ export function Controls({
               </button>
             ) : null}
           </p>
+        </Notice>
+      ) : null}
+      {s === 'Paused' && u.pauseReason?.kind === 'gate' ? (
+        <Notice
+          tone="bad"
+          title={`Paused automatically: health gate ${u.pauseReason.gateIndex + 1} kept failing`}
+          testId="gate-pause-banner"
+          alert
+        >
+          <p className="mono-wrap">{describeGate(u.pauseReason.gate)}</p>
+          <p className="mono-wrap">{u.pauseReason.message}</p>
+          <p>Nothing new started. Once the service is healthy, Continue checks the gates again before the next batch; or Cancel.</p>
         </Notice>
       ) : null}
       {s === 'Paused' && u.pauseReason?.kind === 'user' ? (

@@ -7,6 +7,7 @@ import { compareNatural, displayComponent, formatDuration, plural, summariseSize
 import { Link, navigate } from '../lib/router';
 import { useSession } from '../lib/session';
 import { Dialog } from './Dialog';
+import { GateEditor, type GateDraft, gateBody } from './GateEditor';
 import { Notice } from './Notice';
 import { VersionSummary } from './Versions';
 
@@ -58,6 +59,7 @@ export function UpgradeDialog({
   const [toVersion, setToVersion] = useState<string>('');
   const [maxBatchPercent, setMaxBatchPercent] = useState(String(defaults.maxBatchPercent));
   const [soakSeconds, setSoakSeconds] = useState(String(defaults.soakSeconds));
+  const [gates, setGates] = useState<GateDraft[]>([]);
   const [plan, setPlan] = useState<{ key: string; plan?: PlanView; error?: unknown } | null>(null);
   const [startError, setStartError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -94,8 +96,9 @@ export function UpgradeDialog({
     const soak = Number(soakSeconds);
     if (maxBatchPercent !== '' && Number.isInteger(percent) && percent !== defaults.maxBatchPercent) p.maxBatchPercent = percent;
     if (soakSeconds !== '' && Number.isFinite(soak) && soak !== defaults.soakSeconds) p.soakSeconds = soak;
+    if (gates.length > 0) p.gates = gates.map(gateBody);
     return p;
-  }, [maxBatchPercent, soakSeconds]);
+  }, [maxBatchPercent, soakSeconds, gates]);
 
   const request = (snapshot: 'none' | 'before'): UpgradeBody => ({
     component,
@@ -232,6 +235,10 @@ export function UpgradeDialog({
               onChange={(e) => setSoakSeconds(e.target.value)}
             />
           </div>
+        </details>
+        <details className="advanced">
+          <summary>Health gates{gates.length > 0 ? ` (${gates.length})` : ''}</summary>
+          <GateEditor cluster={cluster} gates={gates} onChange={setGates} />
         </details>
 
         {catalogError ? (

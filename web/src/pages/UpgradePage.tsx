@@ -1,6 +1,7 @@
 import { useMemo, useState } from 'react';
 import type { NodeTaskState, NodeTaskView, UpgradeView } from '@upshift/api';
 import { nodeTaskStates } from '@upshift/api/enums';
+import { describeGate } from '@upshift/domain/gates.js';
 import { describeWaiting } from '@upshift/domain/progress.js';
 import { TaskStateBadge, UpgradeStateBadge } from '../components/Badges';
 import { BatchTimeline } from '../components/BatchTimeline';
@@ -39,6 +40,16 @@ export function UpgradePage({ upgradeId }: { upgradeId: string }) {
     debounceMs: 300,
     maxWaitMs: 1000,
   });
+  const gateCount = upgrade.data?.policy.gates?.length ?? 0;
+  // Each gate's checks, newest first: the last one per gate is shown beside it.
+  const gateChecks = useLiveResource(
+    (signal) =>
+      gateCount > 0
+        ? api.events({ upgradeId, type: 'gate.passed,gate.failed', limit: 50 }, signal)
+        : Promise.resolve({ items: [], next: null }),
+    `upgrade-gates:${upgradeId}:${gateCount}`,
+    { relevant: (e) => e.upgradeId === upgradeId && e.type.startsWith('gate.'), debounceMs: 300, maxWaitMs: 1000 },
+  );
   const u = upgrade.data;
   useTitle(u ? `${displayComponent(u.component)} → ${u.toVersion} on ${u.clusterName ?? u.clusterId}` : 'Upgrade');
   const active = u ? !['Completed', 'Canceled'].includes(u.state) : false;
@@ -222,6 +233,50 @@ export function UpgradePage({ upgradeId }: { upgradeId: string }) {
         </p>
       ) : null}
 
+      {u.policy.gates && u.policy.gates.length > 0 ? (
+        <>
+          <h2>Health gates</h2>
+          <ol className="gate-list" data-testid="upgrade-gates">
+            {u.policy.gates.map((g, i) => {
+              const checks = (gateChecks.data?.items ?? []).filter((e) => e.data?.['gateIndex'] === i);
+              const last = checks[0];
+              return (
+                <li key={i} data-testid="upgrade-gate">
+                  <span className="mono-wrap">{describeGate(g)}</span>
+                  <span className="muted small">
+                    {' '}
+                    · retried for {g.retrySeconds} s{g.bearerToken ? ' · bearer token set' : ''}
+                  </span>
+                  {last ? (
+                    <p className="small" data-testid="gate-last-check">
+                      <span className={`badge ${last.type === 'gate.passed' ? 'ok' : 'bad'}`}>
+                        {last.type === 'gate.passed' ? 'passed' : 'failed'}
+                      </span>{' '}
+                      <time dateTime={last.at}>{formatClock(last.at)}</time> {String(last.data?.['message'] ?? '')}
+                    </p>
+                  ) : (
+                    <p className="small muted">Not checked yet: it is checked before each batch.</p>
+                  )}
+                  {checks.length > 1 ? (
+                    <details>
+                      <summary>Earlier checks ({checks.length - 1})</summary>
+                      <ol className="event-feed">
+                        {checks.slice(1).map((e) => (
+                          <li key={e.id}>
+                            <time dateTime={e.at}>{formatClock(e.at)}</time> {e.type === 'gate.passed' ? 'passed' : 'failed'}:{' '}
+                            {String(e.data?.['message'] ?? '')}
+                          </li>
+                        ))}
+                      </ol>
+                    </details>
+                  ) : null}
+                </li>
+              );
+            })}
+          </ol>
+        </>
+      ) : null}
+
       <h2>Batches</h2>
       <BatchTimeline
         batches={u.batches}
@@ -348,7 +403,7 @@ function progressText(u: UpgradeView, now: number): string {
   if (u.state === 'Completed') return `${head} · took ${formatDuration(p.elapsedSeconds * 1000)}`;
   if (u.state === 'Canceled') return `${head} · ran ${formatDuration(p.elapsedSeconds * 1000)}`;
   if (u.state === 'Paused' || u.state === 'SnapshotFailed') return `${head} · no estimate while it waits for an operator`;
-  // What it waits for before the next batch: the soak or the maintenance window.
+  // What it waits for before the next batch: the soak, the maintenance window or a failing gate.
   const waiting = u.waiting ? ` · ${describeWaiting(u.waiting, u.policy.window, now, p.batch)}` : '';
   if (p.etaSeconds === null || p.etaAt === null) return `${head} · estimate once a batch has ended${waiting}`;
   const left = Math.max(0, Date.parse(p.etaAt) - now);
