@@ -19,6 +19,8 @@
  * `npm run bench -- --only agents,ansible` runs some parts; BENCHMARKS.md then keeps the
  * other parts' figures from its previous run (each part's block is marked in the file).
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
@@ -58,12 +60,13 @@ function benchPlanner(): void {
   report(`plan 100,000 nodes: median ${fmt(median(times), 1)} ms over 7 runs (${batches} batches)`);
 }
 
-async function upgradeMakespan(s: ServerProcess, name: string, nodes: number, seconds: number) {
+async function upgradeMakespan(s: ServerProcess, name: string, nodes: number, seconds: number, policy?: Record<string, unknown>) {
   const cluster = await s.api('/api/v1/clusters', {
     body: { name, kind: 'simulated', simulation: { nodes, upgradeSeconds: seconds, versions: { agent: '1.1.0' } } },
   });
   if (cluster.status !== 201) throw new Error(cluster.text);
-  const up = (await s.api(`/api/v1/clusters/${cluster.body.id}/upgrades`, { body: { component: 'docker' } })).body;
+  const up = (await s.api(`/api/v1/clusters/${cluster.body.id}/upgrades`, { body: { component: 'docker', ...(policy ? { policy } : {}) } }))
+    .body;
   let u;
   for (;;) {
     u = (await s.api(`/api/v1/upgrades/${up.id}`)).body;
@@ -102,6 +105,22 @@ async function benchEngine(label: string, database: string | undefined): Promise
     report(
       `200 nodes × 0.25 s on ${label}: makespan / (batches × 0.25 s) median ${fmt(median(checks), 3)} (target ≤ 1.1; runs: ${checks.map((x) => fmt(x, 3)).join(', ')})`,
     );
+    // The same with a health gate that passes, checked before every batch (issue: rollout guards).
+    const health = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('ok'));
+    await new Promise<void>((resolve) => health.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(health.address() as AddressInfo).port}/healthz`;
+      const gated: number[] = [];
+      for (let run = 0; run < 3; run++) {
+        const r = await upgradeMakespan(s, `gated-${run}`, 200, 0.25, { gates: [{ kind: 'http', url }] });
+        gated.push(r.makespan / r.ideal);
+      }
+      report(
+        `same, with a passing http gate checked before every batch: median ${fmt(median(gated), 3)} (runs: ${gated.map((x) => fmt(x, 3)).join(', ')}); ${fmt(median(gated) / median(checks), 3)}× the ungated median`,
+      );
+    } finally {
+      health.close();
+    }
   } finally {
     await done();
   }
