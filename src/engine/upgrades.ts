@@ -257,7 +257,7 @@ export class UpgradeService {
     const cluster = await this.fleet.resolveCluster(clusterRef);
     const checked = this.validate(request, cluster);
     const nodes = await this.store.nodes.list(cluster.id);
-    const valid = await this.target(cluster, nodes, checked);
+    const valid = await this.targetAfter(cluster, nodes, checked);
     const installCatalog = await this.installCatalog();
     const targets = this.targets(nodes, valid.component, valid.toVersion);
     const cap = batchCap(targets.length, valid.policy.maxBatchPercent);
@@ -300,7 +300,7 @@ export class UpgradeService {
     checked.policy = this.sealGateTokens(checked.policy);
     return this.recordingRefusals(cluster, null, actor, `start a ${checked.component} upgrade`, async () => {
       const nodes = await this.store.nodes.list(cluster.id);
-      const valid = await this.target(cluster, nodes, checked);
+      const valid = await this.targetAfter(cluster, nodes, checked);
       const targets = orderNodes(this.targets(nodes, valid.component, valid.toVersion));
       const refused = await this.startRefusal(cluster, nodes, valid, targets.length);
       if (refused) throw refused;
@@ -415,12 +415,12 @@ export class UpgradeService {
    * An active upgrade is named first: it is the reason that holds whatever else is true,
    * and the one an operator must act on (finish or cancel it) before any other.
    */
-  private async startRefusal(
-    cluster: ClusterRecord,
-    nodes: NodeRecord[],
-    valid: ValidRequest,
-    targets: number,
-  ): Promise<UpshiftError | undefined> {
+  /**
+   * The refusals that do not depend on the target version, in the order a start checks
+   * them: another active upgrade first, then outdated agents. They come before the
+   * target's own (VERSION_NOT_INSTALLABLE), so that the first thing to fix is said first.
+   */
+  private async earlyRefusal(cluster: ClusterRecord, nodes: NodeRecord[], component: Component): Promise<UpshiftError | undefined> {
     const active = await this.store.upgrades.activeOf(cluster.id);
     if (active) {
       return new UpshiftError(
@@ -429,8 +429,26 @@ export class UpgradeService {
         { details: { upgradeId: active.id, state: active.state } },
       );
     }
-    const outdated = this.outdatedAgents(cluster, nodes, valid.component);
-    if (outdated) return outdated;
+    return this.outdatedAgents(cluster, nodes, component);
+  }
+
+  /** The target on these nodes, unless an earlier refusal holds (see `earlyRefusal`). */
+  private async targetAfter(cluster: ClusterRecord, nodes: NodeRecord[], checked: CheckedRequest): Promise<ValidRequest> {
+    try {
+      return await this.target(cluster, nodes, checked);
+    } catch (error) {
+      throw (await this.earlyRefusal(cluster, nodes, checked.component)) ?? error;
+    }
+  }
+
+  private async startRefusal(
+    cluster: ClusterRecord,
+    nodes: NodeRecord[],
+    valid: ValidRequest,
+    targets: number,
+  ): Promise<UpshiftError | undefined> {
+    const early = await this.earlyRefusal(cluster, nodes, valid.component);
+    if (early) return early;
     if (targets === 0) {
       return new UpshiftError(
         ErrorCode.NOTHING_TO_UPGRADE,
