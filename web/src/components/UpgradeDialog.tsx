@@ -252,7 +252,7 @@ export function UpgradeDialog({
             {windowChoice === 'none'
               ? ' (none)'
               : windowChoice === 'custom'
-                ? ' (this upgrade’s own)'
+                ? " (this upgrade's own)"
                 : cluster.window
                   ? " (the cluster's)"
                   : ''}

@@ -65,7 +65,7 @@ function zoneNames(): string[] {
   return zones;
 }
 
-/** A clock that ticks each minute, for "in 3h12m" to stay true while the form is open. */
+/** A clock read again every 30 s, so that "in 3h12m" stays true while the form is open. */
 export function useMinuteClock(): number {
   const [now, setNow] = useState(() => Date.now());
   useEffect(() => {
