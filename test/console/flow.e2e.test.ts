@@ -94,7 +94,7 @@ describe.runIf(browserAvailable())('console: the upgrade flow on a 50-node clust
     await dialog.backUpSnapshot.click();
     // A last look before anything starts: the cluster, the component, the versions, the node count.
     expect(await dialog.confirmSummary.innerText()).toBe(
-      'Docker-Engine on demo: 20.10.24 → 28.5.2 on 50 nodes in 12 batches, snapshots of every node first.',
+      'Docker-Engine on demo: 20.10.24 → 28.5.2 on 50 nodes in 12 batches, snapshots of every node first, at any time (no maintenance window).',
     );
     await screenshotBoth(page, 'upgrade-dialog-confirm');
     await dialog.confirmStart.click();

@@ -1,4 +1,5 @@
 import type {
+  ClusterPatchBody,
   ClusterCatalogView,
   ClusterCreatedView,
   ClusterList,
@@ -171,6 +172,10 @@ export class ApiClient {
   }
   createCluster(body: Record<string, unknown>) {
     return this.request<ClusterCreatedView>('POST', '/clusters', body);
+  }
+  /** Sets or clears (null) the cluster's default maintenance window; admins only. */
+  updateCluster(id: string, body: ClusterPatchBody) {
+    return this.request<ClusterView>('PATCH', `/clusters/${encodeURIComponent(id)}`, body);
   }
   deleteCluster(id: string) {
     return this.request<void>('DELETE', `/clusters/${encodeURIComponent(id)}`);

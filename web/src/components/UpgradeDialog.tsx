@@ -10,6 +10,7 @@ import { Dialog } from './Dialog';
 import { GateEditor, type GateDraft, gateBody } from './GateEditor';
 import { Notice } from './Notice';
 import { VersionSummary } from './Versions';
+import { describeChoice, newWindowDraft, type WindowChoice, type WindowDraft, WindowEditor, windowPolicy } from './WindowEditor';
 
 const { defaults, bounds } = upgradePolicy;
 
@@ -60,6 +61,9 @@ export function UpgradeDialog({
   const [maxBatchPercent, setMaxBatchPercent] = useState(String(defaults.maxBatchPercent));
   const [soakSeconds, setSoakSeconds] = useState(String(defaults.soakSeconds));
   const [gates, setGates] = useState<GateDraft[]>([]);
+  // Keep the cluster's default window unless the operator chooses otherwise.
+  const [windowChoice, setWindowChoice] = useState<WindowChoice>('cluster');
+  const [windowDraft, setWindowDraft] = useState<WindowDraft>(() => newWindowDraft(cluster.window));
   const [plan, setPlan] = useState<{ key: string; plan?: PlanView; error?: unknown } | null>(null);
   const [startError, setStartError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -97,8 +101,10 @@ export function UpgradeDialog({
     if (maxBatchPercent !== '' && Number.isInteger(percent) && percent !== defaults.maxBatchPercent) p.maxBatchPercent = percent;
     if (soakSeconds !== '' && Number.isFinite(soak) && soak !== defaults.soakSeconds) p.soakSeconds = soak;
     if (gates.length > 0) p.gates = gates.map(gateBody);
+    // Absent keeps the cluster's window; null runs without one; an object is this upgrade's own.
+    Object.assign(p, windowPolicy(windowChoice, windowDraft));
     return p;
-  }, [maxBatchPercent, soakSeconds, gates]);
+  }, [maxBatchPercent, soakSeconds, gates, windowChoice, windowDraft]);
 
   const request = (snapshot: 'none' | 'before'): UpgradeBody => ({
     component,
@@ -240,6 +246,25 @@ export function UpgradeDialog({
           <summary>Health gates{gates.length > 0 ? ` (${gates.length})` : ''}</summary>
           <GateEditor cluster={cluster} gates={gates} onChange={setGates} />
         </details>
+        <details className="advanced" data-testid="window-section">
+          <summary>
+            Maintenance window
+            {windowChoice === 'none'
+              ? ' (none)'
+              : windowChoice === 'custom'
+                ? " (this upgrade's own)"
+                : cluster.window
+                  ? " (the cluster's)"
+                  : ''}
+          </summary>
+          <WindowEditor
+            clusterWindow={cluster.window}
+            choice={windowChoice}
+            draft={windowDraft}
+            onChoice={setWindowChoice}
+            onDraft={setWindowDraft}
+          />
+        </details>
 
         {catalogError ? (
           <Notice tone="bad" alert>
@@ -331,7 +356,9 @@ export function UpgradeDialog({
               <strong>{currentPlan?.plan?.toVersion ?? target}</strong> on {plural(planned, 'node')} in{' '}
               {plural(sizes.length, 'batch', 'batches')}
               {confirming === 'before' ? ', snapshots of every node first' : ', without snapshots'}
-              {currentPlan?.plan?.estimatedSeconds != null ? `, about ${formatDuration(currentPlan.plan.estimatedSeconds * 1000)}` : ''}.
+              {currentPlan?.plan?.estimatedSeconds != null
+                ? `, about ${formatDuration(currentPlan.plan.estimatedSeconds * 1000)}`
+                : ''}, {describeChoice(windowChoice, windowDraft, cluster.window)}.
             </p>
           </section>
         ) : null}

@@ -1,6 +1,7 @@
 import { useMemo, useRef, useState } from 'react';
 import { describeError } from '../api/client';
-import type { Component, NodeView } from '@upshift/api';
+import type { ClusterView, Component, NodeView } from '@upshift/api';
+import { describeWindow } from '@upshift/domain/maintenance-window.js';
 import { components } from '@upshift/api/enums';
 import { ClusterStatusBadge, NodeStatusBadge } from '../components/Badges';
 import { Dialog } from '../components/Dialog';
@@ -10,6 +11,14 @@ import { UpgradeDialog } from '../components/UpgradeDialog';
 import { UpgradesTable } from '../components/UpgradesTable';
 import { VersionSummary } from '../components/Versions';
 import { VirtualTable, type Column } from '../components/VirtualTable';
+import {
+  describeNextOpening,
+  newWindowDraft,
+  useMinuteClock,
+  type WindowDraft,
+  WindowFields,
+  windowBody,
+} from '../components/WindowEditor';
 import { compareNatural, displayComponent, formatTime } from '../lib/format';
 import { useLiveResource, useTitle } from '../lib/live';
 import { usePagedLiveResource } from '../lib/paged';
@@ -151,6 +160,8 @@ export function ClusterPage({ clusterId }: { clusterId: string }) {
           <Link to={`/upgrades/${c.activeUpgradeId}`}>Open the upgrade</Link> to follow it, pause it or cancel it.
         </Notice>
       ) : null}
+
+      <MaintenanceWindowSection cluster={c} onChanged={cluster.reload} />
 
       <h2>Components</h2>
       <RoleNote need="operator" what="Upgrading a component" />
@@ -302,6 +313,112 @@ function DeleteClusterDialog({ clusterId, name, onClose }: { clusterId: string; 
         </button>
         <button type="button" className="danger" onClick={remove} disabled={busy}>
           Delete cluster
+        </button>
+      </div>
+    </Dialog>
+  );
+}
+
+/**
+ * The cluster's default maintenance window: its upgrades start batches only while it is
+ * open unless one sets its own. Admins set or clear it (`PATCH /clusters/{id}`); upgrades
+ * already running keep the window they started with.
+ */
+function MaintenanceWindowSection({ cluster, onChanged }: { cluster: ClusterView; onChanged: () => void }) {
+  const { api } = useSession();
+  const now = useMinuteClock();
+  const [editing, setEditing] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const clear = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await api.updateCluster(cluster.id, { window: null });
+      onChanged();
+    } catch (e) {
+      setError(describeError(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <section aria-labelledby="window-title" data-testid="cluster-window">
+      <h2 id="window-title">Maintenance window</h2>
+      <p data-testid="cluster-window-text">
+        {cluster.window ? (
+          <>
+            Upgrades start batches only {describeWindow(cluster.window)}{' '}
+            <span className="muted">({describeNextOpening(cluster.window, now)})</span>, unless an upgrade sets its own.
+          </>
+        ) : (
+          'None: batches of this cluster’s upgrades start at any time, unless an upgrade sets its own window.'
+        )}
+      </p>
+      <div className="toolbar">
+        <RoleButton need="admin" onClick={() => setEditing(true)} disabled={busy}>
+          {cluster.window ? 'Change the window' : 'Set a window'}
+        </RoleButton>
+        {cluster.window ? (
+          <RoleButton need="admin" onClick={clear} disabled={busy}>
+            Clear the window
+          </RoleButton>
+        ) : null}
+      </div>
+      {error ? (
+        <Notice tone="bad" alert testId="cluster-window-error">
+          {error}
+        </Notice>
+      ) : null}
+      {editing ? (
+        <WindowDialog
+          cluster={cluster}
+          onClose={() => setEditing(false)}
+          onSaved={() => {
+            setEditing(false);
+            onChanged();
+          }}
+        />
+      ) : null}
+    </section>
+  );
+}
+
+function WindowDialog({ cluster, onClose, onSaved }: { cluster: ClusterView; onClose: () => void; onSaved: () => void }) {
+  const { api } = useSession();
+  const [draft, setDraft] = useState<WindowDraft>(() => newWindowDraft(cluster.window));
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const save = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await api.updateCluster(cluster.id, { window: windowBody(draft) });
+      onSaved();
+    } catch (e) {
+      // The server's refusal in its words: it names the field and what to write.
+      setError(describeError(e));
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog title={`Maintenance window of ${cluster.name}`} onClose={onClose} testId="window-dialog">
+      <p className="help">
+        Batches of this cluster&apos;s upgrades start only while the window is open; a batch that has started finishes. Upgrades running now
+        keep the window they started with.
+      </p>
+      <WindowFields draft={draft} onChange={setDraft} idPrefix="cw" />
+      {error ? (
+        <Notice tone="bad" alert testId="window-error">
+          {error}
+        </Notice>
+      ) : null}
+      <div className="actions">
+        <button type="button" onClick={onClose}>
+          Close
+        </button>
+        <button type="button" className="primary" onClick={save} disabled={busy}>
+          {busy ? 'Saving…' : 'Save window'}
         </button>
       </div>
     </Dialog>

@@ -3,6 +3,7 @@ import type { NodeTaskState, NodeTaskView, UpgradeView } from '@upshift/api';
 import { nodeTaskStates } from '@upshift/api/enums';
 import { describeGate } from '@upshift/domain/gates.js';
 import { describeWaiting } from '@upshift/domain/progress.js';
+import { describeWindow } from '@upshift/domain/maintenance-window.js';
 import { TaskStateBadge, UpgradeStateBadge } from '../components/Badges';
 import { BatchTimeline } from '../components/BatchTimeline';
 import { ErrorNotice, Loading } from '../components/Notice';
@@ -202,6 +203,7 @@ export function UpgradePage({ upgradeId }: { upgradeId: string }) {
             {withSnapshots ? 'Snapshots before upgrade' : 'Upgrade directly (no snapshots)'} · batches of up to {u.cap ?? '?'} nodes (
             {u.policy?.maxBatchPercent ?? 10}%)
             {u.policy?.soakSeconds ? ` · ${u.policy.soakSeconds} s between batches` : ''}
+            {u.policy?.window ? <span data-testid="upgrade-window"> · maintenance window {describeWindow(u.policy.window)}</span> : null}
           </p>
         </div>
       </div>
@@ -396,16 +398,20 @@ export function UpgradePage({ upgradeId }: { upgradeId: string }) {
   );
 }
 
-/** `Batch 4 of 12 · 17 of 50 nodes · about 3 m 10 s left (ends 14:32)`, or why there is no estimate. */
+/**
+ * `Batch 4 of 12 · 17 of 50 nodes · about 3 m 10 s left (ends 14:32)`, or why there is no estimate;
+ * `Batch 0 of 6 · 0 of 6 nodes · waiting for the maintenance window (opens Fri 02:00 UTC, in 2d20h) · …`.
+ */
 function progressText(u: UpgradeView, now: number): string {
   const p = u.progress;
   const head = `Batch ${p.batch} of ${p.batches} · ${p.nodesDone} of ${p.nodesTotal} nodes`;
   if (u.state === 'Completed') return `${head} · took ${formatDuration(p.elapsedSeconds * 1000)}`;
   if (u.state === 'Canceled') return `${head} · ran ${formatDuration(p.elapsedSeconds * 1000)}`;
   if (u.state === 'Paused' || u.state === 'SnapshotFailed') return `${head} · no estimate while it waits for an operator`;
-  // What it waits for before the next batch: the soak, the maintenance window or a failing gate.
+  // What it waits for before the next batch (the soak, the maintenance window or a failing
+  // gate) comes before the estimate: while a window is closed it is why nothing moves.
   const waiting = u.waiting ? ` · ${describeWaiting(u.waiting, u.policy.window, now, p.batch)}` : '';
-  if (p.etaSeconds === null || p.etaAt === null) return `${head} · estimate once a batch has ended${waiting}`;
+  if (p.etaSeconds === null || p.etaAt === null) return `${head}${waiting} · estimate once a batch has ended`;
   const left = Math.max(0, Date.parse(p.etaAt) - now);
-  return `${head} · about ${formatDuration(left)} left (ends ${formatClock(p.etaAt)})${waiting}`;
+  return `${head}${waiting} · about ${formatDuration(left)} left (ends ${formatClock(p.etaAt)})`;
 }

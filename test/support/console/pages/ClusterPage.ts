@@ -8,6 +8,11 @@ export class ClusterPage {
   readonly nodeScroller: Locator;
   readonly nodeCount: Locator;
   readonly nameFilter: Locator;
+  /** The cluster's default maintenance window in words, with its admin actions and the edit dialog. */
+  readonly windowText: Locator;
+  readonly setWindow: Locator;
+  readonly clearWindow: Locator;
+  readonly windowDialog: Locator;
 
   constructor(readonly page: Page) {
     this.heading = page.locator('h1#page-title');
@@ -16,6 +21,11 @@ export class ClusterPage {
     this.nodeScroller = this.nodes.locator('.vtable-scroll');
     this.nodeCount = page.getByTestId('node-count');
     this.nameFilter = page.getByRole('searchbox', { name: 'Name' });
+    const section = page.getByTestId('cluster-window');
+    this.windowText = page.getByTestId('cluster-window-text');
+    this.setWindow = section.getByRole('button', { name: /^(Set a window|Change the window)$/ });
+    this.clearWindow = section.getByRole('button', { name: 'Clear the window' });
+    this.windowDialog = page.getByTestId('window-dialog');
   }
 
   async goto(clusterId: string): Promise<this> {

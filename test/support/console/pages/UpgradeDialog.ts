@@ -18,6 +18,14 @@ export class UpgradeDialog {
   readonly impact: Locator;
   readonly confirmSummary: Locator;
   readonly confirmStart: Locator;
+  /** The "Maintenance window" section (collapsed until its summary is clicked). */
+  readonly windowSection: Locator;
+  readonly keepClusterWindow: Locator;
+  readonly noWindow: Locator;
+  readonly ownWindow: Locator;
+  /** The window in words: when it opens next, or what is wrong with it. */
+  readonly windowNext: Locator;
+  readonly planPreview: Locator;
 
   constructor(readonly page: Page) {
     this.root = page.getByTestId('upgrade-dialog');
@@ -35,6 +43,17 @@ export class UpgradeDialog {
     this.impact = this.root.getByTestId('impact-notice');
     this.confirmSummary = this.root.getByTestId('confirm-summary');
     this.confirmStart = this.root.getByRole('button', { name: 'Start upgrade' });
+    this.windowSection = this.root.getByTestId('window-section');
+    this.keepClusterWindow = this.windowSection.getByRole('radio', { name: /^The cluster's/ });
+    this.noWindow = this.windowSection.getByRole('radio', { name: /^None for this upgrade/ });
+    this.ownWindow = this.windowSection.getByRole('radio', { name: 'Set one for this upgrade' });
+    this.windowNext = this.windowSection.getByTestId('window-next');
+    this.planPreview = this.root.getByTestId('plan-preview');
+  }
+
+  async openWindowSection(): Promise<void> {
+    await this.windowSection.locator('summary').click();
+    await this.keepClusterWindow.waitFor();
   }
 
   async waitOpen(): Promise<this> {

@@ -27,6 +27,8 @@ export class UpgradePage {
   readonly tasks: Locator;
   readonly logViewer: Locator;
   readonly events: Locator;
+  /** The upgrade's maintenance window in the summary line (absent without one). */
+  readonly window: Locator;
 
   constructor(readonly page: Page) {
     this.state = page.locator('.subtitle .badge[data-state]');
@@ -54,6 +56,7 @@ export class UpgradePage {
     this.tasks = page.getByTestId('tasks-table');
     this.logViewer = page.getByTestId('log-viewer');
     this.events = page.getByTestId('upgrade-events');
+    this.window = page.getByTestId('upgrade-window');
   }
 
   /** The upgrade id from the address bar. */
