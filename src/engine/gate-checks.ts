@@ -181,15 +181,19 @@ export class GateChecks {
     const driver = this.ctx.driverFor(cluster.kind);
     if (!driver.serviceReplicas) return { ok: false, message: `a ${cluster.kind} cluster has no Swarm services to check` };
     const services = await driver.serviceReplicas(cluster);
+    // Each service with its running/desired replicas, so the event says what was checked and what fell short.
+    const named = (list: typeof services) =>
+      list
+        .slice(0, 5)
+        .map((s) => `${s.name} ${s.running}/${s.desired}`)
+        .join(', ') + (list.length > 5 ? ', …' : '');
     const short = services.filter((s) => s.running < s.desired);
-    if (short.length === 0) return { ok: true, message: `all ${services.length} replicated services run their desired replicas` };
-    const shown = short
-      .slice(0, 5)
-      .map((s) => `${s.name} ${s.running}/${s.desired}`)
-      .join(', ');
+    if (services.length === 0) return { ok: true, message: 'the swarm has no replicated services' };
+    if (short.length === 0)
+      return { ok: true, message: `all ${services.length} replicated services run their desired replicas: ${named(services)}` };
     return {
       ok: false,
-      message: `${short.length} of ${services.length} replicated services run fewer replicas than desired: ${shown}${short.length > 5 ? ', …' : ''}`,
+      message: `${short.length} of ${services.length} replicated services run fewer replicas than desired: ${named(short)}`,
     };
   }
 }

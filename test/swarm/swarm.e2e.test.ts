@@ -6,7 +6,10 @@
  *      probed from the root namespace the whole time the engines are upgraded to 26.1.5
  *      (drain, agent recipe, verify through a manager, availability restored), while
  *      every manager's Engine API is polled: at least two must answer `/nodes` at every
- *      moment (quorum kept)
+ *      moment (quorum kept); the upgrade has a `swarm-services` health gate, which must
+ *      pass before every batch after the first. Beforehand the gate's "Test now" sees a
+ *      service that cannot place all its replicas (two, at most one per node, pinned to
+ *      one node), then sees it whole once the pin is removed, and at 0/0 when scaled down
  *   2. gVisor runsc 20221219 → 20240729: a sandboxed container started before still runs
  *      on the old runsc after; a new one starts on the new runsc
  *
@@ -49,6 +52,12 @@ interface Upgrade {
   id: string;
   state: string;
   pauseReason: { kind: string; message: string; nodeId?: string } | null;
+}
+interface EventView {
+  id: string;
+  type: string;
+  message: string;
+  data?: Record<string, unknown>;
 }
 interface NodeView {
   id: string;
@@ -356,6 +365,75 @@ suite('swarm cluster: drain-aware Docker Engine upgrade under load, quorum kept,
     expect(await ping(false)).toMatch(/^refused: /);
   });
 
+  it('the swarm-services gate names a service short of replicas, and passes once it is fixed', async () => {
+    const m1 = hosts[0] as PreparedHost;
+    const worker = (hosts[3] as PreparedHost).host.name;
+    const test = () => api<{ ok: boolean; message: string }>('POST', '/gates/test', { gate: { kind: 'swarm-services' }, clusterId });
+    const t0 = Date.now();
+    // Two replicas, at most one per node, only on one worker: one runs, the other stays pending.
+    await exec(m1, [
+      'docker',
+      'service',
+      'create',
+      '--detach',
+      '--name',
+      'gate-short',
+      '--replicas',
+      '2',
+      '--replicas-max-per-node',
+      '1',
+      '--constraint',
+      `node.hostname==${worker}`,
+      '--no-resolve-image',
+      'local/busybox:1',
+      'sleep',
+      '100000',
+    ]);
+    try {
+      const short = await waitFor(
+        'the gate to see gate-short at 1 of 2 replicas',
+        async () => {
+          const r = await test();
+          return r.status === 200 && r.body.message.includes('gate-short 1/2') ? r.body : undefined;
+        },
+        60_000,
+      );
+      expect(short).toEqual({ ok: false, message: '1 of 2 replicated services run fewer replicas than desired: gate-short 1/2' });
+
+      await exec(m1, ['docker', 'service', 'update', '--detach', '--constraint-rm', `node.hostname==${worker}`, 'gate-short']);
+      const whole = await waitFor(
+        'the gate to pass',
+        async () => {
+          const r = await test();
+          return r.status === 200 && r.body.ok ? r.body : undefined;
+        },
+        60_000,
+      );
+      expect(whole.message).toBe('all 2 replicated services run their desired replicas: echo 3/3, gate-short 2/2');
+
+      // A service scaled to no replicas has all it wants.
+      await exec(m1, ['docker', 'service', 'scale', '--detach', 'gate-short=0']);
+      const none = await waitFor(
+        'the gate to see gate-short at 0 of 0',
+        async () => {
+          const r = await test();
+          return r.status === 200 && r.body.message.includes('gate-short 0/0') ? r.body : undefined;
+        },
+        30_000,
+      );
+      expect(none).toEqual({ ok: true, message: 'all 2 replicated services run their desired replicas: echo 3/3, gate-short 0/0' });
+    } finally {
+      await exec(m1, ['docker', 'service', 'rm', 'gate-short']);
+    }
+    // Removed: the gate checks the one service left.
+    await waitFor(
+      'gate-short to be gone',
+      async () => ((await test()).body.message === 'all 1 replicated services run their desired replicas: echo 3/3' ? true : undefined),
+      30_000,
+    );
+    console.log(`[swarm e2e] swarm-services gate, short service then fixed: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  }, 180_000);
+
   it('upgrades every engine to 26.1.5 with drain while the service keeps answering and two managers stay reachable', async () => {
     const b = bed as Testbed;
     const archive = await dockerArchive(b.packages);
@@ -367,10 +445,12 @@ suite('swarm cluster: drain-aware Docker Engine upgrade under load, quorum kept,
     );
     expect(upload.status).toBe(201);
 
+    // Every batch after the first waits for the swarm's replicated services to run all their replicas.
+    const policy = { maxBatchPercent: 20, gates: [{ kind: 'swarm-services' }] };
     const plan = await api<{ batches: string[][] }>('POST', `/clusters/${clusterId}/upgrades/plan`, {
       component: 'docker',
       toVersion: '26.1.5',
-      policy: { maxBatchPercent: 20 },
+      policy,
     });
     const managerNames = new Set(hosts.slice(0, 3).map((p) => p.host.name));
     expect(plan.body.batches.slice(0, 3).every((batch) => batch.length === 1 && managerNames.has(batch[0] as string))).toBe(true);
@@ -433,7 +513,7 @@ suite('swarm cluster: drain-aware Docker Engine upgrade under load, quorum kept,
     const started = await api<Upgrade>('POST', `/clusters/${clusterId}/upgrades`, {
       component: 'docker',
       toVersion: '26.1.5',
-      policy: { maxBatchPercent: 20 },
+      policy,
     });
     expect(started.status, JSON.stringify(started.body)).toBe(201);
     const done = await waitUpgrade(started.body.id, 300_000).finally(() => {
@@ -449,6 +529,25 @@ suite('swarm cluster: drain-aware Docker Engine upgrade under load, quorum kept,
     if (dips.length > 0) console.log(`[swarm e2e] samples with fewer than two managers answering:\n  ${dips.join('\n  ')}`);
     expect(done.pauseReason, JSON.stringify(done.pauseReason)).toBeNull();
     expect(done.state).toBe('Completed');
+    // The gate passed before each batch after the first, and before that batch started.
+    const events = (
+      await api<{ items: EventView[] }>('GET', `/events?upgradeId=${started.body.id}&type=gate.passed,gate.failed,batch.started&limit=500`)
+    ).body.items.reverse();
+    const batchStarts = events.filter((e) => e.type === 'batch.started');
+    expect(batchStarts.length).toBe(plan.body.batches.length);
+    const failed = events.filter((e) => e.type === 'gate.failed');
+    if (failed.length > 0)
+      console.log(`[swarm e2e] gate checks that failed before passing:\n  ${failed.map((e) => e.message).join('\n  ')}`);
+    for (let index = 1; index < batchStarts.length; index++) {
+      const startAt = events.findIndex((e) => e.type === 'batch.started' && e.data?.['index'] === index);
+      const passed = events.findIndex((e) => e.type === 'gate.passed' && e.data?.['batchIndex'] === index);
+      expect(passed, `gate.passed before batch ${index + 1}`).toBeGreaterThanOrEqual(0);
+      expect(passed).toBeLessThan(startAt);
+      const pass = events[passed] as EventView;
+      expect(pass.data?.['kind']).toBe('swarm-services');
+      expect(pass.data?.['message']).toBe('all 1 replicated services run their desired replicas: echo 3/3');
+    }
+
     expect(minManagers).toBeGreaterThanOrEqual(2);
     expect(fraction).toBeGreaterThanOrEqual(0.99);
 

@@ -218,11 +218,14 @@ export class SwarmDriver implements ClusterDriver {
       throw new DockerUnreachableError('the managers answered with something that is not a list');
     const running = new Map<string, number>();
     for (const t of tasks) if (t.Status.State === 'running') running.set(t.ServiceID, (running.get(t.ServiceID) ?? 0) + 1);
-    return services.flatMap((s) => {
-      const replicated = s.Spec.Mode?.Replicated;
-      if (!replicated) return [];
-      return [{ name: s.Spec.Name, desired: replicated.Replicas ?? 1, running: running.get(s.ID) ?? 0 }];
-    });
+    // By name: the Engine lists services in no stable order, and the gate's message should not flicker.
+    return services
+      .flatMap((s) => {
+        const replicated = s.Spec.Mode?.Replicated;
+        if (!replicated) return [];
+        return [{ name: s.Spec.Name, desired: replicated.Replicas ?? 1, running: running.get(s.ID) ?? 0 }];
+      })
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   private runAgent(spec: NodeTaskSpec, ctx: TaskContext): Promise<NodeTaskOutcome> {

@@ -36,6 +36,7 @@ describe('SwarmDriver.serviceReplicas', () => {
             { ID: 's1', Spec: { Name: 'web', Mode: { Replicated: { Replicas: 3 } } } },
             { ID: 's2', Spec: { Name: 'api', Mode: { Replicated: { Replicas: 2 } } } },
             { ID: 's3', Spec: { Name: 'node-exporter', Mode: { Global: {} } } },
+            { ID: 's4', Spec: { Name: 'standby', Mode: { Replicated: { Replicas: 0 } } } },
           ]),
         );
       } else if (req.url?.startsWith('/v1.41/tasks')) {
@@ -66,11 +67,12 @@ describe('SwarmDriver.serviceReplicas', () => {
   const cluster = (d: SwarmDriver): ClusterRecord =>
     ({ id: 'cl_x', name: 'swarm', kind: 'swarm', config: d.validateConfig({ manager: `unix://${socket}` }) }) as unknown as ClusterRecord;
 
-  it('counts the running tasks of each replicated service against its replicas', async () => {
+  it('counts the running tasks of each replicated service against its replicas, by service name', async () => {
     const d = driver();
     expect(await d.serviceReplicas(cluster(d))).toEqual([
-      { name: 'web', desired: 3, running: 2 },
       { name: 'api', desired: 2, running: 2 },
+      { name: 'standby', desired: 0, running: 0 },
+      { name: 'web', desired: 3, running: 2 },
     ]);
     expect(asked.some((u) => u.startsWith('/v1.41/tasks?filters=') && decodeURIComponent(u).includes('"desired-state":["running"]'))).toBe(
       true,
