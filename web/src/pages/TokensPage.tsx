@@ -2,9 +2,10 @@ import { useState, type FormEvent } from 'react';
 import { describeError } from '../api/client';
 import type { ApiTokenView, CreatedTokenView, Role } from '@upshift/api';
 import { roles } from '@upshift/api/enums';
-import { Dialog } from '../components/Dialog';
-import { ErrorNotice, Loading, Notice } from '../components/Notice';
-import { RoleNote } from '../components/RoleGate';
+import { AdminListPage } from '../components/AdminListPage';
+import { ConfirmDialog } from '../components/ConfirmDialog';
+import { Dialog, FormFooter } from '../components/Dialog';
+import { Notice } from '../components/Notice';
 import { SecretField } from '../components/SecretField';
 import { formatTime } from '../lib/format';
 import { useLiveResource, useNow, useTitle } from '../lib/live';
@@ -46,38 +47,23 @@ export function TokensPage() {
   });
   const [creating, setCreating] = useState(false);
   const [revoking, setRevoking] = useState<ApiTokenView | null>(null);
-
-  if (!admin) {
-    return (
-      <section className="page" aria-labelledby="page-title">
-        <h1 id="page-title">Tokens</h1>
-        <RoleNote need="admin" what="Managing API tokens" />
-      </section>
-    );
-  }
-
   const items = tokens.data ?? [];
   return (
-    <section className="page" aria-labelledby="page-title">
-      <div className="page-head">
-        <div>
-          <h1 id="page-title">Tokens</h1>
-          <p className="subtitle">
-            API tokens for the CLI, scripts and the console’s sign-in. Only a digest of each token is stored: a lost token cannot be shown
-            again, only replaced.
-          </p>
-        </div>
-        <div className="toolbar">
-          <button type="button" className="primary" onClick={() => setCreating(true)}>
-            Create token
-          </button>
-        </div>
-      </div>
-      <ErrorNotice error={tokens.error} prefix="Could not load the tokens" />
-      {tokens.data === undefined && !tokens.error ? <Loading what="tokens" /> : null}
-      {tokens.data !== undefined && items.length === 0 ? (
-        <p className="muted">No API token yet. The admin token of the server’s data directory is not listed here.</p>
-      ) : null}
+    <AdminListPage
+      title="Tokens"
+      what="Managing API tokens"
+      subtitle={
+        <>
+          API tokens for the CLI, scripts and the console’s sign-in. Only a digest of each token is stored: a lost token cannot be shown
+          again, only replaced.
+        </>
+      }
+      createLabel="Create token"
+      onCreate={() => setCreating(true)}
+      list={tokens}
+      noun="tokens"
+      empty={<p className="muted">No API token yet. The admin token of the server’s data directory is not listed here.</p>}
+    >
       {items.length > 0 ? (
         <div className="table-wrap">
           <table className="tokens-table" data-testid="tokens-table">
@@ -145,7 +131,7 @@ export function TokensPage() {
           }}
         />
       ) : null}
-    </section>
+    </AdminListPage>
   );
 }
 
@@ -240,21 +226,7 @@ function CreateTokenDialog({ onClose, onCreated }: { onClose: () => void; onCrea
             </option>
           ))}
         </select>
-        {error ? (
-          <div className="span-all">
-            <Notice tone="bad" alert testId="create-token-error">
-              {error}
-            </Notice>
-          </div>
-        ) : null}
-        <div className="actions span-all">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy}>
-            {busy ? 'Creating…' : 'Create token'}
-          </button>
-        </div>
+        <FormFooter error={error} errorTestId="create-token-error" busy={busy} submitLabel="Create token" onCancel={onClose} />
       </form>
     </Dialog>
   );
@@ -262,40 +234,20 @@ function CreateTokenDialog({ onClose, onCreated }: { onClose: () => void; onCrea
 
 function RevokeTokenDialog({ token, onClose, onRevoked }: { token: ApiTokenView; onClose: () => void; onRevoked: () => void }) {
   const { api } = useSession();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const revoke = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      await api.revokeToken(token.id);
-      onRevoked();
-    } catch (e) {
-      setError(describeError(e));
-      setBusy(false);
-    }
-  };
   return (
-    <Dialog title={`Revoke ${token.name}?`} onClose={onClose} testId="revoke-token-dialog">
+    <ConfirmDialog
+      title={`Revoke ${token.name}?`}
+      testId="revoke-token-dialog"
+      confirmLabel="Revoke token"
+      busyLabel="Revoking…"
+      action={() => api.revokeToken(token.id)}
+      onDone={onRevoked}
+      onClose={onClose}
+    >
       <p>
         Anything using this {token.role} token stops working at once, and consoles signed in with it are signed out. This cannot be undone:
         to give access again, create a new token.
       </p>
-      {error ? (
-        <div>
-          <Notice tone="bad" alert>
-            {error}
-          </Notice>
-        </div>
-      ) : null}
-      <div className="actions">
-        <button type="button" onClick={onClose} autoFocus>
-          Keep it
-        </button>
-        <button type="button" className="danger" onClick={() => void revoke()} disabled={busy}>
-          {busy ? 'Revoking…' : 'Revoke token'}
-        </button>
-      </div>
-    </Dialog>
+    </ConfirmDialog>
   );
 }

@@ -2,9 +2,10 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { ApiError, describeError, type ApiClient } from '../api/client';
 import type { DeliveryView, EventView, WebhookView } from '@upshift/api';
 import { webhookEventTypes, webhookFormats, type WebhookEventType, type WebhookFormat } from '@upshift/api/enums';
-import { Dialog } from '../components/Dialog';
-import { ErrorNotice, Loading, Notice } from '../components/Notice';
-import { RoleNote } from '../components/RoleGate';
+import { AdminListPage } from '../components/AdminListPage';
+import { ConfirmDialog } from '../components/ConfirmDialog';
+import { Dialog, FormFooter } from '../components/Dialog';
+import { Notice } from '../components/Notice';
 import { SecretField } from '../components/SecretField';
 import { formatClock, formatTime, plural } from '../lib/format';
 import { useLiveResource, useTitle } from '../lib/live';
@@ -116,38 +117,26 @@ export function WebhooksPage() {
     items.some((w) => w.pending > 0),
   );
 
-  if (!admin) {
-    return (
-      <section className="page" aria-labelledby="page-title">
-        <h1 id="page-title">Webhooks</h1>
-        <RoleNote need="admin" what="Managing webhooks" />
-      </section>
-    );
-  }
-
   return (
-    <section className="page" aria-labelledby="page-title">
-      <div className="page-head">
-        <div>
-          <h1 id="page-title">Webhooks</h1>
-          <p className="subtitle">
-            Events POSTed to your receivers, signed with <code>X-Upshift-Signature</code>. A refused delivery is retried with a growing wait
-            (up to 5 minutes apart) for 24 hours.
-          </p>
-        </div>
-        <div className="toolbar">
-          <button type="button" className="primary" onClick={() => setCreating(true)}>
-            Create webhook
-          </button>
-        </div>
-      </div>
-      <ErrorNotice error={webhooks.error} prefix="Could not load the webhooks" />
-      {webhooks.data === undefined && !webhooks.error ? <Loading what="webhooks" /> : null}
-      {webhooks.data !== undefined && items.length === 0 ? (
+    <AdminListPage
+      title="Webhooks"
+      what="Managing webhooks"
+      subtitle={
+        <>
+          Events POSTed to your receivers, signed with <code>X-Upshift-Signature</code>. A refused delivery is retried with a growing wait
+          (up to 5 minutes apart) for 24 hours.
+        </>
+      }
+      createLabel="Create webhook"
+      onCreate={() => setCreating(true)}
+      list={webhooks}
+      noun="webhooks"
+      empty={
         <p className="muted" data-testid="no-webhooks">
           No webhook yet. Create one to be told when an upgrade pauses itself, fails a snapshot or is about to be canceled.
         </p>
-      ) : null}
+      }
+    >
       {items.length > 0 ? (
         <div className="table-wrap">
           <table className="webhooks-table" data-testid="webhooks-table">
@@ -217,7 +206,7 @@ export function WebhooksPage() {
           }}
         />
       ) : null}
-    </section>
+    </AdminListPage>
   );
 }
 
@@ -388,21 +377,7 @@ function CreateWebhookDialog({ onClose, onCreated }: { onClose: () => void; onCr
             />
           ) : null}
         </fieldset>
-        {error ? (
-          <div className="span-all">
-            <Notice tone="bad" alert testId="create-webhook-error">
-              {error}
-            </Notice>
-          </div>
-        ) : null}
-        <div className="actions span-all">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy}>
-            {busy ? 'Creating…' : 'Create webhook'}
-          </button>
-        </div>
+        <FormFooter error={error} errorTestId="create-webhook-error" busy={busy} submitLabel="Create webhook" onCancel={onClose} />
       </form>
     </Dialog>
   );
@@ -410,8 +385,6 @@ function CreateWebhookDialog({ onClose, onCreated }: { onClose: () => void; onCr
 
 export function DeleteWebhookDialog({ webhook, onClose, onDeleted }: { webhook: WebhookView; onClose: () => void; onDeleted: () => void }) {
   const { api } = useSession();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
   const { pending } = webhook;
   const dropped =
     pending === 0
@@ -419,38 +392,20 @@ export function DeleteWebhookDialog({ webhook, onClose, onDeleted }: { webhook: 
       : pending === 1
         ? ', and the delivery still being retried is dropped'
         : `, and the ${plural(pending, 'delivery', 'deliveries')} still being retried are dropped`;
-  const remove = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      await api.deleteWebhook(webhook.id);
-      onDeleted();
-    } catch (e) {
-      setError(describeError(e));
-      setBusy(false);
-    }
-  };
   return (
-    <Dialog title={`Delete ${webhook.name}?`} onClose={onClose} testId="delete-webhook-dialog">
+    <ConfirmDialog
+      title={`Delete ${webhook.name}?`}
+      testId="delete-webhook-dialog"
+      confirmLabel="Delete webhook"
+      busyLabel="Deleting…"
+      action={() => api.deleteWebhook(webhook.id)}
+      onDone={onDeleted}
+      onClose={onClose}
+    >
       <p>
         Nothing more is sent to <span className="mono">{webhook.url}</span>
         {dropped}. Its delivery history is deleted with it. This cannot be undone: to be told again, create a new webhook.
       </p>
-      {error ? (
-        <div>
-          <Notice tone="bad" alert>
-            {error}
-          </Notice>
-        </div>
-      ) : null}
-      <div className="actions">
-        <button type="button" onClick={onClose} autoFocus>
-          Keep it
-        </button>
-        <button type="button" className="danger" onClick={() => void remove()} disabled={busy}>
-          {busy ? 'Deleting…' : 'Delete webhook'}
-        </button>
-      </div>
-    </Dialog>
+    </ConfirmDialog>
   );
 }
