@@ -1,22 +1,24 @@
-import type { ReactNode } from 'react';
+import { useState, type ReactNode } from 'react';
 import { useSession } from '../lib/session';
 import { ErrorNotice, Loading } from './Notice';
 import { RoleNote } from './RoleGate';
 
 /**
  * The frame of an admin-only list page (tokens, webhooks): a role note for anyone else; for
- * admins the title, what the page is for and its Create button, then the list's load error,
- * "Loading…" or what to say when it is empty. The table and the dialogs are `children`.
+ * admins the title, what the page is for and its Create button (and dialog), then the list's
+ * load error, "Loading…", what to say when it is empty, or its table.
  */
 export function AdminListPage({
   title,
   what,
   subtitle,
   createLabel,
-  onCreate,
+  createDialog,
   list,
   noun,
   empty,
+  table,
+  rows,
   children,
 }: {
   title: string;
@@ -24,14 +26,21 @@ export function AdminListPage({
   what: string;
   subtitle: ReactNode;
   createLabel: string;
-  onCreate: () => void;
+  /** The create dialog, shown from the Create button until `close` is called. */
+  createDialog: (close: () => void) => ReactNode;
   list: { data: readonly unknown[] | undefined; error: unknown };
   /** Plural, for "Loading tokens…" and "Could not load the tokens". */
   noun: string;
   empty: ReactNode;
-  children: ReactNode;
+  /** The list's table, shown while it has items: its columns and a last one for each row's actions. */
+  table: { className: string; testId: string; columns: string[] };
+  /** The table's rows. */
+  rows: ReactNode;
+  /** The page's other dialogs (confirm before delete). */
+  children?: ReactNode;
 }) {
   const { can } = useSession();
+  const [creating, setCreating] = useState(false);
   if (!can('admin')) {
     return (
       <section className="page" aria-labelledby="page-title">
@@ -48,7 +57,7 @@ export function AdminListPage({
           <p className="subtitle">{subtitle}</p>
         </div>
         <div className="toolbar">
-          <button type="button" className="primary" onClick={onCreate}>
+          <button type="button" className="primary" onClick={() => setCreating(true)}>
             {createLabel}
           </button>
         </div>
@@ -56,6 +65,26 @@ export function AdminListPage({
       <ErrorNotice error={list.error} prefix={`Could not load the ${noun}`} />
       {list.data === undefined && !list.error ? <Loading what={noun} /> : null}
       {list.data !== undefined && list.data.length === 0 ? empty : null}
+      {list.data !== undefined && list.data.length > 0 ? (
+        <div className="table-wrap">
+          <table className={table.className} data-testid={table.testId}>
+            <thead>
+              <tr>
+                {table.columns.map((c) => (
+                  <th key={c} scope="col">
+                    {c}
+                  </th>
+                ))}
+                <th scope="col">
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>{rows}</tbody>
+          </table>
+        </div>
+      ) : null}
+      {creating ? createDialog(() => setCreating(false)) : null}
       {children}
     </section>
   );

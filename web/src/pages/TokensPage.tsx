@@ -45,7 +45,6 @@ export function TokensPage() {
   const tokens = useLiveResource((signal) => (admin ? api.listTokens(signal) : Promise.resolve([])), 'tokens', {
     relevant: (e) => e.type === 'token.created' || e.type === 'token.revoked',
   });
-  const [creating, setCreating] = useState(false);
   const [revoking, setRevoking] = useState<ApiTokenView | null>(null);
   const items = tokens.data ?? [];
   return (
@@ -59,68 +58,46 @@ export function TokensPage() {
         </>
       }
       createLabel="Create token"
-      onCreate={() => setCreating(true)}
       list={tokens}
+      table={{ className: 'tokens-table', testId: 'tokens-table', columns: ['Name', 'Role', 'Status', 'Created', 'Created by', 'Expires'] }}
+      rows={
+        <>
+          {items.map((t) => {
+            const status = tokenStatus(t, now);
+            return (
+              <tr key={t.id} data-token={t.name}>
+                <th scope="row">
+                  {t.name}
+                  <div className="muted small mono">{t.id}</div>
+                </th>
+                <td>
+                  <span className={`role-badge role-${t.role}`}>{t.role}</span>
+                </td>
+                <td>
+                  <span className={`badge ${status.tone}`} data-testid="token-status">
+                    {status.label}
+                  </span>
+                  {t.revokedAt ? <div className="muted small">{formatTime(t.revokedAt)}</div> : null}
+                </td>
+                <td>{formatTime(t.createdAt)}</td>
+                <td>{t.createdBy}</td>
+                <td>{t.expiresAt ? formatTime(t.expiresAt) : 'Never'}</td>
+                <td className="actions-cell">
+                  {status.label === 'Revoked' ? null : (
+                    <button type="button" className="danger-outline small" aria-label={`Revoke ${t.name}`} onClick={() => setRevoking(t)}>
+                      Revoke
+                    </button>
+                  )}
+                </td>
+              </tr>
+            );
+          })}
+        </>
+      }
+      createDialog={(close) => <CreateTokenDialog onClose={close} onCreated={tokens.reload} />}
       noun="tokens"
       empty={<p className="muted">No API token yet. The admin token of the server’s data directory is not listed here.</p>}
     >
-      {items.length > 0 ? (
-        <div className="table-wrap">
-          <table className="tokens-table" data-testid="tokens-table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Role</th>
-                <th scope="col">Status</th>
-                <th scope="col">Created</th>
-                <th scope="col">Created by</th>
-                <th scope="col">Expires</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((t) => {
-                const status = tokenStatus(t, now);
-                return (
-                  <tr key={t.id} data-token={t.name}>
-                    <th scope="row">
-                      {t.name}
-                      <div className="muted small mono">{t.id}</div>
-                    </th>
-                    <td>
-                      <span className={`role-badge role-${t.role}`}>{t.role}</span>
-                    </td>
-                    <td>
-                      <span className={`badge ${status.tone}`} data-testid="token-status">
-                        {status.label}
-                      </span>
-                      {t.revokedAt ? <div className="muted small">{formatTime(t.revokedAt)}</div> : null}
-                    </td>
-                    <td>{formatTime(t.createdAt)}</td>
-                    <td>{t.createdBy}</td>
-                    <td>{t.expiresAt ? formatTime(t.expiresAt) : 'Never'}</td>
-                    <td className="actions-cell">
-                      {status.label === 'Revoked' ? null : (
-                        <button
-                          type="button"
-                          className="danger-outline small"
-                          aria-label={`Revoke ${t.name}`}
-                          onClick={() => setRevoking(t)}
-                        >
-                          Revoke
-                        </button>
-                      )}
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
-      {creating ? <CreateTokenDialog onClose={() => setCreating(false)} onCreated={tokens.reload} /> : null}
       {revoking ? (
         <RevokeTokenDialog
           token={revoking}

@@ -109,7 +109,6 @@ export function WebhooksPage() {
   const webhooks = useLiveResource((signal) => (admin ? loadWebhooks(api, signal) : Promise.resolve([])), 'webhooks', {
     relevant: webhookRelevant,
   });
-  const [creating, setCreating] = useState(false);
   const [deleting, setDeleting] = useState<WebhookView | null>(null);
   const items = webhooks.data ?? [];
   useDeliveryPolling(
@@ -128,8 +127,54 @@ export function WebhooksPage() {
         </>
       }
       createLabel="Create webhook"
-      onCreate={() => setCreating(true)}
       list={webhooks}
+      table={{
+        className: 'webhooks-table',
+        testId: 'webhooks-table',
+        columns: ['Name', 'URL', 'Events', 'Format', 'Created', 'Latest deliveries'],
+      }}
+      rows={
+        <>
+          {items.map((w) => (
+            <tr key={w.id} data-webhook={w.name}>
+              <th scope="row">
+                <Link to={`/webhooks/${encodeURIComponent(w.name)}`}>{w.name}</Link>
+                <div className="muted small mono">{w.id}</div>
+              </th>
+              <td className="mono-wrap small" data-testid="webhook-url">
+                {w.url}
+              </td>
+              <td>
+                <ul className="event-types" data-testid="webhook-events">
+                  {w.events.map((e) => (
+                    <li key={e}>
+                      <code>{e}</code>
+                    </li>
+                  ))}
+                </ul>
+              </td>
+              <td>{w.format}</td>
+              <td>
+                {formatTime(w.createdAt)}
+                <div className="muted small">by {w.createdBy}</div>
+              </td>
+              <td data-testid="webhook-deliveries">
+                <DeliveryCounts webhook={w} />
+                <LastErrorLine lastError={w.lastError} />
+              </td>
+              <td className="actions-cell">
+                <Link to={`/webhooks/${encodeURIComponent(w.name)}`} className="button small">
+                  Deliveries
+                </Link>{' '}
+                <button type="button" className="danger-outline small" aria-label={`Delete ${w.name}`} onClick={() => setDeleting(w)}>
+                  Delete
+                </button>
+              </td>
+            </tr>
+          ))}
+        </>
+      }
+      createDialog={(close) => <CreateWebhookDialog onClose={close} onCreated={webhooks.reload} />}
       noun="webhooks"
       empty={
         <p className="muted" data-testid="no-webhooks">
@@ -137,65 +182,6 @@ export function WebhooksPage() {
         </p>
       }
     >
-      {items.length > 0 ? (
-        <div className="table-wrap">
-          <table className="webhooks-table" data-testid="webhooks-table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">URL</th>
-                <th scope="col">Events</th>
-                <th scope="col">Format</th>
-                <th scope="col">Created</th>
-                <th scope="col">Latest deliveries</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((w) => (
-                <tr key={w.id} data-webhook={w.name}>
-                  <th scope="row">
-                    <Link to={`/webhooks/${encodeURIComponent(w.name)}`}>{w.name}</Link>
-                    <div className="muted small mono">{w.id}</div>
-                  </th>
-                  <td className="mono-wrap small" data-testid="webhook-url">
-                    {w.url}
-                  </td>
-                  <td>
-                    <ul className="event-types" data-testid="webhook-events">
-                      {w.events.map((e) => (
-                        <li key={e}>
-                          <code>{e}</code>
-                        </li>
-                      ))}
-                    </ul>
-                  </td>
-                  <td>{w.format}</td>
-                  <td>
-                    {formatTime(w.createdAt)}
-                    <div className="muted small">by {w.createdBy}</div>
-                  </td>
-                  <td data-testid="webhook-deliveries">
-                    <DeliveryCounts webhook={w} />
-                    <LastErrorLine lastError={w.lastError} />
-                  </td>
-                  <td className="actions-cell">
-                    <Link to={`/webhooks/${encodeURIComponent(w.name)}`} className="button small">
-                      Deliveries
-                    </Link>{' '}
-                    <button type="button" className="danger-outline small" aria-label={`Delete ${w.name}`} onClick={() => setDeleting(w)}>
-                      Delete
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
-      {creating ? <CreateWebhookDialog onClose={() => setCreating(false)} onCreated={webhooks.reload} /> : null}
       {deleting ? (
         <DeleteWebhookDialog
           webhook={deleting}
