@@ -5,8 +5,7 @@ import { roles } from '@upshift/api/enums';
 import { AdminListPage } from '../components/AdminListPage';
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { Dialog, FormFooter } from '../components/Dialog';
-import { Notice } from '../components/Notice';
-import { SecretField } from '../components/SecretField';
+import { SecretOnceDialog } from '../components/SecretOnceDialog';
 import { formatTime } from '../lib/format';
 import { useLiveResource, useNow, useTitle } from '../lib/live';
 import { useSession } from '../lib/session';
@@ -144,25 +143,26 @@ function CreateTokenDialog({ onClose, onCreated }: { onClose: () => void; onCrea
 
   if (created) {
     return (
-      <Dialog title={`Token ${created.name} created`} onClose={onClose} wide testId="token-created-dialog">
-        <div>
-          <Notice tone="warn" title="Copy the token now" testId="token-secret-warning">
+      <SecretOnceDialog
+        title={`Token ${created.name} created`}
+        testId="token-created-dialog"
+        warningTitle="Copy the token now"
+        warningTestId="token-secret-warning"
+        warning={
+          <>
             This is the only time it is shown: Upshift keeps only a digest of it. Store it in a password manager or a secret store; if it is
             lost, revoke it and create another.
-          </Notice>
-          <SecretField value={created.token} label="Token" testId="token-secret" />
-          <p className="muted">
-            Role <strong>{created.role}</strong>
-            {created.expiresAt ? `, expires ${formatTime(created.expiresAt)}` : ', does not expire'}. Use it to sign in to the console, or
-            with the CLI as <code>UPSHIFT_TOKEN</code>.
-          </p>
-        </div>
-        <div className="actions">
-          <button type="button" className="primary" onClick={onClose} autoFocus>
-            Done
-          </button>
-        </div>
-      </Dialog>
+          </>
+        }
+        secret={created.token}
+        secretLabel="Token"
+        secretTestId="token-secret"
+        onClose={onClose}
+      >
+        Role <strong>{created.role}</strong>
+        {created.expiresAt ? `, expires ${formatTime(created.expiresAt)}` : ', does not expire'}. Use it to sign in to the console, or with
+        the CLI as <code>UPSHIFT_TOKEN</code>.
+      </SecretOnceDialog>
     );
   }
 

@@ -5,8 +5,7 @@ import { webhookEventTypes, webhookFormats, type WebhookEventType, type WebhookF
 import { AdminListPage } from '../components/AdminListPage';
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { Dialog, FormFooter } from '../components/Dialog';
-import { Notice } from '../components/Notice';
-import { SecretField } from '../components/SecretField';
+import { SecretOnceDialog } from '../components/SecretOnceDialog';
 import { formatClock, formatTime, plural } from '../lib/format';
 import { useLiveResource, useTitle } from '../lib/live';
 import { Link } from '../lib/router';
@@ -258,24 +257,25 @@ function CreateWebhookDialog({ onClose, onCreated }: { onClose: () => void; onCr
 
   if (created) {
     return (
-      <Dialog title={`Webhook ${created.webhook.name} created`} onClose={onClose} wide testId="webhook-created-dialog">
-        <div>
-          <Notice tone="warn" title="Copy the secret now" testId="webhook-secret-warning">
+      <SecretOnceDialog
+        title={`Webhook ${created.webhook.name} created`}
+        testId="webhook-created-dialog"
+        warningTitle="Copy the secret now"
+        warningTestId="webhook-secret-warning"
+        warning={
+          <>
             This is the only time it is shown: Upshift keeps it sealed and never returns it. The receiver needs it to check the{' '}
             <code>X-Upshift-Signature</code> header (<code>sha256=</code> and the HMAC-SHA256 of the body). If it is lost, delete the
             webhook and create another.
-          </Notice>
-          <SecretField value={created.secret} label="Signing secret" testId="webhook-secret" />
-          <p className="muted">
-            {created.webhook.events.join(', ')} → <span className="mono">{created.webhook.url}</span> ({created.webhook.format})
-          </p>
-        </div>
-        <div className="actions">
-          <button type="button" className="primary" onClick={onClose} autoFocus>
-            Done
-          </button>
-        </div>
-      </Dialog>
+          </>
+        }
+        secret={created.secret}
+        secretLabel="Signing secret"
+        secretTestId="webhook-secret"
+        onClose={onClose}
+      >
+        {created.webhook.events.join(', ')} → <span className="mono">{created.webhook.url}</span> ({created.webhook.format})
+      </SecretOnceDialog>
     );
   }
 
