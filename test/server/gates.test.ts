@@ -119,6 +119,16 @@ describe.skipIf(!haveProm)('health gates against a real Prometheus and an HTTP e
     return res.body as { id: string };
   }
   const view = async (id: string) => (await env.server.api(`/api/v1/upgrades/${id}`)).body;
+  /** Both gate kinds end the same way: the failing gate pauses the upgrade; returns the paused view. */
+  const pausedByGate = (id: string) =>
+    waitFor(
+      async () => {
+        const v = await view(id);
+        return v.state === 'Paused' ? v : undefined;
+      },
+      20_000,
+      'the gate to pause the upgrade',
+    );
 
   it('pauses before the next batch when Prometheus reports a bad value, and completes after it is healthy and resumed', async () => {
     await simulated('prom-gated');
@@ -169,14 +179,7 @@ describe.skipIf(!haveProm)('health gates against a real Prometheus and an HTTP e
       /waiting for a failing health gate before batch \d+: checked again until it passes, pauses in \d+s otherwise|pause reason: health gate 1/,
     );
 
-    const paused = await waitFor(
-      async () => {
-        const v = await view(id);
-        return v.state === 'Paused' ? v : undefined;
-      },
-      20_000,
-      'the gate to pause the upgrade',
-    );
+    const paused = await pausedByGate(id);
     expect(paused.pauseReason).toMatchObject({ kind: 'gate', gateIndex: 0, gate: { kind: 'prometheus', query: QUERY, max: 0.01 } });
     expect(paused.pauseReason.message).toBe(
       `query ${QUERY}: value 0.5 {__name__="${QUERY}", instance="${endpoints.slice(7)}", job="exporter"} not ≤ 0.01`,
@@ -237,14 +240,7 @@ describe.skipIf(!haveProm)('health gates against a real Prometheus and an HTTP e
       'a batch',
     );
     healthy = false;
-    const paused = await waitFor(
-      async () => {
-        const v = await view(id);
-        return v.state === 'Paused' ? v : undefined;
-      },
-      20_000,
-      'the gate to pause the upgrade',
-    );
+    const paused = await pausedByGate(id);
     expect(paused.pauseReason).toMatchObject({ kind: 'gate', gateIndex: 0, message: `GET ${endpoints}/health answered 503, expected 200` });
     expect(paused.batches).toHaveLength(1);
     // The token gate passed every time: the sealed token reached it.

@@ -1,8 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { describeError } from '../api/client';
 import { useSession } from '../lib/session';
-import { Dialog } from './Dialog';
-import { Notice } from './Notice';
+import { Dialog, FormFooter } from './Dialog';
 
 function names(text: string): string[] {
   return text
@@ -91,21 +90,7 @@ export function CreateClusterDialog({ onClose, onCreated }: { onClose: () => voi
         </p>
         <label htmlFor="cc-snapfail">Nodes whose snapshots fail</label>
         <input id="cc-snapfail" value={snapshotFailNodes} onChange={(e) => setSnapshotFailNodes(e.target.value)} placeholder="sim-003" />
-        {error ? (
-          <div className="span-all">
-            <Notice tone="bad" alert>
-              {error}
-            </Notice>
-          </div>
-        ) : null}
-        <div className="actions span-all">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy}>
-            {busy ? 'Creating…' : 'Create cluster'}
-          </button>
-        </div>
+        <FormFooter error={error} busy={busy} submitLabel="Create cluster" onCancel={onClose} />
       </form>
     </Dialog>
   );

@@ -1,4 +1,5 @@
 import { useEffect, useRef, type ReactNode } from 'react';
+import { Notice } from './Notice';
 
 /**
  * A modal built on <dialog>: the browser traps focus, Escape closes it, and focus goes
@@ -43,5 +44,43 @@ export function Dialog({
       </header>
       {children}
     </dialog>
+  );
+}
+
+/**
+ * The end of a create form in a dialog: the server's refusal, if any, then Cancel and the
+ * submit button, which says it is working while the request runs.
+ */
+export function FormFooter({
+  error,
+  errorTestId,
+  busy,
+  submitLabel,
+  onCancel,
+}: {
+  error: string | null;
+  errorTestId?: string;
+  busy: boolean;
+  submitLabel: string;
+  onCancel: () => void;
+}) {
+  return (
+    <>
+      {error ? (
+        <div className="span-all">
+          <Notice tone="bad" alert testId={errorTestId}>
+            {error}
+          </Notice>
+        </div>
+      ) : null}
+      <div className="actions span-all">
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+        <button type="submit" className="primary" disabled={busy}>
+          {busy ? 'Creating…' : submitLabel}
+        </button>
+      </div>
+    </>
   );
 }

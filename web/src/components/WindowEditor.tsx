@@ -8,7 +8,7 @@ import {
   weekdays,
   windowStatus,
 } from '@upshift/domain/maintenance-window.js';
-import { useEffect, useState } from 'react';
+import { Fragment, useEffect, useState } from 'react';
 
 /** Monday first, as operators write weeks (and as the server returns the days). */
 const week = [...weekdays.slice(1), weekdays[0]];
@@ -56,6 +56,12 @@ export function describeDraft(d: WindowDraft, now: number): { ok: boolean; text:
   }
 }
 
+/** Opening and closing time: the same HH:MM text field twice, told apart by label and default. */
+const clockFields: readonly { field: 'start' | 'end'; label: string; placeholder: string }[] = [
+  { field: 'start', label: 'Opens at (HH:MM)', placeholder: '02:00' },
+  { field: 'end', label: 'Closes at (HH:MM)', placeholder: '06:00' },
+];
+
 let zones: string[] | null = null;
 function zoneNames(): string[] {
   if (zones) return zones;
@@ -101,24 +107,19 @@ export function WindowFields({ draft, onChange, idPrefix }: { draft: WindowDraft
       </fieldset>
       <div className="form-grid">
         {/* Text, not type="time": the window is written HH:MM (24-hour) everywhere, whatever the browser's locale. */}
-        <label htmlFor={id('start')}>Opens at (HH:MM)</label>
-        <input
-          id={id('start')}
-          inputMode="numeric"
-          placeholder="02:00"
-          spellCheck={false}
-          value={draft.start}
-          onChange={(e) => onChange({ ...draft, start: e.target.value })}
-        />
-        <label htmlFor={id('end')}>Closes at (HH:MM)</label>
-        <input
-          id={id('end')}
-          inputMode="numeric"
-          placeholder="06:00"
-          spellCheck={false}
-          value={draft.end}
-          onChange={(e) => onChange({ ...draft, end: e.target.value })}
-        />
+        {clockFields.map(({ field, label, placeholder }) => (
+          <Fragment key={field}>
+            <label htmlFor={id(field)}>{label}</label>
+            <input
+              id={id(field)}
+              inputMode="numeric"
+              placeholder={placeholder}
+              spellCheck={false}
+              value={draft[field]}
+              onChange={(e) => onChange({ ...draft, [field]: e.target.value })}
+            />
+          </Fragment>
+        ))}
         <label htmlFor={id('zone')}>Time zone</label>
         <input
           id={id('zone')}

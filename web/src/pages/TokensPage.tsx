@@ -2,10 +2,10 @@ import { useState, type FormEvent } from 'react';
 import { describeError } from '../api/client';
 import type { ApiTokenView, CreatedTokenView, Role } from '@upshift/api';
 import { roles } from '@upshift/api/enums';
-import { Dialog } from '../components/Dialog';
-import { ErrorNotice, Loading, Notice } from '../components/Notice';
-import { RoleNote } from '../components/RoleGate';
-import { SecretField } from '../components/SecretField';
+import { AdminListPage } from '../components/AdminListPage';
+import { ConfirmDialog } from '../components/ConfirmDialog';
+import { Dialog, FormFooter } from '../components/Dialog';
+import { SecretOnceDialog } from '../components/SecretOnceDialog';
 import { formatTime } from '../lib/format';
 import { useLiveResource, useNow, useTitle } from '../lib/live';
 import { useSession } from '../lib/session';
@@ -44,97 +44,59 @@ export function TokensPage() {
   const tokens = useLiveResource((signal) => (admin ? api.listTokens(signal) : Promise.resolve([])), 'tokens', {
     relevant: (e) => e.type === 'token.created' || e.type === 'token.revoked',
   });
-  const [creating, setCreating] = useState(false);
   const [revoking, setRevoking] = useState<ApiTokenView | null>(null);
-
-  if (!admin) {
-    return (
-      <section className="page" aria-labelledby="page-title">
-        <h1 id="page-title">Tokens</h1>
-        <RoleNote need="admin" what="Managing API tokens" />
-      </section>
-    );
-  }
-
   const items = tokens.data ?? [];
   return (
-    <section className="page" aria-labelledby="page-title">
-      <div className="page-head">
-        <div>
-          <h1 id="page-title">Tokens</h1>
-          <p className="subtitle">
-            API tokens for the CLI, scripts and the console’s sign-in. Only a digest of each token is stored: a lost token cannot be shown
-            again, only replaced.
-          </p>
-        </div>
-        <div className="toolbar">
-          <button type="button" className="primary" onClick={() => setCreating(true)}>
-            Create token
-          </button>
-        </div>
-      </div>
-      <ErrorNotice error={tokens.error} prefix="Could not load the tokens" />
-      {tokens.data === undefined && !tokens.error ? <Loading what="tokens" /> : null}
-      {tokens.data !== undefined && items.length === 0 ? (
-        <p className="muted">No API token yet. The admin token of the server’s data directory is not listed here.</p>
-      ) : null}
-      {items.length > 0 ? (
-        <div className="table-wrap">
-          <table className="tokens-table" data-testid="tokens-table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Role</th>
-                <th scope="col">Status</th>
-                <th scope="col">Created</th>
-                <th scope="col">Created by</th>
-                <th scope="col">Expires</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
+    <AdminListPage
+      title="Tokens"
+      what="Managing API tokens"
+      subtitle={
+        <>
+          API tokens for the CLI, scripts and the console’s sign-in. Only a digest of each token is stored: a lost token cannot be shown
+          again, only replaced.
+        </>
+      }
+      createLabel="Create token"
+      list={tokens}
+      table={{ className: 'tokens-table', testId: 'tokens-table', columns: ['Name', 'Role', 'Status', 'Created', 'Created by', 'Expires'] }}
+      rows={
+        <>
+          {items.map((t) => {
+            const status = tokenStatus(t, now);
+            return (
+              <tr key={t.id} data-token={t.name}>
+                <th scope="row">
+                  {t.name}
+                  <div className="muted small mono">{t.id}</div>
                 </th>
+                <td>
+                  <span className={`role-badge role-${t.role}`}>{t.role}</span>
+                </td>
+                <td>
+                  <span className={`badge ${status.tone}`} data-testid="token-status">
+                    {status.label}
+                  </span>
+                  {t.revokedAt ? <div className="muted small">{formatTime(t.revokedAt)}</div> : null}
+                </td>
+                <td>{formatTime(t.createdAt)}</td>
+                <td>{t.createdBy}</td>
+                <td>{t.expiresAt ? formatTime(t.expiresAt) : 'Never'}</td>
+                <td className="actions-cell">
+                  {status.label === 'Revoked' ? null : (
+                    <button type="button" className="danger-outline small" aria-label={`Revoke ${t.name}`} onClick={() => setRevoking(t)}>
+                      Revoke
+                    </button>
+                  )}
+                </td>
               </tr>
-            </thead>
-            <tbody>
-              {items.map((t) => {
-                const status = tokenStatus(t, now);
-                return (
-                  <tr key={t.id} data-token={t.name}>
-                    <th scope="row">
-                      {t.name}
-                      <div className="muted small mono">{t.id}</div>
-                    </th>
-                    <td>
-                      <span className={`role-badge role-${t.role}`}>{t.role}</span>
-                    </td>
-                    <td>
-                      <span className={`badge ${status.tone}`} data-testid="token-status">
-                        {status.label}
-                      </span>
-                      {t.revokedAt ? <div className="muted small">{formatTime(t.revokedAt)}</div> : null}
-                    </td>
-                    <td>{formatTime(t.createdAt)}</td>
-                    <td>{t.createdBy}</td>
-                    <td>{t.expiresAt ? formatTime(t.expiresAt) : 'Never'}</td>
-                    <td className="actions-cell">
-                      {status.label === 'Revoked' ? null : (
-                        <button
-                          type="button"
-                          className="danger-outline small"
-                          aria-label={`Revoke ${t.name}`}
-                          onClick={() => setRevoking(t)}
-                        >
-                          Revoke
-                        </button>
-                      )}
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
-      {creating ? <CreateTokenDialog onClose={() => setCreating(false)} onCreated={tokens.reload} /> : null}
+            );
+          })}
+        </>
+      }
+      createDialog={(close) => <CreateTokenDialog onClose={close} onCreated={tokens.reload} />}
+      noun="tokens"
+      empty={<p className="muted">No API token yet. The admin token of the server’s data directory is not listed here.</p>}
+    >
       {revoking ? (
         <RevokeTokenDialog
           token={revoking}
@@ -145,7 +107,7 @@ export function TokensPage() {
           }}
         />
       ) : null}
-    </section>
+    </AdminListPage>
   );
 }
 
@@ -181,25 +143,26 @@ function CreateTokenDialog({ onClose, onCreated }: { onClose: () => void; onCrea
 
   if (created) {
     return (
-      <Dialog title={`Token ${created.name} created`} onClose={onClose} wide testId="token-created-dialog">
-        <div>
-          <Notice tone="warn" title="Copy the token now" testId="token-secret-warning">
+      <SecretOnceDialog
+        title={`Token ${created.name} created`}
+        testId="token-created-dialog"
+        warningTitle="Copy the token now"
+        warningTestId="token-secret-warning"
+        warning={
+          <>
             This is the only time it is shown: Upshift keeps only a digest of it. Store it in a password manager or a secret store; if it is
             lost, revoke it and create another.
-          </Notice>
-          <SecretField value={created.token} label="Token" testId="token-secret" />
-          <p className="muted">
-            Role <strong>{created.role}</strong>
-            {created.expiresAt ? `, expires ${formatTime(created.expiresAt)}` : ', does not expire'}. Use it to sign in to the console, or
-            with the CLI as <code>UPSHIFT_TOKEN</code>.
-          </p>
-        </div>
-        <div className="actions">
-          <button type="button" className="primary" onClick={onClose} autoFocus>
-            Done
-          </button>
-        </div>
-      </Dialog>
+          </>
+        }
+        secret={created.token}
+        secretLabel="Token"
+        secretTestId="token-secret"
+        onClose={onClose}
+      >
+        Role <strong>{created.role}</strong>
+        {created.expiresAt ? `, expires ${formatTime(created.expiresAt)}` : ', does not expire'}. Use it to sign in to the console, or with
+        the CLI as <code>UPSHIFT_TOKEN</code>.
+      </SecretOnceDialog>
     );
   }
 
@@ -240,21 +203,7 @@ function CreateTokenDialog({ onClose, onCreated }: { onClose: () => void; onCrea
             </option>
           ))}
         </select>
-        {error ? (
-          <div className="span-all">
-            <Notice tone="bad" alert testId="create-token-error">
-              {error}
-            </Notice>
-          </div>
-        ) : null}
-        <div className="actions span-all">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy}>
-            {busy ? 'Creating…' : 'Create token'}
-          </button>
-        </div>
+        <FormFooter error={error} errorTestId="create-token-error" busy={busy} submitLabel="Create token" onCancel={onClose} />
       </form>
     </Dialog>
   );
@@ -262,40 +211,20 @@ function CreateTokenDialog({ onClose, onCreated }: { onClose: () => void; onCrea
 
 function RevokeTokenDialog({ token, onClose, onRevoked }: { token: ApiTokenView; onClose: () => void; onRevoked: () => void }) {
   const { api } = useSession();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const revoke = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      await api.revokeToken(token.id);
-      onRevoked();
-    } catch (e) {
-      setError(describeError(e));
-      setBusy(false);
-    }
-  };
   return (
-    <Dialog title={`Revoke ${token.name}?`} onClose={onClose} testId="revoke-token-dialog">
+    <ConfirmDialog
+      title={`Revoke ${token.name}?`}
+      testId="revoke-token-dialog"
+      confirmLabel="Revoke token"
+      busyLabel="Revoking…"
+      action={() => api.revokeToken(token.id)}
+      onDone={onRevoked}
+      onClose={onClose}
+    >
       <p>
         Anything using this {token.role} token stops working at once, and consoles signed in with it are signed out. This cannot be undone:
         to give access again, create a new token.
       </p>
-      {error ? (
-        <div>
-          <Notice tone="bad" alert>
-            {error}
-          </Notice>
-        </div>
-      ) : null}
-      <div className="actions">
-        <button type="button" onClick={onClose} autoFocus>
-          Keep it
-        </button>
-        <button type="button" className="danger" onClick={() => void revoke()} disabled={busy}>
-          {busy ? 'Revoking…' : 'Revoke token'}
-        </button>
-      </div>
-    </Dialog>
+    </ConfirmDialog>
   );
 }

@@ -2,10 +2,10 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { ApiError, describeError, type ApiClient } from '../api/client';
 import type { DeliveryView, EventView, WebhookView } from '@upshift/api';
 import { webhookEventTypes, webhookFormats, type WebhookEventType, type WebhookFormat } from '@upshift/api/enums';
-import { Dialog } from '../components/Dialog';
-import { ErrorNotice, Loading, Notice } from '../components/Notice';
-import { RoleNote } from '../components/RoleGate';
-import { SecretField } from '../components/SecretField';
+import { AdminListPage } from '../components/AdminListPage';
+import { ConfirmDialog } from '../components/ConfirmDialog';
+import { Dialog, FormFooter } from '../components/Dialog';
+import { SecretOnceDialog } from '../components/SecretOnceDialog';
 import { formatClock, formatTime, plural } from '../lib/format';
 import { useLiveResource, useTitle } from '../lib/live';
 import { Link } from '../lib/router';
@@ -108,7 +108,6 @@ export function WebhooksPage() {
   const webhooks = useLiveResource((signal) => (admin ? loadWebhooks(api, signal) : Promise.resolve([])), 'webhooks', {
     relevant: webhookRelevant,
   });
-  const [creating, setCreating] = useState(false);
   const [deleting, setDeleting] = useState<WebhookView | null>(null);
   const items = webhooks.data ?? [];
   useDeliveryPolling(
@@ -116,97 +115,72 @@ export function WebhooksPage() {
     items.some((w) => w.pending > 0),
   );
 
-  if (!admin) {
-    return (
-      <section className="page" aria-labelledby="page-title">
-        <h1 id="page-title">Webhooks</h1>
-        <RoleNote need="admin" what="Managing webhooks" />
-      </section>
-    );
-  }
-
   return (
-    <section className="page" aria-labelledby="page-title">
-      <div className="page-head">
-        <div>
-          <h1 id="page-title">Webhooks</h1>
-          <p className="subtitle">
-            Events POSTed to your receivers, signed with <code>X-Upshift-Signature</code>. A refused delivery is retried with a growing wait
-            (up to 5 minutes apart) for 24 hours.
-          </p>
-        </div>
-        <div className="toolbar">
-          <button type="button" className="primary" onClick={() => setCreating(true)}>
-            Create webhook
-          </button>
-        </div>
-      </div>
-      <ErrorNotice error={webhooks.error} prefix="Could not load the webhooks" />
-      {webhooks.data === undefined && !webhooks.error ? <Loading what="webhooks" /> : null}
-      {webhooks.data !== undefined && items.length === 0 ? (
+    <AdminListPage
+      title="Webhooks"
+      what="Managing webhooks"
+      subtitle={
+        <>
+          Events POSTed to your receivers, signed with <code>X-Upshift-Signature</code>. A refused delivery is retried with a growing wait
+          (up to 5 minutes apart) for 24 hours.
+        </>
+      }
+      createLabel="Create webhook"
+      list={webhooks}
+      table={{
+        className: 'webhooks-table',
+        testId: 'webhooks-table',
+        columns: ['Name', 'URL', 'Events', 'Format', 'Created', 'Latest deliveries'],
+      }}
+      rows={
+        <>
+          {items.map((w) => (
+            <tr key={w.id} data-webhook={w.name}>
+              <th scope="row">
+                <Link to={`/webhooks/${encodeURIComponent(w.name)}`}>{w.name}</Link>
+                <div className="muted small mono">{w.id}</div>
+              </th>
+              <td className="mono-wrap small" data-testid="webhook-url">
+                {w.url}
+              </td>
+              <td>
+                <ul className="event-types" data-testid="webhook-events">
+                  {w.events.map((e) => (
+                    <li key={e}>
+                      <code>{e}</code>
+                    </li>
+                  ))}
+                </ul>
+              </td>
+              <td>{w.format}</td>
+              <td>
+                {formatTime(w.createdAt)}
+                <div className="muted small">by {w.createdBy}</div>
+              </td>
+              <td data-testid="webhook-deliveries">
+                <DeliveryCounts webhook={w} />
+                <LastErrorLine lastError={w.lastError} />
+              </td>
+              <td className="actions-cell">
+                <Link to={`/webhooks/${encodeURIComponent(w.name)}`} className="button small">
+                  Deliveries
+                </Link>{' '}
+                <button type="button" className="danger-outline small" aria-label={`Delete ${w.name}`} onClick={() => setDeleting(w)}>
+                  Delete
+                </button>
+              </td>
+            </tr>
+          ))}
+        </>
+      }
+      createDialog={(close) => <CreateWebhookDialog onClose={close} onCreated={webhooks.reload} />}
+      noun="webhooks"
+      empty={
         <p className="muted" data-testid="no-webhooks">
           No webhook yet. Create one to be told when an upgrade pauses itself, fails a snapshot or is about to be canceled.
         </p>
-      ) : null}
-      {items.length > 0 ? (
-        <div className="table-wrap">
-          <table className="webhooks-table" data-testid="webhooks-table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">URL</th>
-                <th scope="col">Events</th>
-                <th scope="col">Format</th>
-                <th scope="col">Created</th>
-                <th scope="col">Latest deliveries</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((w) => (
-                <tr key={w.id} data-webhook={w.name}>
-                  <th scope="row">
-                    <Link to={`/webhooks/${encodeURIComponent(w.name)}`}>{w.name}</Link>
-                    <div className="muted small mono">{w.id}</div>
-                  </th>
-                  <td className="mono-wrap small" data-testid="webhook-url">
-                    {w.url}
-                  </td>
-                  <td>
-                    <ul className="event-types" data-testid="webhook-events">
-                      {w.events.map((e) => (
-                        <li key={e}>
-                          <code>{e}</code>
-                        </li>
-                      ))}
-                    </ul>
-                  </td>
-                  <td>{w.format}</td>
-                  <td>
-                    {formatTime(w.createdAt)}
-                    <div className="muted small">by {w.createdBy}</div>
-                  </td>
-                  <td data-testid="webhook-deliveries">
-                    <DeliveryCounts webhook={w} />
-                    <LastErrorLine lastError={w.lastError} />
-                  </td>
-                  <td className="actions-cell">
-                    <Link to={`/webhooks/${encodeURIComponent(w.name)}`} className="button small">
-                      Deliveries
-                    </Link>{' '}
-                    <button type="button" className="danger-outline small" aria-label={`Delete ${w.name}`} onClick={() => setDeleting(w)}>
-                      Delete
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
-      {creating ? <CreateWebhookDialog onClose={() => setCreating(false)} onCreated={webhooks.reload} /> : null}
+      }
+    >
       {deleting ? (
         <DeleteWebhookDialog
           webhook={deleting}
@@ -217,7 +191,7 @@ export function WebhooksPage() {
           }}
         />
       ) : null}
-    </section>
+    </AdminListPage>
   );
 }
 
@@ -283,24 +257,25 @@ function CreateWebhookDialog({ onClose, onCreated }: { onClose: () => void; onCr
 
   if (created) {
     return (
-      <Dialog title={`Webhook ${created.webhook.name} created`} onClose={onClose} wide testId="webhook-created-dialog">
-        <div>
-          <Notice tone="warn" title="Copy the secret now" testId="webhook-secret-warning">
+      <SecretOnceDialog
+        title={`Webhook ${created.webhook.name} created`}
+        testId="webhook-created-dialog"
+        warningTitle="Copy the secret now"
+        warningTestId="webhook-secret-warning"
+        warning={
+          <>
             This is the only time it is shown: Upshift keeps it sealed and never returns it. The receiver needs it to check the{' '}
             <code>X-Upshift-Signature</code> header (<code>sha256=</code> and the HMAC-SHA256 of the body). If it is lost, delete the
             webhook and create another.
-          </Notice>
-          <SecretField value={created.secret} label="Signing secret" testId="webhook-secret" />
-          <p className="muted">
-            {created.webhook.events.join(', ')} → <span className="mono">{created.webhook.url}</span> ({created.webhook.format})
-          </p>
-        </div>
-        <div className="actions">
-          <button type="button" className="primary" onClick={onClose} autoFocus>
-            Done
-          </button>
-        </div>
-      </Dialog>
+          </>
+        }
+        secret={created.secret}
+        secretLabel="Signing secret"
+        secretTestId="webhook-secret"
+        onClose={onClose}
+      >
+        {created.webhook.events.join(', ')} → <span className="mono">{created.webhook.url}</span> ({created.webhook.format})
+      </SecretOnceDialog>
     );
   }
 
@@ -388,21 +363,7 @@ function CreateWebhookDialog({ onClose, onCreated }: { onClose: () => void; onCr
             />
           ) : null}
         </fieldset>
-        {error ? (
-          <div className="span-all">
-            <Notice tone="bad" alert testId="create-webhook-error">
-              {error}
-            </Notice>
-          </div>
-        ) : null}
-        <div className="actions span-all">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy}>
-            {busy ? 'Creating…' : 'Create webhook'}
-          </button>
-        </div>
+        <FormFooter error={error} errorTestId="create-webhook-error" busy={busy} submitLabel="Create webhook" onCancel={onClose} />
       </form>
     </Dialog>
   );
@@ -410,8 +371,6 @@ function CreateWebhookDialog({ onClose, onCreated }: { onClose: () => void; onCr
 
 export function DeleteWebhookDialog({ webhook, onClose, onDeleted }: { webhook: WebhookView; onClose: () => void; onDeleted: () => void }) {
   const { api } = useSession();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
   const { pending } = webhook;
   const dropped =
     pending === 0
@@ -419,38 +378,20 @@ export function DeleteWebhookDialog({ webhook, onClose, onDeleted }: { webhook: 
       : pending === 1
         ? ', and the delivery still being retried is dropped'
         : `, and the ${plural(pending, 'delivery', 'deliveries')} still being retried are dropped`;
-  const remove = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      await api.deleteWebhook(webhook.id);
-      onDeleted();
-    } catch (e) {
-      setError(describeError(e));
-      setBusy(false);
-    }
-  };
   return (
-    <Dialog title={`Delete ${webhook.name}?`} onClose={onClose} testId="delete-webhook-dialog">
+    <ConfirmDialog
+      title={`Delete ${webhook.name}?`}
+      testId="delete-webhook-dialog"
+      confirmLabel="Delete webhook"
+      busyLabel="Deleting…"
+      action={() => api.deleteWebhook(webhook.id)}
+      onDone={onDeleted}
+      onClose={onClose}
+    >
       <p>
         Nothing more is sent to <span className="mono">{webhook.url}</span>
         {dropped}. Its delivery history is deleted with it. This cannot be undone: to be told again, create a new webhook.
       </p>
-      {error ? (
-        <div>
-          <Notice tone="bad" alert>
-            {error}
-          </Notice>
-        </div>
-      ) : null}
-      <div className="actions">
-        <button type="button" onClick={onClose} autoFocus>
-          Keep it
-        </button>
-        <button type="button" className="danger" onClick={() => void remove()} disabled={busy}>
-          {busy ? 'Deleting…' : 'Delete webhook'}
-        </button>
-      </div>
-    </Dialog>
+    </ConfirmDialog>
   );
 }
