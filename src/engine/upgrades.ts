@@ -168,9 +168,8 @@ export class UpgradeService {
    * every node it would go on; without one, the newest version that installs on them
    * (docs/hosts.md, "The catalog file, and versions per distribution").
    */
-  private async target(cluster: ClusterRecord, nodes: NodeRecord[], checked: CheckedRequest): Promise<ValidRequest> {
+  private target(cluster: ClusterRecord, nodes: NodeRecord[], checked: CheckedRequest, catalog: Catalog): ValidRequest {
     const { component } = checked;
-    const catalog = await this.installCatalog();
     if (checked.toVersion !== undefined) {
       const entry = findCatalogVersion(catalog, component, checked.toVersion);
       const verdict = entry ? installability(entry, component, nodes) : undefined;
@@ -257,8 +256,8 @@ export class UpgradeService {
     const cluster = await this.fleet.resolveCluster(clusterRef);
     const checked = this.validate(request, cluster);
     const nodes = await this.store.nodes.list(cluster.id);
-    const valid = await this.targetAfter(cluster, nodes, checked);
     const installCatalog = await this.installCatalog();
+    const valid = await this.targetAfter(cluster, nodes, checked, installCatalog);
     const targets = this.targets(nodes, valid.component, valid.toVersion);
     const cap = batchCap(targets.length, valid.policy.maxBatchPercent);
     const refused = await this.startRefusal(cluster, nodes, valid, targets.length);
@@ -300,7 +299,7 @@ export class UpgradeService {
     checked.policy = this.sealGateTokens(checked.policy);
     return this.recordingRefusals(cluster, null, actor, `start a ${checked.component} upgrade`, async () => {
       const nodes = await this.store.nodes.list(cluster.id);
-      const valid = await this.targetAfter(cluster, nodes, checked);
+      const valid = await this.targetAfter(cluster, nodes, checked, await this.installCatalog());
       const targets = orderNodes(this.targets(nodes, valid.component, valid.toVersion));
       const refused = await this.startRefusal(cluster, nodes, valid, targets.length);
       if (refused) throw refused;
@@ -433,9 +432,9 @@ export class UpgradeService {
   }
 
   /** The target on these nodes, unless an earlier refusal holds (see `earlyRefusal`). */
-  private async targetAfter(cluster: ClusterRecord, nodes: NodeRecord[], checked: CheckedRequest): Promise<ValidRequest> {
+  private async targetAfter(cluster: ClusterRecord, nodes: NodeRecord[], checked: CheckedRequest, catalog: Catalog): Promise<ValidRequest> {
     try {
-      return await this.target(cluster, nodes, checked);
+      return this.target(cluster, nodes, checked, catalog);
     } catch (error) {
       throw (await this.earlyRefusal(cluster, nodes, checked.component)) ?? error;
     }

@@ -369,6 +369,16 @@ suite('swarm cluster: drain-aware Docker Engine upgrade under load, quorum kept,
     const m1 = hosts[0] as PreparedHost;
     const worker = (hosts[3] as PreparedHost).host.name;
     const test = () => api<{ ok: boolean; message: string }>('POST', '/gates/test', { gate: { kind: 'swarm-services' }, clusterId });
+    /** "Test now" until its answer says `seen` (the swarm converges on its own time). */
+    const gateSays = (what: string, seen: (r: { ok: boolean; message: string }) => boolean, ms: number) =>
+      waitFor(
+        what,
+        async () => {
+          const r = await test();
+          return r.status === 200 && seen(r.body) ? r.body : undefined;
+        },
+        ms,
+      );
     const t0 = Date.now();
     // Two replicas, at most one per node, only on one worker: one runs, the other stays pending.
     await exec(m1, [
@@ -390,47 +400,22 @@ suite('swarm cluster: drain-aware Docker Engine upgrade under load, quorum kept,
       '100000',
     ]);
     try {
-      const short = await waitFor(
-        'the gate to see gate-short at 1 of 2 replicas',
-        async () => {
-          const r = await test();
-          return r.status === 200 && r.body.message.includes('gate-short 1/2') ? r.body : undefined;
-        },
-        60_000,
-      );
+      const short = await gateSays('the gate to see gate-short at 1 of 2 replicas', (r) => r.message.includes('gate-short 1/2'), 60_000);
       expect(short).toEqual({ ok: false, message: '1 of 2 replicated services run fewer replicas than desired: gate-short 1/2' });
 
       await exec(m1, ['docker', 'service', 'update', '--detach', '--constraint-rm', `node.hostname==${worker}`, 'gate-short']);
-      const whole = await waitFor(
-        'the gate to pass',
-        async () => {
-          const r = await test();
-          return r.status === 200 && r.body.ok ? r.body : undefined;
-        },
-        60_000,
-      );
+      const whole = await gateSays('the gate to pass', (r) => r.ok, 60_000);
       expect(whole.message).toBe('all 2 replicated services run their desired replicas: echo 3/3, gate-short 2/2');
 
       // A service scaled to no replicas has all it wants.
       await exec(m1, ['docker', 'service', 'scale', '--detach', 'gate-short=0']);
-      const none = await waitFor(
-        'the gate to see gate-short at 0 of 0',
-        async () => {
-          const r = await test();
-          return r.status === 200 && r.body.message.includes('gate-short 0/0') ? r.body : undefined;
-        },
-        30_000,
-      );
+      const none = await gateSays('the gate to see gate-short at 0 of 0', (r) => r.message.includes('gate-short 0/0'), 30_000);
       expect(none).toEqual({ ok: true, message: 'all 2 replicated services run their desired replicas: echo 3/3, gate-short 0/0' });
     } finally {
       await exec(m1, ['docker', 'service', 'rm', 'gate-short']);
     }
     // Removed: the gate checks the one service left.
-    await waitFor(
-      'gate-short to be gone',
-      async () => ((await test()).body.message === 'all 1 replicated services run their desired replicas: echo 3/3' ? true : undefined),
-      30_000,
-    );
+    await gateSays('gate-short to be gone', (r) => r.message === 'all 1 replicated services run their desired replicas: echo 3/3', 30_000);
     console.log(`[swarm e2e] swarm-services gate, short service then fixed: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }, 180_000);
 
