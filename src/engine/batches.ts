@@ -115,17 +115,26 @@ export class BatchPhase {
       if (transition.ok) await applyTransition(store, upgrade, transition, { type: 'gateFailed', gate, gateIndex, message }, clock.now());
       return;
     }
-    await this.start(upgrade, cluster, batches.length, pending, now);
+    const started = await this.start(upgrade, cluster, batches.length, pending, now, verdict.events).catch((error: unknown) => {
+      this.deps.gates.record(upgrade.id, verdict.events);
+      throw error;
+    });
+    if (!started) this.deps.gates.record(upgrade.id, verdict.events);
   }
 
-  /** Plans batch `index` from the pending tasks, starts its tasks by compare-and-set and dispatches them. */
+  /**
+   * Plans batch `index` from the pending tasks, starts its tasks by compare-and-set and
+   * dispatches them; `gateEvents` (the passing checks before it) are written in the same
+   * transaction. False when a pause that landed meanwhile won.
+   */
   private async start(
     upgrade: UpgradeRecord,
     cluster: ClusterRecord,
     index: number,
     pending: NodeTaskRecord[],
     now: number,
-  ): Promise<void> {
+    gateEvents: NewEvent[],
+  ): Promise<boolean> {
     const { store } = this.ctx;
     const plannable = pending.map((task) => ({ id: task.nodeId, name: task.nodeName, role: task.role, task }));
     const chosen = planNextBatch(orderNodes(plannable), index - upgrade.rampStart, upgrade.cap).map((p) => p.task);
@@ -133,7 +142,8 @@ export class BatchPhase {
     const nodes = new Map((await store.nodes.getMany(chosen.map((t) => t.nodeId))).map((n) => [n.id, n]));
     const started = await store.tx(async (tx) => {
       // The guard: a pause that landed meanwhile (here or on another replica) wins.
-      if (!(await tx.upgrades.casState(upgrade.id, 'Upgrading', { nextBatchAt: null }))) return [];
+      if (!(await tx.upgrades.casState(upgrade.id, 'Upgrading', { nextBatchAt: null }))) return undefined;
+      if (gateEvents.length > 0) await tx.events.appendMany(gateEvents);
       await tx.upgrades.insertBatch({
         upgradeId: upgrade.id,
         index,
@@ -184,7 +194,9 @@ export class BatchPhase {
       await tx.events.appendMany(events);
       return out;
     });
+    if (!started) return false;
     for (const task of started) this.deps.tasks.dispatch(upgrade, task, false, { cluster, node: nodes.get(task.nodeId) });
+    return true;
   }
 }
 

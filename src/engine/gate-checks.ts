@@ -12,7 +12,8 @@ import type { UpgradeQueue } from './upgrade-queue.js';
 export const GATE_RECHECK_MS = 5_000;
 
 /** What `BatchPhase.advance` does about the gates before batch `index`. */
-export type GateVerdict = { kind: 'pass' } | { kind: 'wait' } | { kind: 'fail'; gate: PublicGate; gateIndex: number; message: string };
+export type GateVerdict =
+  { kind: 'pass'; events: NewEvent[] } | { kind: 'wait' } | { kind: 'fail'; gate: PublicGate; gateIndex: number; message: string };
 
 /** The checks before one batch of one upgrade. */
 interface Round {
@@ -21,6 +22,12 @@ interface Round {
   running: boolean;
   /** The last complete check of every gate, and when it ended. */
   results: GateResult[] | null;
+  /**
+   * The events of a check in which every gate passed, not yet written: they go into the
+   * transaction that starts the batch (one commit, not two, between batches), or are
+   * written on their own if the batch does not start (`forget`).
+   */
+  passedEvents: NewEvent[];
   /** When each failing gate first failed (engine time): its retry deadline counts from there. */
   failingSince: Map<number, number>;
   /** The next check starts no earlier. */
@@ -56,12 +63,12 @@ export class GateChecks {
 
   before(upgrade: UpgradeRecord, cluster: ClusterRecord, batchIndex: number): GateVerdict {
     const gates = upgrade.policy.gates ?? [];
-    if (gates.length === 0) return { kind: 'pass' };
+    if (gates.length === 0) return { kind: 'pass', events: [] };
     const now = this.ctx.clock.now();
     let round = this.rounds.get(upgrade.id);
     if (round && round.batchIndex !== batchIndex) round = undefined;
     if (!round) {
-      round = { batchIndex, running: false, results: null, failingSince: new Map(), nextAt: now };
+      round = { batchIndex, running: false, results: null, passedEvents: [], failingSince: new Map(), nextAt: now };
       this.rounds.set(upgrade.id, round);
     }
     if (round.running) return { kind: 'wait' };
@@ -69,7 +76,7 @@ export class GateChecks {
       const results = round.results;
       if (results.every((r) => r.ok)) {
         this.rounds.delete(upgrade.id);
-        return { kind: 'pass' };
+        return { kind: 'pass', events: round.passedEvents };
       }
       for (const [i, since] of round.failingSince) {
         const gate = gates[i] as Gate;
@@ -89,13 +96,24 @@ export class GateChecks {
 
   /** Drops what is known of the upgrade's gates: the next batch (after a resume) checks them afresh. */
   forget(upgradeId: string): void {
+    const round = this.rounds.get(upgradeId);
     this.rounds.delete(upgradeId);
+    if (round && round.passedEvents.length > 0) this.record(upgradeId, round.passedEvents);
+  }
+
+  /** Writes the events of a passing check whose batch did not start (the upgrade was paused meanwhile). */
+  record(upgradeId: string, events: NewEvent[]): void {
+    if (events.length === 0) return;
+    this.ctx.store.events.appendMany(events).catch((error: unknown) => {
+      this.ctx.log.error({ err: errorMessage(error), upgradeId }, 'recording a passing gate check failed');
+    });
   }
 
   /** Stops the checks under way (their connections are cut) and waits for them. */
   async stop(): Promise<void> {
     this.abort.abort();
     await Promise.allSettled([...this.inFlight]);
+    this.probe.close();
     this.rounds.clear();
     this.abort = new AbortController();
   }
@@ -113,6 +131,7 @@ export class GateChecks {
       const results = await Promise.all(gates.map((gate) => this.checkGate(gate, cluster, this.token(gate))));
       if (signal.aborted) return;
       const ended = this.ctx.clock.now();
+      const durationMs = ended - started;
       const events: NewEvent[] = [];
       results.forEach((result, i) => {
         const gate = gates[i] as Gate;
@@ -133,11 +152,13 @@ export class GateChecks {
             ok: result.ok,
             message: result.message,
             batchIndex: round.batchIndex,
+            durationMs,
             ...(retryUntil !== undefined ? { retryUntil: isoTime(retryUntil) } : {}),
           },
         });
       });
-      await this.ctx.store.events.appendMany(events);
+      if (results.every((r) => r.ok)) round.passedEvents = events;
+      else await this.ctx.store.events.appendMany(events);
       // The next check: in a few seconds, and no later than the first retry deadline, so the pause comes on time.
       const deadlines = [...round.failingSince].map(([i, since]) => since + (gates[i] as Gate).retrySeconds * 1000);
       round.nextAt = Math.min(ended + GATE_RECHECK_MS, ...deadlines);

@@ -77,6 +77,8 @@ describe('health gates in the engine', () => {
         expect(done.length).toBeGreaterThan(1);
         expect(checks.map((e) => e.data?.['batchIndex'])).toEqual(done.map((b) => b.index));
         expect(checks.every((e) => e.type === EventType.gatePassed && e.data?.['ok'] === true)).toBe(true);
+        // How long each check took is part of what it recorded.
+        expect(checks.every((e) => typeof e.data?.['durationMs'] === 'number' && e.data['durationMs'] >= 0)).toBe(true);
         expect(checks[0]?.message).toBe(`gate 1 (http) before batch 1 passed: GET ${url} answered 200 with "healthy"`);
       });
 
