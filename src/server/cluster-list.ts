@@ -36,13 +36,15 @@ const sameInputs = (a: Inputs, b: Inputs) =>
   sameGroups(a.groups, b.groups);
 
 /**
- * The views of every cluster for `GET /clusters`, read fresh from the database on every
- * request (the clusters, their nodes' version groups kept on write, the active upgrades,
- * the catalog as installs see it), so that what another replica wrote shows at once.
- * What is kept between requests is only what those reads determine: the view of a
- * cluster none of whose inputs changed is the same object as last time, and its JSON,
- * made once by the route's schema (`serialize`), is reused with it. Summarising a
- * cluster's components and serialising it were most of the list's time (issue 17).
+ * The views of every cluster for `GET /clusters`, made of what the database holds (the
+ * clusters, their nodes' version groups kept on write, the active upgrades, the catalog
+ * as installs see it). Where the database keeps a revision of those (one server on
+ * SQLite, `listRevision`) they are read again only when it moved; elsewhere (replicas on
+ * PostgreSQL) on every request, so that what another replica wrote shows at once. Either
+ * way the view of a cluster none of whose inputs changed is the same object as last
+ * time, and its JSON, made once by the route's schema (`serialize`), is reused with it.
+ * Summarising a cluster's components and serialising it were most of the list's time
+ * (issue 17).
  */
 export class ClusterListViews {
   private previous = new Map<string, { inputs: Inputs; view: ClusterView }>();
@@ -54,7 +56,21 @@ export class ClusterListViews {
   /** The last answer and the views it holds: the answer while none of them changed. */
   private answer: { views: readonly ClusterView[]; body: Buffer } | undefined;
 
+  /** The last list read in full, and the revision of the database it was read at (null: not kept there). */
+  private read: { revision: number; catalog: Catalog; views: ClusterView[] } | undefined;
+
   async list(store: Store, catalog: Catalog): Promise<ClusterView[]> {
+    // Taken before the reads: a write that lands between them moves it past what the
+    // views were read at, and the next request reads again.
+    const revision = await store.clusters.listRevision();
+    const last = this.read;
+    if (revision !== null && last && last.revision === revision && last.catalog === catalog) return last.views;
+    const views = await this.readAll(store, catalog);
+    if (revision !== null) this.read = { revision, catalog, views };
+    return views;
+  }
+
+  private async readAll(store: Store, catalog: Catalog): Promise<ClusterView[]> {
     const [clusters, groupRows, activeList] = await Promise.all([
       store.clusters.list(),
       store.nodes.versionGroups(),

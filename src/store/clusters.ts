@@ -75,6 +75,19 @@ export class ClusterRepository {
     }));
   }
 
+  /**
+   * A number that moves with every committed write to what the cluster list shows (the
+   * clusters, their nodes' version counts, the active upgrades' states, the artifact
+   * mirror): while it stays, the list would read the same. Kept by triggers (migration
+   * 13) only where writes are serialised (SQLite), since every such writer updates its
+   * one row; null elsewhere, where the list is read in full every time.
+   */
+  async listRevision(): Promise<number | null> {
+    if (this.scope.adapter.concurrentWriters) return null;
+    const row = await this.db.selectFrom('clusterListRevision').select('revision').where('id', '=', 1).executeTakeFirst();
+    return row ? Number(row.revision) : null;
+  }
+
   async get(id: string): Promise<ClusterRecord | undefined> {
     const row = await this.db.selectFrom('clusters').select(CLUSTER_COLUMNS).where('id', '=', id).executeTakeFirst();
     return row ? toCluster(row) : undefined;

@@ -68,6 +68,15 @@ export interface ClusterVersionGroupsTable {
   nodeCount: number;
 }
 
+/**
+ * One row (id 1) whose revision moves with every write to what the cluster list shows,
+ * kept by triggers where writes are serialised (SQLite; migration 13).
+ */
+export interface ClusterListRevisionTable {
+  id: number;
+  revision: number;
+}
+
 export interface UpgradesTable {
   id: string;
   clusterId: string;
@@ -274,6 +283,7 @@ export interface Database {
   clusters: ClustersTable;
   nodes: NodesTable;
   clusterVersionGroups: ClusterVersionGroupsTable;
+  clusterListRevision: ClusterListRevisionTable;
   upgrades: UpgradesTable;
   batches: BatchesTable;
   nodeTasks: NodeTasksTable;

@@ -167,6 +167,46 @@ for (const dialect of dialects) {
       expect(await groupsOf(other.id)).toEqual([[{ docker: '20.10.24' }, null, 1]]);
     });
 
+    it('moves the list revision with every write to what the cluster list shows, and only with those', async () => {
+      const { store } = suite;
+      if (store.adapter.concurrentWriters) {
+        // Replicas: not kept (one row every writer updates); the list reads in full.
+        expect(await store.clusters.listRevision()).toBeNull();
+        return;
+      }
+      let last = await store.clusters.listRevision();
+      const moved = async () => {
+        const now = await store.clusters.listRevision();
+        const result = now !== last;
+        last = now;
+        return result;
+      };
+      const c = await addCluster(store, 'revision');
+      expect(await moved()).toBe(true);
+      const [n1, n2] = await addNodes(store, c.id, ['r1', 'r2']);
+      expect(await moved()).toBe(true);
+      // Not shown in the list: a node's status, a heartbeat that reports the same versions.
+      await store.nodes.update(n1!.id, { status: 'Down' });
+      await store.agents.recordHeartbeat(n2!.id, {}, { docker: '20.10.24' }, new Date().toISOString(), null);
+      expect(await moved()).toBe(false);
+      await store.nodes.setVersions([n1!.id], { docker: '26.1.5' });
+      expect(await moved()).toBe(true);
+      await store.clusters.setWindow(c.id, { days: ['sat'], start: '01:00', end: '02:00', timezone: 'UTC' });
+      expect(await moved()).toBe(true);
+      await store.clusters.setUnavailable(c.id, 'connection refused');
+      expect(await moved()).toBe(true);
+      const { upgrade } = await addUpgrade(store, c.id, [n2!]);
+      expect(await moved()).toBe(true);
+      expect(await store.upgrades.casState(upgrade.id, 'Upgrading', { nextBatchAt: new Date().toISOString() })).toBe(true);
+      expect(await moved()).toBe(false);
+      expect(await store.upgrades.casState(upgrade.id, 'Upgrading', { state: 'Paused' })).toBe(true);
+      expect(await moved()).toBe(true);
+      await store.artifacts.upsert({ file: 'docker.tgz', component: 'docker', version: '26.1.5', method: 'binary', sha256: 'ab', size: 1 });
+      expect(await moved()).toBe(true);
+      expect(await store.clusters.delete(c.id)).toBe(true);
+      expect(await moved()).toBe(true);
+    });
+
     it.runIf(dialect === 'postgres')(
       'counts concurrent transactions that move nodes both ways without one waiting for the other',
       async () => {

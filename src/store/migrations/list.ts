@@ -457,6 +457,26 @@ export const migrations: Migration[] = [
       await sql`create trigger nodes_count_delete after delete on nodes begin ${add('old', -1)} ${dropEmpty} end`.execute(db);
       await sql`create trigger nodes_count_update after update of cluster_id, versions, distribution on nodes
         when ${changedGroup} begin ${add('old', -1)} ${dropEmpty} ${add('new', 1)} end`.execute(db);
+      // One number that moves with every write to what the cluster list shows (the
+      // clusters, their version counts, which upgrade is active and in what state, the
+      // artifact mirror, which decides what installs), so that the list is read again
+      // only when it moved. A single row every such writer updates: kept only where
+      // writes are serialised anyway (store/clusters.ts, listRevision).
+      await sql`create table cluster_list_revision (id integer primary key check (id = 1), revision integer not null)`.execute(db);
+      await sql`insert into cluster_list_revision (id, revision) values (1, 0)`.execute(db);
+      const bump = sql.raw('update cluster_list_revision set revision = revision + 1;');
+      const watched: Array<[table: string, update: string]> = [
+        ['clusters', 'update'],
+        ['cluster_version_groups', 'update'],
+        ['artifacts', 'update'],
+        ['upgrades', 'update of state, component, cluster_id'],
+      ];
+      for (const [table, update] of watched) {
+        for (const event of ['insert', 'delete', update]) {
+          const name = sql.raw(`${table}_list_${event.split(' ')[0]}`);
+          await sql`create trigger ${name} after ${sql.raw(event)} on ${sql.raw(table)} begin ${bump} end`.execute(db);
+        }
+      }
     },
   },
   {
