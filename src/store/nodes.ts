@@ -120,7 +120,7 @@ export class NodeRepository {
    * distribution, for the cluster views: read from the counts that triggers keep on every
    * write to `nodes` (migration 13), a few rows per cluster whatever its size. Where several
    * transactions write at once each counts under its own id (`writer`); the rows of a group
-   * are summed here, and the whole list folds them once they pile up.
+   * are summed here, and the whole list folds them once they pile up (docs/design.md §8).
    */
   async versionGroups(
     clusterId?: string,

@@ -400,7 +400,7 @@ export const migrations: Migration[] = [
     async up(db, adapter) {
       // The cluster list shows per cluster how many nodes run each version; grouping every
       // node on every read grew with the fleet. Triggers keep the groups in step with every
-      // write to `nodes`, whichever code makes it, in the writing transaction.
+      // write to `nodes`, whichever code makes it, in the writing transaction (docs/design.md §8).
       await db.schema
         .createTable('cluster_version_groups')
         .addColumn('cluster_id', 'text', (c) => c.notNull())
