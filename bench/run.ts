@@ -8,7 +8,7 @@
  *   engine    makespan on 1,000 and 200 simulated nodes, SQLite
  *   fleet     100 simulated clusters upgrading at once, SQLite
  *   postgres  engine and fleet again on PostgreSQL
- *   list      GET /api/v1/clusters with 1,000 clusters
+ *   list      GET /api/v1/clusters with 1,000 clusters, side by side with a trivial route (GET /api/v1/session)
  *   paging    8 viewers paging through the node lists of a 100,000-node cluster, server RSS (bench/paging.ts)
  *   agents    1,000 real agents (20 processes × 50) on loopback, a docker upgrade (bench/agents.ts)
  *   ansible   side by side with Ansible `serial` on 100 hosts (bench/ansible.ts; root, installs
@@ -23,7 +23,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { batchCap, planBatches, type PlannableNode } from '../src/domain/batch-planner.js';
 import { startServerProcess, type ServerProcess, type StartOptions } from '../test/support/server.js';
@@ -137,6 +137,15 @@ async function benchEngine(label: string, database: string | undefined): Promise
   }
 }
 
+/**
+ * The cluster list against a trivial route, in one run: the same server, the same eight
+ * clients in a second process, the same viewer token. Phases of one second alternate
+ * between `GET /api/v1/clusters` (1,000 clusters) and `GET /api/v1/session` (who is signed
+ * in: authentication, routing, hooks and serialisation, and nothing else), so that both
+ * see the same machine: the ratio of the two is what the list itself costs, and it holds
+ * on a noisy machine where the absolute times do not. Each phase waits for the requests of
+ * the previous one to end, so that a session request never queues behind a list.
+ */
 async function benchClusterList(): Promise<void> {
   const { s, done } = await startServer();
   try {
@@ -147,21 +156,61 @@ async function benchClusterList(): Promise<void> {
         ),
       );
     }
+    // What a viewer holds (the console's and the CLI's case): a token looked up per request.
+    const token = await s.api('/api/v1/tokens', { body: { name: 'bench-viewer', role: 'viewer' } });
+    if (token.status !== 201) throw new Error(`token: ${token.status} ${token.text}`);
+    const listed = await s.api('/api/v1/clusters', { token: token.body.token as string });
+    if (listed.status !== 200 || listed.body.items.length !== 1000)
+      throw new Error(`the list answered ${listed.status} ${listed.text.slice(0, 200)}`);
     const loader = `
-      const url = process.argv[1], token = process.argv[2], concurrency = 8, durationMs = 8000;
-      const lat = []; const end = Date.now() + durationMs;
-      async function worker() { while (Date.now() < end) { const t0 = performance.now(); const r = await fetch(url, { headers: { authorization: 'Bearer ' + token } }); await r.arrayBuffer(); if (r.status !== 200) throw new Error('status ' + r.status); lat.push(performance.now() - t0); } }
-      Promise.all(Array.from({ length: concurrency }, worker)).then(() => { process.stdout.write(JSON.stringify(lat)); });
+      const [base, token, pid] = process.argv.slice(1);
+      const fs = require('node:fs');
+      const routes = { list: base + '/api/v1/clusters', trivial: base + '/api/v1/session' };
+      const lat = { list: [], trivial: [] }, cpu = { list: 0, trivial: 0 };
+      const headers = { authorization: 'Bearer ' + token };
+      // The server's CPU seconds (utime + stime), from /proc.
+      const cpuNow = () => { const f = fs.readFileSync('/proc/' + pid + '/stat', 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) / 100; };
+      async function client(route, end, keep) {
+        while (Date.now() < end) {
+          const t0 = performance.now();
+          const r = await fetch(routes[route], { headers });
+          await r.arrayBuffer();
+          if (r.status !== 200) throw new Error(route + ': status ' + r.status);
+          if (keep) lat[route].push(performance.now() - t0);
+        }
+      }
+      async function phase(route, ms, keep) {
+        const end = Date.now() + ms, before = cpuNow();
+        await Promise.all(Array.from({ length: 8 }, () => client(route, end, keep)));
+        if (keep) cpu[route] += cpuNow() - before;
+      }
+      (async () => {
+        await phase('list', 1000, false); await phase('trivial', 1000, false);
+        for (let i = 0; i < 8; i++) { await phase('list', 1000, true); await phase('trivial', 1000, true); }
+        process.stdout.write(JSON.stringify({ lat, cpu }));
+      })();
     `;
     const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, ['-e', loader, `${s.url}/api/v1/clusters`, s.token], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, ['-e', loader, s.url, token.body.token as string, String(s.child.pid)], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       let text = '';
       child.stdout.on('data', (d: Buffer) => (text += d.toString()));
       child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`loader exited ${code}`))));
     });
-    const lat = JSON.parse(out) as number[];
+    const { lat, cpu } = JSON.parse(out) as { lat: { list: number[]; trivial: number[] }; cpu: { list: number; trivial: number } };
+    const [l50, l99, t50, t99] = [pct(lat.list, 50), pct(lat.list, 99), pct(lat.trivial, 50), pct(lat.trivial, 99)];
+    const perRequest = (route: 'list' | 'trivial') => (cpu[route] * 1000) / lat[route].length;
     report(
-      `GET /api/v1/clusters with 1,000 clusters (5,000 nodes), 8 concurrent clients in a second process for 8 s: ${lat.length} requests, p50 ${fmt(pct(lat, 50), 1)} ms, p99 ${fmt(pct(lat, 99), 1)} ms`,
+      `GET /api/v1/clusters with 1,000 clusters (5,000 nodes), 8 concurrent clients with a viewer token in a second process, 8 one-second phases: ${lat.list.length} requests, p50 ${fmt(l50, 1)} ms, p99 ${fmt(l99, 1)} ms; server CPU ${fmt(perRequest('list'), 2)} ms a request`,
+    );
+    report(
+      `the trivial route GET /api/v1/session (authentication only), the same clients in 8 one-second phases between the list's: ${lat.trivial.length} requests, p50 ${fmt(t50, 1)} ms, p99 ${fmt(t99, 1)} ms; server CPU ${fmt(perRequest('trivial'), 2)} ms a request`,
+    );
+    report(
+      `list / trivial: p50 ${fmt(l50 / t50, 1)}×, p99 ${fmt(l99 / t99, 1)}×, server CPU a request ${fmt(perRequest('list') / perRequest('trivial'), 1)}× (load average ${loadavg()
+        .map((x) => fmt(x, 1))
+        .join(', ')})`,
     );
   } finally {
     await done();

@@ -207,8 +207,15 @@ export class UpgradeService {
       set.add(releaseOf(a.version));
       binaries.set(a.component, set);
     }
-    return withBinaryReleases(this.catalog, binaries);
+    // The same mirrored releases give the same catalog object, which the cluster list's
+    // memo of views compares (server/cluster-list.ts); the mirror is read every time, so
+    // an upload or a removal on any replica counts at once.
+    const key = [...binaries].map(([component, releases]) => `${component}:${[...releases].sort().join(',')}`).join(' ');
+    if (this.lastInstallCatalog?.key !== key) this.lastInstallCatalog = { key, catalog: withBinaryReleases(this.catalog, binaries) };
+    return this.lastInstallCatalog.catalog;
   }
+
+  private lastInstallCatalog: { key: string; catalog: Catalog } | undefined;
 
   /** The component's versions that do not install on these nodes, with why. */
   private notOffered(catalog: Catalog, nodes: NodeRecord[], component: Component): NotOffered[] {

@@ -42,17 +42,6 @@ export function clusterView(
   };
 }
 
-export async function clusterViews(store: Store, catalog: Catalog, clusters: ClusterRecord[]): Promise<ClusterView[]> {
-  const versions = new Map<string, VersionGroup[]>();
-  for (const row of await store.nodes.versionGroups()) {
-    let list = versions.get(row.clusterId);
-    if (!list) versions.set(row.clusterId, (list = []));
-    list.push(row);
-  }
-  const active = new Map((await store.upgrades.listActive()).map((u) => [u.clusterId, u]));
-  return clusters.map((c) => clusterView(catalog, c, versions.get(c.id) ?? [], active.get(c.id)));
-}
-
 export function nodeView(node: NodeRecord): NodeView {
   return {
     id: node.id,

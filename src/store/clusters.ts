@@ -1,7 +1,8 @@
 import type { Selectable } from 'kysely';
 import { ErrorCode, UpshiftError } from '../domain/errors.js';
 import type { ClusterRecord } from '../domain/model.js';
-import { changed, nowIso, parseJson, pick } from './rows.js';
+import { FrozenJson, changed, nowIso, parseJson, pick } from './rows.js';
+import { VERSION_GROUPS_LOCK } from './nodes.js';
 import type { ClustersTable } from './schema.js';
 import type { Scope } from './scope.js';
 
@@ -25,6 +26,8 @@ function toCluster(row: Pick<Selectable<ClustersTable>, (typeof CLUSTER_COLUMNS)
  * tokens); its events stay, as the audit trail.
  */
 export class ClusterRepository {
+  private readonly json = new FrozenJson();
+
   constructor(private readonly scope: Scope) {}
 
   private get db() {
@@ -53,9 +56,36 @@ export class ClusterRepository {
     }
   }
 
+  /**
+   * Every cluster by name. Their settings and windows are parsed once per text and shared,
+   * frozen: the cluster list asks for all of them on every request, and an unchanged
+   * cluster then comes back with the same objects, which is what its view's memo compares
+   * (server/cluster-list.ts).
+   */
   async list(): Promise<ClusterRecord[]> {
     const rows = await this.db.selectFrom('clusters').select(CLUSTER_COLUMNS).orderBy('name').execute();
-    return rows.map(toCluster);
+    return rows.map((row) => ({
+      id: row.id,
+      name: row.name,
+      kind: row.kind,
+      config: this.json.of(row.config, {}),
+      unavailableReason: row.unavailableReason,
+      window: this.json.of(row.maintenanceWindow, null),
+      createdAt: row.createdAt,
+    }));
+  }
+
+  /**
+   * A number that moves with every committed write to what the cluster list shows (the
+   * clusters, their nodes' version counts, the active upgrades' states, the artifact
+   * mirror): while it stays, the list would read the same. Kept by triggers (migration
+   * 13) only where writes are serialised (SQLite), since every such writer updates its
+   * one row; null elsewhere, where the list is read in full every time.
+   */
+  async listRevision(): Promise<number | null> {
+    if (this.scope.adapter.concurrentWriters) return null;
+    const row = await this.db.selectFrom('clusterListRevision').select('revision').where('id', '=', 1).executeTakeFirst();
+    return row ? Number(row.revision) : null;
   }
 
   async get(id: string): Promise<ClusterRecord | undefined> {
@@ -80,16 +110,21 @@ export class ClusterRepository {
 
   /** Deletes the cluster and all it holds (see the class comment); false when there was none. */
   async delete(id: string): Promise<boolean> {
-    const upgradeIds = this.db.selectFrom('upgrades').select('id').where('clusterId', '=', id);
-    await this.db.deleteFrom('nodeLogs').where('upgradeId', 'in', upgradeIds).execute();
-    await this.db.deleteFrom('batches').where('upgradeId', 'in', upgradeIds).execute();
-    await this.db.deleteFrom('nodeTasks').where('upgradeId', 'in', upgradeIds).execute();
-    await this.db.deleteFrom('snapshots').where('upgradeId', 'in', upgradeIds).execute();
-    await this.db.deleteFrom('upgrades').where('clusterId', '=', id).execute();
-    await this.db.deleteFrom('nodes').where('clusterId', '=', id).execute();
-    await this.db.deleteFrom('clusterSecrets').where('clusterId', '=', id).execute();
-    await this.db.deleteFrom('joinTokens').where('clusterId', '=', id).execute();
-    return changed(await this.db.deleteFrom('clusters').where('id', '=', id).executeTakeFirst()) === 1;
+    return this.scope.transaction(async ({ db, adapter }) => {
+      const upgradeIds = db.selectFrom('upgrades').select('id').where('clusterId', '=', id);
+      await db.deleteFrom('nodeLogs').where('upgradeId', 'in', upgradeIds).execute();
+      await db.deleteFrom('batches').where('upgradeId', 'in', upgradeIds).execute();
+      await db.deleteFrom('nodeTasks').where('upgradeId', 'in', upgradeIds).execute();
+      await db.deleteFrom('snapshots').where('upgradeId', 'in', upgradeIds).execute();
+      await db.deleteFrom('upgrades').where('clusterId', '=', id).execute();
+      await db.deleteFrom('nodes').where('clusterId', '=', id).execute();
+      // The nodes' version counts (migration 13): in turn with a fold of them (nodes.ts).
+      await adapter.transactionLock(db, VERSION_GROUPS_LOCK, { wait: true });
+      await db.deleteFrom('clusterVersionGroups').where('clusterId', '=', id).execute();
+      await db.deleteFrom('clusterSecrets').where('clusterId', '=', id).execute();
+      await db.deleteFrom('joinTokens').where('clusterId', '=', id).execute();
+      return changed(await db.deleteFrom('clusters').where('id', '=', id).executeTakeFirst()) === 1;
+    });
   }
 
   /**

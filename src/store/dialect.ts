@@ -44,6 +44,19 @@ export interface StoreAdapter {
   readonly bytewiseCollation: string | undefined;
   /** Runs `fn` while holding the database-wide migration lock. */
   withMigrationLock<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Several transactions write at once (PostgreSQL), so that a row every writer updates
+   * would serialise them, and deadlock those that update several such rows in different
+   * orders; false where writes are serialised already (SQLite). Summaries kept on write
+   * (nodes' version groups, migration 13) are then written per transaction and folded later.
+   */
+  readonly concurrentWriters: boolean;
+  /**
+   * A lock on `key` held until the end of the transaction of `db`, for work that the
+   * replicas take turns at (PostgreSQL advisory locks); `wait: false` answers false at once
+   * when another holds it. Where one process owns the database, always true at once.
+   */
+  transactionLock(db: Kysely<any>, key: number, options: { wait: boolean }): Promise<boolean>;
   isUniqueViolation(error: unknown): boolean;
   /**
    * Cross-process notifications (PostgreSQL LISTEN/NOTIFY): `listen` calls back with each
@@ -148,6 +161,9 @@ export function openSqlite(file: string): StoreAdapter {
     // One process opens a SQLite file for writing at a time; BEGIN IMMEDIATE in the
     // migration transaction serialises two that start together.
     withMigrationLock: (fn) => fn(),
+    concurrentWriters: false,
+    // Write transactions are serialised by SQLite itself.
+    transactionLock: async () => true,
     isUniqueViolation: (error) =>
       typeof error === 'object' &&
       error !== null &&
@@ -202,6 +218,15 @@ export function openPostgres(url: string, options: { schema?: string; max?: numb
           await sql`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`.execute(conn);
         }
       });
+    },
+    concurrentWriters: true,
+    async transactionLock(trx, key, { wait }) {
+      if (wait) {
+        await sql`select pg_advisory_xact_lock(${key})`.execute(trx);
+        return true;
+      }
+      const { rows } = await sql<{ got: boolean }>`select pg_try_advisory_xact_lock(${key}) as got`.execute(trx);
+      return rows[0]?.got === true;
     },
     isUniqueViolation: (error) => typeof error === 'object' && error !== null && 'code' in error && error.code === '23505',
     listen(channel, onPayload, onError) {

@@ -1,4 +1,4 @@
-import type { Selectable } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import type { ComponentVersions, NodeRole } from '../domain/components.js';
 import { ErrorCode, UpshiftError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
@@ -6,10 +6,16 @@ import type { NodeRecord } from '../domain/model.js';
 import type { InventoryNode } from '../domain/ports.js';
 import { naturalSortKey } from '../domain/versions.js';
 import type { EventRepository } from './events.js';
-import { type KeysetPage, changed, keysetPage, nowIso, parseJson, pick, slices } from './rows.js';
+import { FrozenJson, type KeysetPage, changed, keysetPage, nowIso, parseJson, pick, slices } from './rows.js';
 import type { NodesTable } from './schema.js';
 import type { Scope } from './scope.js';
 import type { UpgradeRepository } from './upgrades.js';
+
+/** Per-transaction counts of version groups that the cluster list folds once there are this many (migration 13). */
+export const FOLD_VERSION_GROUPS_AFTER = 500;
+
+/** The turn the replicas and cluster deletions take at the version groups (`transactionLock`). */
+export const VERSION_GROUPS_LOCK = 74_829_114;
 
 export const NODE_COLUMNS = ['id', 'clusterId', 'name', 'role', 'status', 'versions', 'distribution', 'createdAt'] as const;
 
@@ -31,6 +37,9 @@ export function toNode(row: Pick<Selectable<NodesTable>, (typeof NODE_COLUMNS)[n
  * agents report (facts, last heartbeat, credentials) is in agents.ts.
  */
 export class NodeRepository {
+  /** The versions of the version groups, parsed once per text (they repeat across the fleet). */
+  private readonly json = new FrozenJson();
+
   constructor(
     private readonly scope: Scope,
     private readonly related: { upgrades: UpgradeRepository; events: EventRepository },
@@ -106,23 +115,69 @@ export class NodeRepository {
     return out;
   }
 
-  /** How many nodes of each cluster run each combination of versions, for the cluster list. */
+  /**
+   * How many nodes of each cluster (or of one) run each combination of versions on each
+   * distribution, for the cluster views: read from the counts that triggers keep on every
+   * write to `nodes` (migration 13), a few rows per cluster whatever its size. Where several
+   * transactions write at once each counts under its own id (`writer`); the rows of a group
+   * are summed here, and the whole list folds them once they pile up (docs/design.md §8).
+   */
   async versionGroups(
     clusterId?: string,
   ): Promise<Array<{ clusterId: string; versions: ComponentVersions; distribution: string | null; count: number }>> {
-    let query = this.db
-      .selectFrom('nodes')
-      .select(['clusterId', 'versions', 'distribution'])
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .groupBy(['clusterId', 'versions', 'distribution']);
-    if (clusterId) query = query.where('clusterId', '=', clusterId);
-    const rows = await query.execute();
-    return rows.map((r) => ({
-      clusterId: r.clusterId,
-      versions: parseJson<ComponentVersions>(r.versions, {}),
-      distribution: r.distribution,
-      count: Number(r.n),
-    }));
+    const groups = this.db.selectFrom('clusterVersionGroups').select(['clusterId', 'versions', 'distribution']);
+    const selected = clusterId ? groups.where('clusterId', '=', clusterId) : groups;
+    let rows: Array<{ clusterId: string; versions: string; distribution: string; nodeCount: number | string }>;
+    if (this.scope.adapter.concurrentWriters) {
+      // Each transaction counted under its own id: a group is the sum of its rows.
+      const summed = await selected
+        .select((eb) => [eb.fn.sum<number>('nodeCount').as('nodeCount'), eb.fn.countAll<number>().as('rows')])
+        .groupBy(['clusterId', 'versions', 'distribution'])
+        .execute();
+      const changes = summed.reduce((n, r) => n + Number(r.rows), 0) - summed.length;
+      if (clusterId === undefined && changes >= FOLD_VERSION_GROUPS_AFTER) await this.foldVersionGroups();
+      rows = summed;
+    } else {
+      // Writes are serialised: one row per group, its count kept in place.
+      rows = await selected.select('nodeCount').execute();
+    }
+    const out = [];
+    for (const r of rows) {
+      const count = Number(r.nodeCount);
+      if (count <= 0) continue;
+      out.push({
+        clusterId: r.clusterId,
+        versions: this.json.of<ComponentVersions>(r.versions, {}),
+        distribution: r.distribution === '' ? null : r.distribution,
+        count,
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Folds the committed per-transaction counts into one row per group, and drops the
+   * groups that are empty or whose cluster is gone. The replicas take turns (a replica
+   * that finds another folding leaves it to that one); a cluster's deletion takes the
+   * same turn (clusters.ts), so that neither waits for rows the other holds. Only
+   * committed rows are seen, and each writer's rows are its own: folding never waits for
+   * a writer, nor a writer for it.
+   */
+  async foldVersionGroups(): Promise<void> {
+    // Where writes are serialised the counts are kept in place: nothing to fold.
+    if (!this.scope.adapter.concurrentWriters) return;
+    await this.scope.transaction(async (tx) => {
+      if (!(await tx.adapter.transactionLock(tx.db, VERSION_GROUPS_LOCK, { wait: false }))) return;
+      await sql`with gone as (
+          delete from cluster_version_groups where writer <> '' returning cluster_id, versions, distribution, node_count
+        )
+        insert into cluster_version_groups (cluster_id, versions, distribution, writer, node_count)
+        select cluster_id, versions, distribution, '', sum(node_count) from gone group by cluster_id, versions, distribution
+        on conflict (cluster_id, versions, distribution, writer)
+        do update set node_count = cluster_version_groups.node_count + excluded.node_count`.execute(tx.db);
+      await sql`delete from cluster_version_groups g where g.node_count = 0
+        or not exists (select 1 from clusters c where c.id = g.cluster_id)`.execute(tx.db);
+    });
   }
 
   async delete(id: string): Promise<boolean> {

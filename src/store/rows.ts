@@ -16,6 +16,37 @@ export function parseJson<T>(text: string | null, fallback: T): T {
   return JSON.parse(text) as T;
 }
 
+/**
+ * Parsed JSON texts that many rows repeat or that are read over and over unchanged (a
+ * cluster's settings, a node group's versions), by their text: the cluster list reads
+ * them for every cluster on every request. The values are frozen, since every caller
+ * shares them; the texts go all at once when there are too many.
+ */
+export class FrozenJson {
+  private readonly parsed = new Map<string, unknown>();
+
+  constructor(private readonly capacity = 20_000) {}
+
+  of<T>(text: string | null, fallback: T): T {
+    if (text === null) return fallback;
+    let value = this.parsed.get(text);
+    if (value === undefined) {
+      if (this.parsed.size >= this.capacity) this.parsed.clear();
+      value = deepFreeze(JSON.parse(text));
+      this.parsed.set(text, value);
+    }
+    return value as T;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 /** A value for a nullable JSON column. */
 export function jsonOrNull(value: unknown): string | null {
   return value === null || value === undefined ? null : JSON.stringify(value);

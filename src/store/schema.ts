@@ -53,6 +53,30 @@ export interface NodesTable {
   distribution: string | null;
 }
 
+/**
+ * How many nodes of a cluster run the same versions on the same distribution, kept by
+ * triggers on `nodes` (migration 13) so that the cluster views read a few rows per cluster
+ * instead of grouping every node. `distribution` is '' for none (a key column cannot be
+ * null). `writer` is '' for the folded count; on a database with concurrent writers each
+ * transaction adds its changes under its own id, and a reader sums the rows of a group.
+ */
+export interface ClusterVersionGroupsTable {
+  clusterId: string;
+  versions: string;
+  distribution: string;
+  writer: string;
+  nodeCount: number;
+}
+
+/**
+ * One row (id 1) whose revision moves with every write to what the cluster list shows,
+ * kept by triggers where writes are serialised (SQLite; migration 13).
+ */
+export interface ClusterListRevisionTable {
+  id: number;
+  revision: number;
+}
+
 export interface UpgradesTable {
   id: string;
   clusterId: string;
@@ -258,6 +282,8 @@ export interface SchemaMigrationsTable {
 export interface Database {
   clusters: ClustersTable;
   nodes: NodesTable;
+  clusterVersionGroups: ClusterVersionGroupsTable;
+  clusterListRevision: ClusterListRevisionTable;
   upgrades: UpgradesTable;
   batches: BatchesTable;
   nodeTasks: NodeTasksTable;

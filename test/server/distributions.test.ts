@@ -190,7 +190,12 @@ for (const dialect of dialects) {
       const planned = await s.api('/api/v1/clusters/bookworm/upgrades/plan', { body: { component: 'docker' } });
       expect(planned.body).toMatchObject({ toVersion: '26.1.5', total: 2, refusal: null });
       expect((await s.api('/api/v1/clusters/bookworm')).body.components.docker.upgradable).toBe(true);
+      const inList = async () =>
+        (await s.api('/api/v1/clusters')).body.items.find((c: { name: string }) => c.name === 'bookworm').components.docker.upgradable;
+      expect(await inList()).toBe(true);
       expect((await s.api('/api/v1/artifacts/docker-engine-26.1.5-amd64.tar.gz', { method: 'DELETE' })).status).toBe(204);
+      // The list follows the mirror as it changes (its views are kept while nothing does).
+      expect(await inList()).toBe(false);
 
       // A distribution that os-release could not have given is refused and changes nothing.
       const bad = await heartbeat(credentials['b-2']!, { facts: facts({ docker: '20.10.24+dfsg1' }, 'Debian 13; rm -rf /') });

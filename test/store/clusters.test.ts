@@ -96,6 +96,147 @@ for (const dialect of dialects) {
       });
     });
 
+    it('keeps each cluster’s version groups in step with every write to its nodes, and drops them with the cluster', async () => {
+      const { store } = suite;
+      const c = await addCluster(store, 'groups');
+      const other = await addCluster(store, 'groups-other');
+      /** The cluster's groups as [versions, distribution, count], largest first. */
+      const groupsOf = async (id: string) =>
+        (await store.nodes.versionGroups(id))
+          .map((g) => [g.versions, g.distribution, g.count] as const)
+          .sort((a, b) => b[2] - a[2] || JSON.stringify(a).localeCompare(JSON.stringify(b)));
+      expect(await groupsOf(c.id)).toEqual([]);
+
+      // Nodes join (one statement for several), in this cluster and in another.
+      const [g1, g2, g3, g4] = await addNodes(store, c.id, ['g1', 'g2', 'g3', 'g4']);
+      await addNodes(store, other.id, ['o1']);
+      expect(await groupsOf(c.id)).toEqual([[{ docker: '20.10.24' }, null, 4]]);
+
+      // Versions change by an engine step, an inventory sync and an agent's heartbeat
+      // (which also reports a distribution); a write that changes neither counts nothing.
+      await store.nodes.setVersions([g1!.id, g2!.id], { docker: '26.1.5' });
+      await store.nodes.update(g3!.id, { versions: { docker: '26.1.5' } });
+      await store.agents.recordHeartbeat(g4!.id, {}, { docker: '20.10.24' }, new Date().toISOString(), 'debian-12');
+      await store.nodes.update(g1!.id, { status: 'Down', role: 'manager' });
+      await store.agents.recordHeartbeat(g4!.id, {}, { docker: '20.10.24' }, new Date().toISOString(), 'debian-12');
+      expect(await groupsOf(c.id)).toEqual([
+        [{ docker: '26.1.5' }, null, 3],
+        [{ docker: '20.10.24' }, 'debian-12', 1],
+      ]);
+
+      // A transaction that rolls back counts nothing; one that commits counts at once.
+      await expect(
+        store.tx(async (tx) => {
+          await tx.nodes.setVersions([g4!.id], { docker: '28.5.2' });
+          throw new Error('rolled back');
+        }),
+      ).rejects.toThrow('rolled back');
+      await store.tx(async (tx) => {
+        await tx.nodes.setVersions([g2!.id, g3!.id], { docker: '28.5.2' });
+        expect(await tx.nodes.versionGroups(c.id)).toHaveLength(3);
+      });
+      expect(await groupsOf(c.id)).toEqual([
+        [{ docker: '28.5.2' }, null, 2],
+        [{ docker: '20.10.24' }, 'debian-12', 1],
+        [{ docker: '26.1.5' }, null, 1],
+      ]);
+
+      // Nodes leave: a group with none left is gone.
+      expect(await store.nodes.delete(g1!.id)).toBe(true);
+      expect(await groupsOf(c.id)).toEqual([
+        [{ docker: '28.5.2' }, null, 2],
+        [{ docker: '20.10.24' }, 'debian-12', 1],
+      ]);
+      const everyCluster = await store.nodes.versionGroups();
+      expect(everyCluster.filter((g) => g.clusterId === other.id)).toEqual([
+        { clusterId: other.id, versions: { docker: '20.10.24' }, distribution: null, count: 1 },
+      ]);
+
+      // Folding the counts (several writers) changes nothing they add up to.
+      await store.nodes.foldVersionGroups();
+      expect(await groupsOf(c.id)).toEqual([
+        [{ docker: '28.5.2' }, null, 2],
+        [{ docker: '20.10.24' }, 'debian-12', 1],
+      ]);
+
+      // The cluster is deleted with its nodes: its groups go, the other's stay.
+      expect(await store.clusters.delete(c.id)).toBe(true);
+      expect(await groupsOf(c.id)).toEqual([]);
+      expect(await groupsOf(other.id)).toEqual([[{ docker: '20.10.24' }, null, 1]]);
+      await store.nodes.foldVersionGroups();
+      expect(await groupsOf(other.id)).toEqual([[{ docker: '20.10.24' }, null, 1]]);
+    });
+
+    it('moves the list revision with every write to what the cluster list shows, and only with those', async () => {
+      const { store } = suite;
+      if (store.adapter.concurrentWriters) {
+        // Replicas: not kept (one row every writer updates); the list reads in full.
+        expect(await store.clusters.listRevision()).toBeNull();
+        return;
+      }
+      let last = await store.clusters.listRevision();
+      const moved = async () => {
+        const now = await store.clusters.listRevision();
+        const result = now !== last;
+        last = now;
+        return result;
+      };
+      const c = await addCluster(store, 'revision');
+      expect(await moved()).toBe(true);
+      const [n1, n2] = await addNodes(store, c.id, ['r1', 'r2']);
+      expect(await moved()).toBe(true);
+      // Not shown in the list: a node's status, a heartbeat that reports the same versions.
+      await store.nodes.update(n1!.id, { status: 'Down' });
+      await store.agents.recordHeartbeat(n2!.id, {}, { docker: '20.10.24' }, new Date().toISOString(), null);
+      expect(await moved()).toBe(false);
+      await store.nodes.setVersions([n1!.id], { docker: '26.1.5' });
+      expect(await moved()).toBe(true);
+      await store.clusters.setWindow(c.id, { days: ['sat'], start: '01:00', end: '02:00', timezone: 'UTC' });
+      expect(await moved()).toBe(true);
+      await store.clusters.setUnavailable(c.id, 'connection refused');
+      expect(await moved()).toBe(true);
+      const { upgrade } = await addUpgrade(store, c.id, [n2!]);
+      expect(await moved()).toBe(true);
+      expect(await store.upgrades.casState(upgrade.id, 'Upgrading', { nextBatchAt: new Date().toISOString() })).toBe(true);
+      expect(await moved()).toBe(false);
+      expect(await store.upgrades.casState(upgrade.id, 'Upgrading', { state: 'Paused' })).toBe(true);
+      expect(await moved()).toBe(true);
+      await store.artifacts.upsert({ file: 'docker.tgz', component: 'docker', version: '26.1.5', method: 'binary', sha256: 'ab', size: 1 });
+      expect(await moved()).toBe(true);
+      expect(await store.clusters.delete(c.id)).toBe(true);
+      expect(await moved()).toBe(true);
+    });
+
+    it.runIf(dialect === 'postgres')(
+      'counts concurrent transactions that move nodes both ways without one waiting for the other',
+      async () => {
+        const { store } = suite;
+        const c = await addCluster(store, 'groups-concurrent');
+        const counts = async () => (await store.nodes.versionGroups(c.id)).map((g) => `${g.versions.docker ?? ''} ${g.count}`).sort();
+        const [a, b] = await addNodes(store, c.id, ['a', 'b']);
+        await store.nodes.setVersions([b!.id], { docker: '26.1.5' });
+        // The first moves a to 26.1.5 and stays open until the second, moving b back to
+        // 20.10.24, has committed: with a shared count per group they would wait for each
+        // other, and the test would never end.
+        let release!: () => void;
+        const held = new Promise<void>((resolve) => (release = resolve));
+        let moved!: () => void;
+        const first = store.tx(async (tx) => {
+          await tx.nodes.setVersions([a!.id], { docker: '26.1.5' });
+          moved();
+          await held;
+        });
+        await new Promise<void>((resolve) => (moved = resolve));
+        await store.tx((tx) => tx.nodes.setVersions([b!.id], { docker: '20.10.24' }));
+        expect(await counts()).toEqual(['20.10.24 2']);
+        release();
+        await first;
+        expect(await counts()).toEqual(['20.10.24 1', '26.1.5 1']);
+        await store.nodes.foldVersionGroups();
+        expect(await counts()).toEqual(['20.10.24 1', '26.1.5 1']);
+      },
+    );
+
     it('syncs an inventory: adds and updates nodes, removes vanished ones only while no upgrade runs', async () => {
       const c = await addCluster(suite.store, 'inventory');
       const [keep, gone] = await addNodes(suite.store, c.id, ['keep', 'gone']);

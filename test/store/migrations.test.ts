@@ -73,6 +73,10 @@ for (const dialect of dialects) {
       } while (after !== null);
       expect(paged).toEqual([...oldNames].sort(compareNatural));
       expect(paged.slice(0, 3)).toEqual(['Old-B', 'old-1', 'old-2']);
+      // Migration 13 counted the nodes already there by version group.
+      expect(await store.nodes.versionGroups('cl_old')).toEqual([
+        { clusterId: 'cl_old', versions: {}, distribution: null, count: oldNames.length },
+      ]);
       // Once more changes nothing.
       expect((await migrate(t.adapter)).applied).toEqual([]);
     });

@@ -395,6 +395,91 @@ export const migrations: Migration[] = [
     },
   },
   {
+    version: 13,
+    name: "per-cluster counts of the nodes' versions, kept on write",
+    async up(db, adapter) {
+      // The cluster list shows per cluster how many nodes run each version; grouping every
+      // node on every read grew with the fleet. Triggers keep the groups in step with every
+      // write to `nodes`, whichever code makes it, in the writing transaction (docs/design.md §8).
+      await db.schema
+        .createTable('cluster_version_groups')
+        .addColumn('cluster_id', 'text', (c) => c.notNull())
+        .addColumn('versions', 'text', (c) => c.notNull())
+        .addColumn('distribution', 'text', (c) => c.notNull())
+        .addColumn('writer', 'text', (c) => c.notNull())
+        .addColumn('node_count', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('cluster_version_groups_pk', ['cluster_id', 'versions', 'distribution', 'writer'])
+        .execute();
+      await sql`insert into cluster_version_groups (cluster_id, versions, distribution, writer, node_count)
+        select cluster_id, versions, coalesce(distribution, ''), '', count(*) from nodes
+        group by cluster_id, versions, coalesce(distribution, '')`.execute(db);
+      const changedGroup = sql.raw(
+        'old.cluster_id is distinct from new.cluster_id or old.versions is distinct from new.versions or old.distribution is distinct from new.distribution',
+      );
+      if (adapter.concurrentWriters) {
+        // Each transaction counts under its own id: no two writers ever update the same
+        // row, so a flush of many nodes' results neither waits for another nor deadlocks
+        // with one (store/nodes.ts folds the committed rows into the '' ones).
+        await sql`create function cluster_version_groups_count() returns trigger language plpgsql as $$
+          declare
+            me text := txid_current()::text;
+          begin
+            if tg_op in ('UPDATE', 'DELETE') then
+              insert into cluster_version_groups (cluster_id, versions, distribution, writer, node_count)
+              values (old.cluster_id, old.versions, coalesce(old.distribution, ''), me, -1)
+              on conflict (cluster_id, versions, distribution, writer)
+              do update set node_count = cluster_version_groups.node_count - 1;
+            end if;
+            if tg_op in ('UPDATE', 'INSERT') then
+              insert into cluster_version_groups (cluster_id, versions, distribution, writer, node_count)
+              values (new.cluster_id, new.versions, coalesce(new.distribution, ''), me, 1)
+              on conflict (cluster_id, versions, distribution, writer)
+              do update set node_count = cluster_version_groups.node_count + 1;
+            end if;
+            return null;
+          end $$`.execute(db);
+        await sql`create trigger nodes_count_insert after insert on nodes
+          for each row execute function cluster_version_groups_count()`.execute(db);
+        await sql`create trigger nodes_count_delete after delete on nodes
+          for each row execute function cluster_version_groups_count()`.execute(db);
+        await sql`create trigger nodes_count_update after update of cluster_id, versions, distribution on nodes
+          for each row when (${changedGroup}) execute function cluster_version_groups_count()`.execute(db);
+        return;
+      }
+      // One writer at a time: the counts are updated in place, and a group at 0 goes.
+      const add = (row: 'new' | 'old', delta: 1 | -1) =>
+        sql.raw(`insert into cluster_version_groups (cluster_id, versions, distribution, writer, node_count)
+          values (${row}.cluster_id, ${row}.versions, coalesce(${row}.distribution, ''), '', ${delta})
+          on conflict (cluster_id, versions, distribution, writer) do update set node_count = node_count + ${delta};`);
+      const dropEmpty = sql.raw(`delete from cluster_version_groups where cluster_id = old.cluster_id and versions = old.versions
+          and distribution = coalesce(old.distribution, '') and writer = '' and node_count = 0;`);
+      await sql`create trigger nodes_count_insert after insert on nodes begin ${add('new', 1)} end`.execute(db);
+      await sql`create trigger nodes_count_delete after delete on nodes begin ${add('old', -1)} ${dropEmpty} end`.execute(db);
+      await sql`create trigger nodes_count_update after update of cluster_id, versions, distribution on nodes
+        when ${changedGroup} begin ${add('old', -1)} ${dropEmpty} ${add('new', 1)} end`.execute(db);
+      // One number that moves with every write to what the cluster list shows (the
+      // clusters, their version counts, which upgrade is active and in what state, the
+      // artifact mirror, which decides what installs), so that the list is read again
+      // only when it moved. A single row every such writer updates: kept only where
+      // writes are serialised anyway (store/clusters.ts, listRevision).
+      await sql`create table cluster_list_revision (id integer primary key check (id = 1), revision integer not null)`.execute(db);
+      await sql`insert into cluster_list_revision (id, revision) values (1, 0)`.execute(db);
+      const bump = sql.raw('update cluster_list_revision set revision = revision + 1;');
+      const watched: Array<[table: string, update: string]> = [
+        ['clusters', 'update'],
+        ['cluster_version_groups', 'update'],
+        ['artifacts', 'update'],
+        ['upgrades', 'update of state, component, cluster_id'],
+      ];
+      for (const [table, update] of watched) {
+        for (const event of ['insert', 'delete', update]) {
+          const name = sql.raw(`${table}_list_${event.split(' ')[0]}`);
+          await sql`create trigger ${name} after ${sql.raw(event)} on ${sql.raw(table)} begin ${bump} end`.execute(db);
+        }
+      }
+    },
+  },
+  {
     version: 15,
     name: 'a default maintenance window per cluster',
     async up(db) {
