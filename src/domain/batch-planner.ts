@@ -35,9 +35,14 @@ export function orderNodes<T extends PlannableNode>(nodes: readonly T[]): T[] {
   });
 }
 
+/** The most nodes batch k may hold: the ramp's size, at most the cap. */
+export function batchSizeLimit(k: number, cap: number): number {
+  return Math.min(rampSize(k), cap);
+}
+
 /** How many nodes from `ordered[start]` on make batch k: the policy's size, stopping before a second manager. */
 function batchLength(ordered: readonly PlannableNode[], start: number, k: number, cap: number): number {
-  const size = Math.min(rampSize(k), cap, ordered.length - start);
+  const size = Math.min(batchSizeLimit(k, cap), ordered.length - start);
   let managers = 0;
   let n = 0;
   while (n < size) {

@@ -2,16 +2,23 @@ import { componentDisplayName } from '../domain/components.js';
 import { formatDuration } from '../domain/duration.js';
 import { ErrorCode, UpshiftError } from '../domain/errors.js';
 import { ENGINE_ACTOR, EventType, type NewEvent } from '../domain/events.js';
-import { orderNodes, planNextBatch } from '../domain/batch-planner.js';
+import { batchSizeLimit, orderNodes, planNextBatch } from '../domain/batch-planner.js';
 import { windowStatus } from '../domain/maintenance-window.js';
 import type { ClusterRecord, NodeRecord, NodeTaskRecord, UpgradeRecord } from '../domain/model.js';
 import { decide } from '../domain/upgrade-state.js';
 import { applyTransition } from './apply-transition.js';
 import type { GateChecks } from './gate-checks.js';
 import type { NodeTaskRunner } from './node-tasks.js';
+import type { BatchProgress } from '../store/upgrades.js';
 import type { EngineContext } from './types.js';
 import { isoTime } from './types.js';
 import type { UpgradeQueue } from './upgrade-queue.js';
+
+/** What one step of the batch loop knows of its upgrade: the upgrade and its batches, read once. */
+export interface StepView {
+  upgrade: UpgradeRecord;
+  batches: BatchProgress[];
+}
 
 /**
  * The `Upgrading` phase, one batch at a time: a batch closes when all its nodes have
@@ -28,20 +35,26 @@ export class BatchPhase {
     private readonly deps: { queue: UpgradeQueue; tasks: NodeTaskRunner; gates: GateChecks },
   ) {}
 
-  /** Closes every batch whose nodes have all finished, and starts the soak. */
-  async close(upgrade: UpgradeRecord): Promise<void> {
+  /**
+   * Closes every batch whose nodes have all finished, and starts the soak. Returns the
+   * upgrade and its batches as they stand after it, for the rest of the step (`advance`):
+   * read once a step, since on PostgreSQL every read is a round trip between two batches.
+   */
+  async close(upgrade: UpgradeRecord): Promise<StepView> {
     const { store, clock } = this.ctx;
-    const batches = (await store.upgrades.listBatches(upgrade.id)).filter((b) => b.state === 'running');
-    for (const batch of batches) {
+    const batches = await store.upgrades.listBatchStates(upgrade.id);
+    let nextBatchAt = upgrade.nextBatchAt;
+    for (const [position, batch] of batches.entries()) {
+      if (batch.state !== 'running') continue;
       const counts = await store.upgrades.batchTaskCounts(upgrade.id, batch.index);
       if (counts.running > 0) continue;
       const failed = counts.failed;
       const succeeded = counts.succeeded;
       const finishedAt = clock.now();
       const seconds = (finishedAt - Date.parse(batch.startedAt)) / 1000;
+      const state = failed > 0 ? 'failed' : 'succeeded';
       const closed = await store.tx(async (tx) => {
-        if (!(await tx.upgrades.finishBatch(upgrade.id, batch.index, failed > 0 ? 'failed' : 'succeeded', isoTime(finishedAt))))
-          return false;
+        if (!(await tx.upgrades.finishBatch(upgrade.id, batch.index, state, isoTime(finishedAt)))) return false;
         await tx.events.append({
           type: EventType.batchFinished,
           actor: ENGINE_ACTOR,
@@ -53,26 +66,34 @@ export class BatchPhase {
         });
         const soak = upgrade.policy.soakSeconds;
         if (soak > 0 && upgrade.state === 'Upgrading' && (await tx.upgrades.taskCounts(upgrade.id)).pending > 0) {
-          await tx.upgrades.casState(upgrade.id, 'Upgrading', { nextBatchAt: isoTime(finishedAt + soak * 1000) });
+          const at = isoTime(finishedAt + soak * 1000);
+          if (await tx.upgrades.casState(upgrade.id, 'Upgrading', { nextBatchAt: at })) nextBatchAt = at;
         }
         return true;
       });
-      if (closed) this.ctx.observer?.batchFinished(upgrade.component, seconds);
+      if (closed) {
+        batches[position] = { ...batch, state, finishedAt: isoTime(finishedAt) };
+        this.ctx.observer?.batchFinished(upgrade.component, seconds);
+      }
     }
+    return { upgrade: { ...upgrade, nextBatchAt }, batches };
   }
 
-  /** With no batch or node running: pauses on a failed node, completes, waits out the soak, or starts the next batch. */
-  async advance(stale: UpgradeRecord): Promise<void> {
+  /**
+   * With no batch or node running: pauses on a failed node, completes, waits out the
+   * soak, or starts the next batch. `step` is what `close` read and wrote in this step;
+   * every write here is a compare-and-set, so a change made meanwhile elsewhere (a pause
+   * on another replica) makes it write nothing.
+   */
+  async advance(step: StepView): Promise<void> {
     const { store, clock } = this.ctx;
-    const upgrade = (await store.upgrades.get(stale.id)) ?? stale;
+    const { upgrade, batches } = step;
     if (upgrade.state !== 'Upgrading') return;
-    const batches = await store.upgrades.listBatches(upgrade.id);
     if (batches.some((b) => b.state === 'running')) return;
-    const tasks = await store.upgrades.listTasks(upgrade.id);
-    if (tasks.some((t) => t.state === 'running')) return;
-    const pending = tasks.filter((t) => t.state === 'pending');
-    if (pending.length === 0) {
-      const failed = tasks.find((t) => t.state === 'failed');
+    const counts = await store.upgrades.taskCounts(upgrade.id);
+    if (counts.running > 0) return;
+    if (counts.pending === 0) {
+      const [failed] = counts.failed > 0 ? await store.upgrades.listTasks(upgrade.id, 'failed', 1) : [];
       if (failed) {
         const message = failed.error ?? 'a node failed';
         const transition = decide({ state: upgrade.state, unstartedNodes: 0 }, { type: 'nodeFailed', nodeId: failed.nodeId, message });
@@ -111,24 +132,24 @@ export class BatchPhase {
     if (verdict.kind === 'wait') return;
     if (verdict.kind === 'fail') {
       const { gate, gateIndex, message } = verdict;
-      const transition = decide({ state: upgrade.state, unstartedNodes: pending.length }, { type: 'gateFailed', message });
+      const transition = decide({ state: upgrade.state, unstartedNodes: counts.pending }, { type: 'gateFailed', message });
       if (transition.ok) await applyTransition(store, upgrade, transition, { type: 'gateFailed', gate, gateIndex, message }, clock.now());
       return;
     }
-    await this.start(upgrade, cluster, batches.length, pending, now);
+    await this.start(upgrade, cluster, batches.length, now);
   }
 
-  /** Plans batch `index` from the pending tasks, starts its tasks by compare-and-set and dispatches them. */
-  private async start(
-    upgrade: UpgradeRecord,
-    cluster: ClusterRecord,
-    index: number,
-    pending: NodeTaskRecord[],
-    now: number,
-  ): Promise<void> {
+  /**
+   * Plans batch `index` from the pending tasks, starts its tasks by compare-and-set and
+   * dispatches them. The tasks are stored in the planner's order (their sort key), so the
+   * first pending ones the batch may hold are all it needs to read.
+   */
+  private async start(upgrade: UpgradeRecord, cluster: ClusterRecord, index: number, now: number): Promise<void> {
     const { store } = this.ctx;
+    const k = index - upgrade.rampStart;
+    const pending = await store.upgrades.listTasks(upgrade.id, 'pending', batchSizeLimit(k, upgrade.cap));
     const plannable = pending.map((task) => ({ id: task.nodeId, name: task.nodeName, role: task.role, task }));
-    const chosen = planNextBatch(orderNodes(plannable), index - upgrade.rampStart, upgrade.cap).map((p) => p.task);
+    const chosen = planNextBatch(orderNodes(plannable), k, upgrade.cap).map((p) => p.task);
     const startedAt = isoTime(now);
     const nodes = new Map((await store.nodes.getMany(chosen.map((t) => t.nodeId))).map((n) => [n.id, n]));
     const started = await store.tx(async (tx) => {
@@ -143,17 +164,19 @@ export class BatchPhase {
         startedAt,
         finishedAt: null,
       });
-      await tx.events.append({
-        type: EventType.batchStarted,
-        actor: ENGINE_ACTOR,
-        clusterId: upgrade.clusterId,
-        upgradeId: upgrade.id,
-        nodeId: null,
-        message: `batch ${index + 1} started: ${chosen.length} node${chosen.length === 1 ? '' : 's'} (${chosen.map((t) => t.nodeName).join(', ')})`,
-        data: { index, size: chosen.length, nodes: chosen.map((t) => t.nodeName) },
-      });
       const out: NodeTaskRecord[] = [];
-      const events: NewEvent[] = [];
+      // The batch's event and its nodes' go in one insert, the batch's first.
+      const events: NewEvent[] = [
+        {
+          type: EventType.batchStarted,
+          actor: ENGINE_ACTOR,
+          clusterId: upgrade.clusterId,
+          upgradeId: upgrade.id,
+          nodeId: null,
+          message: `batch ${index + 1} started: ${chosen.length} node${chosen.length === 1 ? '' : 's'} (${chosen.map((t) => t.nodeName).join(', ')})`,
+          data: { index, size: chosen.length, nodes: chosen.map((t) => t.nodeName) },
+        },
+      ];
       for (const group of groupByAttemptAndVersion(upgrade, chosen, nodes)) {
         const first = group[0] as NodeTaskRecord;
         const attempt = first.attempt + 1;

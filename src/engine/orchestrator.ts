@@ -160,7 +160,7 @@ export class Orchestrator {
   private async advance(upgradeId: string): Promise<void> {
     const upgrade = await this.ctx.store.upgrades.get(upgradeId);
     if (!upgrade) return;
-    await this.batches.close(upgrade);
+    const step = await this.batches.close(upgrade);
     // Gate results hold only while the upgrade runs: a resume checks every gate again.
     if (upgrade.state !== 'Upgrading') this.gates.forget(upgradeId);
     switch (upgrade.state) {
@@ -168,7 +168,7 @@ export class Orchestrator {
         await this.snapshots.advance(upgrade);
         return;
       case 'Upgrading':
-        await this.batches.advance(upgrade);
+        await this.batches.advance(step);
         return;
       // Stopped at a failed snapshot, the upgrade waits for an operator exactly as a
       // paused one does, and under the same paused TTL (docs/design.md §3).
