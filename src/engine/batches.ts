@@ -9,15 +9,28 @@ import { decide } from '../domain/upgrade-state.js';
 import { applyTransition } from './apply-transition.js';
 import type { GateChecks } from './gate-checks.js';
 import type { NodeTaskRunner } from './node-tasks.js';
+import type { Store } from '../store/store.js';
 import type { BatchProgress } from '../store/upgrades.js';
 import type { EngineContext } from './types.js';
 import { isoTime } from './types.js';
 import type { UpgradeQueue } from './upgrade-queue.js';
 
-/** What one step of the batch loop knows of its upgrade: the upgrade and its batches, read once. */
+/** A running batch whose nodes have all finished, with their results, not closed yet. */
+interface FinishedBatch {
+  batch: BatchProgress;
+  succeeded: number;
+  failed: number;
+}
+
+/**
+ * What one step of the batch loop knows of its upgrade, read once: the upgrade, its
+ * batches, and the batches that finished but are left for `advance` to close in the
+ * transaction that starts the next one.
+ */
 export interface StepView {
   upgrade: UpgradeRecord;
   batches: BatchProgress[];
+  finished: FinishedBatch[];
 }
 
 /**
@@ -36,47 +49,87 @@ export class BatchPhase {
   ) {}
 
   /**
-   * Closes every batch whose nodes have all finished, and starts the soak. Returns the
-   * upgrade and its batches as they stand after it, for the rest of the step (`advance`):
-   * read once a step, since on PostgreSQL every read is a round trip between two batches.
+   * Finds the batches whose nodes have all finished. An `Upgrading` upgrade without a soak
+   * leaves them to `advance`, which closes them in the transaction that starts the next
+   * batch when one may start at once: one transaction and one instant between two
+   * batches instead of two (on PostgreSQL each is several round trips). Otherwise they
+   * are closed here, and the soak starts.
    */
   async close(upgrade: UpgradeRecord): Promise<StepView> {
-    const { store, clock } = this.ctx;
+    const { store } = this.ctx;
     const batches = await store.upgrades.listBatchStates(upgrade.id);
-    let nextBatchAt = upgrade.nextBatchAt;
-    for (const [position, batch] of batches.entries()) {
+    const finished: FinishedBatch[] = [];
+    for (const batch of batches) {
       if (batch.state !== 'running') continue;
       const counts = await store.upgrades.batchTaskCounts(upgrade.id, batch.index);
-      if (counts.running > 0) continue;
-      const failed = counts.failed;
-      const succeeded = counts.succeeded;
-      const finishedAt = clock.now();
-      const seconds = (finishedAt - Date.parse(batch.startedAt)) / 1000;
-      const state = failed > 0 ? 'failed' : 'succeeded';
-      const closed = await store.tx(async (tx) => {
-        if (!(await tx.upgrades.finishBatch(upgrade.id, batch.index, state, isoTime(finishedAt)))) return false;
-        await tx.events.append({
-          type: EventType.batchFinished,
-          actor: ENGINE_ACTOR,
-          clusterId: upgrade.clusterId,
-          upgradeId: upgrade.id,
-          nodeId: null,
-          message: `batch ${batch.index + 1} finished in ${formatDuration(seconds * 1000)}: ${succeeded} succeeded, ${failed} failed`,
-          data: { index: batch.index, size: batch.size, succeeded, failed, seconds },
-        });
-        const soak = upgrade.policy.soakSeconds;
-        if (soak > 0 && upgrade.state === 'Upgrading' && (await tx.upgrades.taskCounts(upgrade.id)).pending > 0) {
-          const at = isoTime(finishedAt + soak * 1000);
-          if (await tx.upgrades.casState(upgrade.id, 'Upgrading', { nextBatchAt: at })) nextBatchAt = at;
-        }
-        return true;
-      });
-      if (closed) {
-        batches[position] = { ...batch, state, finishedAt: isoTime(finishedAt) };
-        this.ctx.observer?.batchFinished(upgrade.component, seconds);
-      }
+      if (counts.running === 0) finished.push({ batch, succeeded: counts.succeeded, failed: counts.failed });
     }
-    return { upgrade: { ...upgrade, nextBatchAt }, batches };
+    const step = { upgrade, batches, finished };
+    if (upgrade.state === 'Upgrading' && upgrade.policy.soakSeconds === 0) return step;
+    return this.closeFinished(step);
+  }
+
+  /** Closes the step's finished batches in a transaction of their own, and starts the soak. */
+  private async closeFinished(step: StepView): Promise<StepView> {
+    if (step.finished.length === 0) return step;
+    const { store, clock } = this.ctx;
+    const { upgrade } = step;
+    const finishedAt = clock.now();
+    let nextBatchAt = upgrade.nextBatchAt;
+    const closed = await store.tx(async (tx) => {
+      const { events, closed } = await this.closeIn(tx, upgrade, step.finished, finishedAt);
+      await tx.events.appendMany(events);
+      const soak = upgrade.policy.soakSeconds;
+      if (closed.length > 0 && soak > 0 && upgrade.state === 'Upgrading' && (await tx.upgrades.taskCounts(upgrade.id)).pending > 0) {
+        const at = isoTime(finishedAt + soak * 1000);
+        if (await tx.upgrades.casState(upgrade.id, 'Upgrading', { nextBatchAt: at })) nextBatchAt = at;
+      }
+      return closed;
+    });
+    return { upgrade: { ...upgrade, nextBatchAt }, batches: this.afterClosing(step, closed, finishedAt), finished: [] };
+  }
+
+  /**
+   * Closes finished batches by compare-and-set on `running` in the transaction `tx`, at
+   * `finishedAt`; returns their events, to be written with the transaction's others, and
+   * the batches it closed (one closed already elsewhere is left out).
+   */
+  private async closeIn(
+    tx: Store,
+    upgrade: UpgradeRecord,
+    finished: readonly FinishedBatch[],
+    finishedAt: number,
+  ): Promise<{ events: NewEvent[]; closed: readonly FinishedBatch[] }> {
+    const events: NewEvent[] = [];
+    const closed: FinishedBatch[] = [];
+    for (const item of finished) {
+      const { batch, succeeded, failed } = item;
+      if (!(await tx.upgrades.finishBatch(upgrade.id, batch.index, failed > 0 ? 'failed' : 'succeeded', isoTime(finishedAt)))) continue;
+      const seconds = (finishedAt - Date.parse(batch.startedAt)) / 1000;
+      events.push({
+        type: EventType.batchFinished,
+        actor: ENGINE_ACTOR,
+        clusterId: upgrade.clusterId,
+        upgradeId: upgrade.id,
+        nodeId: null,
+        message: `batch ${batch.index + 1} finished in ${formatDuration(seconds * 1000)}: ${succeeded} succeeded, ${failed} failed`,
+        data: { index: batch.index, size: batch.size, succeeded, failed, seconds },
+      });
+      closed.push(item);
+    }
+    return { events, closed };
+  }
+
+  /** The step's batches once `closed` are closed at `finishedAt` (committed), told to the observer. */
+  private afterClosing(step: StepView, closed: readonly FinishedBatch[], finishedAt: number): BatchProgress[] {
+    const byIndex = new Map(closed.map((c) => [c.batch.index, c]));
+    for (const { batch } of closed) {
+      this.ctx.observer?.batchFinished(step.upgrade.component, (finishedAt - Date.parse(batch.startedAt)) / 1000);
+    }
+    return step.batches.map((b) => {
+      const c = byIndex.get(b.index);
+      return c ? { ...b, state: c.failed > 0 ? 'failed' : 'succeeded', finishedAt: isoTime(finishedAt) } : b;
+    });
   }
 
   /**
@@ -85,14 +138,18 @@ export class BatchPhase {
    * every write here is a compare-and-set, so a change made meanwhile elsewhere (a pause
    * on another replica) makes it write nothing.
    */
-  async advance(step: StepView): Promise<void> {
+  async advance(found: StepView): Promise<void> {
     const { store, clock } = this.ctx;
-    const { upgrade, batches } = step;
+    const { upgrade, batches } = found;
     if (upgrade.state !== 'Upgrading') return;
-    if (batches.some((b) => b.state === 'running')) return;
+    // Unless the next batch starts now (and closes them), the finished batches are closed first.
+    const closeFirst = async () => void (await this.closeFinished(found));
+    const closing = new Set(found.finished.map((f) => f.batch.index));
+    if (batches.some((b) => b.state === 'running' && !closing.has(b.index))) return closeFirst();
     const counts = await store.upgrades.taskCounts(upgrade.id);
-    if (counts.running > 0) return;
+    if (counts.running > 0) return closeFirst();
     if (counts.pending === 0) {
+      await closeFirst();
       const [failed] = counts.failed > 0 ? await store.upgrades.listTasks(upgrade.id, 'failed', 1) : [];
       if (failed) {
         const message = failed.error ?? 'a node failed';
@@ -110,6 +167,7 @@ export class BatchPhase {
     if (upgrade.nextBatchAt !== null) {
       const at = Date.parse(upgrade.nextBatchAt);
       if (at > clock.now()) {
+        await closeFirst();
         this.deps.queue.wakeAt(upgrade.id, at);
         return;
       }
@@ -121,22 +179,24 @@ export class BatchPhase {
     if (window) {
       const status = windowStatus(window, now);
       if (!status.open) {
+        await closeFirst();
         this.deps.queue.wakeAt(upgrade.id, status.opensAt);
         return;
       }
     }
     const cluster = await store.clusters.get(upgrade.clusterId);
-    if (!cluster) return;
+    if (!cluster) return closeFirst();
     // The health gates, checked off this queue: a check under way, or one failing within its retry time, waits.
     const verdict = this.deps.gates.before(upgrade, cluster, batches.length);
-    if (verdict.kind === 'wait') return;
+    if (verdict.kind === 'wait') return closeFirst();
     if (verdict.kind === 'fail') {
+      await closeFirst();
       const { gate, gateIndex, message } = verdict;
       const transition = decide({ state: upgrade.state, unstartedNodes: counts.pending }, { type: 'gateFailed', message });
       if (transition.ok) await applyTransition(store, upgrade, transition, { type: 'gateFailed', gate, gateIndex, message }, clock.now());
       return;
     }
-    await this.start(upgrade, cluster, batches.length, now);
+    await this.start(upgrade, cluster, batches.length, now, found.finished);
   }
 
   /**
@@ -144,7 +204,13 @@ export class BatchPhase {
    * dispatches them. The tasks are stored in the planner's order (their sort key), so the
    * first pending ones the batch may hold are all it needs to read.
    */
-  private async start(upgrade: UpgradeRecord, cluster: ClusterRecord, index: number, now: number): Promise<void> {
+  private async start(
+    upgrade: UpgradeRecord,
+    cluster: ClusterRecord,
+    index: number,
+    now: number,
+    finished: readonly FinishedBatch[],
+  ): Promise<void> {
     const { store } = this.ctx;
     const k = index - upgrade.rampStart;
     const pending = await store.upgrades.listTasks(upgrade.id, 'pending', batchSizeLimit(k, upgrade.cap));
@@ -152,9 +218,14 @@ export class BatchPhase {
     const chosen = planNextBatch(orderNodes(plannable), k, upgrade.cap).map((p) => p.task);
     const startedAt = isoTime(now);
     const nodes = new Map((await store.nodes.getMany(chosen.map((t) => t.nodeId))).map((n) => [n.id, n]));
-    const started = await store.tx(async (tx) => {
-      // The guard: a pause that landed meanwhile (here or on another replica) wins.
-      if (!(await tx.upgrades.casState(upgrade.id, 'Upgrading', { nextBatchAt: null }))) return [];
+    const { started, closed } = await store.tx(async (tx) => {
+      // The batches that finished close at the instant this one starts, in its transaction.
+      const { events: closing, closed } = await this.closeIn(tx, upgrade, finished, now);
+      // The guard: a pause that landed meanwhile (here or on another replica) wins; the finished batches still close.
+      if (!(await tx.upgrades.casState(upgrade.id, 'Upgrading', { nextBatchAt: null }))) {
+        await tx.events.appendMany(closing);
+        return { started: [], closed };
+      }
       await tx.upgrades.insertBatch({
         upgradeId: upgrade.id,
         index,
@@ -165,8 +236,9 @@ export class BatchPhase {
         finishedAt: null,
       });
       const out: NodeTaskRecord[] = [];
-      // The batch's event and its nodes' go in one insert, the batch's first.
+      // The events go in one insert: the closed batches', then this batch's, then its nodes'.
       const events: NewEvent[] = [
+        ...closing,
         {
           type: EventType.batchStarted,
           actor: ENGINE_ACTOR,
@@ -205,8 +277,9 @@ export class BatchPhase {
         }
       }
       await tx.events.appendMany(events);
-      return out;
+      return { started: out, closed };
     });
+    this.afterClosing({ upgrade, batches: [], finished: [] }, closed, now);
     for (const task of started) this.deps.tasks.dispatch(upgrade, task, false, { cluster, node: nodes.get(task.nodeId) });
   }
 }
