@@ -6,7 +6,7 @@ import { batchSizeLimit, orderNodes, planNextBatch } from '../domain/batch-plann
 import { windowStatus } from '../domain/maintenance-window.js';
 import type { ClusterRecord, NodeRecord, NodeTaskRecord, UpgradeRecord } from '../domain/model.js';
 import { decide } from '../domain/upgrade-state.js';
-import { applyTransition } from './apply-transition.js';
+import { applyTransition, type TransitionCause } from './apply-transition.js';
 import type { GateChecks } from './gate-checks.js';
 import type { NodeTaskRunner } from './node-tasks.js';
 import type { Store } from '../store/store.js';
@@ -149,19 +149,23 @@ export class BatchPhase {
     const counts = await store.upgrades.taskCounts(upgrade.id);
     if (counts.running > 0) return closeFirst();
     if (counts.pending === 0) {
-      await closeFirst();
       const [failed] = counts.failed > 0 ? await store.upgrades.listTasks(upgrade.id, 'failed', 1) : [];
-      if (failed) {
-        const message = failed.error ?? 'a node failed';
-        const transition = decide({ state: upgrade.state, unstartedNodes: 0 }, { type: 'nodeFailed', nodeId: failed.nodeId, message });
-        if (transition.ok)
-          await applyTransition(store, upgrade, transition, { type: 'nodeFailed', nodeId: failed.nodeId, message }, clock.now());
-        return;
-      }
-      const transition = decide({ state: upgrade.state, unstartedNodes: 0 }, { type: 'allSucceeded' });
-      if (!transition.ok) return;
-      await applyTransition(store, upgrade, transition, { type: 'allSucceeded' }, clock.now());
-      this.deps.queue.cancelWake(upgrade.id);
+      const command = failed
+        ? { type: 'nodeFailed' as const, nodeId: failed.nodeId, message: failed.error ?? 'a node failed' }
+        : { type: 'allSucceeded' as const };
+      const cause: TransitionCause = command;
+      const transition = decide({ state: upgrade.state, unstartedNodes: 0 }, command);
+      if (!transition.ok) return closeFirst();
+      // The last batch closes in the transaction that pauses or completes the upgrade, at the same instant.
+      const now = clock.now();
+      const closed = await store.tx(async (tx) => {
+        const { events, closed } = await this.closeIn(tx, upgrade, found.finished, now);
+        await tx.events.appendMany(events);
+        await applyTransition(tx, upgrade, transition, cause, now);
+        return closed;
+      });
+      this.afterClosing(found, closed, now);
+      if (cause.type === 'allSucceeded') this.deps.queue.cancelWake(upgrade.id);
       return;
     }
     if (upgrade.nextBatchAt !== null) {

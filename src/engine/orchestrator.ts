@@ -151,7 +151,9 @@ export class Orchestrator {
     const upgrade = await store.upgrades.get(upgradeId);
     if (!upgrade) return;
     for (const task of await store.upgrades.listTasks(upgradeId, 'running')) this.tasks.dispatch(upgrade, task, true);
-    for (const snapshot of (await store.upgrades.listSnapshots(upgradeId)).filter((s) => s.state === 'running')) {
+    // An upgrade without snapshots has none to reattach (and is spared the read).
+    const snapshots = upgrade.snapshot === 'before' ? await store.upgrades.listSnapshots(upgradeId) : [];
+    for (const snapshot of snapshots.filter((s) => s.state === 'running')) {
       this.snapshots.dispatch(upgrade, snapshot);
     }
   }
