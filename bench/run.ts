@@ -8,6 +8,7 @@
  *   engine    makespan on 1,000 and 200 simulated nodes, SQLite
  *   fleet     100 simulated clusters upgrading at once, SQLite
  *   postgres  engine and fleet again on PostgreSQL
+ *   huge      one simulated cluster of 100,000 nodes upgraded under one server, its peak RSS (bench/huge.ts)
  *   list      GET /api/v1/clusters with 1,000 clusters
  *   paging    8 viewers paging through the node lists of a 100,000-node cluster, server RSS (bench/paging.ts)
  *   agents    1,000 real agents (20 processes × 50) on loopback, a docker upgrade (bench/agents.ts)
@@ -30,6 +31,7 @@ import { startServerProcess, type ServerProcess, type StartOptions } from '../te
 import { AGENTS_METHOD, benchAgents } from './agents.js';
 import { benchSideBySide, SIDE_BY_SIDE_METHOD } from './ansible.js';
 import { deferCleanup, runPendingCleanups } from './cleanup.js';
+import { benchHuge, HUGE_METHOD } from './huge.js';
 import { benchPaging, PAGING_METHOD } from './paging.js';
 import { benchRealApt, REAL_APT_METHOD } from './real-apt.js';
 import { fmt, median, pct, processStats } from './stats.js';
@@ -211,7 +213,7 @@ async function benchFleet(label: string, database: string | undefined): Promise<
 }
 
 /** The parts in the order they run; `--only` picks some. */
-const PARTS = ['planner', 'engine', 'fleet', 'postgres', 'list', 'paging', 'agents', 'ansible', 'apt'] as const;
+const PARTS = ['planner', 'engine', 'fleet', 'postgres', 'huge', 'list', 'paging', 'agents', 'ansible', 'apt'] as const;
 type Part = (typeof PARTS)[number];
 
 /** This run's figures by part: the report() lines, and Markdown that goes below them (a chart). */
@@ -270,6 +272,7 @@ const runners: Record<Part, () => Promise<void>> = {
   engine: () => benchEngine('SQLite', undefined),
   fleet: () => benchFleet('SQLite', undefined),
   postgres: benchPostgres,
+  huge: () => benchHuge(report),
   list: benchClusterList,
   paging: () => benchPaging(report),
   agents: () => benchAgents(report),
@@ -426,6 +429,7 @@ function writeBenchmarks(took: Map<Part, number>): void {
     '',
     ...engineParts.flatMap(render),
     '',
+    ...section('A 100,000-node cluster under one server', 'huge', HUGE_METHOD),
     ...section('Paged node lists: eight viewers of a 100,000-node cluster', 'paging', PAGING_METHOD),
     ...section('1,000 agents on loopback', 'agents', AGENTS_METHOD),
     ...section('Side by side with Ansible `serial`', 'ansible', SIDE_BY_SIDE_METHOD),
@@ -433,7 +437,7 @@ function writeBenchmarks(took: Map<Part, number>): void {
     ...keptSections(),
     '## Commands',
     '',
-    '`npm run bench` runs every part; it starts its own server processes, agent processes, sshd and a private PostgreSQL (unless `UPSHIFT_TEST_PG_URL` is set), and stops them and removes their temp dirs also when it fails or is interrupted. `npm run bench -- --only agents,ansible` runs some parts and keeps the other figures in this file; the parts are planner, engine, fleet, postgres, list, paging, agents, ansible and apt (see bench/run.ts). The ansible part needs root the first time, to install `ansible` and `openssh-server` with apt-get. The apt part needs root and the cached Debian 13 base (`scripts/testbed/debian-rootfs.sh`); without them it is skipped with a message and its figures are kept.',
+    '`npm run bench` runs every part; it starts its own server processes, agent processes, sshd and a private PostgreSQL (unless `UPSHIFT_TEST_PG_URL` is set), and stops them and removes their temp dirs also when it fails or is interrupted. `npm run bench -- --only agents,ansible` runs some parts and keeps the other figures in this file; the parts are planner, engine, fleet, postgres, huge, list, paging, agents, ansible and apt (see bench/run.ts). The ansible part needs root the first time, to install `ansible` and `openssh-server` with apt-get. The apt part needs root and the cached Debian 13 base (`scripts/testbed/debian-rootfs.sh`); without them it is skipped with a message and its figures are kept.',
     '',
   ].join('\n');
   writeFileSync(BENCHMARKS, text);
