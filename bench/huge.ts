@@ -5,8 +5,7 @@
  * engine's overhead between batches (makespan / sum of batch durations).
  */
 import { loadavg } from 'node:os';
-import { startServerProcess } from '../test/support/server.js';
-import { deferCleanup } from './cleanup.js';
+import { startBenchServer } from './cleanup.js';
 import { fmt, processStats, sleep, type Report } from './stats.js';
 
 const NODES = 100_000;
@@ -15,11 +14,7 @@ const UPGRADE_SECONDS = 0.5;
 export const HUGE_METHOD = `One server process (SQLite) and one simulated cluster of ${NODES.toLocaleString('en')} nodes, ${UPGRADE_SECONDS} s a node, upgraded from start to Completed with the default policy (batches 1, 2, 4, … 8,192, then the cap of 10 %: 10,000 nodes). The cluster is made first and the server restarted, so the upgrade's figures start from the server's everyday size; while it runs, the bench reads the upgrade once a second as a console would (\`GET /api/v1/upgrades/{id}\`, which lists every batch's nodes). The peak is the server's VmHWM (/proc/PID/status): the most memory it held at any moment, start included; the target is under 1 GiB. The makespan is the upgrade's createdAt → finishedAt; the sum of batch durations adds each batch's startedAt → finishedAt; the physical limit of the ratio is 1.`;
 
 export async function benchHuge(report: Report): Promise<void> {
-  const s = await startServerProcess();
-  const done = deferCleanup(async () => {
-    await s.stop();
-    s.cleanup();
-  });
+  const { s, done } = await startBenchServer();
   try {
     const t0 = Date.now();
     const cluster = await s.api('/api/v1/clusters', {

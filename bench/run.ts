@@ -27,24 +27,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { batchCap, planBatches, type PlannableNode } from '../src/domain/batch-planner.js';
-import { startServerProcess, type ServerProcess, type StartOptions } from '../test/support/server.js';
+import type { ServerProcess } from '../test/support/server.js';
 import { AGENTS_METHOD, benchAgents } from './agents.js';
 import { benchSideBySide, SIDE_BY_SIDE_METHOD } from './ansible.js';
-import { deferCleanup, runPendingCleanups } from './cleanup.js';
+import { deferCleanup, runPendingCleanups, startBenchServer } from './cleanup.js';
 import { benchHuge, HUGE_METHOD } from './huge.js';
 import { benchPaging, PAGING_METHOD } from './paging.js';
 import { benchRealApt, REAL_APT_METHOD } from './real-apt.js';
 import { fmt, median, pct, processStats } from './stats.js';
-
-/** A server process that is stopped and removed also when the bench is interrupted. */
-async function startServer(options: StartOptions = {}): Promise<{ s: ServerProcess; done: () => Promise<void> }> {
-  const s = await startServerProcess(options);
-  const done = deferCleanup(async () => {
-    await s.stop();
-    s.cleanup();
-  });
-  return { s, done };
-}
 
 function benchPlanner(): void {
   const nodes: PlannableNode[] = Array.from({ length: 100_000 }, (_, i) => ({
@@ -85,7 +75,7 @@ async function upgradeMakespan(s: ServerProcess, name: string, nodes: number, se
 }
 
 async function benchEngine(label: string, database: string | undefined): Promise<void> {
-  const { s, done } = await startServer({ database });
+  const { s, done } = await startBenchServer({ database });
   try {
     const ratios: number[] = [];
     for (let run = 0; run < 3; run++) {
@@ -129,7 +119,7 @@ async function benchEngine(label: string, database: string | undefined): Promise
 }
 
 async function benchClusterList(): Promise<void> {
-  const { s, done } = await startServer();
+  const { s, done } = await startBenchServer();
   try {
     for (let i = 0; i < 1000; i += 50) {
       await Promise.all(
@@ -160,7 +150,7 @@ async function benchClusterList(): Promise<void> {
 }
 
 async function benchFleet(label: string, database: string | undefined): Promise<void> {
-  const { s, done } = await startServer({ database });
+  const { s, done } = await startBenchServer({ database });
   try {
     const ids: string[] = [];
     for (let i = 0; i < 100; i += 20) {
