@@ -5,6 +5,7 @@
  * `runPendingCleanups` runs what is left when the bench is stopped from outside.
  */
 import { readFileSync, readdirSync } from 'node:fs';
+import { startServerProcess, type ServerProcess, type StartOptions } from '../test/support/server.js';
 
 const pending = new Set<() => void | Promise<void>>();
 
@@ -90,4 +91,14 @@ export function terminate(pids: readonly number[]): void {
       // already gone
     }
   }
+}
+
+/** A server process that is stopped and its data dir removed by `done`, also when the bench is interrupted. */
+export async function startBenchServer(options: StartOptions = {}): Promise<{ s: ServerProcess; done: () => Promise<void> }> {
+  const s = await startServerProcess(options);
+  const done = deferCleanup(async () => {
+    await s.stop();
+    s.cleanup();
+  });
+  return { s, done };
 }

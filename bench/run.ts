@@ -8,6 +8,7 @@
  *   engine    makespan on 1,000 and 200 simulated nodes, SQLite
  *   fleet     100 simulated clusters upgrading at once, SQLite
  *   postgres  engine and fleet again on PostgreSQL
+ *   huge      one simulated cluster of 100,000 nodes upgraded under one server, its peak RSS (bench/huge.ts)
  *   list      GET /api/v1/clusters with 1,000 clusters, side by side with a trivial route (GET /api/v1/session)
  *   paging    8 viewers paging through the node lists of a 100,000-node cluster, server RSS (bench/paging.ts)
  *   agents    1,000 real agents (20 processes × 50) on loopback, a docker upgrade (bench/agents.ts)
@@ -26,23 +27,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { batchCap, planBatches, type PlannableNode } from '../src/domain/batch-planner.js';
-import { startServerProcess, type ServerProcess, type StartOptions } from '../test/support/server.js';
+import type { ServerProcess } from '../test/support/server.js';
 import { AGENTS_METHOD, benchAgents } from './agents.js';
 import { benchSideBySide, SIDE_BY_SIDE_METHOD } from './ansible.js';
-import { deferCleanup, runPendingCleanups } from './cleanup.js';
+import { deferCleanup, runPendingCleanups, startBenchServer } from './cleanup.js';
+import { benchHuge, HUGE_METHOD } from './huge.js';
 import { benchPaging, PAGING_METHOD } from './paging.js';
 import { benchRealApt, REAL_APT_METHOD } from './real-apt.js';
 import { fmt, median, pct, processStats } from './stats.js';
-
-/** A server process that is stopped and removed also when the bench is interrupted. */
-async function startServer(options: StartOptions = {}): Promise<{ s: ServerProcess; done: () => Promise<void> }> {
-  const s = await startServerProcess(options);
-  const done = deferCleanup(async () => {
-    await s.stop();
-    s.cleanup();
-  });
-  return { s, done };
-}
 
 function benchPlanner(): void {
   const nodes: PlannableNode[] = Array.from({ length: 100_000 }, (_, i) => ({
@@ -90,7 +82,7 @@ async function upgradeMakespan(s: ServerProcess, name: string, nodes: number, se
 }
 
 async function benchEngine(label: string, database: string | undefined): Promise<void> {
-  const { s, done } = await startServer({ database });
+  const { s, done } = await startBenchServer({ database });
   try {
     const ratios: number[] = [];
     for (let run = 0; run < 3; run++) {
@@ -147,7 +139,7 @@ async function benchEngine(label: string, database: string | undefined): Promise
  * the previous one to end, so that a session request never queues behind a list.
  */
 async function benchClusterList(): Promise<void> {
-  const { s, done } = await startServer();
+  const { s, done } = await startBenchServer();
   try {
     for (let i = 0; i < 1000; i += 50) {
       await Promise.all(
@@ -218,7 +210,7 @@ async function benchClusterList(): Promise<void> {
 }
 
 async function benchFleet(label: string, database: string | undefined): Promise<void> {
-  const { s, done } = await startServer({ database });
+  const { s, done } = await startBenchServer({ database });
   try {
     const ids: string[] = [];
     for (let i = 0; i < 100; i += 20) {
@@ -271,7 +263,7 @@ async function benchFleet(label: string, database: string | undefined): Promise<
 }
 
 /** The parts in the order they run; `--only` picks some. */
-const PARTS = ['planner', 'engine', 'fleet', 'postgres', 'list', 'paging', 'agents', 'ansible', 'apt'] as const;
+const PARTS = ['planner', 'engine', 'fleet', 'postgres', 'huge', 'list', 'paging', 'agents', 'ansible', 'apt'] as const;
 type Part = (typeof PARTS)[number];
 
 /** This run's figures by part: the report() lines, and Markdown that goes below them (a chart). */
@@ -330,6 +322,7 @@ const runners: Record<Part, () => Promise<void>> = {
   engine: () => benchEngine('SQLite', undefined),
   fleet: () => benchFleet('SQLite', undefined),
   postgres: benchPostgres,
+  huge: () => benchHuge(report),
   list: benchClusterList,
   paging: () => benchPaging(report),
   agents: () => benchAgents(report),
@@ -486,6 +479,7 @@ function writeBenchmarks(took: Map<Part, number>): void {
     '',
     ...engineParts.flatMap(render),
     '',
+    ...section('A 100,000-node cluster under one server', 'huge', HUGE_METHOD),
     ...section('Paged node lists: eight viewers of a 100,000-node cluster', 'paging', PAGING_METHOD),
     ...section('1,000 agents on loopback', 'agents', AGENTS_METHOD),
     ...section('Side by side with Ansible `serial`', 'ansible', SIDE_BY_SIDE_METHOD),
@@ -493,7 +487,7 @@ function writeBenchmarks(took: Map<Part, number>): void {
     ...keptSections(),
     '## Commands',
     '',
-    '`npm run bench` runs every part; it starts its own server processes, agent processes, sshd and a private PostgreSQL (unless `UPSHIFT_TEST_PG_URL` is set), and stops them and removes their temp dirs also when it fails or is interrupted. `npm run bench -- --only agents,ansible` runs some parts and keeps the other figures in this file; the parts are planner, engine, fleet, postgres, list, paging, agents, ansible and apt (see bench/run.ts). The ansible part needs root the first time, to install `ansible` and `openssh-server` with apt-get. The apt part needs root and the cached Debian 13 base (`scripts/testbed/debian-rootfs.sh`); without them it is skipped with a message and its figures are kept.',
+    '`npm run bench` runs every part; it starts its own server processes, agent processes, sshd and a private PostgreSQL (unless `UPSHIFT_TEST_PG_URL` is set), and stops them and removes their temp dirs also when it fails or is interrupted. `npm run bench -- --only agents,ansible` runs some parts and keeps the other figures in this file; the parts are planner, engine, fleet, postgres, huge, list, paging, agents, ansible and apt (see bench/run.ts). The ansible part needs root the first time, to install `ansible` and `openssh-server` with apt-get. The apt part needs root and the cached Debian 13 base (`scripts/testbed/debian-rootfs.sh`); without them it is skipped with a message and its figures are kept.',
     '',
   ].join('\n');
   writeFileSync(BENCHMARKS, text);

@@ -2,16 +2,36 @@ import { componentDisplayName } from '../domain/components.js';
 import { formatDuration } from '../domain/duration.js';
 import { ErrorCode, UpshiftError } from '../domain/errors.js';
 import { ENGINE_ACTOR, EventType, type NewEvent } from '../domain/events.js';
-import { orderNodes, planNextBatch } from '../domain/batch-planner.js';
+import { batchSizeLimit, orderNodes, planNextBatch } from '../domain/batch-planner.js';
 import { windowStatus } from '../domain/maintenance-window.js';
 import type { ClusterRecord, NodeRecord, NodeTaskRecord, UpgradeRecord } from '../domain/model.js';
 import { decide } from '../domain/upgrade-state.js';
-import { applyTransition } from './apply-transition.js';
+import { applyTransition, type TransitionCause } from './apply-transition.js';
 import type { GateChecks } from './gate-checks.js';
 import type { NodeTaskRunner } from './node-tasks.js';
+import type { Store } from '../store/store.js';
+import type { BatchProgress } from '../store/upgrades.js';
 import type { EngineContext } from './types.js';
 import { isoTime } from './types.js';
 import type { UpgradeQueue } from './upgrade-queue.js';
+
+/** A running batch whose nodes have all finished, with their results, not closed yet. */
+interface FinishedBatch {
+  batch: BatchProgress;
+  succeeded: number;
+  failed: number;
+}
+
+/**
+ * What one step of the batch loop knows of its upgrade, read once: the upgrade, its
+ * batches, and the batches that finished but are left for `advance` to close in the
+ * transaction that starts the next one.
+ */
+export interface StepView {
+  upgrade: UpgradeRecord;
+  batches: BatchProgress[];
+  finished: FinishedBatch[];
+}
 
 /**
  * The `Upgrading` phase, one batch at a time: a batch closes when all its nodes have
@@ -28,67 +48,130 @@ export class BatchPhase {
     private readonly deps: { queue: UpgradeQueue; tasks: NodeTaskRunner; gates: GateChecks },
   ) {}
 
-  /** Closes every batch whose nodes have all finished, and starts the soak. */
-  async close(upgrade: UpgradeRecord): Promise<void> {
-    const { store, clock } = this.ctx;
-    const batches = (await store.upgrades.listBatches(upgrade.id)).filter((b) => b.state === 'running');
+  /**
+   * Finds the batches whose nodes have all finished. An `Upgrading` upgrade without a soak
+   * leaves them to `advance`, which closes them in the transaction that starts the next
+   * batch when one may start at once: one transaction and one instant between two
+   * batches instead of two (on PostgreSQL each is several round trips). Otherwise they
+   * are closed here, and the soak starts.
+   */
+  async close(upgrade: UpgradeRecord): Promise<StepView> {
+    const { store } = this.ctx;
+    const batches = await store.upgrades.listBatchStates(upgrade.id);
+    const finished: FinishedBatch[] = [];
     for (const batch of batches) {
+      if (batch.state !== 'running') continue;
       const counts = await store.upgrades.batchTaskCounts(upgrade.id, batch.index);
-      if (counts.running > 0) continue;
-      const failed = counts.failed;
-      const succeeded = counts.succeeded;
-      const finishedAt = clock.now();
-      const seconds = (finishedAt - Date.parse(batch.startedAt)) / 1000;
-      const closed = await store.tx(async (tx) => {
-        if (!(await tx.upgrades.finishBatch(upgrade.id, batch.index, failed > 0 ? 'failed' : 'succeeded', isoTime(finishedAt))))
-          return false;
-        await tx.events.append({
-          type: EventType.batchFinished,
-          actor: ENGINE_ACTOR,
-          clusterId: upgrade.clusterId,
-          upgradeId: upgrade.id,
-          nodeId: null,
-          message: `batch ${batch.index + 1} finished in ${formatDuration(seconds * 1000)}: ${succeeded} succeeded, ${failed} failed`,
-          data: { index: batch.index, size: batch.size, succeeded, failed, seconds },
-        });
-        const soak = upgrade.policy.soakSeconds;
-        if (soak > 0 && upgrade.state === 'Upgrading' && (await tx.upgrades.taskCounts(upgrade.id)).pending > 0) {
-          await tx.upgrades.casState(upgrade.id, 'Upgrading', { nextBatchAt: isoTime(finishedAt + soak * 1000) });
-        }
-        return true;
-      });
-      if (closed) this.ctx.observer?.batchFinished(upgrade.component, seconds);
+      if (counts.running === 0) finished.push({ batch, succeeded: counts.succeeded, failed: counts.failed });
     }
+    const step = { upgrade, batches, finished };
+    if (upgrade.state === 'Upgrading' && upgrade.policy.soakSeconds === 0) return step;
+    return this.closeFinished(step);
   }
 
-  /** With no batch or node running: pauses on a failed node, completes, waits out the soak, or starts the next batch. */
-  async advance(stale: UpgradeRecord): Promise<void> {
+  /** Closes the step's finished batches in a transaction of their own, and starts the soak. */
+  private async closeFinished(step: StepView): Promise<StepView> {
+    if (step.finished.length === 0) return step;
     const { store, clock } = this.ctx;
-    const upgrade = (await store.upgrades.get(stale.id)) ?? stale;
-    if (upgrade.state !== 'Upgrading') return;
-    const batches = await store.upgrades.listBatches(upgrade.id);
-    if (batches.some((b) => b.state === 'running')) return;
-    const tasks = await store.upgrades.listTasks(upgrade.id);
-    if (tasks.some((t) => t.state === 'running')) return;
-    const pending = tasks.filter((t) => t.state === 'pending');
-    if (pending.length === 0) {
-      const failed = tasks.find((t) => t.state === 'failed');
-      if (failed) {
-        const message = failed.error ?? 'a node failed';
-        const transition = decide({ state: upgrade.state, unstartedNodes: 0 }, { type: 'nodeFailed', nodeId: failed.nodeId, message });
-        if (transition.ok)
-          await applyTransition(store, upgrade, transition, { type: 'nodeFailed', nodeId: failed.nodeId, message }, clock.now());
-        return;
+    const { upgrade } = step;
+    const finishedAt = clock.now();
+    let nextBatchAt = upgrade.nextBatchAt;
+    const closed = await store.tx(async (tx) => {
+      const { events, closed } = await this.closeIn(tx, upgrade, step.finished, finishedAt);
+      await tx.events.appendMany(events);
+      const soak = upgrade.policy.soakSeconds;
+      if (closed.length > 0 && soak > 0 && upgrade.state === 'Upgrading' && (await tx.upgrades.taskCounts(upgrade.id)).pending > 0) {
+        const at = isoTime(finishedAt + soak * 1000);
+        if (await tx.upgrades.casState(upgrade.id, 'Upgrading', { nextBatchAt: at })) nextBatchAt = at;
       }
-      const transition = decide({ state: upgrade.state, unstartedNodes: 0 }, { type: 'allSucceeded' });
-      if (!transition.ok) return;
-      await applyTransition(store, upgrade, transition, { type: 'allSucceeded' }, clock.now());
-      this.deps.queue.cancelWake(upgrade.id);
+      return closed;
+    });
+    return { upgrade: { ...upgrade, nextBatchAt }, batches: this.afterClosing(step, closed, finishedAt), finished: [] };
+  }
+
+  /**
+   * Closes finished batches by compare-and-set on `running` in the transaction `tx`, at
+   * `finishedAt`; returns their events, to be written with the transaction's others, and
+   * the batches it closed (one closed already elsewhere is left out).
+   */
+  private async closeIn(
+    tx: Store,
+    upgrade: UpgradeRecord,
+    finished: readonly FinishedBatch[],
+    finishedAt: number,
+  ): Promise<{ events: NewEvent[]; closed: readonly FinishedBatch[] }> {
+    const events: NewEvent[] = [];
+    const closed: FinishedBatch[] = [];
+    for (const item of finished) {
+      const { batch, succeeded, failed } = item;
+      if (!(await tx.upgrades.finishBatch(upgrade.id, batch.index, failed > 0 ? 'failed' : 'succeeded', isoTime(finishedAt)))) continue;
+      const seconds = (finishedAt - Date.parse(batch.startedAt)) / 1000;
+      events.push({
+        type: EventType.batchFinished,
+        actor: ENGINE_ACTOR,
+        clusterId: upgrade.clusterId,
+        upgradeId: upgrade.id,
+        nodeId: null,
+        message: `batch ${batch.index + 1} finished in ${formatDuration(seconds * 1000)}: ${succeeded} succeeded, ${failed} failed`,
+        data: { index: batch.index, size: batch.size, succeeded, failed, seconds },
+      });
+      closed.push(item);
+    }
+    return { events, closed };
+  }
+
+  /** The step's batches once `closed` are closed at `finishedAt` (committed), told to the observer. */
+  private afterClosing(step: StepView, closed: readonly FinishedBatch[], finishedAt: number): BatchProgress[] {
+    const byIndex = new Map(closed.map((c) => [c.batch.index, c]));
+    for (const { batch } of closed) {
+      this.ctx.observer?.batchFinished(step.upgrade.component, (finishedAt - Date.parse(batch.startedAt)) / 1000);
+    }
+    return step.batches.map((b) => {
+      const c = byIndex.get(b.index);
+      return c ? { ...b, state: c.failed > 0 ? 'failed' : 'succeeded', finishedAt: isoTime(finishedAt) } : b;
+    });
+  }
+
+  /**
+   * With no batch or node running: pauses on a failed node, completes, waits out the
+   * soak, or starts the next batch. `step` is what `close` read and wrote in this step;
+   * every write here is a compare-and-set, so a change made meanwhile elsewhere (a pause
+   * on another replica) makes it write nothing.
+   */
+  async advance(found: StepView): Promise<void> {
+    const { store, clock } = this.ctx;
+    const { upgrade, batches } = found;
+    if (upgrade.state !== 'Upgrading') return;
+    // Unless the next batch starts now (and closes them), the finished batches are closed first.
+    const closeFirst = async () => void (await this.closeFinished(found));
+    const closing = new Set(found.finished.map((f) => f.batch.index));
+    if (batches.some((b) => b.state === 'running' && !closing.has(b.index))) return closeFirst();
+    const counts = await store.upgrades.taskCounts(upgrade.id);
+    if (counts.running > 0) return closeFirst();
+    if (counts.pending === 0) {
+      const [failed] = counts.failed > 0 ? await store.upgrades.listTasks(upgrade.id, 'failed', 1) : [];
+      const command = failed
+        ? { type: 'nodeFailed' as const, nodeId: failed.nodeId, message: failed.error ?? 'a node failed' }
+        : { type: 'allSucceeded' as const };
+      const cause: TransitionCause = command;
+      const transition = decide({ state: upgrade.state, unstartedNodes: 0 }, command);
+      if (!transition.ok) return closeFirst();
+      // The last batch closes in the transaction that pauses or completes the upgrade, at the same instant.
+      const now = clock.now();
+      const closed = await store.tx(async (tx) => {
+        const { events, closed } = await this.closeIn(tx, upgrade, found.finished, now);
+        await tx.events.appendMany(events);
+        await applyTransition(tx, upgrade, transition, cause, now);
+        return closed;
+      });
+      this.afterClosing(found, closed, now);
+      if (cause.type === 'allSucceeded') this.deps.queue.cancelWake(upgrade.id);
       return;
     }
     if (upgrade.nextBatchAt !== null) {
       const at = Date.parse(upgrade.nextBatchAt);
       if (at > clock.now()) {
+        await closeFirst();
         this.deps.queue.wakeAt(upgrade.id, at);
         return;
       }
@@ -100,50 +183,58 @@ export class BatchPhase {
     if (window) {
       const status = windowStatus(window, now);
       if (!status.open) {
+        await closeFirst();
         this.deps.queue.wakeAt(upgrade.id, status.opensAt);
         return;
       }
     }
     const cluster = await store.clusters.get(upgrade.clusterId);
-    if (!cluster) return;
+    if (!cluster) return closeFirst();
     // The health gates, checked off this queue: a check under way, or one failing within its retry time, waits.
     const verdict = this.deps.gates.before(upgrade, cluster, batches.length);
-    if (verdict.kind === 'wait') return;
+    if (verdict.kind === 'wait') return closeFirst();
     if (verdict.kind === 'fail') {
+      await closeFirst();
       const { gate, gateIndex, message } = verdict;
-      const transition = decide({ state: upgrade.state, unstartedNodes: pending.length }, { type: 'gateFailed', message });
+      const transition = decide({ state: upgrade.state, unstartedNodes: counts.pending }, { type: 'gateFailed', message });
       if (transition.ok) await applyTransition(store, upgrade, transition, { type: 'gateFailed', gate, gateIndex, message }, clock.now());
       return;
     }
-    const started = await this.start(upgrade, cluster, batches.length, pending, now, verdict.events).catch((error: unknown) => {
+    await this.start(upgrade, cluster, batches.length, now, found.finished, verdict.events).catch((error: unknown) => {
       this.deps.gates.record(upgrade.id, verdict.events);
       throw error;
     });
-    if (!started) this.deps.gates.record(upgrade.id, verdict.events);
   }
 
   /**
    * Plans batch `index` from the pending tasks, starts its tasks by compare-and-set and
-   * dispatches them; `gateEvents` (the passing checks before it) are written in the same
-   * transaction. False when a pause that landed meanwhile won.
+   * dispatches them. The tasks are stored in the planner's order (their sort key), so the
+   * first pending ones the batch may hold are all it needs to read. `gateEvents` (the
+   * passing checks before it) are written in the same transaction, also when a pause won.
    */
   private async start(
     upgrade: UpgradeRecord,
     cluster: ClusterRecord,
     index: number,
-    pending: NodeTaskRecord[],
     now: number,
-    gateEvents: NewEvent[],
-  ): Promise<boolean> {
+    finished: readonly FinishedBatch[],
+    gateEvents: readonly NewEvent[],
+  ): Promise<void> {
     const { store } = this.ctx;
+    const k = index - upgrade.rampStart;
+    const pending = await store.upgrades.listTasks(upgrade.id, 'pending', batchSizeLimit(k, upgrade.cap));
     const plannable = pending.map((task) => ({ id: task.nodeId, name: task.nodeName, role: task.role, task }));
-    const chosen = planNextBatch(orderNodes(plannable), index - upgrade.rampStart, upgrade.cap).map((p) => p.task);
+    const chosen = planNextBatch(orderNodes(plannable), k, upgrade.cap).map((p) => p.task);
     const startedAt = isoTime(now);
     const nodes = new Map((await store.nodes.getMany(chosen.map((t) => t.nodeId))).map((n) => [n.id, n]));
-    const started = await store.tx(async (tx) => {
-      // The guard: a pause that landed meanwhile (here or on another replica) wins.
-      if (!(await tx.upgrades.casState(upgrade.id, 'Upgrading', { nextBatchAt: null }))) return undefined;
-      if (gateEvents.length > 0) await tx.events.appendMany(gateEvents);
+    const { started, closed } = await store.tx(async (tx) => {
+      // The batches that finished close at the instant this one starts, in its transaction.
+      const { events: closing, closed } = await this.closeIn(tx, upgrade, finished, now);
+      // The guard: a pause that landed meanwhile (here or on another replica) wins; the finished batches still close.
+      if (!(await tx.upgrades.casState(upgrade.id, 'Upgrading', { nextBatchAt: null }))) {
+        await tx.events.appendMany([...closing, ...gateEvents]);
+        return { started: [], closed };
+      }
       await tx.upgrades.insertBatch({
         upgradeId: upgrade.id,
         index,
@@ -153,17 +244,21 @@ export class BatchPhase {
         startedAt,
         finishedAt: null,
       });
-      await tx.events.append({
-        type: EventType.batchStarted,
-        actor: ENGINE_ACTOR,
-        clusterId: upgrade.clusterId,
-        upgradeId: upgrade.id,
-        nodeId: null,
-        message: `batch ${index + 1} started: ${chosen.length} node${chosen.length === 1 ? '' : 's'} (${chosen.map((t) => t.nodeName).join(', ')})`,
-        data: { index, size: chosen.length, nodes: chosen.map((t) => t.nodeName) },
-      });
       const out: NodeTaskRecord[] = [];
-      const events: NewEvent[] = [];
+      // The events go in one insert: the closed batches', the gates', then this batch's, then its nodes'.
+      const events: NewEvent[] = [
+        ...closing,
+        ...gateEvents,
+        {
+          type: EventType.batchStarted,
+          actor: ENGINE_ACTOR,
+          clusterId: upgrade.clusterId,
+          upgradeId: upgrade.id,
+          nodeId: null,
+          message: `batch ${index + 1} started: ${chosen.length} node${chosen.length === 1 ? '' : 's'} (${chosen.map((t) => t.nodeName).join(', ')})`,
+          data: { index, size: chosen.length, nodes: chosen.map((t) => t.nodeName) },
+        },
+      ];
       for (const group of groupByAttemptAndVersion(upgrade, chosen, nodes)) {
         const first = group[0] as NodeTaskRecord;
         const attempt = first.attempt + 1;
@@ -192,11 +287,10 @@ export class BatchPhase {
         }
       }
       await tx.events.appendMany(events);
-      return out;
+      return { started: out, closed };
     });
-    if (!started) return false;
+    this.afterClosing({ upgrade, batches: [], finished: [] }, closed, now);
     for (const task of started) this.deps.tasks.dispatch(upgrade, task, false, { cluster, node: nodes.get(task.nodeId) });
-    return true;
   }
 }
 

@@ -151,7 +151,9 @@ export class Orchestrator {
     const upgrade = await store.upgrades.get(upgradeId);
     if (!upgrade) return;
     for (const task of await store.upgrades.listTasks(upgradeId, 'running')) this.tasks.dispatch(upgrade, task, true);
-    for (const snapshot of (await store.upgrades.listSnapshots(upgradeId)).filter((s) => s.state === 'running')) {
+    // An upgrade without snapshots has none to reattach (and is spared the read).
+    const snapshots = upgrade.snapshot === 'before' ? await store.upgrades.listSnapshots(upgradeId) : [];
+    for (const snapshot of snapshots.filter((s) => s.state === 'running')) {
       this.snapshots.dispatch(upgrade, snapshot);
     }
   }
@@ -160,7 +162,7 @@ export class Orchestrator {
   private async advance(upgradeId: string): Promise<void> {
     const upgrade = await this.ctx.store.upgrades.get(upgradeId);
     if (!upgrade) return;
-    await this.batches.close(upgrade);
+    const step = await this.batches.close(upgrade);
     // Gate results hold only while the upgrade runs: a resume checks every gate again.
     if (upgrade.state !== 'Upgrading') this.gates.forget(upgradeId);
     switch (upgrade.state) {
@@ -168,7 +170,7 @@ export class Orchestrator {
         await this.snapshots.advance(upgrade);
         return;
       case 'Upgrading':
-        await this.batches.advance(upgrade);
+        await this.batches.advance(step);
         return;
       // Stopped at a failed snapshot, the upgrade waits for an operator exactly as a
       // paused one does, and under the same paused TTL (docs/design.md §3).

@@ -71,6 +71,9 @@ export type UpgradePatch = Partial<
   Pick<UpgradeRecord, 'state' | 'pauseReason' | 'endReason' | 'pausedAt' | 'finishedAt' | 'nextBatchAt' | 'rampStart'>
 >;
 
+/** A batch as the batch loop reads it: everything but its list of nodes. */
+export type BatchProgress = Omit<BatchRecord, 'nodeIds'>;
+
 /** What a compare-and-set on a node task changes. */
 export type TaskPatch = Partial<
   Pick<NodeTaskRecord, 'state' | 'batchIndex' | 'attempt' | 'startedAt' | 'finishedAt' | 'error' | 'fromVersion'>
@@ -242,11 +245,17 @@ export class UpgradeRepository {
     for (const slice of slices(rows)) await this.db.insertInto('nodeTasks').values(slice).execute();
   }
 
-  /** An upgrade's tasks in its order (managers first, then natural order of names), optionally in one state. */
-  async listTasks(upgradeId: string, state?: NodeTaskState): Promise<NodeTaskRecord[]> {
+  /**
+   * An upgrade's tasks in its order (managers first, then natural order of names),
+   * optionally in one state and only the first `limit`: the batch loop reads the few it
+   * starts, never all 100,000 of a large upgrade.
+   */
+  async listTasks(upgradeId: string, state?: NodeTaskState, limit?: number): Promise<NodeTaskRecord[]> {
     let query = this.db.selectFrom('nodeTasks').select(TASK_COLUMNS).where('upgradeId', '=', upgradeId);
     if (state) query = query.where('state', '=', state);
-    return query.orderBy('sortKey').execute();
+    query = query.orderBy('sortKey');
+    if (limit !== undefined) query = query.limit(limit);
+    return query.execute();
   }
 
   /** The task of one node in an upgrade, by node id, else by node name (one row, not the upgrade's list). */
@@ -365,6 +374,27 @@ export class UpgradeRepository {
   async listBatches(upgradeId: string): Promise<BatchRecord[]> {
     const rows = await this.db.selectFrom('batches').select(BATCH_COLUMNS).where('upgradeId', '=', upgradeId).orderBy('idx').execute();
     return rows.map(toBatch);
+  }
+
+  /**
+   * The upgrade's batches, first to last, without their node lists: what the batch loop
+   * reads at every step (a batch of a 100,000-node upgrade lists 10,000 node ids).
+   */
+  async listBatchStates(upgradeId: string): Promise<BatchProgress[]> {
+    const rows = await this.db
+      .selectFrom('batches')
+      .select(['upgradeId', 'idx', 'size', 'state', 'startedAt', 'finishedAt'])
+      .where('upgradeId', '=', upgradeId)
+      .orderBy('idx')
+      .execute();
+    return rows.map((row) => ({
+      upgradeId: row.upgradeId,
+      index: row.idx,
+      size: row.size,
+      state: row.state,
+      startedAt: row.startedAt,
+      finishedAt: row.finishedAt,
+    }));
   }
 
   /**

@@ -55,4 +55,31 @@ describe('naturalSortKey', () => {
     ]);
     expect(byKey).toEqual([...names].sort(compareNatural));
   });
+
+  it('orders as the split-into-runs definition does, digit runs of any length included', () => {
+    // The definition compareNatural had before it learnt to read names in place (issue 17).
+    const byRuns = (a: string, b: string): number => {
+      const ra = a.match(/\d+|\D+/g) ?? [];
+      const rb = b.match(/\d+|\D+/g) ?? [];
+      for (let i = 0; i < Math.min(ra.length, rb.length); i++) {
+        const x = ra[i] as string;
+        const y = rb[i] as string;
+        if (x === y) continue;
+        if (/^\d/.test(x) && /^\d/.test(y)) return Number(x) - Number(y) || x.length - y.length;
+        return x < y ? -1 : 1;
+      }
+      return ra.length - rb.length || (a < b ? -1 : a > b ? 1 : 0);
+    };
+    const longRun = fc.stringMatching(/^[0-9]{14,40}$/);
+    const anyName = fc
+      .array(fc.oneof(nameChar, longRun, fc.constantFrom('\u0001', 'é', '😀')), { maxLength: 12 })
+      .map((parts) => parts.join(''));
+    const related = fc.tuple(anyName, anyName, anyName).map(([prefix, x, y]) => [prefix + x, prefix + y] as const);
+    fc.assert(
+      fc.property(fc.oneof(fc.tuple(anyName, anyName), related), ([a, b]) => {
+        expect(compareNatural(a, b)).toBe(byRuns(a, b));
+      }),
+      { numRuns: 20_000 },
+    );
+  });
 });

@@ -72,6 +72,42 @@ for (const dialect of dialects) {
       expect(log.map((l) => l.line).join('\n')).toMatch(/verified: Docker-Engine reports 28.5.2/);
     });
 
+    it('closes each batch in the transaction that starts the next, the last one with the completion, and after a soak waits', async () => {
+      t = await createTestEngine(dialect);
+      const cluster = await createSim(t, 'back-to-back', { nodes: 20, upgradeSeconds: 0.05 });
+      const upgrade = await t.engine.upgrades.start(cluster.id, { component: 'docker' }, 'tester');
+      const done = await waitState(t, upgrade.id, ['Completed']);
+      const batches = await t.store.upgrades.listBatches(upgrade.id);
+      expect(batches.map((b) => b.size)).toEqual([1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1]);
+      expect(batches.every((b) => b.state === 'succeeded')).toBe(true);
+      // One instant between two batches: the one that ends and the one that starts, in one transaction.
+      for (let i = 1; i < batches.length; i++) expect(batches[i]!.startedAt).toBe(batches[i - 1]!.finishedAt);
+      expect(batches.at(-1)!.finishedAt).toBe(done.finishedAt);
+      const events = await allEvents(t, upgrade.id);
+      const ofBatches = events.filter((e) => e.type === 'batch.started' || e.type === 'batch.finished' || e.type === 'upgrade.completed');
+      expect(ofBatches.map((e) => `${e.type}:${(e.data as { index?: number } | undefined)?.index ?? ''}`)).toEqual([
+        ...batches.flatMap((b) => [`batch.started:${b.index}`, `batch.finished:${b.index}`]),
+        'upgrade.completed:',
+      ]);
+      for (const e of events.filter((x) => x.type === 'batch.finished')) {
+        const data = e.data as { index: number; size: number; succeeded: number; failed: number };
+        expect([data.succeeded, data.failed]).toEqual([batches[data.index]!.size, 0]);
+      }
+      // The events of one batch's start come after the previous batch's end, never between its nodes' starts.
+      const firstNodeOfSecond = events.findIndex((e) => e.type === 'node.started' && (e.data as { batchIndex: number }).batchIndex === 1);
+      expect(events[firstNodeOfSecond - 1]?.type).toBe('batch.started');
+      expect(events[firstNodeOfSecond - 2]?.type).toBe('batch.finished');
+
+      const soaked = await createSim(t, 'soaked', { nodes: 4, upgradeSeconds: 0.05 });
+      const slow = await t.engine.upgrades.start(soaked.id, { component: 'docker', policy: { soakSeconds: 0.2 } }, 'tester');
+      await waitState(t, slow.id, ['Completed']);
+      const spaced = await t.store.upgrades.listBatches(slow.id);
+      expect(spaced.map((b) => b.size)).toEqual([1, 1, 1, 1]);
+      for (let i = 1; i < spaced.length; i++) {
+        expect(Date.parse(spaced[i]!.startedAt) - Date.parse(spaced[i - 1]!.finishedAt!)).toBeGreaterThanOrEqual(200);
+      }
+    });
+
     it('refuses a runtime upgrade while agents are outdated, and allows it after the agent upgrade', async () => {
       t = await createTestEngine(dialect);
       const cluster = await t.engine.fleet.createCluster(

@@ -131,6 +131,15 @@ for (const dialect of dialects) {
       expect((await suite.store.upgrades.listTasks(upgrade.id)).map((t) => t.nodeName)).toEqual(names);
       // The last page knows it is the last: no empty page after it.
       expect((await suite.store.upgrades.pageTasks(upgrade.id, null, 25)).nextAfter).toBeNull();
+      // The first few in one state, in the same order: what the batch loop reads to start a batch.
+      const tasks = await suite.store.upgrades.listTasks(upgrade.id);
+      await suite.store.upgrades.casTasks([tasks[0]!.id, tasks[2]!.id], 'pending', 0, { state: 'running', attempt: 1 });
+      expect((await suite.store.upgrades.listTasks(upgrade.id, 'pending', 3)).map((t) => t.nodeName)).toEqual([
+        names[1],
+        names[3],
+        names[4],
+      ]);
+      expect((await suite.store.upgrades.listTasks(upgrade.id, 'running', 5)).map((t) => t.nodeName)).toEqual([names[0], names[2]]);
     });
 
     it('closes a batch once and keeps its nodes; snapshots move by compare-and-set', async () => {
@@ -154,6 +163,11 @@ for (const dialect of dialects) {
       expect(await suite.store.upgrades.listBatches(upgrade.id)).toEqual([
         { upgradeId: upgrade.id, index: 0, size: 1, state: 'succeeded', nodeIds: [nodes[0]!.id], startedAt, finishedAt: startedAt },
         { upgradeId: upgrade.id, index: 1, size: 1, state: 'running', nodeIds: [nodes[1]!.id], startedAt, finishedAt: null },
+      ]);
+      // What the batch loop reads at every step: the same batches without their node lists.
+      expect(await suite.store.upgrades.listBatchStates(upgrade.id)).toEqual([
+        { upgradeId: upgrade.id, index: 0, size: 1, state: 'succeeded', startedAt, finishedAt: startedAt },
+        { upgradeId: upgrade.id, index: 1, size: 1, state: 'running', startedAt, finishedAt: null },
       ]);
 
       const snapshots = nodes.map((n) => ({
