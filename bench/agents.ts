@@ -253,6 +253,24 @@ export function phase(timelines: NodeTimeline[], pick: (t: NodeTimeline) => numb
   return `p50 ${fmt(pct(xs, 50), 0)} ms, p99 ${fmt(pct(xs, 99), 0)} ms${withMax ? `, max ${fmt(Math.max(...xs), 0)} ms` : ''}`;
 }
 
+/**
+ * `UPSHIFT_BENCH_SERVER_NODE_OPTIONS` (for instance `--cpu-prof --cpu-prof-dir=/tmp/prof`)
+ * is given to the server process only, as its NODE_OPTIONS: to profile the server under
+ * the agents' load without profiling the bench or the agents.
+ */
+function serverProfileEnv(): Record<string, string> {
+  const options = process.env['UPSHIFT_BENCH_SERVER_NODE_OPTIONS'];
+  return options ? { NODE_OPTIONS: options } : {};
+}
+
+/**
+ * With a server profile asked for, prints when a phase begins on the monotonic clock in
+ * µs, the clock the profile's timestamps are on, so that the profile can be cut by phase.
+ */
+export function markPhase(name: string): void {
+  if (process.env['UPSHIFT_BENCH_SERVER_NODE_OPTIONS']) console.log(`  phase ${name} at ${process.hrtime.bigint() / 1000n} µs (monotonic)`);
+}
+
 /** A fleet with its own server, and everything torn down however it ends. */
 export async function withFleet<T>(
   serverArgs: string[],
@@ -270,7 +288,7 @@ export async function withFleet<T>(
   });
   try {
     const workerFile = await bundleWorker(dir);
-    s = await startServerProcess({ args: serverArgs });
+    s = await startServerProcess({ args: serverArgs, env: serverProfileEnv() });
     await uploadArtifact(s);
     fleet = await startFleet(s, workerFile, join(dir, 'agents'), spec);
     return await body(s, fleet);
@@ -298,13 +316,16 @@ export async function benchAgents(report: Report): Promise<void> {
     const joined = (Date.now() - t0) / 1000;
     // A full heartbeat period with every agent joined, then the steady load of an idle fleet.
     await sleep(12_000);
+    markPhase('idle');
     const idle0 = processStats(pid);
     const agents0 = fleet.usage();
     const idleWindow = 20;
     await sleep(idleWindow * 1000);
     const idle1 = processStats(pid);
     const agents1 = fleet.usage();
+    markPhase('upgrade');
     const { view, tasks } = await runUpgrade(s, fleet.clusterId, 600_000);
+    markPhase('end');
     const after = processStats(pid);
     const agents2 = fleet.usage();
     const nodes = nodeTimelines(view, tasks, fleet);
