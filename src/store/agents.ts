@@ -390,14 +390,14 @@ export class AgentRepository {
 
   /**
    * Records the results of many agent tasks, each once (a compare-and-set on its open
-   * state, as `finishTask`); returns the keys whose result was recorded. Run it in one
-   * transaction: a group of agents' results costs one commit.
+   * state and its node, as `finishTask`); says of each whether its result was recorded.
+   * Run it in one transaction: a group of agents' results costs one commit.
    */
   async finishTasks(
     results: ReadonlyArray<{ taskKey: string; nodeId: string; state: 'succeeded' | 'failed'; result: TaskResultRequest }>,
-  ): Promise<Set<string>> {
-    const won = new Set<string>();
-    for (const r of results) if (await this.finishTask(r.taskKey, r.nodeId, r.state, r.result)) won.add(r.taskKey);
+  ): Promise<boolean[]> {
+    const won: boolean[] = [];
+    for (const r of results) won.push(await this.finishTask(r.taskKey, r.nodeId, r.state, r.result));
     return won;
   }
 

@@ -211,12 +211,12 @@ export class AgentTaskDelivery {
     const won = await store.tx((tx) =>
       tx.agents.finishTasks(results.map((r) => ({ taskKey: r.taskKey, nodeId: r.node.id, state: r.result.result, result: r.result }))),
     );
-    const lost = results.filter((r) => !won.has(r.taskKey));
+    const lost = results.filter((_, i) => !won[i]);
     const ended = new Map(lost.length > 0 ? (await store.agents.getTasks(lost.map((r) => r.taskKey))).map((t) => [t.taskKey, t]) : []);
-    await store.agents.announce({ queued: [], finished: [...won] });
+    await store.agents.announce({ queued: [], finished: results.filter((_, i) => won[i]).map((r) => r.taskKey) });
     const outcomes: Array<void | Error> = [];
-    for (const r of results) {
-      if (won.has(r.taskKey)) {
+    for (const [i, r] of results.entries()) {
+      if (won[i]) {
         signals.emit(`finished:${r.taskKey}`, r.result);
         outcomes.push(undefined);
         continue;
