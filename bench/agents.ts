@@ -196,8 +196,11 @@ export async function runUpgrade(
   s: ServerProcess,
   clusterId: string,
   timeoutMs: number,
+  policy?: { maxBatchPercent: number },
 ): Promise<{ view: UpgradeView; tasks: NodeTaskView[] }> {
-  const started = await s.api(`/api/v1/clusters/${clusterId}/upgrades`, { body: { component: 'docker', toVersion: TO_DOCKER } });
+  const started = await s.api(`/api/v1/clusters/${clusterId}/upgrades`, {
+    body: { component: 'docker', toVersion: TO_DOCKER, ...(policy ? { policy } : {}) },
+  });
   if (started.status !== 201) throw new Error(`starting the upgrade: ${started.status} ${started.text}`);
   const id = started.body.id as string;
   const deadline = Date.now() + timeoutMs;
@@ -253,6 +256,24 @@ export function phase(timelines: NodeTimeline[], pick: (t: NodeTimeline) => numb
   return `p50 ${fmt(pct(xs, 50), 0)} ms, p99 ${fmt(pct(xs, 99), 0)} ms${withMax ? `, max ${fmt(Math.max(...xs), 0)} ms` : ''}`;
 }
 
+/**
+ * `UPSHIFT_BENCH_SERVER_NODE_OPTIONS` (for instance `--cpu-prof --cpu-prof-dir=/tmp/prof`)
+ * is given to the server process only, as its NODE_OPTIONS: to profile the server under
+ * the agents' load without profiling the bench or the agents.
+ */
+function serverProfileEnv(): Record<string, string> {
+  const options = process.env['UPSHIFT_BENCH_SERVER_NODE_OPTIONS'];
+  return options ? { NODE_OPTIONS: options } : {};
+}
+
+/**
+ * With a server profile asked for, prints when a phase begins on the monotonic clock in
+ * µs, the clock the profile's timestamps are on, so that the profile can be cut by phase.
+ */
+export function markPhase(name: string): void {
+  if (process.env['UPSHIFT_BENCH_SERVER_NODE_OPTIONS']) console.log(`  phase ${name} at ${process.hrtime.bigint() / 1000n} µs (monotonic)`);
+}
+
 /** A fleet with its own server, and everything torn down however it ends. */
 export async function withFleet<T>(
   serverArgs: string[],
@@ -270,7 +291,7 @@ export async function withFleet<T>(
   });
   try {
     const workerFile = await bundleWorker(dir);
-    s = await startServerProcess({ args: serverArgs });
+    s = await startServerProcess({ args: serverArgs, env: serverProfileEnv() });
     await uploadArtifact(s);
     fleet = await startFleet(s, workerFile, join(dir, 'agents'), spec);
     return await body(s, fleet);
@@ -284,27 +305,62 @@ export async function withFleet<T>(
 
 /** How the agents part is run, for BENCHMARKS.md. */
 export const AGENTS_METHOD =
-  "One server process (SQLite, agent heartbeat 10 s) and 1,000 real `Agent` instances (src/agent/agent.ts), 20 OS processes × 50 agents, since 1,000 Node processes would need about 35 GB; each agent has its own data dir, node name, credential, journal, heartbeat and long poll, and the agents of a process share only its Node runtime and HTTP connection pool. Only the host is a stand-in: its facts say docker 20.10.24 (agent version = the server's), and the docker-engine recipe runs a real child process `sleep 1` and reports 26.1.5. Recipe-start latency is from the batch's startedAt (server) to the recipe's start in the agent process, on the same machine clock.";
+  "One server process (SQLite, agent heartbeat 10 s) and 1,000 real `Agent` instances (src/agent/agent.ts), 20 OS processes × 50 agents, since 1,000 Node processes would need about 35 GB; each agent has its own data dir, node name, credential, journal, heartbeat and long poll, and the agents of a process share only its Node runtime and HTTP connection pool. Only the host is a stand-in: its facts say docker 20.10.24 (agent version = the server's), and the docker-engine recipe runs a real child process `sleep 1` and reports 26.1.5. Recipe-start latency is from the batch's startedAt (server) to the recipe's start in the agent process, on the same machine clock. The idle figures are taken over 20 s once every agent has joined and a heartbeat interval has passed; the requests the server answered in that window are counted by route from its own `/metrics`. Part `agents5k` (not in the default run: `npm run bench -- --only agents5k`) does the same with 5,000 agents, 50 processes × 100, and `maxBatchPercent: 2`, so that its batches are of 100 nodes too.";
 
 const msOf = (x: number) => `${fmt(x * 1000, 0)} ms`;
 
-/** Part `agents`: 1,000 real agents, one server, a docker upgrade with `sleep 1` per node. */
-export async function benchAgents(report: Report): Promise<void> {
-  const spec: FleetSpec = { name: 'bench-agents', nodes: 1000, perProcess: 50, workSeconds: 1, spreadMs: 10_000 };
+/** Requests the server answered so far, by route (`upshift_http_request_duration_seconds_count` of its /metrics). */
+async function requestsByRoute(s: ServerProcess): Promise<Map<string, number>> {
+  const text = (await s.api('/metrics')).text;
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/^upshift_http_request_duration_seconds_count\{([^}]*)\} (\d+)/gm)) {
+    const route = /route="([^"]*)"/.exec(m[1] ?? '')?.[1] ?? '?';
+    const method = /method="([^"]*)"/.exec(m[1] ?? '')?.[1] ?? '?';
+    const key = `${method} ${route}`;
+    out.set(key, (out.get(key) ?? 0) + Number(m[2]));
+  }
+  return out;
+}
+
+/** "n heartbeats/s, m task polls/s" of an idle window, from two counts of requests by route. */
+function agentRequestRates(before: Map<string, number>, after: Map<string, number>, seconds: number): string {
+  const rate = (key: string) => ((after.get(key) ?? 0) - (before.get(key) ?? 0)) / seconds;
+  const heartbeats = rate('POST /api/v1/agent/heartbeat');
+  const polls = rate('GET /api/v1/agent/tasks');
+  return `${fmt(heartbeats, 1)} heartbeats/s and ${fmt(polls, 1)} task polls/s answered`;
+}
+
+/** The agents parts: how many agents, how they are spread over processes, the batch policy. */
+interface AgentsRun {
+  nodes: number;
+  perProcess: number;
+  spreadMs: number;
+  maxBatchPercent?: number;
+}
+
+/** Part `agents` (1,000 agents) and `agents5k` (5,000): real agents, one server, a docker upgrade with `sleep 1` per node. */
+export async function benchAgents(report: Report, run: AgentsRun = { nodes: 1000, perProcess: 50, spreadMs: 10_000 }): Promise<void> {
+  const spec: FleetSpec = { name: 'bench-agents', nodes: run.nodes, perProcess: run.perProcess, workSeconds: 1, spreadMs: run.spreadMs };
   await withFleet(['--agent-heartbeat', '10s'], spec, async (s, fleet) => {
     const pid = s.child.pid as number;
     const t0 = Date.now();
-    await waitJoined(s, fleet, spec.nodes, 180_000);
+    await waitJoined(s, fleet, spec.nodes, 180_000 + spec.nodes * 60);
     const joined = (Date.now() - t0) / 1000;
     // A full heartbeat period with every agent joined, then the steady load of an idle fleet.
     await sleep(12_000);
+    markPhase('idle');
+    const requests0 = await requestsByRoute(s);
     const idle0 = processStats(pid);
     const agents0 = fleet.usage();
     const idleWindow = 20;
     await sleep(idleWindow * 1000);
     const idle1 = processStats(pid);
     const agents1 = fleet.usage();
-    const { view, tasks } = await runUpgrade(s, fleet.clusterId, 600_000);
+    const requests1 = await requestsByRoute(s);
+    markPhase('upgrade');
+    const policy = run.maxBatchPercent === undefined ? undefined : { maxBatchPercent: run.maxBatchPercent };
+    const { view, tasks } = await runUpgrade(s, fleet.clusterId, 600_000 + spec.nodes * 200, policy);
+    markPhase('end');
     const after = processStats(pid);
     const agents2 = fleet.usage();
     const nodes = nodeTimelines(view, tasks, fleet);
@@ -312,11 +368,12 @@ export async function benchAgents(report: Report): Promise<void> {
     const batches = view.batches.length;
     const rerun = reruns(fleet);
     const how = `${fleet.processes} processes × ${fleet.perProcess} real Agent instances`;
+    const idleServer = (idle1.cpuSeconds - idle0.cpuSeconds) / idleWindow;
     report(
-      `${spec.nodes.toLocaleString('en')} agents (${how}) on loopback, SQLite, heartbeat 10 s: all joined ${fmt(joined, 1)} s after the first start (starts spread over ${spec.spreadMs / 1000} s); idle (100 heartbeats/s, ${spec.nodes} open long polls): server CPU ${fmt(((idle1.cpuSeconds - idle0.cpuSeconds) / idleWindow) * 100, 0)} % of one core, the agent processes ${fmt(((agents1.cpuSeconds - agents0.cpuSeconds) / idleWindow) * 100, 0)} % of one core`,
+      `${spec.nodes.toLocaleString('en')} agents (${how}) on loopback, SQLite, heartbeat 10 s: all joined ${fmt(joined, 1)} s after the first start (starts spread over ${spec.spreadMs / 1000} s); idle (${spec.nodes} agents, ${agentRequestRates(requests0, requests1, idleWindow)}): server CPU ${fmt(idleServer * 100, 1)} % of one core (${fmt((idleServer * 100 * 1000) / spec.nodes, 1)} % per 1,000 agents), the agent processes ${fmt(((agents1.cpuSeconds - agents0.cpuSeconds) / idleWindow) * 100, 0)} % of one core`,
     );
     report(
-      `docker ${FROM_DOCKER} → ${TO_DOCKER} on those ${spec.nodes.toLocaleString('en')} agents, \`sleep ${spec.workSeconds}\` per node: ${batches} batches (${view.batches.map((b) => b.size).join(', ')}), makespan ${fmt(makespan, 1)} s = ${fmt(makespan / (batches * spec.workSeconds), 2)} × (batches × ${spec.workSeconds} s)`,
+      `docker ${FROM_DOCKER} → ${TO_DOCKER} on those ${spec.nodes.toLocaleString('en')} agents${policy ? ` (maxBatchPercent ${policy.maxBatchPercent})` : ''}, \`sleep ${spec.workSeconds}\` per node: ${batches} batches (${batchSizes(view)}), makespan ${fmt(makespan, 1)} s = ${fmt(makespan / (batches * spec.workSeconds), 2)} × (batches × ${spec.workSeconds} s)`,
     );
     const small = nodes.filter((t) => t.batchSize <= 8);
     const full = nodes.filter((t) => t.batchSize === 100);
@@ -326,12 +383,24 @@ export async function benchAgents(report: Report): Promise<void> {
     report(
       `the rest of a node's batch time: the recipe (\`sleep ${spec.workSeconds}\` as a child process) ${phase(nodes, (t) => t.work)}; recipe end → task finished on the server ${phase(nodes, (t) => t.toResult)} (batches of ≤ 8: ${phase(small, (t) => t.toResult)}; of 100: ${phase(full, (t) => t.toResult)}); task finished → batch finished ${phase(nodes, (t) => t.toBatchEnd)}; gaps between batches median ${msOf(median(gaps(view)))}`,
     );
+    const upgradeCpu = after.cpuSeconds - idle1.cpuSeconds;
     report(
-      `during the upgrade (${fmt(makespan, 1)} s): server ${fmt(after.cpuSeconds - idle1.cpuSeconds, 1)} CPU s, peak RSS ${fmt(after.peakMiB, 0)} MiB; the ${fleet.processes} agent processes ${fmt(agents2.cpuSeconds - agents1.cpuSeconds, 1)} CPU s, ${fmt(agents2.rssMiB, 0)} MiB RSS in total (${fmt(agents2.rssMiB / spec.nodes, 1)} MiB per agent; their peaks sum to ${fmt(agents2.peakMiB, 0)} MiB); the machine has ${cpus().length} cores`,
+      `during the upgrade (${fmt(makespan, 1)} s): server ${fmt(upgradeCpu, 1)} CPU s (${fmt((upgradeCpu * 1000) / spec.nodes, 1)} ms per node upgraded; ${fmt(((upgradeCpu - idleServer * makespan) * 1000) / spec.nodes, 1)} ms without the idle fleet's share), peak RSS ${fmt(after.peakMiB, 0)} MiB; the ${fleet.processes} agent processes ${fmt(agents2.cpuSeconds - agents1.cpuSeconds, 1)} CPU s, ${fmt(agents2.rssMiB, 0)} MiB RSS in total (${fmt(agents2.rssMiB / spec.nodes, 1)} MiB per agent, ${fmt(agents2.rssMiB / fleet.processes, 0)} MiB per process; their peaks sum to ${fmt(agents2.peakMiB, 0)} MiB); the machine has ${cpus().length} cores`,
     );
     if (fleet.problems.length)
       console.log(`  the agents warned ${fleet.problems.length} times, e.g. ${fleet.problems.slice(0, 3).join(' | ')}`);
   });
+}
+
+/** Batch sizes, runs of one size shortened (`100 × 45`). */
+function batchSizes(view: UpgradeView): string {
+  const runs: Array<{ size: number; count: number }> = [];
+  for (const b of view.batches) {
+    const last = runs[runs.length - 1];
+    if (last && last.size === b.size) last.count++;
+    else runs.push({ size: b.size, count: 1 });
+  }
+  return runs.map((r) => (r.count > 2 ? `${r.size} × ${r.count}` : Array(r.count).fill(r.size).join(', '))).join(', ');
 }
 
 /** Seconds from one batch's end to the next one's start. */

@@ -12,6 +12,7 @@
  *   list      GET /api/v1/clusters with 1,000 clusters, side by side with a trivial route (GET /api/v1/session)
  *   paging    8 viewers paging through the node lists of a 100,000-node cluster, server RSS (bench/paging.ts)
  *   agents    1,000 real agents (20 processes × 50) on loopback, a docker upgrade (bench/agents.ts)
+ *   agents5k  the same with 5,000 agents (50 processes × 100), batches of 100; only with --only
  *   ansible   side by side with Ansible `serial` on 100 hosts (bench/ansible.ts; root, installs
  *             ansible and openssh-server with apt-get when missing)
  *   apt       a real `apt` upgrade of Docker Engine on a Debian 13 rootfs host, Upshift against
@@ -263,7 +264,9 @@ async function benchFleet(label: string, database: string | undefined): Promise<
 }
 
 /** The parts in the order they run; `--only` picks some. */
-const PARTS = ['planner', 'engine', 'fleet', 'postgres', 'huge', 'list', 'paging', 'agents', 'ansible', 'apt'] as const;
+const PARTS = ['planner', 'engine', 'fleet', 'postgres', 'huge', 'list', 'paging', 'agents', 'agents5k', 'ansible', 'apt'] as const;
+/** Parts a plain `npm run bench` leaves out, for their length: run them with `--only`. */
+const ON_REQUEST: readonly Part[] = ['agents5k'];
 type Part = (typeof PARTS)[number];
 
 /** This run's figures by part: the report() lines, and Markdown that goes below them (a chart). */
@@ -326,6 +329,7 @@ const runners: Record<Part, () => Promise<void>> = {
   list: benchClusterList,
   paging: () => benchPaging(report),
   agents: () => benchAgents(report),
+  agents5k: () => benchAgents(report, { nodes: 5000, perProcess: 100, spreadMs: 60_000, maxBatchPercent: 2 }),
   ansible: async () => {
     resultsOf('ansible').markdown.push(...(await benchSideBySide(report)));
   },
@@ -335,7 +339,7 @@ const runners: Record<Part, () => Promise<void>> = {
 /** `--only a,b` or `--only=a,b`; every part when absent. */
 function selectedParts(argv: readonly string[]): Part[] {
   const i = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
-  if (i < 0) return [...PARTS];
+  if (i < 0) return PARTS.filter((p) => !ON_REQUEST.includes(p));
   const flag = argv[i] as string;
   const value = flag.startsWith('--only=') ? flag.slice('--only='.length) : argv[i + 1];
   const names = (value ?? '')
@@ -482,12 +486,13 @@ function writeBenchmarks(took: Map<Part, number>): void {
     ...section('A 100,000-node cluster under one server', 'huge', HUGE_METHOD),
     ...section('Paged node lists: eight viewers of a 100,000-node cluster', 'paging', PAGING_METHOD),
     ...section('1,000 agents on loopback', 'agents', AGENTS_METHOD),
+    ...section('5,000 agents on loopback', 'agents5k', AGENTS_METHOD),
     ...section('Side by side with Ansible `serial`', 'ansible', SIDE_BY_SIDE_METHOD),
     ...section('What Upshift adds to a real `apt` upgrade', 'apt', REAL_APT_METHOD),
     ...keptSections(),
     '## Commands',
     '',
-    '`npm run bench` runs every part; it starts its own server processes, agent processes, sshd and a private PostgreSQL (unless `UPSHIFT_TEST_PG_URL` is set), and stops them and removes their temp dirs also when it fails or is interrupted. `npm run bench -- --only agents,ansible` runs some parts and keeps the other figures in this file; the parts are planner, engine, fleet, postgres, huge, list, paging, agents, ansible and apt (see bench/run.ts). The ansible part needs root the first time, to install `ansible` and `openssh-server` with apt-get. The apt part needs root and the cached Debian 13 base (`scripts/testbed/debian-rootfs.sh`); without them it is skipped with a message and its figures are kept.',
+    '`npm run bench` runs every part but agents5k; it starts its own server processes, agent processes, sshd and a private PostgreSQL (unless `UPSHIFT_TEST_PG_URL` is set), and stops them and removes their temp dirs also when it fails or is interrupted. `npm run bench -- --only agents,ansible` runs some parts and keeps the other figures in this file; the parts are planner, engine, fleet, postgres, huge, list, paging, agents, agents5k (5,000 agents, only when named), ansible and apt (see bench/run.ts). The ansible part needs root the first time, to install `ansible` and `openssh-server` with apt-get. The apt part needs root and the cached Debian 13 base (`scripts/testbed/debian-rootfs.sh`); without them it is skipped with a message and its figures are kept.',
     '',
   ].join('\n');
   writeFileSync(BENCHMARKS, text);

@@ -75,6 +75,12 @@ export class Agent {
   private client: ServerClient | undefined;
   private journal: Journal | undefined;
   private heartbeatSeconds = 10;
+  /** The long poll's length the server asked for, when its task polls count as heartbeats. */
+  private serverPollSeconds: number | undefined;
+  /** A task poll is waiting on the server: it stands for this agent's heartbeat there. */
+  private pollOpen = false;
+  /** The facts the server last acknowledged (JSON). */
+  private factsSent: string | undefined;
   private heartbeatsPaused = false;
   private handedOver = false;
   private stopping = false;
@@ -270,12 +276,22 @@ export class Agent {
 
   // ---- heartbeats --------------------------------------------------------------------
 
-  /** One heartbeat; with `retry` it keeps trying (backoff) until it is through. A refused credential is recovered or ends the agent. */
-  private async heartbeatOnce(client: ServerClient, retry: boolean): Promise<void> {
+  /**
+   * One heartbeat; with `retry` it keeps trying (backoff) until it is through. A refused
+   * credential is recovered or ends the agent. With `onlyNews`, against a server that
+   * counts task polls as heartbeats, nothing is sent while a poll is open and the facts
+   * are those it acknowledged last.
+   */
+  private async heartbeatOnce(client: ServerClient, retry: boolean, onlyNews = false): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const r = await client.heartbeat({ facts: await this.facts.collect() });
+        const facts = await this.facts.collect();
+        const json = JSON.stringify(facts);
+        if (onlyNews && this.serverPollSeconds !== undefined && this.pollOpen && json === this.factsSent) return;
+        const r = await client.heartbeat({ facts });
+        this.factsSent = json;
         this.heartbeatSeconds = r.heartbeatSeconds > 0 ? r.heartbeatSeconds : this.heartbeatSeconds;
+        this.serverPollSeconds = typeof r.pollSeconds === 'number' && r.pollSeconds > 0 ? r.pollSeconds : undefined;
         return;
       } catch (e) {
         if (e instanceof ServerError && e.status === 401) {
@@ -297,7 +313,7 @@ export class Agent {
       if (this.stopping) return;
       if (this.heartbeatsPaused) continue;
       try {
-        await this.heartbeatOnce(client, false);
+        await this.heartbeatOnce(client, false, true);
       } catch (e) {
         if (e instanceof AgentFatalError) {
           this.fatal = e;
@@ -316,20 +332,31 @@ export class Agent {
     while (!this.stopping) {
       let tasks: AgentTask[];
       try {
-        tasks = await client.poll(this.options.pollSeconds ?? 25, this.wake.signal);
+        this.pollOpen = true;
+        tasks = await client.poll(this.pollSeconds(), this.wake.signal);
         failures = 0;
       } catch (e) {
+        this.pollOpen = false;
         if (this.stopping) return;
         const wait = backoffMs(failures++, 30_000);
         this.log.warn(`task poll: ${(e as Error).message}; retrying in ${Math.round(wait / 1000)} s`);
         await delay(wait, this.wake.signal).catch(() => undefined);
         continue;
       }
+      this.pollOpen = false;
       for (const raw of tasks) {
         await this.handle(client, raw);
         if (this.handedOver) return;
       }
     }
+  }
+
+  /** How long a task poll waits: never longer than the server asked for when its polls stand for heartbeats. */
+  private pollSeconds(): number {
+    const asked = this.options.pollSeconds;
+    const server = this.serverPollSeconds;
+    if (server === undefined) return asked ?? 25;
+    return Math.min(asked ?? server, server);
   }
 
   private selfUpgradeHost(client: ServerClient): SelfUpgradeHost {

@@ -44,7 +44,19 @@ export type JoinResponse = Static<typeof JoinResponse>;
 export const HeartbeatBody = Type.Object({ facts: Facts });
 export type HeartbeatBody = Static<typeof HeartbeatBody>;
 
-export const HeartbeatResponse = View({ serverTime: Timestamp(), heartbeatSeconds: Type.Number() }, { description: 'Acknowledged' });
+export const HeartbeatResponse = View(
+  {
+    serverTime: Timestamp(),
+    heartbeatSeconds: Type.Number(),
+    pollSeconds: Type.Optional(
+      Type.Number({
+        description:
+          'The long poll’s length the server asks for; its polls then count as heartbeats, and the agent heartbeats only when its facts change or no poll is open',
+      }),
+    ),
+  },
+  { description: 'Acknowledged' },
+);
 export type HeartbeatResponse = Static<typeof HeartbeatResponse>;
 
 export const TaskPollQuery = Type.Object({ waitSeconds: Type.Optional(Type.String({ pattern: '^[0-9]{1,2}$' })) });

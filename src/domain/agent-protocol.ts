@@ -61,6 +61,14 @@ export interface HeartbeatRequest {
 export interface HeartbeatResponse {
   serverTime: string;
   heartbeatSeconds: number;
+  /**
+   * Servers that count a task poll as a heartbeat say so with the long poll's length
+   * they ask for (at most twice the heartbeat interval, so that an idle agent's polls
+   * arrive well within three intervals). Such an agent sends a heartbeat only when its
+   * facts changed or while no poll of its is open (during a task). Absent from older
+   * servers: the agent then heartbeats every interval.
+   */
+  pollSeconds?: number;
 }
 
 /** Recipes the agent ships with; the server only ever names one and passes validated parameters. */

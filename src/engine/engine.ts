@@ -60,7 +60,7 @@ export class Engine {
     this.started = true;
     await this.orchestrator.start();
     this.inventory.start();
-    this.agents.startSweeper();
+    this.agents.start();
     this.dispatcher.start();
   }
 
@@ -69,7 +69,7 @@ export class Engine {
     if (!this.started) return;
     this.started = false;
     await this.dispatcher.stop();
-    this.agents.stopSweeper();
+    await this.agents.stop();
     this.inventory.stop();
     await this.orchestrator.stop();
   }

@@ -1,10 +1,11 @@
-import type { Selectable } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import type { TaskResultRequest } from '../domain/agent-protocol.js';
 import type { ComponentVersions } from '../domain/components.js';
 import type { AgentTaskRecord, JoinTokenRecord, JoinTokenState, NodeRecord } from '../domain/model.js';
 import type { AgentTaskRequest } from '../domain/ports.js';
 import { NODE_COLUMNS, toNode } from './nodes.js';
-import { changed, jsonOrNull, nowIso, parseJson } from './rows.js';
+import { changed, jsonOrNull, nowIso, parseJson, slices } from './rows.js';
+import { PreparedQuery } from './prepared.js';
 import type { AgentTasksTable } from './schema.js';
 import type { Scope } from './scope.js';
 
@@ -38,8 +39,57 @@ function toAgentTask(row: Pick<Selectable<AgentTasksTable>, (typeof AGENT_TASK_C
   };
 }
 
+/** The PostgreSQL NOTIFY channel on which replicas announce agent tasks queued and finished. */
+const AGENT_TASKS_CHANNEL = 'upshift_agent_tasks';
+
+/** Node ids or task keys per notification: well under PostgreSQL's 8,000-byte payload. */
+const IDS_PER_NOTIFICATION = 150;
+
+/** What one replica tells the others about agent tasks: whose tasks were queued, which finished. */
+export interface AgentTaskNews {
+  queued: string[];
+  finished: string[];
+}
+
 /** States of an agent task that has no result yet. */
 const OPEN: AgentTaskRecord['state'][] = ['queued', 'delivered'];
+
+/*
+ * The statements every agent request runs, prepared once (prepared.ts): who a credential
+ * is, a node's open tasks, one task, one result.
+ */
+const nodeOfCredential = new PreparedQuery<[string], unknown>(1, (db, tokenHash) =>
+  db
+    .selectFrom('agentCredentials')
+    .innerJoin('nodes', 'nodes.id', 'agentCredentials.nodeId')
+    .select(NODE_COLUMNS.map((c) => `nodes.${c}` as const))
+    .where('agentCredentials.tokenHash', '=', tokenHash),
+);
+const openTasksOfNode = new PreparedQuery<[string], unknown>(1, (db, nodeId) =>
+  db
+    .selectFrom('agentTasks')
+    .select(AGENT_TASK_COLUMNS)
+    .where('nodeId', '=', nodeId)
+    .where('state', 'in', OPEN)
+    .orderBy('createdAt')
+    .orderBy('taskKey'),
+);
+const taskByKey = new PreparedQuery<[string], unknown>(1, (db, taskKey) =>
+  db.selectFrom('agentTasks').select(AGENT_TASK_COLUMNS).where('taskKey', '=', taskKey),
+);
+const finishOpenTask = new PreparedQuery<[string, string, string, string | null, string], unknown>(
+  5,
+  (db, taskKey, nodeId, state, result, at) =>
+    db
+      .updateTable('agentTasks')
+      .set({ state: state as 'succeeded', result, finishedAt: at })
+      .where('taskKey', '=', taskKey)
+      .where('nodeId', '=', nodeId)
+      .where('state', 'in', OPEN),
+);
+
+type NodeRow = Parameters<typeof toNode>[0];
+type AgentTaskRow = Parameters<typeof toAgentTask>[0];
 
 /**
  * What the server knows of node agents: join tokens (hashes), each node's one credential
@@ -141,20 +191,17 @@ export class AgentRepository {
 
   /** The node a credential (by its hash) belongs to, if any. */
   async nodeOfCredential(tokenHash: string): Promise<NodeRecord | undefined> {
-    const row = await this.db
-      .selectFrom('agentCredentials')
-      .innerJoin('nodes', 'nodes.id', 'agentCredentials.nodeId')
-      .select(NODE_COLUMNS.map((c) => `nodes.${c}` as const))
-      .where('agentCredentials.tokenHash', '=', tokenHash)
-      .executeTakeFirst();
+    const row = (await nodeOfCredential.execute(this.scope, tokenHash)).rows[0] as NodeRow | undefined;
     return row ? toNode(row) : undefined;
   }
 
   // Heartbeats.
 
   /**
-   * What an agent reported: the node is Ready, with these facts, versions and distribution
-   * (null when the agent reports none: an older agent), seen at `at`.
+   * What an agent reported that changed: the node is Ready, with these facts, versions
+   * and distribution (null when the agent reports none: an older agent), seen at `at`.
+   * A heartbeat that changes nothing is not written here: its time goes to
+   * `recordLastSeen` with the others of its interval.
    */
   async recordHeartbeat(
     nodeId: string,
@@ -175,6 +222,36 @@ export class AgentRepository {
       })
       .where('id', '=', nodeId)
       .execute();
+  }
+
+  /** The node's agent was heard from at `at` (a task poll) after the node was Down: it is Ready again. */
+  async markReady(nodeId: string, at: string): Promise<void> {
+    await this.db.updateTable('nodes').set({ status: 'Ready', lastSeenAt: at, updatedAt: at }).where('id', '=', nodeId).execute();
+  }
+
+  /**
+   * When many nodes' agents were last heard from, in one statement per slice. A time
+   * never moves back: another replica may have written a later one meanwhile.
+   */
+  async recordLastSeen(seen: ReadonlyArray<{ nodeId: string; at: string }>): Promise<void> {
+    for (const slice of slices(seen)) {
+      const newer = sql<string>`case ${sql.join(
+        slice.map(
+          (s) =>
+            sql`when ${sql.ref('id')} = ${s.nodeId} and (${sql.ref('lastSeenAt')} is null or ${sql.ref('lastSeenAt')} < ${s.at}) then ${s.at}`,
+        ),
+        sql` `,
+      )} else ${sql.ref('lastSeenAt')} end`;
+      await this.db
+        .updateTable('nodes')
+        .set({ lastSeenAt: newer })
+        .where(
+          'id',
+          'in',
+          slice.map((s) => s.nodeId),
+        )
+        .execute();
+    }
   }
 
   /**
@@ -225,51 +302,73 @@ export class AgentRepository {
 
   // Agent tasks.
 
-  /** Queues an agent task unless one with the same key exists (idempotent). */
-  async ensureTask(task: AgentTaskRequest): Promise<void> {
-    const existing = await this.db.selectFrom('agentTasks').select('taskKey').where('taskKey', '=', task.taskKey).executeTakeFirst();
-    if (existing) return;
-    try {
+  /** Queues agent tasks, each unless one with the same key exists (idempotent), in one statement per slice. */
+  async ensureTasks(tasks: readonly AgentTaskRequest[]): Promise<void> {
+    const createdAt = nowIso();
+    for (const slice of slices(tasks)) {
       await this.db
         .insertInto('agentTasks')
-        .values({
-          taskKey: task.taskKey,
-          nodeId: task.nodeId,
-          upgradeId: task.upgradeId,
-          nodeTaskId: task.nodeTaskId,
-          recipe: task.recipe,
-          params: JSON.stringify(task.params),
-          state: 'queued',
-          result: null,
-          createdAt: nowIso(),
-          deliveredAt: null,
-          finishedAt: null,
-        })
+        .values(
+          slice.map((task) => ({
+            taskKey: task.taskKey,
+            nodeId: task.nodeId,
+            upgradeId: task.upgradeId,
+            nodeTaskId: task.nodeTaskId,
+            recipe: task.recipe,
+            params: JSON.stringify(task.params),
+            state: 'queued' as const,
+            result: null,
+            createdAt,
+            deliveredAt: null,
+            finishedAt: null,
+          })),
+        )
+        .onConflict((oc) => oc.column('taskKey').doNothing())
         .execute();
-    } catch (error) {
-      if (!this.scope.adapter.isUniqueViolation(error)) throw error;
     }
   }
 
   async getTask(taskKey: string): Promise<AgentTaskRecord | undefined> {
-    const row = await this.db.selectFrom('agentTasks').select(AGENT_TASK_COLUMNS).where('taskKey', '=', taskKey).executeTakeFirst();
+    const row = (await taskByKey.execute(this.scope, taskKey)).rows[0] as AgentTaskRow | undefined;
     return row ? toAgentTask(row) : undefined;
   }
 
-  /** Tasks of a node that have no result yet, oldest first; marks the queued ones delivered. */
-  async deliverOpenTasks(nodeId: string): Promise<AgentTaskRecord[]> {
-    const rows = await this.db
-      .selectFrom('agentTasks')
-      .select(AGENT_TASK_COLUMNS)
-      .where('nodeId', '=', nodeId)
-      .where('state', 'in', OPEN)
-      .orderBy('createdAt')
-      .execute();
-    const queued = rows.filter((r) => r.state === 'queued').map((r) => r.taskKey);
-    if (queued.length > 0) {
-      await this.db.updateTable('agentTasks').set({ state: 'delivered', deliveredAt: nowIso() }).where('taskKey', 'in', queued).execute();
+  /** Agent tasks by key; the keys that are not there are missing from the answer. */
+  async getTasks(taskKeys: readonly string[]): Promise<AgentTaskRecord[]> {
+    const out: AgentTaskRecord[] = [];
+    for (const slice of slices(taskKeys)) {
+      const rows = await this.db.selectFrom('agentTasks').select(AGENT_TASK_COLUMNS).where('taskKey', 'in', slice).execute();
+      for (const row of rows) out.push(toAgentTask(row));
     }
-    return rows.map(toAgentTask);
+    return out;
+  }
+
+  /**
+   * Tasks of these nodes that have no result yet, oldest first; marks the queued ones
+   * delivered. One select and at most one update per slice of nodes, however many.
+   */
+  async deliverOpenTasks(nodeIds: readonly string[]): Promise<AgentTaskRecord[]> {
+    const out: AgentTaskRecord[] = [];
+    for (const slice of slices(nodeIds)) {
+      const rows =
+        slice.length === 1
+          ? ((await openTasksOfNode.execute(this.scope, slice[0] as string)).rows as AgentTaskRow[])
+          : await this.db
+              .selectFrom('agentTasks')
+              .select(AGENT_TASK_COLUMNS)
+              .where('nodeId', 'in', slice)
+              .where('state', 'in', OPEN)
+              .orderBy('createdAt')
+              .orderBy('taskKey')
+              .execute();
+      const queued = rows.filter((r) => r.state === 'queued').map((r) => r.taskKey);
+      const deliveredAt = nowIso();
+      if (queued.length > 0) {
+        await this.db.updateTable('agentTasks').set({ state: 'delivered', deliveredAt }).where('taskKey', 'in', queued).execute();
+      }
+      for (const row of rows) out.push(toAgentTask(row.state === 'queued' ? { ...row, state: 'delivered', deliveredAt } : row));
+    }
+    return out;
   }
 
   /** The node's tasks without a result (queued or delivered), without marking them delivered. */
@@ -285,13 +384,62 @@ export class AgentRepository {
 
   /** Records an agent task's result once; returns false when it already had one. */
   async finishTask(taskKey: string, nodeId: string, state: 'succeeded' | 'failed', result: TaskResultRequest): Promise<boolean> {
-    const outcome = await this.db
-      .updateTable('agentTasks')
-      .set({ state, result: jsonOrNull(result), finishedAt: nowIso() })
-      .where('taskKey', '=', taskKey)
-      .where('nodeId', '=', nodeId)
-      .where('state', 'in', OPEN)
-      .executeTakeFirst();
-    return changed(outcome) === 1;
+    const outcome = await finishOpenTask.execute(this.scope, taskKey, nodeId, state, jsonOrNull(result), nowIso());
+    return Number(outcome.numAffectedRows ?? 0n) === 1;
+  }
+
+  /**
+   * Records the results of many agent tasks, each once (a compare-and-set on its open
+   * state and its node, as `finishTask`); says of each whether its result was recorded.
+   * Run it in one transaction: a group of agents' results costs one commit.
+   */
+  async finishTasks(
+    results: ReadonlyArray<{ taskKey: string; nodeId: string; state: 'succeeded' | 'failed'; result: TaskResultRequest }>,
+  ): Promise<boolean[]> {
+    const won: boolean[] = [];
+    for (const r of results) won.push(await this.finishTask(r.taskKey, r.nodeId, r.state, r.result));
+    return won;
+  }
+
+  // Other replicas.
+
+  /**
+   * Tells the other replicas (PostgreSQL NOTIFY, delivered when the transaction commits,
+   * or at once outside one) that these nodes have tasks queued and these tasks finished,
+   * so that the long polls and waiters they hold wake without polling the database.
+   * Nothing on SQLite, which has one server.
+   */
+  async announce(news: AgentTaskNews): Promise<void> {
+    if (!this.scope.adapter.listen) return;
+    const size = IDS_PER_NOTIFICATION;
+    for (let i = 0; i < Math.max(news.queued.length, news.finished.length); i += size) {
+      const payload = JSON.stringify({
+        origin: this.scope.origin,
+        queued: news.queued.slice(i, i + size),
+        finished: news.finished.slice(i, i + size),
+      });
+      await sql`select pg_notify(${AGENT_TASKS_CHANNEL}, ${payload})`.execute(this.db);
+    }
+  }
+
+  /** Receives what the other replicas announce (see `announce`); returns a stopper. */
+  listenToReplicas(onNews: (news: AgentTaskNews) => void, onError: (error: unknown) => void): () => Promise<void> {
+    const { adapter, origin } = this.scope;
+    if (!adapter.listen) return async () => undefined;
+    return adapter.listen(
+      AGENT_TASKS_CHANNEL,
+      (payload) => {
+        let message: { origin?: unknown; queued?: unknown; finished?: unknown };
+        try {
+          message = JSON.parse(payload) as typeof message;
+        } catch {
+          return;
+        }
+        if (message.origin === origin) return;
+        const strings = (xs: unknown) => (Array.isArray(xs) ? xs.filter((x): x is string => typeof x === 'string') : []);
+        onNews({ queued: strings(message.queued), finished: strings(message.finished) });
+      },
+      onError,
+    );
   }
 }

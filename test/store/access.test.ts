@@ -131,14 +131,14 @@ for (const dialect of dialects) {
         recipe: 'docker-engine' as const,
         params: { component: 'docker' as const, fromVersion: '20.10.24', toVersion: '26.1.5', artifacts: [] },
       };
-      await suite.store.agents.ensureTask(request);
-      await suite.store.agents.ensureTask({ ...request, params: { ...request.params, toVersion: 'other' } });
+      await suite.store.agents.ensureTasks([request]);
+      await suite.store.agents.ensureTasks([{ ...request, params: { ...request.params, toVersion: 'other' } }]);
       await Promise.all([
-        suite.store.agents.ensureTask({ ...request, taskKey: 'key-2' }),
-        suite.store.agents.ensureTask({ ...request, taskKey: 'key-2' }),
+        suite.store.agents.ensureTasks([{ ...request, taskKey: 'key-2' }]),
+        suite.store.agents.ensureTasks([{ ...request, taskKey: 'key-2' }]),
       ]);
       expect(await suite.store.agents.getTask('key-1')).toMatchObject({ state: 'queued', params: { toVersion: '26.1.5' }, result: null });
-      const delivered = await suite.store.agents.deliverOpenTasks(n!.id);
+      const delivered = await suite.store.agents.deliverOpenTasks([n!.id]);
       expect(delivered.map((x) => x.taskKey).sort()).toEqual(['key-1', 'key-2']);
       expect((await suite.store.agents.getTask('key-1'))?.state).toBe('delivered');
       expect((await suite.store.agents.unfinishedTasks(n!.id)).map((x) => x.taskKey).sort()).toEqual(['key-1', 'key-2']);

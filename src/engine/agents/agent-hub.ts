@@ -1,5 +1,12 @@
 import { EventEmitter } from 'node:events';
-import type { AgentTask, JoinRequest, JoinResponse, TaskArtifact, TaskResultRequest } from '../../domain/agent-protocol.js';
+import type {
+  AgentTask,
+  HeartbeatResponse,
+  JoinRequest,
+  JoinResponse,
+  TaskArtifact,
+  TaskResultRequest,
+} from '../../domain/agent-protocol.js';
 import type { Catalog } from '../../domain/catalog.js';
 import type { Component } from '../../domain/components.js';
 import type { NodeRecord } from '../../domain/model.js';
@@ -61,7 +68,16 @@ export class AgentHub implements AgentPort {
     });
     this.liveness = new AgentLiveness({ store, clock, log, signals, heartbeatSeconds: this.heartbeatSeconds, taskTimeoutMs });
     this.logs = new AgentTaskLogs({ store, clock });
-    this.delivery = new AgentTaskDelivery({ store, clock, signals, liveness: this.liveness, logs: this.logs, taskTimeoutMs, bundleSha256 });
+    this.delivery = new AgentTaskDelivery({
+      store,
+      clock,
+      log,
+      signals,
+      liveness: this.liveness,
+      logs: this.logs,
+      taskTimeoutMs,
+      bundleSha256,
+    });
   }
 
   /** A node whose agent missed three heartbeats is unreachable: its open task fails. */
@@ -94,7 +110,7 @@ export class AgentHub implements AgentPort {
 
   // Heartbeats and liveness.
 
-  heartbeat(node: NodeRecord, rawFacts: unknown): Promise<{ serverTime: string; heartbeatSeconds: number }> {
+  heartbeat(node: NodeRecord, rawFacts: unknown): Promise<HeartbeatResponse> {
     return this.liveness.heartbeat(node, rawFacts);
   }
 
@@ -102,17 +118,23 @@ export class AgentHub implements AgentPort {
     return this.liveness.sweepSilentNodes();
   }
 
-  startSweeper(): void {
+  /** Starts the liveness sweep, the writing of heard times, and listening to other replicas' agent tasks. */
+  start(): void {
     this.liveness.startSweeper();
+    this.delivery.start();
   }
 
-  stopSweeper(): void {
-    this.liveness.stopSweeper();
+  /** Stops them; the heard times still in memory are written first. */
+  async stop(): Promise<void> {
+    await this.delivery.stop();
+    await this.liveness.stopSweeper();
   }
 
   // Task delivery, results and logs.
 
-  poll(node: NodeRecord, waitSeconds: number, signal: AbortSignal): Promise<AgentTask[]> {
+  /** A task poll, which also counts as a heartbeat without news. */
+  async poll(node: NodeRecord, waitSeconds: number, signal: AbortSignal): Promise<AgentTask[]> {
+    await this.liveness.polled(node);
     return this.delivery.poll(node, waitSeconds, signal);
   }
 

@@ -1,5 +1,6 @@
 import type { EventEmitter } from 'node:events';
-import type { TaskResultRequest } from '../../domain/agent-protocol.js';
+import type { HeartbeatResponse, TaskResultRequest } from '../../domain/agent-protocol.js';
+import type { ComponentVersions } from '../../domain/components.js';
 import { EventType } from '../../domain/events.js';
 import type { NodeRecord } from '../../domain/model.js';
 import type { Clock } from '../../domain/ports.js';
@@ -7,15 +8,45 @@ import type { Store } from '../../store/store.js';
 import type { Logger } from '../types.js';
 import { checkFacts, reportedVersions } from './agent-input.js';
 
+/** Longest time a heartbeat's time waits in memory before it is written with the others. */
+const MAX_FLUSH_MS = 1000;
+
+/** Longest wait of a task poll (task-delivery.ts). */
+export const MAX_POLL_SECONDS = 30;
+
 /**
  * Whether a node's agent is alive: its heartbeats (which also carry the versions the
  * node runs), a sweep that marks nodes Down whose agent missed three of them, and the
  * verdict on an open task whose agent went silent or ran past the task timeout.
+ *
+ * A heartbeat that changes nothing, and a task poll (which counts as one), cost no
+ * database write of their own (docs/design.md §9): the time it was heard is kept in memory and written with every other node's in
+ * one statement per flush interval (at most 1 s, never longer than a heartbeat). What
+ * changed (versions, distribution, a node that was not Ready, facts other than the last
+ * ones this replica wrote) is written at once, before the heartbeat is answered.
+ *
+ * With several replicas an agent may heartbeat to any of them, so the database's time
+ * may be one flush interval behind the latest heartbeat some replica heard. A replica
+ * judges silence by the later of its own memory and the database, and where the
+ * database is all it has it allows that interval more before it calls a node silent:
+ * a replica that did not hear a heartbeat never marks the node lost for that alone.
  */
 export class AgentLiveness {
   /** A node whose agent missed three heartbeats is unreachable: its open task fails. */
   readonly unreachableAfterMs: number;
+  /** How often heard times go to the database. */
+  readonly flushMs: number;
+  /** The long poll's length agents are asked for: their polls count as heartbeats. */
+  readonly pollSeconds: number;
   private sweeper: (() => void) | undefined;
+  private flusher: (() => void) | undefined;
+  /** When this process last heard each node's agent (ms), since it started. */
+  private readonly heard = new Map<string, number>();
+  /** Times heard and not written yet. */
+  private unflushed = new Map<string, number>();
+  /** The facts this process last wrote for each node (JSON), to skip writing them again. */
+  private readonly writtenFacts = new Map<string, string>();
+  private flushing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly ctx: {
@@ -30,20 +61,75 @@ export class AgentLiveness {
     },
   ) {
     this.unreachableAfterMs = 3 * ctx.heartbeatSeconds * 1000;
+    this.flushMs = Math.min(MAX_FLUSH_MS, ctx.heartbeatSeconds * 1000);
+    // Within three intervals with room to spare, and no longer than a poll may wait.
+    this.pollSeconds = Math.max(1, Math.min(MAX_POLL_SECONDS, 2 * ctx.heartbeatSeconds));
   }
 
-  async heartbeat(node: NodeRecord, rawFacts: unknown): Promise<{ serverTime: string; heartbeatSeconds: number }> {
+  async heartbeat(node: NodeRecord, rawFacts: unknown): Promise<HeartbeatResponse> {
     const facts = checkFacts(rawFacts);
-    const now = new Date(this.ctx.clock.now()).toISOString();
-    await this.ctx.store.agents.recordHeartbeat(node.id, facts, reportedVersions(node.versions, facts), now, facts.distribution ?? null);
+    const nowMs = this.ctx.clock.now();
+    const now = new Date(nowMs).toISOString();
+    const versions = reportedVersions(node.versions, facts);
+    const distribution = facts.distribution ?? null;
+    const factsJson = JSON.stringify(facts);
+    if (
+      node.status !== 'Ready' ||
+      node.distribution !== distribution ||
+      !sameVersions(node.versions, versions) ||
+      this.writtenFacts.get(node.id) !== factsJson
+    ) {
+      await this.ctx.store.agents.recordHeartbeat(node.id, facts, versions, now, distribution);
+      this.writtenFacts.set(node.id, factsJson);
+      this.unflushed.delete(node.id);
+    } else {
+      this.unflushed.set(node.id, nowMs);
+    }
+    this.heard.set(node.id, nowMs);
     this.ctx.signals.emit(`heartbeat:${node.id}`, facts);
-    return { serverTime: now, heartbeatSeconds: this.ctx.heartbeatSeconds };
+    return { serverTime: now, heartbeatSeconds: this.ctx.heartbeatSeconds, pollSeconds: this.pollSeconds };
+  }
+
+  /**
+   * A task poll from the node's agent: as good as a heartbeat without news (agents that
+   * were told `pollSeconds` heartbeat only when their facts change or no poll is open).
+   * A node that was not Ready is Ready again at once.
+   */
+  async polled(node: NodeRecord): Promise<void> {
+    const nowMs = this.ctx.clock.now();
+    if (node.status !== 'Ready') {
+      await this.ctx.store.agents.markReady(node.id, new Date(nowMs).toISOString());
+      this.unflushed.delete(node.id);
+    } else {
+      this.unflushed.set(node.id, nowMs);
+    }
+    this.heard.set(node.id, nowMs);
+  }
+
+  /** Writes the heard times held in memory, in one statement; resolves after every earlier flush too. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      if (this.unflushed.size === 0) return;
+      const batch = this.unflushed;
+      this.unflushed = new Map();
+      const seen = [...batch].map(([nodeId, at]) => ({ nodeId, at: new Date(at).toISOString() }));
+      try {
+        await this.ctx.store.agents.recordLastSeen(seen);
+      } catch (error) {
+        // Kept for the next flush, unless a later heartbeat is there already.
+        for (const [nodeId, at] of batch) if (!this.unflushed.has(nodeId)) this.unflushed.set(nodeId, at);
+        this.ctx.log.warn({ err: error }, 'writing agents’ heartbeat times failed; retrying');
+      }
+    });
+    return this.flushing;
   }
 
   /** Marks nodes Down whose agent missed three heartbeats, with an event for each. */
   async sweepSilentNodes(): Promise<void> {
     const { store, clock, heartbeatSeconds } = this.ctx;
-    const before = new Date(clock.now() - 3 * heartbeatSeconds * 1000).toISOString();
+    await this.flush();
+    // The database may lag the latest heartbeat some replica heard by one flush interval.
+    const before = new Date(clock.now() - this.unreachableAfterMs - this.flushMs).toISOString();
     for (const node of await store.agents.markSilentNodesDown(before)) {
       await store.events.append({
         type: EventType.nodeDown,
@@ -56,7 +142,7 @@ export class AgentLiveness {
     }
   }
 
-  /** Sweeps every heartbeat interval until `stopSweeper`. */
+  /** Sweeps every heartbeat interval and writes heard times every flush interval, until `stopSweeper`. */
   startSweeper(): void {
     this.sweeper?.();
     this.sweeper = this.ctx.clock.setTimer(this.ctx.heartbeatSeconds * 1000, () => {
@@ -64,11 +150,37 @@ export class AgentLiveness {
         .catch((error: unknown) => this.ctx.log.warn({ err: error }, 'sweeping silent nodes failed'))
         .finally(() => this.startSweeper());
     });
+    this.flusher ??= this.scheduleFlush();
   }
 
-  stopSweeper(): void {
+  private scheduleFlush(): () => void {
+    return this.ctx.clock.setTimer(this.flushMs, () => {
+      void this.flush().finally(() => {
+        if (this.flusher) this.flusher = this.scheduleFlush();
+      });
+    });
+  }
+
+  /** Stops sweeping and writes the heard times still in memory. */
+  async stopSweeper(): Promise<void> {
     this.sweeper?.();
     this.sweeper = undefined;
+    this.flusher?.();
+    this.flusher = undefined;
+    await this.flush();
+  }
+
+  /**
+   * When the node's agent was last heard from (ms), and whether that is sure: this
+   * process's memory is the whole truth only on a database no other replica writes, and
+   * only for a node it heard since it started; otherwise the database's time may be one
+   * flush interval behind.
+   */
+  private async lastHeard(nodeId: string): Promise<{ at: number; sure: boolean }> {
+    const inMemory = this.heard.get(nodeId);
+    if (inMemory !== undefined && !this.ctx.store.sharedWithReplicas) return { at: inMemory, sure: true };
+    const stored = Date.parse((await this.ctx.store.agents.lastSeen(nodeId)) ?? '') || 0;
+    return { at: Math.max(stored, inMemory ?? 0), sure: false };
   }
 
   /**
@@ -81,9 +193,9 @@ export class AgentLiveness {
   async overdue(nodeId: string, state: string, createdAt: number, now: number): Promise<TaskResultRequest | undefined> {
     const { taskTimeoutMs } = this.ctx;
     const step = state === 'queued' ? 'delivery' : 'timeout';
-    const lastSeen = Date.parse((await this.ctx.store.agents.lastSeen(nodeId)) ?? '') || 0;
-    const silentMs = now - Math.max(lastSeen, createdAt);
-    if (silentMs > this.unreachableAfterMs) {
+    const heard = await this.lastHeard(nodeId);
+    const silentMs = now - Math.max(heard.at, createdAt);
+    if (silentMs > this.unreachableAfterMs + (heard.sure ? 0 : this.flushMs)) {
       return {
         result: 'failed',
         step: 'unreachable',
@@ -99,4 +211,10 @@ export class AgentLiveness {
     }
     return undefined;
   }
+}
+
+/** Whether two version maps name the same versions (in any key order). */
+function sameVersions(a: ComponentVersions, b: ComponentVersions): boolean {
+  const keys = Object.keys(a) as Array<keyof ComponentVersions>;
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }

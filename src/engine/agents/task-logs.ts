@@ -3,7 +3,14 @@ import type { AgentTaskRecord, NodeRecord } from '../../domain/model.js';
 import type { Clock } from '../../domain/ports.js';
 import type { Store } from '../../store/store.js';
 import { agentText } from './agent-input.js';
-import { taskOfNode } from './task-delivery.js';
+import { GroupCommit } from './group-commit.js';
+import { ownTask } from './task-delivery.js';
+
+interface LogLines {
+  node: NodeRecord;
+  taskKey: string;
+  lines: string[];
+}
 
 /**
  * The log of an agent's task, kept with its node task's log (`store.logs`, capped per
@@ -11,6 +18,9 @@ import { taskOfNode } from './task-delivery.js';
  * what an agent reports after its task already ended.
  */
 export class AgentTaskLogs {
+  /** Lines many agents send together are checked with one read and stored with one append. */
+  private readonly appends = new GroupCommit<LogLines, void>((batch) => this.appendMany(batch));
+
   constructor(private readonly ctx: { store: Store; clock: Clock }) {}
 
   private nowIso(): string {
@@ -28,21 +38,34 @@ export class AgentTaskLogs {
     if (!Array.isArray(lines) || lines.length > 1000 || !lines.every((l) => typeof l === 'string')) {
       throw invalid('lines must be a list of at most 1000 strings');
     }
-    const task = await taskOfNode(this.ctx.store, node, taskKey);
-    if (task.state !== 'delivered') {
-      throw new UpshiftError(
-        ErrorCode.TASK_ENDED,
-        task.state === 'queued'
-          ? `task ${taskKey} has not been delivered to the agent yet: it takes no log lines`
-          : `task ${taskKey} is over (${task.state}): it takes no more log lines`,
-      );
-    }
-    const { upgradeId, nodeTaskId } = task;
-    if (!upgradeId || !nodeTaskId) return;
+    await this.appends.add({ node, taskKey, lines: lines as string[] });
+  }
+
+  private async appendMany(batch: LogLines[]): Promise<Array<void | Error>> {
+    const tasks = new Map((await this.ctx.store.agents.getTasks([...new Set(batch.map((b) => b.taskKey))])).map((t) => [t.taskKey, t]));
     const at = this.nowIso();
-    await this.ctx.store.logs.append(
-      (lines as string[]).map((line) => ({ upgradeId, nodeTaskId, at, line: agentText(line, 4000, { tabs: true }) })),
-    );
+    const rows: Array<{ upgradeId: string; nodeTaskId: string; at: string; line: string }> = [];
+    const answers = batch.map(({ node, taskKey, lines }) => {
+      try {
+        const task = ownTask(tasks.get(taskKey), node, taskKey);
+        if (task.state !== 'delivered') {
+          throw new UpshiftError(
+            ErrorCode.TASK_ENDED,
+            task.state === 'queued'
+              ? `task ${taskKey} has not been delivered to the agent yet: it takes no log lines`
+              : `task ${taskKey} is over (${task.state}): it takes no more log lines`,
+          );
+        }
+        const { upgradeId, nodeTaskId } = task;
+        if (upgradeId && nodeTaskId)
+          for (const line of lines) rows.push({ upgradeId, nodeTaskId, at, line: agentText(line, 4000, { tabs: true }) });
+        return undefined;
+      } catch (error) {
+        return error as Error;
+      }
+    });
+    await this.ctx.store.logs.append(rows);
+    return answers;
   }
 
   /**
