@@ -17,7 +17,9 @@ import type { TaskResultRequest } from '../domain/agent-protocol.js';
  *   A re-delivered finished task is only reported again. Exit: pruned after a week.
  *
  * Every write is a whole-file replace (write, fsync, rename), so a crash leaves the old or
- * the new journal, never a torn one.
+ * the new journal, never a torn one. That a result was acknowledged is only kept in memory
+ * until the next write or `flush()` (at the agent's stop): after a crash in between the
+ * result is reported once more, and the server takes a result again as the same one.
  */
 export interface JournalEntry {
   taskKey: string;
@@ -48,6 +50,8 @@ const MAX_ENTRIES = 500;
 
 export class Journal {
   private entries = new Map<string, JournalEntry>();
+  /** Acknowledgements not written yet (`markReported`). */
+  private unsaved = false;
   readonly file: string;
 
   constructor(dataDir: string) {
@@ -105,7 +109,12 @@ export class Journal {
     const e = this.mustGet(taskKey);
     if (e.reported) return;
     e.reported = true;
-    this.save();
+    this.unsaved = true;
+  }
+
+  /** Writes what is only in memory (acknowledgements). */
+  flush(): void {
+    if (this.unsaved) this.save();
   }
 
   /** Finished entries whose result the server has not acknowledged yet. */
@@ -140,6 +149,7 @@ export class Journal {
   }
 
   private save(): void {
+    this.unsaved = false;
     const tmp = `${this.file}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);
     try {

@@ -54,6 +54,21 @@ describe('the task journal', () => {
     expect(JSON.parse(await readFile(after.file, 'utf8')).version).toBe(1);
   });
 
+  it('writes an acknowledgement with the next write or at flush; before that a restart reports the result again', () => {
+    const j = new Journal(dir);
+    j.begin('t.1', 'docker-engine');
+    j.finish('t.1', { result: 'succeeded' });
+    j.markReported('t.1');
+    // A crash now: the acknowledgement was not written, so the result goes out once more.
+    expect(new Journal(dir).unreported().map((e) => e.taskKey)).toEqual(['t.1']);
+    j.begin('t.2', 'snapshot');
+    expect(new Journal(dir).unreported()).toEqual([]);
+    j.finish('t.2', { result: 'succeeded' });
+    j.markReported('t.2');
+    j.flush();
+    expect(new Journal(dir).unreported()).toEqual([]);
+  });
+
   it('prunes old reported entries and keeps unfinished ones', () => {
     const j = new Journal(dir);
     const long = new Date(Date.now() - 30 * 24 * 3600_000);
