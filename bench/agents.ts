@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline';
 import { build } from 'esbuild';
 import { startServerProcess, repoRoot, type ServerProcess } from '../test/support/server.js';
 import type { WorkerEvent, WorkerSpec } from './agent-worker.js';
+import { openSqlite } from '../src/store/dialect.js';
 import { deferCleanup } from './cleanup.js';
 import { readAllPages } from './paging.js';
 import { fmt, median, pct, processStats, sleep, type Report } from './stats.js';
@@ -134,7 +135,10 @@ export async function startFleet(s: ServerProcess, workerFile: string, dataRoot:
       workSeconds: spec.workSeconds,
       dockerVersion: FROM_DOCKER,
     };
-    const child = spawn(process.execPath, [workerFile, JSON.stringify(workerSpec)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [workerFile, JSON.stringify(workerSpec)], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: agentProfileEnv(),
+    });
     children.push(child);
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
@@ -247,6 +251,58 @@ export function nodeTimelines(view: UpgradeView, tasks: NodeTaskView[], fleet: F
   });
 }
 
+/**
+ * Where dispatch and result time goes between the server and the agents, per node (ms):
+ * batch start → the server handed the task to the agent's poll (its `deliveredAt`) → the
+ * recipe starts in the agent; the recipe ends → the server committed the result (the
+ * agent task's `finishedAt`) → the engine finished the node task. Read from the server's
+ * SQLite file after the upgrade (the server still runs; reading takes no write lock).
+ */
+export async function serverSplit(
+  s: ServerProcess,
+  view: UpgradeView,
+  tasks: NodeTaskView[],
+  fleet: Fleet,
+): Promise<{ toDelivered: number[]; deliveredToRecipe: number[]; toCommitted: number[]; committedToFinished: number[] }> {
+  const adapter = openSqlite(join(s.dataDir, 'upshift.db'));
+  try {
+    const rows = await adapter.db
+      .selectFrom('agentTasks')
+      .select(['nodeTaskId', 'deliveredAt', 'finishedAt'])
+      .where('upgradeId', '=', view.id)
+      .execute();
+    const byNodeTask = new Map(rows.map((r) => [r.nodeTaskId, r]));
+    const nodeTaskIds = new Map(
+      (await adapter.db.selectFrom('nodeTasks').select(['id', 'nodeId']).where('upgradeId', '=', view.id).execute()).map((r) => [
+        r.nodeId,
+        r.id,
+      ]),
+    );
+    const out = {
+      toDelivered: [] as number[],
+      deliveredToRecipe: [] as number[],
+      toCommitted: [] as number[],
+      committedToFinished: [] as number[],
+    };
+    for (const t of tasks) {
+      const batch = view.batches.find((b) => b.index === t.batchIndex);
+      const run = fleet.recipes.get(t.nodeName)?.[0];
+      const row = byNodeTask.get(nodeTaskIds.get(t.nodeId) ?? '');
+      if (!batch?.startedAt || !run || !row?.deliveredAt || !row.finishedAt || !t.finishedAt) continue;
+      out.toDelivered.push(Date.parse(row.deliveredAt) - Date.parse(batch.startedAt));
+      out.deliveredToRecipe.push(run.startedAt - Date.parse(row.deliveredAt));
+      out.toCommitted.push(Date.parse(row.finishedAt) - run.endedAt);
+      out.committedToFinished.push(Date.parse(t.finishedAt) - Date.parse(row.finishedAt));
+    }
+    return out;
+  } finally {
+    await adapter.close();
+  }
+}
+
+/** "p50 a ms, p99 b ms" of a list of durations. */
+const spread = (xs: number[]) => `p50 ${fmt(pct(xs, 50), 0)} ms, p99 ${fmt(pct(xs, 99), 0)} ms`;
+
 /** Nodes whose recipe ran more than once (a task delivered again): there should be none. */
 export const reruns = (fleet: Fleet) => [...fleet.recipes.values()].filter((r) => r.length > 1).length;
 
@@ -267,11 +323,21 @@ function serverProfileEnv(): Record<string, string> {
 }
 
 /**
+ * `UPSHIFT_BENCH_AGENT_NODE_OPTIONS` does the same for the agent processes (each writes
+ * its own profile): to see what the agents' side of a task costs.
+ */
+function agentProfileEnv(): NodeJS.ProcessEnv {
+  const options = process.env['UPSHIFT_BENCH_AGENT_NODE_OPTIONS'];
+  return options ? { ...process.env, NODE_OPTIONS: options } : process.env;
+}
+
+/**
  * With a server profile asked for, prints when a phase begins on the monotonic clock in
  * µs, the clock the profile's timestamps are on, so that the profile can be cut by phase.
  */
 export function markPhase(name: string): void {
-  if (process.env['UPSHIFT_BENCH_SERVER_NODE_OPTIONS']) console.log(`  phase ${name} at ${process.hrtime.bigint() / 1000n} µs (monotonic)`);
+  if (process.env['UPSHIFT_BENCH_SERVER_NODE_OPTIONS'] || process.env['UPSHIFT_BENCH_AGENT_NODE_OPTIONS'])
+    console.log(`  phase ${name} at ${process.hrtime.bigint() / 1000n} µs (monotonic)`);
 }
 
 /** A fleet with its own server, and everything torn down however it ends. */
@@ -364,6 +430,7 @@ export async function benchAgents(report: Report, run: AgentsRun = { nodes: 1000
     const after = processStats(pid);
     const agents2 = fleet.usage();
     const nodes = nodeTimelines(view, tasks, fleet);
+    const split = await serverSplit(s, view, tasks, fleet);
     const makespan = seconds(view.createdAt, view.finishedAt);
     const batches = view.batches.length;
     const rerun = reruns(fleet);
@@ -379,6 +446,9 @@ export async function benchAgents(report: Report, run: AgentsRun = { nodes: 1000
     const full = nodes.filter((t) => t.batchSize === 100);
     report(
       `batch start → the agent's recipe start, per node (${nodes.length} nodes): ${phase(nodes, (t) => t.toRecipe, true)}; in batches of ≤ 8 nodes ${phase(small, (t) => t.toRecipe)}, of 100 nodes ${phase(full, (t) => t.toRecipe)}${rerun ? `; ${rerun} nodes ran their recipe more than once` : ''}`,
+    );
+    report(
+      `where it goes: batch start → the server hands the task to the agent's poll ${spread(split.toDelivered)}, → the agent's recipe starts ${spread(split.deliveredToRecipe)}; recipe end → the server committed the result ${spread(split.toCommitted)}, → the engine finished the node task ${spread(split.committedToFinished)}`,
     );
     report(
       `the rest of a node's batch time: the recipe (\`sleep ${spec.workSeconds}\` as a child process) ${phase(nodes, (t) => t.work)}; recipe end → task finished on the server ${phase(nodes, (t) => t.toResult)} (batches of ≤ 8: ${phase(small, (t) => t.toResult)}; of 100: ${phase(full, (t) => t.toResult)}); task finished → batch finished ${phase(nodes, (t) => t.toBatchEnd)}; gaps between batches median ${msOf(median(gaps(view)))}`,
