@@ -77,6 +77,8 @@ export class Agent {
   private heartbeatSeconds = 10;
   /** The long poll's length the server asked for, when its task polls count as heartbeats. */
   private serverPollSeconds: number | undefined;
+  /** Whether the server keeps log lines sent with a result (it said `linesWithResult`). */
+  private serverTakesResultLines = false;
   /** A task poll is waiting on the server: it stands for this agent's heartbeat there. */
   private pollOpen = false;
   /** The facts the server last acknowledged (JSON). */
@@ -136,6 +138,7 @@ export class Agent {
       if (this.fatal) throw this.fatal;
       return this.handedOver ? 'handed-over' : 'stopped';
     } finally {
+      this.journal?.flush();
       this.lock.release();
     }
   }
@@ -292,6 +295,7 @@ export class Agent {
         this.factsSent = json;
         this.heartbeatSeconds = r.heartbeatSeconds > 0 ? r.heartbeatSeconds : this.heartbeatSeconds;
         this.serverPollSeconds = typeof r.pollSeconds === 'number' && r.pollSeconds > 0 ? r.pollSeconds : undefined;
+        this.serverTakesResultLines = r.linesWithResult === true;
         return;
       } catch (e) {
         if (e instanceof ServerError && e.status === 401) {
@@ -438,19 +442,20 @@ export class Agent {
         ? 'succeeded'
         : `failed at ${outcome.step ?? 'an unknown step'}${outcome.rolledBack ? ' (rolled back)' : ''}`,
     );
-    await stream.close();
+    // The last lines go with the result where the server keeps them: one request, one commit.
+    const lastLines = this.serverTakesResultLines ? await stream.rest() : (await stream.close(), []);
     journal.finish(task.taskKey, outcome);
     this.facts.invalidate();
-    await this.report(client, task.taskKey, outcome);
+    await this.report(client, task.taskKey, outcome, lastLines);
     if (outcome.result === 'succeeded') await this.heartbeatOnce(client, false).catch(() => undefined);
   }
 
   /** Reports a result (a few tries); an acknowledged one is marked in the journal, others are reported on the next delivery. */
-  private async report(client: ServerClient, taskKey: string, result: TaskResultRequest): Promise<void> {
+  private async report(client: ServerClient, taskKey: string, result: TaskResultRequest, lastLines: string[] = []): Promise<void> {
     const journal = this.journal as Journal;
     for (let attempt = 0; attempt < 6; attempt++) {
       try {
-        await client.result(taskKey, result);
+        await client.result(taskKey, lastLines.length > 0 ? { ...result, log: lastLines } : result);
         journal.markReported(taskKey);
         this.log.info(`[${taskKey}] reported: ${result.result}`);
         return;

@@ -1,3 +1,4 @@
+import { MAX_RESULT_LOG_LINES } from '../domain/agent-protocol.js';
 import { type ServerClient, ServerError } from './client.js';
 
 /** The server cuts longer lines; cutting them here keeps a batch's size known. */
@@ -12,7 +13,8 @@ const MAX_BUFFERED_LINES = 5000;
 /**
  * Streams a task's log lines to the server in small batches (every half second, or at 200
  * lines). Lines that cannot be sent yet are kept (up to 5000) and sent with the next batch;
- * `close()` sends what is left before the result is reported.
+ * `close()` sends what is left before the result is reported, or `rest()` hands it over
+ * to go with the result, to a server that keeps such lines.
  *
  * The server takes lines only while the task is open: once it answers that the task is
  * over (409 TASK_ENDED: reported, or ended by the server as timed out or unreachable) or
@@ -68,29 +70,66 @@ export class TaskLogStream {
   }
 
   private async send(): Promise<void> {
-    while (this.buffer.length > 0 && !this.ended) {
-      const batch = this.nextBatch();
-      const notice = this.dropped > 0 ? [`(${this.dropped} log lines were dropped while the server was unreachable)`] : [];
-      try {
-        await this.client.log(this.taskKey, [...notice, ...batch]);
-      } catch (e) {
-        if (e instanceof ServerError && (e.status === 409 || e.status === 404)) {
-          this.ended = true;
-          this.buffer = [];
-          this.echo(`the server takes no more log lines for this task (${e.message}); they stay in this agent's own log`);
-          return;
-        }
-        if (e instanceof ServerError && (e.status === 400 || e.status === 413 || e.status === 422)) {
-          this.buffer.splice(0, batch.length);
-          this.echo(`the server refused ${batch.length} log lines (${e.message}); they stay in this agent's own log`);
-          continue;
-        }
-        // Unreachable or restarting: keep the lines for the next try.
-        return;
+    while (this.buffer.length > 0 && !this.ended) if (!(await this.sendBatch())) return;
+  }
+
+  /** Sends the next batch; false when it could not be sent and was kept, or the stream ended. */
+  private async sendBatch(): Promise<boolean> {
+    const batch = this.nextBatch();
+    const notice = this.dropped > 0 ? [`(${this.dropped} log lines were dropped while the server was unreachable)`] : [];
+    try {
+      await this.client.log(this.taskKey, [...notice, ...batch]);
+    } catch (e) {
+      if (e instanceof ServerError && (e.status === 409 || e.status === 404)) {
+        this.ended = true;
+        this.buffer = [];
+        this.echo(`the server takes no more log lines for this task (${e.message}); they stay in this agent's own log`);
+        return false;
       }
-      this.buffer.splice(0, batch.length);
-      this.dropped = 0;
+      if (e instanceof ServerError && (e.status === 400 || e.status === 413 || e.status === 422)) {
+        this.buffer.splice(0, batch.length);
+        this.echo(`the server refused ${batch.length} log lines (${e.message}); they stay in this agent's own log`);
+        return true;
+      }
+      // Unreachable or restarting: keep the lines for the next try.
+      return false;
     }
+    this.buffer.splice(0, batch.length);
+    this.dropped = 0;
+    return true;
+  }
+
+  /**
+   * Ends the stream and hands over the lines not sent yet, to go with the task's result
+   * (at most `MAX_RESULT_LOG_LINES`, within one request's size): what does not fit is sent
+   * first as usual. Lines still kept after that (the server unreachable) are counted as
+   * dropped in a notice, the newest ones kept. Nothing once the server said the task is over.
+   */
+  async rest(): Promise<string[]> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.sending;
+    while (!this.ended && (this.buffer.length >= MAX_RESULT_LOG_LINES || this.nextBatch().length < this.buffer.length)) {
+      if (!(await this.sendBatch())) break;
+    }
+    if (this.ended) return [];
+    this.ended = true;
+    let lines = this.buffer;
+    this.buffer = [];
+    let chars = 0;
+    let keep = 0;
+    // The newest lines that fit, one notice line left for what was dropped.
+    while (
+      keep < lines.length &&
+      keep < MAX_RESULT_LOG_LINES - 1 &&
+      chars + (lines[lines.length - 1 - keep] as string).length <= MAX_BATCH_CHARS
+    ) {
+      chars += (lines[lines.length - 1 - keep] as string).length;
+      keep++;
+    }
+    const dropped = this.dropped + lines.length - keep;
+    lines = lines.slice(lines.length - keep);
+    return dropped > 0 ? [`(${dropped} log lines were dropped while the server was unreachable)`, ...lines] : lines;
   }
 
   async close(): Promise<void> {

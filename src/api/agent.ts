@@ -54,6 +54,9 @@ export const HeartbeatResponse = View(
           'The long poll’s length the server asks for; its polls then count as heartbeats, and the agent heartbeats only when its facts change or no poll is open',
       }),
     ),
+    linesWithResult: Type.Optional(
+      Type.Boolean({ description: 'The server keeps the log lines a result carries (`log`) in the task’s log, with the result' }),
+    ),
   },
   { description: 'Acknowledged' },
 );
@@ -99,7 +102,13 @@ export const TaskLogBody = Type.Object({ lines: Type.Array(Type.String(), { maxI
 export type TaskLogBody = Static<typeof TaskLogBody>;
 
 /** A task's result: `result`, and the facts of domain/agent-protocol.ts TaskResultRequest, checked by the server. */
-export const TaskResultBody = Type.Object({ result: StringEnum(taskResults) }, { additionalProperties: true });
+export const TaskResultBody = Type.Object(
+  {
+    result: StringEnum(taskResults),
+    log: Type.Optional(Type.Array(Type.String(), { maxItems: 1000, description: 'The task’s last log lines, kept with the result' })),
+  },
+  { additionalProperties: true },
+);
 export type TaskResultBody = Static<typeof TaskResultBody>;
 
 export const AgentFileParams = Type.Object({ file: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._+~-]{0,200}$' }) });

@@ -63,12 +63,18 @@ export interface HeartbeatResponse {
   heartbeatSeconds: number;
   /**
    * Servers that count a task poll as a heartbeat say so with the long poll's length
-   * they ask for (at most twice the heartbeat interval, so that an idle agent's polls
-   * arrive well within three intervals). Such an agent sends a heartbeat only when its
-   * facts changed or while no poll of its is open (during a task). Absent from older
-   * servers: the agent then heartbeats every interval.
+   * they ask for (an open poll keeps the node heard, so it may be longer than the
+   * heartbeat interval). Such an agent sends a heartbeat only when its facts changed or
+   * while no poll of its is open (during a task). Absent from older servers: the agent
+   * then heartbeats every interval.
    */
   pollSeconds?: number;
+  /**
+   * Servers that keep log lines sent with a task's result (`TaskResultRequest.log`) in the
+   * task's log, in the transaction that records the result, say so. Such an agent sends a
+   * task's last lines with its result instead of in a request of their own before it.
+   */
+  linesWithResult?: boolean;
 }
 
 /** Recipes the agent ships with; the server only ever names one and passes validated parameters. */
@@ -155,4 +161,13 @@ export interface TaskResultRequest {
   ref?: string;
   /** True when a failed upgrade was rolled back to the previous version. */
   rolledBack?: boolean;
+  /**
+   * The task's last log lines, not sent yet (at most `MAX_RESULT_LOG_LINES`), to servers
+   * that say `linesWithResult`: kept in the task's log with the result. Never journaled:
+   * a result reported again after a restart comes without them.
+   */
+  log?: string[];
 }
+
+/** Log lines a result may carry; more go to the log route first. */
+export const MAX_RESULT_LOG_LINES = 500;

@@ -231,10 +231,30 @@ export class AgentRepository {
 
   /**
    * When many nodes' agents were last heard from, in one statement per slice. A time
-   * never moves back: another replica may have written a later one meanwhile.
+   * never moves back: another replica may have written a later one meanwhile. Many nodes
+   * heard at one instant (the open polls a sweep counts) share a plain statement.
    */
   async recordLastSeen(seen: ReadonlyArray<{ nodeId: string; at: string }>): Promise<void> {
-    for (const slice of slices(seen)) {
+    const byTime = new Map<string, string[]>();
+    for (const s of seen) {
+      const ids = byTime.get(s.at);
+      if (ids) ids.push(s.nodeId);
+      else byTime.set(s.at, [s.nodeId]);
+    }
+    const shared = [...byTime].filter(([, ids]) => ids.length >= 20);
+    for (const [at, ids] of shared) {
+      for (const slice of slices(ids)) {
+        await this.db
+          .updateTable('nodes')
+          .set({ lastSeenAt: at })
+          .where('id', 'in', slice)
+          .where((eb) => eb.or([eb('lastSeenAt', 'is', null), eb('lastSeenAt', '<', at)]))
+          .execute();
+      }
+    }
+    const sharedTimes = new Set(shared.map(([at]) => at));
+    const rest = shared.length === 0 ? seen : seen.filter((s) => !sharedTimes.has(s.at));
+    for (const slice of slices(rest)) {
       const newer = sql<string>`case ${sql.join(
         slice.map(
           (s) =>
@@ -341,6 +361,12 @@ export class AgentRepository {
       for (const row of rows) out.push(toAgentTask(row));
     }
     return out;
+  }
+
+  /** The nodes that have a task without a result (queued or delivered). */
+  async nodesWithOpenTasks(): Promise<string[]> {
+    const rows = await this.db.selectFrom('agentTasks').select('nodeId').distinct().where('state', 'in', OPEN).execute();
+    return rows.map((r) => r.nodeId);
   }
 
   /**

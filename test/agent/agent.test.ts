@@ -26,6 +26,8 @@ class FakeServer {
   /** Every join is refused with this error (status, code, details), when set. */
   joinError: { status: number; code: string; details: Record<string, unknown> } | undefined;
   resultFailures = 0;
+  /** Says it keeps log lines sent with a result, as servers since issue 17 do. */
+  linesWithResult = false;
   joins = 0;
   joinAttempts = 0;
   /** Credentials the server accepts; clearing it is what an admin's reset does. */
@@ -85,7 +87,11 @@ class FakeServer {
     }
     if (url.pathname === '/api/v1/agent/heartbeat') {
       this.heartbeats.push((JSON.parse(body) as { facts: { agentVersion: string; distribution?: string } }).facts);
-      return send(200, { serverTime: new Date().toISOString(), heartbeatSeconds: 1 });
+      return send(200, {
+        serverTime: new Date().toISOString(),
+        heartbeatSeconds: 1,
+        ...(this.linesWithResult ? { linesWithResult: true } : {}),
+      });
     }
     if (url.pathname === '/api/v1/agent/tasks') {
       const open = this.tasks.filter((t) => !this.results.has(t.taskKey));
@@ -198,6 +204,24 @@ describe('the agent against the protocol', () => {
     // The same credential was reused, and the snapshot ran exactly once.
     expect(server.joins).toBe(1);
     expect((await readFile(first.counter, 'utf8')).trim().split('\n')).toHaveLength(1);
+  }, 60_000);
+
+  it('sends a task’s last log lines with its result to a server that keeps them, and in a log request to one that does not', async () => {
+    for (const takes of [true, false]) {
+      server.linesWithResult = takes;
+      const key = `snapshot.${takes ? 'with' : 'apart'}`;
+      server.tasks.push({ taskKey: key, recipe: 'snapshot', params: { label: 'upshift-u1' }, createdAt: new Date().toISOString() });
+      const { agent } = makeAgent();
+      const running = agent.run();
+      await waitFor('the result', () => server.results.has(key));
+      agent.stop();
+      await running;
+      const sentApart = server.logs.get(key) ?? [];
+      const sentWith = server.results.get(key)?.log ?? [];
+      expect([...sentApart, ...sentWith].some((l) => l.endsWith(' succeeded'))).toBe(true);
+      expect(sentWith.some((l) => l.endsWith(' succeeded'))).toBe(takes);
+      expect(sentApart.some((l) => l.endsWith(' succeeded'))).toBe(!takes);
+    }
   }, 60_000);
 
   it('refuses a recipe it does not ship and parameters it cannot use', async () => {

@@ -54,7 +54,7 @@ describe.each(dialects)('agent hub on %s', (dialect) => {
     const c = await addCluster(db.store, 'beats');
     const [n] = await addNodes(db.store, c.id, ['b1']);
     const first = await hub.heartbeat(await fresh(n!), facts);
-    expect(first).toMatchObject({ heartbeatSeconds: 10, pollSeconds: 20 });
+    expect(first).toMatchObject({ heartbeatSeconds: 10, pollSeconds: 50 });
     // The first heartbeat brings news (the agent's version): written at once.
     expect(await other.agents.lastSeen(n!.id)).toBe(first.serverTime);
     expect((await other.nodes.get(n!.id))?.versions).toEqual({ docker: '20.10.24', agent: '1.1.0' });
@@ -95,6 +95,40 @@ describe.each(dialects)('agent hub on %s', (dialect) => {
 
     await hub.poll(await fresh(quiet!), 0, new AbortController().signal);
     expect((await other.nodes.get(quiet!.id))?.status).toBe('Ready');
+    await hub.stop();
+  });
+
+  it('keeps a node heard while its agent holds a task poll open, and counts silence from the poll’s end', async () => {
+    const clock = new JumpClock();
+    const hub = new AgentHub({ store: db.store, clock, heartbeatSeconds: 10 });
+    const c = await addCluster(db.store, 'held');
+    const nodes = await addNodes(
+      db.store,
+      c.id,
+      Array.from({ length: 25 }, (_, i) => `h${i + 1}`),
+    );
+    for (const n of nodes) await hub.heartbeat(await fresh(n), facts);
+    const abort = new AbortController();
+    // Polls that wait long (the test ends them): an idle agent's usual state.
+    const polls = nodes.map(async (n) => hub.poll(await fresh(n), 50, abort.signal));
+    await new Promise((r) => setTimeout(r, 100));
+    clock.advance(45_000);
+    await hub.sweepSilentNodes();
+    clock.advance(45_000);
+    await hub.sweepSilentNodes();
+    // 90 s without a heartbeat, yet never silent: each sweep wrote the time it heard them.
+    for (const n of nodes) {
+      expect((await other.nodes.get(n.id))?.status).toBe('Ready');
+      expect(clock.now() - Date.parse((await other.agents.lastSeen(n.id)) ?? '')).toBeLessThan(5000);
+    }
+    abort.abort();
+    expect(await Promise.all(polls)).toEqual(nodes.map(() => []));
+    clock.advance(25_000);
+    await hub.sweepSilentNodes();
+    expect((await other.nodes.get(nodes[0]!.id))?.status).toBe('Ready');
+    clock.advance(10_000);
+    await hub.sweepSilentNodes();
+    expect((await other.nodes.get(nodes[0]!.id))?.status).toBe('Down');
     await hub.stop();
   });
 
@@ -141,6 +175,36 @@ describe.each(dialects)('agent hub on %s', (dialect) => {
     await hub.reportResult(n!, 'wake-1', { result: 'succeeded', versions: { docker: '26.1.5' } });
     expect(await done).toMatchObject({ result: 'succeeded' });
     await hub.stop();
+  }, 10_000);
+
+  it('delivers an open task again to a restarted agent and through a restarted server, and nothing once it has its result', async () => {
+    const abort = new AbortController();
+    const c = await addCluster(db.store, 'again');
+    const [n, quiet] = await addNodes(db.store, c.id, ['a1', 'a2']);
+    const first = new AgentHub({ store: db.store, clock: new JumpClock(), heartbeatSeconds: 10 });
+    // The server has polls to answer before any task is queued: the node with none learns nothing.
+    expect(await first.poll(await fresh(quiet!), 0, abort.signal)).toEqual([]);
+    const done = first.runAgentTask(task(n!, 'again-1'), abort.signal);
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await first.poll(await fresh(n!), 0, abort.signal)).map((t) => t.taskKey)).toEqual(['again-1']);
+    // The agent restarted before it ran the task: its next poll gets it again.
+    expect((await first.poll(await fresh(n!), 0, abort.signal)).map((t) => t.taskKey)).toEqual(['again-1']);
+    // A restarted server knows of the open task from the database alone.
+    const restarted = new AgentHub({ store: db.store, clock: new JumpClock(), heartbeatSeconds: 10 });
+    expect((await restarted.poll(await fresh(n!), 0, abort.signal)).map((t) => t.taskKey)).toEqual(['again-1']);
+    expect(await restarted.poll(await fresh(quiet!), 0, abort.signal)).toEqual([]);
+    await first.reportResult(n!, 'again-1', { result: 'succeeded', versions: { docker: '26.1.5' } });
+    expect(await done).toMatchObject({ result: 'succeeded' });
+    expect(await first.poll(await fresh(n!), 0, abort.signal)).toEqual([]);
+    expect(await restarted.poll(await fresh(n!), 0, abort.signal)).toEqual([]);
+    // A task queued after the node was forgotten is delivered as before.
+    const next = first.runAgentTask(task(n!, 'again-2'), abort.signal);
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await first.poll(await fresh(n!), 0, abort.signal)).map((t) => t.taskKey)).toEqual(['again-2']);
+    await first.reportResult(n!, 'again-2', { result: 'succeeded', versions: { docker: '26.1.5' } });
+    expect(await next).toMatchObject({ result: 'succeeded' });
+    await first.stop();
+    await restarted.stop();
   }, 10_000);
 
   it.runIf(dialect === 'postgres')(

@@ -185,6 +185,24 @@ for (const dialect of dialects) {
       expect(rawControl.test(JSON.stringify(nodes))).toBe(false);
     });
 
+    it('keeps the log lines a result carries in its task’s log, after the lines sent before, once', async () => {
+      const credentials = await clusterWithNodes('tail', { 'tail-1': facts('20.10.24') });
+      const heartbeat = await agent(credentials['tail-1'] as string, '/heartbeat', { facts: facts('20.10.24') });
+      expect(heartbeat.body).toMatchObject({ linesWithResult: true });
+      const upgradeId = await startDockerUpgrade('tail');
+      const { credential, taskKey } = await nextTask(credentials);
+      expect((await agent(credential, `/tasks/${taskKey}/log`, { lines: ['first line'] })).status).toBe(204);
+      const result = { result: 'succeeded', versions: { docker: '26.1.5' }, log: ['second line', `third line${attack}`] };
+      expect((await agent(credential, `/tasks/${taskKey}/result`, result)).status).toBe(204);
+      await waitForState(upgradeId, 'Completed');
+      // The same result again (an agent that did not hear the answer) adds nothing.
+      expect((await agent(credential, `/tasks/${taskKey}/result`, { ...result, log: ['sent twice'] })).status).toBe(204);
+      const text = await readLog(upgradeId, 'tail-1');
+      expect(rawControl.test(text)).toBe(false);
+      expect(text).toMatch(/Z first line\n(.*\n)*.*Z second line\n.*Z third line\]0;pwned\[2J\n/);
+      expect(text).not.toContain('sent twice');
+    });
+
     it('keeps the first and last 512 KiB of a flooded log with a marker between, streams it, and takes nothing once the task is over', async () => {
       const credentials = await clusterWithNodes('flood', { 'flood-1': facts('20.10.24') });
       const upgradeId = await startDockerUpgrade('flood');

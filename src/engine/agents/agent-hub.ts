@@ -132,10 +132,14 @@ export class AgentHub implements AgentPort {
 
   // Task delivery, results and logs.
 
-  /** A task poll, which also counts as a heartbeat without news. */
+  /** A task poll, which also counts as a heartbeat without news, and keeps its node heard while it is open. */
   async poll(node: NodeRecord, waitSeconds: number, signal: AbortSignal): Promise<AgentTask[]> {
     await this.liveness.polled(node);
-    return this.delivery.poll(node, waitSeconds, signal);
+    try {
+      return await this.delivery.poll(node, waitSeconds, signal);
+    } finally {
+      this.liveness.pollEnded(node.id);
+    }
   }
 
   reportResult(node: NodeRecord, taskKey: string, raw: TaskResultRequest): Promise<void> {

@@ -11,8 +11,12 @@ import { checkFacts, reportedVersions } from './agent-input.js';
 /** Longest time a heartbeat's time waits in memory before it is written with the others. */
 const MAX_FLUSH_MS = 1000;
 
-/** Longest wait of a task poll (task-delivery.ts). */
-export const MAX_POLL_SECONDS = 30;
+/**
+ * Longest wait of a task poll (task-delivery.ts), and the length agents are asked for: an
+ * open poll keeps its node heard, so its length only decides how many requests an idle
+ * fleet makes; it stays under the 60 s idle timeout of most load balancers and proxies.
+ */
+export const MAX_POLL_SECONDS = 50;
 
 /**
  * Whether a node's agent is alive: its heartbeats (which also carry the versions the
@@ -24,6 +28,11 @@ export const MAX_POLL_SECONDS = 30;
  * one statement per flush interval (at most 1 s, never longer than a heartbeat). What
  * changed (versions, distribution, a node that was not Ready, facts other than the last
  * ones this replica wrote) is written at once, before the heartbeat is answered.
+ *
+ * While a task poll of the node's agent is open on this replica, the agent counts as heard
+ * at every moment: its connection is alive, which TCP keep-alive probes check every few
+ * seconds (routes/agent.ts), and a poll ends when its connection does. Each sweep writes
+ * such nodes' time like a heartbeat's, so other replicas see them alive too.
  *
  * With several replicas an agent may heartbeat to any of them, so the database's time
  * may be one flush interval behind the latest heartbeat some replica heard. A replica
@@ -42,6 +51,8 @@ export class AgentLiveness {
   private flusher: (() => void) | undefined;
   /** When this process last heard each node's agent (ms), since it started. */
   private readonly heard = new Map<string, number>();
+  /** Task polls open on this replica, by node (an agent may hold two for a moment). */
+  private readonly openPolls = new Map<string, number>();
   /** Times heard and not written yet. */
   private unflushed = new Map<string, number>();
   /** The facts this process last wrote for each node (JSON), to skip writing them again. */
@@ -62,8 +73,8 @@ export class AgentLiveness {
   ) {
     this.unreachableAfterMs = 3 * ctx.heartbeatSeconds * 1000;
     this.flushMs = Math.min(MAX_FLUSH_MS, ctx.heartbeatSeconds * 1000);
-    // Within three intervals with room to spare, and no longer than a poll may wait.
-    this.pollSeconds = Math.max(1, Math.min(MAX_POLL_SECONDS, 2 * ctx.heartbeatSeconds));
+    // An open poll keeps its node heard whatever its length (see above).
+    this.pollSeconds = MAX_POLL_SECONDS;
   }
 
   async heartbeat(node: NodeRecord, rawFacts: unknown): Promise<HeartbeatResponse> {
@@ -87,7 +98,7 @@ export class AgentLiveness {
     }
     this.heard.set(node.id, nowMs);
     this.ctx.signals.emit(`heartbeat:${node.id}`, facts);
-    return { serverTime: now, heartbeatSeconds: this.ctx.heartbeatSeconds, pollSeconds: this.pollSeconds };
+    return { serverTime: now, heartbeatSeconds: this.ctx.heartbeatSeconds, pollSeconds: this.pollSeconds, linesWithResult: true };
   }
 
   /**
@@ -104,6 +115,14 @@ export class AgentLiveness {
       this.unflushed.set(node.id, nowMs);
     }
     this.heard.set(node.id, nowMs);
+    this.openPolls.set(node.id, (this.openPolls.get(node.id) ?? 0) + 1);
+  }
+
+  /** A poll `polled` counted has ended (answered, or its connection closed). */
+  pollEnded(nodeId: string): void {
+    const open = (this.openPolls.get(nodeId) ?? 1) - 1;
+    if (open > 0) this.openPolls.set(nodeId, open);
+    else this.openPolls.delete(nodeId);
   }
 
   /** Writes the heard times held in memory, in one statement; resolves after every earlier flush too. */
@@ -127,6 +146,12 @@ export class AgentLiveness {
   /** Marks nodes Down whose agent missed three heartbeats, with an event for each. */
   async sweepSilentNodes(): Promise<void> {
     const { store, clock, heartbeatSeconds } = this.ctx;
+    // Nodes whose poll is open here are heard now, and written so for the other replicas.
+    const now = clock.now();
+    for (const nodeId of this.openPolls.keys()) {
+      this.heard.set(nodeId, now);
+      this.unflushed.set(nodeId, now);
+    }
     await this.flush();
     // The database may lag the latest heartbeat some replica heard by one flush interval.
     const before = new Date(clock.now() - this.unreachableAfterMs - this.flushMs).toISOString();
@@ -177,6 +202,7 @@ export class AgentLiveness {
    * flush interval behind.
    */
   private async lastHeard(nodeId: string): Promise<{ at: number; sure: boolean }> {
+    if (this.openPolls.has(nodeId)) return { at: this.ctx.clock.now(), sure: true };
     const inMemory = this.heard.get(nodeId);
     if (inMemory !== undefined && !this.ctx.store.sharedWithReplicas) return { at: inMemory, sure: true };
     const stored = Date.parse((await this.ctx.store.agents.lastSeen(nodeId)) ?? '') || 0;

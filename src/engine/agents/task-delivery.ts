@@ -43,6 +43,8 @@ interface ReportedResult {
   node: NodeRecord;
   taskKey: string;
   result: TaskResultRequest & { result: 'succeeded' | 'failed' };
+  /** The task's last log lines, sent with the result. */
+  lines: string[];
 }
 
 /**
@@ -68,6 +70,16 @@ export class AgentTaskDelivery {
   /** Artifact lists being read, by component and version: the nodes of a batch share one read. */
   private readonly artifactReads = new Map<string, Promise<TaskArtifact[]>>();
   private stopListening: (() => Promise<void>) | undefined;
+  /**
+   * On a server that is its database's only writer (SQLite), the nodes that may have an
+   * open task, each with the number of the last queueing for it: read from the database
+   * at the first poll, then kept by this process, which queues every task. A poll of a
+   * node not in it waits without reading the database (docs/design.md §9). A node leaves
+   * it when a poll reads no open task for it and nothing was queued for it meanwhile.
+   * Undefined while not loaded, and always with replicas (they queue tasks too).
+   */
+  private openTaskNodes: Promise<Map<string, number>> | undefined;
+  private queueings = 0;
 
   constructor(
     private readonly ctx: {
@@ -101,25 +113,43 @@ export class AgentTaskDelivery {
     await stop?.();
   }
 
+  private knownOpenTaskNodes(): Promise<Map<string, number>> | undefined {
+    const { store } = this.ctx;
+    if (store.sharedWithReplicas) return undefined;
+    this.openTaskNodes ??= store.agents.nodesWithOpenTasks().then(
+      (ids) => new Map(ids.map((id) => [id, 0])),
+      (error: unknown) => {
+        this.openTaskNodes = undefined;
+        throw error;
+      },
+    );
+    return this.openTaskNodes;
+  }
+
   private hear(news: AgentTaskNews): void {
     for (const nodeId of news.queued) for (const poll of this.polls.get(nodeId) ?? []) poll.wake();
     for (const taskKey of news.finished) this.ctx.signals.emit(`finished:${taskKey}`);
   }
 
-  /** Open tasks of the node; waits up to `waitSeconds` (at most 30) for one to be queued. */
+  /** Open tasks of the node; waits up to `waitSeconds` (at most `MAX_POLL_SECONDS`) for one to be queued. */
   async poll(node: NodeRecord, waitSeconds: number, signal: AbortSignal): Promise<AgentTask[]> {
     const deadline = Date.now() + Math.min(Math.max(waitSeconds, 0), MAX_POLL_SECONDS) * 1000;
+    const known = await this.knownOpenTaskNodes();
     for (;;) {
       // Waiting is registered before the database is read: a task queued meanwhile is
       // handed to this poll, never missed until its deadline.
       const waiter = this.waitForTasks(node.id, deadline, signal);
+      const queuedSeq = known?.get(node.id);
       let rows: AgentTaskRecord[];
       try {
-        rows = await this.ctx.store.agents.deliverOpenTasks([node.id]);
+        // A node this sole writer knows to have no open task has nothing to read.
+        rows = known && queuedSeq === undefined ? [] : await this.ctx.store.agents.deliverOpenTasks([node.id]);
       } catch (error) {
         waiter.cancel();
         throw error;
       }
+      // Nothing open, and nothing queued for the node while it was read: forget it.
+      if (known && rows.length === 0 && queuedSeq !== undefined && known.get(node.id) === queuedSeq) known.delete(node.id);
       if (rows.length > 0 || Date.now() >= deadline || signal.aborted) {
         waiter.cancel();
         return rows.map(envelope);
@@ -158,6 +188,10 @@ export class AgentTaskDelivery {
   /** Queues many tasks in one statement, reads them back in one, and hands the open ones to the polls waiting here. */
   private async queueMany(tasks: AgentTaskRequest[]): Promise<AgentTaskRecord[]> {
     const { store } = this.ctx;
+    // Known before the insert: a poll that starts meanwhile reads the database.
+    const known = await this.knownOpenTaskNodes();
+    const seq = ++this.queueings;
+    for (const task of tasks) known?.set(task.nodeId, seq);
     await store.agents.ensureTasks(tasks);
     const rows = new Map((await store.agents.getTasks(tasks.map((t) => t.taskKey))).map((r) => [r.taskKey, r]));
     const nodeIds = [...new Set(tasks.map((t) => t.nodeId))];
@@ -197,7 +231,8 @@ export class AgentTaskDelivery {
       ...(raw.rolledBack === true ? { rolledBack: true } : {}),
       versions,
     };
-    await this.results.add({ node, taskKey, result });
+    const lines = Array.isArray(raw.log) ? raw.log.filter((l): l is string => typeof l === 'string').slice(0, 1000) : [];
+    await this.results.add({ node, taskKey, result, lines });
   }
 
   /**
@@ -208,9 +243,18 @@ export class AgentTaskDelivery {
    */
   private async recordResults(results: ReportedResult[]): Promise<Array<void | Error>> {
     const { store, signals } = this.ctx;
-    const won = await store.tx((tx) =>
-      tx.agents.finishTasks(results.map((r) => ({ taskKey: r.taskKey, nodeId: r.node.id, state: r.result.result, result: r.result }))),
-    );
+    const won = await store.tx(async (tx) => {
+      const won = await tx.agents.finishTasks(
+        results.map((r) => ({ taskKey: r.taskKey, nodeId: r.node.id, state: r.result.result, result: r.result })),
+      );
+      // The lines a result carries reach its task's log in the commit that records it.
+      const carrying = results.filter((r, i) => won[i] && r.lines.length > 0);
+      if (carrying.length > 0) {
+        const tasks = new Map((await tx.agents.getTasks(carrying.map((r) => r.taskKey))).map((t) => [t.taskKey, t]));
+        await tx.logs.append(carrying.flatMap((r) => this.ctx.logs.linesOf(tasks.get(r.taskKey) as AgentTaskRecord, r.lines)));
+      }
+      return won;
+    });
     const lost = results.filter((_, i) => !won[i]);
     const ended = new Map(lost.length > 0 ? (await store.agents.getTasks(lost.map((r) => r.taskKey))).map((t) => [t.taskKey, t]) : []);
     await store.agents.announce({ queued: [], finished: results.filter((_, i) => won[i]).map((r) => r.taskKey) });
@@ -223,7 +267,7 @@ export class AgentTaskDelivery {
       }
       try {
         const task = ownTask(ended.get(r.taskKey), r.node, r.taskKey);
-        await this.ctx.logs.lateResult(task, r.result.result, r.result.error);
+        await this.ctx.logs.lateResult(task, r.result.result, r.result.error, r.lines);
         outcomes.push(undefined);
       } catch (error) {
         outcomes.push(error as Error);

@@ -1,6 +1,7 @@
 import { ErrorCode, UpshiftError, invalid } from '../../domain/errors.js';
 import type { AgentTaskRecord, NodeRecord } from '../../domain/model.js';
 import type { Clock } from '../../domain/ports.js';
+import type { NewLogLine } from '../../store/node-logs.js';
 import type { Store } from '../../store/store.js';
 import { agentText } from './agent-input.js';
 import { GroupCommit } from './group-commit.js';
@@ -44,7 +45,7 @@ export class AgentTaskLogs {
   private async appendMany(batch: LogLines[]): Promise<Array<void | Error>> {
     const tasks = new Map((await this.ctx.store.agents.getTasks([...new Set(batch.map((b) => b.taskKey))])).map((t) => [t.taskKey, t]));
     const at = this.nowIso();
-    const rows: Array<{ upgradeId: string; nodeTaskId: string; at: string; line: string }> = [];
+    const rows: NewLogLine[] = [];
     const answers = batch.map(({ node, taskKey, lines }) => {
       try {
         const task = ownTask(tasks.get(taskKey), node, taskKey);
@@ -56,9 +57,7 @@ export class AgentTaskLogs {
               : `task ${taskKey} is over (${task.state}): it takes no more log lines`,
           );
         }
-        const { upgradeId, nodeTaskId } = task;
-        if (upgradeId && nodeTaskId)
-          for (const line of lines) rows.push({ upgradeId, nodeTaskId, at, line: agentText(line, 4000, { tabs: true }) });
+        rows.push(...this.linesOf(task, lines, at));
         return undefined;
       } catch (error) {
         return error as Error;
@@ -69,14 +68,30 @@ export class AgentTaskLogs {
   }
 
   /**
+   * The rows of `task`'s log for lines its agent sent (with a log request or its result):
+   * each line loses its control characters (tabs stay) and is cut at 4,000 characters.
+   */
+  linesOf(task: AgentTaskRecord, lines: readonly string[], at = this.nowIso()): NewLogLine[] {
+    const { upgradeId, nodeTaskId } = task;
+    if (!upgradeId || !nodeTaskId) return [];
+    return lines.map((line) => ({ upgradeId, nodeTaskId, at, line: agentText(line, 4000, { tabs: true }) }));
+  }
+
+  /**
    * A result for a task that had already ended (timed out, node unreachable) changes
    * nothing, but what the agent says it did is kept in the node's log, where the operator
    * looks before resuming.
    */
-  async lateResult(task: AgentTaskRecord, result: 'succeeded' | 'failed', error: string | undefined): Promise<void> {
+  async lateResult(
+    task: AgentTaskRecord,
+    result: 'succeeded' | 'failed',
+    error: string | undefined,
+    lines: readonly string[] = [],
+  ): Promise<void> {
     if (!task.upgradeId || !task.nodeTaskId || task.state === result) return;
     const ended = task.result?.error ?? task.state;
     await this.ctx.store.logs.append([
+      ...this.linesOf(task, lines),
       {
         upgradeId: task.upgradeId,
         nodeTaskId: task.nodeTaskId,

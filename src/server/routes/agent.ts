@@ -88,10 +88,19 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request) => {
+      // Ends the wait when the agent goes away; a poll answered as usual aborts nothing.
+      // The open poll keeps the node heard (engine/agents/liveness.ts): keep-alive probes
+      // after 5 s of silence (1 s apart, 10 of them) close the connection of a host that
+      // vanished without a word, within about 15 s.
+      request.raw.socket?.setKeepAlive(true, 5000);
       const abort = new AbortController();
-      request.raw.on('close', () => abort.abort());
-      const tasks = await hub.poll(nodeOf(request), Number(request.query.waitSeconds ?? 0), abort.signal);
-      return { tasks };
+      const gone = () => abort.abort();
+      request.raw.once('close', gone);
+      try {
+        return { tasks: await hub.poll(nodeOf(request), Number(request.query.waitSeconds ?? 0), abort.signal) };
+      } finally {
+        request.raw.off('close', gone);
+      }
     },
   );
 
