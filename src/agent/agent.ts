@@ -129,7 +129,7 @@ export class Agent {
       if (this.options.joinOnly) return 'joined';
       if (handover) await this.takeOver(handover);
       this.journal = new Journal(this.config.dataDir);
-      this.journal.prune();
+      await this.journal.prune();
       for (const e of this.journal.unreported()) await this.report(client, e.taskKey, e.result as TaskResultRequest);
       const beating = this.heartbeatLoop(client);
       await this.pollLoop(client);
@@ -138,7 +138,7 @@ export class Agent {
       if (this.fatal) throw this.fatal;
       return this.handedOver ? 'handed-over' : 'stopped';
     } finally {
-      this.journal?.flush();
+      await this.journal?.flush();
       this.lock.release();
     }
   }
@@ -388,9 +388,9 @@ export class Agent {
     } catch (e) {
       const key = (raw as { taskKey?: unknown })?.taskKey;
       if (typeof key === 'string' && isValidTaskKey(key) && !journal.get(key)) {
-        journal.begin(key, String((raw as { recipe?: unknown }).recipe ?? 'unknown').slice(0, 40));
+        await journal.begin(key, String((raw as { recipe?: unknown }).recipe ?? 'unknown').slice(0, 40));
         const result: TaskResultRequest = { result: 'failed', step: 'preflight', error: `refused: ${(e as Error).message}` };
-        journal.finish(key, result);
+        await journal.finish(key, result);
         await this.report(client, key, result);
       } else this.log.warn(`ignoring a malformed task: ${(e as Error).message}`);
       return;
@@ -415,7 +415,7 @@ export class Agent {
     };
     let outcome: RecipeOutcome;
     if (disposition === 'run') {
-      journal.begin(task.taskKey, task.recipe);
+      await journal.begin(task.taskKey, task.recipe);
       stream.write(`agent ${this.options.version} runs ${task.recipe} (task ${task.taskKey})`);
     } else {
       stream.write(
@@ -444,7 +444,7 @@ export class Agent {
     );
     // The last lines go with the result where the server keeps them: one request, one commit.
     const lastLines = this.serverTakesResultLines ? await stream.rest() : (await stream.close(), []);
-    journal.finish(task.taskKey, outcome);
+    await journal.finish(task.taskKey, outcome);
     this.facts.invalidate();
     await this.report(client, task.taskKey, outcome, lastLines);
     if (outcome.result === 'succeeded') await this.heartbeatOnce(client, false).catch(() => undefined);

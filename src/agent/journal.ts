@@ -1,4 +1,5 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { TaskResultRequest } from '../domain/agent-protocol.js';
 
@@ -17,7 +18,10 @@ import type { TaskResultRequest } from '../domain/agent-protocol.js';
  *   A re-delivered finished task is only reported again. Exit: pruned after a week.
  *
  * Every write is a whole-file replace (write, fsync, rename), so a crash leaves the old or
- * the new journal, never a torn one. That a result was acknowledged is only kept in memory
+ * the new journal, never a torn one. Writes are asynchronous, one at a time, each of the
+ * whole journal as it is when the write begins; a change is on disk when the call that
+ * made it resolves. While a file is written and synced the agent goes on answering (its
+ * heartbeats, its log stream, and in the bench the other agents of the process). That a result was acknowledged is only kept in memory
  * until the next write or `flush()` (at the agent's stop): after a crash in between the
  * result is reported once more, and the server takes a result again as the same one.
  */
@@ -52,6 +56,8 @@ export class Journal {
   private entries = new Map<string, JournalEntry>();
   /** Acknowledgements not written yet (`markReported`). */
   private unsaved = false;
+  /** The write under way (writes go one at a time). */
+  private writing: Promise<void> = Promise.resolve();
   readonly file: string;
 
   constructor(dataDir: string) {
@@ -79,30 +85,30 @@ export class Journal {
   }
 
   /** Records that the task starts now. Refuses a key that is already journaled (never run twice). */
-  begin(taskKey: string, recipe: string, now = new Date()): JournalEntry {
+  async begin(taskKey: string, recipe: string, now = new Date()): Promise<JournalEntry> {
     if (this.entries.has(taskKey))
       throw new Error(`task ${taskKey} is already in the journal; it is resumed or reported, never started again`);
     const entry: JournalEntry = { taskKey, recipe, state: 'started', startedAt: now.toISOString(), data: {}, reported: false };
     this.entries.set(taskKey, entry);
-    this.save();
+    await this.save();
     return structuredClone(entry);
   }
 
   /** Records a recipe checkpoint and merges `data` into the entry's data. */
-  checkpoint(taskKey: string, step: string, data: Record<string, unknown> = {}): void {
+  checkpoint(taskKey: string, step: string, data: Record<string, unknown> = {}): Promise<void> {
     const e = this.mustGet(taskKey);
     e.step = step;
     e.data = { ...e.data, ...data };
-    this.save();
+    return this.save();
   }
 
-  finish(taskKey: string, result: TaskResultRequest, now = new Date()): void {
+  finish(taskKey: string, result: TaskResultRequest, now = new Date()): Promise<void> {
     const e = this.mustGet(taskKey);
     e.state = 'finished';
     e.finishedAt = now.toISOString();
     e.result = result;
     e.reported = false;
-    this.save();
+    return this.save();
   }
 
   markReported(taskKey: string): void {
@@ -113,8 +119,8 @@ export class Journal {
   }
 
   /** Writes what is only in memory (acknowledgements). */
-  flush(): void {
-    if (this.unsaved) this.save();
+  flush(): Promise<void> {
+    return this.unsaved ? this.save() : this.writing.catch(() => undefined);
   }
 
   /** Finished entries whose result the server has not acknowledged yet. */
@@ -123,7 +129,7 @@ export class Journal {
   }
 
   /** Drops reported entries older than a week and keeps at most the newest 500. */
-  prune(now = new Date()): void {
+  prune(now = new Date()): Promise<void> {
     let changed = false;
     for (const [k, e] of this.entries) {
       if (e.state === 'finished' && e.reported && now.getTime() - Date.parse(e.finishedAt ?? e.startedAt) > PRUNE_AFTER_MS) {
@@ -139,7 +145,7 @@ export class Journal {
       if (oldest) this.entries.delete(oldest.taskKey);
       changed = true;
     }
-    if (changed) this.save();
+    return changed ? this.save() : Promise.resolve();
   }
 
   private mustGet(taskKey: string): JournalEntry {
@@ -148,16 +154,23 @@ export class Journal {
     return e;
   }
 
-  private save(): void {
+  /** Queues a write of the journal as it is when the write begins; a failed write fails this call and the next write tries again. */
+  private save(): Promise<void> {
     this.unsaved = false;
+    const write = this.writing.catch(() => undefined).then(() => this.write());
+    this.writing = write;
+    return write;
+  }
+
+  private async write(): Promise<void> {
     const tmp = `${this.file}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
+    const f = await open(tmp, 'w', 0o600);
     try {
-      writeSync(fd, JSON.stringify({ version: 1, entries: [...this.entries.values()] }, null, 1));
-      fsyncSync(fd);
+      await f.writeFile(JSON.stringify({ version: 1, entries: [...this.entries.values()] }, null, 1));
+      await f.sync();
     } finally {
-      closeSync(fd);
+      await f.close();
     }
-    renameSync(tmp, this.file);
+    await rename(tmp, this.file);
   }
 }

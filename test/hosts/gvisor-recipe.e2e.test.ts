@@ -48,7 +48,7 @@ suite('gvisor-runsc recipe with real runsc binaries', () => {
       minFreeMegabytes: 64,
     });
     const journal = new Journal(config.dataDir);
-    journal.begin(taskKey, 'gvisor-runsc');
+    await journal.begin(taskKey, 'gvisor-runsc');
     const task: AgentTask = {
       taskKey,
       recipe: 'gvisor-runsc',

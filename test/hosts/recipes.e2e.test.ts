@@ -36,10 +36,10 @@ suite('docker-engine recipe on real testbed hosts', () => {
   let archive: { file: string; sha256: string; name: string };
   const logs: string[] = [];
 
-  const context = (p: PreparedHost, taskKey: string, artifactsDir = mirror): { ctx: RecipeContext; journal: Journal } => {
+  const context = async (p: PreparedHost, taskKey: string, artifactsDir = mirror): Promise<{ ctx: RecipeContext; journal: Journal }> => {
     const config = parseAgentConfig(agentConfig(p));
     const journal = new Journal(config.dataDir);
-    journal.begin(taskKey, 'docker-engine');
+    await journal.begin(taskKey, 'docker-engine');
     return {
       journal,
       ctx: {
@@ -108,7 +108,7 @@ suite('docker-engine recipe on real testbed hosts', () => {
 
   it('upgrades 20.10.24 to 26.1.5 with the binary method; the restart=always container runs again', async () => {
     const before = await keeper(good);
-    const { ctx, journal } = context(good, 'rt-1.1');
+    const { ctx, journal } = await context(good, 'rt-1.1');
     const result = (await new RuntimeRecipe(dockerEngine).run(task('rt-1.1', archive.sha256), ctx)) as TaskResultRequest;
     expect(result.error).toBeUndefined();
     expect(result.result).toBe('succeeded');
@@ -131,7 +131,7 @@ suite('docker-engine recipe on real testbed hosts', () => {
   }, 240_000);
 
   it('rolls back to a running 20.10.24 when 26.1.5 will not start, and reports the step and its output', async () => {
-    const { ctx } = context(broken, 'rt-2.1');
+    const { ctx } = await context(broken, 'rt-2.1');
     const result = (await new RuntimeRecipe(dockerEngine).run(task('rt-2.1', archive.sha256), ctx)) as TaskResultRequest;
     expect(result.result).toBe('failed');
     expect(result.step).toBe('start');
@@ -145,7 +145,7 @@ suite('docker-engine recipe on real testbed hosts', () => {
     const bad = await mkdtemp(path.join((bed as Testbed).root, 'badmirror-'));
     try {
       await writeFile(path.join(bad, archive.name), 'not the archive');
-      const { ctx } = context(broken, 'rt-3.1', bad);
+      const { ctx } = await context(broken, 'rt-3.1', bad);
       const pid = (await readFile(path.join(broken.host.dir, 'docker.pid'), 'utf8')).trim();
       const result = (await new RuntimeRecipe(dockerEngine).run(task('rt-3.1', archive.sha256), ctx)) as TaskResultRequest;
       expect(result.result).toBe('failed');

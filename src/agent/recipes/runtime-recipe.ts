@@ -332,7 +332,7 @@ export class RuntimeRecipe implements Recipe {
 
   async run(task: AgentTask, ctx: RecipeContext): Promise<TaskResultRequest> {
     const params = validateUpgradeParams(this.def.recipe, task.params);
-    ctx.journal.checkpoint('preflight');
+    await ctx.journal.checkpoint('preflight');
     let prepared: Prepared;
     try {
       const p = await this.preflight(ctx, params);
@@ -346,7 +346,7 @@ export class RuntimeRecipe implements Recipe {
     }
     try {
       await this.backup(ctx, prepared);
-      ctx.journal.checkpoint('prepared', { prepared });
+      await ctx.journal.checkpoint('prepared', { prepared });
     } catch (e) {
       return this.failed('backup', e, ctx, false);
     }
@@ -357,16 +357,16 @@ export class RuntimeRecipe implements Recipe {
     }
     let step = 'stop';
     try {
-      ctx.journal.checkpoint('stopping');
+      await ctx.journal.checkpoint('stopping');
       await this.stop(ctx, this.stepLog(ctx, 'stop'));
       step = 'install';
-      ctx.journal.checkpoint('installing');
+      await ctx.journal.checkpoint('installing');
       await this.install(ctx, prepared);
       step = 'start';
-      ctx.journal.checkpoint('starting');
+      await ctx.journal.checkpoint('starting');
       await this.startAndWait(ctx, this.stepLog(ctx, 'start'));
       step = 'verify';
-      ctx.journal.checkpoint('verifying');
+      await ctx.journal.checkpoint('verifying');
       await this.verify(ctx, prepared, params);
     } catch (e) {
       return this.rollback(ctx, prepared, step, (e as Error).message);

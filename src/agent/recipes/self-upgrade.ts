@@ -122,7 +122,7 @@ export class SelfUpgradeRecipe implements Recipe {
 
     // Beside the agent: the rename below must not cross file systems.
     const staged = `${agentFile}.new-${process.pid}`;
-    ctx.journal.checkpoint('downloading');
+    await ctx.journal.checkpoint('downloading');
     try {
       ctx.log(`downloading the agent executable to ${staged}`);
       const d = await this.host.downloadExecutable(staged, ctx.signal);
@@ -156,7 +156,7 @@ export class SelfUpgradeRecipe implements Recipe {
     const backup = path.join(backupDir, `${BACKUP_PREFIX}${ctx.agentVersion}`);
     await keepBackup(agentFile, backup);
     const oldSha = await sha256Of(backup);
-    ctx.journal.checkpoint('swapped', { agentFile, backup, oldSha, fromVersion: ctx.agentVersion, toVersion: params.toVersion });
+    await ctx.journal.checkpoint('swapped', { agentFile, backup, oldSha, fromVersion: ctx.agentVersion, toVersion: params.toVersion });
     await rename(staged, agentFile);
     ctx.log(`${agentFile} is now ${params.toVersion} (the ${ctx.agentVersion} file is kept as ${backup}); starting it`);
 

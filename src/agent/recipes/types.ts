@@ -38,7 +38,8 @@ export class ChecksumError extends Error {
 
 /** The recipe's handle on its own journal entry: checkpoints survive a restart of the agent. */
 export interface TaskJournal {
-  checkpoint(step: string, data?: Record<string, unknown>): void;
+  /** Resolves once the checkpoint is on disk: await it before the step it announces. */
+  checkpoint(step: string, data?: Record<string, unknown>): Promise<void>;
 }
 
 export interface RecipeContext {
