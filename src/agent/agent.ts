@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { AgentTask, JoinResponse, RecipeName, TaskResultRequest } from '../domain/agent-protocol.js';
+import type { AgentFacts, AgentTask, JoinResponse, RecipeName, TaskResultRequest } from '../domain/agent-protocol.js';
 import { AGENT_PROTOCOL_VERSION } from '../domain/agent-protocol.js';
 import { MirrorArtifactSource } from './artifacts.js';
 import type { AgentConfig } from './config.js';
@@ -79,6 +79,8 @@ export class Agent {
   private serverPollSeconds: number | undefined;
   /** Whether the server keeps log lines sent with a result (it said `linesWithResult`). */
   private serverTakesResultLines = false;
+  /** Whether the server records facts sent with a result as a heartbeat (it said `factsWithResult`). */
+  private serverTakesResultFacts = false;
   /** A task poll is waiting on the server: it stands for this agent's heartbeat there. */
   private pollOpen = false;
   /** The facts the server last acknowledged (JSON). */
@@ -296,6 +298,7 @@ export class Agent {
         this.heartbeatSeconds = r.heartbeatSeconds > 0 ? r.heartbeatSeconds : this.heartbeatSeconds;
         this.serverPollSeconds = typeof r.pollSeconds === 'number' && r.pollSeconds > 0 ? r.pollSeconds : undefined;
         this.serverTakesResultLines = r.linesWithResult === true;
+        this.serverTakesResultFacts = r.factsWithResult === true;
         return;
       } catch (e) {
         if (e instanceof ServerError && e.status === 401) {
@@ -446,29 +449,50 @@ export class Agent {
     const lastLines = this.serverTakesResultLines ? await stream.rest() : (await stream.close(), []);
     await journal.finish(task.taskKey, outcome);
     this.facts.invalidate();
-    await this.report(client, task.taskKey, outcome, lastLines);
-    if (outcome.result === 'succeeded') await this.heartbeatOnce(client, false).catch(() => undefined);
+    // The host's facts after the task go with the result where the server takes them there.
+    const facts = this.serverTakesResultFacts ? await this.facts.collect().catch(() => undefined) : undefined;
+    const factsTaken = await this.report(client, task.taskKey, outcome, lastLines, facts);
+    if (outcome.result === 'succeeded' && !factsTaken) await this.heartbeatOnce(client, false).catch(() => undefined);
   }
 
-  /** Reports a result (a few tries); an acknowledged one is marked in the journal, others are reported on the next delivery. */
-  private async report(client: ServerClient, taskKey: string, result: TaskResultRequest, lastLines: string[] = []): Promise<void> {
+  /**
+   * Reports a result (a few tries); an acknowledged one is marked in the journal, others
+   * are reported on the next delivery. True when the server took `facts` with it.
+   */
+  private async report(
+    client: ServerClient,
+    taskKey: string,
+    result: TaskResultRequest,
+    lastLines: string[] = [],
+    facts?: AgentFacts,
+  ): Promise<boolean> {
     const journal = this.journal as Journal;
+    const withLines = lastLines.length > 0 ? { ...result, log: lastLines } : result;
     for (let attempt = 0; attempt < 6; attempt++) {
       try {
-        await client.result(taskKey, lastLines.length > 0 ? { ...result, log: lastLines } : result);
+        await client.result(taskKey, facts ? { ...withLines, facts } : withLines);
         journal.markReported(taskKey);
         this.log.info(`[${taskKey}] reported: ${result.result}`);
-        return;
+        if (facts) this.factsSent = JSON.stringify(facts);
+        return facts !== undefined;
       } catch (e) {
+        // Facts the server refuses must not cost the result: it goes again without them,
+        // and the heartbeat after it says what the server refused.
+        if (e instanceof ServerError && e.status === 422 && facts) {
+          facts = undefined;
+          attempt--;
+          continue;
+        }
         if (e instanceof ServerError && (e.status === 404 || e.status === 422)) {
           this.log.warn(`[${taskKey}] the server does not take this result (${e.message}); forgetting it`);
           journal.markReported(taskKey);
-          return;
+          return false;
         }
         if (this.stopping) break;
         await delay(backoffMs(attempt, 15_000), this.wake.signal).catch(() => undefined);
       }
     }
     this.log.warn(`[${taskKey}] the result could not be reported yet; it is reported when the task is delivered again`);
+    return false;
   }
 }

@@ -57,6 +57,9 @@ export const HeartbeatResponse = View(
     linesWithResult: Type.Optional(
       Type.Boolean({ description: 'The server keeps the log lines a result carries (`log`) in the task’s log, with the result' }),
     ),
+    factsWithResult: Type.Optional(
+      Type.Boolean({ description: 'The server records the facts a result carries (`facts`) as the node’s heartbeat, after the result' }),
+    ),
   },
   { description: 'Acknowledged' },
 );
@@ -106,6 +109,7 @@ export const TaskResultBody = Type.Object(
   {
     result: StringEnum(taskResults),
     log: Type.Optional(Type.Array(Type.String(), { maxItems: 1000, description: 'The task’s last log lines, kept with the result' })),
+    facts: Type.Optional(Facts),
   },
   { additionalProperties: true },
 );

@@ -75,6 +75,12 @@ export interface HeartbeatResponse {
    * task's last lines with its result instead of in a request of their own before it.
    */
   linesWithResult?: boolean;
+  /**
+   * Servers that take the host's facts with a task's result (`TaskResultRequest.facts`)
+   * and record them as that node's heartbeat say so. Such an agent sends its facts after
+   * a task with the result instead of in a heartbeat of their own right after it.
+   */
+  factsWithResult?: boolean;
 }
 
 /** Recipes the agent ships with; the server only ever names one and passes validated parameters. */
@@ -167,6 +173,11 @@ export interface TaskResultRequest {
    * a result reported again after a restart comes without them.
    */
   log?: string[];
+  /**
+   * The host's facts after the task, to servers that say `factsWithResult`: recorded as a
+   * heartbeat once the result is. Never journaled, like `log`.
+   */
+  facts?: AgentFacts;
 }
 
 /** Log lines a result may carry; more go to the log route first. */

@@ -28,6 +28,10 @@ class FakeServer {
   resultFailures = 0;
   /** Says it keeps log lines sent with a result, as servers since issue 17 do. */
   linesWithResult = false;
+  /** Says it records facts sent with a result; with `refuseResultFacts` it answers them 422 as a server does bad facts. */
+  factsWithResult = false;
+  refuseResultFacts = false;
+  resultAttempts: TaskResultRequest[] = [];
   joins = 0;
   joinAttempts = 0;
   /** Credentials the server accepts; clearing it is what an admin's reset does. */
@@ -91,6 +95,7 @@ class FakeServer {
         serverTime: new Date().toISOString(),
         heartbeatSeconds: 1,
         ...(this.linesWithResult ? { linesWithResult: true } : {}),
+        ...(this.factsWithResult ? { factsWithResult: true } : {}),
       });
     }
     if (url.pathname === '/api/v1/agent/tasks') {
@@ -109,7 +114,10 @@ class FakeServer {
         this.resultFailures--;
         return send(503, { error: { code: 'INTERNAL', message: 'restarting' } });
       }
-      if (!this.results.has(decodeURIComponent(m[1]))) this.results.set(decodeURIComponent(m[1]), JSON.parse(body) as TaskResultRequest);
+      const reported = JSON.parse(body) as TaskResultRequest;
+      this.resultAttempts.push(reported);
+      if (this.refuseResultFacts && reported.facts) return send(422, { error: { code: 'INVALID', message: 'facts.distribution is bad' } });
+      if (!this.results.has(decodeURIComponent(m[1]))) this.results.set(decodeURIComponent(m[1]), reported);
       return send(204);
     }
     return send(404, { error: { code: 'NOT_FOUND', message: url.pathname } });
@@ -221,6 +229,29 @@ describe('the agent against the protocol', () => {
       expect([...sentApart, ...sentWith].some((l) => l.endsWith(' succeeded'))).toBe(true);
       expect(sentWith.some((l) => l.endsWith(' succeeded'))).toBe(takes);
       expect(sentApart.some((l) => l.endsWith(' succeeded'))).toBe(!takes);
+    }
+  }, 60_000);
+
+  it('sends the host’s facts with a result to a server that records them, and the result alone when they are refused', async () => {
+    for (const [takes, refuses] of [
+      [true, false],
+      [false, false],
+      [true, true],
+    ] as const) {
+      server.factsWithResult = takes;
+      server.refuseResultFacts = refuses;
+      server.resultAttempts = [];
+      const key = `snapshot.facts-${takes}-${refuses}`;
+      server.tasks.push({ taskKey: key, recipe: 'snapshot', params: { label: 'upshift-u1' }, createdAt: new Date().toISOString() });
+      const { agent } = makeAgent();
+      const running = agent.run();
+      await waitFor('the result', () => server.results.has(key));
+      agent.stop();
+      await running;
+      const kept = server.results.get(key);
+      expect(kept).toMatchObject({ result: 'succeeded', ref: 'snap-upshift-u1' });
+      expect(kept?.facts?.agentVersion).toBe(takes && !refuses ? '1.1.0' : undefined);
+      expect(server.resultAttempts.map((r) => r.facts !== undefined)).toEqual(refuses ? [true, false] : [takes]);
     }
   }, 60_000);
 

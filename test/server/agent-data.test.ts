@@ -203,6 +203,29 @@ for (const dialect of dialects) {
       expect(text).not.toContain('sent twice');
     });
 
+    it('records the facts a result carries as the node’s heartbeat, and refuses bad ones before recording anything', async () => {
+      const credentials = await clusterWithNodes('after', { 'after-1': facts('20.10.24') });
+      const heartbeat = await agent(credentials['after-1'] as string, '/heartbeat', { facts: facts('20.10.24') });
+      expect(heartbeat.body).toMatchObject({ factsWithResult: true });
+      const upgradeId = await startDockerUpgrade('after');
+      const { credential, taskKey } = await nextTask(credentials);
+      const result = { result: 'succeeded', versions: { docker: '26.1.5' } };
+
+      // Facts the server cannot keep: a 422 that says which, and the task stays open.
+      const bad = await agent(credential, `/tasks/${taskKey}/result`, { ...result, facts: facts('26.1.5', { distribution: 'Debian 13' }) });
+      expect(bad.status).toBe(422);
+      expect(bad.body.error.message).toMatch(/facts\.distribution/);
+      expect((await s.api(`/api/v1/upgrades/${upgradeId}`)).body.state).toBe('Upgrading');
+      expect((await agent(credential, '/tasks?waitSeconds=0')).body.tasks.map((t: { taskKey: string }) => t.taskKey)).toEqual([taskKey]);
+
+      const after = facts('26.1.5', { distribution: 'debian-13', versions: { docker: '26.1.5', containerd: '1.7.22' } });
+      expect((await agent(credential, `/tasks/${taskKey}/result`, { ...result, facts: after })).status).toBe(204);
+      await waitForState(upgradeId, 'Completed');
+      const [node] = (await s.api('/api/v1/clusters/after/nodes')).body.items;
+      expect(node).toMatchObject({ name: 'after-1', status: 'Ready', distribution: 'debian-13' });
+      expect(node.versions).toMatchObject({ docker: '26.1.5', containerd: '1.7.22' });
+    });
+
     it('keeps the first and last 512 KiB of a flooded log with a marker between, streams it, and takes nothing once the task is over', async () => {
       const credentials = await clusterWithNodes('flood', { 'flood-1': facts('20.10.24') });
       const upgradeId = await startDockerUpgrade('flood');

@@ -14,6 +14,7 @@ import type { AgentPort, AgentTaskRequest, Clock } from '../../domain/ports.js';
 import type { Store } from '../../store/store.js';
 import type { Logger } from '../types.js';
 import { silentLogger } from '../types.js';
+import { checkFacts } from './agent-input.js';
 import { AgentLiveness } from './liveness.js';
 import { type CreatedJoinToken, NodeIdentity, type NodeReset } from './node-identity.js';
 import { AgentTaskDelivery } from './task-delivery.js';
@@ -142,8 +143,15 @@ export class AgentHub implements AgentPort {
     }
   }
 
-  reportResult(node: NodeRecord, taskKey: string, raw: TaskResultRequest): Promise<void> {
-    return this.delivery.reportResult(node, taskKey, raw);
+  /**
+   * A task's result; facts it carries are checked before anything is recorded, and
+   * recorded as the node's heartbeat once the result is (one request where an agent
+   * would otherwise send its changed facts in a heartbeat right after).
+   */
+  async reportResult(node: NodeRecord, taskKey: string, raw: TaskResultRequest): Promise<void> {
+    const facts = raw.facts === undefined ? undefined : checkFacts(raw.facts);
+    await this.delivery.reportResult(node, taskKey, raw);
+    if (facts) await this.liveness.heartbeat(node, facts);
   }
 
   appendLog(node: NodeRecord, taskKey: string, lines: unknown): Promise<void> {

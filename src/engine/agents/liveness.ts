@@ -98,7 +98,13 @@ export class AgentLiveness {
     }
     this.heard.set(node.id, nowMs);
     this.ctx.signals.emit(`heartbeat:${node.id}`, facts);
-    return { serverTime: now, heartbeatSeconds: this.ctx.heartbeatSeconds, pollSeconds: this.pollSeconds, linesWithResult: true };
+    return {
+      serverTime: now,
+      heartbeatSeconds: this.ctx.heartbeatSeconds,
+      pollSeconds: this.pollSeconds,
+      linesWithResult: true,
+      factsWithResult: true,
+    };
   }
 
   /**
