@@ -14,6 +14,7 @@ import { build } from 'esbuild';
 import { startServerProcess, repoRoot, type ServerProcess } from '../test/support/server.js';
 import type { WorkerEvent, WorkerSpec } from './agent-worker.js';
 import { openSqlite } from '../src/store/dialect.js';
+import { MAX_POLL_SECONDS } from '../src/engine/agents/liveness.js';
 import { deferCleanup } from './cleanup.js';
 import { readAllPages } from './paging.js';
 import { fmt, median, pct, processStats, sleep, type Report } from './stats.js';
@@ -371,7 +372,7 @@ export async function withFleet<T>(
 
 /** How the agents part is run, for BENCHMARKS.md. */
 export const AGENTS_METHOD =
-  "One server process (SQLite, agent heartbeat 10 s) and 1,000 real `Agent` instances (src/agent/agent.ts), 20 OS processes × 50 agents, since 1,000 Node processes would need about 35 GB; each agent has its own data dir, node name, credential, journal, heartbeat and long poll, and the agents of a process share only its Node runtime and HTTP connection pool. Only the host is a stand-in: its facts say docker 20.10.24 (agent version = the server's), and the docker-engine recipe runs a real child process `sleep 1` and reports 26.1.5. Recipe-start latency is from the batch's startedAt (server) to the recipe's start in the agent process, on the same machine clock. The idle figures are taken over 20 s once every agent has joined and a heartbeat interval has passed; the requests the server answered in that window are counted by route from its own `/metrics`. Part `agents5k` (not in the default run: `npm run bench -- --only agents5k`) does the same with 5,000 agents, 50 processes × 100, and `maxBatchPercent: 2`, so that its batches are of 100 nodes too.";
+  "One server process (SQLite, agent heartbeat 10 s) and 1,000 real `Agent` instances (src/agent/agent.ts), 20 OS processes × 50 agents, since 1,000 Node processes would need about 35 GB; each agent has its own data dir, node name, credential, journal, heartbeat and long poll, and the agents of a process share only its Node runtime and HTTP connection pool. Only the host is a stand-in: its facts say docker 20.10.24 (agent version = the server's), and the docker-engine recipe runs a real child process `sleep 1` and reports 26.1.5. Recipe-start latency is from the batch's startedAt (server) to the recipe's start in the agent process, on the same machine clock. The idle figures are taken over one long poll's length (50 s, so each agent's poll falls in it once) once every agent has joined and a heartbeat interval has passed; the requests the server answered in that window are counted by route from its own `/metrics`. Part `agents5k` (not in the default run: `npm run bench -- --only agents5k`) does the same with 5,000 agents, 50 processes × 100, and `maxBatchPercent: 2`, so that its batches are of 100 nodes too.";
 
 const msOf = (x: number) => `${fmt(x * 1000, 0)} ms`;
 
@@ -418,7 +419,8 @@ export async function benchAgents(report: Report, run: AgentsRun = { nodes: 1000
     const requests0 = await requestsByRoute(s);
     const idle0 = processStats(pid);
     const agents0 = fleet.usage();
-    const idleWindow = 20;
+    // One whole poll period, so that every agent's poll is counted once whatever its phase.
+    const idleWindow = MAX_POLL_SECONDS;
     await sleep(idleWindow * 1000);
     const idle1 = processStats(pid);
     const agents1 = fleet.usage();
