@@ -35,7 +35,7 @@ import { deferCleanup, runPendingCleanups, startBenchServer } from './cleanup.js
 import { benchHuge, HUGE_METHOD } from './huge.js';
 import { benchPaging, PAGING_METHOD } from './paging.js';
 import { benchRealApt, REAL_APT_METHOD } from './real-apt.js';
-import { fmt, median, pct, processStats } from './stats.js';
+import { fmt, median, pct, processStats, sleep } from './stats.js';
 
 function benchPlanner(): void {
   const nodes: PlannableNode[] = Array.from({ length: 100_000 }, (_, i) => ({
@@ -210,6 +210,39 @@ async function benchClusterList(): Promise<void> {
   }
 }
 
+/**
+ * Whether the API stays usable while the engine works: one client asks, one request at a
+ * time, for `GET /api/v1/session` (authentication and routing only) and
+ * `GET /api/v1/clusters` in turn, every 20 ms, until stopped; the latencies by route.
+ */
+function probeApi(s: ServerProcess): { stop: () => Promise<{ session: number[]; clusters: number[] }> } {
+  const out = { session: [] as number[], clusters: [] as number[] };
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      for (const [key, path] of [
+        ['session', '/api/v1/session'],
+        ['clusters', '/api/v1/clusters'],
+      ] as const) {
+        const t = performance.now();
+        const r = await s.api(path);
+        if (r.status !== 200) throw new Error(`${path} answered ${r.status} during the fleet's upgrade`);
+        out[key].push(performance.now() - t);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return out;
+    },
+  };
+}
+
+const latencies = (xs: number[]) => `p50 ${fmt(pct(xs, 50), 1)} ms, p99 ${fmt(pct(xs, 99), 1)} ms (${xs.length} requests)`;
+
 async function benchFleet(label: string, database: string | undefined): Promise<void> {
   const { s, done } = await startBenchServer({ database });
   try {
@@ -229,8 +262,12 @@ async function benchFleet(label: string, database: string | undefined): Promise<
       ids.push(...made.map((m) => m.body.id as string));
     }
     const pid = s.child.pid as number;
+    const idleProbe = probeApi(s);
+    await sleep(3000);
+    const idle = await idleProbe.stop();
     const before = processStats(pid);
     const t0 = Date.now();
+    const probe = probeApi(s);
     const ups = await Promise.all(ids.map((id) => s.api(`/api/v1/clusters/${id}/upgrades`, { body: { component: 'docker' } })));
     const upIds = ups.map((u) => u.body.id as string);
     let views: any[] = [];
@@ -244,6 +281,7 @@ async function benchFleet(label: string, database: string | undefined): Promise<
       await new Promise((r) => setTimeout(r, 250));
     }
     const wall = (Date.now() - t0) / 1000;
+    const busy = await probe.stop();
     const after = processStats(pid);
     const ratios = views
       .filter((u) => upIds.includes(u.id))
@@ -257,6 +295,9 @@ async function benchFleet(label: string, database: string | undefined): Promise<
       });
     report(
       `10,000 simulated nodes in 100 clusters upgrading at once (0.5 s a node), ${label}: all done in ${fmt(wall, 1)} s; makespan / sum of batch durations median ${fmt(median(ratios), 3)} (p90 ${fmt(pct(ratios, 90), 3)}); server CPU ${fmt(after.cpuSeconds - before.cpuSeconds, 1)} s; peak memory ${fmt(after.peakMiB, 0)} MiB`,
+    );
+    report(
+      `the API meanwhile (${label}; one client, a request every 20 ms): GET /api/v1/session ${latencies(busy.session)}, GET /api/v1/clusters (100 clusters) ${latencies(busy.clusters)}; before the upgrades, the same: ${latencies(idle.session)} and ${latencies(idle.clusters)}`,
     );
   } finally {
     await done();
