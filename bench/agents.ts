@@ -15,7 +15,7 @@ import { startServerProcess, repoRoot, type ServerProcess } from '../test/suppor
 import type { WorkerEvent, WorkerSpec } from './agent-worker.js';
 import { openSqlite } from '../src/store/dialect.js';
 import { MAX_POLL_SECONDS } from '../src/engine/agents/liveness.js';
-import { deferCleanup } from './cleanup.js';
+import { deferCleanup, serverProfileEnv } from './cleanup.js';
 import { readAllPages } from './paging.js';
 import { fmt, median, pct, processStats, sleep, type Report } from './stats.js';
 
@@ -314,17 +314,8 @@ export function phase(timelines: NodeTimeline[], pick: (t: NodeTimeline) => numb
 }
 
 /**
- * `UPSHIFT_BENCH_SERVER_NODE_OPTIONS` (for instance `--cpu-prof --cpu-prof-dir=/tmp/prof`)
- * is given to the server process only, as its NODE_OPTIONS: to profile the server under
- * the agents' load without profiling the bench or the agents.
- */
-function serverProfileEnv(): Record<string, string> {
-  const options = process.env['UPSHIFT_BENCH_SERVER_NODE_OPTIONS'];
-  return options ? { NODE_OPTIONS: options } : {};
-}
-
-/**
- * `UPSHIFT_BENCH_AGENT_NODE_OPTIONS` does the same for the agent processes (each writes
+ * `UPSHIFT_BENCH_AGENT_NODE_OPTIONS` does for the agent processes what bench/cleanup.ts
+ * `serverProfileEnv` does for servers (each writes
  * its own profile): to see what the agents' side of a task costs.
  */
 function agentProfileEnv(): NodeJS.ProcessEnv {

@@ -93,9 +93,19 @@ export function terminate(pids: readonly number[]): void {
   }
 }
 
+/**
+ * `UPSHIFT_BENCH_SERVER_NODE_OPTIONS` (for instance `--cpu-prof --cpu-prof-dir=/tmp/prof`)
+ * is given to the bench's server processes only, as their NODE_OPTIONS: to profile a
+ * server under a part's load without profiling the bench or the agents.
+ */
+export function serverProfileEnv(): Record<string, string> {
+  const options = process.env['UPSHIFT_BENCH_SERVER_NODE_OPTIONS'];
+  return options ? { NODE_OPTIONS: options } : {};
+}
+
 /** A server process that is stopped and its data dir removed by `done`, also when the bench is interrupted. */
 export async function startBenchServer(options: StartOptions = {}): Promise<{ s: ServerProcess; done: () => Promise<void> }> {
-  const s = await startServerProcess(options);
+  const s = await startServerProcess({ ...options, env: { ...serverProfileEnv(), ...options.env } });
   const done = deferCleanup(async () => {
     await s.stop();
     s.cleanup();
