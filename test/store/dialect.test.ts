@@ -1,7 +1,10 @@
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { cachingStatements } from '../../src/store/dialect.js';
+import { SQLITE_CHECKPOINT_INTERVAL_MS, cachingStatements, openSqlite } from '../../src/store/dialect.js';
 import { dialects } from '../support/databases.js';
 import { addCluster, storeForSuite } from '../support/store.js';
 
@@ -51,6 +54,32 @@ describe('SQLite statement cache', () => {
       expect([...iterating].map((r) => r.n)).toEqual([2, 3]);
     } finally {
       cached.close();
+    }
+  });
+});
+
+describe('SQLite checkpoints', () => {
+  it('are made by a thread of their own: the log is copied into the database file while the server writes, and removed at close', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'upshift-checkpoint-'));
+    const file = path.join(dir, 'upshift.db');
+    try {
+      const adapter = openSqlite(file);
+      await sql`create table blobs (id integer primary key, body text)`.execute(adapter.db);
+      // 8 MiB in 64 commits: SQLite's own checkpoint would have run in these commits, on this thread.
+      for (let i = 0; i < 64; i++) await sql`insert into blobs (body) values (${'x'.repeat(128 * 1024)})`.execute(adapter.db);
+      const { rows } = await sql<Record<string, number>>`pragma wal_autocheckpoint`.execute(adapter.db);
+      expect(Object.values(rows[0] ?? {})).toEqual([0]);
+      const deadline = Date.now() + 10_000;
+      while (statSync(file).size < 8 * 1024 * 1024 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, SQLITE_CHECKPOINT_INTERVAL_MS));
+      expect(statSync(file).size).toBeGreaterThanOrEqual(8 * 1024 * 1024);
+      await adapter.close();
+      expect(existsSync(`${file}-wal`)).toBe(false);
+      const reopened = new BetterSqlite3(file, { readonly: true });
+      expect(reopened.prepare('select count(*) as n from blobs').get()).toEqual({ n: 64 });
+      reopened.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
