@@ -445,12 +445,14 @@ export class Agent {
         ? 'succeeded'
         : `failed at ${outcome.step ?? 'an unknown step'}${outcome.rolledBack ? ' (rolled back)' : ''}`,
     );
+    // The host's facts after the task go with the result where the server takes them there,
+    // gathered while the journal is written.
+    this.facts.invalidate();
+    const factsAfter = this.serverTakesResultFacts ? this.facts.collect().catch(() => undefined) : Promise.resolve(undefined);
     // The last lines go with the result where the server keeps them: one request, one commit.
     const lastLines = this.serverTakesResultLines ? await stream.rest() : (await stream.close(), []);
     await journal.finish(task.taskKey, outcome);
-    this.facts.invalidate();
-    // The host's facts after the task go with the result where the server takes them there.
-    const facts = this.serverTakesResultFacts ? await this.facts.collect().catch(() => undefined) : undefined;
+    const facts = await factsAfter;
     const factsTaken = await this.report(client, task.taskKey, outcome, lastLines, facts);
     if (outcome.result === 'succeeded' && !factsTaken) await this.heartbeatOnce(client, false).catch(() => undefined);
   }
