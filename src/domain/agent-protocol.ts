@@ -43,6 +43,13 @@ export interface JoinRequest {
   name: string;
   facts: AgentFacts;
   protocol: number;
+  /**
+   * A random secret the agent made once and sends with every join (`upjs_…`; kept in
+   * `<dataDir>/join-secret`, mode 0600). The server keeps its hash with the credential it
+   * issues: a join presenting it again, before that credential was ever used, replaces
+   * the credential instead of being refused (a join whose answer was lost; docs/design.md §9).
+   */
+  joinSecret?: string;
 }
 
 export interface JoinResponse {
