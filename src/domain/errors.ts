@@ -54,7 +54,7 @@ export const ErrorCode = {
   NOT_READY: 'NOT_READY',
   /**
    * The server is handling as many requests of this kind as it takes at once (joins: 64);
-   * the client tries again after the answer's Retry-After (503).
+   * the client tries again after the answer's Retry-After (503; docs/design.md §5, §9).
    */
   SERVER_BUSY: 'SERVER_BUSY',
   /** The database was migrated by a newer Upshift than this one: this binary refuses to run on it. */

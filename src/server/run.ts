@@ -89,7 +89,10 @@ export async function startServer(
 ): Promise<RunningServer> {
   const logOptions = {
     level: config.logLevel,
-    redact: { paths: ['req.headers.authorization', '*.token', '*.password', '*.secret', 'headers.authorization'], censor: '[redacted]' },
+    redact: {
+      paths: ['req.headers.authorization', '*.token', '*.password', '*.secret', '*.joinSecret', 'headers.authorization'],
+      censor: '[redacted]',
+    },
   };
   // Lines for a person on a terminal; JSON for a log collector everywhere else.
   const logger = process.stdout.isTTY ? pino(logOptions, terminalLog(process.stdout)) : pino(logOptions);
