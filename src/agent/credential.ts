@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { JOIN_SECRET_PATTERN } from '../domain/agent-protocol.js';
 import type { ServerError } from './client.js';
 
 /**
@@ -54,9 +55,6 @@ export class CredentialFile {
     rmSync(this.path, { force: true });
   }
 }
-
-/** What a join secret looks like: `upjs_` and 32 random bytes, base64url. */
-const JOIN_SECRET_PATTERN = /^upjs_[A-Za-z0-9_-]{20,100}$/;
 
 /**
  * The agent's join secret, `<dataDir>/join-secret` (mode 0600), made once. Every join

@@ -52,6 +52,9 @@ export interface JoinRequest {
   joinSecret?: string;
 }
 
+/** What a join secret looks like: `upjs_` and, as the agent makes it, 32 random bytes in base64url. */
+export const JOIN_SECRET_PATTERN = /^upjs_[A-Za-z0-9_-]{20,100}$/;
+
 export interface JoinResponse {
   nodeId: string;
   clusterId: string;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
-import type { JoinRequest, JoinResponse, TaskResultRequest } from '../../domain/agent-protocol.js';
+import { JOIN_SECRET_PATTERN, type JoinRequest, type JoinResponse, type TaskResultRequest } from '../../domain/agent-protocol.js';
 import { kindHasAgents } from '../../domain/components.js';
 import { ErrorCode, UpshiftError, invalid, notFound } from '../../domain/errors.js';
 import { EventType } from '../../domain/events.js';
@@ -36,9 +36,6 @@ export interface NodeReset {
  */
 export const MAX_CONCURRENT_JOINS = 64;
 export const JOIN_RETRY_AFTER_SECONDS = 2;
-
-/** What a join secret looks like (`upjs_` and 32 random bytes, base64url, from the agent). */
-const JOIN_SECRET_PATTERN = /^upjs_[A-Za-z0-9_-]{20,100}$/;
 
 /** At most one `agent.join_refused` event per node and client address in this window; the rest are counted. */
 const JOIN_REFUSAL_EVENT_WINDOW_MS = 60_000;
