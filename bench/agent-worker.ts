@@ -41,10 +41,22 @@ export interface WorkerSpec {
 export type WorkerEvent =
   | { event: 'recipe'; node: string; taskKey: string; startedAt: number; endedAt: number; ok: boolean }
   | { event: 'warn'; node: string; message: string }
+  | { event: 'join-retry'; node: string; cause: JoinRetryCause }
   | { event: 'fatal'; node: string; message: string }
   | { event: 'stopped'; agents: number };
 
 const emit = (e: WorkerEvent) => process.stdout.write(`${JSON.stringify(e)}\n`);
+
+/** Why an agent tried its join again: the connection reset, the server busy (503), no answer in time, anything else. */
+export type JoinRetryCause = 'ECONNRESET' | '503' | 'timeout' | 'other';
+
+/** The cause of a join retry, from the agent's warning (`join: …; retrying in N s`). */
+function joinRetryCause(message: string): JoinRetryCause {
+  if (message.includes('ECONNRESET')) return 'ECONNRESET';
+  if (/: 503 /.test(message)) return '503';
+  if (message.includes('timed out')) return 'timeout';
+  return 'other';
+}
 
 /** A host that runs nothing real but its version: what the recipe changed is what the next heartbeat says. */
 class BenchHost implements FactSource {
@@ -104,6 +116,9 @@ class SleepRecipe implements Recipe {
 function benchLogger(node: string): AgentLogger {
   let left = 5;
   const warn = (message: string) => {
+    // Every join retry is counted, also past the warnings shown.
+    if (message.startsWith('join: ') && message.includes('; retrying in '))
+      emit({ event: 'join-retry', node, cause: joinRetryCause(message) });
     if (left-- > 0) emit({ event: 'warn', node, message });
   };
   return { info: () => undefined, warn, error: warn };

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { build } from 'esbuild';
 import { startServerProcess, repoRoot, type ServerProcess } from '../test/support/server.js';
-import type { WorkerEvent, WorkerSpec } from './agent-worker.js';
+import type { JoinRetryCause, WorkerEvent, WorkerSpec } from './agent-worker.js';
 import { openSqlite } from '../src/store/dialect.js';
 import { MAX_POLL_SECONDS } from '../src/engine/agents/liveness.js';
 import { deferCleanup, serverProfileEnv } from './cleanup.js';
@@ -46,6 +46,9 @@ export interface NodeTaskView {
 
 type RecipeEvent = Extract<WorkerEvent, { event: 'recipe' }>;
 
+/** Join retries the agents made, by cause (bench/agent-worker.ts). */
+export type JoinRetries = Record<JoinRetryCause, number>;
+
 /** A running fleet of bench agents: what they did, and how to stop them. */
 export interface Fleet {
   clusterId: string;
@@ -55,6 +58,7 @@ export interface Fleet {
   recipes: Map<string, RecipeEvent[]>;
   /** Warnings and failures the agents reported, and workers that died. */
   problems: string[];
+  joinRetries: JoinRetries;
   /** The worker processes' resident memory now, the sum of their peaks, and their CPU seconds so far. */
   usage(): { rssMiB: number; peakMiB: number; cpuSeconds: number };
   /** Stops every agent (stdin closes), then the processes; SIGKILL what is still there after 30 s. */
@@ -121,6 +125,7 @@ export async function startFleet(s: ServerProcess, workerFile: string, dataRoot:
   const processes = Math.ceil(spec.nodes / spec.perProcess);
   const recipes = new Map<string, RecipeEvent[]>();
   const problems: string[] = [];
+  const joinRetries: JoinRetries = { ECONNRESET: 0, '503': 0, timeout: 0, other: 0 };
   const children: ChildProcess[] = [];
   let stopping = false;
   for (let p = 0; p < processes; p++) {
@@ -146,6 +151,7 @@ export async function startFleet(s: ServerProcess, workerFile: string, dataRoot:
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       const e = parseEvent(line);
       if (e.event === 'recipe') recipes.set(e.node, [...(recipes.get(e.node) ?? []), e]);
+      else if (e.event === 'join-retry') joinRetries[e.cause]++;
       else if (e.event === 'warn' || e.event === 'fatal') problems.push(`${e.node}: ${e.event === 'fatal' ? 'FATAL ' : ''}${e.message}`);
     });
     child.on('exit', (code, signal) => {
@@ -159,6 +165,7 @@ export async function startFleet(s: ServerProcess, workerFile: string, dataRoot:
     perProcess: spec.perProcess,
     recipes,
     problems,
+    joinRetries,
     usage() {
       const sum = { rssMiB: 0, peakMiB: 0, cpuSeconds: 0 };
       for (const c of alive()) {
@@ -355,6 +362,7 @@ export async function withFleet<T>(
     return await body(s, fleet);
   } catch (e) {
     if (fleet?.problems.length) console.error(`  agents reported: ${fleet.problems.slice(0, 10).join('\n    ')}`);
+    if (fleet) console.error(`  ${joinRetryText(fleet.joinRetries)}`);
     throw e;
   } finally {
     await teardown();
@@ -363,7 +371,7 @@ export async function withFleet<T>(
 
 /** How the agents part is run, for BENCHMARKS.md. */
 export const AGENTS_METHOD =
-  "One server process (SQLite, agent heartbeat 10 s) and 1,000 real `Agent` instances (src/agent/agent.ts), 20 OS processes × 50 agents, since 1,000 Node processes would need about 35 GB; each agent has its own data dir, node name, credential, journal, heartbeat and long poll, and the agents of a process share only its Node runtime and HTTP connection pool. Only the host is a stand-in: its facts say docker 20.10.24 (agent version = the server's), and the docker-engine recipe runs a real child process `sleep 1` and reports 26.1.5. Recipe-start latency is from the batch's startedAt (server) to the recipe's start in the agent process, on the same machine clock. The idle figures are taken over one long poll's length (50 s, so each agent's poll falls in it once) once every agent has joined and a heartbeat interval has passed; the requests the server answered in that window are counted by route from its own `/metrics`. Part `agents5k` (not in the default run: `npm run bench -- --only agents5k`) does the same with 5,000 agents, 50 processes × 100, and `maxBatchPercent: 2`, so that its batches are of 100 nodes too.";
+  "One server process (SQLite, agent heartbeat 10 s) and 1,000 real `Agent` instances (src/agent/agent.ts), 20 OS processes × 50 agents, since 1,000 Node processes would need about 35 GB; each agent has its own data dir, node name, credential, journal, heartbeat and long poll, and the agents of a process share only its Node runtime and HTTP connection pool. Only the host is a stand-in: its facts say docker 20.10.24 (agent version = the server's), and the docker-engine recipe runs a real child process `sleep 1` and reports 26.1.5. Recipe-start latency is from the batch's startedAt (server) to the recipe's start in the agent process, on the same machine clock. The idle figures are taken over one long poll's length (50 s, so each agent's poll falls in it once) once every agent has joined and a heartbeat interval has passed; the requests the server answered in that window are counted by route from its own `/metrics`. Part `agents5k` (not in the default run: `npm run bench -- --only agents5k`) does the same with 5,000 agents, 50 processes × 100, and `maxBatchPercent: 2`, so that its batches are of 100 nodes too, their starts spread over 25 s. The agents' join retries are counted by cause from their warnings: the connection reset (ECONNRESET), the server busy (503, which at most 64 joins at once leaves), no answer within the join's 60 s, other.";
 
 const msOf = (x: number) => `${fmt(x * 1000, 0)} ms`;
 
@@ -430,7 +438,7 @@ export async function benchAgents(report: Report, run: AgentsRun = { nodes: 1000
     const how = `${fleet.processes} processes × ${fleet.perProcess} real Agent instances`;
     const idleServer = (idle1.cpuSeconds - idle0.cpuSeconds) / idleWindow;
     report(
-      `${spec.nodes.toLocaleString('en')} agents (${how}) on loopback, SQLite, heartbeat 10 s: all joined ${fmt(joined, 1)} s after the first start (starts spread over ${spec.spreadMs / 1000} s); idle (${spec.nodes} agents, ${agentRequestRates(requests0, requests1, idleWindow)}): server CPU ${fmt(idleServer * 100, 1)} % of one core (${fmt((idleServer * 100 * 1000) / spec.nodes, 1)} % per 1,000 agents), the agent processes ${fmt(((agents1.cpuSeconds - agents0.cpuSeconds) / idleWindow) * 100, 0)} % of one core`,
+      `${spec.nodes.toLocaleString('en')} agents (${how}) on loopback, SQLite, heartbeat 10 s: all joined ${fmt(joined, 1)} s after the first start (starts spread over ${spec.spreadMs / 1000} s; ${joinRetryText(fleet.joinRetries)}); idle (${spec.nodes} agents, ${agentRequestRates(requests0, requests1, idleWindow)}): server CPU ${fmt(idleServer * 100, 1)} % of one core (${fmt((idleServer * 100 * 1000) / spec.nodes, 1)} % per 1,000 agents), the agent processes ${fmt(((agents1.cpuSeconds - agents0.cpuSeconds) / idleWindow) * 100, 0)} % of one core`,
     );
     report(
       `docker ${FROM_DOCKER} → ${TO_DOCKER} on those ${spec.nodes.toLocaleString('en')} agents${policy ? ` (maxBatchPercent ${policy.maxBatchPercent})` : ''}, \`sleep ${spec.workSeconds}\` per node: ${batches} batches (${batchSizes(view)}), makespan ${fmt(makespan, 1)} s = ${fmt(makespan / (batches * spec.workSeconds), 2)} × (batches × ${spec.workSeconds} s)`,
@@ -453,6 +461,12 @@ export async function benchAgents(report: Report, run: AgentsRun = { nodes: 1000
     if (fleet.problems.length)
       console.log(`  the agents warned ${fleet.problems.length} times, e.g. ${fleet.problems.slice(0, 3).join(' | ')}`);
   });
+}
+
+/** "n join retries (ECONNRESET a, 503 b, timeout c, other d)". */
+function joinRetryText(r: JoinRetries): string {
+  const total = r.ECONNRESET + r['503'] + r.timeout + r.other;
+  return `${total} join retries (ECONNRESET ${r.ECONNRESET}, 503 ${r['503']}, timeout ${r.timeout}, other ${r.other})`;
 }
 
 /** Batch sizes, runs of one size shortened (`100 × 45`). */

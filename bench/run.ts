@@ -370,7 +370,7 @@ const runners: Record<Part, () => Promise<void>> = {
   list: benchClusterList,
   paging: () => benchPaging(report),
   agents: () => benchAgents(report),
-  agents5k: () => benchAgents(report, { nodes: 5000, perProcess: 100, spreadMs: 60_000, maxBatchPercent: 2 }),
+  agents5k: () => benchAgents(report, { nodes: 5000, perProcess: 100, spreadMs: 25_000, maxBatchPercent: 2 }),
   ansible: async () => {
     resultsOf('ansible').markdown.push(...(await benchSideBySide(report)));
   },

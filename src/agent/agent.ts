@@ -7,9 +7,9 @@ import type { AgentFacts, AgentTask, JoinResponse, RecipeName, TaskResultRequest
 import { AGENT_PROTOCOL_VERSION } from '../domain/agent-protocol.js';
 import { MirrorArtifactSource } from './artifacts.js';
 import type { AgentConfig } from './config.js';
-import { ServerClient, ServerError, backoffMs, delay } from './client.js';
+import { ServerClient, ServerError, backoffMs, delay, retryAfterMs } from './client.js';
 import type { StoredCredential } from './credential.js';
-import { CredentialFile, explainJoinRefusal, forgetLegacyJoinToken, tokenFingerprint } from './credential.js';
+import { CredentialFile, explainJoinRefusal, forgetLegacyJoinToken, loadJoinSecret, tokenFingerprint } from './credential.js';
 import { FactCollector } from './facts.js';
 import type { FactSource } from './facts.js';
 import { InstanceLock, parseHandover, procStartTime } from './instance-lock.js';
@@ -212,10 +212,20 @@ export class Agent {
         'this agent has no credential for this server yet: pass --join-token (from `upshift cluster join-token CLUSTER`, or the join command `upshift cluster create` printed)',
       );
     const name = this.config.name ?? os.hostname();
+    // The same secret with every attempt: a join whose answer was lost (timed out here
+    // while the server completed it) is then answered again instead of NODE_NAME_TAKEN
+    // (docs/design.md §9). Undefined once a server older than the secret refused the field.
+    let joinSecret: string | undefined = loadJoinSecret(this.config.dataDir);
     for (let attempt = 0; ; attempt++) {
       try {
         const facts = await this.facts.collect();
-        const r: JoinResponse = await client.join({ joinToken, name, facts, protocol: AGENT_PROTOCOL_VERSION });
+        const r: JoinResponse = await client.join({
+          joinToken,
+          name,
+          facts,
+          protocol: AGENT_PROTOCOL_VERSION,
+          ...(joinSecret === undefined ? {} : { joinSecret }),
+        });
         this.credentialFile.save({
           server,
           nodeId: r.nodeId,
@@ -230,6 +240,13 @@ export class Agent {
         this.log.info(`joined cluster ${r.clusterName} as node ${name} (${r.nodeId}); credential stored in ${this.credentialFile.path}`);
         return;
       } catch (e) {
+        if (e instanceof ServerError && e.status === 400 && joinSecret !== undefined) {
+          joinSecret = undefined;
+          this.log.warn(
+            `join: the server refused the join secret (${e.status} ${e.code}; a server older than this agent); joining without it, so a join whose answer is lost cannot be asked again`,
+          );
+          continue;
+        }
         if (e instanceof ServerError && !e.retryable) throw new AgentFatalError(`join refused: ${explainJoinRefusal(e, name)}`);
         // The install script's one-shot join must not wait hours for an upgrade to end.
         if (e instanceof ServerError && e.code === 'UPGRADE_IN_PROGRESS' && this.options.joinOnly) {
@@ -237,7 +254,10 @@ export class Agent {
         }
         if (this.stopping) throw e;
         if (attempt + 1 >= this.maxAttempts) throw new AgentFatalError(`join failed ${attempt + 1} times: ${(e as Error).message}`);
-        const wait = backoffMs(attempt, 60_000);
+        // A busy server says when to come back (SERVER_BUSY, Retry-After); the jitter keeps
+        // the agents it turned away from coming back all at once.
+        const wait =
+          e instanceof ServerError && e.retryAfterSeconds !== undefined ? retryAfterMs(e.retryAfterSeconds) : backoffMs(attempt, 60_000);
         const why = e instanceof ServerError && e.code === 'UPGRADE_IN_PROGRESS' ? explainJoinRefusal(e, name) : (e as Error).message;
         this.log.warn(`join: ${why}; retrying in ${Math.round(wait / 1000)} s`);
         await delay(wait, this.wake.signal).catch(() => undefined);

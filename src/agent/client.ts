@@ -18,7 +18,8 @@ import type {
  * A refusal or failure from the server. `retryable` is true for what time may cure: the
  * server unreachable or restarting (network errors, 5xx, 429) and a cluster whose
  * membership is locked by a running upgrade (409 UPGRADE_IN_PROGRESS). `details` are the
- * machine-readable facts of the server's error envelope (`error.details`).
+ * machine-readable facts of the server's error envelope (`error.details`);
+ * `retryAfterSeconds` its Retry-After header (in seconds), when it sent one.
  */
 export class ServerError extends Error {
   constructor(
@@ -27,6 +28,7 @@ export class ServerError extends Error {
     message: string,
     readonly retryable: boolean,
     readonly details: Record<string, unknown> = {},
+    readonly retryAfterSeconds: number | undefined = undefined,
   ) {
     super(message);
     this.name = 'ServerError';
@@ -51,6 +53,15 @@ export interface ServerClientOptions {
    * included, is refused. Without it the system's CAs (and NODE_EXTRA_CA_CERTS) apply.
    */
   ca?: Buffer;
+}
+
+/** How long a join waits for its answer. */
+export const JOIN_TIMEOUT_MS = 60_000;
+
+/** A Retry-After header in seconds (the delay form; a date is not used by Upshift's server); undefined when absent or not a number. */
+function retryAfterSeconds(header: string | undefined): number | undefined {
+  if (header === undefined || !/^\d{1,5}$/.test(header.trim())) return undefined;
+  return Number(header.trim());
 }
 
 /** Why a request never got an answer, in a few words (the error code when Node gives one). */
@@ -111,15 +122,18 @@ export class ServerClient {
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let status: number;
     let text: string;
+    let retryAfter: string | undefined;
     try {
       const res = await this.send(method, path, body === undefined ? undefined : JSON.stringify(body), combined);
       const chunks: Buffer[] = [];
       for await (const chunk of res) chunks.push(chunk as Buffer);
       status = res.statusCode ?? 0;
       text = Buffer.concat(chunks).toString('utf8');
+      retryAfter = res.headers['retry-after'];
     } catch (e) {
       if (signal?.aborted) throw e;
-      throw new ServerError(0, 'UNREACHABLE', `${method} ${this.baseUrl}${path}: ${transportReason(e)}`, true);
+      const why = timeout.aborted ? `timed out: no answer within ${Math.round(timeoutMs / 1000)} s` : transportReason(e);
+      throw new ServerError(0, 'UNREACHABLE', `${method} ${this.baseUrl}${path}: ${why}`, true);
     }
     if (status < 200 || status >= 300) {
       let code = `HTTP_${status}`;
@@ -135,13 +149,24 @@ export class ServerClient {
       } catch {
         // not JSON: keep the raw text
       }
-      throw new ServerError(status, code, `${method} ${path}: ${status} ${code}: ${message}`, retryableStatus(status, code), details);
+      throw new ServerError(
+        status,
+        code,
+        `${method} ${path}: ${status} ${code}: ${message}`,
+        retryableStatus(status, code),
+        details,
+        retryAfterSeconds(retryAfter),
+      );
     }
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 
+  /**
+   * A join waits up to 60 s for its answer: in a join storm the server may take long, and
+   * an answer given up on costs a retry (which the join secret makes safe; docs/design.md §9).
+   */
   join(request: JoinRequest, signal?: AbortSignal): Promise<JoinResponse> {
-    return this.call('POST', '/api/v1/agent/join', request, signal);
+    return this.call('POST', '/api/v1/agent/join', request, signal, JOIN_TIMEOUT_MS);
   }
 
   heartbeat(request: HeartbeatRequest, signal?: AbortSignal): Promise<HeartbeatResponse> {
@@ -210,6 +235,11 @@ export class ServerClient {
 export function backoffMs(attempt: number, maxMs = 30_000): number {
   const base = Math.min(maxMs, 1000 * 2 ** Math.min(attempt, 16));
   return Math.round(base * (0.75 + Math.random() * 0.5));
+}
+
+/** A server's Retry-After, with jitter: between the seconds it asked for and twice that. */
+export function retryAfterMs(seconds: number): number {
+  return Math.round(seconds * 1000 * (1 + Math.random()));
 }
 
 export function delay(ms: number, signal?: AbortSignal): Promise<void> {

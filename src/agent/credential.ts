@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { JOIN_SECRET_PATTERN } from '../domain/agent-protocol.js';
 import type { ServerError } from './client.js';
 
 /**
@@ -53,6 +54,26 @@ export class CredentialFile {
   remove(): void {
     rmSync(this.path, { force: true });
   }
+}
+
+/**
+ * The agent's join secret, `<dataDir>/join-secret` (mode 0600), made once. Every join
+ * sends it; the server keeps its hash with the credential it issues, so that a join
+ * whose answer was lost (timed out at the agent while the server completed it) can be
+ * asked again and gets a new credential instead of NODE_NAME_TAKEN, as long as the first
+ * was never used (docs/design.md §9). It is a secret: never logged.
+ */
+export function loadJoinSecret(dataDir: string): string {
+  const file = path.join(dataDir, 'join-secret');
+  try {
+    const stored = readFileSync(file, 'utf8').trim();
+    if (JOIN_SECRET_PATTERN.test(stored)) return stored;
+  } catch {
+    // none yet
+  }
+  const secret = `upjs_${randomBytes(32).toString('base64url')}`;
+  writePrivate(file, `${secret}\n`);
+  return secret;
 }
 
 /** A fingerprint of a join token: enough to tell two tokens apart, not the server's lookup hash of it. */

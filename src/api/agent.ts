@@ -26,6 +26,12 @@ export const JoinBody = Type.Object({
   name: Type.String({ maxLength: 63 }),
   facts: Facts,
   protocol: Type.Optional(Type.Integer()),
+  joinSecret: Type.Optional(
+    Type.String({
+      maxLength: 200,
+      description: 'the agent’s own join secret: a join that presents it again before the credential was used gets a new credential',
+    }),
+  ),
 });
 export type JoinBody = Static<typeof JoinBody>;
 

@@ -43,7 +43,17 @@ export interface JoinRequest {
   name: string;
   facts: AgentFacts;
   protocol: number;
+  /**
+   * A random secret the agent made once and sends with every join (`upjs_…`; kept in
+   * `<dataDir>/join-secret`, mode 0600). The server keeps its hash with the credential it
+   * issues: a join presenting it again, before that credential was ever used, replaces
+   * the credential instead of being refused (a join whose answer was lost; docs/design.md §9).
+   */
+  joinSecret?: string;
 }
+
+/** What a join secret looks like: `upjs_` and, as the agent makes it, 32 random bytes in base64url. */
+export const JOIN_SECRET_PATTERN = /^upjs_[A-Za-z0-9_-]{20,100}$/;
 
 export interface JoinResponse {
   nodeId: string;

@@ -52,6 +52,11 @@ export const ErrorCode = {
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   /** The server cannot serve yet: its database or engine is not up (503). */
   NOT_READY: 'NOT_READY',
+  /**
+   * The server is handling as many requests of this kind as it takes at once (joins: 64);
+   * the client tries again after the answer's Retry-After (503; docs/design.md §5, §9).
+   */
+  SERVER_BUSY: 'SERVER_BUSY',
   /** The database was migrated by a newer Upshift than this one: this binary refuses to run on it. */
   SCHEMA_TOO_NEW: 'SCHEMA_TOO_NEW',
   /** Another upload of the same artifact file is in progress (409). */
@@ -93,6 +98,7 @@ const httpStatusOf: Record<ErrorCode, number> = {
   CSRF_FAILED: 403,
   UNSUPPORTED_MEDIA_TYPE: 415,
   NOT_READY: 503,
+  SERVER_BUSY: 503,
   ARTIFACT_BUSY: 409,
   SCHEMA_TOO_NEW: 503,
   LOG_DELETED: 410,
@@ -105,12 +111,15 @@ export interface UpshiftErrorOptions {
   retryable?: boolean;
   /** Extra machine-readable facts, returned to API clients as `error.details`. */
   details?: Record<string, unknown>;
+  /** When trying again makes sense: the API answers it as the Retry-After header. */
+  retryAfterSeconds?: number;
 }
 
 export class UpshiftError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
   readonly details: Record<string, unknown> | undefined;
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(code: ErrorCode, message: string, options: UpshiftErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -118,6 +127,7 @@ export class UpshiftError extends Error {
     this.code = code;
     this.retryable = options.retryable ?? false;
     this.details = options.details;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
   get httpStatus(): number {

@@ -184,6 +184,8 @@ export interface JoinTokenRecord {
   expiresAt: Timestamp | null;
   singleUse: boolean;
   state: JoinTokenState;
+  /** The node whose join spent a single-use token; null while unused (and for multi-use tokens). */
+  usedByNode: string | null;
 }
 
 /** An agent task's life: queued → delivered (an agent polled it) → succeeded | failed (its result). */

@@ -49,6 +49,7 @@ function describeValidation(error: FastifyError): { status: number; message: str
 
 export function errorHandler(error: FastifyError | UpshiftError | Error, request: FastifyRequest, reply: FastifyReply) {
   if (error instanceof UpshiftError) {
+    if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
     return sendError(reply, error.httpStatus, error.code, error.message, error.details);
   }
   const fastifyError = error as FastifyError;

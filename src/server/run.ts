@@ -64,6 +64,15 @@ export function makePrivate(dir: string): void {
   walk(dir);
 }
 
+/**
+ * Connections the kernel holds for the server until it accepts them (Linux caps it at
+ * net.core.somaxconn, 4096 by default since 5.4). Node's default of 511 overflows when
+ * thousands of agents connect within seconds while the event loop is busy: the kernel
+ * then drops their handshakes, and agents see connects that take seconds or time out, and
+ * connection resets (docs/design.md §9).
+ */
+const LISTEN_BACKLOG = 4096;
+
 export interface RunningServer {
   url: string;
   /** Every route with the role it needs (for the authorization matrix). */
@@ -89,7 +98,10 @@ export async function startServer(
 ): Promise<RunningServer> {
   const logOptions = {
     level: config.logLevel,
-    redact: { paths: ['req.headers.authorization', '*.token', '*.password', '*.secret', 'headers.authorization'], censor: '[redacted]' },
+    redact: {
+      paths: ['req.headers.authorization', '*.token', '*.password', '*.secret', '*.joinSecret', 'headers.authorization'],
+      censor: '[redacted]',
+    },
   };
   // Lines for a person on a terminal; JSON for a log collector everywhere else.
   const logger = process.stdout.isTTY ? pino(logOptions, terminalLog(process.stdout)) : pino(logOptions);
@@ -169,7 +181,7 @@ export async function startServer(
     },
     routes,
   );
-  const address = await app.listen({ host: config.host, port: config.port });
+  const address = await app.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG });
   // Listening on every address, the host's name is the best guess at one people reach.
   listenUrl = address.replace('0.0.0.0', hostname()).replace('[::]', hostname());
   logger.info(

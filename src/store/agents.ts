@@ -62,7 +62,7 @@ const nodeOfCredential = new PreparedQuery<[string], unknown>(1, (db, tokenHash)
   db
     .selectFrom('agentCredentials')
     .innerJoin('nodes', 'nodes.id', 'agentCredentials.nodeId')
-    .select(NODE_COLUMNS.map((c) => `nodes.${c}` as const))
+    .select([...NODE_COLUMNS.map((c) => `nodes.${c}` as const), 'agentCredentials.usedAt as credentialUsedAt'])
     .where('agentCredentials.tokenHash', '=', tokenHash),
 );
 const openTasksOfNode = new PreparedQuery<[string], unknown>(1, (db, nodeId) =>
@@ -89,6 +89,14 @@ const finishOpenTask = new PreparedQuery<[string, string, string, string | null,
 );
 
 type NodeRow = Parameters<typeof toNode>[0];
+
+/** What a join needs to know of the credential a node holds (docs/design.md §9). */
+export interface HeldCredential {
+  /** sha256 of the join secret the agent joined with; null when it sent none. */
+  joinSecretHash: string | null;
+  /** The credential's first authenticated request; null: never used. */
+  usedAt: string | null;
+}
 type AgentTaskRow = Parameters<typeof toAgentTask>[0];
 
 /**
@@ -125,7 +133,7 @@ export class AgentRepository {
   async findJoinToken(tokenHash: string, now: string): Promise<JoinTokenRecord | undefined> {
     const row = await this.db
       .selectFrom('joinTokens')
-      .select(['clusterId', 'expiresAt', 'revokedAt', 'singleUse', 'usedAt'])
+      .select(['clusterId', 'expiresAt', 'revokedAt', 'singleUse', 'usedAt', 'usedByNode'])
       .where('tokenHash', '=', tokenHash)
       .executeTakeFirst();
     if (!row) return undefined;
@@ -138,7 +146,7 @@ export class AgentRepository {
           : row.expiresAt !== null && row.expiresAt <= now
             ? 'expired'
             : 'valid';
-    return { clusterId: row.clusterId, expiresAt: row.expiresAt, singleUse, state };
+    return { clusterId: row.clusterId, expiresAt: row.expiresAt, singleUse, state, usedByNode: row.usedByNode };
   }
 
   /**
@@ -172,10 +180,9 @@ export class AgentRepository {
 
   // Credentials.
 
-  /** Whether the node's agent holds a credential: a join under its name is then refused. */
-  async nodeHasCredential(nodeId: string): Promise<boolean> {
-    const row = await this.db.selectFrom('agentCredentials').select('nodeId').where('nodeId', '=', nodeId).executeTakeFirst();
-    return row !== undefined;
+  /** The credential the node's agent holds, if any: a join under its name is then refused, or retried (§9). */
+  async heldCredential(nodeId: string): Promise<HeldCredential | undefined> {
+    return this.db.selectFrom('agentCredentials').select(['joinSecretHash', 'usedAt']).where('nodeId', '=', nodeId).executeTakeFirst();
   }
 
   /** Revokes every credential of the node at once; returns how many there were. */
@@ -183,16 +190,59 @@ export class AgentRepository {
     return changed(await this.db.deleteFrom('agentCredentials').where('nodeId', '=', nodeId).executeTakeFirst());
   }
 
-  /** Sets the node's one credential (the node held none: first join, or a join after a reset). */
-  async setCredential(nodeId: string, tokenHash: string): Promise<void> {
+  /**
+   * Sets the node's one credential (the node held none: first join, or a join after a
+   * reset), with the hash of the join secret it was joined with, if the agent sent one.
+   */
+  async setCredential(nodeId: string, tokenHash: string, joinSecretHash: string | null = null): Promise<void> {
     await this.db.deleteFrom('agentCredentials').where('nodeId', '=', nodeId).execute();
-    await this.db.insertInto('agentCredentials').values({ tokenHash, nodeId, createdAt: nowIso() }).execute();
+    await this.insertCredential(nodeId, tokenHash, joinSecretHash);
   }
 
-  /** The node a credential (by its hash) belongs to, if any. */
-  async nodeOfCredential(tokenHash: string): Promise<NodeRecord | undefined> {
-    const row = (await nodeOfCredential.execute(this.scope, tokenHash)).rows[0] as NodeRow | undefined;
-    return row ? toNode(row) : undefined;
+  /**
+   * Replaces the node's credential with a new one, only if the one it holds was joined
+   * with this join secret and has never been used: a compare-and-set, so that a first use
+   * of the old credential and its replacement never both win (docs/design.md §9). False
+   * when nothing was replaced.
+   */
+  async replaceUnusedCredential(nodeId: string, joinSecretHash: string, tokenHash: string): Promise<boolean> {
+    const removed = await this.db
+      .deleteFrom('agentCredentials')
+      .where('nodeId', '=', nodeId)
+      .where('joinSecretHash', '=', joinSecretHash)
+      .where('usedAt', 'is', null)
+      .executeTakeFirst();
+    if (changed(removed) !== 1) return false;
+    await this.insertCredential(nodeId, tokenHash, joinSecretHash);
+    return true;
+  }
+
+  private async insertCredential(nodeId: string, tokenHash: string, joinSecretHash: string | null): Promise<void> {
+    await this.db.insertInto('agentCredentials').values({ tokenHash, nodeId, createdAt: nowIso(), joinSecretHash, usedAt: null }).execute();
+  }
+
+  /**
+   * The node a credential (by its hash) belongs to, if any, and whether this is the
+   * credential's first use (no authenticated request marked it used yet).
+   */
+  async nodeOfCredential(tokenHash: string): Promise<{ node: NodeRecord; firstUse: boolean } | undefined> {
+    const row = (await nodeOfCredential.execute(this.scope, tokenHash)).rows[0] as
+      (NodeRow & { credentialUsedAt: string | null }) | undefined;
+    return row ? { node: toNode(row), firstUse: row.credentialUsedAt === null } : undefined;
+  }
+
+  /**
+   * Marks a credential used (its first authenticated request): from then on no join
+   * replaces it. False when the credential is gone (a retried join or a reset replaced
+   * it meanwhile).
+   */
+  async markCredentialUsed(tokenHash: string, at: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('agentCredentials')
+      .set((eb) => ({ usedAt: eb.fn.coalesce('usedAt', eb.val(at)) }))
+      .where('tokenHash', '=', tokenHash)
+      .executeTakeFirst();
+    return changed(result) === 1;
   }
 
   // Heartbeats.

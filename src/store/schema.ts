@@ -194,6 +194,10 @@ export interface AgentCredentialsTable {
   tokenHash: string;
   nodeId: string;
   createdAt: string;
+  /** sha256 of the join secret the agent joined with; null: it sent none (an older agent). */
+  joinSecretHash: string | null;
+  /** The credential's first authenticated request; null: never used, so a retried join may replace it. */
+  usedAt: string | null;
 }
 
 export interface AgentTasksTable {

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   cpSync,
@@ -20,9 +20,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PRODUCT_VERSION } from '../../src/domain/product-version.js';
 import { loadServerConfig } from '../../src/server/config.js';
 import { type RunningServer, startServer } from '../../src/server/run.js';
-import { JumpClock } from '../support/clock.js';
-import { dialects, freshPgDatabase } from '../support/databases.js';
-import { repoRoot } from '../support/server.js';
+import { dialects } from '../support/databases.js';
+import { ADMIN, AGENT_EXE, AGENT_FILE, type Reply, facts, identityServerForSuite } from '../support/identity-server.js';
 import { selfSignedCert } from '../support/tls.js';
 
 /**
@@ -34,11 +33,6 @@ import { selfSignedCert } from '../support/tls.js';
  * jump clock can pass a token's lifetime), the built agent and the served script, on
  * SQLite and PostgreSQL.
  */
-const ADMIN = randomBytes(32).toString('hex');
-/** The agent as one JavaScript file (`node dist/agent.js`), for the agents this test starts itself. */
-const AGENT_FILE = join(repoRoot, 'dist/agent.js');
-/** The agent executable the install script installs. */
-const AGENT_EXE = join(repoRoot, 'dist/agent/upshift-agent-linux-x64');
 const sha256Of = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
 /** systemd's own units, when systemd is installed: `systemd-analyze verify` checks the agent's unit against them. */
@@ -76,34 +70,6 @@ function hostPath(dir: string, stubs: string): string {
   return `${stubs}:${tools}`;
 }
 
-interface Reply {
-  status: number;
-  body: any;
-}
-
-async function call(base: string, method: string, path: string, options: { token?: string | null; body?: unknown } = {}): Promise<Reply> {
-  const headers: Record<string, string> = {};
-  const token = options.token === undefined ? ADMIN : options.token;
-  if (token !== null) headers['authorization'] = `Bearer ${token}`;
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
-
-const facts = (hostname: string) => ({
-  hostname,
-  os: 'linux',
-  arch: 'x64',
-  agentVersion: '1.1.0',
-  versions: { docker: '20.10.24', containerd: '1.6.20' },
-  engineReachable: true,
-});
-
 interface Run {
   code: number | null;
   stdout: string;
@@ -138,67 +104,9 @@ function filesUnder(dir: string): string[] {
 
 for (const dialect of dialects) {
   describe(`node identity on ${dialect}`, () => {
-    const clock = new JumpClock();
-    let server: RunningServer;
-    let base: string;
-    let work: string;
-    let drop: (() => Promise<void>) | undefined;
-    const savedAdminEnv = process.env['UPSHIFT_ADMIN_TOKEN'];
-
-    beforeAll(async () => {
-      expect(existsSync(AGENT_FILE), 'npm run build makes dist/agent.js').toBe(true);
-      expect(existsSync(AGENT_EXE), 'npm run build makes dist/agent/upshift-agent-linux-x64').toBe(true);
-      work = mkdtempSync(join(tmpdir(), 'upshift-identity-'));
-      const dataDir = join(work, 'server');
-      mkdirSync(dataDir, { mode: 0o700 });
-      writeFileSync(join(dataDir, 'admin-token'), `${ADMIN}\n`, { mode: 0o600 });
-      delete process.env['UPSHIFT_ADMIN_TOKEN'];
-      let database: string | undefined;
-      if (dialect === 'postgres') {
-        const db = await freshPgDatabase();
-        database = db.url;
-        drop = db.drop;
-      }
-      const config = loadServerConfig(
-        { port: '0', dataDir, logLevel: 'silent', joinTokenTtl: '10m', ...(database ? { database } : {}) },
-        {},
-      );
-      server = await startServer(config, { clock, agentBundle: AGENT_FILE, agentExecutable: AGENT_EXE });
-      base = server.url;
-    });
-    afterAll(async () => {
-      await server?.close();
-      if (savedAdminEnv !== undefined) process.env['UPSHIFT_ADMIN_TOKEN'] = savedAdminEnv;
-      rmSync(work, { recursive: true, force: true });
-      await drop?.();
-    });
-
-    const api = (method: string, path: string, options?: { token?: string | null; body?: unknown }) => call(base, method, path, options);
-    const join_ = (joinToken: string, name: string) =>
-      api('POST', '/api/v1/agent/join', { token: null, body: { joinToken, name, facts: facts(name), protocol: 1 } });
-    const agent = (credential: string, method: string, path: string, body?: unknown) =>
-      api(method, `/api/v1/agent${path}`, { token: credential, ...(body === undefined ? {} : { body }) });
-    const events = async (cluster: string, type: string) =>
-      (await api('GET', `/api/v1/events?clusterId=${cluster}&type=${type}`)).body.items as Array<{
-        actor: string;
-        nodeId: string | null;
-        message: string;
-        data: Record<string, unknown> | null;
-      }>;
-    const createHosts = async (name: string) => {
-      const created = await api('POST', '/api/v1/clusters', { body: { name, kind: 'hosts' } });
-      expect(created.status).toBe(201);
-      return created.body as { id: string; joinToken: string; joinCommand: string; expiresAt: string; agentSha256: string | null };
-    };
-    const waitFor = async <T>(what: string, probe: () => Promise<T | undefined>): Promise<T> => {
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const value = await probe();
-        if (value !== undefined) return value;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
+    const s = identityServerForSuite(dialect);
+    const { clock, api, agent, events, createHosts, waitFor } = s;
+    const join_ = (joinToken: string, name: string) => s.join(joinToken, name);
 
     it('refuses a join under the name of a node that holds a credential, even during an upgrade, and records who tried', async () => {
       const cluster = await createHosts('takeover');
@@ -307,12 +215,12 @@ for (const dialect of dialects) {
     });
 
     it('serves a POSIX install script that refuses an agent whose checksum is not --sha256 and installs nothing', async () => {
-      const res = await fetch(`${base}/install/agent.sh`);
-      const script = join(work, 'agent.sh');
+      const res = await fetch(`${s.base}/install/agent.sh`);
+      const script = join(s.work, 'agent.sh');
       writeFileSync(script, await res.text());
       expect(await run('sh', ['-n', script], { PATH: process.env['PATH'] ?? '' })).toMatchObject({ code: 0 });
 
-      const dir = mkdtempSync(join(work, 'host-'));
+      const dir = mkdtempSync(join(s.work, 'host-'));
       const stubs = join(dir, 'stubs');
       mkdirSync(stubs);
       const calls = join(dir, 'calls.log');
@@ -348,7 +256,7 @@ for (const dialect of dialects) {
       const caOverHttp = await run('sh', [script, '--join-token', 'upj_abcdefghijklmnop', '--ca-file', script, ...where], env);
       expect([caOverHttp.code, caOverHttp.stderr]).toEqual([
         2,
-        `agent.sh: --ca-file pins the CA of an https server, and ${base} is not one\n`,
+        `agent.sh: --ca-file pins the CA of an https server, and ${s.base} is not one\n`,
       ]);
       // Nothing of the refused runs reached the network or systemd.
       expect(readFileSync(calls, 'utf8').trim().split('\n')).toHaveLength(1);
@@ -359,12 +267,12 @@ for (const dialect of dialects) {
       const genuine = sha256Of(AGENT_EXE);
       expect(cluster.agentSha256).toBe(genuine);
       expect(cluster.joinCommand).toBe(
-        `curl -fsSL ${base}/install/agent.sh | sudo sh -s -- --join-token ${cluster.joinToken} --sha256 ${genuine}`,
+        `curl -fsSL ${s.base}/install/agent.sh | sudo sh -s -- --join-token ${cluster.joinToken} --sha256 ${genuine}`,
       );
-      const script = join(work, 'agent-inst.sh');
-      writeFileSync(script, await (await fetch(`${base}/install/agent.sh`)).text());
+      const script = join(s.work, 'agent-inst.sh');
+      writeFileSync(script, await (await fetch(`${s.base}/install/agent.sh`)).text());
       const host = (label: string) => {
-        const dir = mkdtempSync(join(work, `${label}-`));
+        const dir = mkdtempSync(join(s.work, `${label}-`));
         const stubs = join(dir, 'stubs');
         mkdirSync(stubs);
         writeFileSync(join(stubs, 'systemctl'), `#!/bin/sh\necho "$*" >> '${join(dir, 'systemctl.log')}'\n`);
@@ -403,12 +311,12 @@ for (const dialect of dialects) {
       expect(JSON.parse(readFileSync(credentialFile, 'utf8'))).toMatchObject({ clusterName: 'inst', name: 'inst-1' });
       for (const file of filesUnder(first.dir)) expect(readFileSync(file, 'utf8'), file).not.toContain(cluster.joinToken);
       const unit = readFileSync(join(first.dir, 'units', 'upshift-agent.service'), 'utf8');
-      expect(unit).toContain(`ExecStart=${binary} agent --server ${base} --data-dir ${join(first.dir, 'data')} --name inst-1\n`);
+      expect(unit).toContain(`ExecStart=${binary} agent --server ${s.base} --data-dir ${join(first.dir, 'data')} --name inst-1\n`);
       expect(unit).toContain('RestartPreventExitStatus=2\n');
       if (hasAnalyze) {
-        expect(verifyUnit(work, unit, binary)).toEqual({ status: 0, output: '' });
+        expect(verifyUnit(s.work, unit, binary)).toEqual({ status: 0, output: '' });
         // …and it does speak up about a unit that is wrong, so the check above can fail.
-        expect(verifyUnit(work, unit.replace('RestartSec=', 'RestartSc='), binary).output).toContain("Unknown key 'RestartSc'");
+        expect(verifyUnit(s.work, unit.replace('RestartSec=', 'RestartSc='), binary).output).toContain("Unknown key 'RestartSc'");
       }
       // Where systemd runs (/run/systemd/system), the unit is started now; elsewhere only enabled, for the next boot.
       expect(readFileSync(join(first.dir, 'systemctl.log'), 'utf8')).toBe(
@@ -474,11 +382,15 @@ for (const dialect of dialects) {
     it('stops an agent whose join token was used up, with the command that gets a new one', async () => {
       const token = await api('POST', '/api/v1/clusters/race/join-tokens', { body: { singleUse: true } });
       expect((await join_(token.body.joinToken, 'spender')).status).toBe(201);
-      const dir = mkdtempSync(join(work, 'late-'));
-      const late = await run(process.execPath, [AGENT_FILE, 'agent', '--server', base, '--data-dir', join(dir, 'data'), '--name', 'late'], {
-        PATH: process.env['PATH'] ?? '',
-        UPSHIFT_JOIN_TOKEN: token.body.joinToken,
-      });
+      const dir = mkdtempSync(join(s.work, 'late-'));
+      const late = await run(
+        process.execPath,
+        [AGENT_FILE, 'agent', '--server', s.base, '--data-dir', join(dir, 'data'), '--name', 'late'],
+        {
+          PATH: process.env['PATH'] ?? '',
+          UPSHIFT_JOIN_TOKEN: token.body.joinToken,
+        },
+      );
       expect(late.code).toBe(2);
       expect(late.stderr).toContain(
         'upshift agent: join refused: the join token was for one join only and has been used: ask an admin for a new one: upshift cluster join-token race',

@@ -77,6 +77,7 @@ for (const dialect of dialects) {
         expiresAt: null,
         singleUse: false,
         state: 'valid',
+        usedByNode: null,
       });
       expect((await suite.store.agents.findJoinToken('j-old', now))?.state).toBe('expired');
       expect(await suite.store.agents.findJoinToken('j-none', now)).toBeUndefined();
@@ -86,6 +87,7 @@ for (const dialect of dialects) {
       const races = await Promise.all(['nd_1', 'nd_2'].map((id) => suite.store.tx((tx) => tx.agents.consumeJoinToken('j-once', now, id))));
       expect(races.filter(Boolean)).toHaveLength(1);
       expect((await suite.store.agents.findJoinToken('j-once', now))?.state).toBe('used');
+      expect(['nd_1', 'nd_2']).toContain((await suite.store.agents.findJoinToken('j-once', now))?.usedByNode);
       expect(await suite.store.agents.revokeJoinTokens(c.id)).toBe(3);
       expect(await suite.store.agents.revokeJoinTokens(c.id)).toBe(0);
       expect((await suite.store.agents.findJoinToken('j-multi', now))?.state).toBe('revoked');
@@ -94,13 +96,14 @@ for (const dialect of dialects) {
     it('keeps one credential per node, records heartbeats and marks silent nodes Down', async () => {
       const c = await addCluster(suite.store, 'agents');
       const [n1, n2] = await addNodes(suite.store, c.id, ['a1', 'a2']);
-      expect(await suite.store.agents.nodeHasCredential(n1!.id)).toBe(false);
+      expect(await suite.store.agents.heldCredential(n1!.id)).toBeUndefined();
       await suite.store.agents.setCredential(n1!.id, 'cred-1');
       await suite.store.agents.setCredential(n1!.id, 'cred-2');
       expect(await suite.store.agents.nodeOfCredential('cred-1')).toBeUndefined();
-      expect(await suite.store.agents.nodeOfCredential('cred-2')).toEqual(n1);
+      expect(await suite.store.agents.nodeOfCredential('cred-2')).toEqual({ node: n1, firstUse: true });
+      expect(await suite.store.agents.heldCredential(n1!.id)).toEqual({ joinSecretHash: null, usedAt: null });
       expect(await suite.store.agents.revokeCredentials(n1!.id)).toBe(1);
-      expect(await suite.store.agents.nodeHasCredential(n1!.id)).toBe(false);
+      expect(await suite.store.agents.heldCredential(n1!.id)).toBeUndefined();
 
       const old = new Date(Date.now() - 60_000).toISOString();
       const fresh = new Date().toISOString();
@@ -118,6 +121,26 @@ for (const dialect of dialects) {
       expect((await suite.store.nodes.get(n1!.id))?.status).toBe('Down');
       // Already Down: not again.
       expect(await suite.store.agents.markSilentNodesDown(new Date(Date.now() - 30_000).toISOString())).toEqual([]);
+    });
+
+    it('replaces a credential only for the join secret it was issued for, and only until its first use', async () => {
+      const c = await addCluster(suite.store, 'rejoins');
+      const [n] = await addNodes(suite.store, c.id, ['r1']);
+      await suite.store.agents.setCredential(n!.id, 'cred-a', 'secret-1');
+      expect(await suite.store.agents.replaceUnusedCredential(n!.id, 'secret-2', 'cred-x')).toBe(false);
+      expect(await suite.store.agents.replaceUnusedCredential(n!.id, 'secret-1', 'cred-b')).toBe(true);
+      expect(await suite.store.agents.nodeOfCredential('cred-a')).toBeUndefined();
+      expect(await suite.store.agents.nodeOfCredential('cred-b')).toEqual({ node: n, firstUse: true });
+      // The replaced credential is gone: marking it used says so.
+      expect(await suite.store.agents.markCredentialUsed('cred-a', new Date().toISOString())).toBe(false);
+      const first = new Date().toISOString();
+      expect(await suite.store.agents.markCredentialUsed('cred-b', first)).toBe(true);
+      // A later use keeps the first use's time.
+      expect(await suite.store.agents.markCredentialUsed('cred-b', later(60_000))).toBe(true);
+      expect(await suite.store.agents.heldCredential(n!.id)).toEqual({ joinSecretHash: 'secret-1', usedAt: first });
+      expect(await suite.store.agents.nodeOfCredential('cred-b')).toEqual({ node: n, firstUse: false });
+      expect(await suite.store.agents.replaceUnusedCredential(n!.id, 'secret-1', 'cred-c')).toBe(false);
+      expect(await suite.store.agents.nodeOfCredential('cred-b')).toEqual({ node: n, firstUse: false });
     });
 
     it('queues an agent task once per key, delivers it, and takes one result', async () => {

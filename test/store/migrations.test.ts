@@ -60,6 +60,12 @@ for (const dialect of dialects) {
           .execute();
       }
 
+      // A node whose agent joined under the old schema: its credential counts as used.
+      await db
+        .insertInto('agent_credentials')
+        .values({ token_hash: 'old-credential', node_id: 'nd_0000000000000000', created_at: at })
+        .execute();
+
       expect((await migrate(t.adapter)).applied).toEqual(migrations.filter((m) => m.version >= 9).map((m) => m.version));
       const rows = await db.selectFrom('nodes').select(['name', 'sort_key']).execute();
       expect(rows.every((r) => r.sort_key === naturalSortKey(r.name))).toBe(true);
@@ -77,6 +83,8 @@ for (const dialect of dialects) {
       expect(await store.nodes.versionGroups('cl_old')).toEqual([
         { clusterId: 'cl_old', versions: {}, distribution: null, count: oldNames.length },
       ]);
+      // Migration 16: no join replaces a credential held before it, whatever secret it presents.
+      expect(await store.agents.heldCredential('nd_0000000000000000')).toEqual({ joinSecretHash: null, usedAt: at });
       // Once more changes nothing.
       expect((await migrate(t.adapter)).applied).toEqual([]);
     });

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
-import type { JoinRequest, JoinResponse, TaskResultRequest } from '../../domain/agent-protocol.js';
+import { JOIN_SECRET_PATTERN, type JoinRequest, type JoinResponse, type TaskResultRequest } from '../../domain/agent-protocol.js';
 import { kindHasAgents } from '../../domain/components.js';
-import { ErrorCode, UpshiftError, notFound } from '../../domain/errors.js';
+import { ErrorCode, UpshiftError, invalid, notFound } from '../../domain/errors.js';
 import { EventType } from '../../domain/events.js';
 import { newId } from '../../domain/ids.js';
 import type { ClusterRecord, JoinTokenState, NodeRecord } from '../../domain/model.js';
@@ -29,6 +29,14 @@ export interface NodeReset {
   failedTasks: string[];
 }
 
+/**
+ * Joins this server works on at once; more are answered SERVER_BUSY with a Retry-After of
+ * `JOIN_RETRY_AFTER_SECONDS` (docs/design.md §9): a join storm must not queue so many
+ * that each waits longer than an agent waits for its answer.
+ */
+export const MAX_CONCURRENT_JOINS = 64;
+export const JOIN_RETRY_AFTER_SECONDS = 2;
+
 /** At most one `agent.join_refused` event per node and client address in this window; the rest are counted. */
 const JOIN_REFUSAL_EVENT_WINDOW_MS = 60_000;
 const JOIN_REFUSAL_KEYS_MAX = 10_000;
@@ -42,6 +50,8 @@ const JOIN_REFUSAL_KEYS_MAX = 10_000;
  */
 export class NodeIdentity {
   private readonly joinRefusals = new Map<string, { at: number; suppressed: number }>();
+  /** Joins being worked on in this process (at most MAX_CONCURRENT_JOINS). */
+  private joinsInFlight = 0;
 
   constructor(
     private readonly ctx: {
@@ -92,8 +102,31 @@ export class NodeIdentity {
    * holds one is refused with NODE_NAME_TAKEN and recorded with the client's address, so
    * that a host holding a join token cannot impersonate another node of its cluster. New
    * nodes are refused while the cluster is being upgraded (its membership is locked).
+   *
+   * The one exception is the same agent asking again (docs/design.md §9): a join that
+   * presents the join secret the credential was issued for, while that credential has
+   * never been used, gets a new credential in place of the old one. That is a join whose
+   * answer the agent never received (its request timed out while the server completed
+   * it). At most MAX_CONCURRENT_JOINS joins are worked on at once; beyond that the join is
+   * refused SERVER_BUSY, to be tried again after the Retry-After.
    */
   async join(request: JoinRequest, from: { address: string }): Promise<JoinResponse> {
+    if (this.joinsInFlight >= MAX_CONCURRENT_JOINS) {
+      throw new UpshiftError(
+        ErrorCode.SERVER_BUSY,
+        `the server is working on ${MAX_CONCURRENT_JOINS} joins already: try again in ${JOIN_RETRY_AFTER_SECONDS} s`,
+        { retryable: true, retryAfterSeconds: JOIN_RETRY_AFTER_SECONDS },
+      );
+    }
+    this.joinsInFlight++;
+    try {
+      return await this.joinNow(request, from);
+    } finally {
+      this.joinsInFlight--;
+    }
+  }
+
+  private async joinNow(request: JoinRequest, from: { address: string }): Promise<JoinResponse> {
     const { store } = this.ctx;
     if (typeof request.joinToken !== 'string' || request.joinToken.length < 8) {
       throw new UpshiftError(ErrorCode.UNAUTHENTICATED, 'a join token is required', { details: { reason: 'missing' } });
@@ -108,7 +141,15 @@ export class NodeIdentity {
         { details: { reason: 'unknown' } },
       );
     }
-    if (token.state !== 'valid') throw tokenRefusal(token.state, cluster.name, token.expiresAt);
+    const secret = request.joinSecret;
+    if (secret !== undefined && (typeof secret !== 'string' || !JOIN_SECRET_PATTERN.test(secret))) {
+      throw invalid('joinSecret must be upjs_ and 20 to 100 letters, digits, _ or -');
+    }
+    const secretHash = secret === undefined ? null : hashSecret(secret);
+    // A single-use token spent by this very node may admit its retried join (checked below).
+    if (token.state !== 'valid' && !(token.state === 'used' && secretHash !== null)) {
+      throw tokenRefusal(token.state, cluster.name, token.expiresAt);
+    }
     const name = validateName('node', request.name);
     const facts = checkFacts(request.facts);
     const credential = `upa_${randomBytes(32).toString('base64url')}`;
@@ -119,7 +160,24 @@ export class NodeIdentity {
       // One row by the (cluster, name) unique index: 1,000 agents joining must not read the
       // whole cluster 1,000 times.
       const existing = await tx.nodes.findByName(cluster.id, name);
-      if (existing && (await tx.agents.nodeHasCredential(existing.id))) return { kind: 'taken' as const, node: existing };
+      const held = existing ? await tx.agents.heldCredential(existing.id) : undefined;
+      if (existing && held) {
+        const tokenAdmits =
+          token.state === 'valid' || (token.usedByNode === existing.id && (token.expiresAt === null || token.expiresAt > now));
+        const retried =
+          secretHash !== null &&
+          held.joinSecretHash === secretHash &&
+          held.usedAt === null &&
+          tokenAdmits &&
+          (await tx.agents.replaceUnusedCredential(existing.id, secretHash, hashSecret(credential)));
+        if (!retried) {
+          if (token.state !== 'valid') throw tokenRefusal(token.state, cluster.name, token.expiresAt);
+          return { kind: 'taken' as const, node: existing };
+        }
+        await tx.agents.recordHeartbeat(existing.id, facts, reportedVersions(existing.versions, facts), now, facts.distribution ?? null);
+        return { kind: 'rejoined' as const, nodeId: existing.id };
+      }
+      if (token.state !== 'valid') throw tokenRefusal(token.state, cluster.name, token.expiresAt);
       const active = await tx.upgrades.activeOf(cluster.id);
       if (!existing && active) {
         throw new UpshiftError(
@@ -173,7 +231,7 @@ export class NodeIdentity {
         now,
         facts.distribution ?? null,
       );
-      await tx.agents.setCredential(id, hashSecret(credential));
+      await tx.agents.setCredential(id, hashSecret(credential), secretHash);
       return { kind: 'joined' as const, nodeId: id };
     });
     if (outcome.kind === 'taken') {
@@ -185,7 +243,12 @@ export class NodeIdentity {
       );
     }
     const nodeId = outcome.nodeId;
-    this.ctx.log.info({ clusterId: cluster.id, nodeId, name, address: from.address }, 'agent joined');
+    if (outcome.kind === 'rejoined') {
+      this.ctx.log.info(
+        { clusterId: cluster.id, nodeId, name, address: from.address },
+        'agent joined again with its join secret before using its credential: credential replaced',
+      );
+    } else this.ctx.log.info({ clusterId: cluster.id, nodeId, name, address: from.address }, 'agent joined');
     return { nodeId, clusterId: cluster.id, clusterName: cluster.name, credential, heartbeatSeconds: this.ctx.heartbeatSeconds };
   }
 
@@ -269,11 +332,18 @@ export class NodeIdentity {
     return { ...result, clusterName: cluster.name };
   }
 
-  /** The node a credential belongs to, or undefined. */
+  /**
+   * The node a credential belongs to, or undefined. Its first use is recorded: from then
+   * on no join replaces it, whatever join secret it presents (docs/design.md §9).
+   */
   async authenticate(header: string | undefined): Promise<NodeRecord | undefined> {
     const credential = header ? (/^Bearer\s+(upa_[A-Za-z0-9_-]{20,100})\s*$/.exec(header)?.[1] ?? basicCredential(header)) : undefined;
     if (!credential) return undefined;
-    return this.ctx.store.agents.nodeOfCredential(hashSecret(credential));
+    const tokenHash = hashSecret(credential);
+    const held = await this.ctx.store.agents.nodeOfCredential(tokenHash);
+    if (!held) return undefined;
+    if (held.firstUse && !(await this.ctx.store.agents.markCredentialUsed(tokenHash, this.nowIso()))) return undefined;
+    return held.node;
   }
 }
 

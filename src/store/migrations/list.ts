@@ -487,6 +487,21 @@ export const migrations: Migration[] = [
       await db.schema.alterTable('clusters').addColumn('maintenance_window', 'text').execute();
     },
   },
+  {
+    version: 16,
+    name: 'a join retried after a lost answer gets the credential again',
+    async up(db) {
+      // docs/design.md §9: the hash of the join secret the agent joined with, and when the
+      // credential was first used. A join that presents the same secret replaces a credential
+      // never used; one used is never replaced. Credentials from before are taken as used.
+      await db.schema.alterTable('agent_credentials').addColumn('join_secret_hash', 'text').execute();
+      await db.schema.alterTable('agent_credentials').addColumn('used_at', 'text').execute();
+      await db
+        .updateTable('agent_credentials')
+        .set({ used_at: sql.ref('created_at') })
+        .execute();
+    },
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version));
