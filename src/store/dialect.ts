@@ -54,6 +54,12 @@ export interface StoreAdapter {
    */
   readonly concurrentWriters: boolean;
   /**
+   * Statements run in this process (SQLite): a statement costs no round trip, so many short
+   * ones of one text, compiled once and kept, cost less than one long one compiled anew for
+   * its row count. False where each statement is a round trip (PostgreSQL).
+   */
+  readonly statementsInProcess: boolean;
+  /**
    * A lock on `key` held until the end of the transaction of `db`, for work that the
    * replicas take turns at (PostgreSQL advisory locks); `wait: false` answers false at once
    * when another holds it. Where one process owns the database, always true at once.
@@ -216,6 +222,7 @@ export function openSqlite(file: string): StoreAdapter {
     // migration transaction serialises two that start together.
     withMigrationLock: (fn) => fn(),
     concurrentWriters: false,
+    statementsInProcess: true,
     // Write transactions are serialised by SQLite itself.
     transactionLock: async () => true,
     isUniqueViolation: (error) =>
@@ -277,6 +284,7 @@ export function openPostgres(url: string, options: { schema?: string; max?: numb
       });
     },
     concurrentWriters: true,
+    statementsInProcess: false,
     async transactionLock(trx, key, { wait }) {
       if (wait) {
         await sql`select pg_advisory_xact_lock(${key})`.execute(trx);

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { PreparedQuery } from './prepared.js';
 import { slices } from './rows.js';
 import type { Scope } from './scope.js';
 
@@ -9,6 +10,17 @@ import type { Scope } from './scope.js';
  */
 export const LOG_HEAD_BYTES = 512 * 1024;
 export const LOG_TAIL_BYTES = 512 * 1024;
+
+/**
+ * One task's log sizes: where statements run in this process (SQLite), one short statement
+ * per task, compiled once, costs less than one `case` over all of them compiled for its count.
+ */
+const setLogSizes = new PreparedQuery<[number, number, number, string], unknown>(4, (db, head, tail, dropped, nodeTaskId) =>
+  db
+    .updateTable('nodeLogSizes')
+    .set({ headBytes: sql<number>`${head}`, tailBytes: sql<number>`${tail}`, droppedBytes: sql<number>`${dropped}` })
+    .where('nodeTaskId', '=', nodeTaskId),
+);
 
 /** The line a log read shows where lines were dropped. */
 export function logMarker(droppedBytes: number): string {
@@ -129,6 +141,10 @@ export class NodeLogRepository {
       if (after.head !== before.head || after.tail !== before.tail || after.dropped !== before.dropped) resized.push([taskId, after]);
     }
     for (const slice of slices(inserts)) await this.db.insertInto('nodeLogs').values(slice).execute();
+    if (this.scope.adapter.statementsInProcess) {
+      for (const [id, s] of resized) await setLogSizes.execute(this.scope, s.head, s.tail, s.dropped, id);
+      return;
+    }
     for (const slice of slices(resized, 200)) {
       const pick = (column: 'headBytes' | 'tailBytes' | 'droppedBytes', value: (s: LogSizes) => number) =>
         sql<number>`case ${sql.ref('nodeTaskId')} ${sql.join(
