@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Clock } from '../domain/ports.js';
 import type { Store } from '../store/store.js';
+import type { NewLease } from '../store/upgrades.js';
 import type { Logger } from './types.js';
 
 /** What the lease keeper tells the orchestrator. */
@@ -56,6 +57,26 @@ export class ReplicaLeases {
     );
     await this.tick();
     this.scheduleRenewal();
+  }
+
+  /**
+   * The lease a new upgrade is stored with, so that it needs no claim of its own before
+   * its first batch (docs/design.md §8); undefined once stopping, when another replica
+   * should take it at once.
+   */
+  leaseForNew(): NewLease | undefined {
+    return this.running ? { owner: this.owner, ttlMs: this.ttlMs } : undefined;
+  }
+
+  /**
+   * Drives an upgrade this replica stored with `leaseForNew`'s lease (committed), without
+   * `gained`: a new upgrade has nothing to reattach. False when stopping, or when a
+   * renewal found the lease first and `gained` it already.
+   */
+  adopt(upgradeId: string): boolean {
+    if (!this.running || this.held.has(upgradeId)) return false;
+    this.held.add(upgradeId);
+    return true;
   }
 
   /** Claims one upgrade (a new one, or one this replica does not drive yet); `gained` follows on success. */
