@@ -87,7 +87,8 @@ export class ReplicaLeases {
   /**
    * Stops renewing and listening, and waits for the claims under way: one that ended after
    * `release` would take leases again for a replica that no longer drives them, and the
-   * other replicas would wait for them to expire. The leases stay held until `release`.
+   * other replicas would wait for them to expire (docs/design.md §8). The leases stay
+   * held until `release`.
    */
   async stop(): Promise<void> {
     this.running = false;
@@ -115,7 +116,8 @@ export class ReplicaLeases {
   /**
    * Renews this replica's leases, takes over expired ones, lets go of lost ones (all, or
    * only `only`). A renewal lets go only of upgrades it held when it began: one gained
-   * while its claim was under way (by a claim of its own) is not in what it read.
+   * while its claim was under way (adopted new, or by a claim of its own) is not in what
+   * it read (docs/design.md §8).
    */
   private tick(only?: string): Promise<void> {
     const claim = this.claimAndApply(only);

@@ -40,8 +40,8 @@ export interface StoreAdapter {
   /**
    * `WITH` may hold `INSERT … RETURNING` (PostgreSQL's data-modifying CTEs), so that rows
    * written together and what follows from them (an event, its webhook deliveries and the
-   * replicas' notification) go in one statement: one round trip instead of one each.
-   * SQLite has no such thing.
+   * replicas' notification) go in one statement: one round trip instead of one each
+   * (docs/design.md §8). SQLite has no such thing.
    */
   readonly dataModifyingCtes: boolean;
   /**
