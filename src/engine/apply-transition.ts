@@ -5,7 +5,7 @@ import type { PublicGate } from '../domain/gates.js';
 import type { NodeTaskRecord, SnapshotRecord, UpgradeRecord } from '../domain/model.js';
 import type { EndReason, Transition, UpgradeState } from '../domain/upgrade-state.js';
 import type { Store } from '../store/store.js';
-import type { UpgradePatch } from '../store/upgrades.js';
+import type { NewLease, UpgradePatch } from '../store/upgrades.js';
 import { isoTime } from './types.js';
 
 /**
@@ -199,12 +199,17 @@ function lost(from: UpgradeState, cause: TransitionCause): AppliedTransition {
   };
 }
 
-/** A new upgrade as `applyStart` writes it: the row in its start state, its node tasks and snapshots, and the start event. */
+/**
+ * A new upgrade as `applyStart` writes it: the row in its start state, its node tasks and
+ * snapshots, and the start event; with `lease`, the row leased to the replica that
+ * starts it (docs/design.md §8).
+ */
 export interface NewUpgrade {
   upgrade: UpgradeRecord;
   tasks: Array<NodeTaskRecord & { sortKey: number }>;
   snapshots: SnapshotRecord[];
   event: NewEvent;
+  lease?: NewLease | undefined;
 }
 
 /**
@@ -214,7 +219,7 @@ export interface NewUpgrade {
  */
 export async function applyStart(store: Store, start: NewUpgrade): Promise<void> {
   await store.tx(async (tx) => {
-    await tx.upgrades.insert(start.upgrade);
+    await tx.upgrades.insert(start.upgrade, start.lease);
     await tx.upgrades.insertTasks(start.tasks);
     if (start.snapshots.length > 0) await tx.upgrades.insertSnapshots(start.snapshots);
     await tx.events.append(start.event);

@@ -4,7 +4,7 @@ import { ErrorCode, UpshiftError } from '../domain/errors.js';
 import { ENGINE_ACTOR, EventType, type NewEvent } from '../domain/events.js';
 import { batchSizeLimit, orderNodes, planNextBatch } from '../domain/batch-planner.js';
 import { windowStatus } from '../domain/maintenance-window.js';
-import type { ClusterRecord, NodeRecord, NodeTaskRecord, UpgradeRecord } from '../domain/model.js';
+import type { ClusterRecord, NodeRecord, NodeTaskRecord, NodeTaskState, UpgradeRecord } from '../domain/model.js';
 import { decide } from '../domain/upgrade-state.js';
 import { applyTransition, type TransitionCause } from './apply-transition.js';
 import type { GateChecks } from './gate-checks.js';
@@ -31,6 +31,18 @@ export interface StepView {
   upgrade: UpgradeRecord;
   batches: BatchProgress[];
   finished: FinishedBatch[];
+}
+
+/**
+ * A new upgrade as its start wrote it (committed): its cluster, its tasks in their order
+ * (all pending) and its nodes as read for the start, which its first step would otherwise
+ * read back (docs/design.md §8).
+ */
+export interface NewlyStarted {
+  upgrade: UpgradeRecord;
+  cluster: ClusterRecord;
+  tasks: readonly NodeTaskRecord[];
+  nodes: readonly NodeRecord[];
 }
 
 /**
@@ -138,7 +150,7 @@ export class BatchPhase {
    * every write here is a compare-and-set, so a change made meanwhile elsewhere (a pause
    * on another replica) makes it write nothing.
    */
-  async advance(found: StepView): Promise<void> {
+  async advance(found: StepView, known?: NewlyStarted): Promise<void> {
     const { store, clock } = this.ctx;
     const { upgrade, batches } = found;
     if (upgrade.state !== 'Upgrading') return;
@@ -146,7 +158,7 @@ export class BatchPhase {
     const closeFirst = async () => void (await this.closeFinished(found));
     const closing = new Set(found.finished.map((f) => f.batch.index));
     if (batches.some((b) => b.state === 'running' && !closing.has(b.index))) return closeFirst();
-    const counts = await store.upgrades.taskCounts(upgrade.id);
+    const counts = known ? allPending(known.tasks.length) : await store.upgrades.taskCounts(upgrade.id);
     if (counts.running > 0) return closeFirst();
     if (counts.pending === 0) {
       const [failed] = counts.failed > 0 ? await store.upgrades.listTasks(upgrade.id, 'failed', 1) : [];
@@ -188,7 +200,7 @@ export class BatchPhase {
         return;
       }
     }
-    const cluster = await store.clusters.get(upgrade.clusterId);
+    const cluster = known?.cluster ?? (await store.clusters.get(upgrade.clusterId));
     if (!cluster) return closeFirst();
     // The health gates, checked off this queue: a check under way, or one failing within its retry time, waits.
     const verdict = this.deps.gates.before(upgrade, cluster, batches.length);
@@ -200,17 +212,28 @@ export class BatchPhase {
       if (transition.ok) await applyTransition(store, upgrade, transition, { type: 'gateFailed', gate, gateIndex, message }, clock.now());
       return;
     }
-    await this.start(upgrade, cluster, batches.length, now, found.finished, verdict.events).catch((error: unknown) => {
+    await this.start(upgrade, cluster, batches.length, now, found.finished, verdict.events, known).catch((error: unknown) => {
       this.deps.gates.record(upgrade.id, verdict.events);
       throw error;
     });
   }
 
   /**
+   * A new upgrade's first step, from what its start wrote instead of reading it back: no
+   * batch yet and every task pending, so that the first batch starts in one transaction
+   * after the start's (docs/design.md §8). Every write is the same compare-and-set as in
+   * `advance`: a pause that landed first still wins.
+   */
+  advanceNew(started: NewlyStarted): Promise<void> {
+    return this.advance({ upgrade: started.upgrade, batches: [], finished: [] }, started);
+  }
+
+  /**
    * Plans batch `index` from the pending tasks, starts its tasks by compare-and-set and
    * dispatches them. The tasks are stored in the planner's order (their sort key), so the
-   * first pending ones the batch may hold are all it needs to read. `gateEvents` (the
-   * passing checks before it) are written in the same transaction, also when a pause won.
+   * first pending ones the batch may hold are all it needs to read (or, for a new
+   * upgrade, to take from `known`). `gateEvents` (the passing checks before it) are
+   * written in the same transaction, also when a pause won.
    */
   private async start(
     upgrade: UpgradeRecord,
@@ -219,14 +242,19 @@ export class BatchPhase {
     now: number,
     finished: readonly FinishedBatch[],
     gateEvents: readonly NewEvent[],
+    known: NewlyStarted | undefined,
   ): Promise<void> {
     const { store } = this.ctx;
     const k = index - upgrade.rampStart;
-    const pending = await store.upgrades.listTasks(upgrade.id, 'pending', batchSizeLimit(k, upgrade.cap));
+    const limit = batchSizeLimit(k, upgrade.cap);
+    const pending = known ? known.tasks.slice(0, limit) : await store.upgrades.listTasks(upgrade.id, 'pending', limit);
     const plannable = pending.map((task) => ({ id: task.nodeId, name: task.nodeName, role: task.role, task }));
     const chosen = planNextBatch(orderNodes(plannable), k, upgrade.cap).map((p) => p.task);
     const startedAt = isoTime(now);
-    const nodes = new Map((await store.nodes.getMany(chosen.map((t) => t.nodeId))).map((n) => [n.id, n]));
+    const chosenIds = chosen.map((t) => t.nodeId);
+    const wanted = new Set(chosenIds);
+    const chosenNodes = known ? known.nodes.filter((n) => wanted.has(n.id)) : await store.nodes.getMany(chosenIds);
+    const nodes = new Map(chosenNodes.map((n) => [n.id, n]));
     const { started, closed } = await store.tx(async (tx) => {
       // The batches that finished close at the instant this one starts, in its transaction.
       const { events: closing, closed } = await this.closeIn(tx, upgrade, finished, now);
@@ -292,6 +320,11 @@ export class BatchPhase {
     this.afterClosing({ upgrade, batches: [], finished: [] }, closed, now);
     for (const task of started) this.deps.tasks.dispatch(upgrade, task, false, { cluster, node: nodes.get(task.nodeId) });
   }
+}
+
+/** Task counts of an upgrade whose `n` tasks are all pending. */
+function allPending(n: number): Record<NodeTaskState, number> {
+  return { pending: n, running: 0, succeeded: 0, failed: 0, skipped: 0 };
 }
 
 /**

@@ -1,6 +1,7 @@
-import { BatchPhase } from './batches.js';
+import { BatchPhase, type NewlyStarted } from './batches.js';
 import type { Gate, GateResult } from '../domain/gates.js';
 import type { ClusterRecord } from '../domain/model.js';
+import type { NewLease } from '../store/upgrades.js';
 import { DriverWork } from './driver-work.js';
 import { GateChecks } from './gate-checks.js';
 import { NodeLogBuffer } from './node-log-buffer.js';
@@ -139,10 +140,44 @@ export class Orchestrator {
         if (!this.running || !this.leases.holds(upgradeId)) return;
         await this.advance(upgradeId);
       })
-      ?.catch((error: unknown) => {
-        this.ctx.log.error({ err: error, upgradeId }, 'advancing the upgrade failed; retrying in 2 s');
-        this.queue.wakeAt(upgradeId, this.ctx.clock.now() + 2000);
-      });
+      ?.catch(this.retryLater(upgradeId));
+  }
+
+  /**
+   * The lease to store a new upgrade with (this replica's), so that `adoptNew` can drive
+   * it without claiming it first (docs/design.md §8); undefined once stopping.
+   */
+  leaseForNew(): NewLease | undefined {
+    return this.leases.leaseForNew();
+  }
+
+  /**
+   * Drives a new upgrade stored (and committed) with `leaseForNew`'s lease: its first step
+   * starts the first batch from what its start wrote, with no claim and no read-back
+   * (docs/design.md §8). Queued on its own, so that a kick meanwhile (an operator's
+   * pause) is a step of its own after it. Falls back to a kick when the lease keeper had
+   * it already (a renewal found it first) or is stopping.
+   */
+  adoptNew(started: NewlyStarted): void {
+    const upgradeId = started.upgrade.id;
+    if (!this.running || started.upgrade.state !== 'Upgrading' || !this.leases.adopt(upgradeId)) {
+      this.kick(upgradeId);
+      return;
+    }
+    this.queue
+      .exclusive(upgradeId, async () => {
+        if (!this.running || !this.leases.holds(upgradeId)) return;
+        await this.batches.advanceNew(started);
+      })
+      .catch(this.retryLater(upgradeId));
+  }
+
+  /** What a failed step does: logs it and asks for a step again in 2 s. */
+  private retryLater(upgradeId: string): (error: unknown) => void {
+    return (error) => {
+      this.ctx.log.error({ err: error, upgradeId }, 'advancing the upgrade failed; retrying in 2 s');
+      this.queue.wakeAt(upgradeId, this.ctx.clock.now() + 2000);
+    };
   }
 
   /** Reattaches the running nodes and snapshots of an upgrade this replica just took. */

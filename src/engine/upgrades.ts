@@ -17,7 +17,7 @@ import { parseMaintenanceWindow } from '../domain/maintenance-window.js';
 import { median } from '../domain/progress.js';
 import { batchCap, orderNodes, planBatches } from '../domain/batch-planner.js';
 import { defaultSnapshotMode, upgradePolicy } from '../domain/defaults.js';
-import type { ClusterRecord, NodeRecord, SnapshotMode, UpgradePolicy, UpgradeRecord } from '../domain/model.js';
+import type { ClusterRecord, NodeRecord, NodeTaskRecord, SnapshotMode, UpgradePolicy, UpgradeRecord } from '../domain/model.js';
 import type { FailedPod } from '../domain/ports.js';
 import type { OperatorCommand } from '../domain/upgrade-state.js';
 import { decide, startState } from '../domain/upgrade-state.js';
@@ -108,7 +108,7 @@ export class UpgradeService {
   constructor(
     private readonly ctx: EngineContext,
     private readonly fleet: FleetService,
-    private readonly orchestrator: Pick<Orchestrator, 'exclusive' | 'kick' | 'testGate'>,
+    private readonly orchestrator: Pick<Orchestrator, 'exclusive' | 'kick' | 'testGate' | 'leaseForNew' | 'adoptNew'>,
     private readonly vault: SecretVault,
     private readonly allowLinkLocalTargets: boolean,
   ) {
@@ -330,26 +330,30 @@ export class UpgradeService {
         finishedAt: null,
         nextBatchAt: null,
       };
+      const tasks: NodeTaskRecord[] = targets.map((n) => ({
+        id: newId('nt'),
+        upgradeId: upgrade.id,
+        nodeId: n.id,
+        nodeName: n.name,
+        role: n.role,
+        state: 'pending' as const,
+        batchIndex: null,
+        attempt: 0,
+        startedAt: null,
+        finishedAt: null,
+        error: null,
+        fromVersion: n.versions[valid.component] ?? null,
+        toVersion: valid.toVersion,
+      }));
+      // Stored leased to this replica, which then starts its first batch without claiming
+      // it or reading it back; one with snapshots first is claimed as any other (docs/design.md §8).
+      const lease = valid.snapshot === 'before' ? undefined : this.orchestrator.leaseForNew();
       await this.store.tx(async (tx) => {
         await tx.clusters.lock(cluster.id);
         await applyStart(tx, {
           upgrade,
-          tasks: targets.map((n, i) => ({
-            id: newId('nt'),
-            upgradeId: upgrade.id,
-            nodeId: n.id,
-            nodeName: n.name,
-            role: n.role,
-            sortKey: i,
-            state: 'pending' as const,
-            batchIndex: null,
-            attempt: 0,
-            startedAt: null,
-            finishedAt: null,
-            error: null,
-            fromVersion: n.versions[valid.component] ?? null,
-            toVersion: valid.toVersion,
-          })),
+          lease,
+          tasks: tasks.map((task, i) => ({ ...task, sortKey: i })),
           snapshots:
             valid.snapshot === 'before'
               ? targets.map((n) => ({
@@ -382,7 +386,8 @@ export class UpgradeService {
           },
         });
       });
-      this.orchestrator.kick(upgrade.id);
+      if (lease) this.orchestrator.adoptNew({ upgrade, cluster, tasks, nodes: targets });
+      else this.orchestrator.kick(upgrade.id);
       return upgrade;
     });
   }

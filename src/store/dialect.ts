@@ -40,6 +40,13 @@ export interface StoreAdapter {
   /** `FOR UPDATE SKIP LOCKED` is available for claiming work. */
   readonly supportsSkipLocked: boolean;
   /**
+   * `WITH` may hold `INSERT … RETURNING` (PostgreSQL's data-modifying CTEs), so that rows
+   * written together and what follows from them (an event, its webhook deliveries and the
+   * replicas' notification) go in one statement: one round trip instead of one each
+   * (docs/design.md §8). SQLite has no such thing.
+   */
+  readonly dataModifyingCtes: boolean;
+  /**
    * The collation a text column needs to compare by bytes (keys built to sort that way,
    * such as nodes' natural-sort key), or undefined when text already does (SQLite's BINARY).
    */
@@ -217,6 +224,7 @@ export function openSqlite(file: string): StoreAdapter {
     clockIso: (offsetMs = 0) => sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ${`${offsetMs / 1000} seconds`})`,
     autoIncrementType: 'integer',
     supportsSkipLocked: false,
+    dataModifyingCtes: false,
     bytewiseCollation: undefined,
     // One process opens a SQLite file for writing at a time; BEGIN IMMEDIATE in the
     // migration transaction serialises two that start together.
@@ -271,6 +279,7 @@ export function openPostgres(url: string, options: { schema?: string; max?: numb
       sql<string>`to_char((statement_timestamp() + interval '1 millisecond' * ${offsetMs}::float8) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`,
     autoIncrementType: 'bigserial',
     supportsSkipLocked: true,
+    dataModifyingCtes: true,
     // The database's own collation (en_US.UTF-8, ICU, …) may ignore punctuation or case.
     bytewiseCollation: '"C"',
     async withMigrationLock(fn) {

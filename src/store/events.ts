@@ -69,33 +69,95 @@ export class EventRepository {
 
   /**
    * Writes one event, and its webhook deliveries (the outbox) in the same transaction: an
-   * event a webhook may want is written in one, opened here when the caller has none.
+   * event a webhook may want is written in one, opened here when the caller has none
+   * (where the event, its deliveries and the notification go in one statement, that
+   * statement is the transaction).
    */
   async append(event: NewEvent): Promise<UpshiftEvent> {
-    if (!this.scope.inTransaction && isWebhookEventType(event.type))
-      return this.scope.transaction((scope) => new EventRepository(scope).append(event));
-    const row = await this.db.insertInto('events').values(toRow(event)).returning(EVENT_COLUMNS).executeTakeFirstOrThrow();
-    const stored = toEvent(row);
-    await enqueueDeliveries(this.db, [stored]);
-    await this.notifyReplicas([stored.id]);
-    this.scope.publish([stored]);
-    return stored;
+    if (this.needsTransaction([event])) return this.scope.transaction((scope) => new EventRepository(scope).append(event));
+    const [stored] = await this.write([event]);
+    this.scope.publish([stored as UpshiftEvent]);
+    return stored as UpshiftEvent;
   }
 
   /** Several events in one statement per 500 (a batch starting, a batch of outcomes), in order. */
   async appendMany(events: NewEvent[]): Promise<UpshiftEvent[]> {
-    if (!this.scope.inTransaction && events.some((e) => isWebhookEventType(e.type)))
-      return this.scope.transaction((scope) => new EventRepository(scope).appendMany(events));
+    if (this.needsTransaction(events)) return this.scope.transaction((scope) => new EventRepository(scope).appendMany(events));
     const stored: UpshiftEvent[] = [];
-    for (const slice of slices(events)) {
-      const rows = await this.db.insertInto('events').values(slice.map(toRow)).returning(EVENT_COLUMNS).execute();
-      const chunk = rows.map(toEvent).sort((a, b) => Number(a.id) - Number(b.id));
-      await enqueueDeliveries(this.db, chunk);
-      await this.notifyReplicas(chunk.map((e) => e.id));
-      stored.push(...chunk);
-    }
+    for (const slice of slices(events)) stored.push(...(await this.write(slice)));
     this.scope.publish(stored);
     return stored;
+  }
+
+  /** Whether writing these events takes several statements that must commit together, outside a transaction. */
+  private needsTransaction(events: readonly NewEvent[]): boolean {
+    return !this.scope.inTransaction && !this.scope.adapter.dataModifyingCtes && events.some((e) => isWebhookEventType(e.type));
+  }
+
+  /**
+   * Writes up to 500 events with their webhook deliveries and tells the other replicas;
+   * returns them in id order. On PostgreSQL that is one statement (data-modifying CTEs,
+   * docs/design.md §8); elsewhere the insert, the deliveries and the notification follow
+   * one another on this scope's connection.
+   */
+  private async write(events: readonly NewEvent[]): Promise<UpshiftEvent[]> {
+    if (this.scope.adapter.dataModifyingCtes) return this.writeInOneStatement(events);
+    const rows = await this.db.insertInto('events').values(events.map(toRow)).returning(EVENT_COLUMNS).execute();
+    const stored = rows.map(toEvent).sort((a, b) => Number(a.id) - Number(b.id));
+    await enqueueDeliveries(this.db, stored);
+    await this.notifyReplicas(stored.map((e) => e.id));
+    return stored;
+  }
+
+  /**
+   * The insert, the outbox rows of the webhooks subscribed to each event's type (the
+   * event's JSON built by the database: the same fields as `JSON.stringify` of the event,
+   * spaced otherwise) and the NOTIFY, as `WITH ins AS (INSERT … RETURNING *), d AS
+   * (INSERT INTO webhook_deliveries SELECT … FROM ins JOIN webhook_subscriptions …), n AS
+   * (SELECT pg_notify(…)) SELECT … FROM ins, n` (a CTE that only reads runs only when the
+   * final select reads it, hence `n` in its FROM). The deliveries are left out when no
+   * event is of a webhook type, the notification where no replica listens.
+   */
+  private async writeInOneStatement(events: readonly NewEvent[]): Promise<UpshiftEvent[]> {
+    const { adapter, origin } = this.scope;
+    const ref = (column: keyof EventsTable) => sql.ref(`ins.${column}`);
+    // The event's fields as `toEvent` names them (`id` as text, `data` only when there is some).
+    const fields = sql.join(
+      EVENT_COLUMNS.filter((column) => column !== 'data').map(
+        (column) => sql`${sql.lit(column)}, ${column === 'id' ? sql`${ref('id')}::text` : ref(column)}`,
+      ),
+    );
+    const eventJson = sql<string>`(case when ${ref('data')} is null then json_build_object(${fields}) else json_build_object(${fields}, 'data', ${ref('data')}::json) end)::text`;
+    const notice = sql<string>`json_build_object('origin', ${origin}::text, 'ids', (select json_agg(${ref('id')}::text order by ${ref('id')}) from ins))::text`;
+    let query = this.db.with('ins', (db) => db.insertInto('events').values(events.map(toRow)).returningAll());
+    if (events.some((e) => isWebhookEventType(e.type)))
+      query = query.with('d', (db) =>
+        db
+          .insertInto('webhookDeliveries')
+          .columns(['webhookId', 'eventId', 'eventType', 'event', 'state', 'createdAt', 'nextAttemptAt'])
+          .expression((eb) =>
+            eb
+              .selectFrom('ins')
+              .innerJoin('webhookSubscriptions as s', 's.eventType', 'ins.type')
+              .select([
+                's.webhookId',
+                sql<string>`${ref('id')}::text`.as('eventId'),
+                'ins.type',
+                eventJson.as('event'),
+                sql<'pending'>`'pending'`.as('state'),
+                'ins.at as createdAt',
+                'ins.at as nextAttemptAt',
+              ]),
+          ),
+      ) as unknown as typeof query; // `d` adds nothing the final select reads
+    const notify = adapter.listen ? sql<string>`pg_notify(${EVENTS_CHANNEL}, ${notice})::text` : sql<string>`null::text`;
+    const rows = await query
+      .with('n', (db) => db.selectNoFrom(notify.as('notified')))
+      .selectFrom(['ins', 'n'])
+      .select(EVENT_COLUMNS.map((column) => `ins.${column}` as const))
+      .orderBy('ins.id')
+      .execute();
+    return rows.map(toEvent);
   }
 
   /**

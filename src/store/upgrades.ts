@@ -71,6 +71,12 @@ export type UpgradePatch = Partial<
   Pick<UpgradeRecord, 'state' | 'pauseReason' | 'endReason' | 'pausedAt' | 'finishedAt' | 'nextBatchAt' | 'rampStart'>
 >;
 
+/** The lease a new upgrade is stored with: its replica's name and how long the lease lasts. */
+export interface NewLease {
+  owner: string;
+  ttlMs: number;
+}
+
 /** A batch as the batch loop reads it: everything but its list of nodes. */
 export type BatchProgress = Omit<BatchRecord, 'nodeIds'>;
 
@@ -162,8 +168,12 @@ export class UpgradeRepository {
 
   // Upgrades.
 
-  /** Inserts an upgrade; the unique partial index refuses a second active one in a cluster. */
-  async insert(upgrade: UpgradeRecord): Promise<void> {
+  /**
+   * Inserts an upgrade; the unique partial index refuses a second active one in a cluster.
+   * With `lease`, it is stored already leased to that owner for `ttlMs` from the database's
+   * now, as `LeaseRepository.claim` would lease it (docs/design.md §8).
+   */
+  async insert(upgrade: UpgradeRecord, lease?: NewLease): Promise<void> {
     try {
       await this.db
         .insertInto('upgrades')
@@ -173,6 +183,7 @@ export class UpgradeRepository {
           pauseReason: jsonOrNull(upgrade.pauseReason),
           endReason: jsonOrNull(upgrade.endReason),
           updatedAt: upgrade.createdAt,
+          ...(lease ? { leaseOwner: lease.owner, leaseExpiresAt: this.scope.adapter.clockIso(lease.ttlMs) } : {}),
         })
         .execute();
     } catch (error) {

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { UpshiftError } from '../../src/domain/errors.js';
 import type { UpshiftEvent } from '../../src/domain/events.js';
 import type { UpgradeRecord } from '../../src/domain/model.js';
@@ -70,6 +70,39 @@ for (const dialect of dialects) {
       expect(events.at(-1)?.type).toBe('upgrade.completed');
       const log = await t.store.logs.read((await t.store.upgrades.listTasks(upgrade.id))[0]!.id);
       expect(log.map((l) => l.line).join('\n')).toMatch(/verified: Docker-Engine reports 28.5.2/);
+    });
+
+    it('stores a new upgrade leased to this replica and starts its first batch without claiming it or reading it back', async () => {
+      t = await createTestEngine(dialect);
+      const cluster = await createSim(t, 'adopted', { nodes: 10, upgradeSeconds: 0.05 });
+      const claims = vi.spyOn(t.store.leases, 'claim');
+      const reads = vi.spyOn(t.store.upgrades, 'get');
+      let upgradeId = '';
+      // What the engine had done when the first batch started (the test reads nothing until then).
+      let onEvent = (_: UpshiftEvent) => undefined as void;
+      const firstBatch = new Promise<{ claims: number; reads: number }>((resolve) => {
+        onEvent = (e) => {
+          if (e.type !== 'batch.started' || e.upgradeId !== upgradeId) return;
+          resolve({
+            claims: claims.mock.calls.filter((call) => call[2] === upgradeId).length,
+            reads: reads.mock.calls.filter((call) => call[0] === upgradeId).length,
+          });
+        };
+      });
+      t.store.bus.on('event', onEvent);
+      try {
+        const plan = await t.engine.upgrades.plan(cluster.id, { component: 'docker' });
+        const upgrade = await t.engine.upgrades.start(cluster.id, { component: 'docker' }, 'tester');
+        upgradeId = upgrade.id;
+        // Leased in the transaction that stored it: no other replica can take it meanwhile.
+        expect(await t.store.leases.ownerOf(upgrade.id)).not.toBeNull();
+        expect(await firstBatch).toEqual({ claims: 0, reads: 0 });
+        await waitState(t, upgrade.id, ['Completed']);
+        expect((await t.store.upgrades.listBatches(upgrade.id)).map((b) => b.size)).toEqual(plan.batches.map((b) => b.length));
+      } finally {
+        t.store.bus.off('event', onEvent);
+        vi.restoreAllMocks();
+      }
     });
 
     it('closes each batch in the transaction that starts the next, the last one with the completion, and after a soak waits', async () => {

@@ -65,7 +65,8 @@ for (const dialect of dialects) {
 
       const started = await s.api('/api/v1/clusters/list-a/upgrades', { body: { component: 'docker' } });
       expect(started.status, started.text).toBe(201);
-      expect((await listed()).get('list-a')).toMatchObject({
+      // Its first batch starts at once: the nodes change meanwhile, so the views are not compared.
+      expect((await listed(false)).get('list-a')).toMatchObject({
         activeUpgradeId: started.body.id,
         activeUpgradeComponent: 'docker',
         status: 'Upgrading',

@@ -48,8 +48,10 @@ for (const dialect of dialects) {
           const start = await s.api(`/api/v1/clusters/${cluster.id}/upgrades`, { body: { component: 'docker', policy: c.policy } });
           expect(start.status, start.text).toBe(201);
           const first = start.body.progress as Progress;
-          expect(first).toMatchObject({ batch: 0, nodesDone: 0, nodesTotal: c.nodes, etaSeconds: null });
-          expect(first.batches).toBe(first.plannedSizes.length);
+          // The first batch may have started by the time the answer is written (docs/design.md §8).
+          expect(first).toMatchObject({ nodesDone: 0, nodesTotal: c.nodes, etaSeconds: null });
+          expect(first.batch).toBeLessThanOrEqual(1);
+          expect(first.batch + first.plannedSizes.length).toBe(first.batches);
           const samples: Array<{ at: number; eta: number; progress: Progress }> = [];
           for (;;) {
             const u = await getUpgrade(start.body.id);

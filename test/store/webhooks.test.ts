@@ -1,5 +1,6 @@
+import type { KyselyPlugin } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import type { NewEvent } from '../../src/domain/events.js';
+import type { NewEvent, UpshiftEvent } from '../../src/domain/events.js';
 import { newId } from '../../src/domain/ids.js';
 import type { WebhookEventType, WebhookRecord } from '../../src/domain/webhooks.js';
 import { Store } from '../../src/store/store.js';
@@ -8,6 +9,14 @@ import { dialects } from '../support/databases.js';
 import { storeForSuite } from '../support/store.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitUntil(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await sleep(50);
+  }
+}
 
 /**
  * The webhook outbox on each database: a delivery row is written with its event (and
@@ -86,6 +95,65 @@ for (const dialect of dialects) {
       for (const d of await store.webhooks.claimDue(owner, 60_000, 1000))
         await store.webhooks.finishAttempt(d.delivery.id, owner, outcome('sent', 200));
     }
+
+    it('keeps in each delivery the event as recorded, and writes an event with its deliveries and notification in one statement where the database can', async () => {
+      const hook = await addWebhook('outbox-json', ['upgrade.auto_paused', 'node.failed']);
+      const other = new Store(openStoreAdapter(suite.t.database));
+      const heard: UpshiftEvent[] = [];
+      other.bus.on('remote-event', (e: UpshiftEvent) => heard.push(e));
+      const stopListening = other.events.listenToReplicas(() => undefined);
+      // Statements sent by `counted`, a store on the same database whose queries are counted.
+      let statements = 0;
+      const counting: KyselyPlugin = {
+        transformQuery: (args) => {
+          statements++;
+          return args.node;
+        },
+        transformResult: async (args) => args.result,
+      };
+      const adapter = openStoreAdapter(suite.t.database);
+      const counted = new Store({ ...adapter, db: adapter.db.withPlugin(counting) });
+      try {
+        // A listener connects in the background: wait until it hears a first event.
+        if (suite.store.adapter.listen)
+          await waitUntil(async () => {
+            await suite.store.events.append(event({ type: 'cluster.created' }));
+            return heard.length > 0;
+          });
+        const data = { nested: { list: [1, 'two', null], quote: 'say "hi"\n' }, unicode: 'é ✓', empty: {} };
+        statements = 0;
+        const withData = await counted.events.append(event({ type: 'upgrade.auto_paused', nodeId: 'nd_a', data }));
+        // The insert, the outbox rows and the NOTIFY: one statement on PostgreSQL, one each on SQLite (in a transaction).
+        expect(statements).toBe(suite.store.adapter.dataModifyingCtes ? 1 : 3);
+        const [bare, unsubscribed] = await counted.events.appendMany([
+          event({ type: 'node.failed', message: 'no data' }),
+          event({ type: 'node.started', message: 'no webhook' }),
+        ]);
+        // Compared parsed: the database may space the JSON otherwise than JSON.stringify.
+        for (const written of [withData, bare!]) {
+          const [delivery] = await suite.store.webhooks.deliveriesOfEvent(written.id);
+          expect(delivery).toMatchObject({ webhookId: hook.id, eventId: written.id, eventType: written.type, state: 'pending' });
+          expect(delivery?.event).toStrictEqual(JSON.parse(JSON.stringify(written)));
+          expect(delivery?.createdAt).toBe(written.at);
+          expect(delivery?.nextAttemptAt).toBe(written.at);
+        }
+        expect(withData.data).toEqual(data);
+        expect(await suite.store.webhooks.deliveriesOfEvent(unsubscribed!.id)).toEqual([]);
+        // Another replica hears of all three, in order, and reads them as written.
+        if (suite.store.adapter.listen) {
+          const ids = new Set([withData.id, bare!.id, unsubscribed!.id]);
+          const ours = () => heard.filter((e) => ids.has(e.id));
+          await waitUntil(async () => ours().length >= 3);
+          expect(ours()).toEqual([withData, bare, unsubscribed]);
+        }
+      } finally {
+        await stopListening();
+        await other.adapter.close();
+        await adapter.close();
+      }
+      await drain(suite.store, 'cleaner');
+      await suite.store.webhooks.delete(hook.id);
+    });
 
     it('leases a claimed delivery: no one else takes it until it is finished, retried when due, or its lease ended', async () => {
       const hook = await addWebhook('outbox-lease', ['snapshot.failed']);
