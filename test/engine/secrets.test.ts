@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -7,16 +7,20 @@ import { SecretBox } from '../../src/engine/secrets.js';
 describe('secret box', () => {
   it('seals with AES-256-GCM, a fresh IV each time, and opens what it sealed', () => {
     const dir = mkdtempSync(join(tmpdir(), 'upshift-secrets-'));
-    const box = SecretBox.load(dir, {});
-    const a = box.seal('apiVersion: v1\nusers: [{token: hunter2}]');
-    const b = box.seal('apiVersion: v1\nusers: [{token: hunter2}]');
-    expect(a).not.toBe(b);
-    expect(a).not.toContain('hunter2');
-    expect(Buffer.from(a.slice(3), 'base64').toString('utf8')).not.toContain('hunter2');
-    expect(box.open(a)).toContain('hunter2');
-    expect(statSync(join(dir, 'secret.key')).mode & 0o777).toBe(0o600);
-    expect(SecretBox.load(dir, {}).open(a)).toContain('hunter2');
-    expect(readFileSync(join(dir, 'secret.key'), 'utf8').trim()).toHaveLength(44);
+    try {
+      const box = SecretBox.load(dir, {});
+      const a = box.seal('apiVersion: v1\nusers: [{token: hunter2}]');
+      const b = box.seal('apiVersion: v1\nusers: [{token: hunter2}]');
+      expect(a).not.toBe(b);
+      expect(a).not.toContain('hunter2');
+      expect(Buffer.from(a.slice(3), 'base64').toString('utf8')).not.toContain('hunter2');
+      expect(box.open(a)).toContain('hunter2');
+      expect(statSync(join(dir, 'secret.key')).mode & 0o777).toBe(0o600);
+      expect(SecretBox.load(dir, {}).open(a)).toContain('hunter2');
+      expect(readFileSync(join(dir, 'secret.key'), 'utf8').trim()).toHaveLength(44);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a tampered value or another key with a message that says why', () => {

@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,6 +60,7 @@ suite('the mirror’s apt repository over HTTP', () => {
   afterAll(async () => {
     await s?.stop();
     s?.cleanup();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   const basic = (password: string) => `Basic ${Buffer.from(`upshift-node:${password}`).toString('base64')}`;

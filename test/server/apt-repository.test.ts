@@ -6,10 +6,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { ArtifactRecord } from '../../src/domain/model.js';
 import { AptRepository, debControl } from '../../src/server/apt-repository.js';
 import { mirrorAuth, mirrorCaConfig, mirrorSource, parseAptSimulation } from '../../src/agent/recipes/apt-mirror.js';
@@ -54,6 +54,7 @@ suite('the mirror as an apt repository', () => {
   });
   const blobs = new Map(rows.map((r, i) => [r.sha256, files[i] as string]));
   const repoDir = join(dir, 'mirror');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('reads the control paragraph whatever the control.tar compression, and refuses what is not a package', async () => {
     expect(await debControl(readFileSync(files[0] as string))).toMatch(/^Package: alpha\nVersion: 1\.0-1\n/);

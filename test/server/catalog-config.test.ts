@@ -1,10 +1,21 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { defaultCatalog, latestVersion, mergeCatalog } from '../../src/domain/catalog.js';
 import { parseDuration } from '../../src/domain/duration.js';
 import { loadServerConfig } from '../../src/server/config.js';
+
+/** Temp dirs of config files, removed after each test. */
+const dirs: string[] = [];
+const configDir = (): string => {
+  const dir = mkdtempSync(join(tmpdir(), 'upshift-config-'));
+  dirs.push(dir);
+  return dir;
+};
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('catalog', () => {
   it('has the installable versions built in, each Debian package with its distribution', () => {
@@ -68,7 +79,7 @@ describe('configuration', () => {
     expect(parseDuration('-3s')).toBeUndefined();
   });
   it('takes flags over environment over file over defaults', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'upshift-config-'));
+    const dir = configDir();
     const file = join(dir, 'config.yaml');
     writeFileSync(file, 'port: 9001\npausedTtl: 1h\nhost: 0.0.0.0\n');
     const defaults = loadServerConfig({}, {});
@@ -97,7 +108,7 @@ describe('configuration', () => {
       /agentHeartbeat \(flag --agent-heartbeat\).*whole number of seconds/,
     );
     expect(() => loadServerConfig({}, { UPSHIFT_AGENT_TASK_TIMEOUT: '1s' })).toThrow(/agentTaskTimeout .*at least 10s/);
-    const dir = mkdtempSync(join(tmpdir(), 'upshift-config-'));
+    const dir = configDir();
     writeFileSync(join(dir, 'c.yaml'), 'prot: 1\n');
     expect(() => loadServerConfig({ config: join(dir, 'c.yaml') }, {})).toThrow(/unknown key "prot"/);
   });
