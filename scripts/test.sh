@@ -47,13 +47,25 @@ fi
 node -e '
   const fs = require("fs");
   let passed = 0, failed = 0, files = 0;
+  const failures = [];
+  const firstLines = (text) => String(text ?? "").split("\n").slice(0, 3).join(" | ").slice(0, 400);
   for (const file of process.argv.slice(1)) {
     if (!fs.existsSync(file)) { failed++; continue; }
     const r = JSON.parse(fs.readFileSync(file, "utf8"));
     files++;
     passed += r.numPassedTests;
     failed += r.numFailedTests + r.testResults.filter((s) => s.status === "failed" && s.assertionResults.length === 0).length;
+    for (const suite of r.testResults) {
+      const name = suite.name.replace(process.cwd() + "/", "");
+      if (suite.status === "failed" && suite.assertionResults.length === 0) failures.push(`${name}: ${firstLines(suite.message)}`);
+      for (const t of suite.assertionResults) {
+        if (t.status === "failed") failures.push(`${name} > ${t.fullName}: ${firstLines((t.failureMessages ?? []).join("\n"))}`);
+      }
+    }
   }
+  // The names of the failed tests come last, just above the summary, so that the end of
+  // a long log says what failed.
+  if (failures.length > 0) console.log(["failed:", ...failures.map((f) => "  " + f)].join("\n"));
   console.log(`${passed} passed, ${failed} failed`);
 ' "$work/results-1.json" $( [ $# -gt 0 ] || echo "$work/results-2.json" )
 exit $status
