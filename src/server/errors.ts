@@ -47,6 +47,26 @@ function describeValidation(error: FastifyError): { status: number; message: str
   return { status: semantic ? 422 : 400, message: `${where}${path ? `.${path}` : ''} ${detail}` };
 }
 
+/** How long the rest of a refused body may go on arriving after its answer before the connection is cut. */
+export const LINGER_MS = 2000;
+
+/**
+ * A body refused before it was read whole (413): Fastify asks for the connection to be
+ * closed after the answer, but a client still sending then fails its next write (EPIPE,
+ * ECONNRESET), and most clients report that instead of the answer they were sent. So the
+ * connection is kept, and Node's HTTP server reads the rest of the body and drops it, for
+ * at most LINGER_MS: then the connection is cut, so that an endless body costs no more.
+ */
+function lingerForBody(request: FastifyRequest, reply: FastifyReply): void {
+  reply.removeHeader('connection');
+  const incoming = request.raw;
+  if (incoming.complete) return;
+  const cut = setTimeout(() => incoming.socket?.destroy(), LINGER_MS);
+  cut.unref();
+  incoming.once('end', () => clearTimeout(cut));
+  incoming.once('close', () => clearTimeout(cut));
+}
+
 export function errorHandler(error: FastifyError | UpshiftError | Error, request: FastifyRequest, reply: FastifyReply) {
   if (error instanceof UpshiftError) {
     if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
@@ -59,6 +79,7 @@ export function errorHandler(error: FastifyError | UpshiftError | Error, request
   }
   switch (fastifyError.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      lingerForBody(request, reply);
       return sendError(reply, 413, ErrorCode.PAYLOAD_TOO_LARGE, 'the request body is larger than the 1 MiB limit');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return sendError(reply, 415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'send the body as application/json');

@@ -150,6 +150,56 @@ describe('bounds on what one client can cost the server', () => {
     expect(Math.max(...ids)).toBeGreaterThanOrEqual(EVENTS);
   }, 60_000);
 
+  /** Sends a body of `declared` bytes in 64 KiB slices every 5 ms, whatever the answer, until `total` are sent or the connection ends. */
+  const sendSlowly = (declared: number, total: number) =>
+    new Promise<{ answer: string; error: string | undefined; answeredAt: number; closedAt: number; sent: number }>((resolve) => {
+      const socket = connect(Number(new URL(s.url).port), '127.0.0.1');
+      let answer = '';
+      let answeredAt = 0;
+      let error: string | undefined;
+      let sent = 0;
+      socket.on('data', (d: Buffer) => {
+        answer += d.toString();
+        answeredAt ||= Date.now();
+      });
+      socket.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
+      socket.on('close', () => {
+        clearInterval(timer);
+        resolve({ answer, error, answeredAt, closedAt: Date.now(), sent });
+      });
+      socket.write(
+        `POST /api/v1/clusters HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: ${declared}\r\n\r\n`,
+      );
+      const slice = Buffer.alloc(64 * 1024, 'x');
+      const timer = setInterval(() => {
+        if (socket.destroyed) return;
+        if (sent >= total) {
+          clearInterval(timer);
+          // All sent: the answer is read, then the client hangs up.
+          setTimeout(() => socket.end(), 300);
+          return;
+        }
+        socket.write(slice);
+        sent += slice.length;
+      }, 5);
+    });
+
+  it('answers a body over the limit with 413 while the client still sends it, and cuts an endless one after a while', async () => {
+    // 3 MiB, sent for about a quarter of a second after the answer: every write goes through.
+    const big = await sendSlowly(3 * 1024 * 1024, 3 * 1024 * 1024);
+    expect(big.error, 'the client’s writes after the answer').toBeUndefined();
+    expect(big.sent).toBe(3 * 1024 * 1024);
+    expect(big.answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(big.answer).toContain('"code":"PAYLOAD_TOO_LARGE"');
+    // A body that never ends: the server reads it for a while, then cuts the connection.
+    const endless = await sendSlowly(1024 ** 4, Number.MAX_SAFE_INTEGER);
+    expect(endless.answer).toMatch(/^HTTP\/1\.1 413 /);
+    const lingered = endless.closedAt - endless.answeredAt;
+    expect(lingered, 'ms from the answer to the cut').toBeGreaterThan(1500);
+    expect(lingered, 'ms from the answer to the cut').toBeLessThan(10_000);
+    expect((await s.api('/api/v1/clusters')).status).toBe(200);
+  }, 60_000);
+
   it('audits a flood of refused requests in aggregate, not one row each', async () => {
     const pid = s.child.pid as number;
     const { before, peak } = await watchRss(pid, async () => {
