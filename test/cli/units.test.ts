@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { UpgradeView } from '../../src/api/index.js';
 import { createClusterBody, parseVersions } from '../../src/cli/commands/cluster.js';
 import { configFilePath, readConfig, writeConfig } from '../../src/cli/config-file.js';
@@ -163,6 +163,7 @@ describe('the outcome of a watch', () => {
 describe('the config file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'upshift-cli-unit-'));
   afterEach(() => rmSync(join(dir, 'config.yaml'), { force: true }));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('lives in UPSHIFT_CONFIG_FILE, else XDG_CONFIG_HOME, else ~/.config', () => {
     expect(configFilePath({ UPSHIFT_CONFIG_FILE: '/x/c.yaml', XDG_CONFIG_HOME: '/y' })).toBe('/x/c.yaml');

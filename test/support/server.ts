@@ -129,7 +129,13 @@ export async function startServerProcess(options: StartOptions = {}): Promise<Se
       if (child.exitCode !== null || child.signalCode !== null) r();
       else child.once('exit', () => r());
     });
-  await launch();
+  try {
+    await launch();
+  } catch (error) {
+    // A server that did not start (a test may expect that) leaves no data dir behind.
+    if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
   const proc: ServerProcess = {
     url,
     token: TEST_TOKEN,
