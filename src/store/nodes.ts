@@ -106,11 +106,19 @@ export class NodeRepository {
   }
 
   /** The nodes with these ids that exist, in no particular order. */
-  async getMany(ids: readonly string[]): Promise<NodeRecord[]> {
+  /**
+   * The nodes of `ids`. With `forUpdate`, inside a transaction that will write them from
+   * what it read, their rows are locked until it ends (PostgreSQL; SQLite serialises every
+   * write transaction already), in id order: a heartbeat that writes a node's versions
+   * meanwhile waits, instead of being overwritten by versions read before it.
+   */
+  async getMany(ids: readonly string[], options: { forUpdate?: boolean } = {}): Promise<NodeRecord[]> {
+    const lock = options.forUpdate === true && this.scope.adapter.supportsSkipLocked;
     const out: NodeRecord[] = [];
-    for (const slice of slices(ids)) {
-      const rows = await this.db.selectFrom('nodes').select(NODE_COLUMNS).where('id', 'in', slice).execute();
-      out.push(...rows.map(toNode));
+    for (const slice of slices(lock ? [...ids].sort() : ids)) {
+      let query = this.db.selectFrom('nodes').select(NODE_COLUMNS).where('id', 'in', slice);
+      if (lock) query = query.orderBy('id').forUpdate();
+      out.push(...(await query.execute()).map(toNode));
     }
     return out;
   }
