@@ -1,4 +1,4 @@
-import type { Clock } from '../domain/ports.js';
+import { type Clock, setAlignedTimer } from '../domain/ports.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from './types.js';
 import { isoTime } from './types.js';
@@ -19,6 +19,7 @@ export class NodeLogBuffer {
 
   push(upgradeId: string, nodeTaskId: string, line: string): void {
     this.lines.push({ upgradeId, nodeTaskId, at: isoTime(this.ctx.clock.now()), line });
+    if (this.timer === undefined) this.schedule();
   }
 
   /** Writes what is buffered; resolves after every earlier flush too. A failed write is logged, never thrown. */
@@ -34,19 +35,24 @@ export class NodeLogBuffer {
 
   start(): void {
     this.running = true;
-    this.schedule();
+    if (this.lines.length > 0) this.schedule();
   }
 
   /** Stops the periodic flush; the caller flushes once more when the last lines are in. */
   stop(): void {
     this.running = false;
     this.timer?.();
+    this.timer = undefined;
   }
 
+  /** A flush at the next quarter second while lines wait; none while there are none (an idle server sleeps). */
   private schedule(): void {
     if (!this.running) return;
-    this.timer = this.ctx.clock.setTimer(250, () => {
-      void this.flush().finally(() => this.schedule());
+    this.timer = setAlignedTimer(this.ctx.clock, 250, () => {
+      void this.flush().finally(() => {
+        this.timer = undefined;
+        if (this.lines.length > 0) this.schedule();
+      });
     });
   }
 }

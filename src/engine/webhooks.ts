@@ -21,6 +21,7 @@ import {
   webhookUrlProblem,
 } from '../domain/webhooks.js';
 import { ALLOW_LINK_LOCAL_FLAG, classifyAddress, refusedTargetReason } from '../domain/network-targets.js';
+import { setAlignedTimer } from '../domain/ports.js';
 import type { DueDelivery } from '../store/index.js';
 import type { SecretVault } from './secrets.js';
 import type { EngineContext } from './types.js';
@@ -204,7 +205,7 @@ export class WebhookDispatcher {
 
   private schedule(): void {
     if (!this.running) return;
-    this.timer = this.ctx.clock.setTimer(this.pollMs, () => {
+    this.timer = setAlignedTimer(this.ctx.clock, this.pollMs, () => {
       void this.tick().finally(() => this.schedule());
     });
   }

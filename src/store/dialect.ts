@@ -157,6 +157,8 @@ const require = createRequire(import.meta.url);
 
 /** How often the checkpointer thread copies the write-ahead log into the database file. */
 export const SQLITE_CHECKPOINT_INTERVAL_MS = 250;
+/** How often it looks while the log has had nothing new to copy. */
+export const SQLITE_IDLE_CHECKPOINT_INTERVAL_MS = 1000;
 
 /** The checkpointer thread's code (CommonJS, run with `eval`): its own connection, a passive checkpoint on a timer. */
 const CHECKPOINTER_SOURCE = `
@@ -164,9 +166,20 @@ const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.module);
 const db = new Database(workerData.file);
 db.pragma('busy_timeout = 5000');
-const timer = setInterval(() => db.pragma('wal_checkpoint(PASSIVE)'), workerData.intervalMs);
+// On whole multiples of the interval, so that an idle process wakes once for all its
+// timers; a second apart while the log has nothing new.
+let timer;
+let lastLog = -1;
+const next = (ms) => (timer = setTimeout(checkpoint, ms - (Date.now() % ms)));
+const checkpoint = () => {
+  const [done] = db.pragma('wal_checkpoint(PASSIVE)');
+  const idle = done.log === lastLog && done.checkpointed === done.log;
+  lastLog = done.log;
+  next(idle ? workerData.idleIntervalMs : workerData.intervalMs);
+};
+next(workerData.intervalMs);
 parentPort.once('message', () => {
-  clearInterval(timer);
+  clearTimeout(timer);
   db.pragma('wal_checkpoint(PASSIVE)');
   db.close();
   parentPort.close();
@@ -188,7 +201,12 @@ function startCheckpointer(file: string, database: BetterSqlite3.Database): () =
   let stopping = false;
   const worker = new Worker(CHECKPOINTER_SOURCE, {
     eval: true,
-    workerData: { module: require.resolve('better-sqlite3'), file, intervalMs: SQLITE_CHECKPOINT_INTERVAL_MS },
+    workerData: {
+      module: require.resolve('better-sqlite3'),
+      file,
+      intervalMs: SQLITE_CHECKPOINT_INTERVAL_MS,
+      idleIntervalMs: SQLITE_IDLE_CHECKPOINT_INTERVAL_MS,
+    },
   });
   worker.unref();
   const fallBack = () => {

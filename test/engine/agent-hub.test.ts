@@ -98,6 +98,31 @@ describe.each(dialects)('agent hub on %s', (dialect) => {
     await hub.stop();
   });
 
+  it('ends the idle polls due in one second together, on the whole second, never after the wait they asked for', async () => {
+    const hub = new AgentHub({ store: db.store, clock: new JumpClock(), heartbeatSeconds: 10 });
+    const c = await addCluster(db.store, 'ticks');
+    const nodes = await addNodes(db.store, c.id, ['t1', 't2', 't3', 't4']);
+    const records = await Promise.all(nodes.map(fresh));
+    // Started over 300 ms early in a second, so that all four are due in the same later second.
+    while (Date.now() % 1000 > 100) await new Promise((r) => setTimeout(r, 10));
+    const abort = new AbortController();
+    const polls = records.map(async (n, i) => {
+      await new Promise((r) => setTimeout(r, i * 100));
+      const startedAt = Date.now();
+      const tasks = await hub.poll(n, 3, abort.signal);
+      return { startedAt, endedAt: Date.now(), tasks };
+    });
+    const ended = await Promise.all(polls);
+    const second = Math.floor((ended[0]!.startedAt + 3000) / 1000) * 1000;
+    for (const p of ended) {
+      expect(p.tasks).toEqual([]);
+      expect(p.endedAt).toBeGreaterThanOrEqual(second);
+      expect(p.endedAt, 'not after the 3 s asked for').toBeLessThanOrEqual(p.startedAt + 3000 + 50);
+    }
+    const ends = ended.map((p) => p.endedAt);
+    expect(Math.max(...ends) - Math.min(...ends), 'ms between the first and last end').toBeLessThan(20);
+  });
+
   it('keeps a node heard while its agent holds a task poll open, and counts silence from the poll’s end', async () => {
     const clock = new JumpClock();
     const hub = new AgentHub({ store: db.store, clock, heartbeatSeconds: 10 });
@@ -109,8 +134,10 @@ describe.each(dialects)('agent hub on %s', (dialect) => {
     );
     for (const n of nodes) await hub.heartbeat(await fresh(n), facts);
     const abort = new AbortController();
-    // Polls that wait long (the test ends them): an idle agent's usual state.
-    const polls = nodes.map(async (n) => hub.poll(await fresh(n), 50, abort.signal));
+    // Polls that wait long (the test ends them): an idle agent's usual state. Each is open
+    // once `poll` is called (its node is Ready: nothing to write first).
+    const records = await Promise.all(nodes.map(fresh));
+    const polls = records.map((n) => hub.poll(n, 50, abort.signal));
     await new Promise((r) => setTimeout(r, 100));
     clock.advance(45_000);
     await hub.sweepSilentNodes();

@@ -3,7 +3,7 @@ import type { HeartbeatResponse, TaskResultRequest } from '../../domain/agent-pr
 import type { ComponentVersions } from '../../domain/components.js';
 import { EventType } from '../../domain/events.js';
 import type { NodeRecord } from '../../domain/model.js';
-import type { Clock } from '../../domain/ports.js';
+import { type Clock, setAlignedTimer } from '../../domain/ports.js';
 import type { Store } from '../../store/store.js';
 import type { Logger } from '../types.js';
 import { checkFacts, reportedVersions } from './agent-input.js';
@@ -185,7 +185,7 @@ export class AgentLiveness {
   }
 
   private scheduleFlush(): () => void {
-    return this.ctx.clock.setTimer(this.flushMs, () => {
+    return setAlignedTimer(this.ctx.clock, this.flushMs, () => {
       void this.flush().finally(() => {
         if (this.flusher) this.flusher = this.scheduleFlush();
       });

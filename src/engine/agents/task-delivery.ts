@@ -65,6 +65,8 @@ interface ReportedResult {
  */
 export class AgentTaskDelivery {
   private readonly polls = new Map<string, Set<PollWaiter>>();
+  /** The ends of the polls waiting here, by deadline (ms): one timer per deadline. */
+  private readonly deadlines = new Map<number, { ends: Set<() => void>; timer: ReturnType<typeof setTimeout> }>();
   private readonly queueing: GroupCommit<AgentTaskRequest, AgentTaskRecord>;
   private readonly results: GroupCommit<ReportedResult, void>;
   /** Artifact lists being read, by component and version: the nodes of a batch share one read. */
@@ -131,9 +133,16 @@ export class AgentTaskDelivery {
     for (const taskKey of news.finished) this.ctx.signals.emit(`finished:${taskKey}`);
   }
 
-  /** Open tasks of the node; waits up to `waitSeconds` (at most `MAX_POLL_SECONDS`) for one to be queued. */
+  /**
+   * Open tasks of the node; waits up to `waitSeconds` (at most `MAX_POLL_SECONDS`) for one
+   * to be queued. A wait of 2 s or more ends on a whole second of the clock, up to a
+   * second early: the polls that end in one second are answered together, in one wake-up
+   * of the server instead of one each, and so are the polls their agents send next
+   * (docs/design.md §9).
+   */
   async poll(node: NodeRecord, waitSeconds: number, signal: AbortSignal): Promise<AgentTask[]> {
-    const deadline = Date.now() + Math.min(Math.max(waitSeconds, 0), MAX_POLL_SECONDS) * 1000;
+    const waitMs = Math.min(Math.max(waitSeconds, 0), MAX_POLL_SECONDS) * 1000;
+    const deadline = waitMs >= 2000 ? Math.floor((Date.now() + waitMs) / 1000) * 1000 : Date.now() + waitMs;
     const known = await this.knownOpenTaskNodes();
     for (;;) {
       // Waiting is registered before the database is read: a task queued meanwhile is
@@ -171,7 +180,7 @@ export class AgentTaskDelivery {
     let waiters = this.polls.get(nodeId);
     if (!waiters) this.polls.set(nodeId, (waiters = new Set()));
     const done = (result: AgentTask[] | 'woken') => {
-      clearTimeout(timer);
+      endAtDeadline.cancel();
       signal.removeEventListener('abort', onAbort);
       waiters.delete(waiter);
       if (waiters.size === 0 && this.polls.get(nodeId) === waiters) this.polls.delete(nodeId);
@@ -179,10 +188,36 @@ export class AgentTaskDelivery {
     };
     const waiter: PollWaiter = { handOver: (tasks) => done(tasks), wake: () => done('woken') };
     const onAbort = () => done([]);
-    const timer = setTimeout(() => done([]), Math.max(0, deadline - Date.now()));
+    const endAtDeadline = this.atDeadline(deadline, () => done([]));
     signal.addEventListener('abort', onAbort, { once: true });
     waiters.add(waiter);
     return { outcome, cancel: () => done([]) };
+  }
+
+  /** Runs `end` at `deadline`, with every other poll's end due at the same moment: one timer for them all. */
+  private atDeadline(deadline: number, end: () => void): { cancel(): void } {
+    let due = this.deadlines.get(deadline);
+    if (!due) {
+      const ends = new Set<() => void>();
+      const timer = setTimeout(
+        () => {
+          this.deadlines.delete(deadline);
+          for (const f of ends) f();
+        },
+        Math.max(0, deadline - Date.now()),
+      );
+      due = { ends, timer };
+      this.deadlines.set(deadline, due);
+    }
+    const { ends, timer } = due;
+    ends.add(end);
+    return {
+      cancel: () => {
+        if (!ends.delete(end) || ends.size > 0 || this.deadlines.get(deadline)?.ends !== ends) return;
+        clearTimeout(timer);
+        this.deadlines.delete(deadline);
+      },
+    };
   }
 
   /** Queues many tasks in one statement, reads them back in one, and hands the open ones to the polls waiting here. */
