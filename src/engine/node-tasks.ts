@@ -203,14 +203,11 @@ export class NodeTaskRunner {
   ): Promise<void> {
     const reporting = won.filter((i) => i.outcome.result === 'succeeded' || Object.keys(i.outcome.versions ?? {}).length > 0);
     // Locked as read: a heartbeat's versions written meanwhile are kept, not overwritten.
-    const nodes = new Map(
-      (
-        await tx.nodes.getMany(
-          reporting.map((i) => i.task.nodeId),
-          { forUpdate: true },
-        )
-      ).map((n) => [n.id, n]),
+    const read = await tx.nodes.getMany(
+      reporting.map((i) => i.task.nodeId),
+      { forUpdate: true },
     );
+    const nodes = new Map(read.map((n) => [n.id, n]));
     const byVersions = new Map<string, string[]>();
     for (const item of reporting) {
       const node = nodes.get(item.task.nodeId);

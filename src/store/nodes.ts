@@ -105,12 +105,12 @@ export class NodeRepository {
     return row ? toNode(row) : undefined;
   }
 
-  /** The nodes with these ids that exist, in no particular order. */
   /**
-   * The nodes of `ids`. With `forUpdate`, inside a transaction that will write them from
-   * what it read, their rows are locked until it ends (PostgreSQL; SQLite serialises every
-   * write transaction already), in id order: a heartbeat that writes a node's versions
-   * meanwhile waits, instead of being overwritten by versions read before it.
+   * The nodes with these ids that exist, in no particular order. With `forUpdate`, inside
+   * a transaction that will write them from what it read, their rows are locked until it
+   * ends (PostgreSQL; SQLite serialises every write transaction already), in id order: a
+   * heartbeat that writes a node's versions meanwhile waits, instead of being overwritten
+   * by versions read before it.
    */
   async getMany(ids: readonly string[], options: { forUpdate?: boolean } = {}): Promise<NodeRecord[]> {
     const lock = options.forUpdate === true && this.scope.adapter.supportsSkipLocked;
