@@ -150,6 +150,29 @@ describe('bounds on what one client can cost the server', () => {
     expect(Math.max(...ids)).toBeGreaterThanOrEqual(EVENTS);
   }, 60_000);
 
+  it('lets a client that reads slowly have every replayed event and the reload before it goes', async () => {
+    // It rests 10 ms after each read, as a busy client would: what the server queued for it waits.
+    const text = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(s.url).port), '127.0.0.1');
+      let received = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (d: string) => {
+        received += d;
+        if (received.length < 1_000_000) return;
+        socket.pause();
+        setTimeout(() => socket.resume(), 10);
+      });
+      socket.on('error', reject);
+      socket.on('close', () => resolve(received));
+      socket.on('end', () => socket.end());
+      socket.write(
+        `GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${viewer}\r\nLast-Event-ID: 0\r\nConnection: close\r\n\r\n`,
+      );
+    });
+    expect(text).toMatch(/^event: reload$/m);
+    expect(text.match(/^event: cluster.available$/gm)?.length).toBe(10_000);
+  }, 60_000);
+
   /** Sends a body of `declared` bytes in 64 KiB slices every 5 ms, whatever the answer, until `total` are sent or the connection ends. */
   const sendSlowly = (declared: number, total: number) =>
     new Promise<{ answer: string; error: string | undefined; answeredAt: number; closedAt: number; sent: number }>((resolve) => {

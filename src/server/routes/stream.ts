@@ -9,6 +9,8 @@ import type { Store } from '../../store/store.js';
 export const REPLAY_LIMIT = 10_000;
 /** Bytes of live events queued for a client that does not read before it is let go. */
 export const LIVE_QUEUE_BYTES = 4 * 1024 * 1024;
+/** How long a client that was let go has to read what is queued for it before it is cut. */
+const LET_GO_MS = 10_000;
 const REPLAY_PAGE = 500;
 
 /**
@@ -73,14 +75,24 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ store: Store; streams: Se
       };
       /**
        * The client is too far behind to be caught up event by event: it is told to reload
-       * what it shows (and where the stream is now), then disconnected.
+       * what it shows (and where the stream is now), then disconnected once what was written
+       * has reached it. Cutting at once would drop the queued tail, `reload` included, from
+       * a client that reads slowly; one that does not read at all is cut after `LET_GO_MS`.
        */
       const tooFarBehind = async (reason: string) => {
         if (closed) return;
         const [latest] = await store.events.list({ limit: 1 });
+        if (closed) return;
         res.write(`${latest ? `id: ${latest.id}\n` : ''}event: ${RELOAD_EVENT}\ndata: ${JSON.stringify({ reason })}\n\n`);
+        const socket = res.socket;
+        const cut = setTimeout(() => res.destroy(), LET_GO_MS);
+        cut.unref();
+        res.once('finish', () => {
+          clearTimeout(cut);
+          socket?.end();
+        });
+        res.once('close', () => clearTimeout(cut));
         close();
-        res.destroy();
       };
       const send = (e: UpshiftEvent) => {
         const id = Number(e.id);
