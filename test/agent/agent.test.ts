@@ -169,6 +169,16 @@ describe('the agent against the protocol', () => {
     };
   };
 
+  /** Queues a snapshot task under `key`, runs an agent until the server has its result, and stops it. */
+  const runSnapshotTask = async (key: string) => {
+    server.tasks.push({ taskKey: key, recipe: 'snapshot', params: { label: 'upshift-u1' }, createdAt: new Date().toISOString() });
+    const { agent } = makeAgent();
+    const running = agent.run();
+    await waitFor('the result', () => server.results.has(key));
+    agent.stop();
+    await running;
+  };
+
   it('retries the join while the cluster is upgraded, stores the credential privately and heartbeats its facts', async () => {
     server.joinRefusals = 2;
     const { agent } = makeAgent();
@@ -218,12 +228,7 @@ describe('the agent against the protocol', () => {
     for (const takes of [true, false]) {
       server.linesWithResult = takes;
       const key = `snapshot.${takes ? 'with' : 'apart'}`;
-      server.tasks.push({ taskKey: key, recipe: 'snapshot', params: { label: 'upshift-u1' }, createdAt: new Date().toISOString() });
-      const { agent } = makeAgent();
-      const running = agent.run();
-      await waitFor('the result', () => server.results.has(key));
-      agent.stop();
-      await running;
+      await runSnapshotTask(key);
       const sentApart = server.logs.get(key) ?? [];
       const sentWith = server.results.get(key)?.log ?? [];
       expect([...sentApart, ...sentWith].some((l) => l.endsWith(' succeeded'))).toBe(true);
@@ -242,12 +247,7 @@ describe('the agent against the protocol', () => {
       server.refuseResultFacts = refuses;
       server.resultAttempts = [];
       const key = `snapshot.facts-${takes}-${refuses}`;
-      server.tasks.push({ taskKey: key, recipe: 'snapshot', params: { label: 'upshift-u1' }, createdAt: new Date().toISOString() });
-      const { agent } = makeAgent();
-      const running = agent.run();
-      await waitFor('the result', () => server.results.has(key));
-      agent.stop();
-      await running;
+      await runSnapshotTask(key);
       const kept = server.results.get(key);
       expect(kept).toMatchObject({ result: 'succeeded', ref: 'snap-upshift-u1' });
       expect(kept?.facts?.agentVersion).toBe(takes && !refuses ? '1.1.0' : undefined);

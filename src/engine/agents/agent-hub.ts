@@ -151,7 +151,7 @@ export class AgentHub implements AgentPort {
   async reportResult(node: NodeRecord, taskKey: string, raw: TaskResultRequest): Promise<void> {
     const facts = raw.facts === undefined ? undefined : checkFacts(raw.facts);
     await this.delivery.reportResult(node, taskKey, raw);
-    if (facts) await this.liveness.heartbeat(node, facts);
+    if (facts) await this.liveness.heardWith(node, facts);
   }
 
   appendLog(node: NodeRecord, taskKey: string, lines: unknown): Promise<void> {

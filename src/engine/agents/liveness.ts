@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import type { HeartbeatResponse, TaskResultRequest } from '../../domain/agent-protocol.js';
+import type { AgentFacts, HeartbeatResponse, TaskResultRequest } from '../../domain/agent-protocol.js';
 import type { ComponentVersions } from '../../domain/components.js';
 import { EventType } from '../../domain/events.js';
 import type { NodeRecord } from '../../domain/model.js';
@@ -78,7 +78,11 @@ export class AgentLiveness {
   }
 
   async heartbeat(node: NodeRecord, rawFacts: unknown): Promise<HeartbeatResponse> {
-    const facts = checkFacts(rawFacts);
+    return this.heardWith(node, checkFacts(rawFacts));
+  }
+
+  /** A heartbeat whose facts were already checked (those a task's result carries). */
+  async heardWith(node: NodeRecord, facts: AgentFacts): Promise<HeartbeatResponse> {
     const nowMs = this.ctx.clock.now();
     const now = new Date(nowMs).toISOString();
     const versions = reportedVersions(node.versions, facts);
