@@ -38,8 +38,13 @@ export interface NodeTaskOutcome {
 }
 
 export interface TaskContext {
-  /** Appends a line to the node task's log. */
+  /** Appends a line to the node task's log (lines are written a few at a time, see `logged`). */
   log(line: string): void;
+  /**
+   * Resolves once the lines logged so far are stored: before a driver hands the task to
+   * another writer of the same log (an agent), so that the log keeps the order of events.
+   */
+  logged(): Promise<void>;
   /** Aborted when the server shuts down: stop waiting, the task will be reattached. */
   signal: AbortSignal;
 }

@@ -18,6 +18,8 @@ export async function upgradeThroughAgent(agents: AgentPort, spec: NodeTaskSpec,
     };
   }
   ctx.log(`queued ${recipeFor(spec.component)} for the agent on ${spec.node.name} (${artifacts.map((a) => a.method).join(', ')})`);
+  // The agent writes to the same log from the moment it has the task: what was logged before comes first.
+  await ctx.logged();
   const result = await agents.runAgentTask(
     {
       taskKey: spec.taskKey,

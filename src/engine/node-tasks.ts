@@ -76,7 +76,7 @@ export class NodeTaskRunner {
               startedAt: task.startedAt ?? isoTime(clock.now()),
               catalog: this.ctx.catalog,
             },
-            { log, signal },
+            { log, logged: () => this.deps.logs.flush(), signal },
           );
         } catch (error) {
           if (signal.aborted) return;

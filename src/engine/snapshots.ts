@@ -74,7 +74,7 @@ export class SnapshotPhase {
             .snapshotNode(
               cluster,
               { snapshotId: snapshot.id, upgradeId: upgrade.id, node, component: upgrade.component },
-              { log: () => undefined, signal },
+              { log: () => undefined, logged: () => Promise.resolve(), signal },
             );
         } catch (error) {
           if (signal.aborted) return;

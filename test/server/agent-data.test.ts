@@ -248,6 +248,8 @@ for (const dialect of dialects) {
       expect(Buffer.byteLength(text) - markerBytes).toBeLessThanOrEqual(1024 * 1024);
       expect(Buffer.byteLength(text) - markerBytes).toBeGreaterThan(1000 * 1024);
       expect(Number(marker?.[1])).toBeGreaterThan(4 * 1024 * 1024 - 100 * 1024);
+      // What the server logged before it handed the task over comes first, then the agent's lines.
+      expect(text.slice(0, text.indexOf('\n'))).toMatch(/ queued docker-engine for the agent on flood-1 /);
       expect(text).toContain(` ${line(0)}\n`);
       expect(text.endsWith(` ${line(total - 1)}\n`)).toBe(true);
       // The head is in order before the marker, the tail in order after it.

@@ -66,7 +66,7 @@ function spec(node: NodeRecord, over: Partial<NodeTaskSpec> = {}): NodeTaskSpec 
 
 function context(signal: AbortSignal = new AbortController().signal): TaskContext & { lines: string[] } {
   const lines: string[] = [];
-  return { lines, log: (line) => lines.push(line), signal };
+  return { lines, log: (line) => lines.push(line), logged: () => Promise.resolve(), signal };
 }
 
 function addGvisorNode(name: string, extra: Parameters<FakeKubeApiServer['addNode']>[0] = { name }) {
