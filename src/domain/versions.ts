@@ -159,12 +159,30 @@ function digitRunValue(s: string, from: number, end: number): number {
  * digits and of non-digits, compared run by run: two digit runs by value (then the one with
  * fewer leading zeros first), anything else as text. It reads the names in place, without
  * splitting them into arrays, since the planner orders 100,000 names with it (issue 17).
+ * Only the sign of the answer is the order.
  */
 export function compareNatural(a: string, b: string): number {
   // Runs that lie wholly in the common prefix are equal: start at the run holding its last character.
   let p = 0;
   while (p < a.length && p < b.length && a.charCodeAt(p) === b.charCodeAt(p)) p++;
   if (p === a.length && p === b.length) return 0;
+  // The usual case, names that differ inside a number (`node-1234`, `node-1240`): digit runs
+  // without leading zeros, short enough to be exact, order by length, then by the digit at p.
+  if (p < a.length && p < b.length) {
+    const x = a.charCodeAt(p);
+    const y = b.charCodeAt(p);
+    if (isDigitCode(x) && isDigitCode(y)) {
+      let start = p;
+      while (start > 0 && isDigitCode(a.charCodeAt(start - 1))) start--;
+      if (a.charCodeAt(start) !== DIGIT_0 && b.charCodeAt(start) !== DIGIT_0) {
+        let ea = p + 1;
+        while (ea < a.length && isDigitCode(a.charCodeAt(ea))) ea++;
+        let eb = p + 1;
+        while (eb < b.length && isDigitCode(b.charCodeAt(eb))) eb++;
+        if (ea - start <= EXACT_DIGITS && eb - start <= EXACT_DIGITS) return ea - eb || x - y;
+      }
+    }
+  }
   let i = p;
   if (i > 0) {
     const digits = isDigitCode(a.charCodeAt(i - 1));
