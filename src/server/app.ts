@@ -247,8 +247,10 @@ export async function buildApp(deps: AppDeps, routeTable: RouteRule[] = []): Pro
   app.addHook('onResponse', async (request, reply) => {
     const status = reply.statusCode;
     // By the matched route's pattern, never the raw path: a bounded set of series.
-    deps.metrics.http.observe(
-      { method: request.method, route: request.is404 ? '(no route)' : (request.routeOptions.url ?? '(no route)'), status: String(status) },
+    deps.metrics.httpRequest(
+      request.method,
+      request.is404 ? '(no route)' : (request.routeOptions.url ?? '(no route)'),
+      String(status),
       reply.elapsedTime / 1000,
     );
     const refused = status === 401 || status === 403 || status === 429 || (request.is404 && isChange(request.method));
