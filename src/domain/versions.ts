@@ -205,7 +205,8 @@ export function compareNatural(a: string, b: string): number {
     }
     if (xn && yn) {
       const diff = digitRunValue(a, i, ie) - digitRunValue(b, j, je);
-      if (diff !== 0) return diff;
+      // NaN when both runs are too long for a number (Infinity - Infinity): equal, as by `Number`.
+      if (diff) return diff;
       return xl - yl;
     }
     // As text: the first code unit that differs, or the shorter run (a prefix of the other) first.
