@@ -1,6 +1,6 @@
 // Whole on purpose (~440 lines): one class is the agent's lifecycle, and join, heartbeats, tasks and handover share its state (client, journal, stopping, wake-up signal).
 import { readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { AgentFacts, AgentTask, JoinResponse, RecipeName, TaskResultRequest } from '../domain/agent-protocol.js';
@@ -156,9 +156,11 @@ export class Agent {
   private async takeOver(h: { taskKey: string; fromPid: number }): Promise<void> {
     const ready = handoverReadyFile(this.config.dataDir, h.taskKey);
     await mkdir(path.dirname(ready), { recursive: true, mode: 0o700 });
-    await writeFile(ready, JSON.stringify({ pid: process.pid, version: this.options.version, at: new Date().toISOString() }), {
+    // Written beside it and renamed: the agent being replaced reads it whole or not at all.
+    await writeFile(`${ready}.tmp`, JSON.stringify({ pid: process.pid, version: this.options.version, at: new Date().toISOString() }), {
       mode: 0o600,
     });
+    await rename(`${ready}.tmp`, ready);
     this.log.info(`checked in as ${this.options.version}; waiting for the previous agent (pid ${h.fromPid}) to exit`);
     const start = procStartTime(h.fromPid);
     const deadline = Date.now() + 60_000;

@@ -344,14 +344,16 @@ describe('the agent against the protocol', () => {
    * Stand-ins for agent executables: shell scripts that answer `--version` like the agent.
    * Started as the successor, the new one checks in as the real one does (the ready file of
    * the handover, with its PID and version), or exits at once when `checksIn` is false.
+   * `slowly` leaves the ready file empty for half a second first, as a successor that
+   * writes it in place can be seen by the agent it replaces.
    */
-  const executable = (version: string, checksIn: boolean) =>
+  const executable = (version: string, checksIn: boolean, slowly = false) =>
     Buffer.from(
       [
         '#!/bin/sh',
         `if [ "$1" = --version ]; then echo ${version}; exit 0; fi`,
         checksIn
-          ? `mkdir -p '${path.join(dir, 'data', 'handover')}' && printf '{"pid":%s,"version":"${version}"}' $$ > '${path.join(dir, 'data', 'handover', 'agent.up1.ready')}' && exec sleep 30`
+          ? `mkdir -p '${path.join(dir, 'data', 'handover')}' && ${slowly ? `: > '${path.join(dir, 'data', 'handover', 'agent.up1.ready')}' && sleep 0.5 && ` : ''}printf '{"pid":%s,"version":"${version}"}' $$ > '${path.join(dir, 'data', 'handover', 'agent.up1.ready')}' && exec sleep 30`
           : 'exit 3',
         '',
       ].join('\n'),
@@ -378,12 +380,7 @@ describe('the agent against the protocol', () => {
     const file = await installOld();
     const old = await readFile(file);
     server.bundle = executable('1.2.0', true);
-    server.tasks.push(selfUpgrade(server.bundle));
-    const { agent } = makeAgent('1.1.0', { program: { form: 'executable', file } });
-    const outcome = await agent.run();
-    const ready = JSON.parse(await readFile(path.join(dir, 'data', 'handover', 'agent.up1.ready'), 'utf8')) as { pid: number };
-    process.kill(ready.pid, 'SIGKILL');
-    expect(outcome).toBe('handed-over');
+    await handOverTo(file);
     expect(server.bundleQueries).toEqual([`?form=executable&arch=${process.arch}`]);
     expect((await readFile(file)).equals(server.bundle)).toBe(true);
     expect((await stat(file)).mode & 0o777).toBe(0o755);
@@ -393,6 +390,23 @@ describe('the agent against the protocol', () => {
     // The old agent reports nothing: the new one reports the task when it is delivered again.
     expect(server.results.has('agent.up1')).toBe(false);
   }, 30_000);
+
+  it('self-upgrade: waits for a ready file the new agent has not finished writing', async () => {
+    const file = await installOld();
+    server.bundle = executable('1.2.0', true, true);
+    await handOverTo(file);
+    expect(server.results.has('agent.up1')).toBe(false);
+  }, 30_000);
+
+  /** Runs the self-upgrade task queued with `server.bundle` until the old agent hands over, then stops the new one. */
+  const handOverTo = async (file: string) => {
+    server.tasks.push(selfUpgrade(server.bundle as Buffer));
+    const { agent } = makeAgent('1.1.0', { program: { form: 'executable', file } });
+    const outcome = await agent.run();
+    const ready = JSON.parse(await readFile(path.join(dir, 'data', 'handover', 'agent.up1.ready'), 'utf8')) as { pid: number };
+    process.kill(ready.pid, 'SIGKILL');
+    expect(outcome).toBe('handed-over');
+  };
 
   it('self-upgrade: puts the old executable back when the new one exits before it checks in, and keeps running', async () => {
     const file = await installOld();

@@ -29,6 +29,21 @@ export interface SelfUpgradeHost {
 /** The environment variable that tells a new agent process it takes over from an old one: `<taskKey>:<pid>`. */
 export const HANDOVER_ENV = 'UPSHIFT_AGENT_HANDOVER';
 
+/**
+ * The successor's check-in, or undefined while there is none yet. A successor of an older
+ * release writes the file in place, so it can be seen empty or half written: that is
+ * "not yet" too, and the next look sees it whole.
+ */
+async function readReady(file: string): Promise<{ pid?: number; version?: string } | undefined> {
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as { pid?: number; version?: string };
+  } catch {
+    return undefined;
+  }
+}
+
 export function handoverReadyFile(dataDir: string, taskKey: string): string {
   return path.join(dataDir, 'handover', `${taskKeyFileName(taskKey)}.ready`);
 }
@@ -167,9 +182,8 @@ export class SelfUpgradeRecipe implements Recipe {
     const child = startDetached(this.host.successorArgv(program), { env: { [HANDOVER_ENV]: `${task.taskKey}:${process.pid}` } });
     const deadline = Date.now() + ctx.config.timeouts.selfUpgradeSeconds * 1000;
     while (child.exitReason() === undefined && Date.now() < deadline) {
-      const text = await readFile(ready, 'utf8').catch(() => undefined);
-      if (text !== undefined) {
-        const info = JSON.parse(text) as { pid?: number; version?: string };
+      const info = await readReady(ready);
+      if (info) {
         if (info.pid === child.pid && typeof info.version === 'string' && sameRelease(info.version, params.toVersion)) {
           ctx.log(`the new agent ${info.version} (pid ${info.pid}) checked in; handing over`);
           this.host.handOver();
