@@ -347,13 +347,14 @@ describe('the agent against the protocol', () => {
    * `slowly` leaves the ready file empty for half a second first, as a successor that
    * writes it in place can be seen by the agent it replaces.
    */
+  const readyFile = () => path.join(dir, 'data', 'handover', 'agent.up1.ready');
   const executable = (version: string, checksIn: boolean, slowly = false) =>
     Buffer.from(
       [
         '#!/bin/sh',
         `if [ "$1" = --version ]; then echo ${version}; exit 0; fi`,
         checksIn
-          ? `mkdir -p '${path.join(dir, 'data', 'handover')}' && ${slowly ? `: > '${path.join(dir, 'data', 'handover', 'agent.up1.ready')}' && sleep 0.5 && ` : ''}printf '{"pid":%s,"version":"${version}"}' $$ > '${path.join(dir, 'data', 'handover', 'agent.up1.ready')}' && exec sleep 30`
+          ? `mkdir -p '${path.dirname(readyFile())}' && ${slowly ? `: > '${readyFile()}' && sleep 0.5 && ` : ''}printf '{"pid":%s,"version":"${version}"}' $$ > '${readyFile()}' && exec sleep 30`
           : 'exit 3',
         '',
       ].join('\n'),
@@ -374,6 +375,16 @@ describe('the agent against the protocol', () => {
     await mkdir(path.dirname(file), { recursive: true });
     await writeFile(file, executable('1.1.0', true), { mode: 0o755 });
     return file;
+  };
+
+  /** Runs the self-upgrade task queued with `server.bundle` until the old agent hands over, then stops the new one. */
+  const handOverTo = async (file: string) => {
+    server.tasks.push(selfUpgrade(server.bundle as Buffer));
+    const { agent } = makeAgent('1.1.0', { program: { form: 'executable', file } });
+    const outcome = await agent.run();
+    const ready = JSON.parse(await readFile(readyFile(), 'utf8')) as { pid: number };
+    process.kill(ready.pid, 'SIGKILL');
+    expect(outcome).toBe('handed-over');
   };
 
   it('self-upgrade: swaps in the checked executable atomically, keeps the old one and hands over to the new one', async () => {
@@ -397,16 +408,6 @@ describe('the agent against the protocol', () => {
     await handOverTo(file);
     expect(server.results.has('agent.up1')).toBe(false);
   }, 30_000);
-
-  /** Runs the self-upgrade task queued with `server.bundle` until the old agent hands over, then stops the new one. */
-  const handOverTo = async (file: string) => {
-    server.tasks.push(selfUpgrade(server.bundle as Buffer));
-    const { agent } = makeAgent('1.1.0', { program: { form: 'executable', file } });
-    const outcome = await agent.run();
-    const ready = JSON.parse(await readFile(path.join(dir, 'data', 'handover', 'agent.up1.ready'), 'utf8')) as { pid: number };
-    process.kill(ready.pid, 'SIGKILL');
-    expect(outcome).toBe('handed-over');
-  };
 
   it('self-upgrade: puts the old executable back when the new one exits before it checks in, and keeps running', async () => {
     const file = await installOld();

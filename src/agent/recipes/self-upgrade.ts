@@ -183,12 +183,10 @@ export class SelfUpgradeRecipe implements Recipe {
     const deadline = Date.now() + ctx.config.timeouts.selfUpgradeSeconds * 1000;
     while (child.exitReason() === undefined && Date.now() < deadline) {
       const info = await readReady(ready);
-      if (info) {
-        if (info.pid === child.pid && typeof info.version === 'string' && sameRelease(info.version, params.toVersion)) {
-          ctx.log(`the new agent ${info.version} (pid ${info.pid}) checked in; handing over`);
-          this.host.handOver();
-          return { handedOver: true };
-        }
+      if (info && info.pid === child.pid && typeof info.version === 'string' && sameRelease(info.version, params.toVersion)) {
+        ctx.log(`the new agent ${info.version} (pid ${info.pid}) checked in; handing over`);
+        this.host.handOver();
+        return { handedOver: true };
       }
       await sleep(200);
     }
