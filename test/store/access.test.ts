@@ -177,6 +177,31 @@ for (const dialect of dialects) {
       expect((await suite.store.agents.unfinishedTasks(n!.id)).map((x) => x.taskKey)).toEqual(['key-2']);
     });
 
+    it('delivers open tasks oldest first, ties in key order, for one node and for many', async () => {
+      const c = await addCluster(suite.store, 'task-order');
+      const [a, b] = await addNodes(suite.store, c.id, ['o1', 'o2']);
+      const params = { component: 'docker' as const, fromVersion: '20.10.24', toVersion: '26.1.5', artifacts: [] };
+      const queue = async (nodeId: string, keys: string[]) => {
+        await suite.store.agents.ensureTasks(
+          keys.map((taskKey) => ({ taskKey, nodeId, upgradeId: null, nodeTaskId: null, recipe: 'docker-engine' as const, params })),
+        );
+        await new Promise((r) => setTimeout(r, 5));
+      };
+      // Queued later but named first, and two queued in one statement (same time: key order).
+      await queue(a!.id, ['key-m']);
+      await queue(a!.id, ['key-z', 'key-b']);
+      await queue(b!.id, ['key-c']);
+      await queue(a!.id, ['key-a']);
+      expect((await suite.store.agents.deliverOpenTasks([a!.id])).map((t) => t.taskKey)).toEqual(['key-m', 'key-b', 'key-z', 'key-a']);
+      expect((await suite.store.agents.deliverOpenTasks([a!.id, b!.id])).map((t) => t.taskKey)).toEqual([
+        'key-m',
+        'key-b',
+        'key-z',
+        'key-c',
+        'key-a',
+      ]);
+    });
+
     it('indexes the artifact mirror by file name, replacing a file of the same name', async () => {
       const file = { component: 'docker', version: '26.1.5', method: 'deb', sha256: 'a'.repeat(64), size: 10 };
       await suite.store.artifacts.upsert({ ...file, file: 'z.deb' });
