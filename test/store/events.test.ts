@@ -154,5 +154,23 @@ for (const dialect of dialects) {
       expect(await suite.store.logs.read(task.id)).toEqual([]);
       expect(await suite.store.logs.droppedBytes(task.id)).toBe(0);
     });
+
+    it('stores the lines of many tasks from one append as written, in their order', async () => {
+      const c = await addCluster(suite.store, 'log-text');
+      const { upgrade, tasks } = await addUpgrade(suite.store, c.id, await addNodes(suite.store, c.id, ['t1', 't2', 't3']));
+      const at = '2026-01-01T00:00:00.000Z';
+      // Text that JSON escapes, SQL quotes, several scripts, an emoji (a surrogate pair) and a lone surrogate.
+      const texts = ['plain', 'a "quoted" \\ back\\slash', "it's; -- not sql", 'über 東京 ☃ 🚀', 'tab\there', 'lone \ud800 surrogate', ''];
+      const rows = tasks.flatMap((t, i) =>
+        texts.map((line, j) => ({ upgradeId: upgrade.id, nodeTaskId: t.id, at, line: `${i}.${j} ${line}` })),
+      );
+      // Interleaved: the tasks' lines arrive mixed, each task's in its own order.
+      rows.sort((a, b) => Number(a.line.split(' ')[0]?.split('.')[1]) - Number(b.line.split(' ')[0]?.split('.')[1]));
+      await suite.store.logs.append(rows);
+      for (const [i, t] of tasks.entries()) {
+        const expected = texts.map((line, j) => ({ at, line: `${i}.${j} ${line.replace('\ud800', '\ufffd')}` }));
+        expect(await suite.store.logs.read(t.id)).toEqual(expected);
+      }
+    });
   });
 }
