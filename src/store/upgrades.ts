@@ -1,5 +1,5 @@
 // One repository on purpose (~410 lines): an upgrade with its node tasks, batches and snapshots is one aggregate, changed together in one transaction (docs/design.md §8).
-import type { Selectable } from 'kysely';
+import type { SelectQueryBuilder, Selectable } from 'kysely';
 import { ErrorCode, UpshiftError } from '../domain/errors.js';
 import {
   type BatchRecord,
@@ -13,8 +13,8 @@ import {
 } from '../domain/model.js';
 import type { EndReason, PauseReason, UpgradeState } from '../domain/upgrade-state.js';
 import type { Component } from '../domain/components.js';
-import { type KeysetPage, changed, countsByState, jsonOrNull, keysetPage, nowIso, parseJson, pick, slices } from './rows.js';
-import type { BatchesTable, UpgradesTable } from './schema.js';
+import { type KeysetPage, changed, jsonOrNull, keysetPage, nowIso, parseJson, pick, slices } from './rows.js';
+import type { BatchesTable, Database, UpgradesTable } from './schema.js';
 import type { Scope } from './scope.js';
 
 const UPGRADE_COLUMNS = [
@@ -61,6 +61,9 @@ const SNAPSHOT_COLUMNS = ['id', 'upgradeId', 'nodeId', 'nodeName', 'state', 'ref
 const FINISHED: UpgradeState[] = ['Completed', 'Canceled'];
 
 const NODE_TASK_STATES = Object.values(NodeTaskState);
+
+/** An upgrade's batches first to last, put in order here: SQLite prepares an `order by` with a bound value again on every run (store/agents.ts). */
+const byIndex = <T extends { idx: number }>(rows: T[]): T[] => rows.sort((a, b) => a.idx - b.idx);
 
 /**
  * What a transition of an upgrade changes besides its state, in the domain's terms; the
@@ -304,27 +307,24 @@ export class UpgradeRepository {
 
   /** How many of the upgrade's tasks are in each state (every state present). */
   async taskCounts(upgradeId: string): Promise<Record<NodeTaskState, number>> {
-    const rows = await this.db
-      .selectFrom('nodeTasks')
-      .select('state')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('upgradeId', '=', upgradeId)
-      .groupBy('state')
-      .execute();
-    return countsByState(NODE_TASK_STATES, rows);
+    return this.countTasks(this.db.selectFrom('nodeTasks').where('upgradeId', '=', upgradeId));
   }
 
   /** Task counts by state among the tasks of one batch. */
   async batchTaskCounts(upgradeId: string, batchIndex: number): Promise<Record<NodeTaskState, number>> {
-    const rows = await this.db
-      .selectFrom('nodeTasks')
-      .select('state')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('upgradeId', '=', upgradeId)
-      .where('batchIndex', '=', batchIndex)
-      .groupBy('state')
-      .execute();
-    return countsByState(NODE_TASK_STATES, rows);
+    return this.countTasks(this.db.selectFrom('nodeTasks').where('upgradeId', '=', upgradeId).where('batchIndex', '=', batchIndex));
+  }
+
+  /**
+   * The tasks' counts by state as one row of filtered counts, not a `group by`: SQLite
+   * prepares a `group by` with a bound value again on every run (store/agents.ts), and
+   * the batch loop counts at every step.
+   */
+  private async countTasks(tasks: SelectQueryBuilder<Database, 'nodeTasks', object>): Promise<Record<NodeTaskState, number>> {
+    const row = (await tasks
+      .select((eb) => NODE_TASK_STATES.map((state) => eb.fn.countAll().filterWhere('state', '=', state).as(state)))
+      .executeTakeFirstOrThrow()) as Record<NodeTaskState, number | string | bigint>;
+    return Object.fromEntries(NODE_TASK_STATES.map((state) => [state, Number(row[state])])) as Record<NodeTaskState, number>;
   }
 
   /** Compare-and-set on a task: applies `patch` only if it is in `from` at `attempt`. */
@@ -383,8 +383,8 @@ export class UpgradeRepository {
 
   /** The upgrade's batches, first to last. */
   async listBatches(upgradeId: string): Promise<BatchRecord[]> {
-    const rows = await this.db.selectFrom('batches').select(BATCH_COLUMNS).where('upgradeId', '=', upgradeId).orderBy('idx').execute();
-    return rows.map(toBatch);
+    const rows = await this.db.selectFrom('batches').select(BATCH_COLUMNS).where('upgradeId', '=', upgradeId).execute();
+    return byIndex(rows).map(toBatch);
   }
 
   /**
@@ -396,9 +396,8 @@ export class UpgradeRepository {
       .selectFrom('batches')
       .select(['upgradeId', 'idx', 'size', 'state', 'startedAt', 'finishedAt'])
       .where('upgradeId', '=', upgradeId)
-      .orderBy('idx')
       .execute();
-    return rows.map((row) => ({
+    return byIndex(rows).map((row) => ({
       upgradeId: row.upgradeId,
       index: row.idx,
       size: row.size,
