@@ -77,7 +77,6 @@ const nodeOfCredential = new PreparedQuery<[string], unknown>(1, (db, tokenHash)
 const openTasksOfNode = new PreparedQuery<[string], unknown>(1, (db, nodeId) =>
   db.selectFrom('agentTasks').select(AGENT_TASK_COLUMNS).where('nodeId', '=', nodeId).where('state', 'in', OPEN),
 );
-
 const taskByKey = new PreparedQuery<[string], unknown>(1, (db, taskKey) =>
   db.selectFrom('agentTasks').select(AGENT_TASK_COLUMNS).where('taskKey', '=', taskKey),
 );
@@ -100,6 +99,7 @@ const recordNodeHeartbeat = new PreparedQuery<[string, string, string, string | 
   (db, nodeId, facts, versions, distribution, at) =>
     db.updateTable('nodes').set({ facts, versions, distribution, status: 'Ready', lastSeenAt: at, updatedAt: at }).where('id', '=', nodeId),
 );
+
 /** Agent tasks oldest first, ties by key (plain string order: both are ASCII, as SQLite's binary order). */
 function oldestFirst<T extends { createdAt: string; taskKey: string }>(rows: T[]): T[] {
   const order = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

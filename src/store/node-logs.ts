@@ -26,8 +26,8 @@ const setLogSizes = new PreparedQuery<[number, number, number, string], unknown>
  * Where statements run in this process (SQLite), an append's lists of tasks and lines go
  * as one JSON array each, through SQLite's `json_each`: each statement is then compiled
  * once whatever the count, where one with an `in` list or `values` row per item was built
- * and compiled anew for every append (a third of the server's CPU for node logs under an
- * upgrade of 1,000 agents; BENCHMARKS.md).
+ * and compiled anew for every append (about a third of what node logs cost the server
+ * under an upgrade of 1,000 agents; BENCHMARKS.md).
  */
 const jsonEach = (list: string) => sql<string>`(select value from json_each(${list}))`;
 const ensureLogSizesOf = new PreparedQuery<[string], unknown>(1, (db, ids) =>
@@ -129,31 +129,8 @@ export class NodeLogRepository {
   }
 
   private async appendIn(byTask: Map<string, NewLogLine[]>, taskIds: string[]): Promise<void> {
-    const sizes = new Map<string, LogSizes>();
     const inProcess = this.scope.adapter.statementsInProcess;
-    if (inProcess) {
-      const ids = JSON.stringify(taskIds);
-      await ensureLogSizesOf.execute(this.scope, ids);
-      for (const r of (await logSizesOf.execute(this.scope, ids)).rows as Array<Record<string, unknown>>)
-        sizes.set(r['nodeTaskId'] as string, {
-          head: Number(r['headBytes']),
-          tail: Number(r['tailBytes']),
-          dropped: Number(r['droppedBytes']),
-        });
-    }
-    for (const slice of inProcess ? [] : slices(taskIds)) {
-      await this.db
-        .insertInto('nodeLogSizes')
-        .columns(['nodeTaskId'])
-        .expression((eb) => eb.selectFrom('nodeTasks').select('id').where('id', 'in', slice))
-        .onConflict((oc) => oc.column('nodeTaskId').doNothing())
-        .execute();
-      let query = this.db.selectFrom('nodeLogSizes').selectAll().where('nodeTaskId', 'in', slice).orderBy('nodeTaskId');
-      if (this.scope.adapter.supportsSkipLocked) query = query.forUpdate();
-      for (const r of await query.execute()) {
-        sizes.set(r.nodeTaskId, { head: Number(r.headBytes), tail: Number(r.tailBytes), dropped: Number(r.droppedBytes) });
-      }
-    }
+    const sizes = await this.lockSizes(taskIds);
     type Insert = { upgradeId: string; nodeTaskId: string; at: string; line: string; bytes: number; tail: number };
     const inserts: Insert[] = [];
     const resized: Array<[string, LogSizes]> = [];
@@ -217,6 +194,34 @@ export class NodeLogRepository {
         )
         .execute();
     }
+  }
+
+  /**
+   * The log sizes of these tasks (a row made for a task that has none yet), locked for
+   * the append where the database locks rows; tasks that no longer exist are missing.
+   */
+  private async lockSizes(taskIds: string[]): Promise<Map<string, LogSizes>> {
+    const sizes = new Map<string, LogSizes>();
+    const keep = (r: { nodeTaskId: string; headBytes: unknown; tailBytes: unknown; droppedBytes: unknown }) =>
+      sizes.set(r.nodeTaskId, { head: Number(r.headBytes), tail: Number(r.tailBytes), dropped: Number(r.droppedBytes) });
+    if (this.scope.adapter.statementsInProcess) {
+      const ids = JSON.stringify(taskIds);
+      await ensureLogSizesOf.execute(this.scope, ids);
+      for (const r of (await logSizesOf.execute(this.scope, ids)).rows as Array<Parameters<typeof keep>[0]>) keep(r);
+      return sizes;
+    }
+    for (const slice of slices(taskIds)) {
+      await this.db
+        .insertInto('nodeLogSizes')
+        .columns(['nodeTaskId'])
+        .expression((eb) => eb.selectFrom('nodeTasks').select('id').where('id', 'in', slice))
+        .onConflict((oc) => oc.column('nodeTaskId').doNothing())
+        .execute();
+      let query = this.db.selectFrom('nodeLogSizes').selectAll().where('nodeTaskId', 'in', slice).orderBy('nodeTaskId');
+      if (this.scope.adapter.supportsSkipLocked) query = query.forUpdate();
+      for (const r of await query.execute()) keep(r);
+    }
+    return sizes;
   }
 
   /** Deletes the oldest tail lines of a task until at least `bytes` are freed (or the tail is empty); returns the bytes freed. */
