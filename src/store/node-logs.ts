@@ -50,14 +50,6 @@ const insertLogRows = new PreparedQuery<[string], unknown>(1, (db, rows) =>
     ),
 );
 
-/**
- * `text` as SQLite stores it when bound as a value: a lone surrogate (which JSON would
- * carry as an escape SQLite decodes to bytes that are not UTF-8) becomes U+FFFD.
- */
-function wellFormed(text: string): string {
-  return /[\ud800-\udfff]/.test(text) ? text.replace(/\p{Cs}/gu, '\ufffd') : text;
-}
-
 /** The line a log read shows where lines were dropped. */
 export function logMarker(droppedBytes: number): string {
   return `… ${droppedBytes} bytes of log were dropped here (the log of a task keeps its first ${LOG_HEAD_BYTES / 1024} KiB and its last ${LOG_TAIL_BYTES / 1024} KiB) …`;
@@ -165,10 +157,12 @@ export class NodeLogRepository {
       if (after.head !== before.head || after.tail !== before.tail || after.dropped !== before.dropped) resized.push([taskId, after]);
     }
     if (inProcess) {
+      // Well-formed, as SQLite stores a bound string: JSON would carry a lone surrogate as
+      // an escape that SQLite decodes to bytes that are not UTF-8.
       if (inserts.length > 0)
         await insertLogRows.execute(
           this.scope,
-          JSON.stringify(inserts.map((r) => [r.upgradeId, r.nodeTaskId, r.at, wellFormed(r.line), r.bytes, r.tail])),
+          JSON.stringify(inserts.map((r) => [r.upgradeId, r.nodeTaskId, r.at, r.line.toWellFormed(), r.bytes, r.tail])),
         );
       for (const [id, s] of resized) await setLogSizes.execute(this.scope, s.head, s.tail, s.dropped, id);
       return;

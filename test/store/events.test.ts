@@ -161,11 +161,10 @@ for (const dialect of dialects) {
       const at = '2026-01-01T00:00:00.000Z';
       // Text that JSON escapes, SQL quotes, several scripts, an emoji (a surrogate pair) and a lone surrogate.
       const texts = ['plain', 'a "quoted" \\ back\\slash', "it's; -- not sql", 'über 東京 ☃ 🚀', 'tab\there', 'lone \ud800 surrogate', ''];
-      const rows = tasks.flatMap((t, i) =>
-        texts.map((line, j) => ({ upgradeId: upgrade.id, nodeTaskId: t.id, at, line: `${i}.${j} ${line}` })),
-      );
       // Interleaved: the tasks' lines arrive mixed, each task's in its own order.
-      rows.sort((a, b) => Number(a.line.split(' ')[0]?.split('.')[1]) - Number(b.line.split(' ')[0]?.split('.')[1]));
+      const rows = texts.flatMap((line, j) =>
+        tasks.map((t, i) => ({ upgradeId: upgrade.id, nodeTaskId: t.id, at, line: `${i}.${j} ${line}` })),
+      );
       await suite.store.logs.append(rows);
       for (const [i, t] of tasks.entries()) {
         const expected = texts.map((line, j) => ({ at, line: `${i}.${j} ${line.replace('\ud800', '\ufffd')}` }));
