@@ -396,6 +396,17 @@ function agentRequestRates(before: Map<string, number>, after: Map<string, numbe
   return `${fmt(heartbeats, 1)} heartbeats/s and ${fmt(polls, 1)} task polls/s answered`;
 }
 
+/** "n a node (route a, route b, …)": the requests answered between two counts, per node, the most frequent routes first. */
+function requestsPerNode(before: Map<string, number>, after: Map<string, number>, nodes: number): string {
+  const routes = [...after]
+    .map(([key, n]) => [key, n - (before.get(key) ?? 0)] as const)
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1]);
+  const total = routes.reduce((sum, [, n]) => sum + n, 0);
+  const each = routes.map(([key, n]) => `${key} ${fmt(n / nodes, 2)}`).join(', ');
+  return `${fmt(total / nodes, 2)} a node (${each})`;
+}
+
 /** The agents parts: how many agents, how they are spread over processes, the batch policy. */
 interface AgentsRun {
   nodes: number;
@@ -430,6 +441,7 @@ export async function benchAgents(report: Report, run: AgentsRun = { nodes: 1000
     markPhase('end');
     const after = processStats(pid);
     const agents2 = fleet.usage();
+    const requests2 = await requestsByRoute(s);
     const nodes = nodeTimelines(view, tasks, fleet);
     const split = await serverSplit(s, view, tasks, fleet);
     const makespan = seconds(view.createdAt, view.finishedAt);
@@ -458,6 +470,7 @@ export async function benchAgents(report: Report, run: AgentsRun = { nodes: 1000
     report(
       `during the upgrade (${fmt(makespan, 1)} s): server ${fmt(upgradeCpu, 1)} CPU s (${fmt((upgradeCpu * 1000) / spec.nodes, 1)} ms per node upgraded; ${fmt(((upgradeCpu - idleServer * makespan) * 1000) / spec.nodes, 1)} ms without the idle fleet's share), peak RSS ${fmt(after.peakMiB, 0)} MiB; the ${fleet.processes} agent processes ${fmt(agents2.cpuSeconds - agents1.cpuSeconds, 1)} CPU s, ${fmt(agents2.rssMiB, 0)} MiB RSS in total (${fmt(agents2.rssMiB / spec.nodes, 1)} MiB per agent, ${fmt(agents2.rssMiB / fleet.processes, 0)} MiB per process; their peaks sum to ${fmt(agents2.peakMiB, 0)} MiB); the machine has ${cpus().length} cores`,
     );
+    report(`requests the server answered during the upgrade: ${requestsPerNode(requests1, requests2, spec.nodes)}`);
     if (fleet.problems.length)
       console.log(`  the agents warned ${fleet.problems.length} times, e.g. ${fleet.problems.slice(0, 3).join(' | ')}`);
   });

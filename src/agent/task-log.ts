@@ -9,10 +9,20 @@ const MAX_BATCH_LINES = 500;
 const MAX_BATCH_CHARS = 256 * 1024;
 /** Lines kept while the server is unreachable; older ones are dropped (and counted). */
 const MAX_BUFFERED_LINES = 5000;
+/**
+ * How long a line waits for others before they are sent together. Every request costs the
+ * server far more than its lines do, and a fleet's upgrades write their logs at once:
+ * 1,000 nodes running a minute-long recipe send 500 requests a second at this interval,
+ * 2,000 at half a second. Two seconds still follows a recipe's steps, which take seconds
+ * to minutes, and a line is stamped when it was written, not when it was sent.
+ */
+export const LOG_FLUSH_MS = 2000;
+/** Lines that go at once, without waiting: a burst of output is not held back. */
+const FLUSH_AT_LINES = 200;
 
 /**
- * Streams a task's log lines to the server in small batches (every half second, or at 200
- * lines). Lines that cannot be sent yet are kept (up to 5000) and sent with the next batch;
+ * Streams a task's log lines to the server in small batches (every `LOG_FLUSH_MS`, or at
+ * once at 200 lines). Lines that cannot be sent yet are kept (up to 5000) and sent with the next batch;
  * `close()` sends what is left before the result is reported, or `rest()` hands it over
  * to go with the result, to a server that keeps such lines.
  *
@@ -44,8 +54,8 @@ export class TaskLogStream {
       this.dropped++;
     }
     this.buffer.push(stamped);
-    if (this.buffer.length >= 200) this.flushSoon(0);
-    else this.flushSoon(500);
+    if (this.buffer.length >= FLUSH_AT_LINES) this.flushSoon(0);
+    else this.flushSoon(LOG_FLUSH_MS);
   }
 
   private flushSoon(ms: number): void {

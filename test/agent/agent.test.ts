@@ -11,7 +11,9 @@ import { parseAgentConfig } from '../../src/agent/config.js';
 import { distributionOf, parseOsRelease } from '../../src/agent/facts.js';
 import { silentAgentLogger } from '../../src/agent/log.js';
 import type { AgentProgram } from '../../src/agent/program.js';
+import { ServerClient } from '../../src/agent/client.js';
 import { SCRIPT_AGENT_REFUSAL } from '../../src/agent/recipes/self-upgrade.js';
+import { LOG_FLUSH_MS, TaskLogStream } from '../../src/agent/task-log.js';
 import type { AgentTask, TaskResultRequest } from '../../src/domain/agent-protocol.js';
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -40,6 +42,8 @@ class FakeServer {
   tasks: AgentTask[] = [];
   results = new Map<string, TaskResultRequest>();
   logs = new Map<string, string[]>();
+  /** Each log request as it arrived: its task, its lines, when (ms). */
+  logRequests: { key: string; lines: number; at: number }[] = [];
   /** What `/api/v1/agent/bundle` serves (the agent executable), and the query strings it was asked with. */
   bundle: Buffer | undefined;
   bundleQueries: string[] = [];
@@ -106,7 +110,9 @@ class FakeServer {
     const m = /^\/api\/v1\/agent\/tasks\/([^/]+)\/(log|result)$/.exec(url.pathname);
     if (m?.[1] && m[2] === 'log') {
       const key = decodeURIComponent(m[1]);
-      this.logs.set(key, [...(this.logs.get(key) ?? []), ...(JSON.parse(body) as { lines: string[] }).lines]);
+      const lines = (JSON.parse(body) as { lines: string[] }).lines;
+      this.logRequests.push({ key, lines: lines.length, at: Date.now() });
+      this.logs.set(key, [...(this.logs.get(key) ?? []), ...lines]);
       return send(204);
     }
     if (m?.[1] && m[2] === 'result') {
@@ -236,6 +242,34 @@ describe('the agent against the protocol', () => {
       expect(sentApart.some((l) => l.endsWith(' succeeded'))).toBe(!takes);
     }
   }, 60_000);
+
+  it('sends the lines a task writes within LOG_FLUSH_MS in one request, and a burst of 200 lines at once', async () => {
+    const credential = 'upa_log-cadence-0123456789';
+    server.credentials.add(credential);
+    const client = new ServerClient(server.url);
+    client.setCredential(credential);
+    const stream = new TaskLogStream(client, 'snapshot.cadence', () => undefined);
+    const first = Date.now();
+    for (let i = 0; i < 5; i++) {
+      stream.write(`step ${i}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await waitFor('the first log request', () => server.logRequests.length > 0);
+    expect(server.logRequests).toEqual([{ key: 'snapshot.cadence', lines: 5, at: expect.any(Number) }]);
+    // Timers never fire early: the lines waited the whole interval for one another.
+    expect((server.logRequests[0]?.at ?? 0) - first).toBeGreaterThanOrEqual(LOG_FLUSH_MS - 5);
+
+    const burst = Date.now();
+    for (let i = 0; i < 200; i++) stream.write(`burst ${i}`);
+    await waitFor('the burst', () => server.logRequests.length > 1);
+    expect(server.logRequests[1]?.lines).toBe(200);
+    expect((server.logRequests[1]?.at ?? 0) - burst).toBeLessThan(LOG_FLUSH_MS / 2);
+    await stream.close();
+    expect(server.logs.get('snapshot.cadence')?.map((l) => l.slice(13))).toEqual([
+      ...Array.from({ length: 5 }, (_, i) => `step ${i}`),
+      ...Array.from({ length: 200 }, (_, i) => `burst ${i}`),
+    ]);
+  });
 
   it('sends the host’s facts with a result to a server that records them, and the result alone when they are refused', async () => {
     for (const [takes, refuses] of [
