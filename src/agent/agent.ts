@@ -81,6 +81,8 @@ export class Agent {
   private serverTakesResultLines = false;
   /** Whether the server records facts sent with a result as a heartbeat (it said `factsWithResult`). */
   private serverTakesResultFacts = false;
+  /** Whether the server counts this agent's polls, log lines and results as heartbeats (it said `requestsCountAsHeartbeats`). */
+  private serverCountsRequests = false;
   /** A task poll is waiting on the server: it stands for this agent's heartbeat there. */
   private pollOpen = false;
   /** The facts the server last acknowledged (JSON). */
@@ -305,22 +307,27 @@ export class Agent {
 
   /**
    * One heartbeat; with `retry` it keeps trying (backoff) until it is through. A refused
-   * credential is recovered or ends the agent. With `onlyNews`, against a server that
-   * counts task polls as heartbeats, nothing is sent while a poll is open and the facts
-   * are those it acknowledged last.
+   * credential is recovered or ends the agent. With `onlyNews`, nothing is sent while the
+   * facts are those the server acknowledged last and the server hears the agent anyway:
+   * a poll is open to a server that counts polls as heartbeats, or a request to one that
+   * counts requests went through within half an interval (domain/agent-protocol.ts).
    */
   private async heartbeatOnce(client: ServerClient, retry: boolean, onlyNews = false): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
         const facts = await this.facts.collect();
         const json = JSON.stringify(facts);
-        if (onlyNews && this.serverPollSeconds !== undefined && this.pollOpen && json === this.factsSent) return;
+        if (onlyNews && json === this.factsSent) {
+          if (this.serverPollSeconds !== undefined && this.pollOpen) return;
+          if (this.serverCountsRequests && Date.now() - client.heardAt < (this.heartbeatSeconds * 1000) / 2) return;
+        }
         const r = await client.heartbeat({ facts });
         this.factsSent = json;
         this.heartbeatSeconds = r.heartbeatSeconds > 0 ? r.heartbeatSeconds : this.heartbeatSeconds;
         this.serverPollSeconds = typeof r.pollSeconds === 'number' && r.pollSeconds > 0 ? r.pollSeconds : undefined;
         this.serverTakesResultLines = r.linesWithResult === true;
         this.serverTakesResultFacts = r.factsWithResult === true;
+        this.serverCountsRequests = r.requestsCountAsHeartbeats === true;
         return;
       } catch (e) {
         if (e instanceof ServerError && e.status === 401) {

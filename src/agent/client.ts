@@ -73,6 +73,12 @@ function transportReason(e: unknown): string {
 /** The agent's side of domain/agent-protocol.ts over HTTP(S) (node:http, so that a pinned CA applies to every call). */
 export class ServerClient {
   private credential: string | undefined;
+  /**
+   * When the server last heard this agent for certain (ms since the epoch): when a request
+   * that it answered with success was sent, or a task poll's answer arrived (an open poll
+   * is heard until its answer).
+   */
+  heardAt = 0;
 
   constructor(
     readonly baseUrl: string,
@@ -117,7 +123,15 @@ export class ServerClient {
     });
   }
 
-  private async call<T>(method: string, path: string, body: unknown, signal?: AbortSignal, timeoutMs = 30_000): Promise<T> {
+  private async call<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    signal?: AbortSignal,
+    timeoutMs = 30_000,
+    heard: 'sent' | 'answered' = 'sent',
+  ): Promise<T> {
+    const sentAt = Date.now();
     const timeout = AbortSignal.timeout(timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let status: number;
@@ -158,6 +172,7 @@ export class ServerClient {
         retryAfterSeconds(retryAfter),
       );
     }
+    this.heardAt = Math.max(this.heardAt, heard === 'sent' ? sentAt : Date.now());
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 
@@ -180,6 +195,7 @@ export class ServerClient {
       undefined,
       signal,
       (waitSeconds + 30) * 1000,
+      'answered',
     );
     return Array.isArray(r?.tasks) ? (r.tasks as AgentTask[]) : [];
   }

@@ -66,6 +66,12 @@ export const HeartbeatResponse = View(
     factsWithResult: Type.Optional(
       Type.Boolean({ description: 'The server records the facts a result carries (`facts`) as the node’s heartbeat, after the result' }),
     ),
+    requestsCountAsHeartbeats: Type.Optional(
+      Type.Boolean({
+        description:
+          'The server counts a task poll’s answer, log lines and a result as heartbeats without news: the agent skips a heartbeat with unchanged facts when one of them went through within half a heartbeat interval',
+      }),
+    ),
   },
   { description: 'Acknowledged' },
 );

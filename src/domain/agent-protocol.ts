@@ -91,6 +91,14 @@ export interface HeartbeatResponse {
    * a task with the result instead of in a heartbeat of their own right after it.
    */
   factsWithResult?: boolean;
+  /**
+   * Servers that count an agent's other requests as heartbeats without news (a task
+   * poll's answer, log lines, a result) say so. Such an agent skips a heartbeat whose
+   * facts are those it sent last when one of these went through within half a heartbeat
+   * interval: the server then hears the node at least every 1.5 intervals, well within the
+   * three it allows.
+   */
+  requestsCountAsHeartbeats?: boolean;
 }
 
 /** Recipes the agent ships with; the server only ever names one and passes validated parameters. */

@@ -33,6 +33,8 @@ class FakeServer {
   /** Says it records facts sent with a result; with `refuseResultFacts` it answers them 422 as a server does bad facts. */
   factsWithResult = false;
   refuseResultFacts = false;
+  /** Says it counts task polls, log lines and results as heartbeats (`requestsCountAsHeartbeats`). */
+  countsRequests = false;
   resultAttempts: TaskResultRequest[] = [];
   joins = 0;
   joinAttempts = 0;
@@ -100,6 +102,7 @@ class FakeServer {
         heartbeatSeconds: 1,
         ...(this.linesWithResult ? { linesWithResult: true } : {}),
         ...(this.factsWithResult ? { factsWithResult: true } : {}),
+        ...(this.countsRequests ? { requestsCountAsHeartbeats: true } : {}),
       });
     }
     if (url.pathname === '/api/v1/agent/tasks') {
@@ -308,6 +311,22 @@ describe('the agent against the protocol', () => {
     expect(server.results.get('x.1')?.error).toMatch(/unknown recipe "run-shell"/);
     expect(server.results.get('x.2')).toMatchObject({ result: 'failed', step: 'preflight' });
     expect(server.results.get('x.2')?.error).toMatch(/toVersion is not a valid version/);
+  }, 30_000);
+
+  it('skips heartbeats while its polls keep a server that counts them hearing it, and heartbeats every interval to one that does not', async () => {
+    for (const counts of [true, false]) {
+      server.countsRequests = counts;
+      server.heartbeats = [];
+      const { agent } = makeAgent();
+      const running = agent.run();
+      // The server asks for a heartbeat every second and answers an idle poll after 0.2 s.
+      await new Promise((r) => setTimeout(r, 3500));
+      agent.stop();
+      await running;
+      // The heartbeat at start goes to both; the facts do not change after it.
+      if (counts) expect(server.heartbeats).toHaveLength(1);
+      else expect(server.heartbeats.length).toBeGreaterThanOrEqual(3);
+    }
   }, 30_000);
 
   it('removes the join token that an older install script left in join.env, once its credential works', async () => {

@@ -159,6 +159,36 @@ describe.each(dialects)('agent hub on %s', (dialect) => {
     await hub.stop();
   });
 
+  it('counts a task’s log lines and its result as heartbeats, and says so, so that a working agent need not heartbeat', async () => {
+    const clock = new JumpClock();
+    const hub = new AgentHub({ store: db.store, clock, heartbeatSeconds: 10 });
+    const c = await addCluster(db.store, 'talk');
+    const [busy, quiet] = await addNodes(db.store, c.id, ['t1', 't2']);
+    expect(await hub.heartbeat(await fresh(busy!), facts)).toMatchObject({ requestsCountAsHeartbeats: true });
+    await hub.heartbeat(await fresh(quiet!), facts);
+    const abort = new AbortController();
+    const done = hub.runAgentTask(task(busy!, 'talk-1'), abort.signal);
+    expect((await hub.poll(await fresh(busy!), 5, abort.signal)).map((t) => t.taskKey)).toEqual(['talk-1']);
+    clock.advance(20_000);
+    await hub.appendLog(await fresh(busy!), 'talk-1', ['still working']);
+    clock.advance(15_000);
+    await hub.sweepSilentNodes();
+    // 35 s without a heartbeat from either: the one whose lines came 15 s ago is not silent.
+    expect((await other.nodes.get(quiet!.id))?.status).toBe('Down');
+    expect((await other.nodes.get(busy!.id))?.status).toBe('Ready');
+    clock.advance(20_000);
+    await hub.reportResult(await fresh(busy!), 'talk-1', { result: 'succeeded', versions: { docker: '26.1.5' } });
+    expect(await done).toMatchObject({ result: 'succeeded' });
+    clock.advance(15_000);
+    await hub.sweepSilentNodes();
+    expect((await other.nodes.get(busy!.id))?.status).toBe('Ready');
+    // Silence is counted from the last request.
+    clock.advance(20_000);
+    await hub.sweepSilentNodes();
+    expect((await other.nodes.get(busy!.id))?.status).toBe('Down');
+    await hub.stop();
+  });
+
   it('answers each result only once it is committed, many results in one transaction, and refuses a result for another node’s task', async () => {
     const clock = new JumpClock();
     const hub = new AgentHub({ store: db.store, clock, heartbeatSeconds: 10 });

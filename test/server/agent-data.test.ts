@@ -206,7 +206,7 @@ for (const dialect of dialects) {
     it('records the facts a result carries as the node’s heartbeat, and refuses bad ones before recording anything', async () => {
       const credentials = await clusterWithNodes('after', { 'after-1': facts('20.10.24') });
       const heartbeat = await agent(credentials['after-1'] as string, '/heartbeat', { facts: facts('20.10.24') });
-      expect(heartbeat.body).toMatchObject({ factsWithResult: true });
+      expect(heartbeat.body).toMatchObject({ factsWithResult: true, requestsCountAsHeartbeats: true });
       const upgradeId = await startDockerUpgrade('after');
       const { credential, taskKey } = await nextTask(credentials);
       const result = { result: 'succeeded', versions: { docker: '26.1.5' } };

@@ -146,16 +146,20 @@ export class AgentHub implements AgentPort {
   /**
    * A task's result; facts it carries are checked before anything is recorded, and
    * recorded as the node's heartbeat once the result is (one request where an agent
-   * would otherwise send its changed facts in a heartbeat right after).
+   * would otherwise send its changed facts in a heartbeat right after). Without facts it
+   * counts as a heartbeat without news.
    */
   async reportResult(node: NodeRecord, taskKey: string, raw: TaskResultRequest): Promise<void> {
     const facts = raw.facts === undefined ? undefined : checkFacts(raw.facts);
     await this.delivery.reportResult(node, taskKey, raw);
     if (facts) await this.liveness.heardWith(node, facts);
+    else await this.liveness.heardFrom(node);
   }
 
-  appendLog(node: NodeRecord, taskKey: string, lines: unknown): Promise<void> {
-    return this.logs.append(node, taskKey, lines);
+  /** A task's log lines, which also count as a heartbeat without news. */
+  async appendLog(node: NodeRecord, taskKey: string, lines: unknown): Promise<void> {
+    await this.liveness.heardFrom(node);
+    await this.logs.append(node, taskKey, lines);
   }
 
   // AgentPort, for the hosts and swarm drivers.

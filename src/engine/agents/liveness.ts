@@ -108,15 +108,17 @@ export class AgentLiveness {
       pollSeconds: this.pollSeconds,
       linesWithResult: true,
       factsWithResult: true,
+      requestsCountAsHeartbeats: true,
     };
   }
 
   /**
-   * A task poll from the node's agent: as good as a heartbeat without news (agents that
-   * were told `pollSeconds` heartbeat only when their facts change or no poll is open).
-   * A node that was not Ready is Ready again at once.
+   * A request of the node's agent (a task poll, log lines, a result): as good as a
+   * heartbeat without news. Agents that were told `requestsCountAsHeartbeats` heartbeat
+   * only when their facts change or none of these went through for half an interval. A
+   * node that was not Ready is Ready again at once.
    */
-  async polled(node: NodeRecord): Promise<void> {
+  async heardFrom(node: NodeRecord): Promise<void> {
     const nowMs = this.ctx.clock.now();
     if (node.status !== 'Ready') {
       await this.ctx.store.agents.markReady(node.id, new Date(nowMs).toISOString());
@@ -125,14 +127,25 @@ export class AgentLiveness {
       this.unflushed.set(node.id, nowMs);
     }
     this.heard.set(node.id, nowMs);
+  }
+
+  /** A task poll from the node's agent: heard now, and at every moment while it is open. */
+  async polled(node: NodeRecord): Promise<void> {
+    await this.heardFrom(node);
     this.openPolls.set(node.id, (this.openPolls.get(node.id) ?? 0) + 1);
   }
 
-  /** A poll `polled` counted has ended (answered, or its connection closed). */
+  /**
+   * A poll `polled` counted has ended (answered, or its connection closed): the node was
+   * heard until now. Its agent counts the poll's answer as heard too.
+   */
   pollEnded(nodeId: string): void {
     const open = (this.openPolls.get(nodeId) ?? 1) - 1;
     if (open > 0) this.openPolls.set(nodeId, open);
     else this.openPolls.delete(nodeId);
+    const nowMs = this.ctx.clock.now();
+    this.heard.set(nodeId, nowMs);
+    this.unflushed.set(nodeId, nowMs);
   }
 
   /** Writes the heard times held in memory, in one statement; resolves after every earlier flush too. */
