@@ -99,6 +99,24 @@ const recordNodeHeartbeat = new PreparedQuery<[string, string, string, string | 
   (db, nodeId, facts, versions, distribution, at) =>
     db.updateTable('nodes').set({ facts, versions, distribution, status: 'Ready', lastSeenAt: at, updatedAt: at }).where('id', '=', nodeId),
 );
+/**
+ * Heard times on SQLite, as one JSON array of `[nodeId, at]` pairs (`json_each`): one
+ * statement compiled once, where a `case` with a branch per node was built, compiled and
+ * prepared anew for every flush (5-9 ms for 200 nodes against 0.7 ms). A time never moves back.
+ */
+const recordSeenTimes = new PreparedQuery<[string], unknown>(1, (db, pairs) =>
+  db
+    .updateTable('nodes')
+    .from(
+      sql<{
+        id: string;
+        at: string;
+      }>`(select json_extract(value, '$[0]') as id, json_extract(value, '$[1]') as at from json_each(${pairs}))`.as('seen'),
+    )
+    .set({ lastSeenAt: sql<string>`seen.at` })
+    .whereRef('nodes.id', '=', sql<string>`seen.id`)
+    .where((eb) => eb.or([eb('nodes.lastSeenAt', 'is', null), eb('nodes.lastSeenAt', '<', sql<string>`seen.at`)])),
+);
 
 /** Agent tasks oldest first, ties by key (plain string order: both are ASCII, as SQLite's binary order). */
 function oldestFirst<T extends { createdAt: string; taskKey: string }>(rows: T[]): T[] {
@@ -288,10 +306,17 @@ export class AgentRepository {
 
   /**
    * When many nodes' agents were last heard from, in one statement per slice. A time
-   * never moves back: another replica may have written a later one meanwhile. Many nodes
-   * heard at one instant (the open polls a sweep counts) share a plain statement.
+   * never moves back: another replica may have written a later one meanwhile. On SQLite
+   * the pairs go as JSON; on PostgreSQL many nodes heard at one instant (the open polls a
+   * sweep counts) share a plain statement, and the others a `case`.
    */
   async recordLastSeen(seen: ReadonlyArray<{ nodeId: string; at: string }>): Promise<void> {
+    if (this.scope.adapter.statementsInProcess) {
+      for (const slice of slices(seen, 1000)) {
+        await recordSeenTimes.execute(this.scope, JSON.stringify(slice.map((s) => [s.nodeId, s.at])));
+      }
+      return;
+    }
     const byTime = new Map<string, string[]>();
     for (const s of seen) {
       const ids = byTime.get(s.at);

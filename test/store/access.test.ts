@@ -123,6 +123,30 @@ for (const dialect of dialects) {
       expect(await suite.store.agents.markSilentNodesDown(new Date(Date.now() - 30_000).toISOString())).toEqual([]);
     });
 
+    it('writes many nodes’ heard times at once, each its own or a shared one, and never moves a time back', async () => {
+      const c = await addCluster(suite.store, 'heard');
+      const nodes = await addNodes(
+        suite.store,
+        c.id,
+        Array.from({ length: 1205 }, (_, i) => `h${i}`),
+      );
+      const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
+      // Distinct times, more than one statement's worth of them.
+      await suite.store.agents.recordLastSeen(nodes.map((n, i) => ({ nodeId: n.id, at: at(i % 50) })));
+      // Later for the first 30 (one shared time), earlier for the next 30: those keep theirs.
+      await suite.store.agents.recordLastSeen([
+        ...nodes.slice(0, 30).map((n) => ({ nodeId: n.id, at: at(100) })),
+        ...nodes.slice(30, 60).map((n) => ({ nodeId: n.id, at: at(0) })),
+        { nodeId: 'nd_gone', at: at(100) },
+      ]);
+      const seen = async (i: number) => suite.store.agents.lastSeen(nodes[i]!.id);
+      expect(await seen(0)).toBe(at(100));
+      expect(await seen(29)).toBe(at(100));
+      expect(await seen(45)).toBe(at(45));
+      expect(await seen(60)).toBe(at(10));
+      expect(await seen(1204)).toBe(at(1204 % 50));
+    });
+
     it('replaces a credential only for the join secret it was issued for, and only until its first use', async () => {
       const c = await addCluster(suite.store, 'rejoins');
       const [n] = await addNodes(suite.store, c.id, ['r1']);
