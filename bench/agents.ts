@@ -388,9 +388,15 @@ async function requestsByRoute(s: ServerProcess): Promise<Map<string, number>> {
   return out;
 }
 
+/** The requests answered between two counts, by route. */
+function answeredBetween(before: Map<string, number>, after: Map<string, number>): Map<string, number> {
+  return new Map([...after].map(([key, n]) => [key, n - (before.get(key) ?? 0)]));
+}
+
 /** "n heartbeats/s, m task polls/s" of an idle window, from two counts of requests by route. */
 function agentRequestRates(before: Map<string, number>, after: Map<string, number>, seconds: number): string {
-  const rate = (key: string) => ((after.get(key) ?? 0) - (before.get(key) ?? 0)) / seconds;
+  const answered = answeredBetween(before, after);
+  const rate = (key: string) => (answered.get(key) ?? 0) / seconds;
   const heartbeats = rate('POST /api/v1/agent/heartbeat');
   const polls = rate('GET /api/v1/agent/tasks');
   return `${fmt(heartbeats, 1)} heartbeats/s and ${fmt(polls, 1)} task polls/s answered`;
@@ -398,10 +404,7 @@ function agentRequestRates(before: Map<string, number>, after: Map<string, numbe
 
 /** "n a node (route a, route b, …)": the requests answered between two counts, per node, the most frequent routes first. */
 function requestsPerNode(before: Map<string, number>, after: Map<string, number>, nodes: number): string {
-  const routes = [...after]
-    .map(([key, n]) => [key, n - (before.get(key) ?? 0)] as const)
-    .filter(([, n]) => n > 0)
-    .sort((a, b) => b[1] - a[1]);
+  const routes = [...answeredBetween(before, after)].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
   const total = routes.reduce((sum, [, n]) => sum + n, 0);
   const each = routes.map(([key, n]) => `${key} ${fmt(n / nodes, 2)}`).join(', ');
   return `${fmt(total / nodes, 2)} a node (${each})`;

@@ -96,11 +96,10 @@ export class AgentLiveness {
     ) {
       await this.ctx.store.agents.recordHeartbeat(node.id, facts, versions, now, distribution);
       this.writtenFacts.set(node.id, factsJson);
-      this.unflushed.delete(node.id);
+      this.noteHeard(node.id, nowMs, true);
     } else {
-      this.unflushed.set(node.id, nowMs);
+      this.noteHeard(node.id, nowMs);
     }
-    this.heard.set(node.id, nowMs);
     this.ctx.signals.emit(`heartbeat:${node.id}`, facts);
     return {
       serverTime: now,
@@ -122,11 +121,10 @@ export class AgentLiveness {
     const nowMs = this.ctx.clock.now();
     if (node.status !== 'Ready') {
       await this.ctx.store.agents.markReady(node.id, new Date(nowMs).toISOString());
-      this.unflushed.delete(node.id);
+      this.noteHeard(node.id, nowMs, true);
     } else {
-      this.unflushed.set(node.id, nowMs);
+      this.noteHeard(node.id, nowMs);
     }
-    this.heard.set(node.id, nowMs);
   }
 
   /** A task poll from the node's agent: heard now, and at every moment while it is open. */
@@ -143,9 +141,14 @@ export class AgentLiveness {
     const open = (this.openPolls.get(nodeId) ?? 1) - 1;
     if (open > 0) this.openPolls.set(nodeId, open);
     else this.openPolls.delete(nodeId);
-    const nowMs = this.ctx.clock.now();
-    this.heard.set(nodeId, nowMs);
-    this.unflushed.set(nodeId, nowMs);
+    this.noteHeard(nodeId, this.ctx.clock.now());
+  }
+
+  /** The node was heard at `atMs`: kept in memory, and written with the next flush unless it was `written` already. */
+  private noteHeard(nodeId: string, atMs: number, written = false): void {
+    this.heard.set(nodeId, atMs);
+    if (written) this.unflushed.delete(nodeId);
+    else this.unflushed.set(nodeId, atMs);
   }
 
   /** Writes the heard times held in memory, in one statement; resolves after every earlier flush too. */
@@ -171,10 +174,7 @@ export class AgentLiveness {
     const { store, clock, heartbeatSeconds } = this.ctx;
     // Nodes whose poll is open here are heard now, and written so for the other replicas.
     const now = clock.now();
-    for (const nodeId of this.openPolls.keys()) {
-      this.heard.set(nodeId, now);
-      this.unflushed.set(nodeId, now);
-    }
+    for (const nodeId of this.openPolls.keys()) this.noteHeard(nodeId, now);
     await this.flush();
     // The database may lag the latest heartbeat some replica heard by one flush interval.
     const before = new Date(clock.now() - this.unreachableAfterMs - this.flushMs).toISOString();
